@@ -1,0 +1,414 @@
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::DecodeError;
+use crate::key::{hex, CacheKey};
+
+/// Version of the manifest encoding.
+pub const MANIFEST_VERSION: u8 = 1;
+
+const MAX_REPO: usize = 512;
+const MAX_ETAG: usize = 1024;
+const MAX_CID: usize = 256;
+const MAX_PRODUCER: usize = 128;
+const MAX_SIGNATURE: usize = 256;
+
+/// blake3 digest of an encoded [`Body`]; bodies are stored and fetched by it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// Digest of these bytes.
+    pub fn of(bytes: &[u8]) -> Self {
+        Digest(*blake3::hash(bytes).as_bytes())
+    }
+
+    /// Lowercase hex, 64 characters.
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+
+    /// Parses [`Digest::to_hex`] output.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        crate::key::parse_hex32(s).map(Digest)
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", &self.to_hex()[..12])
+    }
+}
+
+/// What gh printed: replayed byte for byte on a hit.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Body {
+    /// gh's stdout.
+    pub stdout: Vec<u8>,
+    /// gh's stderr (notices such as "no pull requests match").
+    pub stderr: Vec<u8>,
+}
+
+impl Body {
+    /// Framed encoding: `GHB1`, then length-prefixed stdout and stderr.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + 16 + self.stdout.len() + self.stderr.len());
+        out.extend_from_slice(b"GHB1");
+        for part in [&self.stdout, &self.stderr] {
+            out.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            out.extend_from_slice(part);
+        }
+        out
+    }
+
+    /// Inverse of [`Body::encode`]. Never allocates more than `bytes.len()`.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes, "body");
+        if r.take(4)? != b"GHB1" {
+            return Err(r.err("bad magic"));
+        }
+        let stdout = r.bytes(usize::MAX)?.to_vec();
+        let stderr = r.bytes(usize::MAX)?.to_vec();
+        r.finish()?;
+        Ok(Body { stdout, stderr })
+    }
+}
+
+/// The signed description of an entry: what it answers, when, and which body.
+///
+/// Encoded deterministically ([`Manifest::signing_bytes`]) so that a producer's signature can be
+/// checked by any consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// Encoding version ([`MANIFEST_VERSION`]).
+    pub version: u8,
+    /// What this entry answers.
+    pub key: CacheKey,
+    /// blake3 of the scope string: peers exchange entries of one scope only.
+    pub scope_id: [u8; 32],
+    /// Repository the entry is about (`owner/name`, lowercase), empty if none: invalidation uses it.
+    pub repo: String,
+    /// When the producer fetched it from GitHub, producer clock, ms since the epoch.
+    pub created_at_ms: u64,
+    /// How long it is fresh after `created_at_ms`.
+    pub ttl_ms: u64,
+    /// Digest of the encoded body.
+    pub body_digest: Digest,
+    /// Size of the encoded body in bytes.
+    pub body_size: u64,
+    /// gh's exit code (only 0 is stored today).
+    pub exit_code: i32,
+    /// GitHub's ETag, for revalidation of `gh api` entries.
+    pub etag: Option<String>,
+    /// IPFS CID of the body, when it was added to IPFS.
+    pub cid: Option<String>,
+    /// Peer id (protobuf bytes) of the producer, when signed.
+    pub producer: Option<Vec<u8>>,
+    /// Producer's signature over [`Manifest::signing_bytes`].
+    pub signature: Option<Vec<u8>>,
+}
+
+impl Manifest {
+    /// Derives the scope id carried in manifests from a scope string.
+    pub fn scope_id_of(scope: &str) -> [u8; 32] {
+        blake3::derive_key("ghcache scope id v1", scope.as_bytes())
+    }
+
+    /// Bytes a producer signs: every field but the signature.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"ghcache-manifest");
+        out.push(self.version);
+        out.extend_from_slice(&self.key.0);
+        out.extend_from_slice(&self.scope_id);
+        put(&mut out, self.repo.as_bytes());
+        out.extend_from_slice(&self.created_at_ms.to_le_bytes());
+        out.extend_from_slice(&self.ttl_ms.to_le_bytes());
+        out.extend_from_slice(&self.body_digest.0);
+        out.extend_from_slice(&self.body_size.to_le_bytes());
+        out.extend_from_slice(&self.exit_code.to_le_bytes());
+        put_opt(&mut out, self.etag.as_deref().map(str::as_bytes));
+        put_opt(&mut out, self.cid.as_deref().map(str::as_bytes));
+        put_opt(&mut out, self.producer.as_deref());
+        out
+    }
+
+    /// Full encoding: the signing bytes followed by the optional signature.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.signing_bytes();
+        put_opt(&mut out, self.signature.as_deref());
+        out
+    }
+
+    /// Inverse of [`Manifest::encode`]. Bounded: each field has a size cap.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes, "manifest");
+        if r.take(16)? != b"ghcache-manifest" {
+            return Err(r.err("bad magic"));
+        }
+        let version = r.u8()?;
+        if version != MANIFEST_VERSION {
+            return Err(r.err("unsupported version"));
+        }
+        let key = CacheKey(r.array()?);
+        let scope_id = r.array()?;
+        let repo = r.string(MAX_REPO)?;
+        let created_at_ms = r.u64()?;
+        let ttl_ms = r.u64()?;
+        let body_digest = Digest(r.array()?);
+        let body_size = r.u64()?;
+        let exit_code = i32::from_le_bytes(r.array()?);
+        let etag = r.opt_string(MAX_ETAG)?;
+        let cid = r.opt_string(MAX_CID)?;
+        let producer = r.opt_bytes(MAX_PRODUCER)?;
+        let signature = r.opt_bytes(MAX_SIGNATURE)?;
+        r.finish()?;
+        Ok(Manifest {
+            version,
+            key,
+            scope_id,
+            repo,
+            created_at_ms,
+            ttl_ms,
+            body_digest,
+            body_size,
+            exit_code,
+            etag,
+            cid,
+            producer,
+            signature,
+        })
+    }
+
+    /// Milliseconds since creation at `now_ms` (0 if the producer's clock is ahead).
+    pub fn age_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.created_at_ms)
+    }
+
+    /// Fresh at `now_ms`? A producer clock ahead of ours by more than `skew` is not trusted.
+    pub fn is_fresh(&self, now_ms: u64, skew: Duration) -> bool {
+        let skew_ms = skew.as_millis() as u64;
+        if self.created_at_ms > now_ms.saturating_add(skew_ms) {
+            return false;
+        }
+        self.age_ms(now_ms) < self.ttl_ms
+    }
+}
+
+/// A cached answer: the manifest and the body it describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// What the body is and who vouches for it.
+    pub manifest: Manifest,
+    /// What gh printed.
+    pub body: Body,
+}
+
+impl Entry {
+    /// A new unsigned entry for `key`, created now, whose digest and size match `body`.
+    pub fn new(
+        key: CacheKey,
+        scope: &str,
+        repo: &str,
+        ttl: Duration,
+        body: Body,
+        etag: Option<String>,
+    ) -> Self {
+        let encoded = body.encode();
+        Entry {
+            manifest: Manifest {
+                version: MANIFEST_VERSION,
+                key,
+                scope_id: Manifest::scope_id_of(scope),
+                repo: repo.to_owned(),
+                created_at_ms: crate::now_ms(),
+                ttl_ms: ttl.as_millis() as u64,
+                body_digest: Digest::of(&encoded),
+                body_size: encoded.len() as u64,
+                exit_code: 0,
+                etag,
+                cid: None,
+                producer: None,
+                signature: None,
+            },
+            body,
+        }
+    }
+
+    /// Does the body match the manifest's digest and size? Checked on every read.
+    pub fn verify_body(&self) -> bool {
+        let encoded = self.body.encode();
+        encoded.len() as u64 == self.manifest.body_size
+            && Digest::of(&encoded) == self.manifest.body_digest
+    }
+}
+
+fn put(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn put_opt(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        None => out.push(0),
+        Some(b) => {
+            out.push(1);
+            put(out, b);
+        }
+    }
+}
+
+/// Bounds-checked reader: a short or oversized field is an error, never a panic or a big alloc.
+struct Reader<'a> {
+    rest: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn new(rest: &'a [u8], what: &'static str) -> Self {
+        Reader { rest, what }
+    }
+
+    fn err(&self, reason: &'static str) -> DecodeError {
+        DecodeError {
+            what: self.what,
+            reason,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.rest.len() < n {
+            return Err(self.err("truncated"));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    /// A `u64`-prefixed byte string (bodies).
+    fn bytes(&mut self, max: usize) -> Result<&'a [u8], DecodeError> {
+        let len = self.u64()?;
+        let len = usize::try_from(len).map_err(|_| self.err("length overflows"))?;
+        if len > max {
+            return Err(self.err("field too large"));
+        }
+        self.take(len)
+    }
+
+    /// A `u32`-prefixed byte string (manifest fields).
+    fn short_bytes(&mut self, max: usize) -> Result<&'a [u8], DecodeError> {
+        let len = u32::from_le_bytes(self.array()?) as usize;
+        if len > max {
+            return Err(self.err("field too large"));
+        }
+        self.take(len)
+    }
+
+    fn string(&mut self, max: usize) -> Result<String, DecodeError> {
+        let bytes = self.short_bytes(max)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| self.err("not UTF-8"))
+    }
+
+    fn opt_bytes(&mut self, max: usize) -> Result<Option<Vec<u8>>, DecodeError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.short_bytes(max)?.to_vec())),
+            _ => Err(self.err("bad option tag")),
+        }
+    }
+
+    fn opt_string(&mut self, max: usize) -> Result<Option<String>, DecodeError> {
+        match self.opt_bytes(max)? {
+            None => Ok(None),
+            Some(b) => String::from_utf8(b)
+                .map(Some)
+                .map_err(|_| self.err("not UTF-8")),
+        }
+    }
+
+    fn finish(&self) -> Result<(), DecodeError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(self.err("trailing bytes"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> Entry {
+        let mut e = Entry::new(
+            CacheKey([7; 32]),
+            "scope",
+            "o/r",
+            Duration::from_secs(60),
+            Body {
+                stdout: b"out\n".to_vec(),
+                stderr: b"err\n".to_vec(),
+            },
+            Some("\"abc\"".into()),
+        );
+        e.manifest.signature = Some(vec![1, 2, 3]);
+        e
+    }
+
+    #[test]
+    fn manifest_round_trips() {
+        let m = sample().manifest;
+        assert_eq!(Manifest::decode(&m.encode()), Ok(m));
+    }
+
+    #[test]
+    fn body_round_trips_and_verifies() {
+        let e = sample();
+        assert_eq!(Body::decode(&e.body.encode()), Ok(e.body.clone()));
+        assert!(e.verify_body());
+        let mut tampered = e;
+        tampered.body.stdout.push(b'!');
+        assert!(!tampered.verify_body());
+    }
+
+    #[test]
+    fn freshness_honours_ttl_and_skew() {
+        let m = sample().manifest;
+        let t = m.created_at_ms;
+        assert!(m.is_fresh(t + 59_000, Duration::ZERO));
+        assert!(!m.is_fresh(t + 60_000, Duration::ZERO));
+        assert!(m.is_fresh(t - 1_000, Duration::from_secs(5)));
+        assert!(!m.is_fresh(t - 10_000, Duration::from_secs(5)));
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Manifest::decode(&bytes);
+            let _ = Body::decode(&bytes);
+        }
+
+        #[test]
+        fn huge_length_prefixes_are_rejected(len in any::<u64>()) {
+            let mut bytes = b"GHB1".to_vec();
+            bytes.extend_from_slice(&len.to_le_bytes());
+            bytes.extend_from_slice(b"short");
+            prop_assert!(Body::decode(&bytes).is_err());
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! The ghcache domain.
+//!
+//! What a cached `gh` call is ([`Request`], [`CacheKey`], [`Entry`]), the ports that tiers and the
+//! origin implement ([`CacheTier`], [`Origin`]), which commands may be cached ([`policy`]), and the
+//! [`Chain`] that reads tiers in order and falls through to the origin.
+//!
+//! This crate does no I/O of its own and starts no runtime: tiers and the CLI bring those.
+
+mod chain;
+pub mod context;
+mod entry;
+mod error;
+mod key;
+mod origin;
+pub mod policy;
+mod request;
+mod stats;
+mod tier;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use chain::{Chain, ChainConfig, Resolved, Source};
+pub use entry::{Body, Digest, Entry, Manifest, MANIFEST_VERSION};
+pub use error::{DecodeError, TierError};
+pub use key::{CacheKey, KeyInput, OutputMode, KEY_VERSION};
+pub use origin::{Fetched, Origin, OriginError, Output};
+pub use request::Request;
+pub use stats::{Event, Recorder, StatsSink};
+pub use tier::{CacheTier, Lookup, Selector};
+
+/// Milliseconds since the Unix epoch: the clock that `created_at` and freshness use.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,73 @@
+use async_trait::async_trait;
+
+use crate::entry::Entry;
+use crate::request::Request;
+
+/// What gh printed and how it exited.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Output {
+    /// Bytes for stdout.
+    pub stdout: Vec<u8>,
+    /// Bytes for stderr.
+    pub stderr: Vec<u8>,
+    /// Exit code.
+    pub exit_code: i32,
+}
+
+impl Output {
+    /// The output that replays a stored entry.
+    pub fn of(entry: &Entry) -> Self {
+        Output {
+            stdout: entry.body.stdout.clone(),
+            stderr: entry.body.stderr.clone(),
+            exit_code: entry.manifest.exit_code,
+        }
+    }
+}
+
+/// What the origin answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// A successful answer (exit code 0): store it and print it.
+    Fresh(Entry),
+    /// GitHub said 304 for the prior entry's ETag: the prior entry is still right.
+    NotModified,
+    /// gh failed: print its output, store nothing. `transient` marks failures of GitHub itself
+    /// (5xx, network, rate limit) for which a stale entry may be served instead.
+    Failed {
+        /// gh's output.
+        output: Output,
+        /// GitHub (not the request) failed.
+        transient: bool,
+    },
+}
+
+/// The origin could not be asked at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OriginError {
+    /// The gh program could not be started.
+    #[error("cannot run `{program}`: {reason} (install gh, or set GH_CACHE_GH to its path)")]
+    Spawn {
+        /// Program that was run.
+        program: String,
+        /// OS error text.
+        reason: String,
+    },
+    /// Reading gh's output failed.
+    #[error("reading output of `{program}` failed: {reason}")]
+    Io {
+        /// Program that was run.
+        program: String,
+        /// OS error text.
+        reason: String,
+    },
+}
+
+/// Where answers come from when no tier has them: GitHub, through the real `gh`.
+#[async_trait]
+pub trait Origin: Send + Sync {
+    /// Runs the request. With `prior` (a stale entry), the origin may revalidate it instead.
+    async fn fetch(&self, request: &Request, prior: Option<&Entry>)
+        -> Result<Fetched, OriginError>;
+}

@@ -1,0 +1,39 @@
+use std::time::Duration;
+
+use crate::key::{CacheKey, KeyInput};
+
+/// A cacheable `gh` call, ready for the [`crate::Chain`]: built by the CLI from the policy's
+/// decision and the caller's context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// gh's arguments exactly as the user gave them (what the origin runs).
+    pub argv: Vec<String>,
+    /// Everything the key is made of.
+    pub input: KeyInput,
+    /// `input.key()`, computed once.
+    pub key: CacheKey,
+    /// The repository that the answer is about (`owner/name`, lowercase), for invalidation.
+    pub repo: String,
+    /// How long a fetched answer stays fresh.
+    pub ttl: Duration,
+    /// How long past its TTL a stale answer may still be served when GitHub fails.
+    pub max_stale: Duration,
+    /// A `gh api` GET: the origin records ETags and revalidates with `If-None-Match`.
+    pub revalidate: bool,
+}
+
+impl Request {
+    /// A request for `argv` keyed by `input`.
+    pub fn new(argv: Vec<String>, input: KeyInput, repo: String, ttl: Duration) -> Self {
+        let key = input.key();
+        Request {
+            argv,
+            input,
+            key,
+            repo,
+            ttl,
+            max_stale: Duration::from_secs(24 * 3600),
+            revalidate: false,
+        }
+    }
+}

@@ -1,0 +1,53 @@
+use async_trait::async_trait;
+
+use crate::entry::Entry;
+use crate::error::TierError;
+use crate::key::CacheKey;
+
+/// What a tier has for a key. A miss is a value, not an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// An entry whose body matched its digest. It may be stale: the caller judges freshness,
+    /// because a stale entry is still useful for revalidation and stale-if-error.
+    Hit(Entry),
+    /// Nothing usable for this key.
+    Miss,
+}
+
+/// Which entries to drop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// Every entry about this repository (`owner/name`, lowercase), in every scope.
+    Repo(String),
+    /// One entry.
+    Key(CacheKey),
+    /// Everything.
+    All,
+}
+
+/// A place that holds cached entries: this machine's disk, the swarm, IPFS.
+///
+/// # Behavior
+/// `get` returns only entries whose body matches the manifest's digest and size; anything else is
+/// dropped and reported as [`TierError::Corrupt`] or a miss. `put` of an existing key replaces it.
+///
+/// # Errors
+/// A tier that cannot be reached returns [`TierError::Unavailable`]; the chain records it and
+/// falls through to the next tier.
+#[async_trait]
+pub trait CacheTier: Send + Sync {
+    /// Short lowercase name used in stats and debug lines (`local`, `p2p`, `ipfs`).
+    fn name(&self) -> &'static str;
+
+    /// Looks up `key`.
+    async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError>;
+
+    /// Stores `entry`, replacing any entry of the same key.
+    async fn put(&self, entry: &Entry) -> Result<(), TierError>;
+
+    /// Drops the entries `selector` names; returns how many. Tiers that cannot drop are no-ops.
+    async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
+        let _ = selector;
+        Ok(0)
+    }
+}

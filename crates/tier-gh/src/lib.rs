@@ -1,0 +1,1 @@
+//! gh origin (being written).

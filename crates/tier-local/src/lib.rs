@@ -1,0 +1,1 @@
+//! Local tier (being written).
