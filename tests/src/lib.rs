@@ -1,1 +1,304 @@
-//! End-to-end tests live in `tests/`.
+//! Harness for ghcache's end-to-end tests: isolated "machines" (a home, a cache dir, a gh config
+//! dir each) that run the real `ghcache` binary and the real `gh` against one fake GitHub.
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use fake_github::{Fault, FakeGithub};
+
+/// What a command printed and how it exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// Bytes written to stdout (through a pty in terminal mode).
+    pub stdout: Vec<u8>,
+    /// Bytes written to stderr.
+    pub stderr: Vec<u8>,
+    /// Exit code (128 + signal when killed).
+    pub code: i32,
+}
+
+impl Run {
+    /// stdout as text.
+    pub fn out(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// stderr as text.
+    pub fn err(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// Panics with both streams unless the exit code is 0.
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.out(), self.err());
+        self
+    }
+}
+
+/// The `ghcache` binary under test: `GHCACHE_BIN`, else next to this test's target dir.
+pub fn ghcache_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("GHCACHE_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test-binary> -> target/<profile>/ghcache
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("ghcache"))
+        .unwrap_or_default();
+    assert!(
+        bin.is_file(),
+        "ghcache binary not found at {}: run `cargo build -p ghcache` first (`cargo xtask test` does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The real gh; the tests need it.
+pub fn gh_bin() -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("gh"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| panic!("gh not found on PATH: install it (apt-get install -y gh)"))
+}
+
+/// One fake GitHub and a scratch directory for machines.
+pub struct World {
+    /// The fake GitHub every machine talks to.
+    pub github: FakeGithub,
+    root: tempfile::TempDir,
+}
+
+impl World {
+    /// Starts a fake GitHub.
+    pub fn new() -> World {
+        let github = FakeGithub::start().unwrap_or_else(|e| panic!("fake GitHub: {e}"));
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        World { github, root }
+    }
+
+    /// A fresh machine: its own home, cache dir, gh config dir and temp dir.
+    pub fn machine(&self, name: &str) -> Machine {
+        let home = self.root.path().join(name);
+        for dir in ["cache", "gh-config", "tmp", "work", "xdg-config"] {
+            std::fs::create_dir_all(home.join(dir)).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        }
+        let mut env: Vec<(String, String)> = self.github.gh_env();
+        let path = |p: &str| home.join(p).display().to_string();
+        env.extend([
+            ("HOME".to_owned(), home.display().to_string()),
+            ("GH_CACHE_DIR".to_owned(), path("cache")),
+            ("GH_CONFIG_DIR".to_owned(), path("gh-config")),
+            ("XDG_CONFIG_HOME".to_owned(), path("xdg-config")),
+            ("TMPDIR".to_owned(), path("tmp")),
+            ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
+            ("LANG".to_owned(), "C.UTF-8".to_owned()),
+        ]);
+        Machine {
+            cwd: home.join("work"),
+            home,
+            env,
+        }
+    }
+
+    /// Requests that reached the fake GitHub so far.
+    pub fn requests(&self) -> usize {
+        self.github.request_count()
+    }
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World::new()
+    }
+}
+
+/// A simulated machine: one environment, one cache dir, one working directory.
+#[derive(Clone)]
+pub struct Machine {
+    /// Home directory.
+    pub home: PathBuf,
+    /// Working directory for commands.
+    pub cwd: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Machine {
+    /// The cache dir.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.home.join("cache")
+    }
+
+    /// Sets (or replaces) an environment variable for later commands.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.retain(|(k, _)| k != name);
+        self.env.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// Removes an environment variable for later commands.
+    pub fn unset_env(&mut self, name: &str) {
+        self.env.retain(|(k, _)| k != name);
+    }
+
+    /// A command with this machine's environment (and nothing else of ours).
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear().envs(self.env.iter().cloned()).current_dir(&self.cwd);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// `ghcache <args>`, piped.
+    pub fn ghcache(&self, args: &[&str]) -> Run {
+        run_piped(self.command(ghcache_bin()).args(args))
+    }
+
+    /// `ghcache gh <args>`, piped.
+    pub fn cached(&self, args: &[&str]) -> Run {
+        run_piped(self.command(ghcache_bin()).arg("gh").args(args))
+    }
+
+    /// Plain `gh <args>`, piped.
+    pub fn gh(&self, args: &[&str]) -> Run {
+        run_piped(self.command(gh_bin()).args(args))
+    }
+
+    /// `ghcache gh <args>` with stdout on a terminal of `width` columns.
+    pub fn cached_tty(&self, args: &[&str], width: u16) -> Run {
+        run_tty(self.command(ghcache_bin()).arg("gh").args(args), width)
+    }
+
+    /// Plain `gh <args>` with stdout on a terminal of `width` columns.
+    pub fn gh_tty(&self, args: &[&str], width: u16) -> Run {
+        run_tty(self.command(gh_bin()).args(args), width)
+    }
+
+    /// `ghcache stats --json`.
+    pub fn stats(&self) -> serde_json::Value {
+        let run = self.ghcache(&["stats", "--json"]).ok();
+        serde_json::from_slice(&run.stdout).unwrap_or_else(|e| panic!("stats JSON: {e}: {}", run.out()))
+    }
+
+    /// Makes the working directory a git checkout with these remotes (`name`, `url`).
+    pub fn git_checkout(&mut self, dir: &str, remotes: &[(&str, &str)]) {
+        let path = self.home.join(dir);
+        std::fs::create_dir_all(path.join(".git")).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        let mut config = String::from("[core]\n\trepositoryformatversion = 0\n\tbare = false\n");
+        for (name, url) in remotes {
+            config.push_str(&format!(
+                "[remote \"{name}\"]\n\turl = {url}\n\tfetch = +refs/heads/*:refs/remotes/{name}/*\n"
+            ));
+        }
+        std::fs::write(path.join(".git/config"), config).unwrap_or_else(|e| panic!("write: {e}"));
+        std::fs::write(path.join(".git/HEAD"), "ref: refs/heads/main\n")
+            .unwrap_or_else(|e| panic!("write: {e}"));
+        self.cwd = path;
+    }
+}
+
+/// Runs a command with stdout and stderr captured.
+pub fn run_piped(cmd: &mut Command) -> Run {
+    let output = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    Run {
+        stdout: output.stdout,
+        stderr: output.stderr,
+        code: exit_code(output.status),
+    }
+}
+
+/// Spawns a command with piped output, for tests that run many at once or kill one.
+pub fn spawn_piped(cmd: &mut Command) -> Child {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"))
+}
+
+/// Waits for a spawned command.
+pub fn wait_piped(child: Child) -> Run {
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait: {e}"));
+    Run {
+        stdout: output.stdout,
+        stderr: output.stderr,
+        code: exit_code(output.status),
+    }
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
+}
+
+/// Runs a command whose stdout is a pseudo-terminal of `width` columns; stderr is a pipe.
+pub fn run_tty(cmd: &mut Command, width: u16) -> Run {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap_or_else(|e| panic!("openpt: {e}"));
+    grantpt(&master).unwrap_or_else(|e| panic!("grantpt: {e}"));
+    unlockpt(&master).unwrap_or_else(|e| panic!("unlockpt: {e}"));
+    let name = ptsname(&master, Vec::new()).unwrap_or_else(|e| panic!("ptsname: {e}"));
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_string_lossy().as_ref())
+        .unwrap_or_else(|e| panic!("open pty slave: {e}"));
+    let size = rustix::termios::Winsize {
+        ws_row: 40,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(&slave, size).unwrap_or_else(|e| panic!("winsize: {e}"));
+    let child = cmd
+        .stdout(Stdio::from(slave))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    // `cmd` still holds the slave end; drop it so the master sees EOF when the child exits.
+    cmd.stdout(Stdio::null());
+    let mut master = std::fs::File::from(master);
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match master.read(&mut buf) {
+                Ok(0) | Err(_) => break, // EIO once the last slave fd closes
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        out
+    });
+    let output = child.wait_with_output().unwrap_or_else(|e| panic!("wait: {e}"));
+    let stdout = reader.join().unwrap_or_default();
+    Run {
+        stdout,
+        stderr: output.stderr,
+        code: exit_code(output.status),
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    condition()
+}

@@ -1,1 +1,65 @@
-fn main() {}
+//! `cargo xtask <task>`: the project's own tasks.
+//!
+//! - `test`: builds ghcache and runs every test (unit, proptest, end-to-end with the real gh).
+//! - `bench [--quick]`: whole-process latency of a local hit vs plain gh, side by side.
+//! - `demo`: a scripted session on the fake GitHub, showing what each call cost.
+
+mod bench;
+mod demo;
+mod sandbox;
+
+use std::process::Command;
+
+use anyhow::{bail, Context as _, Result};
+
+fn main() {
+    if let Err(err) = run() {
+        eprintln!("xtask: error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = args.split_first().map_or(("help", &[][..]), |(t, r)| (t.as_str(), r));
+    match task {
+        "test" => test(rest),
+        "bench" => bench::run(rest),
+        "demo" => demo::run(rest),
+        "help" | "--help" | "-h" => {
+            println!("usage: cargo xtask <test [-- nextest args] | bench [--quick] | demo>");
+            Ok(())
+        }
+        other => bail!("unknown task `{other}`; try `cargo xtask help`"),
+    }
+}
+
+/// Builds the binary the end-to-end tests run, then runs the whole suite.
+fn test(extra: &[String]) -> Result<()> {
+    sandbox::require_gh()?;
+    cargo(&["build", "--package", "ghcache"])?;
+    let nextest = Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut args: Vec<&str> = if nextest {
+        vec!["nextest", "run", "--workspace", "--no-fail-fast"]
+    } else {
+        vec!["test", "--workspace", "--no-fail-fast"]
+    };
+    args.extend(extra.iter().map(String::as_str));
+    cargo(&args)
+}
+
+/// Runs cargo with `args` in the workspace root; fails if it fails.
+pub fn cargo(args: &[&str]) -> Result<()> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .current_dir(sandbox::workspace_root())
+        .status()
+        .with_context(|| format!("running cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}

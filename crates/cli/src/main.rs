@@ -1,1 +1,131 @@
-fn main() {}
+//! `ghcache`: a multi-tier cache for the GitHub CLI.
+//!
+//! `ghcache gh <args>` answers read-only gh commands from the nearest tier that holds a fresh
+//! copy and runs everything else through the real gh untouched.
+
+mod config;
+mod context;
+mod gh;
+mod shell;
+mod stats;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Flags};
+
+/// A multi-tier cache for the GitHub CLI: read-only gh commands answered from disk in ~2 ms.
+#[derive(Debug, Parser)]
+#[command(name = "ghcache", version, propagate_version = true)]
+struct Cli {
+    /// Cache directory [env: GH_CACHE_DIR] [default: $XDG_CACHE_HOME/ghcache]
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// The gh program to run [env: GH_CACHE_GH] [default: gh]
+    #[arg(long, global = true, value_name = "PROGRAM")]
+    gh: Option<String>,
+    /// Cache scope: who is asking; entries never cross scopes [env: GH_CACHE_SCOPE]
+    #[arg(long, global = true, value_name = "SCOPE")]
+    scope: Option<String>,
+    /// Override a TTL class, e.g. --ttl list=30s (repeatable) [env: GH_CACHE_TTL_<CLASS>]
+    #[arg(long, global = true, value_name = "CLASS=DURATION")]
+    ttl: Vec<String>,
+    /// One line per request on stderr: tier, key prefix, milliseconds [env: GH_CACHE_DEBUG=1]
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Run gh directly, as if ghcache were not there [env: GH_CACHE_ENABLED=0]
+    #[arg(long, global = true)]
+    no_cache: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run gh through the cache: `ghcache gh pr list -R owner/repo`.
+    ///
+    /// Read-only commands on the allowlist are answered from the cache; writes run gh and then
+    /// drop the repository's cached entries; everything else runs gh untouched. All arguments
+    /// after `gh` go to gh, including --help.
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Gh {
+        /// Arguments for gh.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
+    /// Show statistics since the cache was created, per tier.
+    Stats {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop cached entries: everything, or one repository's.
+    Clear {
+        /// Drop only entries about this repository.
+        #[arg(long, value_name = "OWNER/NAME")]
+        repo: Option<String>,
+        /// Drop everything (the default when --repo is not given).
+        #[arg(long, conflicts_with = "repo")]
+        all: bool,
+    },
+    /// Print the effective configuration and where each value came from.
+    Config,
+    /// Print shell functions that route `gh` through ghcache: eval "$(ghcache shell-init bash)".
+    ShellInit {
+        /// Which shell.
+        shell: shell::Shell,
+    },
+}
+
+/// Why ghcache itself (not gh) failed; printed as one line.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad input: exit 2.
+    Usage(String),
+    /// Something failed at run time: exit 1.
+    Runtime(String),
+}
+
+fn main() {
+    let code = match run() {
+        Ok(code) => code,
+        Err(Failure::Usage(line)) => {
+            let _ = writeln!(std::io::stderr(), "ghcache: error: {line}");
+            2
+        }
+        Err(Failure::Runtime(line)) => {
+            let _ = writeln!(std::io::stderr(), "ghcache: error: {line}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run() -> Result<i32, Failure> {
+    let cli = Cli::parse();
+    let env = |name: &str| std::env::var(name).ok();
+    let flags = Flags {
+        cache_dir: cli.cache_dir,
+        gh: cli.gh.map(Into::into),
+        scope: cli.scope,
+        debug: cli.debug,
+        no_cache: cli.no_cache,
+        ttl: cli.ttl,
+    };
+    let config = Config::load(&env, &flags).map_err(|e| Failure::Usage(e.to_string()))?;
+    match cli.command {
+        Command::Gh { args } => gh::run(&config, &env, args),
+        Command::Stats { json } => stats::show(&config, json),
+        Command::Clear { repo, all: _ } => stats::clear(&config, repo.as_deref()),
+        Command::Config => {
+            print!("{}", stats::describe_config(&config));
+            Ok(0)
+        }
+        Command::ShellInit { shell } => {
+            print!("{}", shell::init(shell));
+            Ok(0)
+        }
+    }
+}

@@ -294,3 +294,257 @@ impl CacheTier for Chain {
         Ok(dropped)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testkit::{sample_entry, MemoryTier};
+    use crate::{Body, KeyInput, OutputMode, Recorder};
+
+    /// An origin that answers from a script and counts calls.
+    struct ScriptedOrigin {
+        answer: Mutex<Option<Fetched>>,
+        calls: AtomicUsize,
+    }
+
+    impl ScriptedOrigin {
+        fn new(answer: Fetched) -> Self {
+            ScriptedOrigin {
+                answer: Mutex::new(Some(answer)),
+                calls: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Origin for ScriptedOrigin {
+        async fn fetch(&self, _: &Request, _: Option<&Entry>) -> Result<Fetched, OriginError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let answer = self.answer.lock().ok().and_then(|a| a.clone());
+            answer.ok_or(OriginError::Io {
+                program: "gh".into(),
+                reason: "no scripted answer".into(),
+            })
+        }
+    }
+
+    fn request_for(entry: &Entry) -> Request {
+        let input = KeyInput {
+            host: "github.com".into(),
+            scope: "test-scope".into(),
+            repo: "o/r".into(),
+            argv: vec!["pr".into(), "list".into()],
+            output: OutputMode::Pipe,
+        };
+        let mut request = Request::new(vec![], input, "o/r".into(), Duration::from_secs(60));
+        request.key = entry.manifest.key;
+        request
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map(|rt| rt.block_on(future))
+            .unwrap_or_else(|e| panic!("runtime: {e}"))
+    }
+
+    fn stale(mut entry: Entry, age_ms: u64) -> Entry {
+        entry.manifest.created_at_ms = crate::now_ms().saturating_sub(age_ms);
+        entry
+    }
+
+    #[test]
+    fn hit_in_a_later_tier_backfills_earlier_ones() {
+        let entry = sample_entry(9, "o/r", b"from p2p\n");
+        let local = Arc::new(MemoryTier::new("local"));
+        let p2p = Arc::new(MemoryTier::new("p2p"));
+        block_on(p2p.put(&entry)).ok();
+        let origin = Arc::new(ScriptedOrigin::new(Fetched::NotModified));
+        let stats = Arc::new(Recorder::default());
+        let chain = Chain::new(origin.clone(), stats.clone())
+            .with_tier(local.clone(), None)
+            .with_tier(p2p.clone(), Some(Duration::from_millis(150)));
+        let resolved = block_on(chain.resolve(&request_for(&entry)));
+        let resolved = resolved.ok();
+        assert_eq!(
+            resolved.as_ref().map(|r| r.source),
+            Some(Source::Tier("p2p"))
+        );
+        assert_eq!(
+            resolved.map(|r| r.output.stdout),
+            Some(b"from p2p\n".to_vec())
+        );
+        assert_eq!(local.len(), 1, "local was backfilled");
+        assert_eq!(origin.calls.load(Ordering::SeqCst), 0);
+        assert_eq!(stats.drain(), vec![Event::Hit("p2p")]);
+    }
+
+    #[test]
+    fn origin_answer_is_written_through_and_stale_prior_is_revalidated() {
+        let entry = sample_entry(4, "o/r", b"body\n");
+        let local = Arc::new(MemoryTier::new("local"));
+        block_on(local.put(&stale(entry.clone(), 120_000))).ok();
+        let origin = Arc::new(ScriptedOrigin::new(Fetched::NotModified));
+        let stats = Arc::new(Recorder::default());
+        let chain = Chain::new(origin, stats.clone()).with_tier(local.clone(), None);
+        let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
+        assert_eq!(
+            resolved.as_ref().map(|r| r.source),
+            Some(Source::Revalidated)
+        );
+        let refreshed = block_on(local.get(&entry.manifest.key)).ok();
+        let fresh = matches!(refreshed, Some(Lookup::Hit(e)) if e.manifest.is_fresh(crate::now_ms(), Duration::ZERO));
+        assert!(fresh, "the 304 refreshed the stored entry");
+        assert_eq!(stats.drain(), vec![Event::Miss, Event::Revalidated]);
+    }
+
+    #[test]
+    fn github_failure_serves_stale_within_max_stale_only() {
+        let entry = sample_entry(5, "o/r", b"old\n");
+        let failed = Fetched::Failed {
+            output: Output {
+                stdout: vec![],
+                stderr: b"HTTP 502: Bad Gateway\n".to_vec(),
+                exit_code: 1,
+            },
+            transient: true,
+        };
+        for (age_ms, served_stale) in [(120_000, true), (60_000 + 25 * 3_600_000, false)] {
+            let local = Arc::new(MemoryTier::new("local"));
+            block_on(local.put(&stale(entry.clone(), age_ms))).ok();
+            let origin = Arc::new(ScriptedOrigin::new(failed.clone()));
+            let chain = Chain::new(origin, Arc::new(Recorder::default())).with_tier(local, None);
+            let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
+            let source = resolved.as_ref().map(|r| r.source);
+            if served_stale {
+                assert_eq!(source, Some(Source::Stale));
+                assert_eq!(resolved.map(|r| r.output.stdout), Some(b"old\n".to_vec()));
+            } else {
+                assert_eq!(source, Some(Source::OriginFailed));
+                assert_eq!(resolved.map(|r| r.output.exit_code), Some(1));
+            }
+        }
+    }
+
+    #[test]
+    fn a_non_transient_failure_is_passed_through_not_hidden() {
+        let entry = sample_entry(6, "o/r", b"old\n");
+        let local = Arc::new(MemoryTier::new("local"));
+        block_on(local.put(&stale(entry.clone(), 120_000))).ok();
+        let origin = Arc::new(ScriptedOrigin::new(Fetched::Failed {
+            output: Output {
+                stdout: vec![],
+                stderr: b"HTTP 404: Not Found\n".to_vec(),
+                exit_code: 1,
+            },
+            transient: false,
+        }));
+        let chain = Chain::new(origin, Arc::new(Recorder::default())).with_tier(local, None);
+        let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
+        assert_eq!(resolved.map(|r| r.source), Some(Source::OriginFailed));
+    }
+
+    /// A tier that never answers: the chain must give up at its deadline.
+    struct Hanging;
+
+    #[async_trait]
+    impl CacheTier for Hanging {
+        fn name(&self) -> &'static str {
+            "p2p"
+        }
+        async fn get(&self, _: &CacheKey) -> Result<Lookup, TierError> {
+            std::future::pending().await
+        }
+        async fn put(&self, _: &Entry) -> Result<(), TierError> {
+            std::future::pending().await
+        }
+    }
+
+    #[test]
+    fn a_hanging_tier_costs_its_deadline_and_is_counted() {
+        let entry = sample_entry(7, "o/r", b"new\n");
+        let origin = Arc::new(ScriptedOrigin::new(Fetched::Fresh(entry.clone())));
+        let stats = Arc::new(Recorder::default());
+        let chain = Chain::new(origin, stats.clone())
+            .with_tier(Arc::new(Hanging), Some(Duration::from_millis(20)));
+        let started = std::time::Instant::now();
+        let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
+        assert_eq!(resolved.map(|r| r.source), Some(Source::Origin));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let events = stats.drain();
+        assert!(events.contains(&Event::Error("p2p")), "{events:?}");
+    }
+
+    proptest! {
+        /// Wherever the first fresh copy sits, every tier before it ends up with it, none after
+        /// it is asked, and the origin is not called.
+        #[test]
+        fn backfill_reaches_exactly_the_faster_tiers(levels in 1usize..5, hit_at in 0usize..5) {
+            let hit_at = hit_at % levels;
+            let entry = sample_entry(11, "o/r", b"x\n");
+            let tiers: Vec<Arc<MemoryTier>> =
+                (0..levels).map(|_| Arc::new(MemoryTier::new("t"))).collect();
+            block_on(tiers[hit_at].put(&entry)).ok();
+            let origin = Arc::new(ScriptedOrigin::new(Fetched::NotModified));
+            let mut chain = Chain::new(origin.clone(), Arc::new(Recorder::default()));
+            for tier in &tiers {
+                chain = chain.with_tier(tier.clone(), None);
+            }
+            let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
+            prop_assert_eq!(resolved.map(|r| r.output.stdout), Some(b"x\n".to_vec()));
+            prop_assert_eq!(origin.calls.load(Ordering::SeqCst), 0);
+            for (i, tier) in tiers.iter().enumerate() {
+                prop_assert_eq!(tier.len(), usize::from(i <= hit_at));
+                prop_assert_eq!(tier.get_count(), usize::from(i <= hit_at));
+            }
+        }
+
+        /// An origin answer lands in every tier; a failed answer lands in none.
+        #[test]
+        fn write_through_only_for_success(levels in 1usize..5, ok in any::<bool>()) {
+            let entry = sample_entry(12, "o/r", b"y\n");
+            let answer = if ok {
+                Fetched::Fresh(entry.clone())
+            } else {
+                Fetched::Failed { output: Output { exit_code: 1, ..Output::default() }, transient: false }
+            };
+            let tiers: Vec<Arc<MemoryTier>> =
+                (0..levels).map(|_| Arc::new(MemoryTier::new("t"))).collect();
+            let mut chain = Chain::new(Arc::new(ScriptedOrigin::new(answer)), Arc::new(Recorder::default()));
+            for tier in &tiers {
+                chain = chain.with_tier(tier.clone(), None);
+            }
+            block_on(chain.resolve(&request_for(&entry))).ok();
+            for tier in &tiers {
+                prop_assert_eq!(tier.len(), usize::from(ok));
+            }
+        }
+    }
+
+    #[test]
+    fn tampered_body_is_dropped_and_counted() {
+        let mut entry = sample_entry(13, "o/r", b"good\n");
+        let local = Arc::new(MemoryTier::new("local"));
+        entry.body = Body {
+            stdout: b"evil\n".to_vec(),
+            stderr: vec![],
+        };
+        block_on(local.put(&entry)).ok();
+        let fresh = sample_entry(13, "o/r", b"good\n");
+        let stats = Arc::new(Recorder::default());
+        let chain = Chain::new(
+            Arc::new(ScriptedOrigin::new(Fetched::Fresh(fresh))),
+            stats.clone(),
+        )
+        .with_tier(local, None);
+        let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
+        assert_eq!(resolved.map(|r| r.output.stdout), Some(b"good\n".to_vec()));
+        assert_eq!(stats.drain(), vec![Event::Corrupt("local"), Event::Miss]);
+    }
+}

@@ -17,7 +17,7 @@ mod request;
 mod stats;
 mod tier;
 
-#[cfg(feature = "testkit")]
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
 pub use chain::{Chain, ChainConfig, Resolved, Source};

@@ -1,0 +1,459 @@
+//! The effective configuration: defaults, then the TOML file, then the environment, then flags.
+//! Every value remembers where it came from, for `ghcache config`.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ghcache_core::policy::TtlClass;
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File(PathBuf),
+    Env(&'static str),
+    Flag(&'static str),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File(path) => write!(f, "file {}", path.display()),
+            Origin::Env(name) => write!(f, "env {name}"),
+            Origin::Flag(name) => write!(f, "flag {name}"),
+        }
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone)]
+pub struct Setting<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
+impl<T> Setting<T> {
+    fn default(value: T) -> Self {
+        Setting {
+            value,
+            origin: Origin::Default,
+        }
+    }
+
+    fn set(&mut self, value: T, origin: Origin) {
+        self.value = value;
+        self.origin = origin;
+    }
+}
+
+/// Settings given on the command line before the subcommand.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub cache_dir: Option<PathBuf>,
+    pub gh: Option<OsString>,
+    pub scope: Option<String>,
+    pub debug: bool,
+    pub no_cache: bool,
+    pub ttl: Vec<String>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: Option<PathBuf>,
+    pub enabled: Setting<bool>,
+    pub debug: Setting<bool>,
+    pub cache_dir: Setting<PathBuf>,
+    pub gh: Setting<OsString>,
+    pub scope: Setting<Option<String>>,
+    pub max_size: Setting<u64>,
+    pub max_stale: Setting<Duration>,
+    pub lock_timeout: Setting<Duration>,
+    pub ttl: BTreeMap<TtlClass, Setting<Duration>>,
+}
+
+/// A configuration that cannot be used, with what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("config file {path} is not valid TOML: {reason}")]
+    Toml { path: PathBuf, reason: String },
+    #[error("{origin}: `{key}` {reason}")]
+    Value {
+        origin: String,
+        key: String,
+        reason: String,
+    },
+    #[error("cannot find a cache directory: set GH_CACHE_DIR, XDG_CACHE_HOME or HOME")]
+    NoCacheDir,
+}
+
+/// Reads the environment through a function, so tests can pass their own.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+impl Config {
+    /// Loads the configuration from `env` and `flags`; the file is `GH_CACHE_CONFIG`, else
+    /// `$XDG_CONFIG_HOME/ghcache/config.toml`, else `~/.config/ghcache/config.toml`.
+    pub fn load(env: Env<'_>, flags: &Flags) -> Result<Config, ConfigError> {
+        let mut config = Config::defaults(env)?;
+        let file = config_file(env);
+        if let Some(path) = file.as_deref().filter(|p| p.is_file()) {
+            config.apply_file(path)?;
+            config.file = Some(path.to_path_buf());
+        } else {
+            config.file = file;
+        }
+        config.apply_env(env)?;
+        config.apply_flags(flags)?;
+        Ok(config)
+    }
+
+    fn defaults(env: Env<'_>) -> Result<Config, ConfigError> {
+        let cache_dir = match (env("XDG_CACHE_HOME"), env("HOME")) {
+            (Some(xdg), _) if !xdg.is_empty() => PathBuf::from(xdg).join("ghcache"),
+            (_, Some(home)) if !home.is_empty() => PathBuf::from(home).join(".cache/ghcache"),
+            _ => PathBuf::new(),
+        };
+        Ok(Config {
+            file: None,
+            enabled: Setting::default(true),
+            debug: Setting::default(false),
+            cache_dir: Setting::default(cache_dir),
+            gh: Setting::default(OsString::from("gh")),
+            scope: Setting::default(None),
+            max_size: Setting::default(512 * 1024 * 1024),
+            max_stale: Setting::default(Duration::from_secs(24 * 3600)),
+            lock_timeout: Setting::default(Duration::from_secs(120)),
+            ttl: TtlClass::ALL
+                .iter()
+                .map(|c| (*c, Setting::default(c.default_ttl())))
+                .collect(),
+        })
+    }
+
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Toml {
+            path: path.to_path_buf(),
+            reason: e.message().to_owned(),
+        })?;
+        let origin = Origin::File(path.to_path_buf());
+        let bad = |key: &str, reason: &str| ConfigError::Value {
+            origin: origin.to_string(),
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+        };
+        for (key, value) in &table {
+            match (key.as_str(), value) {
+                ("enabled", toml::Value::Boolean(b)) => self.enabled.set(*b, origin.clone()),
+                ("debug", toml::Value::Boolean(b)) => self.debug.set(*b, origin.clone()),
+                ("cache_dir", toml::Value::String(s)) => {
+                    self.cache_dir.set(PathBuf::from(s), origin.clone())
+                }
+                ("gh", toml::Value::String(s)) => self.gh.set(s.into(), origin.clone()),
+                ("scope", toml::Value::String(s)) => self.scope.set(Some(s.clone()), origin.clone()),
+                ("max_size", v) => {
+                    let size = size_value(v).ok_or_else(|| bad(key, "must be a size like \"512MiB\""))?;
+                    self.max_size.set(size, origin.clone());
+                }
+                ("max_stale", v) => {
+                    let d = duration_value(v).ok_or_else(|| bad(key, DURATION_HINT))?;
+                    self.max_stale.set(d, origin.clone());
+                }
+                ("lock_timeout", v) => {
+                    let d = duration_value(v).ok_or_else(|| bad(key, DURATION_HINT))?;
+                    self.lock_timeout.set(d, origin.clone());
+                }
+                ("ttl", toml::Value::Table(ttls)) => {
+                    for (class, value) in ttls {
+                        let class_key = format!("ttl.{class}");
+                        let slot = ttl_slot(&mut self.ttl, class)
+                            .ok_or_else(|| bad(&class_key, &unknown_class()))?;
+                        let d = duration_value(value).ok_or_else(|| bad(&class_key, DURATION_HINT))?;
+                        slot.set(d, origin.clone());
+                    }
+                }
+                // Sections of later tiers are read by those tiers' own config.
+                ("p2p" | "ipfs", toml::Value::Table(_)) => {}
+                _ => return Err(bad(key, "is not a known setting (see `ghcache config`)")),
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, env: Env<'_>) -> Result<(), ConfigError> {
+        let bad = |name: &'static str, reason: &str| ConfigError::Value {
+            origin: Origin::Env(name).to_string(),
+            key: name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if let Some(v) = env("GH_CACHE_ENABLED") {
+            let b = bool_text(&v).ok_or_else(|| bad("GH_CACHE_ENABLED", "must be 0 or 1"))?;
+            self.enabled.set(b, Origin::Env("GH_CACHE_ENABLED"));
+        }
+        if let Some(v) = env("GH_CACHE_DEBUG") {
+            let b = bool_text(&v).ok_or_else(|| bad("GH_CACHE_DEBUG", "must be 0 or 1"))?;
+            self.debug.set(b, Origin::Env("GH_CACHE_DEBUG"));
+        }
+        if let Some(v) = env("GH_CACHE_DIR").filter(|v| !v.is_empty()) {
+            self.cache_dir.set(PathBuf::from(v), Origin::Env("GH_CACHE_DIR"));
+        }
+        if let Some(v) = env("GH_CACHE_GH").filter(|v| !v.is_empty()) {
+            self.gh.set(v.into(), Origin::Env("GH_CACHE_GH"));
+        }
+        if let Some(v) = env("GH_CACHE_SCOPE").filter(|v| !v.is_empty()) {
+            self.scope.set(Some(v), Origin::Env("GH_CACHE_SCOPE"));
+        }
+        if let Some(v) = env("GH_CACHE_MAX_SIZE") {
+            let size = parse_size(&v).ok_or_else(|| bad("GH_CACHE_MAX_SIZE", "must be a size like 512MiB"))?;
+            self.max_size.set(size, Origin::Env("GH_CACHE_MAX_SIZE"));
+        }
+        if let Some(v) = env("GH_CACHE_MAX_STALE") {
+            let d = parse_duration(&v).ok_or_else(|| bad("GH_CACHE_MAX_STALE", DURATION_HINT))?;
+            self.max_stale.set(d, Origin::Env("GH_CACHE_MAX_STALE"));
+        }
+        for class in TtlClass::ALL {
+            let name = ttl_env_name(class);
+            if let Some(v) = env(name) {
+                let d = parse_duration(&v).ok_or_else(|| bad(name, DURATION_HINT))?;
+                if let Some(slot) = self.ttl.get_mut(&class) {
+                    slot.set(d, Origin::Env(name));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_flags(&mut self, flags: &Flags) -> Result<(), ConfigError> {
+        if let Some(dir) = &flags.cache_dir {
+            self.cache_dir.set(dir.clone(), Origin::Flag("--cache-dir"));
+        }
+        if let Some(gh) = &flags.gh {
+            self.gh.set(gh.clone(), Origin::Flag("--gh"));
+        }
+        if let Some(scope) = &flags.scope {
+            self.scope.set(Some(scope.clone()), Origin::Flag("--scope"));
+        }
+        if flags.debug {
+            self.debug.set(true, Origin::Flag("--debug"));
+        }
+        if flags.no_cache {
+            self.enabled.set(false, Origin::Flag("--no-cache"));
+        }
+        for spec in &flags.ttl {
+            let bad = |reason: &str| ConfigError::Value {
+                origin: Origin::Flag("--ttl").to_string(),
+                key: spec.clone(),
+                reason: reason.to_owned(),
+            };
+            let (class, value) = spec
+                .split_once('=')
+                .ok_or_else(|| bad("must look like CLASS=DURATION, e.g. list=30s"))?;
+            let d = parse_duration(value).ok_or_else(|| bad(DURATION_HINT))?;
+            let slot = ttl_slot(&mut self.ttl, class).ok_or_else(|| bad(&unknown_class()))?;
+            slot.set(d, Origin::Flag("--ttl"));
+        }
+        Ok(())
+    }
+
+    /// The cache directory, or an error that says how to set one.
+    pub fn cache_dir(&self) -> Result<&Path, ConfigError> {
+        if self.cache_dir.value.as_os_str().is_empty() {
+            return Err(ConfigError::NoCacheDir);
+        }
+        Ok(&self.cache_dir.value)
+    }
+
+    /// TTL of a class.
+    pub fn ttl(&self, class: TtlClass) -> Duration {
+        self.ttl
+            .get(&class)
+            .map_or(class.default_ttl(), |s| s.value)
+    }
+}
+
+const DURATION_HINT: &str = "must be a duration like 90s, 10m, 1h or a number of seconds";
+
+fn unknown_class() -> String {
+    let names: Vec<_> = TtlClass::ALL.iter().map(|c| c.name()).collect();
+    format!("names no TTL class; known: {}", names.join(", "))
+}
+
+fn ttl_slot<'a>(
+    ttl: &'a mut BTreeMap<TtlClass, Setting<Duration>>,
+    name: &str,
+) -> Option<&'a mut Setting<Duration>> {
+    let class = TtlClass::ALL.into_iter().find(|c| c.name() == name)?;
+    ttl.get_mut(&class)
+}
+
+/// `GH_CACHE_TTL_LIST`, `GH_CACHE_TTL_REPO_VIEW`, ...
+pub fn ttl_env_name(class: TtlClass) -> &'static str {
+    match class {
+        TtlClass::List => "GH_CACHE_TTL_LIST",
+        TtlClass::View => "GH_CACHE_TTL_VIEW",
+        TtlClass::RepoView => "GH_CACHE_TTL_REPO_VIEW",
+        TtlClass::Release => "GH_CACHE_TTL_RELEASE",
+        TtlClass::Search => "GH_CACHE_TTL_SEARCH",
+        TtlClass::Api => "GH_CACHE_TTL_API",
+    }
+}
+
+fn config_file(env: Env<'_>) -> Option<PathBuf> {
+    if let Some(path) = env("GH_CACHE_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    match (env("XDG_CONFIG_HOME"), env("HOME")) {
+        (Some(xdg), _) if !xdg.is_empty() => Some(PathBuf::from(xdg).join("ghcache/config.toml")),
+        (_, Some(home)) if !home.is_empty() => {
+            Some(PathBuf::from(home).join(".config/ghcache/config.toml"))
+        }
+        _ => None,
+    }
+}
+
+fn bool_text(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
+fn duration_value(v: &toml::Value) -> Option<Duration> {
+    match v {
+        toml::Value::Integer(n) => u64::try_from(*n).ok().map(Duration::from_secs),
+        toml::Value::String(s) => parse_duration(s),
+        _ => None,
+    }
+}
+
+fn size_value(v: &toml::Value) -> Option<u64> {
+    match v {
+        toml::Value::Integer(n) => u64::try_from(*n).ok(),
+        toml::Value::String(s) => parse_size(s),
+        _ => None,
+    }
+}
+
+/// `90`, `90s`, `10m`, `1h`, `2d`, `500ms`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let ms = match unit.trim() {
+        "" | "s" | "sec" | "secs" => n.checked_mul(1000)?,
+        "ms" => n,
+        "m" | "min" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        "d" => n.checked_mul(86_400_000)?,
+        _ => return None,
+    };
+    Some(Duration::from_millis(ms))
+}
+
+/// `1048576`, `512MiB`, `1GiB`, `100MB`, `64k`.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(factor)
+}
+
+/// Human form of a duration for `ghcache config`.
+pub fn show_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if d.subsec_millis() != 0 {
+        format!("{}ms", d.as_millis())
+    } else if s != 0 && s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s != 0 && s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn durations_and_sizes_parse() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_size("512MiB"), Some(512 << 20));
+        assert_eq!(parse_size("1GB"), Some(1_000_000_000));
+        assert_eq!(parse_size("lots"), None);
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = std::env::temp_dir().join(format!("ghcache-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok();
+        let file = dir.join("config.toml");
+        std::fs::write(&file, "[ttl]\nlist = \"5m\"\nview = 30\n").ok();
+        let file_str: &'static str = Box::leak(file.display().to_string().into_boxed_str());
+        let env: &'static [(&str, &str)] = Box::leak(Box::new([
+            ("GH_CACHE_CONFIG", file_str),
+            ("HOME", "/home/u"),
+            ("GH_CACHE_TTL_VIEW", "45s"),
+        ]));
+        let env = env_of(env);
+        let flags = Flags {
+            ttl: vec!["view=1m".into()],
+            ..Flags::default()
+        };
+        let config = Config::load(&env, &Flags::default()).ok();
+        let config = config.as_ref();
+        assert_eq!(config.map(|c| c.ttl(TtlClass::List)), Some(Duration::from_secs(300)));
+        assert_eq!(config.map(|c| c.ttl(TtlClass::View)), Some(Duration::from_secs(45)));
+        let flagged = Config::load(&env, &flags).ok();
+        assert_eq!(flagged.map(|c| c.ttl(TtlClass::View)), Some(Duration::from_secs(60)));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_the_key_named() {
+        let dir = std::env::temp_dir().join(format!("ghcache-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok();
+        let file = dir.join("config.toml");
+        std::fs::write(&file, "colour = true\n").ok();
+        let file_str: &'static str = Box::leak(file.display().to_string().into_boxed_str());
+        let env: &'static [(&str, &str)] = Box::leak(Box::new([("GH_CACHE_CONFIG", file_str)]));
+        let err = Config::load(&env_of(env), &Flags::default()).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("`colour`")));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,309 @@
+//! `ghcache gh ...`: the cached gh. The hot path: classify, key, local lookup, print.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ghcache_core::policy::{self, Decision};
+use ghcache_core::{
+    CacheTier, Chain, Event, KeyInput, Lookup, Output, Recorder, Request, Resolved, Selector, Source,
+    TierError,
+};
+use ghcache_tier_local as local;
+
+use crate::config::{Config, Env};
+use crate::context;
+use crate::Failure;
+
+const CORRUPT_WARNING: &str =
+    "a cached answer failed its integrity check and was dropped; answering from GitHub";
+
+/// Runs gh's `args` through the cache and returns the exit code to exit with.
+pub fn run(config: &Config, env: Env<'_>, args: Vec<String>) -> Result<i32, Failure> {
+    let started = Instant::now();
+    let debug = Debug {
+        on: config.debug.value,
+        started,
+    };
+    if !config.enabled.value {
+        debug.line("disabled", "-");
+        return Err(exec(config, &args));
+    }
+    match policy::classify(&args) {
+        Decision::Passthrough(reason) => {
+            record_bypass(config);
+            debug.line(&format!("bypass ({reason})"), "-");
+            Err(exec(config, &args))
+        }
+        Decision::Write(write) => {
+            let code = ghcache_tier_gh::run_inherited(&config.gh.value, &args)
+                .map_err(|e| spawn_failure(config, &e))?;
+            if code == 0 {
+                let host = context::host(env);
+                let repo = match (&write.repo_flag, &write.named_repo) {
+                    (Some(flag), _) => context::repo(env, Some(flag), &host),
+                    (None, Some(named)) => named.clone(),
+                    (None, None) => context::repo(env, None, &host),
+                };
+                invalidate_after_write(config, &repo, &debug);
+            } else {
+                record_bypass(config);
+            }
+            Ok(code)
+        }
+        Decision::Cache(cacheable) => {
+            let request = build_request(config, env, args, &cacheable);
+            runtime()?.block_on(serve(config, request, &debug))
+        }
+    }
+}
+
+fn build_request(
+    config: &Config,
+    env: Env<'_>,
+    argv: Vec<String>,
+    cacheable: &policy::Cacheable,
+) -> Request {
+    let host = context::host(env);
+    let scope = context::scope(env, config.scope.value.as_deref(), &host);
+    let repo_context = context::repo(env, cacheable.repo_flag.as_deref(), &host);
+    let about = cacheable
+        .named_repo
+        .clone()
+        .unwrap_or_else(|| repo_context.clone());
+    let mut key_argv = cacheable.key_argv.clone();
+    key_argv.extend(context::output_env(env));
+    let input = KeyInput {
+        host,
+        scope,
+        repo: repo_context,
+        argv: key_argv,
+        output: context::output_mode(),
+    };
+    let mut request = Request::new(argv, input, about, config.ttl(cacheable.class));
+    request.max_stale = config.max_stale.value;
+    request.revalidate = cacheable.api_get;
+    request
+}
+
+async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, Failure> {
+    let dir = config.cache_dir().map_err(|e| Failure::Usage(e.to_string()))?;
+    let mut local_config = local::Config::new(dir);
+    local_config.max_bytes = config.max_size.value;
+    let tier = match local::Tier::open(local_config).await {
+        Ok(tier) => Some(Arc::new(tier)),
+        Err(err) => {
+            warn(&format!("{err}; answering from GitHub without the cache"));
+            None
+        }
+    };
+    let mut early = Vec::new();
+    if let Some(tier) = &tier {
+        for line in tier.warnings() {
+            warn(&line);
+        }
+        // Fast path: a fresh local entry needs no lock, no origin, no other tier.
+        match tier.get(&request.key).await {
+            Ok(Lookup::Hit(entry))
+                if entry.manifest.is_fresh(ghcache_core::now_ms(), Duration::ZERO) =>
+            {
+                let output = Output::of(&entry);
+                print(&output, &request);
+                debug.line("local hit", &request.key.short());
+                record(tier, &[Event::Hit("local")]).await;
+                return Ok(output.exit_code);
+            }
+            Err(TierError::Corrupt { .. }) => {
+                early.push(Event::Corrupt("local"));
+                warn(CORRUPT_WARNING);
+            }
+            _ => {}
+        }
+    }
+    // Miss: one process per key asks GitHub; the others wait and read what it stored.
+    let _lock = match &tier {
+        Some(_) => match local::KeyLock::acquire(dir, &request.key, config.lock_timeout.value) {
+            Ok(lock) => lock,
+            Err(err) => {
+                warn(&err.to_string());
+                None
+            }
+        },
+        None => None,
+    };
+    let recorder = Arc::new(Recorder::default());
+    let origin = Arc::new(ghcache_tier_gh::Origin::new(ghcache_tier_gh::Config::new(
+        config.gh.value.clone(),
+    )));
+    let mut chain = Chain::new(origin, recorder.clone());
+    if let Some(tier) = &tier {
+        chain = chain.with_tier(tier.clone() as Arc<dyn CacheTier>, None);
+    }
+    let resolved = chain.resolve(&request).await;
+    let chain_events = recorder.drain();
+    let chain_dropped_corrupt = chain_events.iter().any(|e| matches!(e, Event::Corrupt(_)));
+    let mut events = early;
+    events.extend(chain_events);
+    let resolved = match resolved {
+        Ok(resolved) => resolved,
+        Err(err) => {
+            if let Some(tier) = &tier {
+                record(tier, &events).await;
+            }
+            return Err(Failure::Runtime(err.to_string()));
+        }
+    };
+    print(&resolved.output, &request);
+    for line in &resolved.warnings {
+        warn(line);
+    }
+    if chain_dropped_corrupt {
+        warn(CORRUPT_WARNING);
+    }
+    debug.line(source_label(&resolved), &request.key.short());
+    if let Some(tier) = &tier {
+        record(tier, &events).await;
+    }
+    Ok(resolved.output.exit_code)
+}
+
+fn source_label(resolved: &Resolved) -> &'static str {
+    match resolved.source {
+        Source::Tier("local") => "local hit",
+        Source::Tier("p2p") => "p2p hit",
+        Source::Tier("ipfs") => "ipfs hit",
+        Source::Tier(_) => "tier hit",
+        Source::Origin => "miss, fetched from github",
+        Source::Revalidated => "revalidated (304)",
+        Source::Stale => "stale (github failed)",
+        Source::OriginFailed => "miss, gh failed (not stored)",
+    }
+}
+
+/// Writes the answer as gh would have: stdout (through the user's pager on a terminal), stderr.
+fn print(output: &Output, request: &Request) {
+    let mut paged = false;
+    if matches!(request.input.output, ghcache_core::OutputMode::Tty { .. }) {
+        if let Some(pager) = ghcache_tier_gh::user_pager() {
+            paged = page(&pager, &output.stdout);
+        }
+    }
+    if !paged {
+        let mut stdout = std::io::stdout().lock();
+        // A closed pipe (`| head`) is the reader's choice, not an error to report.
+        let _ = stdout.write_all(&output.stdout);
+        let _ = stdout.flush();
+    }
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(&output.stderr);
+    let _ = stderr.flush();
+}
+
+fn page(pager: &str, bytes: &[u8]) -> bool {
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(pager)
+        .stdin(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        return false;
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(bytes);
+    }
+    let _ = child.wait();
+    true
+}
+
+async fn record(tier: &local::Tier, events: &[Event]) {
+    if let Err(err) = tier.record(events).await {
+        debug_only(&format!("could not update stats: {err}"));
+    }
+}
+
+fn record_bypass(config: &Config) {
+    let Ok(dir) = config.cache_dir() else {
+        return;
+    };
+    // Bypasses are counted on a best-effort basis: they must never delay or break gh.
+    let Ok(rt) = runtime() else { return };
+    rt.block_on(async {
+        if let Ok(tier) = local::Tier::open(local::Config::new(dir)).await {
+            let _ = tier.record(&[Event::Bypassed]).await;
+            tier.close().await;
+        }
+    });
+}
+
+fn invalidate_after_write(config: &Config, repo: &str, debug: &Debug) {
+    let Ok(dir) = config.cache_dir() else {
+        return;
+    };
+    let Ok(rt) = runtime() else { return };
+    rt.block_on(async {
+        let tier = match local::Tier::open(local::Config::new(dir)).await {
+            Ok(tier) => tier,
+            Err(err) => {
+                warn(&format!("{err}; cached answers about {repo} may be out of date"));
+                return;
+            }
+        };
+        let selector = if repo.is_empty() {
+            // A write whose repository we cannot tell may have changed anything.
+            Selector::All
+        } else {
+            Selector::Repo(repo.to_owned())
+        };
+        match tier.invalidate(&selector).await {
+            Ok(n) => debug.line(&format!("write; dropped {n} cached entries of {repo}"), "-"),
+            Err(err) => warn(&format!("could not drop cached entries of {repo}: {err}")),
+        }
+        let _ = tier.record(&[Event::Bypassed]).await;
+        tier.close().await;
+    });
+}
+
+fn exec(config: &Config, args: &[String]) -> Failure {
+    let err = ghcache_tier_gh::exec(&config.gh.value, args);
+    spawn_failure(config, &err)
+}
+
+fn spawn_failure(config: &Config, err: &std::io::Error) -> Failure {
+    Failure::Runtime(format!(
+        "cannot run `{}`: {err} (install gh, or set GH_CACHE_GH to its path)",
+        config.gh.value.to_string_lossy()
+    ))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))
+}
+
+fn warn(line: &str) {
+    let _ = writeln!(std::io::stderr(), "ghcache: warning: {line}");
+}
+
+fn debug_only(line: &str) {
+    if std::env::var_os("GH_CACHE_DEBUG").is_some_and(|v| v == "1") {
+        let _ = writeln!(std::io::stderr(), "ghcache: {line}");
+    }
+}
+
+/// One line per request on stderr when the user asked for it.
+struct Debug {
+    on: bool,
+    started: Instant,
+}
+
+impl Debug {
+    fn line(&self, what: &str, key: &str) {
+        if self.on {
+            let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+            let _ = writeln!(std::io::stderr(), "ghcache: {what} key={key} {ms:.1}ms");
+        }
+    }
+}

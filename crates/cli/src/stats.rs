@@ -1,0 +1,190 @@
+//! `ghcache stats`, `ghcache clear` and `ghcache config`.
+
+use std::fmt::Write as _;
+
+use ghcache_core::policy::TtlClass;
+use ghcache_core::{CacheTier, Selector};
+use ghcache_tier_local as local;
+
+use crate::config::{show_duration, ttl_env_name, Config};
+use crate::Failure;
+
+async fn open(config: &Config) -> Result<local::Tier, Failure> {
+    let dir = config
+        .cache_dir()
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let mut local_config = local::Config::new(dir);
+    local_config.max_bytes = config.max_size.value;
+    local::Tier::open(local_config)
+        .await
+        .map_err(|e| Failure::Runtime(e.to_string()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))
+}
+
+/// Prints the statistics as a table or as JSON.
+pub fn show(config: &Config, json: bool) -> Result<i32, Failure> {
+    let stats = runtime()?.block_on(async {
+        let tier = open(config).await?;
+        let stats = tier
+            .stats()
+            .await
+            .map_err(|e| Failure::Runtime(e.to_string()));
+        tier.close().await;
+        stats
+    })?;
+    let hits = stats.hits_local + stats.hits_p2p + stats.hits_ipfs;
+    let answered = hits + stats.misses;
+    let hit_rate = if answered == 0 {
+        0.0
+    } else {
+        hits as f64 / answered as f64
+    };
+    if json {
+        let value = serde_json::json!({
+            "requests": stats.requests,
+            "hits": { "local": stats.hits_local, "p2p": stats.hits_p2p, "ipfs": stats.hits_ipfs },
+            "misses": stats.misses,
+            "bypassed": stats.bypassed,
+            "revalidated": stats.revalidated,
+            "stale_served": stats.stale_served,
+            "errors": stats.errors,
+            "corrupt": stats.corrupt,
+            "entries": stats.entries,
+            "bytes": stats.bytes,
+            "ipfs_entries": stats.ipfs_entries,
+            "hit_rate": hit_rate,
+            "created_at_ms": stats.created_at_ms,
+        });
+        println!("{value}");
+        return Ok(0);
+    }
+    let mut out = String::new();
+    let rows: [(&str, u64); 11] = [
+        ("requests", stats.requests),
+        ("hits: local", stats.hits_local),
+        ("hits: p2p", stats.hits_p2p),
+        ("hits: ipfs", stats.hits_ipfs),
+        ("misses (asked GitHub)", stats.misses),
+        ("revalidated (304, free)", stats.revalidated),
+        ("stale served", stats.stale_served),
+        ("bypassed (not cacheable)", stats.bypassed),
+        ("errors", stats.errors),
+        ("corrupt entries dropped", stats.corrupt),
+        ("entries", stats.entries),
+    ];
+    for (label, value) in rows {
+        let _ = writeln!(out, "{label:<26} {value:>10}");
+    }
+    let _ = writeln!(out, "{:<26} {:>10}", "size", human_bytes(stats.bytes));
+    let _ = writeln!(out, "{:<26} {:>9.1}%", "hit rate", hit_rate * 100.0);
+    print!("{out}");
+    Ok(0)
+}
+
+/// Drops one repository's entries, or everything.
+pub fn clear(config: &Config, repo: Option<&str>) -> Result<i32, Failure> {
+    let selector = match repo {
+        Some(value) => {
+            let repo = ghcache_core::context::normalize_repo(value).ok_or_else(|| {
+                Failure::Usage(format!("--repo {value:?} is not OWNER/NAME"))
+            })?;
+            Selector::Repo(repo)
+        }
+        None => Selector::All,
+    };
+    let dropped = runtime()?.block_on(async {
+        let tier = open(config).await?;
+        let dropped = tier
+            .invalidate(&selector)
+            .await
+            .map_err(|e| Failure::Runtime(e.to_string()));
+        tier.close().await;
+        dropped
+    })?;
+    println!("dropped {dropped} cached entries");
+    Ok(0)
+}
+
+/// The effective configuration, one setting a line, with where it came from.
+pub fn describe_config(config: &Config) -> String {
+    let mut out = String::new();
+    let file = match &config.file {
+        Some(path) if path.is_file() => format!("{} (read)", path.display()),
+        Some(path) => format!("{} (not present)", path.display()),
+        None => "none".to_owned(),
+    };
+    let _ = writeln!(out, "# config file: {file}");
+    let mut line = |key: &str, value: String, origin: &dyn std::fmt::Display| {
+        let _ = writeln!(out, "{key:<18} = {value:<40} # {origin}");
+    };
+    line("enabled", config.enabled.value.to_string(), &config.enabled.origin);
+    line("debug", config.debug.value.to_string(), &config.debug.origin);
+    line(
+        "cache_dir",
+        format!("{:?}", config.cache_dir.value.display().to_string()),
+        &config.cache_dir.origin,
+    );
+    line(
+        "gh",
+        format!("{:?}", config.gh.value.to_string_lossy()),
+        &config.gh.origin,
+    );
+    line(
+        "scope",
+        config
+            .scope
+            .value
+            .as_ref()
+            .map_or("(derived: actions repo, token hash, gh login, or anonymous)".into(), |s| {
+                format!("{s:?}")
+            }),
+        &config.scope.origin,
+    );
+    line(
+        "max_size",
+        format!("\"{}\"", human_bytes(config.max_size.value)),
+        &config.max_size.origin,
+    );
+    line(
+        "max_stale",
+        format!("\"{}\"", show_duration(config.max_stale.value)),
+        &config.max_stale.origin,
+    );
+    line(
+        "lock_timeout",
+        format!("\"{}\"", show_duration(config.lock_timeout.value)),
+        &config.lock_timeout.origin,
+    );
+    for class in TtlClass::ALL {
+        if let Some(setting) = config.ttl.get(&class) {
+            let origin = format!("{} (env {})", setting.origin, ttl_env_name(class));
+            line(
+                &format!("ttl.{}", class.name()),
+                format!("\"{}\"", show_duration(setting.value)),
+                &origin,
+            );
+        }
+    }
+    out
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n}B")
+    } else {
+        format!("{value:.1}{}", UNITS[unit])
+    }
+}

@@ -1,0 +1,69 @@
+//! Invariant 2: writes are never cached, always reach GitHub, and drop the repo's entries.
+
+use ghcache_tests::World;
+
+fn posts(world: &World) -> usize {
+    world
+        .github
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET" && r.method != "HEAD" && r.operation.as_deref() != Some("query"))
+        .count()
+}
+
+#[test]
+fn every_write_reaches_github_and_invalidates_the_repository() {
+    let world = World::new();
+    let machine = world.machine("writes");
+    let list = ["issue", "list", "-R", "o/r"];
+    let other = ["issue", "list", "-R", "o/other"];
+    let writes: [&[&str]; 4] = [
+        &["api", "-X", "POST", "repos/o/r/issues", "-f", "title=via -X POST"],
+        &["api", "repos/o/r/issues", "-f", "title=via -f"],
+        &["issue", "create", "-R", "o/r", "-t", "via issue create", "-b", "body"],
+        &["issue", "close", "1", "-R", "o/r"],
+    ];
+    for write in writes {
+        machine.cached(&list).ok();
+        machine.cached(&other).ok();
+        let before = world.requests();
+        machine.cached(&list).ok();
+        assert_eq!(world.requests(), before, "list is cached before the write");
+
+        let writes_before = world.requests();
+        let plain_like = machine.cached(write).ok();
+        assert!(world.requests() > writes_before, "{write:?} reached GitHub");
+        let again = world.requests();
+        machine.cached(write).ok();
+        assert!(world.requests() > again, "{write:?} is never answered from the cache");
+        drop(plain_like);
+
+        let before = world.requests();
+        let after = machine.cached(&list).ok();
+        assert!(world.requests() > before, "{write:?} dropped o/r's cached list");
+        assert_eq!(after.stdout, machine.gh(&list).ok().stdout, "the user sees their own write");
+        let before = world.requests();
+        machine.cached(&other).ok();
+        assert_eq!(world.requests(), before, "{write:?} kept other repositories' entries");
+    }
+    assert!(posts(&world) >= 8, "writes were sent as writes");
+    let listed = machine.cached(&list).ok().out();
+    assert!(listed.contains("via issue create"), "{listed}");
+}
+
+#[test]
+fn a_graphql_mutation_is_a_write() {
+    let world = World::new();
+    let machine = world.machine("mutation");
+    let args = [
+        "api",
+        "graphql",
+        "-f",
+        "query=mutation { addStar(input:{starrableId:\"x\"}) { clientMutationId } }",
+    ];
+    machine.cached(&args);
+    let before = world.requests();
+    machine.cached(&args);
+    assert_eq!(world.requests(), before + 1, "mutations always reach GitHub");
+    assert_eq!(machine.stats()["entries"], 0);
+}

@@ -1,0 +1,189 @@
+//! `cargo xtask bench`: whole-process wall time of ghcache's local hit against what users run
+//! instead, measured interleaved in one run so that machine noise hits every contender alike.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use serde_json::json;
+
+use crate::sandbox::{self, Machine};
+
+struct Contender {
+    name: &'static str,
+    program: PathBuf,
+    args: Vec<&'static str>,
+    samples: Vec<Duration>,
+}
+
+/// Runs the benchmark; `--quick` takes fewer samples (CI smoke).
+pub fn run(args: &[String]) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    if let Some(bad) = args.iter().find(|a| *a != "--quick") {
+        bail!("unknown bench flag `{bad}`; usage: cargo xtask bench [--quick]");
+    }
+    let (runs, warmup) = if quick { (10, 2) } else { (40, 5) };
+    let gh = sandbox::require_gh()?;
+    let ghcache = sandbox::build_release()?;
+    let github = fake_github::FakeGithub::start()?;
+    let root = tempfile::tempdir()?;
+    let machine = Machine::new(root.path(), "bench", &github)?;
+
+    let command = ["repo", "view", "o/r", "--json", "name"];
+    let mut cached_args = vec!["gh"];
+    cached_args.extend(command);
+    let mut contenders = vec![
+        Contender {
+            name: "ghcache local hit",
+            program: ghcache.clone(),
+            args: cached_args.clone(),
+            samples: vec![],
+        },
+        Contender {
+            name: "plain gh (fake GitHub, 0 ms)",
+            program: gh.clone(),
+            args: command.to_vec(),
+            samples: vec![],
+        },
+        Contender {
+            name: "gh api --cache 1h (gh's own cache, hit)",
+            program: gh.clone(),
+            args: vec!["api", "--cache", "1h", "repos/o/r"],
+            samples: vec![],
+        },
+        Contender {
+            name: "gh --version (gh start-up floor)",
+            program: gh.clone(),
+            args: vec!["--version"],
+            samples: vec![],
+        },
+    ];
+    // Prime the caches, and check that the hit is really a hit (no request reaches GitHub).
+    for c in &contenders {
+        let (out, _) = machine.time(&c.program, &c.args)?;
+        if !out.status.success() {
+            bail!("{} failed: {}", c.name, String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    let before = github.request_count();
+    machine.time(&ghcache, &cached_args)?;
+    if github.request_count() != before {
+        bail!("the ghcache call was not a local hit; the benchmark would be meaningless");
+    }
+    for round in 0..warmup + runs {
+        for c in &mut contenders {
+            let (out, took) = machine.time(&c.program, &c.args)?;
+            if !out.status.success() {
+                bail!("{} failed during the run", c.name);
+            }
+            if round >= warmup {
+                c.samples.push(took);
+            }
+        }
+    }
+    report(&contenders, runs, &machine_info(&gh))
+}
+
+fn report(contenders: &[Contender], runs: usize, info: &serde_json::Value) -> Result<()> {
+    let hit = median(&contenders[0].samples);
+    println!("## ghcache bench: whole-process wall time, {runs} interleaved runs each\n");
+    println!("| command | median ms | p95 ms | min ms | max ms | median / local hit |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    let mut rows = Vec::new();
+    for c in contenders {
+        let m = median(&c.samples);
+        let ratio = m.as_secs_f64() / hit.as_secs_f64().max(1e-9);
+        println!(
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1}x |",
+            c.name,
+            ms(m),
+            ms(percentile(&c.samples, 0.95)),
+            ms(min(&c.samples)),
+            ms(max(&c.samples)),
+            ratio
+        );
+        rows.push(json!({
+            "name": c.name,
+            "command": format!("{} {}", c.program.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(), c.args.join(" ")),
+            "median_ms": ms(m),
+            "p95_ms": ms(percentile(&c.samples, 0.95)),
+            "min_ms": ms(min(&c.samples)),
+            "max_ms": ms(max(&c.samples)),
+            "ratio_to_local_hit": ratio,
+            "samples_ms": c.samples.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
+        }));
+    }
+    let dir = bench_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let file = dir.join("bench.json");
+    let doc = json!({ "machine": info, "runs": runs, "results": rows });
+    std::fs::write(&file, serde_json::to_vec_pretty(&doc)?)
+        .with_context(|| format!("writing {}", file.display()))?;
+    println!("\nJSON: {}", file.display());
+    Ok(())
+}
+
+fn bench_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| sandbox::workspace_root().join("target"))
+        .join("bench")
+}
+
+fn machine_info(gh: &Path) -> serde_json::Value {
+    let text = |cmd: &str, args: &[&str]| {
+        std::process::Command::new(cmd)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_owned())
+            .unwrap_or_default()
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_default();
+    json!({
+        "cpu": cpu,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "kernel": text("uname", &["-r"]),
+        "gh": text(&gh.display().to_string(), &["--version"]),
+        "rustc": text("rustc", &["--version"]),
+    })
+}
+
+fn sorted(samples: &[Duration]) -> Vec<Duration> {
+    let mut s = samples.to_vec();
+    s.sort();
+    s
+}
+
+fn median(samples: &[Duration]) -> Duration {
+    percentile(samples, 0.5)
+}
+
+fn percentile(samples: &[Duration], p: f64) -> Duration {
+    let s = sorted(samples);
+    if s.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((s.len() - 1) as f64 * p).round() as usize;
+    s[index.min(s.len() - 1)]
+}
+
+fn min(samples: &[Duration]) -> Duration {
+    samples.iter().min().copied().unwrap_or_default()
+}
+
+fn max(samples: &[Duration]) -> Duration {
+    samples.iter().max().copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,100 @@
+//! `cargo xtask demo`: ghcache's main job end to end, on the fake GitHub, no account needed.
+//!
+//! Three CI runners (each its own cache dir) run a short scripted session through `ghcache gh`;
+//! every call prints where its answer came from, how long it took, and how many requests reached
+//! GitHub. The same session through plain gh is the baseline.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use crate::sandbox::{self, Machine};
+
+const SESSION: &[&[&str]] = &[
+    &["repo", "view", "acme/widgets", "--json", "name,description"],
+    &["pr", "list", "-R", "acme/widgets"],
+    &["issue", "list", "-R", "acme/widgets"],
+    &["release", "list", "-R", "acme/widgets"],
+    &["api", "repos/acme/widgets"],
+    &["pr", "list", "-R", "acme/widgets"],
+    &["issue", "list", "-R", "acme/widgets"],
+];
+
+/// Runs the demo.
+pub fn run(args: &[String]) -> Result<()> {
+    if let Some(bad) = args.first() {
+        bail!("`cargo xtask demo` takes no arguments (got `{bad}`)");
+    }
+    let gh = sandbox::require_gh()?;
+    let ghcache = sandbox::build_release()?;
+    let github = fake_github::FakeGithub::start()?;
+    let root = tempfile::tempdir()?;
+    println!("fake GitHub on {} (gh reaches it as github.localhost)", github.proxy_url());
+    println!("note: the P2P and IPFS tiers are not built yet; each runner has its own local cache\n");
+
+    let mut runners = Vec::new();
+    for i in 1..=3 {
+        let mut m = Machine::new(root.path(), &format!("runner-{i}"), &github)?;
+        m.set_env("GH_CACHE_DEBUG", "1");
+        runners.push(m);
+    }
+    println!("{:<9} {:<48} {:<30} {:>8} {:>9}", "runner", "command", "answered by", "ms", "requests");
+    for runner in &runners {
+        for args in SESSION {
+            call(&ghcache, runner, args, &github)?;
+        }
+    }
+    println!("\na write through ghcache drops the repository's cached answers, so the writer sees it:");
+    call(&ghcache, &runners[0], &["issue", "create", "-R", "acme/widgets", "-t", "Demo issue", "-b", "from the demo"], &github)?;
+    call(&ghcache, &runners[0], &["issue", "list", "-R", "acme/widgets"], &github)?;
+    call(&ghcache, &runners[0], &["issue", "list", "-R", "acme/widgets"], &github)?;
+    let with_cache = github.request_count();
+
+    github.clear_log();
+    let plain = Machine::new(root.path(), "plain-gh", &github)?;
+    for _ in &runners {
+        for args in SESSION {
+            plain.time(&gh, args)?;
+        }
+    }
+    let without_cache = github.request_count();
+    println!("\nfinal stats of runner-1 (`ghcache stats`):");
+    let (out, _) = runners[0].time(&ghcache, &["stats"])?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    println!(
+        "\nthe same {} read calls: plain gh sent {without_cache} requests to GitHub; \
+         through ghcache, {with_cache} (including the write and the re-read after it)",
+        runners.len() * SESSION.len()
+    );
+    Ok(())
+}
+
+fn call(ghcache: &Path, runner: &Machine, args: &[&str], github: &fake_github::FakeGithub) -> Result<()> {
+    let before = github.request_count();
+    let mut full = vec!["gh"];
+    full.extend(args);
+    let (out, took) = runner.time(ghcache, &full)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let source = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("ghcache: "))
+        .map(|l| l.split(" key=").next().unwrap_or(l).to_owned())
+        .unwrap_or_else(|| "?".into());
+    if !out.status.success() {
+        bail!("gh {} failed: {stderr}", args.join(" "));
+    }
+    let mut command = format!("gh {}", args.join(" "));
+    if command.len() > 47 {
+        command.truncate(44);
+        command.push_str("...");
+    }
+    println!(
+        "{:<9} {:<48} {:<30} {:>8.1} {:>9}",
+        runner.name,
+        command,
+        source,
+        took.as_secs_f64() * 1000.0,
+        github.request_count() - before
+    );
+    Ok(())
+}
