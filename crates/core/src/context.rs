@@ -1,6 +1,7 @@
 //! Who is asking and about which repository: pure parsers for the files gh itself reads.
 //!
-//! PLACEHOLDER API: bodies are being written; signatures are the contract.
+//! The caller finds and reads the files; this module only parses, so the hot path spawns neither
+//! `git` nor `gh` and every rule here is testable without a filesystem.
 
 /// A git remote from `.git/config`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,31 +16,176 @@ pub struct Remote {
 
 /// Parses the `[remote "..."]` sections of a git config file.
 pub fn parse_git_remotes(config: &str) -> Vec<Remote> {
-    let _ = config;
-    Vec::new()
+    let mut remotes: Vec<Remote> = Vec::new();
+    let mut in_remote = false;
+    for line in config.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_remote = false;
+            let header = line.trim_start_matches('[').trim_end_matches(']').trim();
+            if let Some(rest) = header.strip_prefix("remote") {
+                let name = rest.trim().trim_matches('"');
+                if !name.is_empty() && rest.starts_with(char::is_whitespace) {
+                    in_remote = true;
+                    remotes.push(Remote {
+                        name: name.to_owned(),
+                        url: String::new(),
+                        gh_resolved: None,
+                    });
+                }
+            }
+            continue;
+        }
+        if !in_remote || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().to_ascii_lowercase();
+        let value = value.trim().trim_matches('"').to_owned();
+        if let Some(remote) = remotes.last_mut() {
+            match key.as_str() {
+                "url" if remote.url.is_empty() => remote.url = value,
+                "gh-resolved" => remote.gh_resolved = Some(value),
+                _ => {}
+            }
+        }
+    }
+    remotes.retain(|r| !r.url.is_empty());
+    remotes
 }
 
-/// `(host, owner, name)` of a GitHub remote URL (https, ssh, scp-like, git).
+/// `(host, owner, name)` of a GitHub remote URL (https, ssh, scp-like, git). The host is lowercase;
+/// owner and name keep their case.
 pub fn parse_remote_url(url: &str) -> Option<(String, String, String)> {
-    let _ = url;
-    None
+    let url = url.trim();
+    let (host, path) = if let Some((scheme, rest)) = url.split_once("://") {
+        if !matches!(
+            scheme,
+            "https" | "http" | "ssh" | "git" | "git+ssh" | "ssh+git"
+        ) {
+            return None;
+        }
+        let (authority, path) = rest.split_once('/')?;
+        let host = authority.rsplit('@').next()?;
+        let host = host.split(':').next()?;
+        (host, path)
+    } else {
+        // scp-like: [user@]host:owner/name.git
+        let (authority, path) = url.split_once(':')?;
+        if authority.contains('/') {
+            return None;
+        }
+        (authority.rsplit('@').next()?, path)
+    };
+    let path = path.trim_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    let mut parts = path.split('/');
+    let (owner, name) = (parts.next()?, parts.next()?);
+    if parts.next().is_some() || !valid_part(owner) || !valid_part(name) || host.is_empty() {
+        return None;
+    }
+    Some((host.to_ascii_lowercase(), owner.to_owned(), name.to_owned()))
+}
+
+fn valid_part(part: &str) -> bool {
+    !part.is_empty()
+        && part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// gh treats these hosts as the same GitHub.
+fn canonical_host(host: &str) -> String {
+    let host = host.to_ascii_lowercase();
+    match host.as_str() {
+        "www.github.com" | "ssh.github.com" => "github.com".to_owned(),
+        _ => host,
+    }
 }
 
 /// The repository context gh would use, as `owner/name` lowercase, from remotes on `host`.
+///
+/// As gh does: a remote marked by `gh repo set-default` wins; otherwise remotes are ranked
+/// `upstream`, `github`, `origin`, then the rest in file order, and the first on `host` is used.
 pub fn base_repo(remotes: &[Remote], host: &str) -> Option<String> {
-    let _ = (remotes, host);
-    None
+    let host = canonical_host(host);
+    let on_host: Vec<(&Remote, String)> = remotes
+        .iter()
+        .filter_map(|remote| {
+            let (h, owner, name) = parse_remote_url(&remote.url)?;
+            (canonical_host(&h) == host).then(|| (remote, format!("{owner}/{name}")))
+        })
+        .collect();
+    for (remote, repo) in &on_host {
+        match remote.gh_resolved.as_deref() {
+            Some("base") => return normalize_repo(repo),
+            Some(other) if !other.is_empty() => {
+                if let Some(resolved) = normalize_repo(other) {
+                    return Some(resolved);
+                }
+            }
+            _ => {}
+        }
+    }
+    let rank = |name: &str| match name {
+        "upstream" => 0,
+        "github" => 1,
+        "origin" => 2,
+        _ => 3,
+    };
+    on_host
+        .iter()
+        .enumerate()
+        .min_by_key(|(i, (remote, _))| (rank(&remote.name), *i))
+        .and_then(|(_, (_, repo))| normalize_repo(repo))
 }
 
 /// Normalises a `-R` value (`owner/name`, `host/owner/name`, a URL) to lowercase `owner/name`.
 pub fn normalize_repo(value: &str) -> Option<String> {
-    let _ = value;
-    None
+    let value = value.trim();
+    if value.contains("://") || value.contains('@') {
+        let (_, owner, name) = parse_remote_url(value)?;
+        return Some(format!("{owner}/{name}").to_ascii_lowercase());
+    }
+    let value = value.trim_matches('/');
+    let value = value.strip_suffix(".git").unwrap_or(value);
+    let parts: Vec<&str> = value.split('/').collect();
+    let (owner, name) = match parts.as_slice() {
+        [owner, name] => (*owner, *name),
+        [_host, owner, name] => (*owner, *name),
+        _ => return None,
+    };
+    (valid_part(owner) && valid_part(name)).then(|| format!("{owner}/{name}").to_ascii_lowercase())
 }
 
 /// The login for `host` in gh's `hosts.yml`, if any.
 pub fn login_from_hosts_yml(hosts_yml: &str, host: &str) -> Option<String> {
-    let _ = (hosts_yml, host);
+    let host = canonical_host(host);
+    let mut in_host = false;
+    for line in hosts_yml.lines() {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        if !line.starts_with(char::is_whitespace) {
+            let key = line
+                .trim_end()
+                .trim_end_matches(':')
+                .trim()
+                .trim_matches(['"', '\'']);
+            in_host = canonical_host(key) == host;
+            continue;
+        }
+        if in_host {
+            if let Some(value) = line.trim().strip_prefix("user:") {
+                let login = value.trim().trim_matches(['"', '\'']);
+                if !login.is_empty() {
+                    return Some(login.to_owned());
+                }
+            }
+        }
+    }
     None
 }
 
@@ -57,7 +203,31 @@ pub struct ScopeInputs {
 }
 
 /// The scope string: who is asking. Never contains a token.
+///
+/// Order: `GH_CACHE_SCOPE`; in GitHub Actions `actions:<repo>`; a token in the environment
+/// (`token:<keyed hash>`), because gh then asks as that token rather than as the logged-in user;
+/// the login from `hosts.yml` (`user:<login>`); else `anonymous`.
 pub fn scope(inputs: &ScopeInputs) -> String {
-    let _ = inputs;
-    "anonymous".into()
+    if let Some(explicit) = nonempty(&inputs.explicit) {
+        return explicit.to_owned();
+    }
+    if let Some(repo) = nonempty(&inputs.actions_repository) {
+        return format!("actions:{}", repo.to_ascii_lowercase());
+    }
+    if let Some(token) = nonempty(&inputs.env_token) {
+        let hash = blake3::derive_key("ghcache scope token v1", token.as_bytes());
+        let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+        return format!("token:{hex}");
+    }
+    if let Some(login) = nonempty(&inputs.login) {
+        return format!("user:{}", login.to_ascii_lowercase());
+    }
+    "anonymous".to_owned()
 }
+
+fn nonempty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests;

@@ -27,6 +27,8 @@ impl Output {
 
 /// What the origin answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// One value per request, moved a couple of times: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Fetched {
     /// A successful answer (exit code 0): store it and print it.
     Fresh(Entry),

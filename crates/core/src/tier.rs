@@ -6,6 +6,8 @@ use crate::key::CacheKey;
 
 /// What a tier has for a key. A miss is a value, not an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// One value per request, moved a couple of times: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Lookup {
     /// An entry whose body matched its digest. It may be stale: the caller judges freshness,
     /// because a stale entry is still useful for revalidation and stale-if-error.
