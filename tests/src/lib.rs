@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub use fake_github::{Fault, FakeGithub};
+pub use fake_github::{FakeGithub, Fault};
 
 /// What a command printed and how it exited.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +33,13 @@ impl Run {
 
     /// Panics with both streams unless the exit code is 0.
     pub fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.out(), self.err());
+        assert_eq!(
+            self.code,
+            0,
+            "command failed\nstdout:\n{}\nstderr:\n{}",
+            self.out(),
+            self.err()
+        );
         self
     }
 }
@@ -149,7 +155,9 @@ impl Machine {
     /// A command with this machine's environment (and nothing else of ours).
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new(program);
-        cmd.env_clear().envs(self.env.iter().cloned()).current_dir(&self.cwd);
+        cmd.env_clear()
+            .envs(self.env.iter().cloned())
+            .current_dir(&self.cwd);
         cmd.stdin(Stdio::null());
         cmd
     }
@@ -182,7 +190,8 @@ impl Machine {
     /// `ghcache stats --json`.
     pub fn stats(&self) -> serde_json::Value {
         let run = self.ghcache(&["stats", "--json"]).ok();
-        serde_json::from_slice(&run.stdout).unwrap_or_else(|e| panic!("stats JSON: {e}: {}", run.out()))
+        serde_json::from_slice(&run.stdout)
+            .unwrap_or_else(|e| panic!("stats JSON: {e}: {}", run.out()))
     }
 
     /// Makes the working directory a git checkout with these remotes (`name`, `url`).
@@ -247,7 +256,8 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 /// Runs a command whose stdout is a pseudo-terminal of `width` columns; stderr is a pipe.
 pub fn run_tty(cmd: &mut Command, width: u16) -> Run {
     use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
-    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap_or_else(|e| panic!("openpt: {e}"));
+    let master =
+        openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap_or_else(|e| panic!("openpt: {e}"));
     grantpt(&master).unwrap_or_else(|e| panic!("grantpt: {e}"));
     unlockpt(&master).unwrap_or_else(|e| panic!("unlockpt: {e}"));
     let name = ptsname(&master, Vec::new()).unwrap_or_else(|e| panic!("ptsname: {e}"));
@@ -282,7 +292,9 @@ pub fn run_tty(cmd: &mut Command, width: u16) -> Run {
         }
         out
     });
-    let output = child.wait_with_output().unwrap_or_else(|e| panic!("wait: {e}"));
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("wait: {e}"));
     let stdout = reader.join().unwrap_or_default();
     Run {
         stdout,

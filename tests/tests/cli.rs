@@ -9,9 +9,21 @@ fn stats_add_up_across_processes() {
     machine.cached(&["pr", "list", "-R", "o/r"]).ok();
     machine.cached(&["pr", "list", "-R", "o/r"]).ok();
     machine.cached(&["pr", "list", "-R", "o/r"]).ok();
-    machine.cached(&["issue", "create", "-R", "o/r", "-t", "t", "-b", "b"]).ok();
+    machine
+        .cached(&["issue", "create", "-R", "o/r", "-t", "t", "-b", "b"])
+        .ok();
     let stats = machine.stats();
-    for key in ["requests", "misses", "bypassed", "revalidated", "stale_served", "errors", "entries", "bytes", "hit_rate"] {
+    for key in [
+        "requests",
+        "misses",
+        "bypassed",
+        "revalidated",
+        "stale_served",
+        "errors",
+        "entries",
+        "bytes",
+        "hit_rate",
+    ] {
         assert!(stats.get(key).is_some(), "stats --json has {key}: {stats}");
     }
     assert_eq!(stats["requests"], 4);
@@ -24,7 +36,10 @@ fn stats_add_up_across_processes() {
     let hit_rate = stats["hit_rate"].as_f64().unwrap_or(-1.0);
     assert!((hit_rate - 2.0 / 3.0).abs() < 1e-9, "{hit_rate}");
     let table = machine.ghcache(&["stats"]).ok().out();
-    assert!(table.contains("hits: local") && table.contains("hit rate"), "{table}");
+    assert!(
+        table.contains("hits: local") && table.contains("hit rate"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -40,7 +55,12 @@ fn clear_drops_one_repository_or_everything() {
     assert_eq!(machine.stats()["entries"], 0);
     let bad = machine.ghcache(&["clear", "--repo", "not a repo"]);
     assert_eq!(bad.code, 2);
-    assert_eq!(bad.err().lines().count(), 1, "one clear line: {}", bad.err());
+    assert_eq!(
+        bad.err().lines().count(),
+        1,
+        "one clear line: {}",
+        bad.err()
+    );
 }
 
 #[test]
@@ -48,15 +68,37 @@ fn config_shows_values_and_where_they_came_from() {
     let world = World::new();
     let mut machine = world.machine("config");
     let file = machine.home.join("xdg-config/ghcache/config.toml");
-    std::fs::create_dir_all(file.parent().unwrap_or(&machine.home)).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(&file, "[ttl]\nlist = \"5m\"\nview = \"10m\"\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(file.parent().unwrap_or(&machine.home))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, "[ttl]\nlist = \"5m\"\nview = \"10m\"\n")
+        .unwrap_or_else(|e| panic!("{e}"));
     machine.set_env("GH_CACHE_TTL_VIEW", "7m");
-    let out = machine.ghcache(&["--ttl", "search=2m", "config"]).ok().out();
-    let line = |key: &str| out.lines().find(|l| l.starts_with(key)).unwrap_or_default().to_owned();
-    assert!(line("ttl.list ").contains("\"5m\"") && line("ttl.list ").contains("file"), "{out}");
-    assert!(line("ttl.view ").contains("\"7m\"") && line("ttl.view ").contains("env GH_CACHE_TTL_VIEW"), "{out}");
-    assert!(line("ttl.search ").contains("\"2m\"") && line("ttl.search ").contains("flag --ttl"), "{out}");
-    assert!(line("ttl.repo_view ").contains("\"1h\"") && line("ttl.repo_view ").contains("default"), "{out}");
+    let out = machine
+        .ghcache(&["--ttl", "search=2m", "config"])
+        .ok()
+        .out();
+    let line = |key: &str| {
+        out.lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        line("ttl.list ").contains("\"5m\"") && line("ttl.list ").contains("file"),
+        "{out}"
+    );
+    assert!(
+        line("ttl.view ").contains("\"7m\"") && line("ttl.view ").contains("env GH_CACHE_TTL_VIEW"),
+        "{out}"
+    );
+    assert!(
+        line("ttl.search ").contains("\"2m\"") && line("ttl.search ").contains("flag --ttl"),
+        "{out}"
+    );
+    assert!(
+        line("ttl.repo_view ").contains("\"1h\"") && line("ttl.repo_view ").contains("default"),
+        "{out}"
+    );
 
     // The file's TTL is the one used: a 5m list TTL holds across calls.
     machine.cached(&["pr", "list", "-R", "o/r"]).ok();
@@ -67,7 +109,11 @@ fn config_shows_values_and_where_they_came_from() {
     std::fs::write(&file, "[ttl]\nlist = \"soon\"\n").unwrap_or_else(|e| panic!("{e}"));
     let bad = machine.ghcache(&["config"]);
     assert_eq!(bad.code, 2);
-    assert!(bad.err().contains("ttl.list") && bad.err().lines().count() == 1, "{}", bad.err());
+    assert!(
+        bad.err().contains("ttl.list") && bad.err().lines().count() == 1,
+        "{}",
+        bad.err()
+    );
 }
 
 #[test]
@@ -78,7 +124,8 @@ fn shell_init_defines_gh_functions_that_work_in_bash() {
     for name in ["gh()", "gh_nocache()", "gh_cache_stats()"] {
         assert!(init.contains(name), "{init}");
     }
-    let script = format!("{init}\ngh pr list -R o/r >/dev/null\ngh pr list -R o/r\ngh_cache_stats --json");
+    let script =
+        format!("{init}\ngh pr list -R o/r >/dev/null\ngh pr list -R o/r\ngh_cache_stats --json");
     let run = ghcache_tests::run_piped(machine.command("bash").args(["-c", &script])).ok();
     let plain = machine.gh(&["pr", "list", "-R", "o/r"]).ok();
     assert!(run.out().starts_with(&plain.out()), "{}", run.out());

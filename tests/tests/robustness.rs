@@ -31,7 +31,11 @@ fn expect_correct(machine: &Machine, warning: Option<&str>) {
     assert_eq!(run.code, 0, "{}", run.err());
     assert_eq!(run.stdout, plain.stdout, "never a wrong answer");
     if let Some(warning) = warning {
-        assert!(run.err().contains(warning), "expected a warning with {warning:?}: {}", run.err());
+        assert!(
+            run.err().contains(warning),
+            "expected a warning with {warning:?}: {}",
+            run.err()
+        );
     }
 }
 
@@ -52,11 +56,18 @@ fn a_corrupted_blob_is_dropped_counted_and_refetched() {
     }
     let before = world.requests();
     expect_correct(&machine, Some("integrity"));
-    assert!(world.requests() > before, "the corrupt entry was not served");
+    assert!(
+        world.requests() > before,
+        "the corrupt entry was not served"
+    );
     assert_eq!(machine.stats()["corrupt"], 1);
     let before = world.requests();
     expect_correct(&machine, None);
-    assert_eq!(world.requests(), before + 1, "re-stored after the corrupt one was dropped (plus the reference gh call)");
+    assert_eq!(
+        world.requests(),
+        before + 1,
+        "re-stored after the corrupt one was dropped (plus the reference gh call)"
+    );
 }
 
 #[test]
@@ -70,8 +81,12 @@ fn a_truncated_database_is_moved_aside_and_the_cache_starts_over() {
     for sidecar in ["index.db-wal", "index.db-shm"] {
         let _ = std::fs::remove_file(machine.cache_dir().join(sidecar));
     }
-    let file = std::fs::OpenOptions::new().write(true).open(&db).unwrap_or_else(|e| panic!("{e}"));
-    file.set_len(len / 3).unwrap_or_else(|e| panic!("truncate: {e}"));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap_or_else(|e| panic!("{e}"));
+    file.set_len(len / 3)
+        .unwrap_or_else(|e| panic!("truncate: {e}"));
     drop(file);
     expect_correct(&machine, Some("corrupt"));
     let before = world.requests();
@@ -90,7 +105,9 @@ fn a_writer_killed_mid_fetch_leaves_no_wrong_answer_and_no_stuck_lock() {
         wait_until(Duration::from_secs(20), || world.requests() >= 1),
         "the writer's gh reached GitHub"
     );
-    let killed = Command::new("kill").args(["-9", &child.id().to_string()]).status();
+    let killed = Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status();
     assert!(killed.is_ok_and(|s| s.success()));
     let _ = child.wait();
     world.github.set_latency(Duration::ZERO);
@@ -158,7 +175,11 @@ fn a_full_disk_costs_a_warning_not_a_wrong_answer() {
     let _ = std::fs::remove_file(filler);
     let before = world.requests();
     machine.cached(&["repo", "view", "o/r"]).ok();
-    assert_eq!(world.requests(), before, "entries stored before the disk filled still serve");
+    assert_eq!(
+        world.requests(),
+        before,
+        "entries stored before the disk filled still serve"
+    );
 }
 
 #[test]
@@ -173,8 +194,17 @@ fn a_read_only_cache_dir_serves_what_it_has_and_answers_the_rest_from_github() {
     assert!(mount.remount("ro"), "remount read-only");
     let plain = machine.gh(&ARGS).ok();
     let run = machine.cached(&ARGS);
-    assert_eq!((run.code, run.stdout.clone()), (0, plain.stdout), "{}", run.err());
-    assert!(run.err().contains("ghcache: warning"), "a clear warning: {}", run.err());
+    assert_eq!(
+        (run.code, run.stdout.clone()),
+        (0, plain.stdout),
+        "{}",
+        run.err()
+    );
+    assert!(
+        run.err().contains("ghcache: warning"),
+        "a clear warning: {}",
+        run.err()
+    );
     let again = machine.cached(&["repo", "view", "o/r"]);
     assert_eq!(again.stdout, cached.stdout);
     assert_eq!(again.code, 0);

@@ -38,13 +38,27 @@ fn check(world: &World, machine: &Machine, args: &[&str], tty: Option<u16>) {
     assert_eq!(plain.code, 0, "plain gh {args:?} failed: {}", plain.err());
     let miss = run(true);
     assert_eq!(miss.code, plain.code, "{args:?} exit code (miss)");
-    assert_eq!(miss.out(), plain.out(), "{args:?} stdout (miss), tty={tty:?}");
+    assert_eq!(
+        miss.out(),
+        plain.out(),
+        "{args:?} stdout (miss), tty={tty:?}"
+    );
     let before = world.requests();
     let hit = run(true);
     assert_eq!(hit.code, plain.code, "{args:?} exit code (hit)");
-    assert_eq!(hit.stdout, miss.stdout, "{args:?} stdout (hit), tty={tty:?}");
-    assert_eq!(hit.stderr, miss.stderr, "{args:?} stderr (hit), tty={tty:?}");
-    assert_eq!(world.requests(), before, "{args:?}: a hit must not reach GitHub");
+    assert_eq!(
+        hit.stdout, miss.stdout,
+        "{args:?} stdout (hit), tty={tty:?}"
+    );
+    assert_eq!(
+        hit.stderr, miss.stderr,
+        "{args:?} stderr (hit), tty={tty:?}"
+    );
+    assert_eq!(
+        world.requests(),
+        before,
+        "{args:?}: a hit must not reach GitHub"
+    );
 }
 
 #[test]
@@ -80,7 +94,11 @@ fn terminal_width_is_part_of_the_key() {
     assert_eq!(narrow.stdout, machine.gh_tty(&args, 60).stdout);
     assert_eq!(wide.stdout, machine.gh_tty(&args, 160).stdout);
     let piped = machine.cached(&args).ok();
-    assert_eq!(piped.stdout, machine.gh(&args).stdout, "piped is its own entry");
+    assert_eq!(
+        piped.stdout,
+        machine.gh(&args).stdout,
+        "piped is its own entry"
+    );
 }
 
 #[test]
@@ -94,8 +112,16 @@ fn nothing_of_ghcache_reaches_stdout_even_in_debug_mode() {
     let hit = machine.cached(&args).ok();
     assert_eq!(miss.stdout, plain.stdout);
     assert_eq!(hit.stdout, plain.stdout);
-    assert!(hit.err().contains("ghcache: local hit key="), "debug line: {}", hit.err());
-    assert!(miss.err().contains("fetched from github"), "debug line: {}", miss.err());
+    assert!(
+        hit.err().contains("ghcache: local hit key="),
+        "debug line: {}",
+        hit.err()
+    );
+    assert!(
+        miss.err().contains("fetched from github"),
+        "debug line: {}",
+        miss.err()
+    );
 }
 
 #[test]
@@ -106,7 +132,10 @@ fn failing_commands_keep_gh_exit_code_and_are_not_cached() {
     let plain = machine.gh(&args);
     assert_ne!(plain.code, 0);
     let first = machine.cached(&args);
-    assert_eq!((first.code, first.out(), first.err()), (plain.code, plain.out(), plain.err()));
+    assert_eq!(
+        (first.code, first.out(), first.err()),
+        (plain.code, plain.out(), plain.err())
+    );
     let before = world.requests();
     let second = machine.cached(&args);
     assert_eq!(second.code, plain.code);

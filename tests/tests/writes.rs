@@ -7,7 +7,9 @@ fn posts(world: &World) -> usize {
         .github
         .requests()
         .iter()
-        .filter(|r| r.method != "GET" && r.method != "HEAD" && r.operation.as_deref() != Some("query"))
+        .filter(|r| {
+            r.method != "GET" && r.method != "HEAD" && r.operation.as_deref() != Some("query")
+        })
         .count()
 }
 
@@ -18,9 +20,25 @@ fn every_write_reaches_github_and_invalidates_the_repository() {
     let list = ["issue", "list", "-R", "o/r"];
     let other = ["issue", "list", "-R", "o/other"];
     let writes: [&[&str]; 4] = [
-        &["api", "-X", "POST", "repos/o/r/issues", "-f", "title=via -X POST"],
+        &[
+            "api",
+            "-X",
+            "POST",
+            "repos/o/r/issues",
+            "-f",
+            "title=via -X POST",
+        ],
         &["api", "repos/o/r/issues", "-f", "title=via -f"],
-        &["issue", "create", "-R", "o/r", "-t", "via issue create", "-b", "body"],
+        &[
+            "issue",
+            "create",
+            "-R",
+            "o/r",
+            "-t",
+            "via issue create",
+            "-b",
+            "body",
+        ],
         &["issue", "close", "1", "-R", "o/r"],
     ];
     for write in writes {
@@ -35,16 +53,30 @@ fn every_write_reaches_github_and_invalidates_the_repository() {
         assert!(world.requests() > writes_before, "{write:?} reached GitHub");
         let again = world.requests();
         machine.cached(write).ok();
-        assert!(world.requests() > again, "{write:?} is never answered from the cache");
+        assert!(
+            world.requests() > again,
+            "{write:?} is never answered from the cache"
+        );
         drop(plain_like);
 
         let before = world.requests();
         let after = machine.cached(&list).ok();
-        assert!(world.requests() > before, "{write:?} dropped o/r's cached list");
-        assert_eq!(after.stdout, machine.gh(&list).ok().stdout, "the user sees their own write");
+        assert!(
+            world.requests() > before,
+            "{write:?} dropped o/r's cached list"
+        );
+        assert_eq!(
+            after.stdout,
+            machine.gh(&list).ok().stdout,
+            "the user sees their own write"
+        );
         let before = world.requests();
         machine.cached(&other).ok();
-        assert_eq!(world.requests(), before, "{write:?} kept other repositories' entries");
+        assert_eq!(
+            world.requests(),
+            before,
+            "{write:?} kept other repositories' entries"
+        );
     }
     assert!(posts(&world) >= 8, "writes were sent as writes");
     let listed = machine.cached(&list).ok().out();
@@ -64,6 +96,10 @@ fn a_graphql_mutation_is_a_write() {
     machine.cached(&args);
     let before = world.requests();
     machine.cached(&args);
-    assert_eq!(world.requests(), before + 1, "mutations always reach GitHub");
+    assert_eq!(
+        world.requests(),
+        before + 1,
+        "mutations always reach GitHub"
+    );
     assert_eq!(machine.stats()["entries"], 0);
 }

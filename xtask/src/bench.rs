@@ -62,7 +62,11 @@ pub fn run(args: &[String]) -> Result<()> {
     for c in &contenders {
         let (out, _) = machine.time(&c.program, &c.args)?;
         if !out.status.success() {
-            bail!("{} failed: {}", c.name, String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "{} failed: {}",
+                c.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
     let before = github.request_count();
@@ -136,7 +140,13 @@ fn machine_info(gh: &Path) -> serde_json::Value {
             .args(args)
             .output()
             .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_owned())
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
             .unwrap_or_default()
     };
     let cpu = std::fs::read_to_string("/proc/cpuinfo")

@@ -29,8 +29,13 @@ pub fn run(args: &[String]) -> Result<()> {
     let ghcache = sandbox::build_release()?;
     let github = fake_github::FakeGithub::start()?;
     let root = tempfile::tempdir()?;
-    println!("fake GitHub on {} (gh reaches it as github.localhost)", github.proxy_url());
-    println!("note: the P2P and IPFS tiers are not built yet; each runner has its own local cache\n");
+    println!(
+        "fake GitHub on {} (gh reaches it as github.localhost)",
+        github.proxy_url()
+    );
+    println!(
+        "note: the P2P and IPFS tiers are not built yet; each runner has its own local cache\n"
+    );
 
     let mut runners = Vec::new();
     for i in 1..=3 {
@@ -38,16 +43,45 @@ pub fn run(args: &[String]) -> Result<()> {
         m.set_env("GH_CACHE_DEBUG", "1");
         runners.push(m);
     }
-    println!("{:<9} {:<48} {:<30} {:>8} {:>9}", "runner", "command", "answered by", "ms", "requests");
+    println!(
+        "{:<9} {:<48} {:<30} {:>8} {:>9}",
+        "runner", "command", "answered by", "ms", "requests"
+    );
     for runner in &runners {
         for args in SESSION {
             call(&ghcache, runner, args, &github)?;
         }
     }
-    println!("\na write through ghcache drops the repository's cached answers, so the writer sees it:");
-    call(&ghcache, &runners[0], &["issue", "create", "-R", "acme/widgets", "-t", "Demo issue", "-b", "from the demo"], &github)?;
-    call(&ghcache, &runners[0], &["issue", "list", "-R", "acme/widgets"], &github)?;
-    call(&ghcache, &runners[0], &["issue", "list", "-R", "acme/widgets"], &github)?;
+    println!(
+        "\na write through ghcache drops the repository's cached answers, so the writer sees it:"
+    );
+    call(
+        &ghcache,
+        &runners[0],
+        &[
+            "issue",
+            "create",
+            "-R",
+            "acme/widgets",
+            "-t",
+            "Demo issue",
+            "-b",
+            "from the demo",
+        ],
+        &github,
+    )?;
+    call(
+        &ghcache,
+        &runners[0],
+        &["issue", "list", "-R", "acme/widgets"],
+        &github,
+    )?;
+    call(
+        &ghcache,
+        &runners[0],
+        &["issue", "list", "-R", "acme/widgets"],
+        &github,
+    )?;
     let with_cache = github.request_count();
 
     github.clear_log();
@@ -69,7 +103,12 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn call(ghcache: &Path, runner: &Machine, args: &[&str], github: &fake_github::FakeGithub) -> Result<()> {
+fn call(
+    ghcache: &Path,
+    runner: &Machine,
+    args: &[&str],
+    github: &fake_github::FakeGithub,
+) -> Result<()> {
     let before = github.request_count();
     let mut full = vec!["gh"];
     full.extend(args);

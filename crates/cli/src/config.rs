@@ -140,10 +140,12 @@ impl Config {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Toml {
-            path: path.to_path_buf(),
-            reason: e.message().to_owned(),
-        })?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Toml {
+                path: path.to_path_buf(),
+                reason: e.message().to_owned(),
+            })?;
         let origin = Origin::File(path.to_path_buf());
         let bad = |key: &str, reason: &str| ConfigError::Value {
             origin: origin.to_string(),
@@ -158,9 +160,12 @@ impl Config {
                     self.cache_dir.set(PathBuf::from(s), origin.clone())
                 }
                 ("gh", toml::Value::String(s)) => self.gh.set(s.into(), origin.clone()),
-                ("scope", toml::Value::String(s)) => self.scope.set(Some(s.clone()), origin.clone()),
+                ("scope", toml::Value::String(s)) => {
+                    self.scope.set(Some(s.clone()), origin.clone())
+                }
                 ("max_size", v) => {
-                    let size = size_value(v).ok_or_else(|| bad(key, "must be a size like \"512MiB\""))?;
+                    let size =
+                        size_value(v).ok_or_else(|| bad(key, "must be a size like \"512MiB\""))?;
                     self.max_size.set(size, origin.clone());
                 }
                 ("max_stale", v) => {
@@ -176,7 +181,8 @@ impl Config {
                         let class_key = format!("ttl.{class}");
                         let slot = ttl_slot(&mut self.ttl, class)
                             .ok_or_else(|| bad(&class_key, &unknown_class()))?;
-                        let d = duration_value(value).ok_or_else(|| bad(&class_key, DURATION_HINT))?;
+                        let d =
+                            duration_value(value).ok_or_else(|| bad(&class_key, DURATION_HINT))?;
                         slot.set(d, origin.clone());
                     }
                 }
@@ -203,7 +209,8 @@ impl Config {
             self.debug.set(b, Origin::Env("GH_CACHE_DEBUG"));
         }
         if let Some(v) = env("GH_CACHE_DIR").filter(|v| !v.is_empty()) {
-            self.cache_dir.set(PathBuf::from(v), Origin::Env("GH_CACHE_DIR"));
+            self.cache_dir
+                .set(PathBuf::from(v), Origin::Env("GH_CACHE_DIR"));
         }
         if let Some(v) = env("GH_CACHE_GH").filter(|v| !v.is_empty()) {
             self.gh.set(v.into(), Origin::Env("GH_CACHE_GH"));
@@ -212,7 +219,8 @@ impl Config {
             self.scope.set(Some(v), Origin::Env("GH_CACHE_SCOPE"));
         }
         if let Some(v) = env("GH_CACHE_MAX_SIZE") {
-            let size = parse_size(&v).ok_or_else(|| bad("GH_CACHE_MAX_SIZE", "must be a size like 512MiB"))?;
+            let size = parse_size(&v)
+                .ok_or_else(|| bad("GH_CACHE_MAX_SIZE", "must be a size like 512MiB"))?;
             self.max_size.set(size, Origin::Env("GH_CACHE_MAX_SIZE"));
         }
         if let Some(v) = env("GH_CACHE_MAX_STALE") {
@@ -346,7 +354,9 @@ fn size_value(v: &toml::Value) -> Option<u64> {
 /// `90`, `90s`, `10m`, `1h`, `2d`, `500ms`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let n: u64 = number.parse().ok()?;
     let ms = match unit.trim() {
@@ -363,7 +373,9 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 /// `1048576`, `512MiB`, `1GiB`, `100MB`, `64k`.
 pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let n: u64 = number.parse().ok()?;
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
@@ -437,10 +449,19 @@ mod tests {
         };
         let config = Config::load(&env, &Flags::default()).ok();
         let config = config.as_ref();
-        assert_eq!(config.map(|c| c.ttl(TtlClass::List)), Some(Duration::from_secs(300)));
-        assert_eq!(config.map(|c| c.ttl(TtlClass::View)), Some(Duration::from_secs(45)));
+        assert_eq!(
+            config.map(|c| c.ttl(TtlClass::List)),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            config.map(|c| c.ttl(TtlClass::View)),
+            Some(Duration::from_secs(45))
+        );
         let flagged = Config::load(&env, &flags).ok();
-        assert_eq!(flagged.map(|c| c.ttl(TtlClass::View)), Some(Duration::from_secs(60)));
+        assert_eq!(
+            flagged.map(|c| c.ttl(TtlClass::View)),
+            Some(Duration::from_secs(60))
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 
@@ -452,7 +473,9 @@ mod tests {
         std::fs::write(&file, "colour = true\n").ok();
         let file_str: &'static str = Box::leak(file.display().to_string().into_boxed_str());
         let env: &'static [(&str, &str)] = Box::leak(Box::new([("GH_CACHE_CONFIG", file_str)]));
-        let err = Config::load(&env_of(env), &Flags::default()).err().map(|e| e.to_string());
+        let err = Config::load(&env_of(env), &Flags::default())
+            .err()
+            .map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("`colour`")));
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -46,7 +46,9 @@ pub fn scope(env: Env<'_>, explicit: Option<&str>, host: &str) -> String {
         login: None,
     };
     // hosts.yml is read only when nothing cheaper decides the scope.
-    if inputs.explicit.is_none() && inputs.actions_repository.is_none() && inputs.env_token.is_none()
+    if inputs.explicit.is_none()
+        && inputs.actions_repository.is_none()
+        && inputs.env_token.is_none()
     {
         inputs.login = gh_config_dir(env)
             .and_then(|dir| std::fs::read_to_string(dir.join("hosts.yml")).ok())

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use ghcache_core::policy::{self, Decision};
 use ghcache_core::{
-    CacheTier, Chain, Event, KeyInput, Lookup, Output, Recorder, Request, Resolved, Selector, Source,
-    TierError,
+    CacheTier, Chain, Event, KeyInput, Lookup, Output, Recorder, Request, Resolved, Selector,
+    Source, TierError,
 };
 use ghcache_tier_local as local;
 
@@ -88,7 +88,9 @@ fn build_request(
 }
 
 async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, Failure> {
-    let dir = config.cache_dir().map_err(|e| Failure::Usage(e.to_string()))?;
+    let dir = config
+        .cache_dir()
+        .map_err(|e| Failure::Usage(e.to_string()))?;
     let mut local_config = local::Config::new(dir);
     local_config.max_bytes = config.max_size.value;
     let tier = match local::Tier::open(local_config).await {
@@ -106,7 +108,9 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
         // Fast path: a fresh local entry needs no lock, no origin, no other tier.
         match tier.get(&request.key).await {
             Ok(Lookup::Hit(entry))
-                if entry.manifest.is_fresh(ghcache_core::now_ms(), Duration::ZERO) =>
+                if entry
+                    .manifest
+                    .is_fresh(ghcache_core::now_ms(), Duration::ZERO) =>
             {
                 let output = Output::of(&entry);
                 print(&output, &request);
@@ -245,7 +249,9 @@ fn invalidate_after_write(config: &Config, repo: &str, debug: &Debug) {
         let tier = match local::Tier::open(local::Config::new(dir)).await {
             Ok(tier) => tier,
             Err(err) => {
-                warn(&format!("{err}; cached answers about {repo} may be out of date"));
+                warn(&format!(
+                    "{err}; cached answers about {repo} may be out of date"
+                ));
                 return;
             }
         };

@@ -91,9 +91,8 @@ pub fn show(config: &Config, json: bool) -> Result<i32, Failure> {
 pub fn clear(config: &Config, repo: Option<&str>) -> Result<i32, Failure> {
     let selector = match repo {
         Some(value) => {
-            let repo = ghcache_core::context::normalize_repo(value).ok_or_else(|| {
-                Failure::Usage(format!("--repo {value:?} is not OWNER/NAME"))
-            })?;
+            let repo = ghcache_core::context::normalize_repo(value)
+                .ok_or_else(|| Failure::Usage(format!("--repo {value:?} is not OWNER/NAME")))?;
             Selector::Repo(repo)
         }
         None => Selector::All,
@@ -123,8 +122,16 @@ pub fn describe_config(config: &Config) -> String {
     let mut line = |key: &str, value: String, origin: &dyn std::fmt::Display| {
         let _ = writeln!(out, "{key:<18} = {value:<40} # {origin}");
     };
-    line("enabled", config.enabled.value.to_string(), &config.enabled.origin);
-    line("debug", config.debug.value.to_string(), &config.debug.origin);
+    line(
+        "enabled",
+        config.enabled.value.to_string(),
+        &config.enabled.origin,
+    );
+    line(
+        "debug",
+        config.debug.value.to_string(),
+        &config.debug.origin,
+    );
     line(
         "cache_dir",
         format!("{:?}", config.cache_dir.value.display().to_string()),
@@ -137,13 +144,10 @@ pub fn describe_config(config: &Config) -> String {
     );
     line(
         "scope",
-        config
-            .scope
-            .value
-            .as_ref()
-            .map_or("(derived: actions repo, token hash, gh login, or anonymous)".into(), |s| {
-                format!("{s:?}")
-            }),
+        config.scope.value.as_ref().map_or(
+            "(derived: actions repo, token hash, gh login, or anonymous)".into(),
+            |s| format!("{s:?}"),
+        ),
         &config.scope.origin,
     );
     line(
