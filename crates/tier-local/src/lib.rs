@@ -1,1 +1,27 @@
-//! Local tier (being written).
+//! The local tier: an SQLite index (WAL) and blob files named by the blake3 digest of the body.
+//!
+//! Everything lives in one cache directory, shared by every ghcache process on the machine:
+//!
+//! ```text
+//! <dir>/index.db              entries (key -> manifest, body digest, size, last use) and counters
+//! <dir>/blobs/<ab>/<abcd..>   encoded bodies, named by their digest; identical bodies stored once
+//! <dir>/locks/<key>.lock      per-key locks, so that one process per key asks GitHub
+//! ```
+//!
+//! Writes are atomic: a body is written to a temporary file and renamed into place inside the
+//! index transaction that refers to it, so a crash leaves at worst an unreferenced blob, never an
+//! entry whose body is missing or partial. Every read checks the body's size and digest.
+
+mod blobs;
+mod config;
+mod error;
+mod index;
+mod lock;
+mod stats;
+mod tier;
+
+pub use config::Config;
+pub use error::Error;
+pub use lock::KeyLock;
+pub use stats::Stats;
+pub use tier::Tier;

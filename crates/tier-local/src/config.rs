@@ -1,0 +1,24 @@
+use std::path::PathBuf;
+
+/// Default size cap of the stored bodies: 512 MiB.
+const DEFAULT_MAX_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Where the local tier keeps its files and how much it may keep.
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The cache directory (`GH_CACHE_DIR`). Created with mode 0700 if missing.
+    pub dir: PathBuf,
+    /// Cap on the bytes of stored bodies; least recently used entries are evicted above it.
+    pub max_bytes: u64,
+}
+
+impl Config {
+    /// A configuration for `dir` with the default cap (512 MiB).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Config {
+            dir: dir.into(),
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}

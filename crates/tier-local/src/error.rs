@@ -1,0 +1,74 @@
+use std::path::PathBuf;
+
+use ghcache_core::TierError;
+
+/// Why the local cache could not be opened or used. Each message names the cache directory and
+/// says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The directory or its index could not be opened or created.
+    #[error("cannot open the cache at {}: {reason} (set GH_CACHE_DIR to a writable directory)", dir.display())]
+    Open {
+        /// The cache directory.
+        dir: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// A query on the index failed after it was opened.
+    #[error("the cache index at {} failed: {reason} (run `ghcache clear`, or remove {} to start over)", dir.join("index.db").display(), dir.display())]
+    Index {
+        /// The cache directory.
+        dir: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// A body file could not be written (full disk, permissions).
+    #[error("cannot write to the cache at {}: {reason} (free some space, or set GH_CACHE_DIR to a writable directory)", dir.display())]
+    Write {
+        /// The cache directory.
+        dir: PathBuf,
+        /// What failed, with the OS error.
+        reason: String,
+    },
+    /// The index was written by a newer ghcache whose schema this one does not know.
+    #[error("the cache at {} was written by a newer ghcache (schema {found}, this one knows up to {known}); upgrade ghcache or set GH_CACHE_DIR to another directory", dir.display())]
+    Newer {
+        /// The cache directory.
+        dir: PathBuf,
+        /// Schema version found in the index.
+        found: i64,
+        /// Newest schema version this build knows.
+        known: i64,
+    },
+    /// The cache directory is read-only: entries are served but nothing is stored.
+    #[error("the cache at {} is read-only: nothing can be stored (make it writable, or set GH_CACHE_DIR to a writable directory)", dir.display())]
+    ReadOnly {
+        /// The cache directory.
+        dir: PathBuf,
+    },
+    /// A lock file could not be created or locked.
+    #[error("cannot lock {}: {source} (make {} writable, or set GH_CACHE_DIR to a writable directory)", path.display(), dir.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The cache directory.
+        dir: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl From<Error> for TierError {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::ReadOnly { .. } => TierError::ReadOnly {
+                tier: crate::tier::NAME,
+            },
+            other => TierError::Unavailable {
+                tier: crate::tier::NAME,
+                reason: other.to_string(),
+            },
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The SQL side: schema, migrations, and every query the tier runs.
+
+use std::collections::HashSet;
+
+use sqlx::{Row, SqliteConnection};
+
+use crate::stats::{Counts, Stats};
+
+/// Migrations in order: entry `i` brings `PRAGMA user_version` from `i` to `i + 1`.
+/// To change the schema, append a step; never edit a released one.
+const MIGRATIONS: &[&str] = &[
+    // 1: entries and counters.
+    "CREATE TABLE entries (
+        key BLOB PRIMARY KEY NOT NULL,
+        scope_id BLOB NOT NULL,
+        repo TEXT NOT NULL,
+        manifest BLOB NOT NULL,
+        digest TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        last_used_ms INTEGER NOT NULL,
+        has_cid INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX entries_repo ON entries (repo);
+    CREATE INDEX entries_last_used ON entries (last_used_ms);
+    CREATE INDEX entries_digest ON entries (digest, size);
+    CREATE TABLE stats (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        requests INTEGER NOT NULL DEFAULT 0,
+        hits_local INTEGER NOT NULL DEFAULT 0,
+        hits_p2p INTEGER NOT NULL DEFAULT 0,
+        hits_ipfs INTEGER NOT NULL DEFAULT 0,
+        misses INTEGER NOT NULL DEFAULT 0,
+        bypassed INTEGER NOT NULL DEFAULT 0,
+        revalidated INTEGER NOT NULL DEFAULT 0,
+        stale_served INTEGER NOT NULL DEFAULT 0,
+        errors INTEGER NOT NULL DEFAULT 0,
+        corrupt INTEGER NOT NULL DEFAULT 0,
+        created_at_ms INTEGER NOT NULL
+    );",
+];
+
+/// The schema version this build writes.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// What [`migrate`] found.
+pub(crate) enum Schema {
+    /// Current (possibly after migrating).
+    Current,
+    /// Written by a newer build.
+    Newer(i64),
+}
+
+pub(crate) async fn user_version(conn: &mut SqliteConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(conn)
+        .await
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`]. Costs one PRAGMA read when it is already current.
+pub(crate) fn migrate(conn: &mut SqliteConnection, now_ms: u64) -> Boxed<'_, Schema> {
+    Box::pin(migrate_inner(conn, now_ms))
+}
+
+/// A boxed future: checking `Send` here, at concrete lifetimes, sidesteps the compiler's
+/// higher-ranked lifetime limits that sqlx's executor futures otherwise hit in callers.
+pub(crate) type Boxed<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = sqlx::Result<T>> + Send + 'a>>;
+
+async fn migrate_inner(conn: &mut SqliteConnection, now_ms: u64) -> sqlx::Result<Schema> {
+    let found = user_version(conn).await?;
+    if found == SCHEMA_VERSION {
+        return Ok(Schema::Current);
+    }
+    if found > SCHEMA_VERSION {
+        return Ok(Schema::Newer(found));
+    }
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+    // Another process may have migrated while we waited for the write lock.
+    let found = user_version(&mut tx).await?;
+    if found > SCHEMA_VERSION {
+        return Ok(Schema::Newer(found));
+    }
+    let mut step = usize::try_from(found).unwrap_or(0);
+    while let Some(sql) = MIGRATIONS.get(step) {
+        sqlx::Executor::execute(&mut *tx, *sql).await?;
+        step += 1;
+    }
+    sqlx::query("INSERT OR IGNORE INTO stats (id, created_at_ms) VALUES (1, ?)")
+        .bind(to_i64(now_ms))
+        .execute(&mut *tx)
+        .await?;
+    // PRAGMA takes no bound parameters; the value is our own constant.
+    let set_version = format!("PRAGMA user_version = {SCHEMA_VERSION}");
+    sqlx::Executor::execute(&mut *tx, set_version.as_str()).await?;
+    tx.commit().await?;
+    Ok(Schema::Current)
+}
+
+/// An index row as stored.
+pub(crate) struct Stored {
+    pub manifest: Vec<u8>,
+    pub digest: String,
+    pub last_used_ms: i64,
+}
+
+pub(crate) async fn lookup(
+    conn: &mut SqliteConnection,
+    key: &[u8],
+) -> sqlx::Result<Option<Stored>> {
+    let row = sqlx::query("SELECT manifest, digest, last_used_ms FROM entries WHERE key = ?")
+        .bind(key)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|row| {
+        Ok(Stored {
+            manifest: row.try_get(0)?,
+            digest: row.try_get(1)?,
+            last_used_ms: row.try_get(2)?,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) async fn digest_of(
+    conn: &mut SqliteConnection,
+    key: &[u8],
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT digest FROM entries WHERE key = ?")
+        .bind(key)
+        .fetch_optional(conn)
+        .await
+}
+
+pub(crate) async fn touch(
+    conn: &mut SqliteConnection,
+    key: &[u8],
+    now_ms: u64,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE entries SET last_used_ms = ? WHERE key = ?")
+        .bind(to_i64(now_ms))
+        .bind(key)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// A row to insert.
+pub(crate) struct NewRow<'a> {
+    pub key: &'a [u8],
+    pub scope_id: &'a [u8],
+    pub repo: &'a str,
+    pub manifest: &'a [u8],
+    pub digest: &'a str,
+    pub size: u64,
+    pub created_at_ms: u64,
+    pub now_ms: u64,
+    pub has_cid: bool,
+}
+
+pub(crate) async fn upsert(conn: &mut SqliteConnection, row: &NewRow<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO entries
+            (key, scope_id, repo, manifest, digest, size, created_at_ms, last_used_ms, has_cid)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(row.key)
+    .bind(row.scope_id)
+    .bind(row.repo)
+    .bind(row.manifest)
+    .bind(row.digest)
+    .bind(to_i64(row.size))
+    .bind(to_i64(row.created_at_ms))
+    .bind(to_i64(row.now_ms))
+    .bind(row.has_cid)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// Deletes one key if its digest is still `digest` (it was not replaced meanwhile).
+pub(crate) async fn delete_if(
+    conn: &mut SqliteConnection,
+    key: &[u8],
+    digest: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query("DELETE FROM entries WHERE key = ? AND digest = ?")
+        .bind(key)
+        .bind(digest)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Which rows to delete.
+pub(crate) enum Which<'a> {
+    Key(&'a [u8]),
+    Repo(&'a str),
+    All,
+}
+
+/// Deletes rows; returns the digest of each deleted row.
+pub(crate) async fn delete(
+    conn: &mut SqliteConnection,
+    which: Which<'_>,
+) -> sqlx::Result<Vec<String>> {
+    let query = match which {
+        Which::Key(key) => {
+            sqlx::query_scalar("DELETE FROM entries WHERE key = ? RETURNING digest").bind(key)
+        }
+        Which::Repo(repo) => {
+            sqlx::query_scalar("DELETE FROM entries WHERE repo = ? RETURNING digest").bind(repo)
+        }
+        Which::All => sqlx::query_scalar("DELETE FROM entries RETURNING digest"),
+    };
+    query.fetch_all(conn).await
+}
+
+pub(crate) async fn referenced(conn: &mut SqliteConnection, digest: &str) -> sqlx::Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM entries WHERE digest = ? LIMIT 1")
+        .bind(digest)
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+pub(crate) async fn all_digests(conn: &mut SqliteConnection) -> sqlx::Result<HashSet<String>> {
+    let digests: Vec<String> = sqlx::query_scalar("SELECT DISTINCT digest FROM entries")
+        .fetch_all(conn)
+        .await?;
+    Ok(digests.into_iter().collect())
+}
+
+/// Bytes of distinct bodies.
+pub(crate) async fn total_bytes(conn: &mut SqliteConnection) -> sqlx::Result<u64> {
+    let total: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM entries GROUP BY digest)",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(to_u64(total))
+}
+
+/// A candidate for eviction.
+pub(crate) struct Victim {
+    pub key: Vec<u8>,
+    pub digest: String,
+    pub size: u64,
+}
+
+/// The least recently used entries, except `spare`.
+pub(crate) async fn oldest(
+    conn: &mut SqliteConnection,
+    spare: &[u8],
+    limit: i64,
+) -> sqlx::Result<Vec<Victim>> {
+    let rows = sqlx::query(
+        "SELECT key, digest, size FROM entries WHERE key <> ? ORDER BY last_used_ms ASC LIMIT ?",
+    )
+    .bind(spare)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(Victim {
+                key: row.try_get(0)?,
+                digest: row.try_get(1)?,
+                size: to_u64(row.try_get(2)?),
+            })
+        })
+        .collect()
+}
+
+/// Adds a batch of events to the counters, and one request.
+pub(crate) async fn record(conn: &mut SqliteConnection, c: &Counts) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE stats SET requests = requests + 1,
+            hits_local = hits_local + ?, hits_p2p = hits_p2p + ?, hits_ipfs = hits_ipfs + ?,
+            misses = misses + ?, bypassed = bypassed + ?, revalidated = revalidated + ?,
+            stale_served = stale_served + ?, errors = errors + ?, corrupt = corrupt + ?
+         WHERE id = 1",
+    )
+    .bind(c.hits_local)
+    .bind(c.hits_p2p)
+    .bind(c.hits_ipfs)
+    .bind(c.misses)
+    .bind(c.bypassed)
+    .bind(c.revalidated)
+    .bind(c.stale_served)
+    .bind(c.errors)
+    .bind(c.corrupt)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn stats(conn: &mut SqliteConnection) -> sqlx::Result<Stats> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let row = sqlx::query(
+        "SELECT requests, hits_local, hits_p2p, hits_ipfs, misses, bypassed, revalidated,
+            stale_served, errors, corrupt, created_at_ms FROM stats WHERE id = 1",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (entries, ipfs_entries): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(has_cid), 0) FROM entries")
+            .fetch_one(&mut *tx)
+            .await?;
+    let bytes = total_bytes(&mut tx).await?;
+    tx.commit().await?;
+    let mut stats = Stats {
+        entries: to_u64(entries),
+        bytes,
+        ipfs_entries: to_u64(ipfs_entries),
+        ..Stats::default()
+    };
+    if let Some(row) = row {
+        let get = |i: usize| row.try_get::<i64, _>(i).map(to_u64);
+        stats.requests = get(0)?;
+        stats.hits_local = get(1)?;
+        stats.hits_p2p = get(2)?;
+        stats.hits_ipfs = get(3)?;
+        stats.misses = get(4)?;
+        stats.bypassed = get(5)?;
+        stats.revalidated = get(6)?;
+        stats.stale_served = get(7)?;
+        stats.errors = get(8)?;
+        stats.corrupt = get(9)?;
+        stats.created_at_ms = get(10)?;
+    }
+    Ok(stats)
+}
+
+pub(crate) fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}

@@ -1,0 +1,673 @@
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::str::FromStr as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ghcache_core::{
+    now_ms, Body, CacheKey, CacheTier, Digest, Entry, Event, Lookup, Manifest, Selector, TierError,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions as _, Connection as _, SqliteConnection};
+use tokio::sync::Mutex;
+
+use crate::blobs::{Blobs, Staged, BLOBS, TMP_GRACE};
+use crate::config::Config;
+use crate::error::Error;
+use crate::index::{self, NewRow, Schema, Which};
+use crate::lock::{index_lock_path, lock_file, LOCKS};
+use crate::stats::{Counts, Stats};
+
+/// The tier's name in stats and debug lines.
+pub(crate) const NAME: &str = "local";
+
+/// File name of the index inside the cache directory.
+const DB: &str = "index.db";
+
+/// How long SQLite waits for another process's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A hit refreshes `last_used_ms` only when it is older than this: LRU needs no finer clock, and
+/// most hits then cost no write.
+const TOUCH_EVERY_MS: i64 = 1_000;
+
+/// How long to wait for another process that is moving a corrupt index aside.
+const QUARANTINE_WAIT: Duration = Duration::from_secs(2);
+
+/// Entries evicted per query while over the cap.
+const EVICT_BATCH: i64 = 64;
+
+/// The local tier: entries in `<dir>/index.db`, bodies in `<dir>/blobs/`.
+///
+/// Shared by every process on the machine (SQLite WAL, busy timeout). Holds one connection.
+#[derive(Debug)]
+pub struct Tier {
+    dir: PathBuf,
+    db: PathBuf,
+    max_bytes: u64,
+    read_only: bool,
+    conn: Mutex<SqliteConnection>,
+    blobs: Blobs,
+    /// (device, inode) of the index that was opened: a corrupt index is moved aside only if it is
+    /// still the file this handle opened.
+    identity: Option<(u64, u64)>,
+    warnings: std::sync::Mutex<Vec<String>>,
+    quarantined: AtomicBool,
+}
+
+/// Why connecting to the index failed.
+enum Failure {
+    Corrupt(String),
+    Newer(i64),
+    Other(String),
+}
+
+impl Tier {
+    /// Opens the cache at `config.dir`, creating the directory (mode 0700), `index.db`, `blobs/`
+    /// and `locks/` as needed.
+    ///
+    /// # Behavior
+    /// An index that is not a SQLite database, or is truncated or malformed, is moved aside to
+    /// `index.db.corrupt-<ms>` and a new one is started; [`Tier::warnings`] then says so. A
+    /// read-only directory is opened read-only: hits are served, stores fail with
+    /// [`TierError::ReadOnly`].
+    ///
+    /// # Errors
+    /// [`Error::Open`] when the directory or index cannot be opened or created, [`Error::Newer`]
+    /// when a newer ghcache wrote the index.
+    pub async fn open(config: Config) -> Result<Tier, Error> {
+        let dir = config.dir;
+        let open_err = |reason: String| Error::Open {
+            dir: dir.clone(),
+            reason,
+        };
+        make_dir(&dir).map_err(|e| open_err(e.to_string()))?;
+        if !dir.is_dir() {
+            return Err(open_err("it is not a directory".into()));
+        }
+        let writable = rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK).is_ok();
+        let mut warnings = Vec::new();
+        if writable {
+            for sub in [BLOBS, LOCKS] {
+                make_dir(&dir.join(sub)).map_err(|e| open_err(format!("{sub}: {e}")))?;
+            }
+        } else {
+            warnings.push(format!(
+                "the cache at {} is read-only: answers are served from it, nothing new is stored",
+                dir.display()
+            ));
+        }
+        let db = dir.join(DB);
+        let mut moved = false;
+        let (conn, identity) = loop {
+            let identity = identity_of(&db);
+            match connect(&db, writable).await {
+                Ok(conn) => break (conn, identity),
+                Err(Failure::Corrupt(reason)) if writable && !moved => {
+                    moved = true;
+                    if let Some(line) = quarantine(&dir, &db, identity, &reason) {
+                        warnings.push(line);
+                    }
+                }
+                Err(Failure::Corrupt(reason)) => {
+                    return Err(open_err(format!(
+                        "the index {} is corrupt: {reason}",
+                        db.display()
+                    )))
+                }
+                Err(Failure::Newer(found)) => {
+                    return Err(Error::Newer {
+                        dir,
+                        found,
+                        known: index::SCHEMA_VERSION,
+                    })
+                }
+                Err(Failure::Other(reason)) => return Err(open_err(reason)),
+            }
+        };
+        Ok(Tier {
+            blobs: Blobs::new(&dir),
+            dir,
+            db,
+            max_bytes: config.max_bytes,
+            read_only: !writable,
+            conn: Mutex::new(conn),
+            identity,
+            warnings: std::sync::Mutex::new(warnings),
+            quarantined: AtomicBool::new(false),
+        })
+    }
+
+    /// Things to tell the user once: a corrupt index moved aside (the message contains
+    /// "corrupt" and where the old file went), a read-only cache directory.
+    pub fn warnings(&self) -> Vec<String> {
+        match self.warnings.lock() {
+            Ok(w) => w.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Adds a batch of events to the persisted counters, and one request.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] in a read-only cache, [`Error::Index`] when the update fails.
+    pub async fn record(&self, events: &[Event]) -> Result<(), Error> {
+        if self.read_only {
+            return Err(Error::ReadOnly {
+                dir: self.dir.clone(),
+            });
+        }
+        let counts = Counts::of(events);
+        let mut conn = self.conn.lock().await;
+        index::record(&mut conn, &counts)
+            .await
+            .map_err(|e| self.index_err(&e))
+    }
+
+    /// The persisted counters and the size of what is stored.
+    ///
+    /// # Errors
+    /// [`Error::Index`] when the index cannot be read.
+    pub async fn stats(&self) -> Result<Stats, Error> {
+        let mut conn = self.conn.lock().await;
+        index::stats(&mut conn)
+            .await
+            .map_err(|e| self.index_err(&e))
+    }
+
+    /// Closes the connection cleanly (the last one out checkpoints the WAL).
+    pub async fn close(self) {
+        let _ = self.conn.into_inner().close().await;
+    }
+
+    fn index_err(&self, err: &sqlx::Error) -> Error {
+        if is_corrupt(err) {
+            self.quarantine_now(&err.to_string());
+        }
+        Error::Index {
+            dir: self.dir.clone(),
+            reason: err.to_string(),
+        }
+    }
+
+    /// Maps a query failure to what the chain understands.
+    fn tier_err(&self, err: &sqlx::Error) -> TierError {
+        match code(err) {
+            Some(8) => TierError::ReadOnly { tier: NAME },
+            Some(13) => Error::Write {
+                dir: self.dir.clone(),
+                reason: err.to_string(),
+            }
+            .into(),
+            _ => self.index_err(err).into(),
+        }
+    }
+
+    fn write_err(&self, err: &io::Error) -> TierError {
+        if matches!(err.raw_os_error(), Some(code) if code == rustix::io::Errno::ROFS.raw_os_error())
+        {
+            return TierError::ReadOnly { tier: NAME };
+        }
+        Error::Write {
+            dir: self.dir.clone(),
+            reason: err.to_string(),
+        }
+        .into()
+    }
+
+    /// A query found the open index corrupt: move it aside so the next process starts fresh.
+    fn quarantine_now(&self, reason: &str) {
+        if self.read_only || self.quarantined.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(line) = quarantine(&self.dir, &self.db, self.identity, reason) {
+            if let Ok(mut w) = self.warnings.lock() {
+                w.push(line);
+            }
+        }
+    }
+
+    /// Drops a row whose body failed its checks, and the body file if `remove_blob`.
+    async fn drop_corrupt(
+        &self,
+        key: &CacheKey,
+        digest: &str,
+        remove_blob: bool,
+    ) -> Result<bool, TierError> {
+        let mut conn = self.conn.lock().await;
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.tier_err(&e))?;
+        let dropped = index::delete_if(&mut tx, &key.0, digest)
+            .await
+            .map_err(|e| self.tier_err(&e))?;
+        if let Some(d) = Digest::from_hex(digest) {
+            let unused = !index::referenced(&mut tx, digest)
+                .await
+                .map_err(|e| self.tier_err(&e))?;
+            if remove_blob || unused {
+                let _ = self.blobs.remove(&d);
+            }
+        }
+        tx.commit().await.map_err(|e| self.tier_err(&e))?;
+        Ok(dropped)
+    }
+
+    async fn corrupt(
+        &self,
+        key: &CacheKey,
+        digest: &str,
+        remove_blob: bool,
+        reason: String,
+    ) -> Result<Lookup, TierError> {
+        if self.read_only {
+            return Err(TierError::Corrupt { tier: NAME, reason });
+        }
+        if self.drop_corrupt(key, digest, remove_blob).await? {
+            Err(TierError::Corrupt { tier: NAME, reason })
+        } else {
+            // Replaced or dropped by another process while we read: not ours to report.
+            Ok(Lookup::Miss)
+        }
+    }
+
+    /// Within a write transaction: removes `digests` whose last reference is gone.
+    async fn release(
+        &self,
+        conn: &mut SqliteConnection,
+        digests: Vec<String>,
+    ) -> Result<u64, sqlx::Error> {
+        let mut freed = 0;
+        let mut seen = std::collections::HashSet::new();
+        for hex in digests {
+            if !seen.insert(hex.clone()) || index::referenced(conn, &hex).await? {
+                continue;
+            }
+            if let Some(d) = Digest::from_hex(&hex) {
+                if self.blobs.remove(&d).is_ok() {
+                    freed += 1;
+                }
+            }
+        }
+        Ok(freed)
+    }
+
+    /// Within a write transaction: evicts least recently used entries (never `spare`) until the
+    /// stored bytes are under 90% of the cap, then removes orphan blob files.
+    async fn evict(&self, conn: &mut SqliteConnection, spare: &[u8]) -> Result<(), sqlx::Error> {
+        let mut total = index::total_bytes(conn).await?;
+        if total <= self.max_bytes {
+            return Ok(());
+        }
+        // Evicting below the cap, not just to it, keeps the next puts from evicting (and sweeping)
+        // again each time.
+        let low_water = self.max_bytes - self.max_bytes / 10;
+        while total > low_water {
+            let victims = index::oldest(conn, spare, EVICT_BATCH).await?;
+            if victims.is_empty() {
+                break;
+            }
+            for victim in victims {
+                if total <= low_water {
+                    break;
+                }
+                index::delete(conn, Which::Key(&victim.key)).await?;
+                if !index::referenced(conn, &victim.digest).await? {
+                    if let Some(d) = Digest::from_hex(&victim.digest) {
+                        let _ = self.blobs.remove(&d);
+                    }
+                    total = total.saturating_sub(victim.size);
+                }
+            }
+        }
+        let keep = index::all_digests(conn).await?;
+        self.blobs.sweep(&keep, TMP_GRACE);
+        Ok(())
+    }
+
+    async fn store(&self, entry: &Entry, staged: Staged, digest: &Digest) -> Result<(), TierError> {
+        let m = &entry.manifest;
+        let hex = digest.to_hex();
+        let manifest = m.encode();
+        let mut conn = self.conn.lock().await;
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.tier_err(&e))?;
+        // Published under the write lock: no other process can be deciding, at the same moment,
+        // that this digest is unreferenced and remove it.
+        staged.publish().map_err(|e| self.write_err(&e))?;
+        let old = index::digest_of(&mut tx, &m.key.0)
+            .await
+            .map_err(|e| self.tier_err(&e))?;
+        let row = NewRow {
+            key: &m.key.0,
+            scope_id: &m.scope_id,
+            repo: &m.repo,
+            manifest: &manifest,
+            digest: &hex,
+            size: m.body_size,
+            created_at_ms: m.created_at_ms,
+            now_ms: now_ms(),
+            has_cid: m.cid.is_some(),
+        };
+        index::upsert(&mut tx, &row)
+            .await
+            .map_err(|e| self.tier_err(&e))?;
+        if let Some(old) = old.filter(|old| *old != hex) {
+            self.release(&mut tx, vec![old])
+                .await
+                .map_err(|e| self.tier_err(&e))?;
+        }
+        self.evict(&mut tx, &m.key.0)
+            .await
+            .map_err(|e| self.tier_err(&e))?;
+        tx.commit().await.map_err(|e| self.tier_err(&e))
+    }
+}
+
+#[async_trait]
+impl CacheTier for Tier {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// Looks up `key`; checks the body's size and digest against the manifest.
+    ///
+    /// # Errors
+    /// [`TierError::Corrupt`] when the stored entry failed a check; it has been dropped, so the
+    /// next lookup misses.
+    async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
+        let stored = {
+            let mut conn = self.conn.lock().await;
+            index::lookup(&mut conn, &key.0)
+                .await
+                .map_err(|e| self.tier_err(&e))?
+        };
+        let Some(stored) = stored else {
+            return Ok(Lookup::Miss);
+        };
+        let manifest = match Manifest::decode(&stored.manifest) {
+            Ok(m) if m.key == *key && m.body_digest.to_hex() == stored.digest => m,
+            Ok(_) => {
+                let reason = "the index row does not match its manifest".to_owned();
+                return self.corrupt(key, &stored.digest, false, reason).await;
+            }
+            Err(err) => {
+                return self
+                    .corrupt(key, &stored.digest, false, err.to_string())
+                    .await;
+            }
+        };
+        let bytes = match self.blobs.read(&manifest.body_digest).await {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                let reason = format!("body file {} is missing", stored.digest);
+                return self.corrupt(key, &stored.digest, false, reason).await;
+            }
+            Err(err) => {
+                return Err(Error::Index {
+                    dir: self.dir.clone(),
+                    reason: format!("cannot read body {}: {err}", stored.digest),
+                }
+                .into())
+            }
+        };
+        if bytes.len() as u64 != manifest.body_size {
+            let reason = format!(
+                "body {} has {} bytes, its manifest says {}",
+                stored.digest,
+                bytes.len(),
+                manifest.body_size
+            );
+            return self.corrupt(key, &stored.digest, true, reason).await;
+        }
+        if Digest::of(&bytes) != manifest.body_digest {
+            let reason = format!("body {} does not match its digest", stored.digest);
+            return self.corrupt(key, &stored.digest, true, reason).await;
+        }
+        let body = match Body::decode(&bytes) {
+            Ok(body) => body,
+            Err(err) => {
+                return self
+                    .corrupt(key, &stored.digest, true, err.to_string())
+                    .await
+            }
+        };
+        let now = now_ms();
+        if !self.read_only && index::to_i64(now) - stored.last_used_ms > TOUCH_EVERY_MS {
+            // Best effort: a lost touch only makes eviction a little less accurate.
+            let mut conn = self.conn.lock().await;
+            let _ = index::touch(&mut conn, &key.0, now).await;
+        }
+        Ok(Lookup::Hit(Entry { manifest, body }))
+    }
+
+    /// Stores `entry`, replacing any entry of the same key, then evicts least recently used
+    /// entries while the stored bytes exceed the cap.
+    ///
+    /// # Behavior
+    /// A body larger than the whole cap is not stored (`Ok`, and the next lookup misses).
+    ///
+    /// # Errors
+    /// [`TierError::Corrupt`] when the body does not match the manifest (nothing is stored),
+    /// [`TierError::ReadOnly`] in a read-only cache, [`TierError::Unavailable`] when the disk is
+    /// full or the index fails. A failed store leaves the previous state.
+    async fn put(&self, entry: &Entry) -> Result<(), TierError> {
+        if self.read_only {
+            return Err(TierError::ReadOnly { tier: NAME });
+        }
+        let encoded = entry.body.encode();
+        let digest = Digest::of(&encoded);
+        if digest != entry.manifest.body_digest || encoded.len() as u64 != entry.manifest.body_size
+        {
+            return Err(TierError::Corrupt {
+                tier: NAME,
+                reason: "refusing to store a body that does not match its manifest".into(),
+            });
+        }
+        if entry.manifest.body_size > self.max_bytes {
+            return Ok(());
+        }
+        let staged = self
+            .blobs
+            .stage(digest, encoded)
+            .await
+            .map_err(|e| self.write_err(&e))?;
+        self.store(entry, staged, &digest).await
+    }
+
+    /// Drops the entries `selector` names, in every scope, and the body files no entry uses.
+    async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
+        if self.read_only {
+            return Err(TierError::ReadOnly { tier: NAME });
+        }
+        let mut conn = self.conn.lock().await;
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.tier_err(&e))?;
+        let which = match selector {
+            Selector::Repo(repo) => Which::Repo(repo),
+            Selector::Key(key) => Which::Key(&key.0),
+            Selector::All => Which::All,
+        };
+        let digests = index::delete(&mut tx, which)
+            .await
+            .map_err(|e| self.tier_err(&e))?;
+        let dropped = digests.len() as u64;
+        if matches!(selector, Selector::All) {
+            let keep = index::all_digests(&mut tx)
+                .await
+                .map_err(|e| self.tier_err(&e))?;
+            self.blobs.sweep(&keep, TMP_GRACE);
+        } else {
+            self.release(&mut tx, digests)
+                .await
+                .map_err(|e| self.tier_err(&e))?;
+        }
+        tx.commit().await.map_err(|e| self.tier_err(&e))?;
+        Ok(dropped)
+    }
+}
+
+fn make_dir(path: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+fn identity_of(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// The primary SQLite result code of a database error.
+fn code(err: &sqlx::Error) -> Option<i32> {
+    match err {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| i32::from_str(&c).ok())
+            .map(|c| c & 0xff),
+        _ => None,
+    }
+}
+
+/// SQLITE_CORRUPT or SQLITE_NOTADB.
+fn is_corrupt(err: &sqlx::Error) -> bool {
+    matches!(code(err), Some(11 | 26))
+}
+
+/// A boxed future: checking `Send` here, at concrete lifetimes, sidesteps the compiler's
+/// higher-ranked lifetime limits that sqlx's executor futures otherwise hit in callers.
+type Connecting<'a> = Pin<Box<dyn Future<Output = Result<SqliteConnection, Failure>> + Send + 'a>>;
+
+/// Opens the index, bringing its schema up to date.
+fn connect(db: &Path, writable: bool) -> Connecting<'_> {
+    Box::pin(connect_inner(db, writable))
+}
+
+async fn connect_inner(db: &Path, writable: bool) -> Result<SqliteConnection, Failure> {
+    if let Some(problem) = header_problem(db) {
+        return Err(Failure::Corrupt(problem));
+    }
+    let mut options = SqliteConnectOptions::new()
+        .filename(db)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true);
+    options = if writable {
+        options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+    } else {
+        // Nobody can write a read-only directory, and SQLite cannot create the WAL's shared
+        // memory file there: read the file as it is.
+        options.read_only(true).immutable(true)
+    };
+    let mut conn = options.connect().await.map_err(|e| classify(db, &e))?;
+    let schema = if writable {
+        index::migrate(&mut conn, now_ms()).await
+    } else {
+        index::user_version(&mut conn).await.map(|v| match v {
+            v if v > index::SCHEMA_VERSION => Schema::Newer(v),
+            _ => Schema::Current,
+        })
+    };
+    match schema {
+        Ok(Schema::Current) => Ok(conn),
+        Ok(Schema::Newer(found)) => {
+            let _ = conn.close().await;
+            Err(Failure::Newer(found))
+        }
+        Err(err) => {
+            let _ = conn.close().await;
+            Err(classify(db, &err))
+        }
+    }
+}
+
+fn classify(db: &Path, err: &sqlx::Error) -> Failure {
+    if is_corrupt(err) {
+        Failure::Corrupt(err.to_string())
+    } else {
+        Failure::Other(format!("{}: {err}", db.display()))
+    }
+}
+
+/// Cheap checks of the file header that SQLite itself only trips over on a later query: not a
+/// database, or shorter than the header says (truncated).
+fn header_problem(db: &Path) -> Option<String> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(db).ok()?;
+    let len = file.metadata().ok()?.len();
+    if len == 0 {
+        // SQLite treats an empty file as a new database.
+        return None;
+    }
+    let mut header = [0u8; 100];
+    if file.read_exact(&mut header).is_err() {
+        return Some(format!("only {len} bytes long"));
+    }
+    if &header[..16] != b"SQLite format 3\0" {
+        return Some("not a SQLite database".into());
+    }
+    let be32 = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    let pages = u64::from(be32(28));
+    // The page count in the header is only valid when its version stamp matches, and pages may
+    // still sit in a WAL that a reader or checkpoint will apply.
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_len = std::fs::metadata(wal).map_or(0, |m| m.len());
+    if be32(92) == be32(24) && wal_len == 0 && pages.saturating_mul(page_size) > len {
+        return Some(format!(
+            "truncated: {len} bytes, its header says {pages} pages of {page_size}"
+        ));
+    }
+    None
+}
+
+/// Moves a corrupt index (and its WAL files) aside, unless another process already replaced it.
+/// Returns the warning to show.
+fn quarantine(dir: &Path, db: &Path, seen: Option<(u64, u64)>, reason: &str) -> Option<String> {
+    // Serialised, so that two processes that both found the old file corrupt do not also move
+    // aside the fresh one the first of them created.
+    let _lock = lock_file(dir, &index_lock_path(dir), QUARANTINE_WAIT)
+        .ok()
+        .flatten();
+    if identity_of(db) != seen || seen.is_none() {
+        return None;
+    }
+    let aside = dir.join(format!("{DB}.corrupt-{}", now_ms()));
+    if let Err(err) = std::fs::rename(db, &aside) {
+        return Some(format!(
+            "the cache index {} is corrupt ({reason}) and could not be moved aside: {err}",
+            db.display()
+        ));
+    }
+    for suffix in ["-wal", "-shm"] {
+        let mut from = db.as_os_str().to_owned();
+        from.push(suffix);
+        let mut to = aside.as_os_str().to_owned();
+        to.push(suffix);
+        // A WAL left behind would be replayed into the new database.
+        if std::fs::rename(&from, &to).is_err() {
+            let _ = std::fs::remove_file(&from);
+        }
+    }
+    Some(format!(
+        "the cache index was corrupt ({reason}); moved it to {} and started a new one",
+        aside.display()
+    ))
+}
