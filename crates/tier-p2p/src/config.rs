@@ -1,0 +1,46 @@
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+
+use crate::swarm_key::SwarmKey;
+
+/// How a p2p daemon joins and behaves in the swarm.
+///
+/// Built with [`Config::new`], then adjusted field by field.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// The private swarm's pre-shared key: only holders can connect.
+    pub swarm_key: SwarmKey,
+    /// Addresses to listen on. Default `/ip4/0.0.0.0/tcp/4001`.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start, as `/ip4/.../tcp/N/p2p/<peer id>`.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Find peers on the local network with mDNS. Default on.
+    pub mdns: bool,
+    /// Consume only: never serve, announce, provide or invalidate (for untrusted CI runners).
+    pub read_only: bool,
+    /// If not empty, the only producers whose entries and invalidations are accepted.
+    pub trusted_peers: Vec<PeerId>,
+    /// How long one fetch request to a peer may take before it is abandoned.
+    pub fetch_timeout: Duration,
+}
+
+impl Config {
+    /// Defaults for a swarm with this key.
+    pub fn new(swarm_key: SwarmKey) -> Self {
+        let listen = "/ip4/0.0.0.0/tcp/4001"
+            .parse()
+            .map(|a| vec![a])
+            .unwrap_or_default();
+        Config {
+            swarm_key,
+            listen,
+            bootstrap: Vec::new(),
+            mdns: true,
+            read_only: false,
+            trusted_peers: Vec::new(),
+            fetch_timeout: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,52 @@
+use std::path::PathBuf;
+
+/// Why the p2p daemon or its client could not do what was asked.
+///
+/// Each variant's text says what failed and, where there is one, what to do about it: the CLI
+/// prints it as one line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The swarm key is missing or malformed.
+    #[error("swarm key: {reason}; make one with `ghcache swarm-key new > swarm.key`")]
+    SwarmKey {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The node's identity file could not be read or written.
+    #[error("p2p identity {path}: {reason}")]
+    Identity {
+        /// The identity file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// Another daemon already answers on this cache dir's socket.
+    #[error("a ghcache daemon is already running for cache dir {dir} (socket {socket})")]
+    AlreadyRunning {
+        /// The cache dir.
+        dir: PathBuf,
+        /// Its control socket.
+        socket: PathBuf,
+    },
+    /// No daemon answers on this cache dir's socket.
+    #[error("no ghcache daemon is running for cache dir {dir}; start one with `ghcache daemon`")]
+    NoDaemon {
+        /// The cache dir.
+        dir: PathBuf,
+    },
+    /// The control socket could not be bound or used.
+    #[error("p2p control socket {path}: {source}")]
+    Socket {
+        /// The socket's path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The libp2p node could not be set up (transport, listen address, behaviour).
+    #[error("p2p node: {0}")]
+    Node(String),
+    /// The daemon answered something this client does not understand.
+    #[error("p2p daemon protocol: {0}")]
+    Protocol(String),
+}

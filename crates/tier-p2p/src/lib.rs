@@ -1,0 +1,24 @@
+//! ghcache's p2p tier.
+//!
+//! The daemon ([`run`]) holds this machine's node in the team's private libp2p swarm: it
+//! announces entries fetched from GitHub, serves them to peers, and finds entries other peers
+//! hold. CLI processes reach it through [`Tier`], a [`ghcache_core::CacheTier`] that talks to the
+//! daemon over a Unix socket in the cache dir, and costs one refused connect when no daemon runs.
+
+mod config;
+mod directory;
+mod error;
+pub mod identity;
+mod node;
+pub mod sign;
+mod swarm_key;
+mod tier;
+pub mod wire;
+
+pub use config::Config;
+pub use error::Error;
+pub use libp2p::identity::Keypair;
+pub use libp2p::{Multiaddr, PeerId};
+pub use node::run;
+pub use swarm_key::SwarmKey;
+pub use tier::{status, Tier};

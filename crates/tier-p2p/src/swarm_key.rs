@@ -1,0 +1,164 @@
+//! The pre-shared key of a private swarm, in the IPFS `swarm.key` format.
+
+use std::fmt;
+use std::str::FromStr;
+
+use libp2p::pnet::PreSharedKey;
+
+use crate::error::Error;
+
+const HEADER: &str = "/key/swarm/psk/1.0.0/";
+const ENCODING: &str = "/base16/";
+
+/// The 32-byte secret every member of a private swarm holds; connections without it fail at the
+/// first handshake, before any peer learns anything.
+///
+/// Text form (the file `swarm.key` that go-ipfs/Kubo also read):
+/// `/key/swarm/psk/1.0.0/\n/base16/\n<64 hex digits>\n`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SwarmKey([u8; 32]);
+
+impl SwarmKey {
+    /// A new random key from the operating system's generator.
+    ///
+    /// # Errors
+    /// When the system's random source fails (it practically never does).
+    pub fn generate() -> Result<Self, Error> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| Error::SwarmKey {
+            reason: format!("cannot get random bytes: {e}"),
+        })?;
+        Ok(SwarmKey(bytes))
+    }
+
+    /// A key from raw bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        SwarmKey(bytes)
+    }
+
+    /// Parses the `swarm.key` text form. Trailing whitespace and a final newline are accepted.
+    ///
+    /// # Errors
+    /// [`Error::SwarmKey`] naming the first line that is wrong.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let bad = |reason: &str| Error::SwarmKey {
+            reason: reason.to_owned(),
+        };
+        let mut lines = text.lines().map(str::trim);
+        if lines.next() != Some(HEADER) {
+            return Err(bad(&format!("first line must be `{HEADER}`")));
+        }
+        if lines.next() != Some(ENCODING) {
+            return Err(bad(&format!(
+                "second line must be `{ENCODING}` (only base16 keys are supported)"
+            )));
+        }
+        let hex = lines.next().unwrap_or("");
+        if lines.any(|l| !l.is_empty()) {
+            return Err(bad("unexpected text after the key"));
+        }
+        parse_hex(hex)
+            .map(SwarmKey)
+            .ok_or_else(|| bad("third line must be 64 hex digits"))
+    }
+
+    /// The key as libp2p's pnet transport wants it.
+    pub(crate) fn psk(&self) -> PreSharedKey {
+        PreSharedKey::new(self.0)
+    }
+
+    /// A fingerprint that identifies the key in logs without revealing it (same as go-libp2p's).
+    pub fn fingerprint(&self) -> String {
+        self.psk().fingerprint().to_string()
+    }
+}
+
+fn parse_hex(s: &str) -> Option<[u8; 32]> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+impl FromStr for SwarmKey {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SwarmKey::parse(s)
+    }
+}
+
+/// The full `swarm.key` text, secret included: this is what `ghcache swarm-key new` prints.
+impl fmt::Display for SwarmKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{HEADER}")?;
+        writeln!(f, "{ENCODING}")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        writeln!(f)
+    }
+}
+
+/// Never prints the secret, only its fingerprint.
+impl fmt::Debug for SwarmKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SwarmKey(fingerprint {})", self.fingerprint())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_round_trips_and_matches_libp2p() -> Result<(), Error> {
+        let key = SwarmKey::generate()?;
+        let text = key.to_string();
+        assert_eq!(SwarmKey::parse(&text)?, key);
+        // The same file must work with libp2p's own parser (and so with Kubo).
+        let theirs = PreSharedKey::from_str(&text).map_err(|e| Error::SwarmKey {
+            reason: e.to_string(),
+        })?;
+        assert_eq!(theirs, key.psk());
+        Ok(())
+    }
+
+    #[test]
+    fn two_generated_keys_differ() -> Result<(), Error> {
+        assert_ne!(SwarmKey::generate()?, SwarmKey::generate()?);
+        Ok(())
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong_and_how_to_fix_it() {
+        let cases = [
+            ("", "first line"),
+            ("/key/swarm/psk/1.0.0/\n/base64/\nAAAA\n", "second line"),
+            ("/key/swarm/psk/1.0.0/\n/base16/\nabcd\n", "64 hex digits"),
+            (
+                "/key/swarm/psk/1.0.0/\n/base16/\n00000000000000000000000000000000000000000000000000000000000000zz\n",
+                "64 hex digits",
+            ),
+        ];
+        for (text, needle) in cases {
+            let message = SwarmKey::parse(text).err().map(|e| e.to_string());
+            let message = message.unwrap_or_default();
+            assert!(message.contains(needle), "{message}");
+            assert!(message.contains("ghcache swarm-key new"), "{message}");
+        }
+    }
+
+    #[test]
+    fn debug_does_not_leak_the_secret() {
+        let key = SwarmKey::from_bytes([0xab; 32]);
+        assert!(!format!("{key:?}").contains("abab"));
+    }
+}

@@ -1,0 +1,187 @@
+//! The adapter CLI processes use: a [`CacheTier`] that asks the local daemon.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ghcache_core::{Body, CacheKey, CacheTier, Entry, Lookup, Manifest, Selector, TierError};
+use tokio::net::UnixStream;
+use tokio::sync::Mutex;
+
+use crate::error::Error;
+use crate::node::socket_path;
+use crate::wire::{self, Control, Reply};
+
+const NAME: &str = "p2p";
+/// Added to the lookup deadline for the socket round trip and local store write.
+const MARGIN: Duration = Duration::from_millis(50);
+/// How long a publish or invalidation may take: the daemon only queues them.
+const SHORT: Duration = Duration::from_secs(1);
+/// How long `status` waits.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The p2p tier as seen from a CLI process: a connection to this cache dir's daemon.
+#[derive(Debug)]
+pub struct Tier {
+    socket: PathBuf,
+    scope_id: [u8; 32],
+    deadline: Duration,
+    // One request at a time per connection: replies come back in order.
+    conn: Mutex<Option<UnixStream>>,
+}
+
+impl Tier {
+    /// Connects to the daemon of cache dir `dir`, for entries of scope `scope_id`; lookups take
+    /// at most `deadline` (plus a few ms for the socket).
+    ///
+    /// Returns `None` at once, after one failed connect, when no daemon runs: a CLI without a
+    /// daemon pays no timeout.
+    pub async fn connect(dir: &Path, scope_id: [u8; 32], deadline: Duration) -> Option<Tier> {
+        let socket = socket_path(dir);
+        let stream = UnixStream::connect(&socket).await.ok()?;
+        Some(Tier {
+            socket,
+            scope_id,
+            deadline,
+            conn: Mutex::new(Some(stream)),
+        })
+    }
+
+    /// Sends `request` and waits up to `limit` for the reply.
+    async fn call(&self, request: Control, limit: Duration) -> Result<Reply, TierError> {
+        let unavailable = |reason: String| TierError::Unavailable { tier: NAME, reason };
+        let mut conn = self.conn.lock().await;
+        let exchange = async {
+            if conn.is_none() {
+                // The daemon restarted since the last call: one reconnect, no retry loop.
+                *conn = Some(UnixStream::connect(&self.socket).await?);
+            }
+            let Some(stream) = conn.as_mut() else {
+                return Err(std::io::ErrorKind::NotConnected.into());
+            };
+            wire::write_frame(stream, &request.encode()).await?;
+            wire::read_frame(stream, wire::MAX_CONTROL_FRAME)
+                .await?
+                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+        };
+        let result = tokio::time::timeout(limit, exchange).await;
+        let frame = match result {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(e)) => {
+                *conn = None;
+                return Err(unavailable(format!("daemon socket: {e}")));
+            }
+            Err(_) => {
+                // A late reply would be read as the answer to the next request: start over.
+                *conn = None;
+                return Err(TierError::Deadline {
+                    tier: NAME,
+                    deadline: limit,
+                });
+            }
+        };
+        match Reply::decode(&frame) {
+            Ok(Reply::Error(text)) => Err(unavailable(text)),
+            Ok(reply) => Ok(reply),
+            Err(e) => {
+                *conn = None;
+                Err(unavailable(e.to_string()))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl CacheTier for Tier {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// Asks the daemon to find `key` among the peers of this tier's scope.
+    ///
+    /// # Errors
+    /// [`TierError::Deadline`] when the daemon does not answer within the deadline,
+    /// [`TierError::Corrupt`] when it answers with an entry that fails its checks.
+    async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
+        let deadline_ms = u32::try_from(self.deadline.as_millis()).unwrap_or(u32::MAX);
+        let request = Control::Get {
+            key: *key,
+            scope_id: self.scope_id,
+            deadline_ms,
+        };
+        match self.call(request, self.deadline + MARGIN).await? {
+            Reply::Hit { manifest, body } => {
+                let corrupt = |reason: String| TierError::Corrupt { tier: NAME, reason };
+                let manifest = Manifest::decode(&manifest).map_err(|e| corrupt(e.to_string()))?;
+                let body = Body::decode(&body).map_err(|e| corrupt(e.to_string()))?;
+                let entry = Entry { manifest, body };
+                if entry.manifest.key != *key || entry.manifest.scope_id != self.scope_id {
+                    return Err(corrupt("daemon answered with another entry".into()));
+                }
+                if !entry.verify_body() {
+                    return Err(corrupt("body does not match its digest".into()));
+                }
+                Ok(Lookup::Hit(entry))
+            }
+            Reply::Miss => Ok(Lookup::Miss),
+            other => Err(TierError::Unavailable {
+                tier: NAME,
+                reason: format!("unexpected reply to get: {other:?}"),
+            }),
+        }
+    }
+
+    /// Hands an entry fetched from GitHub to the daemon, which signs, announces and provides it.
+    /// The entry must already be in the local store: peers are served from there.
+    async fn put(&self, entry: &Entry) -> Result<(), TierError> {
+        let request = Control::Publish {
+            manifest: entry.manifest.encode(),
+            body: entry.body.encode(),
+        };
+        match self.call(request, SHORT).await? {
+            Reply::Ok => Ok(()),
+            other => Err(TierError::Unavailable {
+                tier: NAME,
+                reason: format!("unexpected reply to publish: {other:?}"),
+            }),
+        }
+    }
+
+    /// Tells the scope's peers that a repository's entries are out of date. Drops nothing here
+    /// (returns 0): peers drop theirs when the message reaches them.
+    async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
+        let Selector::Repo(repo) = selector else {
+            return Ok(0);
+        };
+        let request = Control::Invalidate {
+            scope_id: self.scope_id,
+            repo: repo.clone(),
+        };
+        match self.call(request, SHORT).await? {
+            Reply::Ok => Ok(0),
+            other => Err(TierError::Unavailable {
+                tier: NAME,
+                reason: format!("unexpected reply to invalidate: {other:?}"),
+            }),
+        }
+    }
+}
+
+/// The status of cache dir `dir`'s daemon, as JSON text (for `ghcache daemon status`).
+///
+/// # Errors
+/// [`Error::NoDaemon`] when no daemon answers; [`Error::Protocol`] on a garbled answer.
+pub async fn status(dir: &Path) -> Result<String, Error> {
+    let no_daemon = || Error::NoDaemon {
+        dir: dir.to_owned(),
+    };
+    let tier = Tier::connect(dir, [0; 32], Duration::ZERO)
+        .await
+        .ok_or_else(no_daemon)?;
+    match tier.call(Control::Status, STATUS_TIMEOUT).await {
+        Ok(Reply::Status(json)) => Ok(json),
+        Ok(other) => Err(Error::Protocol(format!("unexpected reply: {other:?}"))),
+        Err(TierError::Unavailable { reason, .. }) => Err(Error::Protocol(reason)),
+        Err(_) => Err(no_daemon()),
+    }
+}

@@ -1,0 +1,770 @@
+//! Every message this crate sends or receives, and their bounded encodings.
+//!
+//! Three channels carry them: gossipsub ([`Gossip`]), the `/ghcache/fetch/1` request-response
+//! protocol between peers ([`FetchRequest`], [`FetchResponse`]), and the daemon's Unix control
+//! socket ([`Control`], [`Reply`]). Anything read from a peer or a socket is decoded here with
+//! size caps checked before any allocation, and never panics.
+
+use std::io;
+
+use ghcache_core::CacheKey;
+use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::request_response;
+use libp2p::StreamProtocol;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Largest encoded body that travels between peers. Bigger entries stay on the machine that made
+/// them (and in IPFS).
+pub const MAX_BODY: usize = 8 << 20;
+/// Largest encoded manifest (its fields are capped well below this by `Manifest::decode`).
+pub const MAX_MANIFEST: usize = 4 << 10;
+/// Largest repository name in an invalidation.
+pub const MAX_REPO: usize = 512;
+/// Largest fetch request: a tag, a key and a scope id.
+pub const MAX_FETCH_REQUEST: usize = 128;
+/// Largest fetch response: a manifest and a body.
+pub const MAX_FETCH_RESPONSE: usize = MAX_BODY + MAX_MANIFEST + 16;
+/// Largest gossip message payload.
+pub const MAX_GOSSIP: usize = 8 << 10;
+/// Largest control-socket frame.
+pub const MAX_CONTROL_FRAME: usize = MAX_FETCH_RESPONSE + 64;
+/// Largest JSON status text.
+const MAX_STATUS: usize = 1 << 20;
+/// Largest error text in a reply.
+const MAX_ERROR_TEXT: usize = 4 << 10;
+
+/// Protocol name of the peer-to-peer fetch.
+pub const FETCH_PROTOCOL: StreamProtocol = StreamProtocol::new("/ghcache/fetch/1");
+
+/// A message that cannot be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad {what}: {reason}")]
+pub struct WireError {
+    /// Which message.
+    pub what: &'static str,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl From<WireError> for io::Error {
+    fn from(e: WireError) -> Self {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+}
+
+/// What peers tell each other on a scope's gossip topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gossip {
+    /// "I have this entry": a signed, encoded manifest (no body).
+    Announcement {
+        /// `Manifest::encode` bytes.
+        manifest: Vec<u8>,
+    },
+    /// "Entries about this repository are out of date."
+    Invalidation(Invalidation),
+}
+
+/// A request to drop every entry about a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalidation {
+    /// Scope whose topic carried it.
+    pub scope_id: [u8; 32],
+    /// Repository (`owner/name`, lowercase).
+    pub repo: String,
+    /// When it was issued (sender's clock, ms since the epoch): old ones are ignored.
+    pub at_ms: u64,
+}
+
+/// Asks a peer for one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchRequest {
+    /// Which entry.
+    pub key: CacheKey,
+    /// Scope the asker is in: the server answers only with entries of this scope.
+    pub scope_id: [u8; 32],
+}
+
+/// A peer's answer to a [`FetchRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchResponse {
+    /// The entry: to be checked by the receiver before any use.
+    Found {
+        /// `Manifest::encode` bytes.
+        manifest: Vec<u8>,
+        /// `Body::encode` bytes.
+        body: Vec<u8>,
+    },
+    /// The peer has no fresh entry of that key and scope.
+    NotFound,
+}
+
+/// A request from a CLI process to its daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Find `key` in the swarm within `deadline_ms`.
+    Get {
+        /// Which entry.
+        key: CacheKey,
+        /// The CLI's scope.
+        scope_id: [u8; 32],
+        /// How long the daemon may look.
+        deadline_ms: u32,
+    },
+    /// An entry this machine fetched from GitHub: sign, announce and provide it.
+    Publish {
+        /// `Manifest::encode` bytes.
+        manifest: Vec<u8>,
+        /// `Body::encode` bytes.
+        body: Vec<u8>,
+    },
+    /// Tell the scope's peers that a repository's entries are out of date.
+    Invalidate {
+        /// The CLI's scope.
+        scope_id: [u8; 32],
+        /// Repository (`owner/name`, lowercase).
+        repo: String,
+    },
+    /// Report the daemon's state as JSON.
+    Status,
+}
+
+/// The daemon's answer to a [`Control`] request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// A verified entry, now also in the local store.
+    Hit {
+        /// `Manifest::encode` bytes.
+        manifest: Vec<u8>,
+        /// `Body::encode` bytes.
+        body: Vec<u8>,
+    },
+    /// Nothing valid found in time.
+    Miss,
+    /// Done.
+    Ok,
+    /// JSON status text.
+    Status(String),
+    /// The request failed; the text says why.
+    Error(String),
+}
+
+// Tags are distinct across message kinds so that a message sent on the wrong channel is
+// rejected, not misread.
+const TAG_ANNOUNCE: u8 = 0x11;
+const TAG_INVALIDATE: u8 = 0x12;
+const TAG_FETCH: u8 = 0x21;
+const TAG_FOUND: u8 = 0x22;
+const TAG_NOT_FOUND: u8 = 0x23;
+const TAG_GET: u8 = 0x31;
+const TAG_PUBLISH: u8 = 0x32;
+const TAG_CTL_INVALIDATE: u8 = 0x33;
+const TAG_STATUS: u8 = 0x34;
+const TAG_HIT: u8 = 0x41;
+const TAG_MISS: u8 = 0x42;
+const TAG_OK: u8 = 0x43;
+const TAG_STATUS_TEXT: u8 = 0x44;
+const TAG_ERROR: u8 = 0x45;
+
+impl Gossip {
+    /// Encoding published on the topic.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Gossip::Announcement { manifest } => {
+                out.push(TAG_ANNOUNCE);
+                put(&mut out, manifest);
+            }
+            Gossip::Invalidation(inv) => {
+                out.push(TAG_INVALIDATE);
+                out.extend_from_slice(&inv.scope_id);
+                out.extend_from_slice(&inv.at_ms.to_le_bytes());
+                put(&mut out, inv.repo.as_bytes());
+            }
+        }
+        out
+    }
+
+    /// Inverse of [`Gossip::encode`].
+    ///
+    /// # Errors
+    /// Anything malformed or over its cap.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes, "gossip message");
+        if bytes.len() > MAX_GOSSIP {
+            return Err(r.err("too large"));
+        }
+        let msg = match r.u8()? {
+            TAG_ANNOUNCE => Gossip::Announcement {
+                manifest: r.bytes(MAX_MANIFEST)?.to_vec(),
+            },
+            TAG_INVALIDATE => {
+                let scope_id = r.array()?;
+                let at_ms = r.u64()?;
+                let repo = r.string(MAX_REPO)?;
+                Gossip::Invalidation(Invalidation {
+                    scope_id,
+                    repo,
+                    at_ms,
+                })
+            }
+            _ => return Err(r.err("unknown tag")),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+impl FetchRequest {
+    /// Wire encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(65);
+        out.push(TAG_FETCH);
+        out.extend_from_slice(&self.key.0);
+        out.extend_from_slice(&self.scope_id);
+        out
+    }
+
+    /// Inverse of [`FetchRequest::encode`].
+    ///
+    /// # Errors
+    /// Anything malformed.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes, "fetch request");
+        if r.u8()? != TAG_FETCH {
+            return Err(r.err("unknown tag"));
+        }
+        let key = CacheKey(r.array()?);
+        let scope_id = r.array()?;
+        r.finish()?;
+        Ok(FetchRequest { key, scope_id })
+    }
+}
+
+impl FetchResponse {
+    /// Wire encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            FetchResponse::Found { manifest, body } => pair(TAG_FOUND, manifest, body),
+            FetchResponse::NotFound => vec![TAG_NOT_FOUND],
+        }
+    }
+
+    /// Inverse of [`FetchResponse::encode`].
+    ///
+    /// # Errors
+    /// Anything malformed or over its cap.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes, "fetch response");
+        let msg = match r.u8()? {
+            TAG_FOUND => {
+                let (manifest, body) = r.pair()?;
+                FetchResponse::Found { manifest, body }
+            }
+            TAG_NOT_FOUND => FetchResponse::NotFound,
+            _ => return Err(r.err("unknown tag")),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+impl Control {
+    /// Wire encoding (one frame's payload).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Control::Get {
+                key,
+                scope_id,
+                deadline_ms,
+            } => {
+                out.push(TAG_GET);
+                out.extend_from_slice(&key.0);
+                out.extend_from_slice(scope_id);
+                out.extend_from_slice(&deadline_ms.to_le_bytes());
+            }
+            Control::Publish { manifest, body } => return pair(TAG_PUBLISH, manifest, body),
+            Control::Invalidate { scope_id, repo } => {
+                out.push(TAG_CTL_INVALIDATE);
+                out.extend_from_slice(scope_id);
+                put(&mut out, repo.as_bytes());
+            }
+            Control::Status => out.push(TAG_STATUS),
+        }
+        out
+    }
+
+    /// Inverse of [`Control::encode`].
+    ///
+    /// # Errors
+    /// Anything malformed or over its cap.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes, "control request");
+        let msg = match r.u8()? {
+            TAG_GET => Control::Get {
+                key: CacheKey(r.array()?),
+                scope_id: r.array()?,
+                deadline_ms: u32::from_le_bytes(r.array()?),
+            },
+            TAG_PUBLISH => {
+                let (manifest, body) = r.pair()?;
+                Control::Publish { manifest, body }
+            }
+            TAG_CTL_INVALIDATE => Control::Invalidate {
+                scope_id: r.array()?,
+                repo: r.string(MAX_REPO)?,
+            },
+            TAG_STATUS => Control::Status,
+            _ => return Err(r.err("unknown tag")),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+impl Reply {
+    /// Wire encoding (one frame's payload).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Reply::Hit { manifest, body } => return pair(TAG_HIT, manifest, body),
+            Reply::Miss => out.push(TAG_MISS),
+            Reply::Ok => out.push(TAG_OK),
+            Reply::Status(text) => {
+                out.push(TAG_STATUS_TEXT);
+                put(&mut out, text.as_bytes());
+            }
+            Reply::Error(text) => {
+                out.push(TAG_ERROR);
+                put(&mut out, text.as_bytes());
+            }
+        }
+        out
+    }
+
+    /// Inverse of [`Reply::encode`].
+    ///
+    /// # Errors
+    /// Anything malformed or over its cap.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes, "control reply");
+        let msg = match r.u8()? {
+            TAG_HIT => {
+                let (manifest, body) = r.pair()?;
+                Reply::Hit { manifest, body }
+            }
+            TAG_MISS => Reply::Miss,
+            TAG_OK => Reply::Ok,
+            TAG_STATUS_TEXT => Reply::Status(r.string(MAX_STATUS)?),
+            TAG_ERROR => Reply::Error(r.string(MAX_ERROR_TEXT)?),
+            _ => return Err(r.err("unknown tag")),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+fn put(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn pair(tag: u8, manifest: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + manifest.len() + body.len());
+    out.push(tag);
+    put(&mut out, manifest);
+    put(&mut out, body);
+    out
+}
+
+/// Bounds-checked reader over a received message.
+struct Reader<'a> {
+    rest: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn new(rest: &'a [u8], what: &'static str) -> Self {
+        Reader { rest, what }
+    }
+
+    fn err(&self, reason: &'static str) -> WireError {
+        WireError {
+            what: self.what,
+            reason,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if self.rest.len() < n {
+            return Err(self.err("truncated"));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u64(&mut self) -> Result<u64, WireError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn bytes(&mut self, max: usize) -> Result<&'a [u8], WireError> {
+        let len = u32::from_le_bytes(self.array()?) as usize;
+        if len > max {
+            return Err(self.err("field too large"));
+        }
+        self.take(len)
+    }
+
+    fn string(&mut self, max: usize) -> Result<String, WireError> {
+        let bytes = self.bytes(max)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| self.err("not UTF-8"))
+    }
+
+    fn pair(&mut self) -> Result<(Vec<u8>, Vec<u8>), WireError> {
+        let manifest = self.bytes(MAX_MANIFEST)?.to_vec();
+        let body = self.bytes(MAX_BODY)?.to_vec();
+        Ok((manifest, body))
+    }
+
+    fn finish(&self) -> Result<(), WireError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(self.err("trailing bytes"))
+        }
+    }
+}
+
+/// First allocation for a frame; it then doubles up to the announced length, never past it, so
+/// a peer that announces a big frame and sends little costs little memory.
+const FIRST_CHUNK: usize = 16 << 10;
+
+fn frame_len(prefix: [u8; 4], cap: usize) -> io::Result<usize> {
+    let len = u32::from_le_bytes(prefix) as usize;
+    if len > cap {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds the cap of {cap}"),
+        ));
+    }
+    Ok(len)
+}
+
+/// Grows `buf` toward `len` without exceeding it; returns the new free space to fill.
+fn grow(buf: &mut Vec<u8>, len: usize) -> usize {
+    let target = (buf.len() * 2).max(FIRST_CHUNK).min(len);
+    buf.reserve_exact(target.saturating_sub(buf.len()));
+    target - buf.len()
+}
+
+/// Reads one `u32`-length-prefixed frame from a Unix socket. `Ok(None)` on a clean end of stream.
+///
+/// # Errors
+/// I/O errors, a frame over `cap`, or a stream that ends inside a frame.
+pub async fn read_frame<R>(r: &mut R, cap: usize) -> io::Result<Option<Vec<u8>>>
+where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    let mut prefix = [0u8; 4];
+    match r.read_exact(&mut prefix).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = frame_len(prefix, cap)?;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; FIRST_CHUNK.min(len)];
+    while buf.len() < len {
+        let room = grow(&mut buf, len).min(chunk.len());
+        let n = r.read(&mut chunk[..room]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(Some(buf))
+}
+
+/// Writes one `u32`-length-prefixed frame to a Unix socket.
+///
+/// # Errors
+/// I/O errors, or a payload over 4 GiB.
+pub async fn write_frame<W>(w: &mut W, payload: &[u8]) -> io::Result<()>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let len = u32::try_from(payload.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+    w.write_all(&len.to_le_bytes()).await?;
+    w.write_all(payload).await?;
+    w.flush().await
+}
+
+/// The same framing over a libp2p stream.
+async fn read_stream_frame<T>(io: &mut T, cap: usize) -> io::Result<Vec<u8>>
+where
+    T: AsyncRead + Unpin + Send,
+{
+    let mut prefix = [0u8; 4];
+    io.read_exact(&mut prefix).await?;
+    let len = frame_len(prefix, cap)?;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; FIRST_CHUNK.min(len)];
+    while buf.len() < len {
+        let room = grow(&mut buf, len).min(chunk.len());
+        let n = io.read(&mut chunk[..room]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(buf)
+}
+
+async fn write_stream_frame<T>(io: &mut T, payload: &[u8]) -> io::Result<()>
+where
+    T: AsyncWrite + Unpin + Send,
+{
+    let len = u32::try_from(payload.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+    io.write_all(&len.to_le_bytes()).await?;
+    io.write_all(payload).await?;
+    io.close().await
+}
+
+/// Request-response codec of `/ghcache/fetch/1`: one length-prefixed, capped frame each way.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FetchCodec;
+
+impl request_response::Codec for FetchCodec {
+    type Protocol = StreamProtocol;
+    type Request = FetchRequest;
+    type Response = FetchResponse;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<FetchRequest>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let frame = read_stream_frame(io, MAX_FETCH_REQUEST).await?;
+        Ok(FetchRequest::decode(&frame)?)
+    }
+
+    async fn read_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<FetchResponse>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let frame = read_stream_frame(io, MAX_FETCH_RESPONSE).await?;
+        Ok(FetchResponse::decode(&frame)?)
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: FetchRequest,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_stream_frame(io, &req.encode()).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: FetchResponse,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_stream_frame(io, &res.encode()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn samples() -> (Vec<Gossip>, Vec<FetchResponse>, Vec<Control>, Vec<Reply>) {
+        let gossip = vec![
+            Gossip::Announcement {
+                manifest: vec![1, 2, 3],
+            },
+            Gossip::Invalidation(Invalidation {
+                scope_id: [3; 32],
+                repo: "o/r".into(),
+                at_ms: 42,
+            }),
+        ];
+        let fetch = vec![
+            FetchResponse::Found {
+                manifest: vec![9; 10],
+                body: vec![8; 100],
+            },
+            FetchResponse::NotFound,
+        ];
+        let control = vec![
+            Control::Get {
+                key: CacheKey([1; 32]),
+                scope_id: [2; 32],
+                deadline_ms: 150,
+            },
+            Control::Publish {
+                manifest: vec![1],
+                body: vec![2, 3],
+            },
+            Control::Invalidate {
+                scope_id: [4; 32],
+                repo: "o/r".into(),
+            },
+            Control::Status,
+        ];
+        let replies = vec![
+            Reply::Hit {
+                manifest: vec![1],
+                body: vec![],
+            },
+            Reply::Miss,
+            Reply::Ok,
+            Reply::Status("{}".into()),
+            Reply::Error("nope".into()),
+        ];
+        (gossip, fetch, control, replies)
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let (gossip, fetch, control, replies) = samples();
+        for m in gossip {
+            assert_eq!(Gossip::decode(&m.encode()), Ok(m));
+        }
+        for m in fetch {
+            assert_eq!(FetchResponse::decode(&m.encode()), Ok(m));
+        }
+        for m in control {
+            assert_eq!(Control::decode(&m.encode()), Ok(m));
+        }
+        for m in replies {
+            assert_eq!(Reply::decode(&m.encode()), Ok(m));
+        }
+        let req = FetchRequest {
+            key: CacheKey([5; 32]),
+            scope_id: [6; 32],
+        };
+        assert!(req.encode().len() <= MAX_FETCH_REQUEST);
+        assert_eq!(FetchRequest::decode(&req.encode()), Ok(req));
+    }
+
+    #[test]
+    fn oversized_fields_are_refused() {
+        let big = FetchResponse::Found {
+            manifest: vec![0; MAX_MANIFEST + 1],
+            body: vec![],
+        };
+        assert!(FetchResponse::decode(&big.encode()).is_err());
+        let big = Gossip::Announcement {
+            manifest: vec![0; MAX_GOSSIP],
+        };
+        assert!(Gossip::decode(&big.encode()).is_err());
+    }
+
+    #[tokio::test]
+    async fn frames_over_the_cap_are_refused_before_reading() {
+        let mut input: &[u8] = &[0xff, 0xff, 0xff, 0x7f, 1, 2, 3];
+        let result = read_frame(&mut input, 1024).await;
+        assert!(result.is_err());
+        // Nothing past the prefix was consumed: the body was never read into memory.
+        assert_eq!(input, &[1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn frames_round_trip_and_end_cleanly() -> io::Result<()> {
+        let mut out = Vec::new();
+        write_frame(&mut out, b"hello").await?;
+        write_frame(&mut out, &[7; 100_000]).await?;
+        let mut input: &[u8] = &out;
+        assert_eq!(
+            read_frame(&mut input, 1 << 20).await?,
+            Some(b"hello".to_vec())
+        );
+        let big = read_frame(&mut input, 1 << 20).await?.unwrap_or_default();
+        assert_eq!(big.len(), 100_000);
+        assert!(big.capacity() <= 100_000, "never allocates past the frame");
+        assert_eq!(read_frame(&mut input, 1 << 20).await?, None);
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = Gossip::decode(&bytes);
+            let _ = FetchRequest::decode(&bytes);
+            let _ = FetchResponse::decode(&bytes);
+            let _ = Control::decode(&bytes);
+            let _ = Reply::decode(&bytes);
+        }
+
+        #[test]
+        fn tags_with_random_tails_never_panic(
+            tag in prop::sample::select(vec![
+                TAG_ANNOUNCE, TAG_INVALIDATE, TAG_FETCH, TAG_FOUND, TAG_NOT_FOUND, TAG_GET,
+                TAG_PUBLISH, TAG_CTL_INVALIDATE, TAG_STATUS, TAG_HIT, TAG_MISS, TAG_OK,
+                TAG_STATUS_TEXT, TAG_ERROR,
+            ]),
+            tail in proptest::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let mut bytes = vec![tag];
+            bytes.extend_from_slice(&tail);
+            let _ = Gossip::decode(&bytes);
+            let _ = FetchRequest::decode(&bytes);
+            let _ = FetchResponse::decode(&bytes);
+            let _ = Control::decode(&bytes);
+            let _ = Reply::decode(&bytes);
+        }
+
+        #[test]
+        fn huge_length_prefixes_are_errors(len in any::<u32>(), tail in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut bytes = vec![TAG_FOUND];
+            bytes.extend_from_slice(&len.to_le_bytes());
+            bytes.extend_from_slice(&tail);
+            // Either the field fits in what was sent, or decoding fails: never a read past it.
+            if let Ok(FetchResponse::Found { manifest, body }) = FetchResponse::decode(&bytes) {
+                prop_assert!(manifest.len() + body.len() <= tail.len());
+            }
+        }
+
+        #[test]
+        fn random_frames_never_allocate_past_the_cap(
+            bytes in proptest::collection::vec(any::<u8>(), 0..4096),
+            cap in 0usize..2048,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build();
+            prop_assert!(rt.is_ok());
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    let mut input: &[u8] = &bytes;
+                    while let Ok(Some(frame)) = read_frame(&mut input, cap).await {
+                        assert!(frame.len() <= cap && frame.capacity() <= cap.max(1));
+                    }
+                });
+            }
+        }
+    }
+}
