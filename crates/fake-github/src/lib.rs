@@ -1,1 +1,64 @@
-//! Fake GitHub (being written).
+//! A fake GitHub API server that the real `gh` talks to, for ghcache's tests and demo.
+//!
+//! gh is pointed at it with `GH_HOST=github.localhost` and `HTTP_PROXY=http://127.0.0.1:PORT`
+//! (see [`FakeGithub::gh_env`]): gh then sends plain-HTTP requests for `api.github.localhost`
+//! through the "proxy", which answers them itself. It serves REST and the GraphQL documents gh
+//! sends, ETags and free `304 Not Modified` answers, `x-ratelimit-*` headers, and records every
+//! request so tests can assert what reached GitHub. Latency and faults (5xx, rate limit) can be
+//! injected, in process or over HTTP (`/_fake/...`) for other processes.
+
+mod data;
+mod graphql;
+mod rest;
+mod server;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+pub use server::FakeGithub;
+
+/// One request that reached the fake GitHub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// HTTP method.
+    pub method: String,
+    /// Path (without the query string).
+    pub path: String,
+    /// For GraphQL: the operation type (`query`, `mutation`); `None` for REST.
+    pub operation: Option<String>,
+    /// Status code answered.
+    pub status: u16,
+    /// Whether it counted against the rate limit (everything but a 304).
+    pub charged: bool,
+}
+
+/// A failure of GitHub itself, injected into every answer while set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `502 Bad Gateway`.
+    ServerError,
+    /// `403` with `x-ratelimit-remaining: 0`: the rate limit is spent.
+    RateLimited,
+}
+
+/// Everything the server knows, shared by its connections and the test that owns it.
+#[derive(Debug, Default)]
+struct State {
+    world: data::World,
+    log: Vec<RequestRecord>,
+    latency: Duration,
+    fault: Option<Fault>,
+    charged_total: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Shared(Arc<Mutex<State>>);
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking test thread must not take the server down with it.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

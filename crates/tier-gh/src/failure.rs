@@ -5,7 +5,10 @@
 /// flag may not.
 pub(crate) fn is_transient(stderr: &[u8]) -> bool {
     let text = String::from_utf8_lossy(stderr).to_ascii_lowercase();
-    let server_error = (500..600).any(|code| text.contains(&format!("http {code}")));
+    // gh says `HTTP 502` for REST and `non-200 OK status code: 502 Bad Gateway` for GraphQL.
+    let server_error = (500..600).any(|code| {
+        text.contains(&format!("http {code}")) || text.contains(&format!("status code: {code}"))
+    });
     const MARKERS: [&str; 12] = [
         "rate limit",
         "http 429",
@@ -41,6 +44,7 @@ mod tests {
             "HTTP 403: API rate limit exceeded for 10.0.0.1. (https://api.github.com/repos/o/r)\n",
             "gh: You have exceeded a secondary rate limit (HTTP 403)\n",
             "HTTP 429: Too Many Requests\n",
+            "non-200 OK status code: 502 Bad Gateway body: \"{\\\"message\\\":\\\"Server Error\\\"}\"\n",
             "error connecting to api.github.com\ncheck your internet connection or https://githubstatus.com\n",
             "Post \"https://api.github.com/graphql\": dial tcp 127.0.0.1:9: connect: connection refused\n",
             "Get \"https://api.github.com/user\": dial tcp: lookup api.github.com: no such host\n",

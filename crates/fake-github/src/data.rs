@@ -1,0 +1,151 @@
+//! The fake GitHub's world: deterministic repositories, and issues that writes can change.
+
+use std::collections::BTreeMap;
+
+/// The fixed "now" of every timestamp, so two runs print the same.
+pub const TIME: &str = "2026-01-01T00:00:00Z";
+
+/// A commit id that looks like one.
+pub const SHA: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+
+/// One issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// Issue number.
+    pub number: u64,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// Open or closed.
+    pub open: bool,
+}
+
+/// Issues per repository (`owner/name`, lowercase), created on first use.
+#[derive(Debug, Default)]
+pub struct World {
+    issues: BTreeMap<String, Vec<Issue>>,
+}
+
+/// `owner/name` lowercase.
+pub fn repo_key(owner: &str, name: &str) -> String {
+    format!("{owner}/{name}").to_ascii_lowercase()
+}
+
+impl World {
+    /// The issues of a repository, seeded with two open issues that name it.
+    pub fn issues(&mut self, repo: &str) -> &mut Vec<Issue> {
+        self.issues
+            .entry(repo.to_ascii_lowercase())
+            .or_insert_with(|| {
+                vec![
+                    Issue {
+                        number: 1,
+                        title: format!("Crash on start in {repo}"),
+                        body: format!("Steps to reproduce the crash in {repo}."),
+                        open: true,
+                    },
+                    Issue {
+                        number: 2,
+                        title: format!("Document the {repo} API"),
+                        body: "The API needs documentation.".to_owned(),
+                        open: true,
+                    },
+                ]
+            })
+    }
+
+    /// Adds an open issue; returns its number.
+    pub fn add_issue(&mut self, repo: &str, title: &str, body: &str) -> u64 {
+        let issues = self.issues(repo);
+        let number = issues.iter().map(|i| i.number).max().unwrap_or(0) + 1;
+        issues.push(Issue {
+            number,
+            title: title.to_owned(),
+            body: body.to_owned(),
+            open: true,
+        });
+        number
+    }
+
+    /// One issue by number.
+    pub fn issue(&mut self, repo: &str, number: u64) -> Option<Issue> {
+        self.issues(repo)
+            .iter()
+            .find(|i| i.number == number)
+            .cloned()
+    }
+
+    /// Opens or closes an issue; false if there is none.
+    pub fn set_open(&mut self, repo: &str, number: u64, open: bool) -> bool {
+        match self.issues(repo).iter_mut().find(|i| i.number == number) {
+            Some(issue) => {
+                issue.open = open;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Issues in the given state, newest first.
+    pub fn listed(&mut self, repo: &str, open: Option<bool>) -> Vec<Issue> {
+        let mut out: Vec<Issue> = self
+            .issues(repo)
+            .iter()
+            .filter(|i| open.is_none_or(|o| i.open == o))
+            .cloned()
+            .collect();
+        out.sort_by_key(|i| std::cmp::Reverse(i.number));
+        out
+    }
+}
+
+/// A base64 encoder for REST `content` fields (the readme).
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_standard() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn issues_are_seeded_per_repo_and_listed_newest_first() {
+        let mut world = World::default();
+        assert!(world.issues("acme/widgets")[0]
+            .title
+            .contains("acme/widgets"));
+        let n = world.add_issue("acme/widgets", "new", "");
+        assert_eq!(n, 3);
+        assert_eq!(world.listed("acme/widgets", Some(true))[0].number, 3);
+        assert!(world.set_open("acme/widgets", 1, false));
+        assert_eq!(world.listed("acme/widgets", Some(true)).len(), 2);
+        assert_eq!(world.listed("acme/gadgets", None).len(), 2);
+    }
+}

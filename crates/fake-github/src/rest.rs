@@ -1,0 +1,342 @@
+//! The REST endpoints gh uses for the commands ghcache caches, and the writes its tests make.
+
+use serde_json::{json, Value as Json};
+
+use crate::data::{base64, repo_key, Issue, World, SHA, TIME};
+
+/// A REST answer.
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Body bytes.
+    pub body: Vec<u8>,
+    /// `content-type`.
+    pub content_type: &'static str,
+}
+
+impl Reply {
+    fn json(status: u16, value: Json) -> Self {
+        Reply {
+            status,
+            body: value.to_string().into_bytes(),
+            content_type: "application/json; charset=utf-8",
+        }
+    }
+
+    fn text(body: String, content_type: &'static str) -> Self {
+        Reply {
+            status: 200,
+            body: body.into_bytes(),
+            content_type,
+        }
+    }
+
+    fn not_found() -> Self {
+        Reply::json(
+            404,
+            json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}),
+        )
+    }
+}
+
+/// Answers `method path?query` with the request's `accept` header and body.
+pub fn answer(
+    method: &str,
+    path: &str,
+    query: &str,
+    accept: &str,
+    body: &[u8],
+    world: &mut World,
+) -> Reply {
+    let path = path.trim_matches('/');
+    let path = path.strip_prefix("api/v3/").unwrap_or(path);
+    let parts: Vec<&str> = path.split('/').collect();
+    let read = method == "GET" || method == "HEAD";
+    match (read, parts.as_slice()) {
+        (true, ["user"]) => Reply::json(200, user("octocat")),
+        (true, ["users", login]) => Reply::json(200, user(login)),
+        (true, ["repos", owner, name]) => Reply::json(200, repository(owner, name)),
+        (true, ["repos", owner, name, "readme"]) => {
+            let text = format!("# {owner}/{name}\n\nThis is the readme of {owner}/{name}.\n");
+            Reply::json(
+                200,
+                json!({"name": "README.md", "path": "README.md", "encoding": "base64",
+                       "content": base64(text.as_bytes()),
+                       "html_url": format!("https://github.com/{owner}/{name}/blob/main/README.md")}),
+            )
+        }
+        (true, ["repos", owner, name, "issues"]) => {
+            let repo = repo_key(owner, name);
+            let open = match param(query, "state").as_deref() {
+                Some("closed") => Some(false),
+                Some("all") => None,
+                _ => Some(true),
+            };
+            let issues: Vec<Json> = world
+                .listed(&repo, open)
+                .iter()
+                .map(|i| issue(&repo, i))
+                .collect();
+            Reply::json(200, Json::Array(issues))
+        }
+        (false, ["repos", owner, name, "issues"]) if method == "POST" => {
+            let repo = repo_key(owner, name);
+            let fields: Json = serde_json::from_slice(body).unwrap_or_default();
+            let title = fields
+                .get("title")
+                .and_then(Json::as_str)
+                .unwrap_or("untitled");
+            let text = fields.get("body").and_then(Json::as_str).unwrap_or("");
+            let number = world.add_issue(&repo, title, text);
+            match world.issue(&repo, number) {
+                Some(created) => Reply::json(201, issue(&repo, &created)),
+                None => Reply::not_found(),
+            }
+        }
+        (true, ["repos", owner, name, "issues", number]) => {
+            let repo = repo_key(owner, name);
+            match number.parse().ok().and_then(|n| world.issue(&repo, n)) {
+                Some(found) => Reply::json(200, issue(&repo, &found)),
+                None => Reply::not_found(),
+            }
+        }
+        (true, ["repos", owner, name, "pulls", number]) if accept.contains("diff") => {
+            Reply::text(diff(owner, name, number), "text/plain; charset=utf-8")
+        }
+        (true, ["repos", owner, name, "pulls", number]) => Reply::json(
+            200,
+            json!({"number": number.parse::<u64>().unwrap_or(1),
+                "title": format!("Improve {owner}/{name}"), "state": "open",
+                "html_url": format!("https://github.com/{owner}/{name}/pull/{number}")}),
+        ),
+        (true, ["repos", owner, name, "releases"]) => Reply::json(
+            200,
+            json!([
+                release(owner, name, "v1.0.0", true),
+                release(owner, name, "v0.9.0", false)
+            ]),
+        ),
+        (true, ["repos", owner, name, "releases", "latest"]) => {
+            Reply::json(200, release(owner, name, "v1.0.0", true))
+        }
+        (true, ["repos", owner, name, "releases", "tags", tag]) => match *tag {
+            "v1.0.0" | "v0.9.0" => Reply::json(200, release(owner, name, tag, *tag == "v1.0.0")),
+            _ => Reply::not_found(),
+        },
+        (true, ["repos", owner, name, "labels"]) => Reply::json(
+            200,
+            json!([{"name": "bug", "color": "d73a4a", "description": format!("Something isn't working in {owner}/{name}")}]),
+        ),
+        (true, ["repos", owner, name, "actions", "runs"]) => Reply::json(
+            200,
+            json!({"total_count": 2, "workflow_runs": [run(owner, name, 2, "success"), run(owner, name, 1, "failure")]}),
+        ),
+        (true, ["repos", owner, name, "actions", "runs", id]) => {
+            Reply::json(200, run(owner, name, id.parse().unwrap_or(1), "success"))
+        }
+        (true, ["repos", _, _, "actions", "workflows"]) => Reply::json(
+            200,
+            json!({"total_count": 2, "workflows": [workflow(7, "CI", "ci.yml"), workflow(8, "Release", "release.yml")]}),
+        ),
+        (true, ["repos", _, _, "actions", "workflows", id]) => {
+            Reply::json(200, workflow(id.parse().unwrap_or(7), "CI", "ci.yml"))
+        }
+        (true, ["search", "repositories"]) => {
+            let q = param(query, "q").unwrap_or_default();
+            let items: Vec<Json> = ["widgets", "gadgets"]
+                .iter()
+                .map(|name| {
+                    let mut r = repository("octo", &format!("{q}-{name}"));
+                    r["score"] = json!(1.0);
+                    r
+                })
+                .collect();
+            Reply::json(
+                200,
+                json!({"total_count": items.len(), "incomplete_results": false, "items": items}),
+            )
+        }
+        (true, ["search", "issues"]) => {
+            let q = param(query, "q").unwrap_or_default();
+            let repo = "octo/search";
+            let items: Vec<Json> = (1..=2)
+                .map(|n| {
+                    let found = Issue {
+                        number: n,
+                        title: format!("Issue {n} matching {q}"),
+                        body: String::new(),
+                        open: true,
+                    };
+                    issue(repo, &found)
+                })
+                .collect();
+            Reply::json(
+                200,
+                json!({"total_count": items.len(), "incomplete_results": false, "items": items}),
+            )
+        }
+        (true, _) => Reply::not_found(),
+        // Other writes are accepted and change nothing in the fake world.
+        (false, _) if method == "DELETE" => Reply {
+            status: 204,
+            body: Vec::new(),
+            content_type: "application/json; charset=utf-8",
+        },
+        (false, _) => Reply::json(200, json!({"ok": true})),
+    }
+}
+
+/// A query-string parameter, percent-decoded.
+fn param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| decode(v))
+    })
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn user(login: &str) -> Json {
+    json!({"login": login, "id": 1, "node_id": format!("U_{login}"), "type": "User",
+           "name": format!("{login} (fake)"), "html_url": format!("https://github.com/{login}"),
+           "site_admin": false, "created_at": TIME, "updated_at": TIME})
+}
+
+fn owner(login: &str) -> Json {
+    json!({"login": login, "id": 1, "type": "User", "html_url": format!("https://github.com/{login}")})
+}
+
+fn repository(owner_login: &str, name: &str) -> Json {
+    let full = format!("{owner_login}/{name}");
+    json!({
+        "id": 1, "node_id": format!("R_{}", full.to_ascii_lowercase()), "name": name,
+        "full_name": full, "private": false, "owner": owner(owner_login),
+        "html_url": format!("https://github.com/{full}"),
+        "description": format!("The {full} repository, served by the fake GitHub"),
+        "fork": false, "url": format!("https://api.github.com/repos/{full}"),
+        "created_at": TIME, "updated_at": TIME, "pushed_at": TIME, "homepage": "",
+        "size": 1, "stargazers_count": 42, "watchers_count": 42, "language": "Rust",
+        "has_issues": true, "has_projects": true, "has_wiki": true, "archived": false,
+        "disabled": false, "open_issues_count": 2, "forks_count": 3, "visibility": "public",
+        "default_branch": "main", "topics": ["cache", "github"],
+        "license": {"key": "mit", "name": "MIT License", "spdx_id": "MIT"}
+    })
+}
+
+fn issue(repo: &str, issue: &Issue) -> Json {
+    json!({
+        "id": issue.number, "node_id": format!("I_{repo}#{}", issue.number),
+        "number": issue.number, "title": issue.title, "body": issue.body,
+        "state": if issue.open { "open" } else { "closed" }, "locked": false,
+        "user": owner("octocat"), "labels": [], "assignees": [], "comments": 0,
+        "created_at": TIME, "updated_at": TIME, "closed_at": if issue.open { Json::Null } else { json!(TIME) },
+        "html_url": format!("https://github.com/{repo}/issues/{}", issue.number),
+        "repository_url": format!("https://api.github.com/repos/{repo}"),
+        "author_association": "OWNER"
+    })
+}
+
+fn release(owner_login: &str, name: &str, tag: &str, latest: bool) -> Json {
+    let full = format!("{owner_login}/{name}");
+    json!({
+        "id": 1, "tag_name": tag, "name": format!("{full} {tag}"), "draft": false,
+        "prerelease": false, "created_at": TIME, "published_at": TIME,
+        "body": format!("Release notes of {full} {tag}{}.", if latest { " (latest)" } else { "" }),
+        "author": owner("octocat"), "html_url": format!("https://github.com/{full}/releases/tag/{tag}"),
+        "url": format!("https://api.github.com/repos/{full}/releases/1"),
+        "tarball_url": format!("https://api.github.com/repos/{full}/tarball/{tag}"),
+        "zipball_url": format!("https://api.github.com/repos/{full}/zipball/{tag}"),
+        "target_commitish": "main", "assets": []
+    })
+}
+
+fn run(owner_login: &str, name: &str, id: u64, conclusion: &str) -> Json {
+    let full = format!("{owner_login}/{name}");
+    json!({
+        "id": id, "name": "CI", "display_title": format!("Build {full} #{id}"),
+        "head_branch": "main", "head_sha": SHA, "run_number": id, "run_attempt": 1,
+        "event": "push", "status": "completed", "conclusion": conclusion, "workflow_id": 7,
+        "created_at": TIME, "updated_at": TIME, "run_started_at": TIME,
+        "html_url": format!("https://github.com/{full}/actions/runs/{id}"),
+        "jobs_url": format!("https://api.github.com/repos/{full}/actions/runs/{id}/jobs"),
+        "head_commit": {"id": SHA, "message": "A commit", "author": {"name": "octocat"}},
+        "actor": owner("octocat"), "triggering_actor": owner("octocat"),
+        "repository": {"full_name": full}, "head_repository": {"full_name": full}
+    })
+}
+
+fn workflow(id: u64, name: &str, file: &str) -> Json {
+    json!({"id": id, "node_id": format!("W_{id}"), "name": name,
+           "path": format!(".github/workflows/{file}"), "state": "active",
+           "created_at": TIME, "updated_at": TIME})
+}
+
+fn diff(owner_login: &str, name: &str, number: &str) -> String {
+    format!(
+        "diff --git a/README.md b/README.md\nindex 0000001..0000002 100644\n--- a/README.md\n+++ b/README.md\n@@ -1 +1,2 @@\n # {owner_login}/{name}\n+Change from pull request {number}.\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_decoded() {
+        assert_eq!(
+            param("q=foo+bar%21&per_page=30", "q").as_deref(),
+            Some("foo bar!")
+        );
+        assert_eq!(param("q=a", "page"), None);
+        assert_eq!(decode("%"), "%");
+        assert_eq!(decode("%4"), "%4");
+    }
+
+    #[test]
+    fn repositories_differ_by_name() {
+        let mut world = World::default();
+        let a = answer("GET", "/repos/acme/widgets", "", "", b"", &mut world);
+        let b = answer("GET", "/repos/acme/gadgets", "", "", b"", &mut world);
+        assert_eq!(a.status, 200);
+        assert_ne!(a.body, b.body);
+        assert!(String::from_utf8_lossy(&a.body).contains("acme/widgets"));
+    }
+
+    #[test]
+    fn posted_issues_are_listed() {
+        let mut world = World::default();
+        let created = answer(
+            "POST",
+            "/repos/o/r/issues",
+            "",
+            "",
+            br#"{"title":"hello"}"#,
+            &mut world,
+        );
+        assert_eq!(created.status, 201);
+        let listed = answer("GET", "/repos/o/r/issues", "", "", b"", &mut world);
+        assert!(String::from_utf8_lossy(&listed.body).contains("hello"));
+    }
+}

@@ -1,0 +1,335 @@
+//! The HTTP side: a hyper server on its own thread, answering absolute-form proxy requests.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use serde_json::json;
+
+use crate::{graphql, rest, Fault, RequestRecord, Shared};
+
+/// Largest request body read (GraphQL documents, issue bodies).
+const MAX_BODY: usize = 4 << 20;
+/// The rate limit the fake GitHub advertises.
+const RATE_LIMIT: u64 = 5000;
+
+/// A running fake GitHub. Dropping it stops the server.
+#[derive(Debug)]
+pub struct FakeGithub {
+    port: u16,
+    shared: Shared,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeGithub {
+    /// Starts a server on a free port of 127.0.0.1.
+    pub fn start() -> anyhow::Result<FakeGithub> {
+        FakeGithub::start_on(0)
+    }
+
+    /// Starts a server on `port` of 127.0.0.1 (0 picks a free one).
+    pub fn start_on(port: u16) -> anyhow::Result<FakeGithub> {
+        let listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        let shared = Shared::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let serving = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("fake-github".into())
+            .spawn(move || runtime.block_on(serve(listener, serving, stopped)))?;
+        Ok(FakeGithub {
+            port,
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:PORT`, for `HTTP_PROXY`.
+    pub fn proxy_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The environment that points the real gh at this server.
+    pub fn gh_env(&self) -> Vec<(String, String)> {
+        let proxy = self.proxy_url();
+        [
+            ("GH_HOST", "github.localhost"),
+            ("HTTP_PROXY", proxy.as_str()),
+            ("http_proxy", proxy.as_str()),
+            ("GH_TOKEN", "ghp_fake0123456789"),
+            ("GH_NO_UPDATE_NOTIFIER", "1"),
+            ("GH_PROMPT_DISABLED", "1"),
+            ("GH_PAGER", "cat"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+    }
+
+    /// Requests that reached the server since it started or since [`FakeGithub::clear_log`].
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.lock().log.clone()
+    }
+
+    /// How many requests reached the server.
+    pub fn request_count(&self) -> usize {
+        self.shared.lock().log.len()
+    }
+
+    /// How many requests counted against the rate limit (a 304 does not).
+    pub fn charged_count(&self) -> usize {
+        self.shared.lock().log.iter().filter(|r| r.charged).count()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_log(&self) {
+        self.shared.lock().log.clear();
+    }
+
+    /// Delays every answer by `latency`, like a distant GitHub.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.lock().latency = latency;
+    }
+
+    /// Makes every answer fail (or, with `None`, stops failing).
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        self.shared.lock().fault = fault;
+    }
+
+    /// Opens a new issue in `repo` (`owner/name`); returns its number.
+    pub fn add_issue(&self, repo: &str, title: &str) -> u64 {
+        self.shared.lock().world.add_issue(repo, title, "")
+    }
+}
+
+impl Drop for FakeGithub {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    shared: Shared,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Reply {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(value) = content_type.parse() {
+        response.headers_mut().insert("content-type", value);
+    }
+    response
+}
+
+async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infallible> {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let accept = header("accept");
+    let if_none_match = header("if-none-match");
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return Ok(reply(
+                413,
+                "text/plain",
+                b"request body too large\n".to_vec(),
+            ))
+        }
+    };
+    if let Some(control) = path.strip_prefix("/_fake/") {
+        return Ok(self::control(&shared, control, &query));
+    }
+    let (latency, fault) = {
+        let state = shared.lock();
+        (state.latency, state.fault)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let graphql = path == "/graphql" || path == "/api/graphql";
+    let mut operation = None;
+    let (status, content_type, bytes) = match fault {
+        Some(Fault::ServerError) => (
+            502,
+            "application/json; charset=utf-8",
+            json!({"message": "Server Error"}).to_string().into_bytes(),
+        ),
+        Some(Fault::RateLimited) => (
+            403,
+            "application/json; charset=utf-8",
+            json!({"message": "API rate limit exceeded for 127.0.0.1. (But here's the good news: Authenticated requests get a higher rate limit.)",
+                   "documentation_url": "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting"})
+                .to_string()
+                .into_bytes(),
+        ),
+        None if graphql && method == "POST" => {
+            let answer = graphql::answer(&body, &mut shared.lock().world);
+            operation = answer.operation;
+            (
+                200,
+                "application/json; charset=utf-8",
+                answer.body.to_string().into_bytes(),
+            )
+        }
+        None => {
+            let answer = rest::answer(&method, &path, &query, &accept, &body, &mut shared.lock().world);
+            (answer.status, answer.content_type, answer.body)
+        }
+    };
+    let read = method == "GET" || method == "HEAD";
+    let etag = (read && status == 200 && !graphql).then(|| etag_of(&bytes));
+    let not_modified = etag
+        .as_deref()
+        .is_some_and(|etag| if_none_match.split(',').any(|v| v.trim() == etag));
+    let status = if not_modified { 304 } else { status };
+    let charged = status != 304;
+    let remaining = {
+        let mut state = shared.lock();
+        if charged {
+            state.charged_total += 1;
+        }
+        state.log.push(RequestRecord {
+            method: method.clone(),
+            path: path.clone(),
+            operation: operation.clone(),
+            status,
+            charged,
+        });
+        RATE_LIMIT.saturating_sub(state.charged_total)
+    };
+    let body = if not_modified || method == "HEAD" {
+        Vec::new()
+    } else {
+        bytes
+    };
+    let mut response = reply(status, content_type, body);
+    let headers = response.headers_mut();
+    let remaining = if fault == Some(Fault::RateLimited) {
+        0
+    } else {
+        remaining
+    };
+    for (name, value) in [
+        ("x-ratelimit-limit", RATE_LIMIT.to_string()),
+        ("x-ratelimit-remaining", remaining.to_string()),
+        ("x-ratelimit-used", (RATE_LIMIT - remaining).to_string()),
+        ("x-ratelimit-reset", "1767225600".to_owned()),
+        (
+            "x-ratelimit-resource",
+            if graphql { "graphql" } else { "core" }.to_owned(),
+        ),
+        ("x-github-media-type", "github.v3; format=json".to_owned()),
+    ] {
+        if let Ok(value) = value.parse() {
+            headers.insert(name, value);
+        }
+    }
+    if let Some(etag) = etag.and_then(|e| e.parse().ok()) {
+        headers.insert("etag", etag);
+    }
+    Ok(response)
+}
+
+/// A weak ETag over the body: it changes exactly when the answer changes.
+fn etag_of(body: &[u8]) -> String {
+    // FNV-1a: deterministic across runs and processes, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in body {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("W/\"{hash:016x}\"")
+}
+
+fn control(shared: &Shared, what: &str, query: &str) -> Reply {
+    let param = |name: &str| {
+        query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == name).then(|| v.replace('+', " ").replace("%2F", "/").replace("%20", " "))
+        })
+    };
+    let ok =
+        |value: serde_json::Value| reply(200, "application/json", value.to_string().into_bytes());
+    let mut state = shared.lock();
+    match what {
+        "stats" => {
+            let charged = state.log.iter().filter(|r| r.charged).count();
+            ok(json!({"requests": state.log.len(), "charged": charged}))
+        }
+        "reset" => {
+            state.log.clear();
+            ok(json!({"ok": true}))
+        }
+        "latency" => {
+            let ms = param("ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+            state.latency = Duration::from_millis(ms);
+            ok(json!({"latency_ms": ms}))
+        }
+        "fault" => {
+            state.fault = match param("kind").as_deref() {
+                Some("server_error") => Some(Fault::ServerError),
+                Some("rate_limited") => Some(Fault::RateLimited),
+                _ => None,
+            };
+            ok(json!({"fault": format!("{:?}", state.fault)}))
+        }
+        "issue" => {
+            let repo = param("repo").unwrap_or_else(|| "o/r".into());
+            let title = param("title").unwrap_or_else(|| "new issue".into());
+            let number = state.world.add_issue(&repo, &title, "");
+            ok(json!({"number": number}))
+        }
+        _ => reply(404, "text/plain", b"unknown control\n".to_vec()),
+    }
+}
