@@ -197,7 +197,10 @@ impl Machine {
     /// Makes the working directory a git checkout with these remotes (`name`, `url`).
     pub fn git_checkout(&mut self, dir: &str, remotes: &[(&str, &str)]) {
         let path = self.home.join(dir);
-        std::fs::create_dir_all(path.join(".git")).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        // HEAD, objects/ and refs/ are what makes git (which gh runs) accept the directory.
+        for dir in [".git/objects", ".git/refs/heads"] {
+            std::fs::create_dir_all(path.join(dir)).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        }
         let mut config = String::from("[core]\n\trepositoryformatversion = 0\n\tbare = false\n");
         for (name, url) in remotes {
             config.push_str(&format!(

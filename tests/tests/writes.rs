@@ -78,7 +78,13 @@ fn every_write_reaches_github_and_invalidates_the_repository() {
             "{write:?} kept other repositories' entries"
         );
     }
-    assert!(posts(&world) >= 8, "writes were sent as writes");
+    // Each write ran twice; the second `issue close` finds the issue closed and, as gh does,
+    // sends no mutation: 2 + 2 REST posts, 2 createIssue and 1 closeIssue mutations.
+    assert!(
+        posts(&world) >= 7,
+        "writes were sent as writes: {:?}",
+        world.github.requests()
+    );
     let listed = machine.cached(&list).ok().out();
     assert!(listed.contains("via issue create"), "{listed}");
 }

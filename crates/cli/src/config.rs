@@ -43,7 +43,7 @@ impl<T> Setting<T> {
         }
     }
 
-    fn set(&mut self, value: T, origin: Origin) {
+    pub fn set(&mut self, value: T, origin: Origin) {
         self.value = value;
         self.origin = origin;
     }
@@ -73,6 +73,33 @@ pub struct Config {
     pub max_stale: Setting<Duration>,
     pub lock_timeout: Setting<Duration>,
     pub ttl: BTreeMap<TtlClass, Setting<Duration>>,
+    pub p2p: P2p,
+}
+
+/// Where the swarm key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwarmKeySource {
+    /// The key text itself (`GH_CACHE_SWARM_KEY`, for CI secrets).
+    Text(String),
+    /// A `swarm.key` file.
+    File(PathBuf),
+}
+
+/// Settings of the p2p tier: the `[p2p]` table, `GH_CACHE_P2P*`, and the daemon's flags.
+#[derive(Debug, Clone)]
+pub struct P2p {
+    /// `Some(false)`: never ask a daemon. `Some(true)`: a swarm key is required. `None`: ask the
+    /// daemon of this cache dir if one runs.
+    pub enabled: Setting<Option<bool>>,
+    /// How long a CLI waits for the swarm before asking GitHub.
+    pub deadline: Setting<Duration>,
+    pub swarm_key: Setting<Option<SwarmKeySource>>,
+    pub listen: Setting<Vec<String>>,
+    pub bootstrap: Setting<Vec<String>>,
+    pub mdns: Setting<bool>,
+    pub read_only: Setting<bool>,
+    pub trusted_peers: Setting<Vec<String>>,
+    pub metrics: Setting<Option<String>>,
 }
 
 /// A configuration that cannot be used, with what to fix.
@@ -132,6 +159,17 @@ impl Config {
                 .iter()
                 .map(|c| (*c, Setting::default(c.default_ttl())))
                 .collect(),
+            p2p: P2p {
+                enabled: Setting::default(None),
+                deadline: Setting::default(Duration::from_millis(150)),
+                swarm_key: Setting::default(None),
+                listen: Setting::default(vec!["/ip4/0.0.0.0/tcp/4001".to_owned()]),
+                bootstrap: Setting::default(Vec::new()),
+                mdns: Setting::default(true),
+                read_only: Setting::default(false),
+                trusted_peers: Setting::default(Vec::new()),
+                metrics: Setting::default(None),
+            },
         })
     }
 
@@ -186,9 +224,50 @@ impl Config {
                         slot.set(d, origin.clone());
                     }
                 }
-                // Sections of later tiers are read by those tiers' own config.
-                ("p2p" | "ipfs", toml::Value::Table(_)) => {}
+                ("p2p", toml::Value::Table(p2p)) => self.apply_p2p_table(p2p, &origin)?,
+                // The IPFS tier is not built yet; its section is accepted so configs can be shared.
+                ("ipfs", toml::Value::Table(_)) => {}
                 _ => return Err(bad(key, "is not a known setting (see `ghcache config`)")),
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_p2p_table(&mut self, table: &toml::Table, origin: &Origin) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: &str| ConfigError::Value {
+            origin: origin.to_string(),
+            key: format!("p2p.{key}"),
+            reason: reason.to_owned(),
+        };
+        let strings = |key: &str, v: &toml::Value| -> Result<Vec<String>, ConfigError> {
+            v.as_array()
+                .and_then(|items| {
+                    items
+                        .iter()
+                        .map(|i| i.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| bad(key, "must be a list of strings"))
+        };
+        let p2p = &mut self.p2p;
+        for (key, value) in table {
+            let o = origin.clone();
+            match (key.as_str(), value) {
+                ("enabled", toml::Value::Boolean(b)) => p2p.enabled.set(Some(*b), o),
+                ("deadline", v) => {
+                    let d = duration_value(v).ok_or_else(|| bad(key, DURATION_HINT))?;
+                    p2p.deadline.set(d, o);
+                }
+                ("swarm_key_file", toml::Value::String(s)) => {
+                    p2p.swarm_key.set(Some(SwarmKeySource::File(s.into())), o)
+                }
+                ("listen", v) => p2p.listen.set(strings(key, v)?, o),
+                ("bootstrap", v) => p2p.bootstrap.set(strings(key, v)?, o),
+                ("trusted_peers", v) => p2p.trusted_peers.set(strings(key, v)?, o),
+                ("mdns", toml::Value::Boolean(b)) => p2p.mdns.set(*b, o),
+                ("read_only", toml::Value::Boolean(b)) => p2p.read_only.set(*b, o),
+                ("metrics", toml::Value::String(s)) => p2p.metrics.set(Some(s.clone()), o),
+                _ => return Err(bad(key, "is not a known p2p setting")),
             }
         }
         Ok(())
@@ -226,6 +305,29 @@ impl Config {
         if let Some(v) = env("GH_CACHE_MAX_STALE") {
             let d = parse_duration(&v).ok_or_else(|| bad("GH_CACHE_MAX_STALE", DURATION_HINT))?;
             self.max_stale.set(d, Origin::Env("GH_CACHE_MAX_STALE"));
+        }
+        if let Some(v) = env("GH_CACHE_P2P").filter(|v| !v.is_empty()) {
+            let b = bool_text(&v).ok_or_else(|| bad("GH_CACHE_P2P", "must be 0 or 1"))?;
+            self.p2p.enabled.set(Some(b), Origin::Env("GH_CACHE_P2P"));
+        }
+        if let Some(v) = env("GH_CACHE_P2P_DEADLINE") {
+            let d =
+                parse_duration(&v).ok_or_else(|| bad("GH_CACHE_P2P_DEADLINE", DURATION_HINT))?;
+            self.p2p
+                .deadline
+                .set(d, Origin::Env("GH_CACHE_P2P_DEADLINE"));
+        }
+        if let Some(v) = env("GH_CACHE_SWARM_KEY_FILE").filter(|v| !v.is_empty()) {
+            let source = SwarmKeySource::File(v.into());
+            self.p2p
+                .swarm_key
+                .set(Some(source), Origin::Env("GH_CACHE_SWARM_KEY_FILE"));
+        }
+        if let Some(v) = env("GH_CACHE_SWARM_KEY").filter(|v| !v.trim().is_empty()) {
+            let source = SwarmKeySource::Text(v);
+            self.p2p
+                .swarm_key
+                .set(Some(source), Origin::Env("GH_CACHE_SWARM_KEY"));
         }
         for class in TtlClass::ALL {
             let name = ttl_env_name(class);
@@ -396,9 +498,9 @@ pub fn show_duration(d: Duration) -> String {
     let s = d.as_secs();
     if d.subsec_millis() != 0 {
         format!("{}ms", d.as_millis())
-    } else if s != 0 && s % 3600 == 0 {
+    } else if s != 0 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s != 0 && s % 60 == 0 {
+    } else if s != 0 && s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")

@@ -46,13 +46,19 @@ pub fn run(config: &Config, env: Env<'_>, args: Vec<String>) -> Result<i32, Fail
                     (None, Some(named)) => named.clone(),
                     (None, None) => context::repo(env, None, &host),
                 };
-                invalidate_after_write(config, &repo, &debug);
+                let scope = context::scope(env, config.scope.value.as_deref(), &host);
+                invalidate_after_write(config, &repo, &scope, &debug);
             } else {
                 record_bypass(config);
             }
             Ok(code)
         }
         Decision::Cache(cacheable) => {
+            #[cfg(feature = "p2p")]
+            if config.p2p.enabled.value == Some(true) {
+                // Fail early and clearly rather than silently running without the swarm.
+                crate::daemon::swarm_key(config)?;
+            }
             let request = build_request(config, env, args, &cacheable);
             runtime()?.block_on(serve(config, request, &debug))
         }
@@ -108,9 +114,11 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
         // Fast path: a fresh local entry needs no lock, no origin, no other tier.
         match tier.get(&request.key).await {
             Ok(Lookup::Hit(entry))
-                if entry
-                    .manifest
-                    .is_fresh(ghcache_core::now_ms(), Duration::ZERO) =>
+                if entry.manifest.is_fresh_for(
+                    request.ttl,
+                    ghcache_core::now_ms(),
+                    Duration::ZERO,
+                ) =>
             {
                 let output = Output::of(&entry);
                 print(&output, &request);
@@ -143,6 +151,9 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
     let mut chain = Chain::new(origin, recorder.clone());
     if let Some(tier) = &tier {
         chain = chain.with_tier(tier.clone() as Arc<dyn CacheTier>, None);
+        if let Some(peers) = p2p_tier(config, dir, &request.input.scope).await {
+            chain = chain.with_tier(peers, Some(config.p2p.deadline.value));
+        }
     }
     let resolved = chain.resolve(&request).await;
     let chain_events = recorder.drain();
@@ -240,7 +251,7 @@ fn record_bypass(config: &Config) {
     });
 }
 
-fn invalidate_after_write(config: &Config, repo: &str, debug: &Debug) {
+fn invalidate_after_write(config: &Config, repo: &str, scope: &str, debug: &Debug) {
     let Ok(dir) = config.cache_dir() else {
         return;
     };
@@ -265,9 +276,37 @@ fn invalidate_after_write(config: &Config, repo: &str, debug: &Debug) {
             Ok(n) => debug.line(&format!("write; dropped {n} cached entries of {repo}"), "-"),
             Err(err) => warn(&format!("could not drop cached entries of {repo}: {err}")),
         }
+        // Peers drop theirs too, so the user sees their own write on every machine.
+        if let Some(peers) = p2p_tier(config, dir, scope).await {
+            if let Err(err) = peers.invalidate(&selector).await {
+                debug_only(&format!("could not tell peers about the write: {err}"));
+            }
+        }
         let _ = tier.record(&[Event::Bypassed]).await;
         tier.close().await;
     });
+}
+
+/// The swarm, through this cache dir's daemon; `None` at the cost of one refused connect when no
+/// daemon runs, or when p2p is switched off.
+#[cfg(feature = "p2p")]
+async fn p2p_tier(
+    config: &Config,
+    dir: &std::path::Path,
+    scope: &str,
+) -> Option<Arc<dyn CacheTier>> {
+    if config.p2p.enabled.value == Some(false) {
+        return None;
+    }
+    let scope_id = ghcache_core::Manifest::scope_id_of(scope);
+    let tier = ghcache_tier_p2p::Tier::connect(dir, scope_id, config.p2p.deadline.value).await?;
+    Some(Arc::new(tier))
+}
+
+/// Built without the p2p tier.
+#[cfg(not(feature = "p2p"))]
+async fn p2p_tier(_: &Config, _: &std::path::Path, _: &str) -> Option<Arc<dyn CacheTier>> {
+    None
 }
 
 fn exec(config: &Config, args: &[String]) -> Failure {

@@ -5,6 +5,8 @@
 
 mod config;
 mod context;
+#[cfg(feature = "p2p")]
+mod daemon;
 mod gh;
 mod shell;
 mod stats;
@@ -72,11 +74,47 @@ enum Command {
     },
     /// Print the effective configuration and where each value came from.
     Config,
+    /// Run this machine's node in the team's private swarm (foreground, logs to stderr).
+    ///
+    /// Peers share what any of them fetched from GitHub. Needs the swarm's pre-shared key
+    /// (`ghcache swarm-key new`). `ghcache gh` asks the daemon of its cache dir after a local miss.
+    #[cfg(feature = "p2p")]
+    #[command(args_conflicts_with_subcommands = true)]
+    Daemon {
+        #[command(subcommand)]
+        action: Option<DaemonAction>,
+        #[command(flatten)]
+        flags: daemon::Flags,
+    },
+    /// Make the swarm's pre-shared key.
+    #[cfg(feature = "p2p")]
+    SwarmKey {
+        #[command(subcommand)]
+        action: SwarmKeyAction,
+    },
     /// Print shell functions that route `gh` through ghcache: eval "$(ghcache shell-init bash)".
     ShellInit {
         /// Which shell.
         shell: shell::Shell,
     },
+}
+
+#[cfg(feature = "p2p")]
+#[derive(Debug, Subcommand)]
+enum DaemonAction {
+    /// Show the running daemon's peer id, listen addresses and connected peers.
+    Status {
+        /// Print one JSON object (`peer_id`, `listen_addrs`, `connected_peers`, ...).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[cfg(feature = "p2p")]
+#[derive(Debug, Subcommand)]
+enum SwarmKeyAction {
+    /// Print a new random key in the IPFS swarm.key format: `ghcache swarm-key new > swarm.key`.
+    New,
 }
 
 /// Why ghcache itself (not gh) failed; printed as one line.
@@ -114,11 +152,25 @@ fn run() -> Result<i32, Failure> {
         no_cache: cli.no_cache,
         ttl: cli.ttl,
     };
-    let config = Config::load(&env, &flags).map_err(|e| Failure::Usage(e.to_string()))?;
+    let mut config = Config::load(&env, &flags).map_err(|e| Failure::Usage(e.to_string()))?;
     match cli.command {
         Command::Gh { args } => gh::run(&config, &env, args),
         Command::Stats { json } => stats::show(&config, json),
         Command::Clear { repo, all: _ } => stats::clear(&config, repo.as_deref()),
+        #[cfg(feature = "p2p")]
+        Command::Daemon {
+            action: Some(DaemonAction::Status { json }),
+            ..
+        } => daemon::status(&config, json),
+        #[cfg(feature = "p2p")]
+        Command::Daemon {
+            action: None,
+            flags,
+        } => daemon::run(&mut config, flags),
+        #[cfg(feature = "p2p")]
+        Command::SwarmKey {
+            action: SwarmKeyAction::New,
+        } => daemon::new_swarm_key(),
         Command::Config => {
             print!("{}", stats::describe_config(&config));
             Ok(0)

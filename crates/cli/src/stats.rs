@@ -6,7 +6,7 @@ use ghcache_core::policy::TtlClass;
 use ghcache_core::{CacheTier, Selector};
 use ghcache_tier_local as local;
 
-use crate::config::{show_duration, ttl_env_name, Config};
+use crate::config::{show_duration, ttl_env_name, Config, SwarmKeySource};
 use crate::Failure;
 
 async fn open(config: &Config) -> Result<local::Tier, Failure> {
@@ -175,6 +175,56 @@ pub fn describe_config(config: &Config) -> String {
             );
         }
     }
+    let p2p = &config.p2p;
+    line(
+        "p2p.enabled",
+        match p2p.enabled.value {
+            None => "auto (ask this cache dir's daemon if one runs)".to_owned(),
+            Some(b) => b.to_string(),
+        },
+        &p2p.enabled.origin,
+    );
+    line(
+        "p2p.deadline",
+        format!("\"{}\"", show_duration(p2p.deadline.value)),
+        &p2p.deadline.origin,
+    );
+    line(
+        "p2p.swarm_key",
+        match &p2p.swarm_key.value {
+            None => "none".to_owned(),
+            // Never print the key itself: it is the swarm's only secret.
+            Some(SwarmKeySource::Text(_)) => "(set; hidden)".to_owned(),
+            Some(SwarmKeySource::File(path)) => format!("{:?}", path.display().to_string()),
+        },
+        &p2p.swarm_key.origin,
+    );
+    let list = |items: &[String]| format!("{items:?}");
+    line("p2p.listen", list(&p2p.listen.value), &p2p.listen.origin);
+    line(
+        "p2p.bootstrap",
+        list(&p2p.bootstrap.value),
+        &p2p.bootstrap.origin,
+    );
+    line("p2p.mdns", p2p.mdns.value.to_string(), &p2p.mdns.origin);
+    line(
+        "p2p.read_only",
+        p2p.read_only.value.to_string(),
+        &p2p.read_only.origin,
+    );
+    line(
+        "p2p.trusted_peers",
+        list(&p2p.trusted_peers.value),
+        &p2p.trusted_peers.origin,
+    );
+    line(
+        "p2p.metrics",
+        p2p.metrics
+            .value
+            .clone()
+            .unwrap_or_else(|| "off".to_owned()),
+        &p2p.metrics.origin,
+    );
     out
 }
 

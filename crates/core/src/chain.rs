@@ -109,7 +109,10 @@ impl Chain {
             let Some(entry) = self.lookup(level, &request.key).await else {
                 continue;
             };
-            if entry.manifest.is_fresh(now, self.config.clock_skew) {
+            if entry
+                .manifest
+                .is_fresh_for(request.ttl, now, self.config.clock_skew)
+            {
                 self.stats.record(Event::Hit(level.tier.name()));
                 self.backfill(&entry, index, &mut warnings).await;
                 return Ok(Resolved {
@@ -247,11 +250,8 @@ impl Chain {
 
 fn usable_stale(prior: Option<Entry>, request: &Request, now: u64) -> Option<Entry> {
     let entry = prior?;
-    let limit = entry
-        .manifest
-        .ttl_ms
-        .saturating_add(request.max_stale.as_millis() as u64);
-    (entry.manifest.age_ms(now) < limit).then_some(entry)
+    let limit = request.ttl.saturating_add(request.max_stale).as_millis();
+    (u128::from(entry.manifest.age_ms(now)) < limit).then_some(entry)
 }
 
 fn first_line(bytes: &[u8]) -> String {

@@ -193,6 +193,17 @@ impl Manifest {
         }
         self.age_ms(now_ms) < self.ttl_ms
     }
+
+    /// Fresh for a consumer whose policy gives this kind of answer `ttl`? Freshness is the
+    /// consumer's call (the producer may have used other TTLs); only the creation time is taken
+    /// from the manifest.
+    pub fn is_fresh_for(&self, ttl: Duration, now_ms: u64, skew: Duration) -> bool {
+        let skew_ms = skew.as_millis() as u64;
+        if self.created_at_ms > now_ms.saturating_add(skew_ms) {
+            return false;
+        }
+        u128::from(self.age_ms(now_ms)) < ttl.as_millis()
+    }
 }
 
 /// A cached answer: the manifest and the body it describes.

@@ -20,7 +20,7 @@ pub enum OutputMode {
 pub struct KeyInput {
     /// GitHub host (`github.com`, or `GH_HOST`).
     pub host: String,
-    /// Who is asking (see [`crate::context::Scope`]). Entries never cross scopes.
+    /// Who is asking (see [`crate::context::scope`]). Entries never cross scopes.
     pub scope: String,
     /// Repository context gh would use (`owner/name`, lowercase), or empty when there is none.
     pub repo: String,

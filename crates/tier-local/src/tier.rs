@@ -89,7 +89,7 @@ impl Tier {
         if !dir.is_dir() {
             return Err(open_err("it is not a directory".into()));
         }
-        let writable = rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK).is_ok();
+        let mut writable = rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK).is_ok();
         let mut warnings = Vec::new();
         if writable {
             for sub in [BLOBS, LOCKS] {
@@ -125,6 +125,21 @@ impl Tier {
                         found,
                         known: index::SCHEMA_VERSION,
                     })
+                }
+                Err(Failure::Other(reason)) if writable && db.is_file() => {
+                    // A full disk or a failing write path: what is stored can still be served.
+                    match connect(&db, false).await {
+                        Ok(conn) => {
+                            warnings.push(format!(
+                                "cannot write the cache at {} ({reason}): answers are served \
+                                 from it, nothing new is stored",
+                                dir.display()
+                            ));
+                            writable = false;
+                            break (conn, identity);
+                        }
+                        Err(_) => return Err(open_err(reason)),
+                    }
                 }
                 Err(Failure::Other(reason)) => return Err(open_err(reason)),
             }

@@ -1,0 +1,307 @@
+//! `ghcache daemon`, `ghcache daemon status` and `ghcache swarm-key new`: the p2p tier's node.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ghcache_core::CacheTier;
+use ghcache_tier_local as local;
+use ghcache_tier_p2p as p2p;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::config::{Config, SwarmKeySource};
+use crate::Failure;
+
+/// Daemon settings given as flags; each replaces the config file's and environment's value.
+#[derive(Debug, Default, clap::Args)]
+pub struct Flags {
+    /// Address to listen on (repeatable) [default: /ip4/0.0.0.0/tcp/4001]
+    #[arg(long, value_name = "MULTIADDR")]
+    listen: Vec<String>,
+    /// Peer to dial at start, /ip4/ADDR/tcp/PORT/p2p/PEER_ID (repeatable)
+    #[arg(long, value_name = "MULTIADDR")]
+    bootstrap: Vec<String>,
+    /// The swarm's swarm.key file [env: GH_CACHE_SWARM_KEY holds the key text]
+    #[arg(long, value_name = "FILE")]
+    swarm_key: Option<PathBuf>,
+    /// Do not look for peers on the local network with mDNS
+    #[arg(long)]
+    no_mdns: bool,
+    /// Consume only: never announce or serve entries (for untrusted CI such as fork PRs)
+    #[arg(long)]
+    read_only: bool,
+    /// Accept entries only from these producers (repeatable)
+    #[arg(long, value_name = "PEER_ID")]
+    trusted_peer: Vec<String>,
+    /// Serve Prometheus metrics on http://ADDR/metrics
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+}
+
+const NO_KEY: &str = "p2p needs the swarm's pre-shared key: make one with \
+`ghcache swarm-key new > swarm.key`, share it with the team, and pass --swarm-key swarm.key \
+(or set GH_CACHE_SWARM_KEY to its text)";
+
+/// Reads the configured swarm key, or says how to make one.
+pub fn swarm_key(config: &Config) -> Result<p2p::SwarmKey, Failure> {
+    let text = match &config.p2p.swarm_key.value {
+        None => return Err(Failure::Usage(NO_KEY.to_owned())),
+        Some(SwarmKeySource::Text(text)) => text.clone(),
+        Some(SwarmKeySource::File(path)) => std::fs::read_to_string(path).map_err(|e| {
+            Failure::Usage(format!("cannot read swarm key {}: {e}", path.display()))
+        })?,
+    };
+    p2p::SwarmKey::parse(&text).map_err(|e| Failure::Usage(e.to_string()))
+}
+
+/// `ghcache swarm-key new`: a fresh key in the IPFS `swarm.key` format.
+pub fn new_swarm_key() -> Result<i32, Failure> {
+    let key = p2p::SwarmKey::generate().map_err(|e| Failure::Runtime(e.to_string()))?;
+    println!("{key}");
+    Ok(0)
+}
+
+/// `ghcache daemon`: runs this machine's node until SIGINT or SIGTERM.
+pub fn run(config: &mut Config, flags: Flags) -> Result<i32, Failure> {
+    apply_flags(config, flags);
+    let dir = config
+        .cache_dir()
+        .map_err(|e| Failure::Usage(e.to_string()))?
+        .to_path_buf();
+    let p2p_config = node_config(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let mut local_config = local::Config::new(&dir);
+        local_config.max_bytes = config.max_size.value;
+        let store = local::Tier::open(local_config)
+            .await
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
+        for line in store.warnings() {
+            eprintln!("ghcache daemon: warning: {line}");
+        }
+        let store: Arc<dyn CacheTier> = Arc::new(store);
+        if let Some(addr) = &config.p2p.metrics.value {
+            let listener = tokio::net::TcpListener::bind(addr.as_str())
+                .await
+                .map_err(|e| Failure::Usage(format!("--metrics {addr}: {e}")))?;
+            eprintln!("ghcache daemon: metrics on http://{addr}/metrics");
+            tokio::spawn(serve_metrics(listener, dir.clone()));
+        }
+        p2p::run(p2p_config, &dir, store, shutdown())
+            .await
+            .map_err(|e| Failure::Runtime(e.to_string()))
+    })?;
+    Ok(0)
+}
+
+fn apply_flags(config: &mut Config, flags: Flags) {
+    use crate::config::Origin::Flag;
+    let p2p = &mut config.p2p;
+    if !flags.listen.is_empty() {
+        p2p.listen.set(flags.listen, Flag("--listen"));
+    }
+    if !flags.bootstrap.is_empty() {
+        p2p.bootstrap.set(flags.bootstrap, Flag("--bootstrap"));
+    }
+    if let Some(path) = flags.swarm_key {
+        p2p.swarm_key
+            .set(Some(SwarmKeySource::File(path)), Flag("--swarm-key"));
+    }
+    if flags.no_mdns {
+        p2p.mdns.set(false, Flag("--no-mdns"));
+    }
+    if flags.read_only {
+        p2p.read_only.set(true, Flag("--read-only"));
+    }
+    if !flags.trusted_peer.is_empty() {
+        p2p.trusted_peers
+            .set(flags.trusted_peer, Flag("--trusted-peer"));
+    }
+    if flags.metrics.is_some() {
+        p2p.metrics.set(flags.metrics, Flag("--metrics"));
+    }
+}
+
+fn node_config(config: &Config) -> Result<p2p::Config, Failure> {
+    let settings = &config.p2p;
+    let mut node = p2p::Config::new(swarm_key(config)?);
+    let addrs = |items: &[String], what: &str| {
+        items
+            .iter()
+            .map(|a| {
+                a.parse::<p2p::Multiaddr>().map_err(|e| {
+                    Failure::Usage(format!(
+                        "{what} {a:?} is not a multiaddr ({e}); e.g. /ip4/10.0.0.5/tcp/4001"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    node.listen = addrs(&settings.listen.value, "listen address")?;
+    node.bootstrap = addrs(&settings.bootstrap.value, "bootstrap address")?;
+    node.mdns = settings.mdns.value;
+    node.read_only = settings.read_only.value;
+    node.trusted_peers = settings
+        .trusted_peers
+        .value
+        .iter()
+        .map(|p| {
+            p.parse::<p2p::PeerId>()
+                .map_err(|e| Failure::Usage(format!("trusted peer {p:?} is not a peer id: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(node)
+}
+
+/// Resolves on SIGINT or SIGTERM (systemd stops services with SIGTERM).
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    match term {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    eprintln!("ghcache daemon: stopping");
+}
+
+/// `ghcache daemon status [--json]`.
+pub fn status(config: &Config, json: bool) -> Result<i32, Failure> {
+    let dir = config
+        .cache_dir()
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
+    let text = runtime
+        .block_on(p2p::status(dir))
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    if json {
+        println!("{text}");
+        return Ok(0);
+    }
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::Runtime(format!("the daemon sent an unreadable status: {e}")))?;
+    let strings = |key: &str| -> Vec<String> {
+        value[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    println!(
+        "peer id          {}",
+        value["peer_id"].as_str().unwrap_or("?")
+    );
+    for addr in strings("listen_addrs") {
+        println!("listening on     {addr}");
+    }
+    let peers = strings("connected_peers");
+    println!("connected peers  {}", peers.len());
+    for peer in peers {
+        println!("  {peer}");
+    }
+    if value["read_only"].as_bool() == Some(true) {
+        println!("mode             read-only (never announces or serves)");
+    }
+    if let Some(counters) = value["counters"].as_object() {
+        for (name, n) in counters {
+            println!("{:<16} {n}", name.replace('_', " "));
+        }
+    }
+    Ok(0)
+}
+
+/// A minimal HTTP endpoint: `GET /metrics` in Prometheus text format, from the daemon's status
+/// and the cache's persisted statistics.
+async fn serve_metrics(listener: tokio::net::TcpListener, dir: PathBuf) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let dir = dir.clone();
+        tokio::spawn(async move {
+            let mut head = vec![0u8; 4096];
+            let read =
+                tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut head))
+                    .await;
+            let Ok(Ok(n)) = read else { return };
+            let request = String::from_utf8_lossy(&head[..n]);
+            let path = request.split_whitespace().nth(1).unwrap_or("");
+            let (status, body) = if path == "/metrics" {
+                ("200 OK", metrics_text(&dir).await)
+            } else {
+                ("404 Not Found", "not found; try /metrics\n".to_owned())
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}
+
+async fn metrics_text(dir: &Path) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, help: &str, kind: &str, value: u64| {
+        out.push_str(&format!(
+            "# HELP ghcache_{name} {help}\n# TYPE ghcache_{name} {kind}\nghcache_{name} {value}\n"
+        ));
+    };
+    if let Ok(text) = p2p::status(dir).await {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) {
+            let peers = value["connected_peers"].as_array().map_or(0, Vec::len) as u64;
+            metric(
+                "p2p_connected_peers",
+                "Peers connected now.",
+                "gauge",
+                peers,
+            );
+            if let Some(counters) = value["counters"].as_object() {
+                for (name, n) in counters {
+                    let n = n.as_u64().unwrap_or(0);
+                    metric(
+                        &format!("p2p_{name}_total"),
+                        "Daemon counter.",
+                        "counter",
+                        n,
+                    );
+                }
+            }
+        }
+    }
+    if let Ok(tier) = local::Tier::open(local::Config::new(dir)).await {
+        if let Ok(stats) = tier.stats().await {
+            for (name, value) in [
+                ("requests", stats.requests),
+                ("hits_local", stats.hits_local),
+                ("hits_p2p", stats.hits_p2p),
+                ("hits_ipfs", stats.hits_ipfs),
+                ("misses", stats.misses),
+                ("revalidated", stats.revalidated),
+                ("stale_served", stats.stale_served),
+                ("bypassed", stats.bypassed),
+            ] {
+                metric(&format!("{name}_total"), "Cache counter.", "counter", value);
+            }
+            metric("entries", "Entries stored.", "gauge", stats.entries);
+            metric("bytes", "Bytes stored.", "gauge", stats.bytes);
+        }
+        tier.close().await;
+    }
+    out
+}
