@@ -317,3 +317,133 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
     }
     condition()
 }
+
+impl World {
+    /// A swarm key file (`name.key`) made by `ghcache swarm-key new`; machines given the same
+    /// key form one swarm.
+    pub fn swarm_key(&self, name: &str) -> PathBuf {
+        let path = self.root.path().join(format!("{name}.key"));
+        if !path.exists() {
+            let run = run_piped(Command::new(ghcache_bin()).args(["swarm-key", "new"])).ok();
+            std::fs::write(&path, run.stdout).unwrap_or_else(|e| panic!("write key: {e}"));
+        }
+        path
+    }
+}
+
+/// A running `ghcache daemon` of one machine, on loopback; stopped (SIGTERM) on drop.
+pub struct Daemon {
+    child: Child,
+    machine: Machine,
+    /// The daemon's peer id.
+    pub peer_id: String,
+    /// Where other daemons bootstrap from: `/ip4/127.0.0.1/tcp/PORT/p2p/PEER_ID`.
+    pub addr: String,
+}
+
+impl Machine {
+    /// Starts `ghcache daemon` for this machine's cache dir with swarm key `key`, listening on
+    /// a free loopback port, without mDNS, plus `extra` flags; returns once it answers `status`.
+    pub fn daemon(&self, key: &Path, extra: &[&str]) -> Daemon {
+        let log = std::fs::File::create(self.home.join("daemon.log"))
+            .unwrap_or_else(|e| panic!("daemon log: {e}"));
+        let child = self
+            .command(ghcache_bin())
+            .args([
+                "daemon",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--no-mdns",
+                "--swarm-key",
+            ])
+            .arg(key)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn daemon: {e}"));
+        let mut daemon = Daemon {
+            child,
+            machine: self.clone(),
+            peer_id: String::new(),
+            addr: String::new(),
+        };
+        let mut status = serde_json::Value::Null;
+        let up = wait_until(Duration::from_secs(30), || {
+            status = daemon.status();
+            status["listen_addrs"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        });
+        assert!(up, "the daemon did not come up: {}", daemon.log());
+        daemon.peer_id = status["peer_id"].as_str().unwrap_or_default().to_owned();
+        let listen = status["listen_addrs"][0].as_str().unwrap_or_default();
+        daemon.addr = format!("{listen}/p2p/{}", daemon.peer_id);
+        daemon
+    }
+}
+
+impl Daemon {
+    /// `ghcache daemon status --json`, or `Null` when it does not answer.
+    pub fn status(&self) -> serde_json::Value {
+        let run = self.machine.ghcache(&["daemon", "status", "--json"]);
+        serde_json::from_slice(&run.stdout).unwrap_or_default()
+    }
+
+    /// Waits until the daemon is connected to at least `n` peers.
+    pub fn wait_peers(&self, n: usize) -> bool {
+        self.wait_peers_for(n, Duration::from_secs(30))
+    }
+
+    /// Waits up to `timeout` until the daemon is connected to at least `n` peers.
+    pub fn wait_peers_for(&self, n: usize, timeout: Duration) -> bool {
+        wait_until(timeout, || {
+            self.status()["connected_peers"]
+                .as_array()
+                .is_some_and(|p| p.len() >= n)
+        })
+    }
+
+    /// One of the daemon's counters (`rejected`, `invalidations_received`, ...).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.status()["counters"][name].as_u64().unwrap_or(0)
+    }
+
+    /// What the daemon logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.machine.home.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Kills the daemon at once (`kill -9`): a peer that vanishes without a goodbye.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the daemon as systemd would, and waits for it.
+    pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .output();
+        let exited = wait_until(Duration::from_secs(10), || {
+            self.child.try_wait().ok().flatten().is_some()
+        });
+        if !exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.terminate();
+        }
+    }
+}

@@ -56,7 +56,7 @@ pub fn swarm_key(config: &Config) -> Result<p2p::SwarmKey, Failure> {
 /// `ghcache swarm-key new`: a fresh key in the IPFS `swarm.key` format.
 pub fn new_swarm_key() -> Result<i32, Failure> {
     let key = p2p::SwarmKey::generate().map_err(|e| Failure::Runtime(e.to_string()))?;
-    println!("{key}");
+    print!("{key}");
     Ok(0)
 }
 
