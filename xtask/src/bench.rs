@@ -14,6 +14,13 @@ struct Contender {
     program: PathBuf,
     args: Vec<&'static str>,
     samples: Vec<Duration>,
+    /// Which machine runs it (index into the machines).
+    on: usize,
+    /// Before each sample, untimed: drop the machine's local entries, so that the sample is
+    /// answered by a peer rather than by this machine's disk.
+    clear_first: bool,
+    /// Every sample must be answered without a request to GitHub.
+    no_github: bool,
 }
 
 /// Runs the benchmark; `--quick` takes fewer samples (CI smoke).
@@ -28,6 +35,19 @@ pub fn run(args: &[String]) -> Result<()> {
     let github = fake_github::FakeGithub::start()?;
     let root = tempfile::tempdir()?;
     let machine = Machine::new(root.path(), "bench", &github)?;
+    // Two peers for the p2p hit: A fetched the entry; B asks its daemon, which asks A's.
+    let key = root.path().join("swarm.key");
+    let made = machine
+        .command(&ghcache)
+        .args(["swarm-key", "new"])
+        .output()?;
+    std::fs::write(&key, made.stdout)?;
+    let peer_a = Machine::new(root.path(), "peer-a", &github)?;
+    let peer_b = Machine::new(root.path(), "peer-b", &github)?;
+    let daemon_a = peer_a.daemon(&ghcache, &key, &[])?;
+    let _daemon_b = peer_b.daemon(&ghcache, &key, &["--bootstrap", &daemon_a.addr])?;
+    peer_b.wait_for_peer(&ghcache)?;
+    let machines = [&machine, &peer_a, &peer_b];
 
     let command = ["repo", "view", "o/r", "--json", "name"];
     let mut cached_args = vec!["gh"];
@@ -38,29 +58,58 @@ pub fn run(args: &[String]) -> Result<()> {
             program: ghcache.clone(),
             args: cached_args.clone(),
             samples: vec![],
+            on: 0,
+            clear_first: false,
+            no_github: true,
+        },
+        Contender {
+            name: "ghcache p2p hit (peer on loopback)",
+            program: ghcache.clone(),
+            args: cached_args.clone(),
+            samples: vec![],
+            on: 2,
+            clear_first: true,
+            no_github: true,
         },
         Contender {
             name: "plain gh (fake GitHub, 0 ms)",
             program: gh.clone(),
             args: command.to_vec(),
             samples: vec![],
+            on: 0,
+            clear_first: false,
+            no_github: false,
         },
         Contender {
             name: "gh api --cache 1h (gh's own cache, hit)",
             program: gh.clone(),
             args: vec!["api", "--cache", "1h", "repos/o/r"],
             samples: vec![],
+            on: 0,
+            clear_first: false,
+            no_github: false,
         },
         Contender {
             name: "gh --version (gh start-up floor)",
             program: gh.clone(),
             args: vec!["--version"],
             samples: vec![],
+            on: 0,
+            clear_first: false,
+            no_github: false,
         },
     ];
+    // A fetches the entry that B's samples get from it.
+    let (fetched, _) = peer_a.time(&ghcache, &cached_args)?;
+    if !fetched.status.success() {
+        bail!(
+            "peer A could not fetch: {}",
+            String::from_utf8_lossy(&fetched.stderr)
+        );
+    }
     // Prime the caches, and check that the hit is really a hit (no request reaches GitHub).
     for c in &contenders {
-        let (out, _) = machine.time(&c.program, &c.args)?;
+        let (out, _) = machines[c.on].time(&c.program, &c.args)?;
         if !out.status.success() {
             bail!(
                 "{} failed: {}",
@@ -76,9 +125,17 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     for round in 0..warmup + runs {
         for c in &mut contenders {
-            let (out, took) = machine.time(&c.program, &c.args)?;
+            let on = machines[c.on];
+            if c.clear_first {
+                on.command(&ghcache).args(["clear", "--all"]).output()?;
+            }
+            let before = github.request_count();
+            let (out, took) = on.time(&c.program, &c.args)?;
             if !out.status.success() {
                 bail!("{} failed during the run", c.name);
+            }
+            if c.no_github && github.request_count() != before {
+                bail!("a `{}` sample reached GitHub: it was not a hit", c.name);
             }
             if round >= warmup {
                 c.samples.push(took);

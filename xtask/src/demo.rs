@@ -1,8 +1,9 @@
 //! `cargo xtask demo`: ghcache's main job end to end, on the fake GitHub, no account needed.
 //!
-//! Three CI runners (each its own cache dir) run a short scripted session through `ghcache gh`;
-//! every call prints where its answer came from, how long it took, and how many requests reached
-//! GitHub. The same session through plain gh is the baseline.
+//! Three CI runners (each its own cache dir and `ghcache daemon`, in one private swarm on
+//! loopback) run a short scripted session through `ghcache gh`; every call prints where its
+//! answer came from (this machine's disk, a peer, GitHub), how long it took, and how many
+//! requests reached GitHub. The same session through plain gh is the baseline.
 
 use std::path::Path;
 
@@ -28,21 +29,34 @@ pub fn run(args: &[String]) -> Result<()> {
     let gh = sandbox::require_gh()?;
     let ghcache = sandbox::build_release()?;
     let github = fake_github::FakeGithub::start()?;
+    // A real GitHub round trip costs tens of milliseconds; so does the fake one here.
+    github.set_latency(std::time::Duration::from_millis(80));
     let root = tempfile::tempdir()?;
     println!(
-        "fake GitHub on {} (gh reaches it as github.localhost)",
+        "fake GitHub on {} (gh reaches it as github.localhost; 80 ms per request)",
         github.proxy_url()
     );
-    println!(
-        "note: the P2P and IPFS tiers are not built yet; each runner has its own local cache\n"
-    );
+    println!("note: the IPFS tier is not built yet\n");
 
+    let key = root.path().join("swarm.key");
     let mut runners = Vec::new();
     for i in 1..=3 {
         let mut m = Machine::new(root.path(), &format!("runner-{i}"), &github)?;
         m.set_env("GH_CACHE_DEBUG", "1");
         runners.push(m);
     }
+    let made = runners[0]
+        .command(&ghcache)
+        .args(["swarm-key", "new"])
+        .output()?;
+    std::fs::write(&key, made.stdout)?;
+    let seed = runners[0].daemon(&ghcache, &key, &[])?;
+    let mut daemons = Vec::new();
+    for runner in &runners[1..] {
+        daemons.push(runner.daemon(&ghcache, &key, &["--bootstrap", &seed.addr])?);
+        runner.wait_for_peer(&ghcache)?;
+    }
+    println!("swarm: runner-1 is the seed peer, runner-2 and runner-3 bootstrap from it\n");
     println!(
         "{:<9} {:<48} {:<30} {:>8} {:>9}",
         "runner", "command", "answered by", "ms", "requests"
@@ -53,7 +67,8 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     println!(
-        "\na write through ghcache drops the repository's cached answers, so the writer sees it:"
+        "\na write through ghcache drops the repository's cached answers on every peer, \
+         so everyone sees it:"
     );
     call(
         &ghcache,
@@ -70,18 +85,16 @@ pub fn run(args: &[String]) -> Result<()> {
         ],
         &github,
     )?;
-    call(
-        &ghcache,
-        &runners[0],
-        &["issue", "list", "-R", "acme/widgets"],
-        &github,
-    )?;
-    call(
-        &ghcache,
-        &runners[0],
-        &["issue", "list", "-R", "acme/widgets"],
-        &github,
-    )?;
+    // Invalidations travel by gossip; give them a moment to arrive.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for runner in [&runners[0], &runners[1], &runners[2], &runners[0]] {
+        call(
+            &ghcache,
+            runner,
+            &["issue", "list", "-R", "acme/widgets"],
+            &github,
+        )?;
+    }
     let with_cache = github.request_count();
 
     github.clear_log();
@@ -92,12 +105,14 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     let without_cache = github.request_count();
-    println!("\nfinal stats of runner-1 (`ghcache stats`):");
-    let (out, _) = runners[0].time(&ghcache, &["stats"])?;
+    drop(daemons);
+    drop(seed);
+    println!("\nfinal stats of runner-2 (`ghcache stats`):");
+    let (out, _) = runners[1].time(&ghcache, &["stats"])?;
     print!("{}", String::from_utf8_lossy(&out.stdout));
     println!(
         "\nthe same {} read calls: plain gh sent {without_cache} requests to GitHub; \
-         through ghcache, {with_cache} (including the write and the re-read after it)",
+         through ghcache, {with_cache} (including the write and the re-reads after it)",
         runners.len() * SESSION.len()
     );
     Ok(())

@@ -91,3 +91,87 @@ impl Machine {
         Ok((output, started.elapsed()))
     }
 }
+
+/// A `ghcache daemon` started by [`Machine::daemon`]; stopped on drop.
+pub struct Daemon {
+    child: std::process::Child,
+    /// `/ip4/127.0.0.1/tcp/PORT/p2p/PEER_ID`, for `--bootstrap`.
+    pub addr: String,
+}
+
+impl Machine {
+    /// Starts this machine's daemon on loopback (no mDNS) and waits until it answers.
+    pub fn daemon(&self, ghcache: &Path, key: &Path, extra: &[&str]) -> Result<Daemon> {
+        let log = std::fs::File::create(self.home.join("daemon.log"))?;
+        let child = self
+            .command(ghcache)
+            .args([
+                "daemon",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--no-mdns",
+                "--swarm-key",
+            ])
+            .arg(key)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting ghcache daemon")?;
+        let mut daemon = Daemon {
+            child,
+            addr: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let out = self
+                .command(ghcache)
+                .args(["daemon", "status", "--json"])
+                .output()?;
+            let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            if let (Some(addr), Some(id)) = (
+                status["listen_addrs"][0].as_str(),
+                status["peer_id"].as_str(),
+            ) {
+                daemon.addr = format!("{addr}/p2p/{id}");
+                return Ok(daemon);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "the daemon of {} did not come up; see {}",
+            self.name,
+            self.home.join("daemon.log").display()
+        )
+    }
+
+    /// Waits until this machine's daemon has at least one peer.
+    pub fn wait_for_peer(&self, ghcache: &Path) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let out = self
+                .command(ghcache)
+                .args(["daemon", "status", "--json"])
+                .output()?;
+            let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            if status["connected_peers"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty())
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("the daemon of {} found no peer", self.name)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .output();
+        let _ = self.child.wait();
+    }
+}

@@ -107,6 +107,7 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
         }
     };
     let mut early = Vec::new();
+    let mut answered = None;
     if let Some(tier) = &tier {
         for line in tier.warnings() {
             warn(&line);
@@ -124,7 +125,7 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
                 print(&output, &request);
                 debug.line("local hit", &request.key.short());
                 record(tier, &[Event::Hit("local")]).await;
-                return Ok(output.exit_code);
+                answered = Some(output.exit_code);
             }
             Err(TierError::Corrupt { .. }) => {
                 early.push(Event::Corrupt("local"));
@@ -132,6 +133,14 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
             }
             _ => {}
         }
+    }
+    if let Some(code) = answered {
+        // Closed, not dropped: the last connection out removes the WAL files, so the next
+        // process opens the index without replaying anything.
+        if let Some(tier) = tier.and_then(Arc::into_inner) {
+            tier.close().await;
+        }
+        return Ok(code);
     }
     // Miss: one process per key asks GitHub; the others wait and read what it stored.
     let _lock = match &tier {

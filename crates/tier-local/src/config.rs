@@ -1,4 +1,5 @@
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Default size cap of the stored bodies: 512 MiB.
 const DEFAULT_MAX_BYTES: u64 = 512 * 1024 * 1024;
@@ -11,6 +12,9 @@ pub struct Config {
     pub dir: PathBuf,
     /// Cap on the bytes of stored bodies; least recently used entries are evicted above it.
     pub max_bytes: u64,
+    /// A hit records its time for LRU eviction only when the last record is older than this, so
+    /// that most hits write nothing. Default 10 minutes.
+    pub touch_every: Duration,
 }
 
 impl Config {
@@ -19,6 +23,7 @@ impl Config {
         Config {
             dir: dir.into(),
             max_bytes: DEFAULT_MAX_BYTES,
+            touch_every: Duration::from_secs(600),
         }
     }
 }

@@ -38,6 +38,11 @@ const MIGRATIONS: &[&str] = &[
         corrupt INTEGER NOT NULL DEFAULT 0,
         created_at_ms INTEGER NOT NULL
     );",
+    // 2: pending-counter files already folded into `stats` (see the journal module).
+    "CREATE TABLE folded (
+        name TEXT PRIMARY KEY NOT NULL,
+        at_ms INTEGER NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.
@@ -272,15 +277,49 @@ pub(crate) async fn oldest(
         .collect()
 }
 
-/// Adds a batch of events to the counters, and one request.
-pub(crate) async fn record(conn: &mut SqliteConnection, c: &Counts) -> sqlx::Result<()> {
+/// Whether a claimed counter file was already folded.
+pub(crate) async fn was_folded(conn: &mut SqliteConnection, name: &str) -> sqlx::Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM folded WHERE name = ?")
+        .bind(name)
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Records that a claimed counter file was folded, and forgets records older than a week (its
+/// file is long gone by then).
+pub(crate) async fn mark_folded(
+    conn: &mut SqliteConnection,
+    name: &str,
+    now_ms: u64,
+) -> sqlx::Result<()> {
+    let now = to_i64(now_ms);
+    sqlx::query("INSERT OR IGNORE INTO folded (name, at_ms) VALUES (?, ?)")
+        .bind(name)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM folded WHERE at_ms < ?")
+        .bind(now - 7 * 24 * 3600 * 1000)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Adds `requests` and a batch of counts to the counters.
+pub(crate) async fn add_counts(
+    conn: &mut SqliteConnection,
+    requests: i64,
+    c: &Counts,
+) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE stats SET requests = requests + 1,
+        "UPDATE stats SET requests = requests + ?,
             hits_local = hits_local + ?, hits_p2p = hits_p2p + ?, hits_ipfs = hits_ipfs + ?,
             misses = misses + ?, bypassed = bypassed + ?, revalidated = revalidated + ?,
             stale_served = stale_served + ?, errors = errors + ?, corrupt = corrupt + ?
          WHERE id = 1",
     )
+    .bind(requests)
     .bind(c.hits_local)
     .bind(c.hits_p2p)
     .bind(c.hits_ipfs)

@@ -6,6 +6,7 @@
 //! <dir>/index.db              entries (key -> manifest, body digest, size, last use) and counters
 //! <dir>/blobs/<ab>/<abcd..>   encoded bodies, named by their digest; identical bodies stored once
 //! <dir>/locks/<key>.lock      per-key locks, so that one process per key asks GitHub
+//! <dir>/stats.pending         counters appended by lookups, folded into the index by writers
 //! ```
 //!
 //! Writes are atomic: a body is written to a temporary file and renamed into place inside the
@@ -16,6 +17,7 @@ mod blobs;
 mod config;
 mod error;
 mod index;
+mod journal;
 mod lock;
 mod stats;
 mod tier;

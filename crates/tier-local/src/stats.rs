@@ -34,6 +34,23 @@ pub struct Stats {
     pub created_at_ms: u64,
 }
 
+impl Stats {
+    /// Adds counts not yet folded into the index.
+    pub(crate) fn add_pending(&mut self, requests: i64, c: &Counts) {
+        let add = |n: &mut u64, d: i64| *n = n.saturating_add(u64::try_from(d).unwrap_or(0));
+        add(&mut self.requests, requests);
+        add(&mut self.hits_local, c.hits_local);
+        add(&mut self.hits_p2p, c.hits_p2p);
+        add(&mut self.hits_ipfs, c.hits_ipfs);
+        add(&mut self.misses, c.misses);
+        add(&mut self.bypassed, c.bypassed);
+        add(&mut self.revalidated, c.revalidated);
+        add(&mut self.stale_served, c.stale_served);
+        add(&mut self.errors, c.errors);
+        add(&mut self.corrupt, c.corrupt);
+    }
+}
+
 /// Increments for the persisted counters, summed from a batch of events.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Counts {
@@ -49,6 +66,19 @@ pub(crate) struct Counts {
 }
 
 impl Counts {
+    /// Adds `other` to these counts.
+    pub(crate) fn add(&mut self, other: &Counts) {
+        self.hits_local += other.hits_local;
+        self.hits_p2p += other.hits_p2p;
+        self.hits_ipfs += other.hits_ipfs;
+        self.misses += other.misses;
+        self.bypassed += other.bypassed;
+        self.revalidated += other.revalidated;
+        self.stale_served += other.stale_served;
+        self.errors += other.errors;
+        self.corrupt += other.corrupt;
+    }
+
     pub(crate) fn of(events: &[Event]) -> Self {
         let mut c = Counts::default();
         for event in events {

@@ -19,6 +19,7 @@ use crate::blobs::{Blobs, Staged, BLOBS, TMP_GRACE};
 use crate::config::Config;
 use crate::error::Error;
 use crate::index::{self, NewRow, Schema, Which};
+use crate::journal;
 use crate::lock::{index_lock_path, lock_file, LOCKS};
 use crate::stats::{Counts, Stats};
 
@@ -30,10 +31,6 @@ const DB: &str = "index.db";
 
 /// How long SQLite waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A hit refreshes `last_used_ms` only when it is older than this: LRU needs no finer clock, and
-/// most hits then cost no write.
-const TOUCH_EVERY_MS: i64 = 1_000;
 
 /// How long to wait for another process that is moving a corrupt index aside.
 const QUARANTINE_WAIT: Duration = Duration::from_secs(2);
@@ -49,6 +46,7 @@ pub struct Tier {
     dir: PathBuf,
     db: PathBuf,
     max_bytes: u64,
+    touch_every_ms: i64,
     read_only: bool,
     conn: Mutex<SqliteConnection>,
     blobs: Blobs,
@@ -149,6 +147,7 @@ impl Tier {
             dir,
             db,
             max_bytes: config.max_bytes,
+            touch_every_ms: i64::try_from(config.touch_every.as_millis()).unwrap_or(i64::MAX),
             read_only: !writable,
             conn: Mutex::new(conn),
             identity,
@@ -168,19 +167,22 @@ impl Tier {
 
     /// Adds a batch of events to the persisted counters, and one request.
     ///
+    /// # Behavior
+    /// Appends to a small pending file (no index write: see the journal module); the counts
+    /// reach the index with the next store, invalidation or [`Tier::stats`].
+    ///
     /// # Errors
-    /// [`Error::ReadOnly`] in a read-only cache, [`Error::Index`] when the update fails.
+    /// [`Error::ReadOnly`] in a read-only cache, [`Error::Write`] when the append fails.
     pub async fn record(&self, events: &[Event]) -> Result<(), Error> {
         if self.read_only {
             return Err(Error::ReadOnly {
                 dir: self.dir.clone(),
             });
         }
-        let counts = Counts::of(events);
-        let mut conn = self.conn.lock().await;
-        index::record(&mut conn, &counts)
-            .await
-            .map_err(|e| self.index_err(&e))
+        journal::append(&self.dir, &Counts::of(events)).map_err(|e| Error::Write {
+            dir: self.dir.clone(),
+            reason: e.to_string(),
+        })
     }
 
     /// The persisted counters and the size of what is stored.
@@ -189,9 +191,43 @@ impl Tier {
     /// [`Error::Index`] when the index cannot be read.
     pub async fn stats(&self) -> Result<Stats, Error> {
         let mut conn = self.conn.lock().await;
+        if self.read_only {
+            let mut stats = index::stats(&mut conn)
+                .await
+                .map_err(|e| self.index_err(&e))?;
+            let (requests, pending) = journal::peek(&self.dir);
+            stats.add_pending(requests, &pending);
+            return Ok(stats);
+        }
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.index_err(&e))?;
+        let folded = self.fold(&mut tx).await.map_err(|e| self.index_err(&e))?;
+        tx.commit().await.map_err(|e| self.index_err(&e))?;
+        remove_all(folded);
         index::stats(&mut conn)
             .await
             .map_err(|e| self.index_err(&e))
+    }
+
+    /// Folds pending counter files into the index inside the caller's write transaction;
+    /// returns the files to remove once it commits.
+    async fn fold(&self, tx: &mut SqliteConnection) -> sqlx::Result<Vec<PathBuf>> {
+        let now = now_ms();
+        let mut done = Vec::new();
+        for path in journal::claim(&self.dir, now) {
+            let name = journal::name_of(&path);
+            if !index::was_folded(&mut *tx, &name).await? {
+                let Ok((requests, counts)) = journal::sum(&path) else {
+                    continue;
+                };
+                index::add_counts(&mut *tx, requests, &counts).await?;
+                index::mark_folded(&mut *tx, &name, now).await?;
+            }
+            done.push(path);
+        }
+        Ok(done)
     }
 
     /// Closes the connection cleanly (the last one out checkpoints the WAL).
@@ -269,7 +305,9 @@ impl Tier {
                 let _ = self.blobs.remove(&d);
             }
         }
+        let folded = self.fold(&mut tx).await.map_err(|e| self.tier_err(&e))?;
         tx.commit().await.map_err(|e| self.tier_err(&e))?;
+        remove_all(folded);
         Ok(dropped)
     }
 
@@ -382,7 +420,10 @@ impl Tier {
         self.evict(&mut tx, &m.key.0)
             .await
             .map_err(|e| self.tier_err(&e))?;
-        tx.commit().await.map_err(|e| self.tier_err(&e))
+        let folded = self.fold(&mut tx).await.map_err(|e| self.tier_err(&e))?;
+        tx.commit().await.map_err(|e| self.tier_err(&e))?;
+        remove_all(folded);
+        Ok(())
     }
 }
 
@@ -455,7 +496,7 @@ impl CacheTier for Tier {
             }
         };
         let now = now_ms();
-        if !self.read_only && index::to_i64(now) - stored.last_used_ms > TOUCH_EVERY_MS {
+        if !self.read_only && index::to_i64(now) - stored.last_used_ms > self.touch_every_ms {
             // Best effort: a lost touch only makes eviction a little less accurate.
             let mut conn = self.conn.lock().await;
             let _ = index::touch(&mut conn, &key.0, now).await;
@@ -526,8 +567,17 @@ impl CacheTier for Tier {
                 .await
                 .map_err(|e| self.tier_err(&e))?;
         }
+        let folded = self.fold(&mut tx).await.map_err(|e| self.tier_err(&e))?;
         tx.commit().await.map_err(|e| self.tier_err(&e))?;
+        remove_all(folded);
         Ok(dropped)
+    }
+}
+
+/// Removes folded counter files; one left behind is recognised as folded and removed later.
+fn remove_all(paths: Vec<PathBuf>) {
+    for path in paths {
+        let _ = std::fs::remove_file(path);
     }
 }
 

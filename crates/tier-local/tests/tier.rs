@@ -429,11 +429,19 @@ async fn eviction_keeps_the_recently_used_under_the_cap() {
     let b = sample_entry(2, "o/r", &body(b'b'));
     let c = sample_entry(3, "o/r", &body(b'c'));
     let size = a.manifest.body_size;
-    let tier = open_capped(dir.path(), size * 5 / 2).await;
+    let mut config = Config::new(dir.path());
+    config.max_bytes = size * 5 / 2;
+    config.touch_every = Duration::ZERO;
+    let tier = Tier::open(config)
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
     tier.put(&a).await.unwrap_or_else(|e| panic!("{e}"));
     tier.put(&b).await.unwrap_or_else(|e| panic!("{e}"));
-    // Last use is kept to the second: wait until a use of `a` is later than the store of `b`.
-    std::thread::sleep(Duration::from_millis(1100));
+    // Last use is kept to the millisecond: make the use of `a` later than the store of `b`.
+    let stored = ghcache_core::now_ms();
+    while ghcache_core::now_ms() <= stored + 1 {
+        std::thread::yield_now();
+    }
     assert!(matches!(
         tier.get(&a.manifest.key).await,
         Ok(Lookup::Hit(_))

@@ -1,0 +1,172 @@
+//! Counters that processes append to a small file, folded into the index by the next writer.
+//!
+//! A hit must not write to SQLite: a write transaction, and the WAL checkpoint it forces when the
+//! process closes the index, cost more than the whole lookup. So `record` appends one line to
+//! `stats.pending` (one `write` on an `O_APPEND` file, under a shared lock), and a process that
+//! writes the index anyway (a store, an invalidation, `ghcache stats`) folds the pending lines
+//! into the `stats` row in the same transaction. Each claimed file's name is recorded in the
+//! index with the counts it added, so a crash between the commit and the file's removal never
+//! counts a file twice.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{flock, FlockOperation};
+
+use crate::stats::Counts;
+
+/// The file processes append to.
+const PENDING: &str = "stats.pending";
+/// Claimed files: `stats.pending.<pid>.<ms>.<n>`.
+const CLAIMED_PREFIX: &str = "stats.pending.";
+/// Format tag of a line; lines with another tag, or torn by a crash, are skipped.
+const TAG: &str = "v1";
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// Appends one batch of counts (and one request) for a later fold.
+pub(crate) fn append(dir: &Path, counts: &Counts) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(dir.join(PENDING))?;
+    // Shared: appenders do not wait for each other, only for a fold reading the file.
+    flock(&file, FlockOperation::LockShared)?;
+    let line = format!(
+        "{TAG} 1 {} {} {} {} {} {} {} {} {}\n",
+        counts.hits_local,
+        counts.hits_p2p,
+        counts.hits_ipfs,
+        counts.misses,
+        counts.bypassed,
+        counts.revalidated,
+        counts.stale_served,
+        counts.errors,
+        counts.corrupt
+    );
+    file.write_all(line.as_bytes())
+}
+
+/// Renames the pending file to a claimed name and returns every claimed file not yet removed
+/// (this claim and any left by a process that died mid-fold).
+pub(crate) fn claim(dir: &Path, now_ms: u64) -> Vec<PathBuf> {
+    let fresh = dir.join(format!(
+        "{CLAIMED_PREFIX}{}.{now_ms}.{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    // Nothing pending is the common case, not an error.
+    let _ = std::fs::rename(dir.join(PENDING), &fresh);
+    claimed(dir)
+}
+
+/// Claimed files present in `dir`.
+pub(crate) fn claimed(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(CLAIMED_PREFIX))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// The file name that identifies a claimed file in the index.
+pub(crate) fn name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Sums a pending or claimed file: `(requests, counts)`. Waits for appenders that still hold
+/// the file open (they opened it before it was claimed).
+pub(crate) fn sum(path: &Path) -> io::Result<(i64, Counts)> {
+    let mut file = File::open(path)?;
+    flock(&file, FlockOperation::LockExclusive)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(parse(&text))
+}
+
+/// Sums the pending file without claiming it (for a read-only cache).
+pub(crate) fn peek(dir: &Path) -> (i64, Counts) {
+    let mut requests = 0;
+    let mut total = Counts::default();
+    let files = claimed(dir).into_iter().chain([dir.join(PENDING)]);
+    for path in files {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let (r, c) = parse(&text);
+            requests += r;
+            total.add(&c);
+        }
+    }
+    (requests, total)
+}
+
+fn parse(text: &str) -> (i64, Counts) {
+    let mut requests = 0;
+    let mut total = Counts::default();
+    for line in text.lines() {
+        let mut fields = line.split(' ');
+        if fields.next() != Some(TAG) {
+            continue;
+        }
+        let numbers: Vec<i64> = fields.filter_map(|f| f.parse().ok()).collect();
+        let [r, hl, hp, hi, mi, by, rv, ss, er, co] = numbers[..] else {
+            continue;
+        };
+        requests += r;
+        total.add(&Counts {
+            hits_local: hl,
+            hits_p2p: hp,
+            hits_ipfs: hi,
+            misses: mi,
+            bypassed: by,
+            revalidated: rv,
+            stale_served: ss,
+            errors: er,
+            corrupt: co,
+        });
+    }
+    (requests, total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_add_up_and_torn_lines_are_skipped() {
+        let (r, c) = parse(
+            "v1 1 1 0 0 0 0 0 0 0 0\nv1 1 0 1 0 1 0 0 0 0 0\nv1 1 2\nv9 1 1 1 1 1 1 1 1 1 1\n",
+        );
+        assert_eq!(r, 2);
+        assert_eq!((c.hits_local, c.hits_p2p, c.misses), (1, 1, 1));
+    }
+
+    #[test]
+    fn appended_counts_are_claimed_and_summed() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let hit = Counts {
+            hits_local: 1,
+            ..Counts::default()
+        };
+        for _ in 0..3 {
+            append(dir.path(), &hit).unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(peek(dir.path()).0, 3);
+        let files = claim(dir.path(), 1);
+        assert_eq!(files.len(), 1);
+        let (requests, counts) = sum(&files[0]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((requests, counts.hits_local), (3, 3));
+        assert!(
+            claim(dir.path(), 2).len() == 1,
+            "the claimed file stays until removed"
+        );
+    }
+}
