@@ -3,6 +3,7 @@
 //! - `test`: builds ghcache and runs every test (unit, proptest, end-to-end with the real gh).
 //! - `bench [--quick]`: whole-process latency of a local hit vs plain gh, side by side.
 //! - `demo`: a scripted session on the fake GitHub, showing what each call cost.
+//! - `install`: builds the release binary (static where supported) into cargo's bin directory.
 
 mod bench;
 mod demo;
@@ -28,8 +29,11 @@ fn run() -> Result<()> {
         "test" => test(rest),
         "bench" => bench::run(rest),
         "demo" => demo::run(rest),
+        "install" => install(),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <test [-- nextest args] | bench [--quick] | demo>");
+            println!(
+                "usage: cargo xtask <test [-- nextest args] | bench [--quick] | demo | install>"
+            );
             Ok(())
         }
         other => bail!("unknown task `{other}`; try `cargo xtask help`"),
@@ -51,6 +55,26 @@ fn test(extra: &[String]) -> Result<()> {
     };
     args.extend(extra.iter().map(String::as_str));
     cargo(&args)
+}
+
+/// Builds the release binary and copies it to `$CARGO_INSTALL_ROOT/bin` (else `$CARGO_HOME/bin`,
+/// else `~/.cargo/bin`), where `cargo install` would put it.
+fn install() -> Result<()> {
+    let built = sandbox::build_release()?;
+    let root = std::env::var_os("CARGO_INSTALL_ROOT")
+        .or_else(|| std::env::var_os("CARGO_HOME"))
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")))
+        .context("cannot tell where to install: set CARGO_HOME or HOME")?;
+    let dir = root.join("bin");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dest = dir.join("ghcache");
+    // Copy beside and rename: a running ghcache keeps its old file.
+    let tmp = dir.join(".ghcache.new");
+    std::fs::copy(&built, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &dest).with_context(|| format!("writing {}", dest.display()))?;
+    println!("installed {}", dest.display());
+    Ok(())
 }
 
 /// Runs cargo with `args` in the workspace root; fails if it fails.
