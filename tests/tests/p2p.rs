@@ -1,9 +1,13 @@
 //! The p2p tier with real daemons on loopback: what one machine fetched, its peers serve without
 //! asking GitHub; outsiders get nothing; writes travel as invalidations.
 
+use std::path::Path;
 use std::time::Duration;
 
+use ghcache_core::{Body, Digest, Manifest};
 use ghcache_tests::{wait_until, World};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions as _, Connection as _};
 
 const LIST: [&str; 4] = ["pr", "list", "-R", "o/r"];
 
@@ -232,5 +236,113 @@ fn a_dead_provider_costs_at_most_the_p2p_deadline() {
     assert!(
         took < plain + Duration::from_millis(1500),
         "{took:?} vs plain gh {plain:?}"
+    );
+}
+
+/// Rewrites the only entry in `cache`'s local store: a different body, and a manifest whose
+/// digest and size match it but whose producer and signature are still the original ones (which
+/// no longer verify). The local tier's own checks pass, so its daemon serves the lie.
+fn tamper_with_the_only_entry(cache: &Path, stdout: &[u8]) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    runtime.block_on(async {
+        let options = SqliteConnectOptions::new()
+            .filename(cache.join("index.db"))
+            .busy_timeout(Duration::from_secs(5));
+        let mut conn = options
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("open index: {e}"));
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as("SELECT key, manifest FROM entries")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("read index: {e}"));
+        assert_eq!(rows.len(), 1, "one entry in the store");
+        let (key, stored) = &rows[0];
+        let mut manifest =
+            Manifest::decode(stored).unwrap_or_else(|e| panic!("stored manifest: {e}"));
+        assert!(
+            manifest.producer.is_some() && manifest.signature.is_some(),
+            "the entry came signed from a peer"
+        );
+        let body = Body {
+            stdout: stdout.to_vec(),
+            stderr: Vec::new(),
+        };
+        let encoded = body.encode();
+        let digest = Digest::of(&encoded);
+        let hex = digest.to_hex();
+        let dir = cache.join("blobs").join(&hex[..2]);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        std::fs::write(dir.join(&hex), &encoded).unwrap_or_else(|e| panic!("write blob: {e}"));
+        manifest.body_digest = digest;
+        manifest.body_size = encoded.len() as u64;
+        let size = i64::try_from(encoded.len()).unwrap_or(i64::MAX);
+        let done =
+            sqlx::query("UPDATE entries SET manifest = ?, digest = ?, size = ? WHERE key = ?")
+                .bind(manifest.encode())
+                .bind(&hex)
+                .bind(size)
+                .bind(key)
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("rewrite the entry: {e}"));
+        assert_eq!(done.rows_affected(), 1);
+        let _ = conn.close().await;
+    });
+}
+
+#[test]
+fn a_peer_that_re_serves_a_tampered_entry_is_rejected_and_github_answers() {
+    let world = World::new();
+    let key = world.swarm_key("team");
+    let (a, b, c) = (world.machine("a"), world.machine("b"), world.machine("c"));
+    let issues = ["issue", "list", "-R", "o/r"];
+    let da = a.daemon(&key, &[]);
+    let db = b.daemon(&key, &["--bootstrap", &da.addr]);
+    assert!(db.wait_peers(1), "{}", db.log());
+    let fetched = a.cached(&issues).ok();
+    let on_b = b.cached(&issues).ok();
+    assert_eq!(on_b.stdout, fetched.stdout);
+    assert_eq!(b.stats()["hits"]["p2p"], 1, "B holds A's signed entry");
+    // Only B can serve it now.
+    da.kill();
+
+    // B's daemon keeps running: the local tier reads the index on every lookup, so it serves the
+    // rewritten row, and it keeps providing the key in the DHT (a restarted daemon would not).
+    let lie = b"#1  everything is fine  open\n";
+    tamper_with_the_only_entry(&b.cache_dir(), lie);
+    assert_eq!(
+        b.cached(&issues).ok().stdout,
+        lie,
+        "B's own store accepts the rewritten entry (so B's daemon serves it)"
+    );
+
+    // C joins through B only, after A is gone: it never heard A's announcement, and asks the DHT.
+    let dc = c.daemon(&key, &["--bootstrap", &db.addr]);
+    assert!(dc.wait_peers(1), "{}", dc.log());
+    let before = world.requests();
+    let answer = c.cached(&issues).ok();
+    assert!(world.requests() > before, "C had to ask GitHub");
+    let plain = c.gh(&issues).ok();
+    assert_eq!(answer.stdout, plain.stdout, "C printed what gh prints");
+    assert_eq!(answer.stderr, plain.stderr);
+    assert_ne!(answer.stdout, lie);
+    assert_eq!(c.stats()["hits"]["p2p"], 0);
+    assert!(dc.counter("lookups") >= 1, "{}", dc.status());
+    assert!(
+        db.counter("fetches_served") >= 1,
+        "B served the tampered entry: {}",
+        db.status()
+    );
+    assert!(dc.counter("rejected") >= 1, "{}\n{}", dc.status(), dc.log());
+    assert!(
+        dc.log().contains(&format!(
+            "rejected data from {}: signature does not verify",
+            db.peer_id
+        )),
+        "{}",
+        dc.log()
     );
 }
