@@ -346,3 +346,29 @@ fn a_peer_that_re_serves_a_tampered_entry_is_rejected_and_github_answers() {
         dc.log()
     );
 }
+
+#[test]
+fn a_restarted_daemon_offers_what_its_machine_already_holds() {
+    let world = World::new();
+    let key = world.swarm_key("team");
+    let (a, b) = (world.machine("a"), world.machine("b"));
+    // A fetched the entry with no daemon running: nobody was told.
+    let fetched = a.cached(&LIST).ok();
+    let da = a.daemon(&key, &[]);
+    let db = b.daemon(&key, &["--bootstrap", &da.addr]);
+    assert!(db.wait_peers(1), "{}", db.log());
+    assert!(
+        da.log().contains("providing 1 stored entries"),
+        "{}",
+        da.log()
+    );
+    let before = world.requests();
+    let answer = b.cached(&LIST).ok();
+    assert_eq!(
+        world.requests(),
+        before,
+        "B found A's stored entry in the DHT"
+    );
+    assert_eq!(answer.stdout, fetched.stdout);
+    assert_eq!(b.stats()["hits"]["p2p"], 1);
+}

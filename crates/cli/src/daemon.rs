@@ -82,6 +82,9 @@ pub fn run(config: &mut Config, flags: Flags) -> Result<i32, Failure> {
         for line in store.warnings() {
             eprintln!("ghcache daemon: warning: {line}");
         }
+        let mut p2p_config = p2p_config;
+        // What this machine already holds is findable again after a restart.
+        p2p_config.held = store.keys(100_000).await.unwrap_or_default();
         let store: Arc<dyn CacheTier> = Arc::new(store);
         if let Some(addr) = &config.p2p.metrics.value {
             let listener = tokio::net::TcpListener::bind(addr.as_str())

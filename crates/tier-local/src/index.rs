@@ -277,6 +277,23 @@ pub(crate) async fn oldest(
         .collect()
 }
 
+/// Keys of stored entries, most recently used first.
+pub(crate) async fn keys(
+    conn: &mut SqliteConnection,
+    limit: u32,
+) -> sqlx::Result<Vec<ghcache_core::CacheKey>> {
+    let rows: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT key FROM entries ORDER BY last_used_ms DESC LIMIT ?")
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+        .map(ghcache_core::CacheKey)
+        .collect())
+}
+
 /// Whether a claimed counter file was already folded.
 pub(crate) async fn was_folded(conn: &mut SqliteConnection, name: &str) -> sqlx::Result<bool> {
     let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM folded WHERE name = ?")

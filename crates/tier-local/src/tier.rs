@@ -211,6 +211,17 @@ impl Tier {
             .map_err(|e| self.index_err(&e))
     }
 
+    /// Keys of the stored entries, most recently used first, at most `limit`.
+    ///
+    /// # Errors
+    /// [`Error::Index`] when the index cannot be read.
+    pub async fn keys(&self, limit: u32) -> Result<Vec<CacheKey>, Error> {
+        let mut conn = self.conn.lock().await;
+        index::keys(&mut conn, limit)
+            .await
+            .map_err(|e| self.index_err(&e))
+    }
+
     /// Folds pending counter files into the index inside the caller's write transaction;
     /// returns the files to remove once it commits.
     async fn fold(&self, tx: &mut SqliteConnection) -> sqlx::Result<Vec<PathBuf>> {

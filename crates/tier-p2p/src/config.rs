@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use ghcache_core::CacheKey;
 use libp2p::{Multiaddr, PeerId};
 
 use crate::swarm_key::SwarmKey;
@@ -24,6 +25,9 @@ pub struct Config {
     pub trusted_peers: Vec<PeerId>,
     /// How long one fetch request to a peer may take before it is abandoned.
     pub fetch_timeout: Duration,
+    /// Keys already in the local store when the daemon starts: provided in the DHT again, so
+    /// that peers find them after a restart (announcements only happen when an entry arrives).
+    pub held: Vec<CacheKey>,
 }
 
 impl Config {
@@ -41,6 +45,7 @@ impl Config {
             read_only: false,
             trusted_peers: Vec::new(),
             fetch_timeout: Duration::from_secs(5),
+            held: Vec::new(),
         }
     }
 }

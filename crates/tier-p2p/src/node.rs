@@ -210,6 +210,13 @@ pub async fn run(
         pending_fetches: HashMap::new(),
         connected: HashSet::new(),
     };
+    if !config.read_only && !config.held.is_empty() {
+        let held = config.held.len().min(MAX_PROVIDED_KEYS);
+        for key in config.held.iter().take(held) {
+            node.provide(*key);
+        }
+        log(format_args!("providing {held} stored entries"));
+    }
     node.run(command_rx, shutdown).await;
     acceptor.abort();
     let _ = std::fs::remove_file(&socket);
