@@ -1,4 +1,91 @@
 //! ETag revalidation for `gh api` GETs: argv rewriting and `gh api -i` header blocks.
+//!
+//! gh 2.23 prints, for `gh api -i`, the status line ending in `\n`, then one `Name: value\r\n`
+//! line per header (names coloured on a terminal), then `\r\n`, then the body. With `--paginate`
+//! it prints one such block per page, and a `\n` between pages that plain `gh api` does not print.
+//! An ETag of the first page says nothing about the later pages, so paginated calls are not
+//! revalidated at all (see [`Plan::of`]); the parser only ever reads the first block.
+
+/// `gh api` flags that take a value, so the word after them is that value and not a flag.
+const VALUE_FLAGS: [&str; 15] = [
+    "-F",
+    "--field",
+    "-H",
+    "--header",
+    "-f",
+    "--raw-field",
+    "-q",
+    "--jq",
+    "-X",
+    "--method",
+    "-p",
+    "--preview",
+    "-t",
+    "--template",
+    "--input",
+];
+
+/// Value-taking flags without a shorthand, also spelled `--flag value`.
+const LONG_VALUE_FLAGS: [&str; 2] = ["--hostname", "--cache"];
+
+/// What the origin changes in a `gh api` GET to revalidate it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// The argv to run.
+    pub argv: Vec<String>,
+    /// `-i` was added by us: the header block is ours to strip from stdout.
+    pub added_include: bool,
+    /// gh prints a header block (ours or the user's): read the ETag from it.
+    pub reads_head: bool,
+    /// `If-None-Match` was sent: a 304 means the prior entry is still right.
+    pub conditional: bool,
+}
+
+impl Plan {
+    /// The run that leaves `argv` untouched.
+    pub fn plain(argv: &[String]) -> Self {
+        Plan {
+            argv: argv.to_vec(),
+            added_include: false,
+            reads_head: false,
+            conditional: false,
+        }
+    }
+
+    /// The run for a `gh api` GET: `-i` unless the user asked for headers, and `If-None-Match`
+    /// when `etag` (the prior entry's) is known. Flags go right after `api`, where gh accepts
+    /// them whatever follows (`-X GET`, `--jq`, the endpoint, `--`).
+    ///
+    /// Left untouched: argv that is not `gh api`; `--paginate` (one ETag per page, and the first
+    /// page's does not vouch for the others); argv with the user's own `If-None-Match` (a 304
+    /// is then the user's answer, not ours).
+    pub fn of(argv: &[String], etag: Option<&str>) -> Self {
+        let Some(api) = api_position(argv) else {
+            return Plan::plain(argv);
+        };
+        let flags = Flags::of(&argv[api + 1..]);
+        if flags.paginate || flags.if_none_match {
+            return Plan::plain(argv);
+        }
+        let etag = etag.filter(|e| !e.is_empty() && !e.contains(['\r', '\n']));
+        let mut out = Vec::with_capacity(argv.len() + 3);
+        out.extend_from_slice(&argv[..=api]);
+        if !flags.include {
+            out.push("-i".to_owned());
+        }
+        if let Some(etag) = etag {
+            out.push("-H".to_owned());
+            out.push(format!("If-None-Match: {etag}"));
+        }
+        out.extend_from_slice(&argv[api + 1..]);
+        Plan {
+            argv: out,
+            added_include: !flags.include,
+            reads_head: true,
+            conditional: etag.is_some(),
+        }
+    }
+}
 
 /// Where `api` sits in gh's argv, if this is a `gh api` call.
 fn api_position(argv: &[String]) -> Option<usize> {
@@ -7,38 +94,86 @@ fn api_position(argv: &[String]) -> Option<usize> {
         .filter(|&i| argv[i] == "api")
 }
 
-/// Did the user ask for headers themselves (`-i`/`--include`)?
-pub(crate) fn user_includes_headers(argv: &[String]) -> bool {
-    let Some(api) = api_position(argv) else {
-        return false;
-    };
-    argv[api + 1..]
-        .iter()
-        .take_while(|a| *a != "--")
-        .any(|a| a == "-i" || a == "--include")
+/// The `gh api` flags that change what the origin may do.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Flags {
+    include: bool,
+    paginate: bool,
+    if_none_match: bool,
 }
 
-/// The argv that asks gh for the response headers too, and, with `etag`, makes the request
-/// conditional. Flags go right after `api`, where gh accepts them whatever follows.
-pub(crate) fn revalidating_argv(
-    argv: &[String],
-    add_include: bool,
-    etag: Option<&str>,
-) -> Vec<String> {
-    let Some(api) = api_position(argv) else {
-        return argv.to_vec();
-    };
-    let mut out = Vec::with_capacity(argv.len() + 3);
-    out.extend_from_slice(&argv[..=api]);
-    if add_include {
-        out.push("-i".to_owned());
+impl Flags {
+    /// Reads the flags as gh's flag parser (pflag) would: the last of a repeated boolean wins,
+    /// a value flag consumes the next word, `-iX GET` groups shorthands, `--` ends flags.
+    fn of(args: &[String]) -> Self {
+        let mut flags = Flags::default();
+        let mut words = args.iter();
+        while let Some(word) = words.next() {
+            if word == "--" {
+                break;
+            }
+            if let Some(long) = word.strip_prefix("--") {
+                let (name, value) = match long.split_once('=') {
+                    Some((name, value)) => (name, Some(value)),
+                    None => (long, None),
+                };
+                let long_flag = format!("--{name}");
+                match name {
+                    "include" => flags.include = value.is_none_or(parse_bool),
+                    "paginate" => flags.paginate = value.is_none_or(parse_bool),
+                    "header" => {
+                        let header = value.or_else(|| words.next().map(String::as_str));
+                        flags.if_none_match |= header.is_some_and(is_if_none_match);
+                    }
+                    _ if value.is_none()
+                        && (VALUE_FLAGS.contains(&long_flag.as_str())
+                            || LONG_VALUE_FLAGS.contains(&long_flag.as_str())) =>
+                    {
+                        words.next();
+                    }
+                    _ => {}
+                }
+            } else if let Some(short) = word.strip_prefix('-').filter(|s| !s.is_empty()) {
+                // In a group only `-i` is boolean; any other letter takes the rest as its value.
+                let mut rest = short;
+                while let Some(letter) = rest.chars().next() {
+                    rest = &rest[letter.len_utf8()..];
+                    if letter == 'i' {
+                        match rest.strip_prefix('=') {
+                            Some(value) => {
+                                flags.include = parse_bool(value);
+                                break;
+                            }
+                            None => flags.include = true,
+                        }
+                        continue;
+                    }
+                    let value = match rest.strip_prefix('=').unwrap_or(rest) {
+                        "" if VALUE_FLAGS.contains(&format!("-{letter}").as_str()) => {
+                            words.next().map(String::as_str)
+                        }
+                        inline => Some(inline),
+                    };
+                    if letter == 'H' {
+                        flags.if_none_match |= value.is_some_and(is_if_none_match);
+                    }
+                    break;
+                }
+            }
+        }
+        flags
     }
-    if let Some(etag) = etag {
-        out.push("-H".to_owned());
-        out.push(format!("If-None-Match: {etag}"));
-    }
-    out.extend_from_slice(&argv[api + 1..]);
-    out
+}
+
+/// pflag's boolean spellings.
+fn parse_bool(value: &str) -> bool {
+    matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
+}
+
+fn is_if_none_match(header: &str) -> bool {
+    header
+        .split_once(':')
+        .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("if-none-match"))
 }
 
 /// A header block that `gh api -i` printed before the body.
@@ -52,8 +187,10 @@ pub(crate) struct Head {
     pub len: usize,
 }
 
-/// Parses the header block at the start of `stdout`. On a terminal gh colours the block, so
-/// escape sequences are ignored while reading it; `len` still counts the bytes as printed.
+/// Parses the header block at the start of `stdout` (the first page's, if there are several).
+/// On a terminal gh colours header names, so escape sequences are ignored while reading it; `len`
+/// still counts the bytes as printed. A block that does not end in a blank line is not gh's
+/// format: `None`, and stdout is left alone.
 pub(crate) fn parse_head(stdout: &[u8]) -> Option<Head> {
     let mut offset = 0;
     let mut status = None;
@@ -70,10 +207,13 @@ pub(crate) fn parse_head(stdout: &[u8]) -> Option<Head> {
             None => {
                 let rest = line.strip_prefix("HTTP/")?;
                 let code = rest.split_whitespace().nth(1)?;
+                if code.len() != 3 {
+                    return None;
+                }
                 status = Some(code.parse().ok()?);
             }
-            Some(_) if line.is_empty() => {
-                return status.map(|status| Head {
+            Some(status) if line.is_empty() => {
+                return Some(Head {
                     status,
                     etag,
                     len: offset,
@@ -82,12 +222,11 @@ pub(crate) fn parse_head(stdout: &[u8]) -> Option<Head> {
             Some(_) => {
                 let (name, value) = line.split_once(':')?;
                 if name.trim().eq_ignore_ascii_case("etag") {
-                    etag = Some(value.trim().to_owned());
+                    etag = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
                 }
             }
         }
     }
-    // A block without the blank line that ends it is not gh's format: leave stdout alone.
     None
 }
 
@@ -123,9 +262,9 @@ mod tests {
 
     #[test]
     fn flags_go_right_after_api() {
-        let argv = args("api repos/o/r --jq .name");
+        let plan = Plan::of(&args("api repos/o/r --jq .name"), Some("W/\"abc\""));
         assert_eq!(
-            revalidating_argv(&argv, true, Some("W/\"abc\"")),
+            plan.argv,
             [
                 "api",
                 "-i",
@@ -136,39 +275,129 @@ mod tests {
                 ".name"
             ]
         );
-        assert_eq!(revalidating_argv(&argv, false, None), argv);
-        assert_eq!(
-            revalidating_argv(&args("pr list"), true, None),
-            args("pr list")
-        );
+        assert!(plan.added_include && plan.reads_head && plan.conditional);
+        let plan = Plan::of(&args("api -X GET repos/o/r"), None);
+        assert_eq!(plan.argv, args("api -i -X GET repos/o/r"));
+        assert!(plan.added_include && !plan.conditional);
     }
 
     #[test]
-    fn user_include_is_recognised() {
-        assert!(user_includes_headers(&args("api -i repos/o/r")));
-        assert!(user_includes_headers(&args("api repos/o/r --include")));
-        assert!(!user_includes_headers(&args("api repos/o/r")));
-        assert!(!user_includes_headers(&args("api repos/o/r -- -i")));
+    fn other_commands_are_untouched() {
+        for line in ["pr list", "repo view o/r --json name", "search api"] {
+            assert_eq!(
+                Plan::of(&args(line), Some("\"e\"")),
+                Plan::plain(&args(line))
+            );
+        }
     }
 
     #[test]
-    fn head_is_parsed_and_measured() {
-        let out = b"HTTP/1.1 200 OK\nContent-Type: application/json\nEtag: W/\"x1\"\n\n{\"a\":1}\n";
-        let head = parse_head(out).unwrap_or_else(|| panic!("no head"));
+    fn a_user_include_is_kept_and_not_doubled() {
+        for line in [
+            "api -i repos/o/r",
+            "api repos/o/r --include",
+            "api --include=true repos/o/r",
+            "api -iX GET repos/o/r",
+            "api repos/o/r -i=1",
+        ] {
+            let plan = Plan::of(&args(line), Some("\"e\""));
+            let mut expected = args(line);
+            expected.splice(1..1, ["-H".to_owned(), "If-None-Match: \"e\"".to_owned()]);
+            assert_eq!(plan.argv, expected, "{line}");
+            assert!(!plan.added_include && plan.reads_head && plan.conditional);
+        }
+    }
+
+    #[test]
+    fn include_like_words_that_are_not_the_flag() {
+        for line in [
+            "api repos/o/r -- -i",
+            "api repos/o/r --include=false",
+            "api -i repos/o/r -i=false",
+            "api -X -i repos/o/r",
+            "api --jq -i repos/o/r",
+            "api -Xi repos/o/r",
+            "api -f include=-i repos/o/r",
+        ] {
+            let plan = Plan::of(&args(line), None);
+            assert!(plan.added_include, "{line}");
+        }
+    }
+
+    #[test]
+    fn paginated_and_user_conditional_calls_are_not_revalidated() {
+        for line in [
+            "api --paginate repos/o/r/issues",
+            "api repos/o/r/issues --paginate --jq .[].id",
+            "api repos/o/r -H If-None-Match:\"x\"",
+            "api repos/o/r --header=if-none-match:\"x\"",
+            "api repos/o/r -Hif-none-match:x",
+        ] {
+            assert_eq!(
+                Plan::of(&args(line), Some("\"e\"")),
+                Plan::plain(&args(line)),
+                "{line}"
+            );
+        }
+        let plan = Plan::of(&args("api repos/o/r --paginate=false"), None);
+        assert!(plan.added_include);
+    }
+
+    #[test]
+    fn an_etag_that_would_break_the_header_is_not_sent() {
+        let plan = Plan::of(&args("api repos/o/r"), Some("\"a\"\r\nX-Evil: 1"));
+        assert_eq!(plan.argv, args("api -i repos/o/r"));
+        assert!(!plan.conditional);
+    }
+
+    /// Exactly what gh 2.23 printed for `gh api -i repos/o/r`.
+    const GH_223_HEAD: &[u8] = b"HTTP/1.0 200 OK\nContent-Length: 12\r\n\
+        Content-Type: application/json; charset=utf-8\r\nDate: Tue, 24 Nov 2026 21:15:33 GMT\r\n\
+        Etag: \"v1\"\r\nServer: BaseHTTP/0.6 Python/3.11.7\r\n\r\n";
+
+    #[test]
+    fn gh_s_crlf_head_is_parsed_and_measured() {
+        let mut out = GH_223_HEAD.to_vec();
+        out.extend_from_slice(b"{\"name\":\"r\"}");
+        let head = parse_head(&out).unwrap_or_else(|| panic!("no head"));
         assert_eq!(head.status, 200);
+        assert_eq!(head.etag.as_deref(), Some("\"v1\""));
+        assert_eq!(&out[head.len..], b"{\"name\":\"r\"}");
+    }
+
+    #[test]
+    fn lf_heads_and_any_etag_spelling_are_read() {
+        let out = b"HTTP/2.0 200 OK\nContent-Type: application/json\nETAG: W/\"x1\"\n\n{\"a\":1}\n";
+        let head = parse_head(out).unwrap_or_else(|| panic!("no head"));
         assert_eq!(head.etag.as_deref(), Some("W/\"x1\""));
         assert_eq!(&out[head.len..], b"{\"a\":1}\n");
     }
 
     #[test]
-    fn crlf_and_colours_are_tolerated() {
+    fn colours_and_a_bodiless_304_are_tolerated() {
         let out =
-            b"\x1b[1;34mHTTP/1.1 304 Not Modified\x1b[m\r\n\x1b[1;34mETag\x1b[m: \"e\"\r\n\r\n";
+            b"HTTP/1.1 304 Not Modified\n\x1b[1;34mETag\x1b[m: \"e\"\r\n\x1b[1;34mDate\x1b[m: x\r\n\r\n";
         let head = parse_head(out).unwrap_or_else(|| panic!("no head"));
         assert_eq!(
             (head.status, head.etag.as_deref(), head.len),
             (304, Some("\"e\""), out.len())
         );
+    }
+
+    #[test]
+    fn only_the_first_page_s_block_is_read() {
+        // gh 2.23, `gh api -i --paginate`: a block per page and a newline between pages.
+        let page = |n: u8| {
+            let mut p = format!("HTTP/1.0 200 OK\r\nEtag: \"p{n}\"\r\n\r\n").into_bytes();
+            p.extend_from_slice(format!("[{{\"n\":{n}}}]").as_bytes());
+            p
+        };
+        let mut out = page(1);
+        out.push(b'\n');
+        out.extend(page(2));
+        let head = parse_head(&out).unwrap_or_else(|| panic!("no head"));
+        assert_eq!(head.etag.as_deref(), Some("\"p1\""));
+        assert!(out[head.len..].starts_with(b"[{\"n\":1}]\nHTTP/1.0 200 OK"));
     }
 
     #[test]
@@ -179,6 +408,8 @@ mod tests {
             None,
             "unterminated"
         );
+        assert_eq!(parse_head(b"HTTP/1.1 2000 OK\n\n"), None);
+        assert_eq!(parse_head(b"HTTP/1.1 200 OK\nnot a header\n\n"), None);
         assert_eq!(parse_head(b""), None);
     }
 }

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use ghcache_core::{Body, Entry, Fetched, OriginError, Output, OutputMode, Request};
 
 use crate::config::Config;
-use crate::{etag, failure};
+use crate::etag::{self, Plan};
+use crate::failure;
 
 /// The origin: GitHub, through the real gh.
 #[derive(Debug, Clone)]
@@ -66,41 +67,67 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 
 #[async_trait]
 impl ghcache_core::Origin for Origin {
+    /// Runs gh with `request.argv` and captures both streams.
+    ///
+    /// # Behavior
+    /// For a `gh api` GET (`request.revalidate`), gh is asked for the response headers (`-i`,
+    /// stripped again from what is stored unless the user asked for them) to record the ETag,
+    /// and with a `prior` entry that has one, the request is made conditional: a 304 is
+    /// [`Fetched::NotModified`]. A non-zero exit is [`Fetched::Failed`], `transient` when GitHub
+    /// or the network failed.
+    ///
+    /// # Errors
+    /// gh could not be started, or its output could not be read.
     async fn fetch(
         &self,
         request: &Request,
         prior: Option<&Entry>,
     ) -> Result<Fetched, OriginError> {
-        let user_include = etag::user_includes_headers(&request.argv);
-        let prior_etag = prior
-            .filter(|_| request.revalidate)
-            .and_then(|p| p.manifest.etag.as_deref());
-        let add_include = request.revalidate && !user_include;
-        let argv = if request.revalidate {
-            etag::revalidating_argv(&request.argv, add_include, prior_etag)
+        let plan = if request.revalidate {
+            let etag = prior.and_then(|p| p.manifest.etag.as_deref());
+            Plan::of(&request.argv, etag)
         } else {
-            request.argv.clone()
+            Plan::plain(&request.argv)
         };
-        let mut output = self.run(&argv, request.input.output).await?;
+        let mut output = self.run(&plan.argv, request.input.output).await?;
+        let head = if plan.reads_head {
+            etag::parse_head(&output.stdout)
+        } else {
+            None
+        };
         if output.exit_code != 0 {
-            if prior_etag.is_some() && failure::is_not_modified(&output.stderr) {
+            let said_304 = failure::is_not_modified(&output.stderr)
+                || head.as_ref().is_some_and(|h| h.status == 304);
+            if plan.conditional && said_304 {
                 return Ok(Fetched::NotModified);
             }
-            if add_include {
-                strip_head(&mut output.stdout);
+            if plan.added_include {
+                if let Some(head) = &head {
+                    output.stdout.drain(..head.len);
+                }
             }
             let transient = failure::is_transient(&output.stderr);
             return Ok(Fetched::Failed { output, transient });
         }
         let mut etag_value = None;
-        if request.revalidate {
-            if let Some(head) = etag::parse_head(&output.stdout) {
+        match head {
+            Some(head) => {
                 etag_value = head.etag;
-                if add_include {
-                    // The user did not ask for headers: print exactly what plain `gh api` prints.
+                if plan.added_include {
+                    // The user did not ask for headers: store exactly what plain `gh api` prints.
                     output.stdout.drain(..head.len);
                 }
             }
+            None if plan.added_include => {
+                // gh printed headers that could not be told from the body: ask again without
+                // them rather than store output that plain gh would not print.
+                output = self.run(&request.argv, request.input.output).await?;
+                if output.exit_code != 0 {
+                    let transient = failure::is_transient(&output.stderr);
+                    return Ok(Fetched::Failed { output, transient });
+                }
+            }
+            None => {}
         }
         let body = Body {
             stdout: output.stdout,
@@ -114,11 +141,5 @@ impl ghcache_core::Origin for Origin {
             body,
             etag_value,
         )))
-    }
-}
-
-fn strip_head(stdout: &mut Vec<u8>) {
-    if let Some(head) = etag::parse_head(stdout) {
-        stdout.drain(..head.len);
     }
 }
