@@ -5,7 +5,9 @@
 //! through the "proxy", which answers them itself. It serves REST and the GraphQL documents gh
 //! sends, ETags and free `304 Not Modified` answers, `x-ratelimit-*` headers, and records every
 //! request so tests can assert what reached GitHub. Latency and faults (5xx, rate limit) can be
-//! injected, in process or over HTTP (`/_fake/...`) for other processes.
+//! injected, in process or over HTTP (`/_fake/...`) for other processes. With
+//! `FAKE_GITHUB_TRACE=1` in its environment it prints one line per request on stderr (`2`: and
+//! the request body).
 
 mod data;
 mod graphql;
@@ -15,7 +17,7 @@ mod server;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-pub use server::FakeGithub;
+pub use server::{FakeGithub, TRACE_VAR};
 
 /// One request that reached the fake GitHub.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,12 +54,16 @@ struct State {
 }
 
 #[derive(Debug, Default, Clone)]
-struct Shared(Arc<Mutex<State>>);
+struct Shared {
+    state: Arc<Mutex<State>>,
+    /// 0: quiet; 1: one line per request on stderr; 2: and its body ([`TRACE_VAR`]).
+    trace: u8,
+}
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panicking test thread must not take the server down with it.
-        self.0
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }

@@ -55,7 +55,12 @@ pub fn answer(
     match (read, parts.as_slice()) {
         (true, ["user"]) => Reply::json(200, user("octocat")),
         (true, ["users", login]) => Reply::json(200, user(login)),
-        (true, ["repos", owner, name]) => Reply::json(200, repository(owner, name)),
+        (true, ["repos", owner, name]) => {
+            let mut found = repository(owner, name);
+            found["open_issues_count"] =
+                json!(world.listed(&repo_key(owner, name), Some(true)).len());
+            Reply::json(200, found)
+        }
         (true, ["repos", owner, name, "readme"]) => {
             let text = format!("# {owner}/{name}\n\nThis is the readme of {owner}/{name}.\n");
             Reply::json(
@@ -187,7 +192,7 @@ pub fn answer(
 }
 
 /// A query-string parameter, percent-decoded.
-fn param(query: &str, name: &str) -> Option<String> {
+pub fn param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
         (k == name).then(|| decode(v))

@@ -13,6 +13,8 @@ use crate::{graphql, rest, Fault, RequestRecord, Shared};
 
 /// Largest request body read (GraphQL documents, issue bodies).
 const MAX_BODY: usize = 4 << 20;
+/// Set to `1` to print one line per answered request on stderr, `2` to print request bodies too.
+pub const TRACE_VAR: &str = "FAKE_GITHUB_TRACE";
 /// The rate limit the fake GitHub advertises.
 const RATE_LIMIT: u64 = 5000;
 
@@ -36,7 +38,14 @@ impl FakeGithub {
         let listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
-        let shared = Shared::default();
+        let shared = Shared {
+            trace: match std::env::var(TRACE_VAR).as_deref() {
+                Err(_) | Ok("" | "0") => 0,
+                Ok("2") => 2,
+                Ok(_) => 1,
+            },
+            ..Shared::default()
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -198,7 +207,11 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
         tokio::time::sleep(latency).await;
     }
     let graphql = path == "/graphql" || path == "/api/graphql";
-    let mut operation = None;
+    let (operation, operation_name) = if graphql && method == "POST" {
+        graphql::describe(&body)
+    } else {
+        (None, None)
+    };
     let (status, content_type, bytes) = match fault {
         Some(Fault::ServerError) => (
             502,
@@ -215,11 +228,10 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
         ),
         None if graphql && method == "POST" => {
             let answer = graphql::answer(&body, &mut shared.lock().world);
-            operation = answer.operation;
             (
                 200,
                 "application/json; charset=utf-8",
-                answer.body.to_string().into_bytes(),
+                answer.to_string().into_bytes(),
             )
         }
         None => {
@@ -248,6 +260,18 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
         });
         RATE_LIMIT.saturating_sub(state.charged_total)
     };
+    if shared.trace > 0 {
+        let what = match (&operation, &operation_name) {
+            (Some(kind), Some(name)) => format!(" {kind} {name}"),
+            (Some(kind), None) => format!(" {kind}"),
+            _ if query.is_empty() => String::new(),
+            _ => format!("?{query}"),
+        };
+        eprintln!("fake-github: {method} {path}{what} -> {status}");
+        if shared.trace > 1 && !body.is_empty() {
+            eprintln!("{}", String::from_utf8_lossy(&body));
+        }
+    }
     let body = if not_modified || method == "HEAD" {
         Vec::new()
     } else {
@@ -264,7 +288,7 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
         ("x-ratelimit-limit", RATE_LIMIT.to_string()),
         ("x-ratelimit-remaining", remaining.to_string()),
         ("x-ratelimit-used", (RATE_LIMIT - remaining).to_string()),
-        ("x-ratelimit-reset", "1767225600".to_owned()),
+        ("x-ratelimit-reset", next_hour().to_string()),
         (
             "x-ratelimit-resource",
             if graphql { "graphql" } else { "core" }.to_owned(),
@@ -281,6 +305,15 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
     Ok(response)
 }
 
+/// When the rate-limit window resets: the next full hour, as Unix seconds, so it is in the
+/// future like GitHub's, while answer bodies stay independent of the clock.
+fn next_hour() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    (now / 3600 + 1) * 3600
+}
+
 /// A weak ETag over the body: it changes exactly when the answer changes.
 fn etag_of(body: &[u8]) -> String {
     // FNV-1a: deterministic across runs and processes, unlike std's hasher.
@@ -293,12 +326,7 @@ fn etag_of(body: &[u8]) -> String {
 }
 
 fn control(shared: &Shared, what: &str, query: &str) -> Reply {
-    let param = |name: &str| {
-        query.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            (k == name).then(|| v.replace('+', " ").replace("%2F", "/").replace("%20", " "))
-        })
-    };
+    let param = |name: &str| rest::param(query, name);
     let ok =
         |value: serde_json::Value| reply(200, "application/json", value.to_string().into_bytes());
     let mut state = shared.lock();

@@ -7,20 +7,42 @@ use serde_json::{json, Value as Json};
 
 use crate::data::World;
 
-/// A GraphQL answer and the type of operation it was (`query`, `mutation`).
-pub struct Answer {
-    /// The response body.
-    pub body: Json,
-    /// `query`, `mutation` or `subscription`; `None` if the request could not be read.
-    pub operation: Option<String>,
+/// The operation of a request body (`{"query": ..., "operationName": ...}`) that is answered.
+fn pick<'d>(
+    document: &'d parse::Document,
+    request: &Json,
+) -> Option<(usize, &'d parse::Operation)> {
+    let wanted = request.get("operationName").and_then(Json::as_str);
+    document
+        .operations
+        .iter()
+        .enumerate()
+        .find(|(_, op)| wanted.is_none() || op.name.as_deref() == wanted)
+        .or_else(|| document.operations.first().map(|op| (0, op)))
 }
 
-/// Answers a GraphQL request body (`{"query": ..., "variables": ..., "operationName": ...}`).
-pub fn answer(request: &[u8], world: &mut World) -> Answer {
-    let error = |message: String| Answer {
-        body: json!({"errors": [{"message": message}]}),
-        operation: None,
+/// The type (`query`, `mutation`) and name of the operation a request body asks for, without
+/// answering it: what the request log records even when a fault answers instead.
+pub fn describe(request: &[u8]) -> (Option<String>, Option<String>) {
+    let Ok(request) = serde_json::from_slice::<Json>(request) else {
+        return (None, None);
     };
+    let Some(Ok(document)) = request
+        .get("query")
+        .and_then(Json::as_str)
+        .map(parse::parse)
+    else {
+        return (None, None);
+    };
+    pick(&document, &request).map_or((None, None), |(_, op)| {
+        (Some(op.kind.clone()), op.name.clone())
+    })
+}
+
+/// Answers a GraphQL request body (`{"query": ..., "variables": ..., "operationName": ...}`)
+/// with the response body, `{"data": ...}` or `{"errors": [...]}`.
+pub fn answer(request: &[u8], world: &mut World) -> Json {
+    let error = |message: String| json!({"errors": [{"message": message}]});
     let Ok(request) = serde_json::from_slice::<Json>(request) else {
         return error("request body is not JSON".into());
     };
@@ -31,19 +53,10 @@ pub fn answer(request: &[u8], world: &mut World) -> Answer {
         Ok(d) => d,
         Err(e) => return error(format!("cannot parse the query: {e}")),
     };
-    let wanted = request.get("operationName").and_then(Json::as_str);
-    let index = document
-        .operations
-        .iter()
-        .position(|op| wanted.is_none() || op.name.as_deref() == wanted)
-        .unwrap_or(0);
-    let Some(kind) = document.operations.get(index).map(|op| op.kind.clone()) else {
+    let Some((index, _)) = pick(&document, &request) else {
         return error("no operation".into());
     };
     let variables = request.get("variables").cloned().unwrap_or_default();
     let data = resolve::Resolver::new(&document, &variables, world).operation(index);
-    Answer {
-        body: json!({ "data": data }),
-        operation: Some(kind),
-    }
+    json!({ "data": data })
 }

@@ -19,7 +19,7 @@ enum Entity {
     Label(usize),
     User(String),
     Release(usize),
-    Check,
+    Check { repo: String },
     Other,
 }
 
@@ -135,7 +135,16 @@ impl<'a> Resolver<'a> {
                 let login = self.arg(field, "login");
                 Entity::User(login.as_str().unwrap_or("octocat").to_owned())
             }
-            "node" => self.node_by_id(self.arg(field, "id").as_str().unwrap_or("")),
+            "node" => {
+                let entity = self.node_by_id(self.arg(field, "id").as_str().unwrap_or(""));
+                // Nested objects without a repository of their own (commits, check runs)
+                // belong to the node's repository.
+                let repo = repo_of(&entity, &self.repo);
+                if let Some((owner, name)) = repo.split_once('/') {
+                    self.repo = (owner.to_owned(), name.to_owned());
+                }
+                entity
+            }
             "search" => return self.connection(field, &Entity::Other),
             "rateLimit" => Entity::Other,
             _ => Entity::Other,
@@ -147,6 +156,17 @@ impl<'a> Resolver<'a> {
         if let Some((repo, number)) = parse_issue_id(id) {
             if let Some(issue) = self.world.issue(&repo, number) {
                 return Entity::Issue { repo, issue };
+            }
+        }
+        if let Some((repo, number)) = id
+            .strip_prefix("PR_")
+            .and_then(|rest| rest.rsplit_once('#'))
+        {
+            if let Ok(number) = number.parse() {
+                return Entity::Pr {
+                    repo: repo.to_owned(),
+                    number,
+                };
             }
         }
         if let Some(repo) = id.strip_prefix("R_") {
@@ -275,7 +295,7 @@ impl<'a> Resolver<'a> {
             "latestRelease" | "release" => Entity::Release(0),
             // Anything else is a plain object about the same thing.
             _ => match entity {
-                Entity::Check => Entity::Check,
+                Entity::Check { repo } => Entity::Check { repo: repo.clone() },
                 _ => Entity::Other,
             },
         };
@@ -329,7 +349,7 @@ impl<'a> Resolver<'a> {
                     })
                     .collect()
             }
-            "contexts" | "checkRuns" => vec![Entity::Check, Entity::Check],
+            "contexts" | "checkRuns" => vec![Entity::Check { repo }],
             "search" => vec![Entity::Other, Entity::Other],
             "commits" | "files" => vec![Entity::Other],
             "nodes" | "edges" => vec![Entity::Other],
@@ -428,7 +448,7 @@ fn typename(entity: &Entity) -> Option<&'static str> {
         Entity::Label(_) => "Label",
         Entity::User(_) => "User",
         Entity::Release(_) => "Release",
-        Entity::Check => "CheckRun",
+        Entity::Check { .. } => "CheckRun",
         Entity::Other => return None,
     })
 }
@@ -436,7 +456,9 @@ fn typename(entity: &Entity) -> Option<&'static str> {
 fn repo_of(entity: &Entity, fallback: &(String, String)) -> String {
     match entity {
         Entity::Repo { owner, name } => repo_key(owner, name),
-        Entity::Issue { repo, .. } | Entity::Pr { repo, .. } => repo.clone(),
+        Entity::Issue { repo, .. } | Entity::Pr { repo, .. } | Entity::Check { repo } => {
+            repo.clone()
+        }
         _ => repo_key(&fallback.0, &fallback.1),
     }
 }
@@ -450,7 +472,9 @@ fn parse_issue_id(id: &str) -> Option<(String, u64)> {
 fn scalar(name: &str, entity: &Entity, parent: &str) -> Json {
     let repo = match entity {
         Entity::Repo { owner, name } => format!("{owner}/{name}"),
-        Entity::Issue { repo, .. } | Entity::Pr { repo, .. } => repo.clone(),
+        Entity::Issue { repo, .. } | Entity::Pr { repo, .. } | Entity::Check { repo } => {
+            repo.clone()
+        }
         _ => "octo/repo".to_owned(),
     };
     let url = |path: &str| json!(format!("https://github.com/{repo}{path}"));
@@ -498,10 +522,10 @@ fn scalar(name: &str, entity: &Entity, parent: &str) -> Json {
         (Entity::User(login), "id") => json!(format!("U_{login}")),
         (Entity::Release(i), "tagName" | "name") => json!(RELEASES[*i]),
         (Entity::Release(i), "isLatest") => json!(*i == 0),
-        (Entity::Check, "name") => json!("build"),
-        (Entity::Check, "status") => json!("COMPLETED"),
-        (Entity::Check, "conclusion") => json!("SUCCESS"),
-        (Entity::Check, "state") => json!("SUCCESS"),
+        (Entity::Check { .. }, "name") => json!("build"),
+        (Entity::Check { .. }, "status") => json!("COMPLETED"),
+        (Entity::Check { .. }, "conclusion") => json!("SUCCESS"),
+        (Entity::Check { .. }, "state") => json!("SUCCESS"),
         (_, "name") => json!(match parent {
             "defaultBranchRef" | "baseRef" | "headRef" => "main",
             "primaryLanguage" | "languages" => "Rust",
