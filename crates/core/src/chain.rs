@@ -55,6 +55,8 @@ impl Default for ChainConfig {
 struct Level {
     tier: Arc<dyn CacheTier>,
     deadline: Option<Duration>,
+    /// Backfilled and written through; false for tiers the caller stores to itself.
+    store: bool,
 }
 
 /// Reads tiers in order, falls through to the origin, backfills and writes through.
@@ -87,7 +89,26 @@ impl Chain {
 
     /// Appends a tier, asked after the ones before it, with an optional deadline.
     pub fn with_tier(mut self, tier: Arc<dyn CacheTier>, deadline: Option<Duration>) -> Self {
-        self.levels.push(Level { tier, deadline });
+        self.levels.push(Level {
+            tier,
+            deadline,
+            store: true,
+        });
+        self
+    }
+
+    /// Appends a tier that is only read: the chain never stores into it, because storing there
+    /// is slow and the caller does it after the user has their answer (IPFS).
+    pub fn with_lookup_tier(
+        mut self,
+        tier: Arc<dyn CacheTier>,
+        deadline: Option<Duration>,
+    ) -> Self {
+        self.levels.push(Level {
+            tier,
+            deadline,
+            store: false,
+        });
         self
     }
 
@@ -222,7 +243,7 @@ impl Chain {
     }
 
     async fn backfill(&self, entry: &Entry, upto: usize, warnings: &mut Vec<String>) {
-        for level in &self.levels[..upto] {
+        for level in self.levels[..upto].iter().filter(|l| l.store) {
             if let Err(err) = self.put_level(level, entry).await {
                 self.stats.record(Event::Error(level.tier.name()));
                 warnings.push(format!("could not store the answer: {err}"));
@@ -357,6 +378,31 @@ mod tests {
     fn stale(mut entry: Entry, age_ms: u64) -> Entry {
         entry.manifest.created_at_ms = crate::now_ms().saturating_sub(age_ms);
         entry
+    }
+
+    #[test]
+    fn lookup_only_tiers_are_read_but_never_written() {
+        let entry = sample_entry(4, "o/r", b"from ipfs\n");
+        let local = Arc::new(MemoryTier::new("local"));
+        let ipfs = Arc::new(MemoryTier::new("ipfs"));
+        let origin = Arc::new(ScriptedOrigin::new(Fetched::Fresh(entry.clone())));
+        let chain = Chain::new(origin.clone(), Arc::new(Recorder::default()))
+            .with_tier(local.clone(), None)
+            .with_lookup_tier(ipfs.clone(), Some(Duration::from_millis(500)));
+        let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
+        assert_eq!(resolved.map(|r| r.source), Some(Source::Origin));
+        assert_eq!((local.len(), ipfs.len()), (1, 0), "written to local only");
+        assert_eq!(ipfs.get_count(), 1, "but asked");
+
+        let local = Arc::new(MemoryTier::new("local"));
+        block_on(ipfs.put(&entry)).ok();
+        let chain = Chain::new(origin.clone(), Arc::new(Recorder::default()))
+            .with_tier(local.clone(), None)
+            .with_lookup_tier(ipfs.clone(), None);
+        let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
+        assert_eq!(resolved.map(|r| r.source), Some(Source::Tier("ipfs")));
+        assert_eq!(local.len(), 1, "an ipfs hit backfills local");
+        assert_eq!(origin.calls.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -19,13 +19,20 @@ pub(crate) struct Directory {
 
 impl Directory {
     /// Records that `provider` holds `manifest`'s entry. A newer manifest replaces an older one
-    /// and its providers.
+    /// and its providers; the same entry announced again with an IPFS CID (added after it was
+    /// first announced) replaces the one without.
     pub(crate) fn insert(&mut self, manifest: Manifest, provider: PeerId) {
         let key = manifest.key;
         if let Some((known, providers)) = self.entries.get_mut(&key) {
             if manifest.created_at_ms > known.created_at_ms {
                 *known = manifest;
                 providers.clear();
+            } else if manifest.created_at_ms == known.created_at_ms
+                && manifest.body_digest == known.body_digest
+                && known.cid.is_none()
+                && manifest.cid.is_some()
+            {
+                *known = manifest;
             }
             if providers.len() < MAX_PROVIDERS {
                 providers.insert(provider);
@@ -53,6 +60,14 @@ impl Directory {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// The manifest announced for `key` in scope `scope_id`, whoever still holds it.
+    pub(crate) fn manifest(&self, key: &CacheKey, scope_id: &[u8; 32]) -> Option<&Manifest> {
+        self.entries
+            .get(key)
+            .map(|(manifest, _)| manifest)
+            .filter(|m| &m.scope_id == scope_id)
     }
 
     /// Forgets `peer` as a provider everywhere (it sent bad data or left).
@@ -88,6 +103,13 @@ mod tests {
         dir.insert(m.clone(), peer);
         assert_eq!(dir.providers(&m.key, &m.scope_id), vec![peer]);
         assert!(dir.providers(&m.key, &[0; 32]).is_empty(), "other scope");
+        assert!(dir.manifest(&m.key, &[0; 32]).is_none(), "other scope");
+        let mut with_cid = m.clone();
+        with_cid.cid = Some("bafy".into());
+        dir.insert(with_cid.clone(), peer);
+        assert_eq!(dir.manifest(&m.key, &m.scope_id), Some(&with_cid));
+        dir.insert(m.clone(), peer);
+        assert_eq!(dir.manifest(&m.key, &m.scope_id), Some(&with_cid), "kept");
         dir.drop_repo("o/r");
         assert!(dir.providers(&m.key, &m.scope_id).is_empty());
         for i in 0..(MAX_ENTRIES + 10) {

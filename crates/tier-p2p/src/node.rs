@@ -111,6 +111,12 @@ enum Command {
         scope_id: [u8; 32],
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    /// Reply with the manifest the swarm announced for `key`, if any.
+    Manifest {
+        key: CacheKey,
+        scope_id: [u8; 32],
+        reply: oneshot::Sender<Option<Manifest>>,
+    },
     /// Ask `peer` for an entry; reply `None` if the request failed.
     Fetch {
         peer: PeerId,
@@ -404,6 +410,13 @@ impl Node {
                     .kad
                     .get_providers(kad::RecordKey::new(&key.0));
                 self.pending_providers.insert(id, reply);
+            }
+            Command::Manifest {
+                key,
+                scope_id,
+                reply,
+            } => {
+                let _ = reply.send(self.directory.manifest(&key, &scope_id).cloned());
             }
             Command::Fetch {
                 peer,
@@ -849,6 +862,24 @@ async fn handle(shared: &Arc<Shared>, request: Control) -> Reply {
             reply
         }
         Control::Publish { manifest, body } => publish(shared, &manifest, &body).await,
+        Control::Manifest { key, scope_id } => {
+            shared.send(Command::Subscribe { scope_id }).await;
+            let (tx, rx) = oneshot::channel();
+            if !shared
+                .send(Command::Manifest {
+                    key,
+                    scope_id,
+                    reply: tx,
+                })
+                .await
+            {
+                return Reply::Miss;
+            }
+            match rx.await {
+                Ok(Some(manifest)) => Reply::Manifest(manifest.encode()),
+                _ => Reply::Miss,
+            }
+        }
         Control::Invalidate { scope_id, repo } => {
             if shared.read_only {
                 return Reply::Ok;
@@ -889,8 +920,13 @@ async fn publish(shared: &Arc<Shared>, manifest: &[u8], body: &[u8]) -> Reply {
         return Reply::Ok;
     }
     if entry.manifest.producer.is_some() {
-        // Someone else's entry (from IPFS, say): announce it as theirs, if it checks out.
-        if let Err(r) = sign::verify(&entry.manifest, &shared.trusted) {
+        // Signed already: by this machine's CLI (the same identity, after adding the body to
+        // IPFS), or by another peer (an entry found in IPFS). Announce it as theirs, if it checks out.
+        let mut trusted = shared.trusted.clone();
+        if !trusted.is_empty() {
+            trusted.push(shared.keypair.public().to_peer_id());
+        }
+        if let Err(r) = sign::verify(&entry.manifest, &trusted) {
             return Reply::Error(format!(
                 "not announcing {}: {r}",
                 entry.manifest.key.short()

@@ -17,6 +17,8 @@ const NAME: &str = "p2p";
 const MARGIN: Duration = Duration::from_millis(50);
 /// How long a publish or invalidation may take: the daemon only queues them.
 const SHORT: Duration = Duration::from_secs(1);
+/// How long a directory question may take: the daemon answers from memory.
+const MANIFEST_TIMEOUT: Duration = Duration::from_millis(100);
 /// How long `status` waits.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -87,6 +89,24 @@ impl Tier {
                 *conn = None;
                 Err(unavailable(e.to_string()))
             }
+        }
+    }
+}
+
+impl Tier {
+    /// The manifest the swarm announced for `key` in this tier's scope, if the daemon knows one.
+    /// It was checked (signature, trust, scope, freshness) when it arrived; the caller checks it
+    /// again before using it. `None` on any failure: this is only a hint where to look.
+    pub async fn announced_manifest(&self, key: &CacheKey) -> Option<Manifest> {
+        let request = Control::Manifest {
+            key: *key,
+            scope_id: self.scope_id,
+        };
+        match self.call(request, MANIFEST_TIMEOUT).await {
+            Ok(Reply::Manifest(bytes)) => Manifest::decode(&bytes)
+                .ok()
+                .filter(|m| m.key == *key && m.scope_id == self.scope_id),
+            _ => None,
         }
     }
 }

@@ -126,6 +126,14 @@ pub enum Control {
     },
     /// Report the daemon's state as JSON.
     Status,
+    /// The manifest the swarm announced for `key`, if any: it names an IPFS CID the CLI may
+    /// fetch when no peer that holds the body is reachable.
+    Manifest {
+        /// Which entry.
+        key: CacheKey,
+        /// The CLI's scope.
+        scope_id: [u8; 32],
+    },
 }
 
 /// The daemon's answer to a [`Control`] request.
@@ -144,6 +152,8 @@ pub enum Reply {
     Ok,
     /// JSON status text.
     Status(String),
+    /// An announced manifest (`Manifest::encode` bytes), checked when it was received.
+    Manifest(Vec<u8>),
     /// The request failed; the text says why.
     Error(String),
 }
@@ -159,11 +169,13 @@ const TAG_GET: u8 = 0x31;
 const TAG_PUBLISH: u8 = 0x32;
 const TAG_CTL_INVALIDATE: u8 = 0x33;
 const TAG_STATUS: u8 = 0x34;
+const TAG_MANIFEST: u8 = 0x35;
 const TAG_HIT: u8 = 0x41;
 const TAG_MISS: u8 = 0x42;
 const TAG_OK: u8 = 0x43;
 const TAG_STATUS_TEXT: u8 = 0x44;
 const TAG_ERROR: u8 = 0x45;
+const TAG_MANIFEST_BYTES: u8 = 0x46;
 
 impl Gossip {
     /// Encoding published on the topic.
@@ -290,6 +302,11 @@ impl Control {
                 put(&mut out, repo.as_bytes());
             }
             Control::Status => out.push(TAG_STATUS),
+            Control::Manifest { key, scope_id } => {
+                out.push(TAG_MANIFEST);
+                out.extend_from_slice(&key.0);
+                out.extend_from_slice(scope_id);
+            }
         }
         out
     }
@@ -315,6 +332,10 @@ impl Control {
                 repo: r.string(MAX_REPO)?,
             },
             TAG_STATUS => Control::Status,
+            TAG_MANIFEST => Control::Manifest {
+                key: CacheKey(r.array()?),
+                scope_id: r.array()?,
+            },
             _ => return Err(r.err("unknown tag")),
         };
         r.finish()?;
@@ -338,6 +359,10 @@ impl Reply {
                 out.push(TAG_ERROR);
                 put(&mut out, text.as_bytes());
             }
+            Reply::Manifest(manifest) => {
+                out.push(TAG_MANIFEST_BYTES);
+                put(&mut out, manifest);
+            }
         }
         out
     }
@@ -357,6 +382,7 @@ impl Reply {
             TAG_OK => Reply::Ok,
             TAG_STATUS_TEXT => Reply::Status(r.string(MAX_STATUS)?),
             TAG_ERROR => Reply::Error(r.string(MAX_ERROR_TEXT)?),
+            TAG_MANIFEST_BYTES => Reply::Manifest(r.bytes(MAX_MANIFEST)?.to_vec()),
             _ => return Err(r.err("unknown tag")),
         };
         r.finish()?;
@@ -635,6 +661,10 @@ mod tests {
                 repo: "o/r".into(),
             },
             Control::Status,
+            Control::Manifest {
+                key: CacheKey([7; 32]),
+                scope_id: [8; 32],
+            },
         ];
         let replies = vec![
             Reply::Hit {
@@ -645,6 +675,7 @@ mod tests {
             Reply::Ok,
             Reply::Status("{}".into()),
             Reply::Error("nope".into()),
+            Reply::Manifest(vec![4, 5]),
         ];
         (gossip, fetch, control, replies)
     }
