@@ -58,6 +58,10 @@ pub struct Flags {
     pub debug: bool,
     pub no_cache: bool,
     pub ttl: Vec<String>,
+    pub ipfs: bool,
+    pub ipfs_api: Option<String>,
+    /// `Some(true)` for `--ipfs-encrypt`, `Some(false)` for `--no-ipfs-encrypt`.
+    pub ipfs_encrypt: Option<bool>,
 }
 
 /// The effective configuration.
@@ -74,6 +78,19 @@ pub struct Config {
     pub lock_timeout: Setting<Duration>,
     pub ttl: BTreeMap<TtlClass, Setting<Duration>>,
     pub p2p: P2p,
+    pub ipfs: Ipfs,
+}
+
+/// Settings of the IPFS tier: the `[ipfs]` table, `GH_CACHE_IPFS*`, and `--ipfs*` flags.
+#[derive(Debug, Clone)]
+pub struct Ipfs {
+    pub enabled: Setting<bool>,
+    /// The Kubo RPC API, e.g. `http://127.0.0.1:5001`.
+    pub api: Setting<String>,
+    /// How long a CLI waits for IPFS before asking GitHub.
+    pub deadline: Setting<Duration>,
+    /// Encrypt bodies before adding them; `None`: on when a swarm key is configured.
+    pub encrypt: Setting<Option<bool>>,
 }
 
 /// Where the swarm key comes from.
@@ -170,6 +187,12 @@ impl Config {
                 trusted_peers: Setting::default(Vec::new()),
                 metrics: Setting::default(None),
             },
+            ipfs: Ipfs {
+                enabled: Setting::default(false),
+                api: Setting::default("http://127.0.0.1:5001".to_owned()),
+                deadline: Setting::default(Duration::from_millis(500)),
+                encrypt: Setting::default(None),
+            },
         })
     }
 
@@ -225,8 +248,7 @@ impl Config {
                     }
                 }
                 ("p2p", toml::Value::Table(p2p)) => self.apply_p2p_table(p2p, &origin)?,
-                // The IPFS tier is not built yet; its section is accepted so configs can be shared.
-                ("ipfs", toml::Value::Table(_)) => {}
+                ("ipfs", toml::Value::Table(ipfs)) => self.apply_ipfs_table(ipfs, &origin)?,
                 _ => return Err(bad(key, "is not a known setting (see `ghcache config`)")),
             }
         }
@@ -268,6 +290,33 @@ impl Config {
                 ("read_only", toml::Value::Boolean(b)) => p2p.read_only.set(*b, o),
                 ("metrics", toml::Value::String(s)) => p2p.metrics.set(Some(s.clone()), o),
                 _ => return Err(bad(key, "is not a known p2p setting")),
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_ipfs_table(
+        &mut self,
+        table: &toml::Table,
+        origin: &Origin,
+    ) -> Result<(), ConfigError> {
+        let bad = |key: &str, reason: &str| ConfigError::Value {
+            origin: origin.to_string(),
+            key: format!("ipfs.{key}"),
+            reason: reason.to_owned(),
+        };
+        let ipfs = &mut self.ipfs;
+        for (key, value) in table {
+            let o = origin.clone();
+            match (key.as_str(), value) {
+                ("enabled", toml::Value::Boolean(b)) => ipfs.enabled.set(*b, o),
+                ("api", toml::Value::String(s)) => ipfs.api.set(s.clone(), o),
+                ("encrypt", toml::Value::Boolean(b)) => ipfs.encrypt.set(Some(*b), o),
+                ("deadline", v) => {
+                    let d = duration_value(v).ok_or_else(|| bad(key, DURATION_HINT))?;
+                    ipfs.deadline.set(d, o);
+                }
+                _ => return Err(bad(key, "is not a known ipfs setting")),
             }
         }
         Ok(())
@@ -329,6 +378,26 @@ impl Config {
                 .swarm_key
                 .set(Some(source), Origin::Env("GH_CACHE_SWARM_KEY"));
         }
+        if let Some(v) = env("GH_CACHE_IPFS").filter(|v| !v.is_empty()) {
+            let b = bool_text(&v).ok_or_else(|| bad("GH_CACHE_IPFS", "must be 0 or 1"))?;
+            self.ipfs.enabled.set(b, Origin::Env("GH_CACHE_IPFS"));
+        }
+        if let Some(v) = env("GH_CACHE_IPFS_API").filter(|v| !v.is_empty()) {
+            self.ipfs.api.set(v, Origin::Env("GH_CACHE_IPFS_API"));
+        }
+        if let Some(v) = env("GH_CACHE_IPFS_DEADLINE") {
+            let d =
+                parse_duration(&v).ok_or_else(|| bad("GH_CACHE_IPFS_DEADLINE", DURATION_HINT))?;
+            self.ipfs
+                .deadline
+                .set(d, Origin::Env("GH_CACHE_IPFS_DEADLINE"));
+        }
+        if let Some(v) = env("GH_CACHE_IPFS_ENCRYPT").filter(|v| !v.is_empty()) {
+            let b = bool_text(&v).ok_or_else(|| bad("GH_CACHE_IPFS_ENCRYPT", "must be 0 or 1"))?;
+            self.ipfs
+                .encrypt
+                .set(Some(b), Origin::Env("GH_CACHE_IPFS_ENCRYPT"));
+        }
         for class in TtlClass::ALL {
             let name = ttl_env_name(class);
             if let Some(v) = env(name) {
@@ -356,6 +425,23 @@ impl Config {
         }
         if flags.no_cache {
             self.enabled.set(false, Origin::Flag("--no-cache"));
+        }
+        if flags.ipfs {
+            self.ipfs.enabled.set(true, Origin::Flag("--ipfs"));
+        }
+        if let Some(api) = &flags.ipfs_api {
+            self.ipfs.api.set(api.clone(), Origin::Flag("--ipfs-api"));
+        }
+        match flags.ipfs_encrypt {
+            Some(true) => self
+                .ipfs
+                .encrypt
+                .set(Some(true), Origin::Flag("--ipfs-encrypt")),
+            Some(false) => self
+                .ipfs
+                .encrypt
+                .set(Some(false), Origin::Flag("--no-ipfs-encrypt")),
+            None => {}
         }
         for spec in &flags.ttl {
             let bad = |reason: &str| ConfigError::Value {

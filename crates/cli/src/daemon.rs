@@ -147,7 +147,14 @@ fn node_config(config: &Config) -> Result<p2p::Config, Failure> {
     node.bootstrap = addrs(&settings.bootstrap.value, "bootstrap address")?;
     node.mdns = settings.mdns.value;
     node.read_only = settings.read_only.value;
-    node.trusted_peers = settings
+    node.trusted_peers = trusted_peers(config)?;
+    Ok(node)
+}
+
+/// The producers whose entries are accepted (empty: any swarm member).
+pub fn trusted_peers(config: &Config) -> Result<Vec<p2p::PeerId>, Failure> {
+    config
+        .p2p
         .trusted_peers
         .value
         .iter()
@@ -155,8 +162,7 @@ fn node_config(config: &Config) -> Result<p2p::Config, Failure> {
             p.parse::<p2p::PeerId>()
                 .map_err(|e| Failure::Usage(format!("trusted peer {p:?} is not a peer id: {e}")))
         })
-        .collect::<Result<_, _>>()?;
-    Ok(node)
+        .collect()
 }
 
 /// Resolves on SIGINT or SIGTERM (systemd stops services with SIGTERM).

@@ -59,6 +59,8 @@ pub fn run(config: &Config, env: Env<'_>, args: Vec<String>) -> Result<i32, Fail
                 // Fail early and clearly rather than silently running without the swarm.
                 crate::daemon::swarm_key(config)?;
             }
+            #[cfg(feature = "ipfs")]
+            crate::ipfs::check(config)?;
             let request = build_request(config, env, args, &cacheable);
             runtime()?.block_on(serve(config, request, &debug))
         }
@@ -158,12 +160,15 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
         config.gh.value.clone(),
     )));
     let mut chain = Chain::new(origin, recorder.clone());
-    if let Some(tier) = &tier {
-        chain = chain.with_tier(tier.clone() as Arc<dyn CacheTier>, None);
-        if let Some(peers) = p2p_tier(config, dir, &request.input.scope).await {
-            chain = chain.with_tier(peers, Some(config.p2p.deadline.value));
+    let remote = match &tier {
+        Some(tier) => {
+            chain = chain.with_tier(tier.clone() as Arc<dyn CacheTier>, None);
+            let remote = Remote::connect(config, dir, &request.input.scope).await;
+            chain = remote.join(chain, config);
+            remote
         }
-    }
+        None => Remote::default(),
+    };
     let resolved = chain.resolve(&request).await;
     let chain_events = recorder.drain();
     let chain_dropped_corrupt = chain_events.iter().any(|e| matches!(e, Event::Corrupt(_)));
@@ -187,9 +192,90 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
     }
     debug.line(source_label(&resolved), &request.key.short());
     if let Some(tier) = &tier {
+        if resolved.source == Source::Origin {
+            remote.after_origin(config, tier, &request, debug).await;
+        }
         record(tier, &events).await;
     }
     Ok(resolved.output.exit_code)
+}
+
+/// The tiers beyond this machine for one request: the swarm (through the daemon) and IPFS.
+#[derive(Default)]
+struct Remote {
+    #[cfg(feature = "p2p")]
+    peers: Option<Arc<ghcache_tier_p2p::Tier>>,
+    #[cfg(feature = "ipfs")]
+    ipfs: Option<Arc<crate::ipfs::Lookups>>,
+}
+
+impl Remote {
+    #[cfg_attr(not(feature = "p2p"), allow(unused_variables))]
+    async fn connect(config: &Config, dir: &std::path::Path, scope: &str) -> Remote {
+        #[cfg(feature = "p2p")]
+        let peers = p2p_client(config, dir, scope).await;
+        Remote {
+            #[cfg(feature = "ipfs")]
+            ipfs: crate::ipfs::tier(config, dir, scope, peers.clone()).map(Arc::new),
+            #[cfg(feature = "p2p")]
+            peers,
+        }
+    }
+
+    /// Appends the remote tiers to `chain`, nearest first.
+    #[cfg_attr(not(feature = "p2p"), allow(unused_variables, unused_mut))]
+    fn join(&self, mut chain: Chain, config: &Config) -> Chain {
+        #[cfg(feature = "p2p")]
+        if let Some(peers) = &self.peers {
+            chain = chain.with_tier(
+                peers.clone() as Arc<dyn CacheTier>,
+                Some(config.p2p.deadline.value),
+            );
+        }
+        #[cfg(feature = "ipfs")]
+        if let Some(ipfs) = &self.ipfs {
+            // Stored into after the answer is printed (see `after_origin`), never before.
+            chain = chain.with_lookup_tier(
+                ipfs.clone() as Arc<dyn CacheTier>,
+                Some(config.ipfs.deadline.value),
+            );
+        }
+        chain
+    }
+
+    /// After a GitHub answer is printed: add it to IPFS, then announce the manifest that names
+    /// its CID, so runners that start after this one is gone still find it.
+    #[cfg_attr(not(feature = "ipfs"), allow(unused_variables))]
+    async fn after_origin(
+        &self,
+        config: &Config,
+        local: &local::Tier,
+        request: &Request,
+        debug: &Debug,
+    ) {
+        #[cfg(feature = "ipfs")]
+        if let Some(ipfs) = &self.ipfs {
+            let Ok(Lookup::Hit(entry)) = local.get(&request.key).await else {
+                return;
+            };
+            let Some(manifest) = ipfs.store(&entry, config.ipfs.deadline.value).await else {
+                return;
+            };
+            debug.line("added to ipfs", &request.key.short());
+            let entry = ghcache_core::Entry {
+                manifest,
+                body: entry.body,
+            };
+            if let Err(err) = local.put(&entry).await {
+                debug_only(&format!("could not record the IPFS CID locally: {err}"));
+            }
+            if let Some(peers) = &self.peers {
+                if let Err(err) = peers.put(&entry).await {
+                    debug_only(&format!("could not announce the IPFS CID: {err}"));
+                }
+            }
+        }
+    }
 }
 
 fn source_label(resolved: &Resolved) -> &'static str {
@@ -299,17 +385,27 @@ fn invalidate_after_write(config: &Config, repo: &str, scope: &str, debug: &Debu
 /// The swarm, through this cache dir's daemon; `None` at the cost of one refused connect when no
 /// daemon runs, or when p2p is switched off.
 #[cfg(feature = "p2p")]
-async fn p2p_tier(
+async fn p2p_client(
     config: &Config,
     dir: &std::path::Path,
     scope: &str,
-) -> Option<Arc<dyn CacheTier>> {
+) -> Option<Arc<ghcache_tier_p2p::Tier>> {
     if config.p2p.enabled.value == Some(false) {
         return None;
     }
     let scope_id = ghcache_core::Manifest::scope_id_of(scope);
     let tier = ghcache_tier_p2p::Tier::connect(dir, scope_id, config.p2p.deadline.value).await?;
     Some(Arc::new(tier))
+}
+
+#[cfg(feature = "p2p")]
+async fn p2p_tier(
+    config: &Config,
+    dir: &std::path::Path,
+    scope: &str,
+) -> Option<Arc<dyn CacheTier>> {
+    let tier = p2p_client(config, dir, scope).await?;
+    Some(tier as Arc<dyn CacheTier>)
 }
 
 /// Built without the p2p tier.

@@ -8,6 +8,8 @@ mod context;
 #[cfg(feature = "p2p")]
 mod daemon;
 mod gh;
+#[cfg(feature = "ipfs")]
+mod ipfs;
 mod shell;
 mod stats;
 
@@ -40,6 +42,19 @@ struct Cli {
     /// Run gh directly, as if ghcache were not there [env: GH_CACHE_ENABLED=0]
     #[arg(long, global = true)]
     no_cache: bool,
+    /// Also look for answers in IPFS and add what GitHub answered to it [env: GH_CACHE_IPFS=1]
+    #[arg(long, global = true)]
+    ipfs: bool,
+    /// The IPFS node's Kubo RPC API [env: GH_CACHE_IPFS_API] [default: http://127.0.0.1:5001]
+    #[arg(long, global = true, value_name = "URL")]
+    ipfs_api: Option<String>,
+    /// Encrypt bodies added to IPFS with a key from the swarm key and scope (the default when a
+    /// swarm key is set) [env: GH_CACHE_IPFS_ENCRYPT=1]
+    #[arg(long, global = true, conflicts_with = "no_ipfs_encrypt")]
+    ipfs_encrypt: bool,
+    /// Add bodies to IPFS as they are: readable by anyone who learns a CID
+    #[arg(long, global = true)]
+    no_ipfs_encrypt: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -151,7 +166,15 @@ fn run() -> Result<i32, Failure> {
         debug: cli.debug,
         no_cache: cli.no_cache,
         ttl: cli.ttl,
+        ipfs: cli.ipfs,
+        ipfs_api: cli.ipfs_api,
+        ipfs_encrypt: match (cli.ipfs_encrypt, cli.no_ipfs_encrypt) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
     };
+    #[cfg_attr(not(feature = "p2p"), allow(unused_mut))]
     let mut config = Config::load(&env, &flags).map_err(|e| Failure::Usage(e.to_string()))?;
     match cli.command {
         Command::Gh { args } => gh::run(&config, &env, args),

@@ -225,6 +225,30 @@ pub fn describe_config(config: &Config) -> String {
             .unwrap_or_else(|| "off".to_owned()),
         &p2p.metrics.origin,
     );
+    let ipfs = &config.ipfs;
+    line(
+        "ipfs.enabled",
+        ipfs.enabled.value.to_string(),
+        &ipfs.enabled.origin,
+    );
+    line(
+        "ipfs.api",
+        format!("{:?}", ipfs.api.value),
+        &ipfs.api.origin,
+    );
+    line(
+        "ipfs.deadline",
+        format!("\"{}\"", show_duration(ipfs.deadline.value)),
+        &ipfs.deadline.origin,
+    );
+    line(
+        "ipfs.encrypt",
+        match ipfs.encrypt.value {
+            None => "auto (on when a swarm key is set)".to_owned(),
+            Some(b) => b.to_string(),
+        },
+        &ipfs.encrypt.origin,
+    );
     out
 }
 

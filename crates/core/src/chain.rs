@@ -171,7 +171,10 @@ impl Chain {
             Fetched::NotModified => match prior {
                 Some(mut entry) => {
                     self.stats.record(Event::Revalidated);
+                    // GitHub vouched for it again: it is this machine's entry now, to be
+                    // signed anew by whoever announces it.
                     entry.manifest.created_at_ms = crate::now_ms();
+                    entry.manifest.producer = None;
                     entry.manifest.signature = None;
                     self.write_through(&entry, &mut warnings).await;
                     Ok(Resolved {

@@ -36,6 +36,11 @@ impl SwarmKey {
         SwarmKey(bytes)
     }
 
+    /// The raw key: other secrets (the IPFS body key) are derived from it.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// Parses the `swarm.key` text form. Trailing whitespace and a final newline are accepted.
     ///
     /// # Errors

@@ -1,0 +1,203 @@
+//! The IPFS tier's wiring: which node, which body key, who signs, where announced manifests are
+//! found, and when the user hears that the node is down.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ghcache_core::{CacheKey, CacheTier, Entry, Lookup, Manifest, TierError};
+use ghcache_tier_ipfs as ipfs;
+use ghcache_tier_p2p as p2p;
+
+use crate::config::Config;
+use crate::Failure;
+
+/// Marker file: the node was found unreachable and the user was told; quiet until it recovers.
+const UNREACHABLE_MARKER: &str = "ipfs-unreachable";
+
+/// The IPFS tier of one request, as the chain sees it: lookups, and whether the node answered.
+pub struct Lookups {
+    inner: Arc<ipfs::Tier>,
+    marker: PathBuf,
+    debug: bool,
+    /// The node answered the lookup (hit or miss): storing there is worth a try.
+    answered: AtomicBool,
+}
+
+impl Lookups {
+    /// Adds the entry's body to IPFS and its manifest to the node's index, after the user has
+    /// their answer; returns the manifest with its CID, signed. Skipped (None) when the lookup
+    /// showed the node down, so a dead node costs one refused connection per command.
+    pub async fn store(&self, entry: &Entry, budget: Duration) -> Option<Manifest> {
+        if !self.answered.load(Ordering::Relaxed) || entry.manifest.cid.is_some() {
+            return None;
+        }
+        match tokio::time::timeout(budget, self.inner.store(entry)).await {
+            Ok(Ok(manifest)) => Some(manifest),
+            Ok(Err(err)) => {
+                self.failed(&err);
+                None
+            }
+            Err(_) => {
+                debug_only(&format!(
+                    "adding to IPFS took longer than {}ms; not stored there",
+                    budget.as_millis()
+                ));
+                None
+            }
+        }
+    }
+
+    fn failed(&self, err: &TierError) {
+        let line = format!("IPFS tier unavailable, answering without it: {err}");
+        if matches!(err, TierError::Corrupt { .. }) {
+            // A bad entry is counted by the chain and warned about by the caller.
+            return;
+        }
+        if self.marker.exists() {
+            debug_only(&line);
+        } else {
+            warn(&line);
+            let _ = std::fs::write(&self.marker, b"");
+        }
+    }
+}
+
+#[async_trait]
+impl CacheTier for Lookups {
+    fn name(&self) -> &'static str {
+        "ipfs"
+    }
+
+    async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
+        let result = self.inner.get(key).await;
+        match &result {
+            Ok(_) | Err(TierError::Corrupt { .. }) => {
+                self.answered.store(true, Ordering::Relaxed);
+                if self.marker.exists() {
+                    let _ = std::fs::remove_file(&self.marker);
+                    if self.debug {
+                        debug_only("IPFS node reachable again");
+                    }
+                }
+            }
+            Err(err) => self.failed(err),
+        }
+        result
+    }
+
+    async fn put(&self, entry: &Entry) -> Result<(), TierError> {
+        self.inner.put(entry).await
+    }
+}
+
+/// The swarm's directory of announced manifests, through this cache dir's daemon.
+struct Directory(Arc<p2p::Tier>);
+
+#[async_trait]
+impl ipfs::ManifestSource for Directory {
+    async fn manifest(&self, key: &CacheKey, _scope_id: &[u8; 32]) -> Option<Manifest> {
+        self.0.announced_manifest(key).await
+    }
+}
+
+/// Checks the IPFS settings before anything runs, so a bad one is one clear line.
+///
+/// # Errors
+/// A URL that is not `http://host:port`, encryption asked for without a swarm key, a bad
+/// trusted peer id.
+pub fn check(config: &Config) -> Result<(), Failure> {
+    if !config.ipfs.enabled.value {
+        return Ok(());
+    }
+    settings(config).map(|_| ())
+}
+
+struct Settings {
+    kubo: ipfs::Kubo,
+    /// The swarm key, when bodies are encrypted.
+    psk: Option<[u8; 32]>,
+    trusted: Vec<p2p::PeerId>,
+}
+
+fn settings(config: &Config) -> Result<Settings, Failure> {
+    let ipfs = &config.ipfs;
+    let kubo = ipfs::Kubo::new(&ipfs.api.value)
+        .map_err(|e| Failure::Usage(format!("{e} ({})", ipfs.api.origin)))?;
+    let key = match config.p2p.swarm_key.value {
+        Some(_) => Some(crate::daemon::swarm_key(config)?),
+        None => None,
+    };
+    let encrypt = ipfs.encrypt.value.unwrap_or(key.is_some());
+    let psk = match (encrypt, key) {
+        (false, _) => None,
+        (true, Some(key)) => Some(*key.as_bytes()),
+        (true, None) => {
+            return Err(Failure::Usage(
+                "--ipfs-encrypt derives its key from the swarm key: set GH_CACHE_SWARM_KEY or \
+                 --swarm-key (make one with `ghcache swarm-key new`), or pass --no-ipfs-encrypt"
+                    .to_owned(),
+            ))
+        }
+    };
+    Ok(Settings {
+        kubo,
+        psk,
+        trusted: crate::daemon::trusted_peers(config)?,
+    })
+}
+
+/// The IPFS tier for requests of `scope`, or `None` when it is switched off. `directory` is the
+/// daemon, when one runs: it knows the manifests the swarm announced.
+pub fn tier(
+    config: &Config,
+    dir: &Path,
+    scope: &str,
+    directory: Option<Arc<p2p::Tier>>,
+) -> Option<Lookups> {
+    if !config.ipfs.enabled.value {
+        return None;
+    }
+    // Checked before the request started (see `check`); a failure here is not expected.
+    let settings = settings(config).ok()?;
+    let scope_id = Manifest::scope_id_of(scope);
+    let trusted = settings.trusted;
+    let verify: ipfs::Verify = Arc::new(move |manifest: &Manifest| {
+        p2p::sign::verify(manifest, &trusted)
+            .map(|_| ())
+            .map_err(|r| r.to_string())
+    });
+    let identity_dir = dir.to_path_buf();
+    let sign: ipfs::Sign = Arc::new(move |manifest: &mut Manifest| {
+        // The daemon's identity: peers see one producer per machine.
+        let keypair = p2p::identity::load_or_create(&identity_dir).map_err(|e| e.to_string())?;
+        p2p::sign::sign(manifest, &keypair).map_err(|e| e.to_string())
+    });
+    let seal = settings
+        .psk
+        .map(|psk| ipfs::BodyKey::derive(&psk, &scope_id));
+    let mut tier = ipfs::Tier::new(settings.kubo, scope_id, seal, verify, sign);
+    if let Some(daemon) = directory {
+        tier = tier.with_directory(Arc::new(Directory(daemon)));
+    }
+    Some(Lookups {
+        inner: Arc::new(tier),
+        marker: dir.join(UNREACHABLE_MARKER),
+        debug: config.debug.value,
+        answered: AtomicBool::new(false),
+    })
+}
+
+fn warn(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "ghcache: warning: {line}");
+}
+
+fn debug_only(line: &str) {
+    use std::io::Write as _;
+    if std::env::var_os("GH_CACHE_DEBUG").is_some_and(|v| v == "1") {
+        let _ = writeln!(std::io::stderr(), "ghcache: {line}");
+    }
+}

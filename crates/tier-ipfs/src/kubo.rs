@@ -1,0 +1,553 @@
+//! A small client of the Kubo RPC API (`/api/v0/...`): only what the tier needs.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Bytes;
+use hyper::header::{CONTENT_TYPE, HOST};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::error::Error;
+
+/// Answers that are JSON objects (`add`, `id`, `version`, errors) are small.
+const MAX_JSON: usize = 64 * 1024;
+/// How long a connection may take: a node on loopback or the LAN connects in well under this,
+/// and a dead one is refused at once.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
+/// Default deadline of calls that take none (`add`, `files/write`, `id`, ...).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+const BOUNDARY: &str = "ghcache-part-5c1f0e2a9b7d";
+
+/// A Kubo RPC API endpoint, e.g. `http://127.0.0.1:5001`. Kubo's API is admin-level: keep it on
+/// loopback (the default) or a trusted network.
+#[derive(Debug, Clone)]
+pub struct Kubo {
+    /// `http://host:port`, for messages.
+    url: String,
+    /// `host:port`, to connect to and for the `Host` header.
+    authority: String,
+    connect_timeout: Duration,
+}
+
+impl Kubo {
+    /// A client of the node at `api`: `http://HOST:PORT`, optionally ending in `/` or `/api/v0`.
+    ///
+    /// # Errors
+    /// [`Error::BadUrl`] for anything else (`https` is refused: Kubo's API speaks plain HTTP).
+    pub fn new(api: &str) -> Result<Kubo, Error> {
+        let bad = |reason| Error::BadUrl {
+            url: api.to_owned(),
+            reason,
+        };
+        let rest = api
+            .trim()
+            .strip_prefix("http://")
+            .ok_or_else(|| bad("does not start with http://"))?;
+        let rest = rest.trim_end_matches('/');
+        let authority = rest.strip_suffix("/api/v0").unwrap_or(rest);
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+            return Err(bad("is not http://HOST:PORT"));
+        }
+        let port = authority
+            .rsplit_once(':')
+            .map(|(_, port)| port)
+            .ok_or_else(|| bad("has no port"))?;
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(bad("has no valid port"));
+        }
+        Ok(Kubo {
+            url: format!("http://{authority}"),
+            authority: authority.to_owned(),
+            connect_timeout: CONNECT_TIMEOUT,
+        })
+    }
+
+    /// The node's API address, `http://host:port`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Adds `bytes` as one file, CIDv1 with raw leaves, pinned; returns its CID.
+    ///
+    /// # Errors
+    /// The node cannot be reached, fails, or answers without a `Hash`.
+    pub async fn add(&self, bytes: Vec<u8>) -> Result<String, Error> {
+        const ENDPOINT: &str = "/api/v0/add";
+        let query = [
+            ("cid-version", "1"),
+            ("raw-leaves", "true"),
+            ("pin", "true"),
+        ];
+        let reply = self
+            .call(
+                ENDPOINT,
+                &query,
+                Some(bytes),
+                MAX_JSON,
+                DEFAULT_TIMEOUT + Duration::from_secs(5),
+            )
+            .await?;
+        // One JSON object per line; the last names the file.
+        let text = String::from_utf8_lossy(&reply);
+        let line = text.lines().rev().find(|l| !l.trim().is_empty());
+        let value: serde_json::Value = line
+            .and_then(|l| serde_json::from_str(l).ok())
+            .ok_or_else(|| self.protocol(ENDPOINT, "the answer is not JSON"))?;
+        value["Hash"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| self.protocol(ENDPOINT, "the answer has no Hash"))
+    }
+
+    /// Reads the file `cid`, at most `max_bytes` of it, within `timeout` (also passed to the node,
+    /// so it stops searching the network for a block it does not have).
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] beyond `max_bytes`; [`Error::Deadline`]; node errors.
+    pub async fn cat(
+        &self,
+        cid: &str,
+        max_bytes: usize,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, Error> {
+        let ms = format!("{}ms", timeout.as_millis().max(1));
+        self.call(
+            "/api/v0/cat",
+            &[("arg", cid), ("timeout", &ms)],
+            None,
+            max_bytes,
+            timeout,
+        )
+        .await
+    }
+
+    /// Pins `cid` (recursively) so the node's garbage collector keeps it.
+    ///
+    /// # Errors
+    /// The node cannot be reached or fails.
+    pub async fn pin_add(&self, cid: &str) -> Result<(), Error> {
+        self.call(
+            "/api/v0/pin/add",
+            &[("arg", cid)],
+            None,
+            MAX_JSON,
+            DEFAULT_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The node's peer id.
+    ///
+    /// # Errors
+    /// The node cannot be reached, fails, or answers without an `ID`.
+    pub async fn id(&self) -> Result<String, Error> {
+        self.json_field("/api/v0/id", "ID").await
+    }
+
+    /// The node's version.
+    ///
+    /// # Errors
+    /// The node cannot be reached, fails, or answers without a `Version`.
+    pub async fn version(&self) -> Result<String, Error> {
+        self.json_field("/api/v0/version", "Version").await
+    }
+
+    /// Writes `bytes` to the MFS file `path`, creating it and its parents, replacing what was there.
+    ///
+    /// # Errors
+    /// The node cannot be reached or fails.
+    pub async fn files_write(&self, path: &str, bytes: Vec<u8>) -> Result<(), Error> {
+        let query = [
+            ("arg", path),
+            ("create", "true"),
+            ("parents", "true"),
+            ("truncate", "true"),
+        ];
+        self.call(
+            "/api/v0/files/write",
+            &query,
+            Some(bytes),
+            MAX_JSON,
+            DEFAULT_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Reads the MFS file `path`, at most `max_bytes`, within `timeout`; `None` if it does not exist.
+    ///
+    /// # Errors
+    /// The node cannot be reached, fails, or sends too much.
+    pub async fn files_read(
+        &self,
+        path: &str,
+        max_bytes: usize,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        match self
+            .call(
+                "/api/v0/files/read",
+                &[("arg", path)],
+                None,
+                max_bytes,
+                timeout,
+            )
+            .await
+        {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn json_field(&self, endpoint: &'static str, field: &str) -> Result<String, Error> {
+        let reply = self
+            .call(endpoint, &[], None, MAX_JSON, DEFAULT_TIMEOUT)
+            .await?;
+        let value: serde_json::Value = serde_json::from_slice(&reply)
+            .map_err(|_| self.protocol(endpoint, "the answer is not JSON"))?;
+        value[field]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| self.protocol(endpoint, &format!("the answer has no {field}")))
+    }
+
+    fn protocol(&self, endpoint: &'static str, reason: &str) -> Error {
+        Error::Protocol {
+            url: self.url.clone(),
+            endpoint,
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// POSTs to `endpoint` (with `file` as a one-part multipart body) and returns the answer's
+    /// body, read up to `max_bytes`, all within `timeout`.
+    async fn call(
+        &self,
+        endpoint: &'static str,
+        query: &[(&str, &str)],
+        file: Option<Vec<u8>>,
+        max_bytes: usize,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, Error> {
+        let unreachable = |reason: String| Error::Unreachable {
+            url: self.url.clone(),
+            endpoint,
+            reason,
+        };
+        let connect = TcpStream::connect(self.authority.as_str());
+        let stream = match tokio::time::timeout(self.connect_timeout.min(timeout), connect).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "no connection within {:?}",
+                    self.connect_timeout.min(timeout)
+                )))
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let exchange = self.exchange(stream, endpoint, query, file, max_bytes);
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Deadline {
+                url: self.url.clone(),
+                endpoint,
+                after: timeout,
+            }),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        stream: TcpStream,
+        endpoint: &'static str,
+        query: &[(&str, &str)],
+        file: Option<Vec<u8>>,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, Error> {
+        let broken = |reason: String| Error::Unreachable {
+            url: self.url.clone(),
+            endpoint,
+            reason,
+        };
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| broken(e.to_string()))?;
+        // Drives the connection; ends when the exchange is done and `sender` is dropped.
+        let driver = tokio::spawn(connection);
+        let mut request = hyper::Request::post(path_and_query(endpoint, query))
+            .header(HOST, self.authority.as_str());
+        let body = match file {
+            Some(bytes) => {
+                request = request.header(
+                    CONTENT_TYPE,
+                    format!("multipart/form-data; boundary={BOUNDARY}"),
+                );
+                multipart(&bytes)
+            }
+            None => Vec::new(),
+        };
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| self.protocol(endpoint, &e.to_string()))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| broken(e.to_string()))?;
+        let status = response.status();
+        let limit = if status.is_success() {
+            max_bytes
+        } else {
+            MAX_JSON
+        };
+        let collected = Limited::new(response.into_body(), limit).collect().await;
+        drop(sender);
+        driver.abort();
+        let bytes = match collected {
+            Ok(body) => body.to_bytes().to_vec(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(Error::TooLarge {
+                    url: self.url.clone(),
+                    endpoint,
+                    limit,
+                })
+            }
+            Err(e) => return Err(broken(e.to_string())),
+        };
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let message = node_message(&bytes);
+        if message.contains("does not exist") || message.contains("not exist") {
+            return Err(Error::NotFound {
+                url: self.url.clone(),
+                endpoint,
+            });
+        }
+        Err(Error::Node {
+            url: self.url.clone(),
+            endpoint,
+            status: status.as_u16(),
+            message,
+        })
+    }
+}
+
+/// The `Message` of a Kubo error answer, else the start of the body as text.
+fn node_message(body: &[u8]) -> String {
+    let parsed = serde_json::from_slice::<serde_json::Value>(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| v["Message"].as_str())
+        .map(str::to_owned)
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
+    message.chars().take(200).collect()
+}
+
+fn path_and_query(endpoint: &str, query: &[(&str, &str)]) -> String {
+    let mut out = endpoint.to_owned();
+    for (i, (name, value)) in query.iter().enumerate() {
+        out.push(if i == 0 { '?' } else { '&' });
+        out.push_str(name);
+        out.push('=');
+        out.push_str(&percent_encode(value));
+    }
+    out
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters and `/` (paths stay readable).
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// One file part, with the Content-Type that Kubo and js-ipfs both accept.
+fn multipart(bytes: &[u8]) -> Vec<u8> {
+    let head = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"entry\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    );
+    let tail = format!("\r\n--{BOUNDARY}--\r\n");
+    let mut out = Vec::with_capacity(head.len() + bytes.len() + tail.len());
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(tail.as_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_addresses_are_read_leniently_and_refused_clearly() {
+        for ok in [
+            "http://127.0.0.1:5001",
+            "http://127.0.0.1:5001/",
+            "http://127.0.0.1:5001/api/v0",
+            " http://localhost:5001/api/v0/ ",
+        ] {
+            let kubo = Kubo::new(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert!(kubo.url().ends_with(":5001"), "{}", kubo.url());
+        }
+        for bad in [
+            "https://127.0.0.1:5001",
+            "127.0.0.1:5001",
+            "http://127.0.0.1",
+            "http://127.0.0.1:0",
+            "http://127.0.0.1:99999",
+            "http://127.0.0.1:5001/other",
+            "http://user@127.0.0.1:5001",
+            "",
+        ] {
+            let err = Kubo::new(bad).err().map(|e| e.to_string());
+            assert!(
+                err.as_deref()
+                    .is_some_and(|e| e.contains("http://HOST:PORT")),
+                "{bad}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(
+            path_and_query("/api/v0/files/read", &[("arg", "/ghcache/v1/a b&c")]),
+            "/api/v0/files/read?arg=/ghcache/v1/a%20b%26c"
+        );
+        assert_eq!(
+            path_and_query("/api/v0/cat", &[("arg", "bafy"), ("timeout", "500ms")]),
+            "/api/v0/cat?arg=bafy&timeout=500ms"
+        );
+    }
+
+    #[test]
+    fn a_multipart_body_frames_the_bytes_exactly() {
+        let body = multipart(b"a\r\n--b");
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.starts_with(&format!("--{BOUNDARY}\r\n")));
+        assert!(text.contains("Content-Type: application/octet-stream\r\n\r\na\r\n--b\r\n"));
+        assert!(text.ends_with(&format!("--{BOUNDARY}--\r\n")));
+    }
+
+    /// A one-connection server on loopback that answers with `response` (or never, if `None`).
+    async fn node(response: Option<Vec<u8>>) -> Kubo {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        tokio::spawn(async move {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = vec![0u8; 64 * 1024];
+            let _ = stream.read(&mut buf).await;
+            match response {
+                Some(response) => {
+                    let _ = stream.write_all(&response).await;
+                }
+                None => tokio::time::sleep(Duration::from_secs(30)).await,
+            }
+        });
+        Kubo::new(&format!("http://127.0.0.1:{port}")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn answer(status: &str, body: &[u8]) -> Vec<u8> {
+        let mut out = format!(
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_body_over_the_cap_is_refused() {
+        let kubo = node(Some(answer("200 OK", &[b'x'; 4096]))).await;
+        let err = kubo.cat("bafy", 1000, Duration::from_secs(5)).await;
+        assert!(
+            matches!(err, Err(Error::TooLarge { limit: 1000, .. })),
+            "{err:?}"
+        );
+        let kubo = node(Some(answer("200 OK", b"exact"))).await;
+        let ok = kubo.cat("bafy", 5, Duration::from_secs(5)).await;
+        assert_eq!(ok.ok(), Some(b"exact".to_vec()));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_silent_node_hits_the_deadline() {
+        let kubo = node(None).await;
+        let started = std::time::Instant::now();
+        let err = kubo.cat("bafy", 10, Duration::from_millis(200)).await;
+        assert!(matches!(err, Err(Error::Deadline { .. })), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_dead_node_is_one_refused_connection_named_in_the_error() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0");
+            let listener = listener.unwrap_or_else(|e| panic!("bind: {e}"));
+            listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        };
+        let kubo = Kubo::new(&format!("http://127.0.0.1:{port}")).unwrap_or_else(|e| panic!("{e}"));
+        let err = kubo
+            .id()
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("cannot reach"), "{err}");
+        assert!(err.contains(&format!("http://127.0.0.1:{port}")), "{err}");
+        assert!(err.contains("/api/v0/id"), "{err}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_missing_mfs_file_is_none_and_other_errors_are_errors() {
+        let missing = br#"{"Message":"file does not exist","Code":0,"Type":"error"}"#;
+        let kubo = node(Some(answer("500 Internal Server Error", missing))).await;
+        let read = kubo.files_read("/x", 10, Duration::from_secs(5)).await;
+        assert!(matches!(read, Ok(None)), "{read:?}");
+        let failed = br#"{"Message":"repo locked","Code":0,"Type":"error"}"#;
+        let kubo = node(Some(answer("500 Internal Server Error", failed))).await;
+        let err = kubo.files_read("/x", 10, Duration::from_secs(5)).await;
+        let text = err.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains("HTTP 500: repo locked"), "{text}");
+        assert!(text.contains("/api/v0/files/read"), "{text}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn add_reads_the_hash_whatever_type_size_has() {
+        for body in [
+            &br#"{"Name":"entry","Hash":"bafkreiabc","Size":"14"}"#[..],
+            br#"{"Name":"entry","Hash":"bafkreiabc","Size":14}"#,
+        ] {
+            let kubo = node(Some(answer("200 OK", body))).await;
+            assert_eq!(
+                kubo.add(b"x".to_vec()).await.ok().as_deref(),
+                Some("bafkreiabc")
+            );
+        }
+    }
+
+    #[test]
+    fn node_errors_give_their_message() {
+        assert_eq!(
+            node_message(br#"{"Message":"file does not exist","Code":0,"Type":"error"}"#),
+            "file does not exist"
+        );
+        assert_eq!(node_message(b"  plain text\n"), "plain text");
+    }
+}

@@ -1,0 +1,236 @@
+//! The `ipfs` tier: manifests from the swarm's directory or the node's MFS, bodies by CID.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ghcache_core::{Body, CacheKey, CacheTier, Entry, Lookup, Manifest, TierError};
+
+use crate::error::Error;
+use crate::kubo::Kubo;
+use crate::seal::{BodyKey, SEAL_OVERHEAD};
+
+const NAME: &str = "ipfs";
+/// Encoded manifests are a few hundred bytes; anything much larger is not one.
+const MAX_MANIFEST: usize = 16 * 1024;
+/// Default cap on an entry's body.
+const DEFAULT_MAX_ENTRY: u64 = 16 * 1024 * 1024;
+/// A lookup's own bound on each node call; the chain's deadline is usually shorter.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where announced manifests can be found besides the node: the swarm's directory (a daemon
+/// that heard the announcements). Implemented by the composition root.
+#[async_trait]
+pub trait ManifestSource: Send + Sync {
+    /// The manifest announced for `key` in scope `scope_id`, if any.
+    async fn manifest(&self, key: &CacheKey, scope_id: &[u8; 32]) -> Option<Manifest>;
+}
+
+/// Checks a manifest's signature and producer (the swarm's trust rules).
+pub type Verify = Arc<dyn Fn(&Manifest) -> Result<(), String> + Send + Sync>;
+/// Signs a manifest as this machine.
+pub type Sign = Arc<dyn Fn(&mut Manifest) -> Result<(), String> + Send + Sync>;
+
+/// Where the manifest of `key` in scope `scope_id` lives in the node's MFS.
+pub fn mfs_path(scope_id: &[u8; 32], key: &CacheKey) -> String {
+    let scope: String = scope_id.iter().map(|b| format!("{b:02x}")).collect();
+    format!("/ghcache/v1/{scope}/{}", key.to_hex())
+}
+
+/// The IPFS tier of one scope.
+pub struct Tier {
+    kubo: Kubo,
+    scope_id: [u8; 32],
+    seal: Option<BodyKey>,
+    verify: Verify,
+    sign: Sign,
+    directory: Option<Arc<dyn ManifestSource>>,
+    max_entry: u64,
+}
+
+impl std::fmt::Debug for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tier")
+            .field("node", &self.kubo.url())
+            .field("sealed", &self.seal.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tier {
+    /// The tier for entries of `scope_id` on the node `kubo`. With `seal`, bodies are sealed
+    /// before they are added and opened after they are read.
+    pub fn new(
+        kubo: Kubo,
+        scope_id: [u8; 32],
+        seal: Option<BodyKey>,
+        verify: Verify,
+        sign: Sign,
+    ) -> Tier {
+        Tier {
+            kubo,
+            scope_id,
+            seal,
+            verify,
+            sign,
+            directory: None,
+            max_entry: DEFAULT_MAX_ENTRY,
+        }
+    }
+
+    /// Also asks `directory` for manifests, before the node's MFS.
+    pub fn with_directory(mut self, directory: Arc<dyn ManifestSource>) -> Tier {
+        self.directory = Some(directory);
+        self
+    }
+
+    /// Refuses entries whose body is larger than `bytes`.
+    pub fn with_max_entry(mut self, bytes: u64) -> Tier {
+        self.max_entry = bytes;
+        self
+    }
+
+    /// Adds the entry's body (sealed, if configured) to the node, pinned; signs the manifest with
+    /// its CID and writes it to the node's MFS. Returns the signed manifest.
+    ///
+    /// # Errors
+    /// [`TierError::Unavailable`] when the node cannot be reached or fails;
+    /// [`TierError::Corrupt`] when signing fails.
+    pub async fn store(&self, entry: &Entry) -> Result<Manifest, TierError> {
+        let encoded = entry.body.encode();
+        let bytes = match &self.seal {
+            Some(key) => key.seal(&encoded),
+            None => encoded,
+        };
+        let cid = self.kubo.add(bytes).await.map_err(unavailable)?;
+        let mut manifest = entry.manifest.clone();
+        manifest.cid = Some(cid);
+        manifest.producer = None;
+        manifest.signature = None;
+        (self.sign)(&mut manifest).map_err(|reason| TierError::Corrupt { tier: NAME, reason })?;
+        self.kubo
+            .files_write(&mfs_path(&self.scope_id, &manifest.key), manifest.encode())
+            .await
+            .map_err(unavailable)?;
+        Ok(manifest)
+    }
+
+    /// The manifest for `key` from the node's MFS index, if it has one that decodes.
+    async fn mfs_manifest(&self, key: &CacheKey) -> Result<Option<Manifest>, TierError> {
+        let path = mfs_path(&self.scope_id, key);
+        let bytes = self
+            .kubo
+            .files_read(&path, MAX_MANIFEST, LOOKUP_TIMEOUT)
+            .await
+            .map_err(unavailable)?;
+        match bytes {
+            None => Ok(None),
+            Some(bytes) => Manifest::decode(&bytes)
+                .map(Some)
+                .map_err(|e| corrupt(format!("manifest at {path}: {e}"))),
+        }
+    }
+
+    /// Checks `manifest` and fetches, opens and checks its body.
+    async fn entry_of(&self, key: &CacheKey, manifest: Manifest) -> Result<Entry, TierError> {
+        if manifest.key != *key || manifest.scope_id != self.scope_id {
+            return Err(corrupt("the manifest answers another key or scope".into()));
+        }
+        (self.verify)(&manifest).map_err(corrupt)?;
+        let Some(cid) = manifest.cid.clone() else {
+            return Err(corrupt("the manifest names no CID".into()));
+        };
+        if manifest.body_size > self.max_entry {
+            return Err(corrupt(format!(
+                "the body is {} bytes, over the {} byte cap",
+                manifest.body_size, self.max_entry
+            )));
+        }
+        let overhead = if self.seal.is_some() {
+            SEAL_OVERHEAD
+        } else {
+            0
+        };
+        let cap = usize::try_from(manifest.body_size)
+            .unwrap_or(usize::MAX)
+            .saturating_add(overhead);
+        let bytes = match self.kubo.cat(&cid, cap, LOOKUP_TIMEOUT).await {
+            Ok(bytes) => bytes,
+            Err(Error::TooLarge { .. }) => {
+                return Err(corrupt(format!("{cid} is larger than the manifest says")))
+            }
+            Err(e) => return Err(unavailable(e)),
+        };
+        let encoded = match &self.seal {
+            Some(key) => key
+                .open(&bytes)
+                .map_err(|e| corrupt(format!("{cid}: {e}")))?,
+            None => bytes,
+        };
+        let body = Body::decode(&encoded).map_err(|e| corrupt(format!("{cid}: {e}")))?;
+        let entry = Entry { manifest, body };
+        if !entry.verify_body() {
+            return Err(corrupt(format!(
+                "{cid} does not match the manifest's digest"
+            )));
+        }
+        Ok(entry)
+    }
+}
+
+#[async_trait]
+impl CacheTier for Tier {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// The manifest from the directory, else from MFS; then the body by its CID.
+    ///
+    /// # Errors
+    /// [`TierError::Corrupt`] when a manifest or body fails a check (signature, scope, CID,
+    /// digest, size); [`TierError::Unavailable`] when the node cannot be reached.
+    async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
+        let mut first_error = None;
+        if let Some(directory) = &self.directory {
+            if let Some(manifest) = directory.manifest(key, &self.scope_id).await {
+                if manifest.cid.is_some() {
+                    match self.entry_of(key, manifest).await {
+                        Ok(entry) => return Ok(Lookup::Hit(entry)),
+                        // The CID may be gone; the node's own index may still know a good one.
+                        Err(e) => first_error = Some(e),
+                    }
+                }
+            }
+        }
+        let from_mfs = match self.mfs_manifest(key).await {
+            Ok(Some(manifest)) => self.entry_of(key, manifest).await,
+            Ok(None) => return first_error.map_or(Ok(Lookup::Miss), Err),
+            Err(e) => Err(e),
+        };
+        match (from_mfs, first_error) {
+            (Ok(entry), _) => Ok(Lookup::Hit(entry)),
+            (Err(_), Some(first)) => Err(first),
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    /// Same as [`Tier::store`], without the manifest.
+    async fn put(&self, entry: &Entry) -> Result<(), TierError> {
+        self.store(entry).await.map(|_| ())
+    }
+
+    // `invalidate` keeps the default (drops nothing): MFS manifests carry their creation time
+    // and TTL, consumers judge freshness with their own TTL, and a write's invalidation reaches
+    // the swarm's directories through the p2p tier.
+}
+
+fn unavailable(e: Error) -> TierError {
+    TierError::Unavailable {
+        tier: NAME,
+        reason: e.to_string(),
+    }
+}
+
+fn corrupt(reason: String) -> TierError {
+    TierError::Corrupt { tier: NAME, reason }
+}
