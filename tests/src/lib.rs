@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 pub use fake_github::{FakeGithub, Fault};
 
+pub mod ipfs;
+
 /// What a command printed and how it exited.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {

@@ -4,6 +4,7 @@
 //! - `bench [--quick]`: whole-process latency of a local hit vs plain gh, side by side.
 //! - `demo`: a scripted session on the fake GitHub, showing what each call cost.
 //! - `install`: builds the release binary (static where supported) into cargo's bin directory.
+//! - `ipfs-node install|run`: the real IPFS node (js-ipfs from npm) that tests and the demo use.
 
 mod bench;
 mod demo;
@@ -30,9 +31,10 @@ fn run() -> Result<()> {
         "bench" => bench::run(rest),
         "demo" => demo::run(rest),
         "install" => install(),
+        "ipfs-node" => ipfs_node(rest),
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <test [-- nextest args] | bench [--quick] | demo | install>"
+                "usage: cargo xtask <test [-- nextest args] | bench [--quick] | demo | install | ipfs-node install|run>"
             );
             Ok(())
         }
@@ -43,6 +45,7 @@ fn run() -> Result<()> {
 /// Builds the binary the end-to-end tests run, then runs the whole suite.
 fn test(extra: &[String]) -> Result<()> {
     sandbox::require_gh()?;
+    ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
     cargo(&["build", "--package", "ghcache"])?;
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
@@ -55,6 +58,28 @@ fn test(extra: &[String]) -> Result<()> {
     };
     args.extend(extra.iter().map(String::as_str));
     cargo(&args)
+}
+
+/// `ipfs-node install`: js-ipfs into `target/ipfs-node` (what `test` does first).
+/// `ipfs-node run`: a node on a free loopback port until Ctrl-C, for trying ghcache by hand.
+fn ipfs_node(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("install") => {
+            let dir = ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
+            println!("IPFS test node installed in {}", dir.display());
+            Ok(())
+        }
+        Some("run") => {
+            ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
+            let node = ghcache_tests::ipfs::IpfsNode::try_start().map_err(anyhow::Error::msg)?;
+            println!("GH_CACHE_IPFS=1 GH_CACHE_IPFS_API={}", node.api_url());
+            println!("(running until Ctrl-C)");
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        _ => bail!("usage: cargo xtask ipfs-node install|run"),
+    }
 }
 
 /// Builds the release binary and copies it to `$CARGO_INSTALL_ROOT/bin` (else `$CARGO_HOME/bin`,

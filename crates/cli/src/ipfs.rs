@@ -51,11 +51,12 @@ impl Lookups {
     }
 
     fn failed(&self, err: &TierError) {
-        let line = format!("IPFS tier unavailable, answering without it: {err}");
-        if matches!(err, TierError::Corrupt { .. }) {
+        let line = match err {
             // A bad entry is counted by the chain and warned about by the caller.
-            return;
-        }
+            TierError::Corrupt { .. } => return,
+            TierError::Unavailable { reason, .. } => format!("{reason} (answering without IPFS)"),
+            other => format!("{other} (answering without IPFS)"),
+        };
         if self.marker.exists() {
             debug_only(&line);
         } else {
