@@ -1,5 +1,6 @@
-//! `cargo xtask bench`: whole-process wall time of ghcache's local hit against what users run
-//! instead, measured interleaved in one run so that machine noise hits every contender alike.
+//! `cargo xtask bench`: whole-process wall time of ghcache's hits (local, p2p, ipfs) against what
+//! users run instead, measured interleaved in one run so that machine noise hits every contender
+//! alike.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -47,11 +48,47 @@ pub fn run(args: &[String]) -> Result<()> {
     let daemon_a = peer_a.daemon(&ghcache, &key, &[])?;
     let _daemon_b = peer_b.daemon(&ghcache, &key, &["--bootstrap", &daemon_a.addr])?;
     peer_b.wait_for_peer(&ghcache)?;
-    let machines = [&machine, &peer_a, &peer_b];
-
     let command = ["repo", "view", "o/r", "--json", "name"];
     let mut cached_args = vec!["gh"];
     cached_args.extend(command);
+    // The IPFS hit: D fetched the entry (added to IPFS, manifest announced with its CID) and is
+    // gone; C knows the manifest from the announcement, finds no live peer, and reads IPFS.
+    // Their own scope keeps A's live copy of the same command out of C's way.
+    ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
+    let node = ghcache_tests::ipfs::IpfsNode::try_start().map_err(anyhow::Error::msg)?;
+    let mut ipfs_fetcher = Machine::new(root.path(), "ipfs-fetcher", &github)?;
+    let mut ipfs_reader = Machine::new(root.path(), "ipfs-reader", &github)?;
+    for m in [&mut ipfs_fetcher, &mut ipfs_reader] {
+        m.set_env("GH_CACHE_IPFS", "1");
+        m.set_env("GH_CACHE_IPFS_API", &node.api_url());
+        m.set_env("GH_CACHE_SCOPE", "bench-ipfs");
+        m.set_env("GH_CACHE_SWARM_KEY_FILE", &key.display().to_string());
+    }
+    let daemon_fetcher = ipfs_fetcher.daemon(&ghcache, &key, &[])?;
+    let _daemon_reader =
+        ipfs_reader.daemon(&ghcache, &key, &["--bootstrap", &daemon_fetcher.addr])?;
+    ipfs_reader.wait_for_peer(&ghcache)?;
+    // The reader's daemon follows a scope's announcements once a command of that scope ran.
+    ipfs_reader.time(&ghcache, &["gh", "release", "list", "-R", "o/r"])?;
+    let heard = ipfs_reader.daemon_counter(&ghcache, "announcements_received");
+    let (fetched, _) = ipfs_fetcher.time(&ghcache, &cached_args)?;
+    if !fetched.status.success() {
+        bail!(
+            "the IPFS fetcher could not fetch: {}",
+            String::from_utf8_lossy(&fetched.stderr)
+        );
+    }
+    // Announced when stored, and again with the CID once it was in IPFS.
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    while ipfs_reader.daemon_counter(&ghcache, "announcements_received") < heard + 2 {
+        if std::time::Instant::now() > until {
+            bail!("the reader never heard the announcement of the IPFS copy");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(daemon_fetcher);
+    let machines = [&machine, &peer_a, &peer_b, &ipfs_reader];
+
     let mut contenders = vec![
         Contender {
             name: "ghcache local hit",
@@ -68,6 +105,15 @@ pub fn run(args: &[String]) -> Result<()> {
             args: cached_args.clone(),
             samples: vec![],
             on: 2,
+            clear_first: true,
+            no_github: true,
+        },
+        Contender {
+            name: "ghcache ipfs hit (announced CID, local IPFS node)",
+            program: ghcache.clone(),
+            args: cached_args.clone(),
+            samples: vec![],
+            on: 3,
             clear_first: true,
             no_github: true,
         },
@@ -142,6 +188,13 @@ pub fn run(args: &[String]) -> Result<()> {
             }
         }
     }
+    let ipfs_hits = ipfs_reader.stats(&ghcache)?["hits"]["ipfs"]
+        .as_u64()
+        .unwrap_or(0);
+    if ipfs_hits < (warmup + runs) as u64 {
+        bail!("only {ipfs_hits} of the IPFS samples were IPFS hits");
+    }
+    drop(node);
     report(&contenders, runs, &machine_info(&gh))
 }
 

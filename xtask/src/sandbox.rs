@@ -188,6 +188,24 @@ impl Machine {
         )
     }
 
+    /// One of this machine's daemon counters (`announcements_received`, ...); 0 if unknown.
+    pub fn daemon_counter(&self, ghcache: &Path, name: &str) -> u64 {
+        let out = self
+            .command(ghcache)
+            .args(["daemon", "status", "--json"])
+            .output();
+        out.ok()
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+            .and_then(|status| status["counters"][name].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// `ghcache stats --json` of this machine.
+    pub fn stats(&self, ghcache: &Path) -> Result<serde_json::Value> {
+        let out = self.command(ghcache).args(["stats", "--json"]).output()?;
+        serde_json::from_slice(&out.stdout).context("ghcache stats --json")
+    }
+
     /// Waits until this machine's daemon has at least one peer.
     pub fn wait_for_peer(&self, ghcache: &Path) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
