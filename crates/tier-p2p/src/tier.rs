@@ -53,33 +53,33 @@ impl Tier {
     async fn call(&self, request: Control, limit: Duration) -> Result<Reply, TierError> {
         let unavailable = |reason: String| TierError::Unavailable { tier: NAME, reason };
         let mut conn = self.conn.lock().await;
+        // The stream is out of `conn` while a request is in flight: if this future is dropped
+        // (a caller's deadline) or times out, the stream goes with it, and the next call
+        // reconnects instead of reading this request's late reply as its own.
+        let taken = conn.take();
         let exchange = async {
-            if conn.is_none() {
+            let mut stream = match taken {
+                Some(stream) => stream,
                 // The daemon restarted since the last call: one reconnect, no retry loop.
-                *conn = Some(UnixStream::connect(&self.socket).await?);
-            }
-            let Some(stream) = conn.as_mut() else {
-                return Err(std::io::ErrorKind::NotConnected.into());
+                None => UnixStream::connect(&self.socket).await?,
             };
-            wire::write_frame(stream, &request.encode()).await?;
-            wire::read_frame(stream, wire::MAX_CONTROL_FRAME)
+            wire::write_frame(&mut stream, &request.encode()).await?;
+            let frame = wire::read_frame(&mut stream, wire::MAX_CONTROL_FRAME)
                 .await?
-                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+            Ok::<_, std::io::Error>((frame, stream))
         };
-        let result = tokio::time::timeout(limit, exchange).await;
-        let frame = match result {
-            Ok(Ok(frame)) => frame,
-            Ok(Err(e)) => {
-                *conn = None;
-                return Err(unavailable(format!("daemon socket: {e}")));
+        let frame = match tokio::time::timeout(limit, exchange).await {
+            Ok(Ok((frame, stream))) => {
+                *conn = Some(stream);
+                frame
             }
+            Ok(Err(e)) => return Err(unavailable(format!("daemon socket: {e}"))),
             Err(_) => {
-                // A late reply would be read as the answer to the next request: start over.
-                *conn = None;
                 return Err(TierError::Deadline {
                     tier: NAME,
                     deadline: limit,
-                });
+                })
             }
         };
         match Reply::decode(&frame) {
@@ -203,5 +203,59 @@ pub async fn status(dir: &Path) -> Result<String, Error> {
         Ok(other) => Err(Error::Protocol(format!("unexpected reply: {other:?}"))),
         Err(TierError::Unavailable { reason, .. }) => Err(Error::Protocol(reason)),
         Err(_) => Err(no_daemon()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ghcache_core::testkit::sample_entry;
+    use tokio::net::UnixListener;
+
+    /// A daemon that answers a `Get` late and everything else at once.
+    async fn slow_daemon(dir: &Path) -> std::io::Result<()> {
+        let socket = socket_path(dir);
+        std::fs::create_dir_all(socket.parent().unwrap_or(dir))?;
+        let listener = UnixListener::bind(&socket)?;
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    while let Ok(Some(frame)) = wire::read_frame(&mut stream, 1 << 20).await {
+                        let reply = match Control::decode(&frame) {
+                            Ok(Control::Get { .. }) => {
+                                tokio::time::sleep(Duration::from_millis(300)).await;
+                                Reply::Miss
+                            }
+                            _ => Reply::Ok,
+                        };
+                        if wire::write_frame(&mut stream, &reply.encode())
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_call_dropped_by_its_caller_does_not_answer_the_next_one() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        slow_daemon(dir.path()).await?;
+        let tier = Tier::connect(dir.path(), [1; 32], Duration::from_secs(1)).await;
+        let Some(tier) = tier else {
+            panic!("no connection to the test daemon");
+        };
+        let entry = sample_entry(1, "o/r", b"x");
+        // The chain gives up on a slow lookup by dropping it mid-call.
+        let dropped =
+            tokio::time::timeout(Duration::from_millis(50), tier.get(&entry.manifest.key));
+        assert!(dropped.await.is_err(), "the lookup was still waiting");
+        // The late `Miss` must not be taken as the answer to the publish.
+        assert!(tier.put(&entry).await.is_ok());
+        Ok(())
     }
 }

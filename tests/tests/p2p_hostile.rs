@@ -1,0 +1,167 @@
+//! A malicious swarm member (it holds the swarm key) that announces an entry and then answers
+//! the fetch with a lie: every lie is refused and counted, the liar is cut off where it cannot
+//! have been an honest mistake, and the user gets GitHub's answer.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use ghcache_tests::{wait_until, Machine, World};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions as _, Connection as _};
+
+const LIST: [&str; 4] = ["pr", "list", "-R", "o/r"];
+
+/// Writes the only entry of `machine`'s store (manifest and body encodings) to two files.
+fn export_only_entry(machine: &Machine) -> (PathBuf, PathBuf) {
+    let cache = machine.cache_dir();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let (manifest, digest): (Vec<u8>, String) = runtime.block_on(async {
+        let mut conn = SqliteConnectOptions::new()
+            .filename(cache.join("index.db"))
+            .busy_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("open index: {e}"));
+        let row = sqlx::query_as("SELECT manifest, digest FROM entries")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("read index: {e}"));
+        let _ = conn.close().await;
+        row
+    });
+    let body = std::fs::read(cache.join("blobs").join(&digest[..2]).join(&digest))
+        .unwrap_or_else(|e| panic!("read blob: {e}"));
+    let (m, b) = (
+        machine.home.join("entry.manifest"),
+        machine.home.join("entry.body"),
+    );
+    std::fs::write(&m, manifest).unwrap_or_else(|e| panic!("write: {e}"));
+    std::fs::write(&b, body).unwrap_or_else(|e| panic!("write: {e}"));
+    (m, b)
+}
+
+/// The liar, killed on drop.
+struct Liar(Child);
+
+impl Drop for Liar {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the hostile peer and waits until it has announced `entry` to `bootstrap`.
+fn liar(key: &std::path::Path, entry: &(PathBuf, PathBuf), bootstrap: &str, lie: &str) -> Liar {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hostile_peer"))
+        .arg("--swarm-key")
+        .arg(key)
+        .arg("--manifest")
+        .arg(&entry.0)
+        .arg("--body")
+        .arg(&entry.1)
+        .args(["--bootstrap", bootstrap, "--lie", lie])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn hostile peer: {e}"));
+    let stdout = child.stdout.take();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(stdout) = stdout {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let liar = Liar(child);
+    let line = rx.recv_timeout(Duration::from_secs(30));
+    assert_eq!(
+        line.as_deref().ok(),
+        Some("announced"),
+        "the liar never announced"
+    );
+    liar
+}
+
+/// B's daemon hears the liar's announcement of the entry B then asks for; the liar answers with
+/// `lie`. `cut_off`: the lie cannot be an honest mistake, so B disconnects the liar.
+fn a_lie_is_refused_and_github_answers(lie: &str, cut_off: bool) {
+    let world = World::new();
+    let key = world.swarm_key("team");
+    let (mut honest, mut b) = (world.machine("honest"), world.machine("b"));
+    honest.set_env("GH_CACHE_SCOPE", "team");
+    b.set_env("GH_CACHE_SCOPE", "team");
+    // An honest copy of the answer, to build the lie from (the same key as B's).
+    let expected = honest.cached(&LIST).ok();
+    let entry = export_only_entry(&honest);
+
+    let db = b.daemon(&key, &[]);
+    // B's daemon follows the scope's announcements once a command of that scope ran.
+    b.cached(&["repo", "view", "o/r"]).ok();
+    let _liar = liar(&key, &entry, &db.addr, lie);
+    assert!(
+        wait_until(Duration::from_secs(15), || db
+            .counter("announcements_received")
+            >= 1),
+        "B heard the liar's announcement: {}",
+        db.log()
+    );
+
+    let before = world.requests();
+    let answer = b.cached(&LIST).ok();
+    assert_eq!(world.requests(), before + 1, "GitHub answered");
+    assert_eq!(answer.stdout, expected.stdout, "the right answer");
+    assert_eq!(answer.stderr, expected.stderr);
+    assert_eq!(b.stats()["hits"]["p2p"], 0, "{}", b.stats());
+    // A large lie may still be arriving when the lookup's deadline sends B to GitHub.
+    assert!(
+        wait_until(Duration::from_secs(15), || db.counter("rejected") >= 1),
+        "counted: {}",
+        db.status()
+    );
+    let peers = || {
+        db.status()["connected_peers"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    if cut_off {
+        assert!(
+            wait_until(Duration::from_secs(5), || peers() == 0),
+            "the liar was cut off: {}",
+            db.status()
+        );
+    } else {
+        assert_eq!(peers(), 1, "a stale entry is not a lie: {}", db.status());
+    }
+}
+
+#[test]
+fn a_signature_that_does_not_cover_the_manifest_is_refused() {
+    a_lie_is_refused_and_github_answers("bad-signature", true);
+}
+
+#[test]
+fn another_scope_s_entry_is_refused() {
+    a_lie_is_refused_and_github_answers("wrong-scope", true);
+}
+
+#[test]
+fn another_key_s_entry_is_refused() {
+    a_lie_is_refused_and_github_answers("wrong-key", true);
+}
+
+#[test]
+fn an_expired_entry_is_refused_but_not_held_against_the_peer() {
+    a_lie_is_refused_and_github_answers("expired", false);
+}
+
+#[test]
+fn an_entry_over_the_size_cap_is_refused() {
+    a_lie_is_refused_and_github_answers("oversized", true);
+}
