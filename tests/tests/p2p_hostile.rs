@@ -45,8 +45,15 @@ fn export_only_entry(machine: &Machine) -> (PathBuf, PathBuf) {
     (m, b)
 }
 
-/// The liar, killed on drop.
-struct Liar(Child);
+/// The liar, killed on drop, and what it printed.
+struct Liar(Child, mpsc::Receiver<String>);
+
+impl Liar {
+    /// Was it asked for the entry (it says so on stdout)?
+    fn was_asked(&self) -> bool {
+        self.1.try_iter().any(|line| line == "asked")
+    }
+}
 
 impl Drop for Liar {
     fn drop(&mut self) {
@@ -79,8 +86,8 @@ fn liar(key: &std::path::Path, entry: &(PathBuf, PathBuf), bootstrap: &str, lie:
             }
         }
     });
-    let liar = Liar(child);
     let line = rx.recv_timeout(Duration::from_secs(30));
+    let liar = Liar(child, rx);
     assert_eq!(
         line.as_deref().ok(),
         Some("announced"),
@@ -104,7 +111,7 @@ fn a_lie_is_refused_and_github_answers(lie: &str, cut_off: bool) {
     let db = b.daemon(&key, &[]);
     // B's daemon follows the scope's announcements once a command of that scope ran.
     b.cached(&["repo", "view", "o/r"]).ok();
-    let _liar = liar(&key, &entry, &db.addr, lie);
+    let liar = liar(&key, &entry, &db.addr, lie);
     assert!(
         wait_until(Duration::from_secs(15), || db
             .counter("announcements_received")
@@ -116,6 +123,7 @@ fn a_lie_is_refused_and_github_answers(lie: &str, cut_off: bool) {
     let before = world.requests();
     let answer = b.cached(&LIST).ok();
     assert_eq!(world.requests(), before + 1, "GitHub answered");
+    assert!(liar.was_asked(), "B asked the liar");
     assert_eq!(answer.stdout, expected.stdout, "the right answer");
     assert_eq!(answer.stderr, expected.stderr);
     assert_eq!(b.stats()["hits"]["p2p"], 0, "{}", b.stats());
@@ -164,4 +172,51 @@ fn an_expired_entry_is_refused_but_not_held_against_the_peer() {
 #[test]
 fn an_entry_over_the_size_cap_is_refused() {
     a_lie_is_refused_and_github_answers("oversized", true);
+}
+
+/// B's daemon knows the provider from its announcement; the provider fails while B waits.
+/// B still prints GitHub's answer, after at most the p2p deadline more than plain gh.
+fn a_provider_that_fails_mid_fetch_costs_at_most_the_deadline(how: &str) {
+    let world = World::new();
+    let key = world.swarm_key("team");
+    let (mut honest, mut b) = (world.machine("honest"), world.machine("b"));
+    honest.set_env("GH_CACHE_SCOPE", "team");
+    b.set_env("GH_CACHE_SCOPE", "team");
+    let expected = honest.cached(&LIST).ok();
+    let entry = export_only_entry(&honest);
+    let db = b.daemon(&key, &[]);
+    b.cached(&["repo", "view", "o/r"]).ok();
+    let peer = liar(&key, &entry, &db.addr, how);
+    assert!(
+        wait_until(Duration::from_secs(15), || db
+            .counter("announcements_received")
+            >= 1),
+        "{}",
+        db.log()
+    );
+    let started = std::time::Instant::now();
+    b.gh(&LIST).ok();
+    let plain = started.elapsed();
+    let started = std::time::Instant::now();
+    let answer = b.cached(&LIST).ok();
+    let took = started.elapsed();
+    assert!(peer.was_asked(), "B asked the provider");
+    assert_eq!(answer.stdout, expected.stdout, "GitHub's answer");
+    assert_eq!(answer.stderr, expected.stderr);
+    assert_eq!(b.stats()["hits"]["p2p"], 0);
+    // The p2p deadline is 150 ms; a generous margin for a noisy machine.
+    assert!(
+        took < plain + Duration::from_millis(150 + 1500),
+        "{took:?} vs plain gh {plain:?}"
+    );
+}
+
+#[test]
+fn a_provider_that_dies_as_it_is_asked_costs_at_most_the_deadline() {
+    a_provider_that_fails_mid_fetch_costs_at_most_the_deadline("vanish");
+}
+
+#[test]
+fn a_provider_that_never_answers_costs_at_most_the_deadline() {
+    a_provider_that_fails_mid_fetch_costs_at_most_the_deadline("stall");
 }

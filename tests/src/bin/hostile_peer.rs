@@ -3,8 +3,10 @@
 //!
 //! `hostile-peer --swarm-key FILE --manifest FILE --body FILE --bootstrap MULTIADDR --lie KIND`
 //! where the manifest and body are an honest entry's encodings and KIND is one of
-//! `bad-signature`, `wrong-scope`, `wrong-key`, `expired`, `oversized`. It prints `announced`
-//! on stdout once its announcement was published, then serves until killed.
+//! `bad-signature`, `wrong-scope`, `wrong-key`, `expired`, `oversized`, or a failure instead of
+//! a lie: `stall` (takes the request and never answers) or `vanish` (dies as the request
+//! arrives, a provider killed mid-transfer). It prints `announced` on stdout once its
+//! announcement was published and `asked` for every fetch request, then serves until killed.
 
 use std::time::Duration;
 
@@ -124,6 +126,8 @@ fn lie(kind: &str, honest: &Entry, keypair: &Keypair) -> Result<Entry, String> {
             entry.manifest.body_digest = Digest::of(&encoded);
             entry.manifest.body_size = encoded.len() as u64;
         }
+        // Not lies: what these peers do happens when the request arrives (see `serve`).
+        "stall" | "vanish" => {}
         other => return Err(format!("unknown lie {other}")),
     }
     entry.manifest = signed(entry.manifest, keypair)?;
@@ -158,6 +162,7 @@ async fn serve(args: Args) -> Result<(), String> {
     .encode();
     let answer = lie(&args.lie, &args.entry, &keypair)?;
     let mut announced = false;
+    let mut stalled = Vec::new();
     let mut retry = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
@@ -173,6 +178,17 @@ async fn serve(args: Args) -> Result<(), String> {
                     ..
                 })) = event
                 {
+                    println!("asked");
+                    match args.lie.as_str() {
+                        "vanish" => std::process::exit(0),
+                        "stall" => {
+                            // Dropping the channel would answer "no response" at once; a stalled
+                            // peer keeps the requester waiting.
+                            stalled.push(channel);
+                            continue;
+                        }
+                        _ => {}
+                    }
                     let response = if request.key == args.entry.manifest.key {
                         FetchResponse::Found {
                             manifest: answer.manifest.encode(),
