@@ -65,7 +65,7 @@ pub fn show(config: &Config, json: bool) -> Result<i32, Failure> {
         return Ok(0);
     }
     let mut out = String::new();
-    let rows: [(&str, u64); 11] = [
+    let rows: [(&str, u64); 12] = [
         ("requests", stats.requests),
         ("hits: local", stats.hits_local),
         ("hits: p2p", stats.hits_p2p),
@@ -77,6 +77,7 @@ pub fn show(config: &Config, json: bool) -> Result<i32, Failure> {
         ("errors", stats.errors),
         ("corrupt entries dropped", stats.corrupt),
         ("entries", stats.entries),
+        ("  of which also in IPFS", stats.ipfs_entries),
     ];
     for (label, value) in rows {
         let _ = writeln!(out, "{label:<26} {value:>10}");
