@@ -265,3 +265,35 @@ fn encryption_without_a_swarm_key_is_one_clear_error() {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+#[test]
+fn after_a_write_the_node_no_longer_answers_with_the_old_list() {
+    let world = World::new();
+    let node = IpfsNode::start();
+    let (a, b) = (with_ipfs(&world, "a", &node), with_ipfs(&world, "b", &node));
+    let issues = ["issue", "list", "-R", "o/r"];
+    let before_write = a.cached(&issues).ok();
+    assert_eq!(b.cached(&issues).ok().stdout, before_write.stdout);
+    assert_eq!(b.stats()["hits"]["ipfs"], 1, "the list is in IPFS");
+
+    a.cached(&[
+        "issue",
+        "create",
+        "-R",
+        "o/r",
+        "-t",
+        "written on A",
+        "-b",
+        "x",
+    ])
+    .ok();
+    // A sees its own write: neither its disk nor the node answers with the old list.
+    let own = a.cached(&issues).ok();
+    assert!(own.out().contains("written on A"), "{}", own.out());
+    assert_eq!(a.stats()["hits"]["ipfs"], 0);
+    // A machine that joins later gets the new list (from the node, added by A's re-read).
+    let c = with_ipfs(&world, "c", &node);
+    let later = c.cached(&issues).ok();
+    assert_eq!(later.stdout, own.stdout);
+    assert_eq!(c.stats()["hits"]["ipfs"], 1);
+}

@@ -377,6 +377,12 @@ fn invalidate_after_write(config: &Config, repo: &str, scope: &str, debug: &Debu
                 debug_only(&format!("could not tell peers about the write: {err}"));
             }
         }
+        // And IPFS copies of the old answers are marked out of date for everyone who reads them.
+        #[cfg(feature = "ipfs")]
+        if let Some(ipfs) = crate::ipfs::tier(config, dir, scope, None) {
+            ipfs.after_write(&selector, config.ipfs.deadline.value)
+                .await;
+        }
         let _ = tier.record(&[Event::Bypassed]).await;
         tier.close().await;
     });

@@ -50,6 +50,19 @@ impl Lookups {
         }
     }
 
+    /// Marks the answers `selector` names out of date in the node, within `deadline`: a write
+    /// through ghcache must not be followed by an old answer from IPFS.
+    pub async fn after_write(&self, selector: &ghcache_core::Selector, deadline: Duration) {
+        match tokio::time::timeout(deadline, self.inner.invalidate(selector)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => self.failed(&err),
+            Err(_) => debug_only(&format!(
+                "IPFS did not take the write's invalidation within {}ms",
+                deadline.as_millis()
+            )),
+        }
+    }
+
     fn failed(&self, err: &TierError) {
         let line = match err {
             // A bad entry is counted by the chain and warned about by the caller.
@@ -91,6 +104,10 @@ impl CacheTier for Lookups {
 
     async fn put(&self, entry: &Entry) -> Result<(), TierError> {
         self.inner.put(entry).await
+    }
+
+    async fn invalidate(&self, selector: &ghcache_core::Selector) -> Result<u64, TierError> {
+        self.inner.invalidate(selector).await
     }
 }
 

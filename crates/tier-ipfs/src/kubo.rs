@@ -176,6 +176,21 @@ impl Kubo {
         .map(|_| ())
     }
 
+    /// Removes the MFS file or directory `path` (recursively); a missing path is not an error.
+    ///
+    /// # Errors
+    /// The node cannot be reached or fails.
+    pub async fn files_rm(&self, path: &str) -> Result<(), Error> {
+        let query = [("arg", path), ("recursive", "true"), ("force", "true")];
+        match self
+            .call("/api/v0/files/rm", &query, None, MAX_JSON, DEFAULT_TIMEOUT)
+            .await
+        {
+            Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Reads the MFS file `path`, at most `max_bytes`, within `timeout`; `None` if it does not exist.
     ///
     /// # Errors

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ghcache_core::{Body, CacheKey, CacheTier, Entry, Lookup, Manifest, TierError};
+use ghcache_core::{
+    now_ms, Body, CacheKey, CacheTier, Entry, Lookup, Manifest, Selector, TierError,
+};
 
 use crate::error::Error;
 use crate::kubo::Kubo;
@@ -33,8 +35,20 @@ pub type Sign = Arc<dyn Fn(&mut Manifest) -> Result<(), String> + Send + Sync>;
 
 /// Where the manifest of `key` in scope `scope_id` lives in the node's MFS.
 pub fn mfs_path(scope_id: &[u8; 32], key: &CacheKey) -> String {
+    format!("{}/{}", scope_dir(scope_id), key.to_hex())
+}
+
+fn scope_dir(scope_id: &[u8; 32]) -> String {
     let scope: String = scope_id.iter().map(|b| format!("{b:02x}")).collect();
-    format!("/ghcache/v1/{scope}/{}", key.to_hex())
+    format!("/ghcache/v1/{scope}")
+}
+
+/// Where the time of the last write to `repo` is kept: entries about the repository made before
+/// it are out of date. (Manifests are stored by key, so a write cannot find them by repository;
+/// the lookup finds the mark instead.)
+fn tombstone_path(scope_id: &[u8; 32], repo: &str) -> String {
+    let repo = blake3::hash(repo.as_bytes()).to_hex();
+    format!("{}/invalidated/{repo}", scope_dir(scope_id))
 }
 
 /// The IPFS tier of one scope.
@@ -131,10 +145,34 @@ impl Tier {
         }
     }
 
-    /// Checks `manifest` and fetches, opens and checks its body.
-    async fn entry_of(&self, key: &CacheKey, manifest: Manifest) -> Result<Entry, TierError> {
+    /// Was `manifest`'s repository written to after the manifest was made?
+    async fn outdated(&self, manifest: &Manifest) -> Result<bool, TierError> {
+        if manifest.repo.is_empty() {
+            return Ok(false);
+        }
+        let path = tombstone_path(&self.scope_id, &manifest.repo);
+        let mark = self
+            .kubo
+            .files_read(&path, 64, LOOKUP_TIMEOUT)
+            .await
+            .map_err(unavailable)?;
+        let written_at = mark
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|text| text.trim().parse::<u64>().ok());
+        Ok(written_at.is_some_and(|at| manifest.created_at_ms <= at))
+    }
+
+    /// Checks `manifest` and fetches, opens and checks its body; `None` if it is out of date.
+    async fn entry_of(
+        &self,
+        key: &CacheKey,
+        manifest: Manifest,
+    ) -> Result<Option<Entry>, TierError> {
         if manifest.key != *key || manifest.scope_id != self.scope_id {
             return Err(corrupt("the manifest answers another key or scope".into()));
+        }
+        if self.outdated(&manifest).await? {
+            return Ok(None);
         }
         (self.verify)(&manifest).map_err(corrupt)?;
         let Some(cid) = manifest.cid.clone() else {
@@ -174,7 +212,7 @@ impl Tier {
                 "{cid} does not match the manifest's digest"
             )));
         }
-        Ok(entry)
+        Ok(Some(entry))
     }
 }
 
@@ -195,7 +233,9 @@ impl CacheTier for Tier {
             if let Some(manifest) = directory.manifest(key, &self.scope_id).await {
                 if manifest.cid.is_some() {
                     match self.entry_of(key, manifest).await {
-                        Ok(entry) => return Ok(Lookup::Hit(entry)),
+                        Ok(Some(entry)) => return Ok(Lookup::Hit(entry)),
+                        // Out of date: so is the node's copy of the same answer.
+                        Ok(None) => return Ok(Lookup::Miss),
                         // The CID may be gone; the node's own index may still know a good one.
                         Err(e) => first_error = Some(e),
                     }
@@ -208,7 +248,8 @@ impl CacheTier for Tier {
             Err(e) => Err(e),
         };
         match (from_mfs, first_error) {
-            (Ok(entry), _) => Ok(Lookup::Hit(entry)),
+            (Ok(Some(entry)), _) => Ok(Lookup::Hit(entry)),
+            (Ok(None), _) => Ok(Lookup::Miss),
             (Err(_), Some(first)) => Err(first),
             (Err(e), None) => Err(e),
         }
@@ -219,9 +260,21 @@ impl CacheTier for Tier {
         self.store(entry).await.map(|_| ())
     }
 
-    // `invalidate` keeps the default (drops nothing): MFS manifests carry their creation time
-    // and TTL, consumers judge freshness with their own TTL, and a write's invalidation reaches
-    // the swarm's directories through the p2p tier.
+    /// After a write: marks the repository's entries out of date (every machine that reads the
+    /// node checks the mark), or drops one entry's manifest, or the whole scope's.
+    async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
+        let done = match selector {
+            Selector::Repo(repo) => {
+                let path = tombstone_path(&self.scope_id, repo);
+                self.kubo
+                    .files_write(&path, now_ms().to_string().into_bytes())
+                    .await
+            }
+            Selector::Key(key) => self.kubo.files_rm(&mfs_path(&self.scope_id, key)).await,
+            Selector::All => self.kubo.files_rm(&scope_dir(&self.scope_id)).await,
+        };
+        done.map(|()| 0).map_err(unavailable)
+    }
 }
 
 fn unavailable(e: Error) -> TierError {
