@@ -1,13 +1,15 @@
 //! `cargo xtask demo`: ghcache's main job end to end, on the fake GitHub, no account needed.
 //!
 //! Three CI runners (each its own cache dir and `ghcache daemon`, in one private swarm on
-//! loopback) run a short scripted session through `ghcache gh`; every call prints where its
-//! answer came from (this machine's disk, a peer, GitHub), how long it took, and how many
-//! requests reached GitHub. The same session through plain gh is the baseline.
+//! loopback, sharing a local IPFS node) run a short scripted session through `ghcache gh`; then
+//! a fourth runner, started when the others' work is done and in no swarm, runs it with only the
+//! IPFS node to help. Every call prints where its answer came from (this machine's disk, a peer,
+//! IPFS, GitHub), how long it took, and how many requests reached GitHub. The same session
+//! through plain gh is the baseline.
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 
 use crate::sandbox::{self, Machine};
 
@@ -36,20 +38,30 @@ pub fn run(args: &[String]) -> Result<()> {
         "fake GitHub on {} (gh reaches it as github.localhost; 80 ms per request)",
         github.proxy_url()
     );
-    println!("note: the IPFS tier is not built yet\n");
+    ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
+    let node = ghcache_tests::ipfs::IpfsNode::try_start().map_err(anyhow::Error::msg)?;
+    println!(
+        "IPFS node (js-ipfs, Kubo RPC API) on {}, shared by the runners\n",
+        node.api_url()
+    );
 
     let key = root.path().join("swarm.key");
-    let mut runners = Vec::new();
-    for i in 1..=3 {
-        let mut m = Machine::new(root.path(), &format!("runner-{i}"), &github)?;
-        m.set_env("GH_CACHE_DEBUG", "1");
-        runners.push(m);
-    }
-    let made = runners[0]
+    let made = Machine::new(root.path(), "keymaker", &github)?
         .command(&ghcache)
         .args(["swarm-key", "new"])
         .output()?;
     std::fs::write(&key, made.stdout)?;
+    let mut runners = Vec::new();
+    for i in 1..=4 {
+        let mut m = Machine::new(root.path(), &format!("runner-{i}"), &github)?;
+        m.set_env("GH_CACHE_DEBUG", "1");
+        m.set_env("GH_CACHE_IPFS", "1");
+        m.set_env("GH_CACHE_IPFS_API", &node.api_url());
+        // Bodies are sealed with a key from the swarm key before they go to IPFS.
+        m.set_env("GH_CACHE_SWARM_KEY_FILE", &key.display().to_string());
+        runners.push(m);
+    }
+    let late = runners.pop().context("four runners")?;
     let seed = runners[0].daemon(&ghcache, &key, &[])?;
     let mut daemons = Vec::new();
     for runner in &runners[1..] {
@@ -65,6 +77,13 @@ pub fn run(args: &[String]) -> Result<()> {
         for args in SESSION {
             call(&ghcache, runner, args, &github)?;
         }
+    }
+    println!(
+        "\nrunner-4 starts after the others' jobs are done, in no swarm; what they fetched \
+         is in the IPFS node:"
+    );
+    for args in SESSION {
+        call(&ghcache, &late, args, &github)?;
     }
     println!(
         "\na write through ghcache drops the repository's cached answers on every peer, \
@@ -99,7 +118,7 @@ pub fn run(args: &[String]) -> Result<()> {
 
     github.clear_log();
     let plain = Machine::new(root.path(), "plain-gh", &github)?;
-    for _ in &runners {
+    for _ in 0..=runners.len() {
         for args in SESSION {
             plain.time(&gh, args)?;
         }
@@ -107,13 +126,14 @@ pub fn run(args: &[String]) -> Result<()> {
     let without_cache = github.request_count();
     drop(daemons);
     drop(seed);
+    drop(node);
     println!("\nfinal stats of runner-2 (`ghcache stats`):");
     let (out, _) = runners[1].time(&ghcache, &["stats"])?;
     print!("{}", String::from_utf8_lossy(&out.stdout));
     println!(
         "\nthe same {} read calls: plain gh sent {without_cache} requests to GitHub; \
          through ghcache, {with_cache} (including the write and the re-reads after it)",
-        runners.len() * SESSION.len()
+        (runners.len() + 1) * SESSION.len()
     );
     Ok(())
 }

@@ -171,9 +171,6 @@ impl Tier {
         if manifest.key != *key || manifest.scope_id != self.scope_id {
             return Err(corrupt("the manifest answers another key or scope".into()));
         }
-        if self.outdated(&manifest).await? {
-            return Ok(None);
-        }
         (self.verify)(&manifest).map_err(corrupt)?;
         let Some(cid) = manifest.cid.clone() else {
             return Err(corrupt("the manifest names no CID".into()));
@@ -192,7 +189,15 @@ impl Tier {
         let cap = usize::try_from(manifest.body_size)
             .unwrap_or(usize::MAX)
             .saturating_add(overhead);
-        let bytes = match self.kubo.cat(&cid, cap, LOOKUP_TIMEOUT).await {
+        // Both round trips are needed; the node answers them at once.
+        let (outdated, body) = tokio::join!(
+            self.outdated(&manifest),
+            self.kubo.cat(&cid, cap, LOOKUP_TIMEOUT)
+        );
+        if outdated? {
+            return Ok(None);
+        }
+        let bytes = match body {
             Ok(bytes) => bytes,
             Err(Error::TooLarge { .. }) => {
                 return Err(corrupt(format!("{cid} is larger than the manifest says")))
