@@ -96,9 +96,17 @@ fn liar(key: &std::path::Path, entry: &(PathBuf, PathBuf), bootstrap: &str, lie:
     liar
 }
 
-/// B's daemon hears the liar's announcement of the entry B then asks for; the liar answers with
-/// `lie`. `cut_off`: the lie cannot be an honest mistake, so B disconnects the liar.
-fn a_lie_is_refused_and_github_answers(lie: &str, cut_off: bool) {
+/// A world where B's daemon has heard the hostile peer announce the entry B is about to ask
+/// for, and what GitHub answers for it.
+struct Scene {
+    world: World,
+    b: Machine,
+    db: ghcache_tests::Daemon,
+    peer: Liar,
+    expected: ghcache_tests::Run,
+}
+
+fn scene(behaviour: &str) -> Scene {
     let world = World::new();
     let key = world.swarm_key("team");
     let (mut honest, mut b) = (world.machine("honest"), world.machine("b"));
@@ -107,19 +115,36 @@ fn a_lie_is_refused_and_github_answers(lie: &str, cut_off: bool) {
     // An honest copy of the answer, to build the lie from (the same key as B's).
     let expected = honest.cached(&LIST).ok();
     let entry = export_only_entry(&honest);
-
     let db = b.daemon(&key, &[]);
     // B's daemon follows the scope's announcements once a command of that scope ran.
     b.cached(&["repo", "view", "o/r"]).ok();
-    let liar = liar(&key, &entry, &db.addr, lie);
+    let peer = liar(&key, &entry, &db.addr, behaviour);
     assert!(
         wait_until(Duration::from_secs(15), || db
             .counter("announcements_received")
             >= 1),
-        "B heard the liar's announcement: {}",
+        "B heard the announcement: {}",
         db.log()
     );
+    Scene {
+        world,
+        b,
+        db,
+        peer,
+        expected,
+    }
+}
 
+/// B's daemon hears the liar's announcement of the entry B then asks for; the liar answers with
+/// `lie`. `cut_off`: the lie cannot be an honest mistake, so B disconnects the liar.
+fn a_lie_is_refused_and_github_answers(lie: &str, cut_off: bool) {
+    let Scene {
+        world,
+        b,
+        db,
+        peer: liar,
+        expected,
+    } = scene(lie);
     let before = world.requests();
     let answer = b.cached(&LIST).ok();
     assert_eq!(world.requests(), before + 1, "GitHub answered");
@@ -177,23 +202,14 @@ fn an_entry_over_the_size_cap_is_refused() {
 /// B's daemon knows the provider from its announcement; the provider fails while B waits.
 /// B still prints GitHub's answer, after at most the p2p deadline more than plain gh.
 fn a_provider_that_fails_mid_fetch_costs_at_most_the_deadline(how: &str) {
-    let world = World::new();
-    let key = world.swarm_key("team");
-    let (mut honest, mut b) = (world.machine("honest"), world.machine("b"));
-    honest.set_env("GH_CACHE_SCOPE", "team");
-    b.set_env("GH_CACHE_SCOPE", "team");
-    let expected = honest.cached(&LIST).ok();
-    let entry = export_only_entry(&honest);
-    let db = b.daemon(&key, &[]);
-    b.cached(&["repo", "view", "o/r"]).ok();
-    let peer = liar(&key, &entry, &db.addr, how);
-    assert!(
-        wait_until(Duration::from_secs(15), || db
-            .counter("announcements_received")
-            >= 1),
-        "{}",
-        db.log()
-    );
+    // Bound, not `..`: the world (its directories, fake GitHub) and B's daemon must live on.
+    let Scene {
+        world: _world,
+        b,
+        db: _db,
+        peer,
+        expected,
+    } = scene(how);
     let started = std::time::Instant::now();
     b.gh(&LIST).ok();
     let plain = started.elapsed();

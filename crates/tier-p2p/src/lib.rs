@@ -19,6 +19,6 @@ pub use config::Config;
 pub use error::Error;
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
-pub use node::run;
+pub use node::{run, transport};
 pub use swarm_key::SwarmKey;
 pub use tier::{status, Tier};

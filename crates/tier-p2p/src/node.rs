@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ghcache_core::{now_ms, Body, CacheKey, CacheTier, Entry, Lookup, Manifest, Selector};
-use libp2p::core::transport::upgrade::Version;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::{upgrade::Version, Boxed};
 use libp2p::futures::stream::FuturesUnordered;
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
@@ -248,19 +249,32 @@ async fn bind(dir: &Path, socket: &Path) -> Result<UnixListener, Error> {
     UnixListener::bind(socket).map_err(fail)
 }
 
+/// The swarm's transport: TCP, then pnet with the swarm key (without it, not even the noise
+/// handshake starts), noise, yamux. Public so that test peers speak exactly what daemons speak.
+///
+/// # Errors
+/// [`Error::Node`] when the noise keys cannot be made from `keypair`.
+pub fn transport(
+    keypair: &Keypair,
+    swarm_key: &crate::SwarmKey,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, Error> {
+    let psk = swarm_key.psk();
+    let noise = noise::Config::new(keypair).map_err(|e| Error::Node(format!("noise: {e}")))?;
+    Ok(
+        tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+            .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+            .upgrade(Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux::Config::default())
+            .timeout(Duration::from_secs(10))
+            .boxed(),
+    )
+}
+
 fn build_swarm(config: &Config, keypair: &Keypair) -> Result<Swarm<Behaviour>, Error> {
     let node_err = |what: &str, e: &dyn std::fmt::Display| Error::Node(format!("{what}: {e}"));
     let peer_id = keypair.public().to_peer_id();
-    let psk = config.swarm_key.psk();
-    let noise = noise::Config::new(keypair).map_err(|e| node_err("noise", &e))?;
-    // pnet wraps the raw TCP socket: without the swarm key, not even the noise handshake starts.
-    let transport = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-        .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
-        .upgrade(Version::V1Lazy)
-        .authenticate(noise)
-        .multiplex(yamux::Config::default())
-        .timeout(Duration::from_secs(10))
-        .boxed();
+    let transport = transport(keypair, &config.swarm_key)?;
 
     let gossipsub_config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)

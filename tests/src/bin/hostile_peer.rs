@@ -13,13 +13,11 @@ use std::time::Duration;
 use ghcache_core::{now_ms, Body, CacheKey, Digest, Entry, Manifest};
 use ghcache_tier_p2p::wire::{self, FetchCodec, FetchResponse, Gossip};
 use ghcache_tier_p2p::{sign, SwarmKey};
-use libp2p::core::transport::upgrade::Version;
 use libp2p::futures::StreamExt as _;
 use libp2p::identity::Keypair;
-use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{gossipsub, noise, tcp, yamux, Multiaddr, Swarm, Transport};
+use libp2p::{gossipsub, Multiaddr, Swarm};
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
@@ -205,15 +203,7 @@ async fn serve(args: Args) -> Result<(), String> {
 }
 
 fn build(keypair: &Keypair, key: &SwarmKey) -> Result<Swarm<Behaviour>, String> {
-    let psk = PreSharedKey::new(*key.as_bytes());
-    let noise = noise::Config::new(keypair).map_err(|e| e.to_string())?;
-    let transport = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-        .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
-        .upgrade(Version::V1Lazy)
-        .authenticate(noise)
-        .multiplex(yamux::Config::default())
-        .timeout(Duration::from_secs(10))
-        .boxed();
+    let transport = ghcache_tier_p2p::transport(keypair, key).map_err(|e| e.to_string())?;
     let gossipsub = gossipsub::Behaviour::new(
         gossipsub::MessageAuthenticity::Signed(keypair.clone()),
         gossipsub::ConfigBuilder::default()
