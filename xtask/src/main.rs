@@ -3,11 +3,13 @@
 //! - `test`: builds ghcache and runs every test (unit, proptest, end-to-end with the real gh).
 //! - `bench [--quick]`: whole-process latency of a local hit vs plain gh, side by side.
 //! - `demo`: a scripted session on the fake GitHub, showing what each call cost.
+//! - `fleet [--quick] [--seed N]`: a CI fleet's traffic replayed per cache configuration.
 //! - `install`: builds the release binary (static where supported) into cargo's bin directory.
 //! - `ipfs-node install|run`: the real IPFS node (js-ipfs from npm) that tests and the demo use.
 
 mod bench;
 mod demo;
+mod fleet;
 mod sandbox;
 
 use std::process::Command;
@@ -30,11 +32,12 @@ fn run() -> Result<()> {
         "test" => test(rest),
         "bench" => bench::run(rest),
         "demo" => demo::run(rest),
+        "fleet" => fleet::main(rest),
         "install" => install(),
         "ipfs-node" => ipfs_node(rest),
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <test [-- nextest args] | bench [--quick] | demo | install | ipfs-node install|run>"
+                "usage: cargo xtask <test [-- nextest args] | bench [--quick] | fleet [--quick] [--seed N] | demo | install | ipfs-node install|run>"
             );
             Ok(())
         }
