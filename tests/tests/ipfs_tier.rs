@@ -61,6 +61,15 @@ fn only_manifest(cache: &Path) -> Manifest {
     manifest
 }
 
+/// Waits until `n` of the machine's entries are also in IPFS: a detached `ghcache ipfs-store`
+/// adds them after the command that fetched them has exited.
+fn wait_in_ipfs(machine: &Machine, n: u64) {
+    let added = wait_until(Duration::from_secs(15), || {
+        machine.stats()["ipfs_entries"].as_u64().unwrap_or(0) >= n
+    });
+    assert!(added, "not added to IPFS: {}", machine.stats());
+}
+
 fn kubo(node: &IpfsNode) -> Kubo {
     Kubo::new(&node.api_url()).unwrap_or_else(|e| panic!("kubo client: {e}"))
 }
@@ -87,6 +96,7 @@ fn a_runner_that_is_gone_still_answers_through_ipfs() {
 
     let fetched = a.cached(&RELEASES).ok();
     let requests = world.requests();
+    wait_in_ipfs(&a, 1);
     let manifest = only_manifest(&a.cache_dir());
     // Announced once when stored, and again with its CID once it was added to IPFS.
     assert!(
@@ -120,7 +130,7 @@ fn two_cache_dirs_share_entries_through_one_node_without_any_daemon() {
     let (a, b) = (with_ipfs(&world, "a", &node), with_ipfs(&world, "b", &node));
     let fetched = a.cached(&RELEASES).ok();
     assert_eq!(world.requests(), 1);
-    assert_eq!(a.stats()["ipfs_entries"], 1, "{}", a.stats());
+    wait_in_ipfs(&a, 1);
     let on_b = b.cached(&RELEASES).ok();
     assert_eq!(world.requests(), 1, "B found it in the node's index");
     assert_eq!(on_b.stdout, fetched.stdout, "byte-identical");
@@ -141,6 +151,8 @@ fn a_manifest_that_points_at_another_body_is_refused_and_github_answers() {
     );
     a.cached(&RELEASES).ok();
     other.cached(&["repo", "view", "o/r"]).ok();
+    wait_in_ipfs(&a, 1);
+    wait_in_ipfs(&other, 1);
     let mut manifest = only_manifest(&a.cache_dir());
     let elsewhere = only_manifest(&other.cache_dir());
     // A validly signed manifest (A's own key) whose CID names another entry's body.
@@ -220,6 +232,8 @@ fn bodies_added_with_a_swarm_key_are_not_readable_from_the_node() {
     let view = ["repo", "view", "o/r"];
     let printed = sealed.cached(&view).ok();
     plain.cached(&view).ok();
+    wait_in_ipfs(&sealed, 1);
+    wait_in_ipfs(&plain, 1);
     let secret = String::from_utf8_lossy(&printed.stdout);
     let line = secret
         .lines()
@@ -273,6 +287,7 @@ fn after_a_write_the_node_no_longer_answers_with_the_old_list() {
     let (a, b) = (with_ipfs(&world, "a", &node), with_ipfs(&world, "b", &node));
     let issues = ["issue", "list", "-R", "o/r"];
     let before_write = a.cached(&issues).ok();
+    wait_in_ipfs(&a, 1);
     assert_eq!(b.cached(&issues).ok().stdout, before_write.stdout);
     assert_eq!(b.stats()["hits"]["ipfs"], 1, "the list is in IPFS");
 
@@ -291,6 +306,7 @@ fn after_a_write_the_node_no_longer_answers_with_the_old_list() {
     let own = a.cached(&issues).ok();
     assert!(own.out().contains("written on A"), "{}", own.out());
     assert_eq!(a.stats()["hits"]["ipfs"], 0);
+    wait_in_ipfs(&a, 1);
     // A machine that joins later gets the new list (from the node, added by A's re-read).
     let c = with_ipfs(&world, "c", &node);
     let later = c.cached(&issues).ok();

@@ -244,7 +244,9 @@ impl Remote {
     }
 
     /// After a GitHub answer is printed: add it to IPFS, then announce the manifest that names
-    /// its CID, so runners that start after this one is gone still find it.
+    /// its CID, so runners that start after this one is gone still find it. A detached
+    /// `ghcache ipfs-store` does it, so that this process exits now (adding to a node takes tens
+    /// of milliseconds); if it cannot be started, this process does it.
     #[cfg_attr(not(feature = "ipfs"), allow(unused_variables))]
     async fn after_origin(
         &self,
@@ -255,27 +257,110 @@ impl Remote {
     ) {
         #[cfg(feature = "ipfs")]
         if let Some(ipfs) = &self.ipfs {
-            let Ok(Lookup::Hit(entry)) = local.get(&request.key).await else {
+            if !ipfs.answered() {
                 return;
-            };
-            let Some(manifest) = ipfs.store(&entry, config.ipfs.deadline.value).await else {
-                return;
-            };
-            debug.line("added to ipfs", &request.key.short());
-            let entry = ghcache_core::Entry {
-                manifest,
-                body: entry.body,
-            };
-            if let Err(err) = local.put(&entry).await {
-                debug_only(&format!("could not record the IPFS CID locally: {err}"));
             }
-            if let Some(peers) = &self.peers {
-                if let Err(err) = peers.put(&entry).await {
-                    debug_only(&format!("could not announce the IPFS CID: {err}"));
+            match spawn_ipfs_store(config, &request.key, &request.input.scope) {
+                Ok(()) => debug.line("adding to ipfs in the background", &request.key.short()),
+                Err(err) => {
+                    debug_only(&format!(
+                        "cannot start ghcache ipfs-store ({err}); adding now"
+                    ));
+                    self.store_in_ipfs(local, &request.key, config.ipfs.deadline.value)
+                        .await;
                 }
             }
         }
     }
+
+    /// Adds the local entry of `key` to IPFS within `budget`, records its CID locally and hands
+    /// the signed manifest to the daemon to announce.
+    #[cfg(feature = "ipfs")]
+    async fn store_in_ipfs(
+        &self,
+        local: &local::Tier,
+        key: &ghcache_core::CacheKey,
+        budget: Duration,
+    ) {
+        let Some(ipfs) = &self.ipfs else {
+            return;
+        };
+        let Ok(Lookup::Hit(entry)) = local.get(key).await else {
+            return;
+        };
+        let Some(manifest) = ipfs.store(&entry, budget).await else {
+            return;
+        };
+        debug_only(&format!("added {} to ipfs", key.short()));
+        let entry = ghcache_core::Entry {
+            manifest,
+            body: entry.body,
+        };
+        if let Err(err) = local.put(&entry).await {
+            debug_only(&format!("could not record the IPFS CID locally: {err}"));
+        }
+        if let Some(peers) = &self.peers {
+            if let Err(err) = peers.put(&entry).await {
+                debug_only(&format!("could not announce the IPFS CID: {err}"));
+            }
+        }
+    }
+}
+
+/// How long a background `ghcache ipfs-store` may take: nobody waits for it.
+#[cfg(feature = "ipfs")]
+const BACKGROUND_STORE_BUDGET: Duration = Duration::from_secs(10);
+
+/// Starts `ghcache ipfs-store` for `key`, detached, with this process's effective settings.
+#[cfg(feature = "ipfs")]
+fn spawn_ipfs_store(
+    config: &Config,
+    key: &ghcache_core::CacheKey,
+    scope: &str,
+) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    let dir = config
+        .cache_dir()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .arg("--cache-dir")
+        .arg(dir)
+        .args(["--ipfs", "--ipfs-api", &config.ipfs.api.value])
+        .args(match config.ipfs.encrypt.value {
+            Some(true) => &["--ipfs-encrypt"][..],
+            Some(false) => &["--no-ipfs-encrypt"][..],
+            None => &[][..],
+        })
+        .args(["ipfs-store", &key.to_hex(), "--scope", scope])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: a Ctrl-C meant for the next command does not cut it short.
+        .process_group(0);
+    command.spawn().map(|_| ())
+}
+
+/// `ghcache ipfs-store KEY --scope SCOPE` (internal): adds a stored entry to IPFS and announces
+/// it. Started detached by `ghcache gh` after a GitHub answer; exits 0 whatever happens.
+#[cfg(feature = "ipfs")]
+pub fn ipfs_store(config: &Config, key: &str, scope: &str) -> Result<i32, Failure> {
+    let key = ghcache_core::CacheKey::from_hex(key)
+        .ok_or_else(|| Failure::Usage(format!("{key:?} is not a cache key")))?;
+    let dir = config
+        .cache_dir()
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    runtime()?.block_on(async {
+        let Ok(tier) = local::Tier::open(local::Config::new(dir)).await else {
+            return;
+        };
+        let remote = Remote::connect(config, dir, scope).await;
+        remote
+            .store_in_ipfs(&tier, &key, BACKGROUND_STORE_BUDGET)
+            .await;
+        tier.close().await;
+    });
+    Ok(0)
 }
 
 fn source_label(resolved: &Resolved) -> &'static str {

@@ -27,11 +27,16 @@ pub struct Lookups {
 }
 
 impl Lookups {
-    /// Adds the entry's body to IPFS and its manifest to the node's index, after the user has
-    /// their answer; returns the manifest with its CID, signed. Skipped (None) when the lookup
-    /// showed the node down, so a dead node costs one refused connection per command.
+    /// Did the node answer this process's lookup? Storing there is only worth a try if it did:
+    /// a dead node then costs one refused connection per command, not two.
+    pub fn answered(&self) -> bool {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Adds the entry's body to IPFS and its manifest to the node's index, within `budget`;
+    /// returns the manifest with its CID, signed.
     pub async fn store(&self, entry: &Entry, budget: Duration) -> Option<Manifest> {
-        if !self.answered.load(Ordering::Relaxed) || entry.manifest.cid.is_some() {
+        if entry.manifest.cid.is_some() {
             return None;
         }
         match tokio::time::timeout(budget, self.inner.store(entry)).await {

@@ -107,6 +107,16 @@ enum Command {
         #[command(subcommand)]
         action: SwarmKeyAction,
     },
+    /// Internal: add a stored entry to IPFS and announce it (started by `ghcache gh`).
+    #[cfg(feature = "ipfs")]
+    #[command(hide = true)]
+    IpfsStore {
+        /// The entry's cache key (hex).
+        key: String,
+        /// The entry's scope.
+        #[arg(long)]
+        scope: String,
+    },
     /// Print shell functions that route `gh` through ghcache: eval "$(ghcache shell-init bash)".
     ShellInit {
         /// Which shell.
@@ -194,6 +204,8 @@ fn run() -> Result<i32, Failure> {
         Command::SwarmKey {
             action: SwarmKeyAction::New,
         } => daemon::new_swarm_key(),
+        #[cfg(feature = "ipfs")]
+        Command::IpfsStore { key, scope } => gh::ipfs_store(&config, &key, &scope),
         Command::Config => {
             print!("{}", stats::describe_config(&config));
             Ok(0)
