@@ -14,13 +14,16 @@ use ghcache_tier_p2p as p2p;
 use crate::config::Config;
 use crate::Failure;
 
-/// Marker file: the node was found unreachable and the user was told; quiet until it recovers.
+/// Marker file holding the address of a node found unreachable, once the user was told: quiet
+/// about that node until it answers again.
 const UNREACHABLE_MARKER: &str = "ipfs-unreachable";
 
 /// The IPFS tier of one request, as the chain sees it: lookups, and whether the node answered.
 pub struct Lookups {
     inner: Arc<ipfs::Tier>,
     marker: PathBuf,
+    /// The node's address: the marker names it, so another node is reported afresh.
+    api: String,
     debug: bool,
     /// The node answered the lookup (hit or miss): storing there is worth a try.
     answered: AtomicBool,
@@ -75,11 +78,12 @@ impl Lookups {
             TierError::Unavailable { reason, .. } => format!("{reason} (answering without IPFS)"),
             other => format!("{other} (answering without IPFS)"),
         };
-        if self.marker.exists() {
+        let told = std::fs::read_to_string(&self.marker).is_ok_and(|api| api == self.api);
+        if told {
             debug_only(&line);
         } else {
             warn(&line);
-            let _ = std::fs::write(&self.marker, b"");
+            let _ = std::fs::write(&self.marker, &self.api);
         }
     }
 }
@@ -208,6 +212,7 @@ pub fn tier(
     Some(Lookups {
         inner: Arc::new(tier),
         marker: dir.join(UNREACHABLE_MARKER),
+        api: config.ipfs.api.value.clone(),
         debug: config.debug.value,
         answered: AtomicBool::new(false),
     })
