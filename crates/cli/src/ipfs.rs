@@ -75,6 +75,8 @@ impl Lookups {
         let line = match err {
             // A bad entry is counted by the chain and warned about by the caller.
             TierError::Corrupt { .. } => return,
+            // An entry over the size cap is not added; nothing is wrong with the node.
+            TierError::ReadOnly { .. } => return,
             TierError::Unavailable { reason, .. } => format!("{reason} (answering without IPFS)"),
             other => format!("{other} (answering without IPFS)"),
         };

@@ -109,8 +109,13 @@ impl Tier {
     ///
     /// # Errors
     /// [`TierError::Unavailable`] when the node cannot be reached or fails;
-    /// [`TierError::Corrupt`] when signing fails.
+    /// [`TierError::Corrupt`] when signing fails; [`TierError::ReadOnly`] for an entry over the
+    /// size cap, which is not added.
     pub async fn store(&self, entry: &Entry) -> Result<Manifest, TierError> {
+        if entry.manifest.body_size > self.max_entry {
+            // Lookups refuse it: adding it would only fill the node.
+            return Err(TierError::ReadOnly { tier: NAME });
+        }
         let encoded = entry.body.encode();
         let bytes = match &self.seal {
             Some(key) => key.seal(&encoded),
