@@ -13,6 +13,7 @@ mod node;
 pub mod sign;
 mod swarm_key;
 mod tier;
+mod traffic;
 pub mod wire;
 
 pub use config::Config;
@@ -22,3 +23,4 @@ pub use libp2p::{Multiaddr, PeerId};
 pub use node::{run, transport};
 pub use swarm_key::SwarmKey;
 pub use tier::{status, Tier};
+pub use traffic::Traffic;

@@ -35,6 +35,7 @@ use crate::directory::Directory;
 use crate::error::Error;
 use crate::identity;
 use crate::sign::{self, Rejection};
+use crate::traffic::{Metered, Traffic};
 use crate::wire::{
     self, Control, FetchCodec, FetchRequest, FetchResponse, Gossip, Invalidation, Reply,
 };
@@ -154,6 +155,7 @@ struct Shared {
     trusted: Vec<PeerId>,
     read_only: bool,
     counters: Counters,
+    traffic: Arc<Traffic>,
     commands: mpsc::Sender<Command>,
 }
 
@@ -182,7 +184,8 @@ pub async fn run(
     let keypair = identity::load_or_create(dir)?;
     let socket = socket_path(dir);
     let listener = bind(dir, &socket).await?;
-    let mut swarm = build_swarm(&config, &keypair)?;
+    let traffic = Arc::new(Traffic::default());
+    let mut swarm = build_swarm(&config, &keypair, traffic.clone())?;
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
@@ -205,6 +208,7 @@ pub async fn run(
         trusted: config.trusted_peers.clone(),
         read_only: config.read_only,
         counters: Counters::default(),
+        traffic,
         commands,
     });
     let acceptor = tokio::spawn(accept(listener, shared.clone()));
@@ -257,12 +261,15 @@ async fn bind(dir: &Path, socket: &Path) -> Result<UnixListener, Error> {
 pub fn transport(
     keypair: &Keypair,
     swarm_key: &crate::SwarmKey,
+    traffic: Arc<Traffic>,
 ) -> Result<Boxed<(PeerId, StreamMuxerBox)>, Error> {
     let psk = swarm_key.psk();
     let noise = noise::Config::new(keypair).map_err(|e| Error::Node(format!("noise: {e}")))?;
     Ok(
         tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-            .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+            .and_then(move |socket, _| {
+                PnetConfig::new(psk).handshake(Metered::new(socket, traffic.clone()))
+            })
             .upgrade(Version::V1Lazy)
             .authenticate(noise)
             .multiplex(yamux::Config::default())
@@ -271,10 +278,14 @@ pub fn transport(
     )
 }
 
-fn build_swarm(config: &Config, keypair: &Keypair) -> Result<Swarm<Behaviour>, Error> {
+fn build_swarm(
+    config: &Config,
+    keypair: &Keypair,
+    traffic: Arc<Traffic>,
+) -> Result<Swarm<Behaviour>, Error> {
     let node_err = |what: &str, e: &dyn std::fmt::Display| Error::Node(format!("{what}: {e}"));
     let peer_id = keypair.public().to_peer_id();
-    let transport = transport(keypair, &config.swarm_key)?;
+    let transport = transport(keypair, &config.swarm_key, traffic)?;
 
     let gossipsub_config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
@@ -537,6 +548,8 @@ impl Node {
                 "lookups": n(&c.lookups),
                 "hits": n(&c.hits),
                 "rejected": n(&c.rejected),
+                "bytes_in": self.shared.traffic.bytes_in(),
+                "bytes_out": self.shared.traffic.bytes_out(),
             },
         })
         .to_string()

@@ -203,7 +203,8 @@ async fn serve(args: Args) -> Result<(), String> {
 }
 
 fn build(keypair: &Keypair, key: &SwarmKey) -> Result<Swarm<Behaviour>, String> {
-    let transport = ghcache_tier_p2p::transport(keypair, key).map_err(|e| e.to_string())?;
+    let transport =
+        ghcache_tier_p2p::transport(keypair, key, Default::default()).map_err(|e| e.to_string())?;
     let gossipsub = gossipsub::Behaviour::new(
         gossipsub::MessageAuthenticity::Signed(keypair.clone()),
         gossipsub::ConfigBuilder::default()
