@@ -11,6 +11,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 
+use crate::interrupt;
 use crate::sandbox::{self, Machine};
 
 const SESSION: &[&[&str]] = &[
@@ -28,18 +29,43 @@ pub fn run(args: &[String]) -> Result<()> {
     if let Some(bad) = args.first() {
         bail!("`cargo xtask demo` takes no arguments (got `{bad}`)");
     }
+    // Ctrl-C or SIGTERM: stop the daemons and the IPFS node, remove the temp dir, exit.
+    interrupt::install("demo").context("installing the SIGINT and SIGTERM handlers")?;
+    let result = session();
+    if interrupt::interrupted() {
+        // The cleanup pulls processes and files away from under the session, which likely made
+        // it fail: leave the exit (and its code, 130 or 143) to the cleanup.
+        interrupt::wait_for_exit();
+    }
+    result
+}
+
+/// The demo proper; what it starts is registered with [`interrupt`].
+fn session() -> Result<()> {
     let gh = sandbox::require_gh()?;
     let ghcache = sandbox::build_release()?;
     let github = fake_github::FakeGithub::start()?;
     // A real GitHub round trip costs tens of milliseconds; so does the fake one here.
     github.set_latency(std::time::Duration::from_millis(80));
     let root = tempfile::tempdir()?;
+    interrupt::register_dir(root.path().to_path_buf());
+    // The IPFS node's repository and log, and the template repository they are copied from
+    // (kept for the whole process, never removed), are made with `tempfile` too: made inside
+    // the demo's dir, they go when it goes, also on an interrupt.
+    let tmp = root.path().join("tmp");
+    std::fs::create_dir(&tmp)?;
+    // Only a process's first override takes; the demo runs once per process, so this is it.
+    let _ = tempfile::env::override_temp_dir(&tmp);
     println!(
         "fake GitHub on {} (gh reaches it as github.localhost; 80 ms per request)",
         github.proxy_url()
     );
     ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
     let node = ghcache_tests::ipfs::IpfsNode::try_start().map_err(anyhow::Error::msg)?;
+    let node_pid = node.process_id();
+    if let Some(pid) = node_pid {
+        interrupt::register_pid(pid);
+    }
     println!(
         "IPFS node (js-ipfs, Kubo RPC API) on {}, shared by the runners\n",
         node.api_url()
@@ -127,6 +153,9 @@ pub fn run(args: &[String]) -> Result<()> {
     drop(daemons);
     drop(seed);
     drop(node);
+    if let Some(pid) = node_pid {
+        interrupt::unregister_pid(pid);
+    }
     println!("\nfinal stats of runner-2 (`ghcache stats`):");
     let (out, _) = runners[1].time(&ghcache, &["stats"])?;
     print!("{}", String::from_utf8_lossy(&out.stdout));

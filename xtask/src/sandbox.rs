@@ -161,6 +161,8 @@ impl Machine {
             .stderr(log)
             .spawn()
             .context("starting ghcache daemon")?;
+        // Stopped by the interrupt handler if the task is interrupted (see `interrupt`).
+        crate::interrupt::register_pid(child.id());
         let mut daemon = Daemon {
             child,
             addr: String::new(),
@@ -229,10 +231,16 @@ impl Machine {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        let pid = self.child.id();
+        // A destructor cannot report failures; if `kill` fails, the wait below still reaps it
+        // once it exits.
         let _ = Command::new("kill")
             .arg("-TERM")
-            .arg(self.child.id().to_string())
+            .arg(pid.to_string())
             .output();
+        // Forgotten once signalled and before it is reaped: an interrupt now neither misses it
+        // nor signals its pid after the system has given it to another process.
+        crate::interrupt::unregister_pid(pid);
         let _ = self.child.wait();
     }
 }
