@@ -8,7 +8,20 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use serde_json::json;
 
+use crate::charts::{bar_chart, Bar};
 use crate::sandbox::{self, Machine};
+use crate::{fleet, scale};
+
+/// What a sample must have cost GitHub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Answered without a request to GitHub: a hit.
+    NoRequest,
+    /// At least one request reached GitHub: a miss.
+    Request,
+    /// Not checked (gh's own commands).
+    Any,
+}
 
 struct Contender {
     name: &'static str,
@@ -18,60 +31,146 @@ struct Contender {
     /// Which machine runs it (index into the machines).
     on: usize,
     /// Before each sample, untimed: drop the machine's local entries, so that the sample is
-    /// answered by a peer rather than by this machine's disk.
+    /// answered by a peer (or GitHub) rather than by this machine's disk.
     clear_first: bool,
-    /// Every sample must be answered without a request to GitHub.
-    no_github: bool,
+    expect: Expect,
+    /// The fake GitHub's latency during this contender's block.
+    latency: Duration,
 }
 
-/// Runs the benchmark; `--quick` takes fewer samples (CI smoke).
+/// Two contenders compared sample by sample: the ratio of each round's pair, then its median.
+const PAIRS: &[(&str, &str)] = &[
+    (LOCAL_HIT, GH_API_CACHE),
+    (LOCAL_HIT, GH_VERSION),
+    (LOCAL_HIT, PLAIN_GH),
+    (P2P_HIT, PLAIN_GH),
+    (IPFS_HIT, PLAIN_GH),
+    (MISS_0, PLAIN_GH),
+    (MISS_150, PLAIN_GH_150),
+];
+const LOCAL_HIT: &str = "ghcache local hit";
+const P2P_HIT: &str = "ghcache p2p hit (peer on loopback)";
+const IPFS_HIT: &str = "ghcache ipfs hit (announced CID, local IPFS node)";
+const MISS_0: &str = "ghcache miss -> gh -> fake GitHub (0 ms)";
+const PLAIN_GH: &str = "plain gh (fake GitHub, 0 ms)";
+const MISS_150: &str = "ghcache miss -> gh -> fake GitHub (150 ms)";
+const PLAIN_GH_150: &str = "plain gh (fake GitHub, 150 ms)";
+const GH_API_CACHE: &str = "gh api --cache 1h (gh's own cache, hit)";
+const GH_VERSION: &str = "gh --version (gh start-up floor)";
+/// The realistic latency of a GitHub round trip for the second block.
+const REAL_LATENCY: Duration = Duration::from_millis(150);
+
+/// Runs the benchmark: tier latency, the fleet replay and the scale measurements; `--quick`
+/// runs a reduced set (CI smoke).
 pub fn run(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     if let Some(bad) = args.iter().find(|a| *a != "--quick") {
         bail!("unknown bench flag `{bad}`; usage: cargo xtask bench [--quick]");
     }
-    let (runs, warmup) = if quick { (10, 2) } else { (40, 5) };
+    let started = std::time::Instant::now();
     let gh = sandbox::require_gh()?;
     let ghcache = sandbox::build_release()?;
+    ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
     let github = fake_github::FakeGithub::start()?;
     let root = tempfile::tempdir()?;
-    let machine = Machine::new(root.path(), "bench", &github)?;
-    // Two peers for the p2p hit: A fetched the entry; B asks its daemon, which asks A's.
     let key = root.path().join("swarm.key");
-    let made = machine
-        .command(&ghcache)
+    let made = std::process::Command::new(&ghcache)
         .args(["swarm-key", "new"])
         .output()?;
     std::fs::write(&key, made.stdout)?;
-    let peer_a = Machine::new(root.path(), "peer-a", &github)?;
-    let peer_b = Machine::new(root.path(), "peer-b", &github)?;
-    let daemon_a = peer_a.daemon(&ghcache, &key, &[])?;
-    let _daemon_b = peer_b.daemon(&ghcache, &key, &["--bootstrap", &daemon_a.addr])?;
-    peer_b.wait_for_peer(&ghcache)?;
+    let node = ghcache_tests::ipfs::IpfsNode::try_start().map_err(anyhow::Error::msg)?;
+    let measuring = std::time::Instant::now();
+
+    let tiers = tier_latency(quick, &gh, &ghcache, &github, root.path(), &key, &node)?;
+    let fleet_options = if quick {
+        fleet::Options::quick()
+    } else {
+        fleet::Options::full()
+    };
+    let api = node.api_url();
+    let fleet = fleet::run(
+        &fleet_options,
+        &fleet::Tools {
+            gh: &gh,
+            ghcache: &ghcache,
+            root: root.path(),
+            swarm_key: &key,
+            ipfs_api: &api,
+        },
+    )?;
+    drop(node);
+    let scale_options = if quick {
+        scale::Options::quick()
+    } else {
+        scale::Options::full()
+    };
+    let scale = scale::run(&scale_options, &ghcache, &key, root.path(), &github)?;
+
+    let dir = bench_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let doc = json!({
+        "machine": machine_info(&gh),
+        "quick": quick,
+        "seconds_measuring": measuring.elapsed().as_secs_f64(),
+        "seconds_total": started.elapsed().as_secs_f64(),
+        "tiers": tiers,
+        "fleet": fleet,
+        "scale": scale,
+    });
+    let file = dir.join("bench.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&doc)?)
+        .with_context(|| format!("writing {}", file.display()))?;
+    for (name, svg) in charts(&doc) {
+        let path = dir.join(name);
+        std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+        println!("chart: {}", path.display());
+    }
+    println!("JSON: {}", file.display());
+    Ok(())
+}
+
+/// Whole-process wall time of every contender, interleaved round by round.
+fn tier_latency(
+    quick: bool,
+    gh: &Path,
+    ghcache: &Path,
+    github: &fake_github::FakeGithub,
+    root: &Path,
+    key: &Path,
+    node: &ghcache_tests::ipfs::IpfsNode,
+) -> Result<serde_json::Value> {
+    let (runs, warmup) = if quick { (10, 2) } else { (40, 5) };
+    let machine = Machine::new(root, "bench", github)?;
+    // Two peers for the p2p hit: A fetched the entry; B asks its daemon, which asks A's.
+    let peer_a = Machine::new(root, "peer-a", github)?;
+    let peer_b = Machine::new(root, "peer-b", github)?;
+    let daemon_a = peer_a.daemon(ghcache, key, &[])?;
+    let _daemon_b = peer_b.daemon(ghcache, key, &["--bootstrap", &daemon_a.addr])?;
+    peer_b.wait_for_peer(ghcache)?;
+    // Misses: a machine whose cache is emptied before each sample, so ghcache runs gh.
+    let misser = Machine::new(root, "miss", github)?;
     let command = ["repo", "view", "o/r", "--json", "name"];
     let mut cached_args = vec!["gh"];
     cached_args.extend(command);
     // The IPFS hit: D fetched the entry (added to IPFS, manifest announced with its CID) and is
     // gone; C knows the manifest from the announcement, finds no live peer, and reads IPFS.
     // Their own scope keeps A's live copy of the same command out of C's way.
-    ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
-    let node = ghcache_tests::ipfs::IpfsNode::try_start().map_err(anyhow::Error::msg)?;
-    let mut ipfs_fetcher = Machine::new(root.path(), "ipfs-fetcher", &github)?;
-    let mut ipfs_reader = Machine::new(root.path(), "ipfs-reader", &github)?;
+    let mut ipfs_fetcher = Machine::new(root, "ipfs-fetcher", github)?;
+    let mut ipfs_reader = Machine::new(root, "ipfs-reader", github)?;
     for m in [&mut ipfs_fetcher, &mut ipfs_reader] {
         m.set_env("GH_CACHE_IPFS", "1");
         m.set_env("GH_CACHE_IPFS_API", &node.api_url());
         m.set_env("GH_CACHE_SCOPE", "bench-ipfs");
         m.set_env("GH_CACHE_SWARM_KEY_FILE", &key.display().to_string());
     }
-    let daemon_fetcher = ipfs_fetcher.daemon(&ghcache, &key, &[])?;
+    let daemon_fetcher = ipfs_fetcher.daemon(ghcache, key, &[])?;
     let _daemon_reader =
-        ipfs_reader.daemon(&ghcache, &key, &["--bootstrap", &daemon_fetcher.addr])?;
-    ipfs_reader.wait_for_peer(&ghcache)?;
+        ipfs_reader.daemon(ghcache, key, &["--bootstrap", &daemon_fetcher.addr])?;
+    ipfs_reader.wait_for_peer(ghcache)?;
     // The reader's daemon follows a scope's announcements once a command of that scope ran.
-    ipfs_reader.time(&ghcache, &["gh", "release", "list", "-R", "o/r"])?;
-    let heard = ipfs_reader.daemon_counter(&ghcache, "announcements_received");
-    let (fetched, _) = ipfs_fetcher.time(&ghcache, &cached_args)?;
+    ipfs_reader.time(ghcache, &["gh", "release", "list", "-R", "o/r"])?;
+    let heard = ipfs_reader.daemon_counter(ghcache, "announcements_received");
+    let (fetched, _) = ipfs_fetcher.time(ghcache, &cached_args)?;
     if !fetched.status.success() {
         bail!(
             "the IPFS fetcher could not fetch: {}",
@@ -80,80 +179,101 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     // Announced when stored, and again with the CID once it was in IPFS.
     let until = std::time::Instant::now() + Duration::from_secs(15);
-    while ipfs_reader.daemon_counter(&ghcache, "announcements_received") < heard + 2 {
+    while ipfs_reader.daemon_counter(ghcache, "announcements_received") < heard + 2 {
         if std::time::Instant::now() > until {
             bail!("the reader never heard the announcement of the IPFS copy");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(daemon_fetcher);
-    let machines = [&machine, &peer_a, &peer_b, &ipfs_reader];
+    let machines = [&machine, &peer_a, &peer_b, &ipfs_reader, &misser];
 
+    let contender =
+        |name, program: &Path, args: Vec<&'static str>, on, clear_first, expect| Contender {
+            name,
+            program: program.to_owned(),
+            args,
+            samples: vec![],
+            on,
+            clear_first,
+            expect,
+            latency: Duration::ZERO,
+        };
     let mut contenders = vec![
+        contender(
+            LOCAL_HIT,
+            ghcache,
+            cached_args.clone(),
+            0,
+            false,
+            Expect::NoRequest,
+        ),
+        contender(
+            P2P_HIT,
+            ghcache,
+            cached_args.clone(),
+            2,
+            true,
+            Expect::NoRequest,
+        ),
+        contender(
+            IPFS_HIT,
+            ghcache,
+            cached_args.clone(),
+            3,
+            true,
+            Expect::NoRequest,
+        ),
+        contender(
+            MISS_0,
+            ghcache,
+            cached_args.clone(),
+            4,
+            true,
+            Expect::Request,
+        ),
+        contender(PLAIN_GH, gh, command.to_vec(), 0, false, Expect::Request),
+        contender(
+            GH_API_CACHE,
+            gh,
+            vec!["api", "--cache", "1h", "repos/o/r"],
+            0,
+            false,
+            Expect::NoRequest,
+        ),
+        contender(GH_VERSION, gh, vec!["--version"], 0, false, Expect::Any),
         Contender {
-            name: "ghcache local hit",
-            program: ghcache.clone(),
-            args: cached_args.clone(),
-            samples: vec![],
-            on: 0,
-            clear_first: false,
-            no_github: true,
+            latency: REAL_LATENCY,
+            ..contender(
+                MISS_150,
+                ghcache,
+                cached_args.clone(),
+                4,
+                true,
+                Expect::Request,
+            )
         },
         Contender {
-            name: "ghcache p2p hit (peer on loopback)",
-            program: ghcache.clone(),
-            args: cached_args.clone(),
-            samples: vec![],
-            on: 2,
-            clear_first: true,
-            no_github: true,
-        },
-        Contender {
-            name: "ghcache ipfs hit (announced CID, local IPFS node)",
-            program: ghcache.clone(),
-            args: cached_args.clone(),
-            samples: vec![],
-            on: 3,
-            clear_first: true,
-            no_github: true,
-        },
-        Contender {
-            name: "plain gh (fake GitHub, 0 ms)",
-            program: gh.clone(),
-            args: command.to_vec(),
-            samples: vec![],
-            on: 0,
-            clear_first: false,
-            no_github: false,
-        },
-        Contender {
-            name: "gh api --cache 1h (gh's own cache, hit)",
-            program: gh.clone(),
-            args: vec!["api", "--cache", "1h", "repos/o/r"],
-            samples: vec![],
-            on: 0,
-            clear_first: false,
-            no_github: false,
-        },
-        Contender {
-            name: "gh --version (gh start-up floor)",
-            program: gh.clone(),
-            args: vec!["--version"],
-            samples: vec![],
-            on: 0,
-            clear_first: false,
-            no_github: false,
+            latency: REAL_LATENCY,
+            ..contender(
+                PLAIN_GH_150,
+                gh,
+                command.to_vec(),
+                0,
+                false,
+                Expect::Request,
+            )
         },
     ];
     // A fetches the entry that B's samples get from it.
-    let (fetched, _) = peer_a.time(&ghcache, &cached_args)?;
+    let (fetched, _) = peer_a.time(ghcache, &cached_args)?;
     if !fetched.status.success() {
         bail!(
             "peer A could not fetch: {}",
             String::from_utf8_lossy(&fetched.stderr)
         );
     }
-    // Prime the caches, and check that the hit is really a hit (no request reaches GitHub).
+    // Prime the caches (this machine's, and gh's own for `gh api --cache`).
     for c in &contenders {
         let (out, _) = machines[c.on].time(&c.program, &c.args)?;
         if !out.status.success() {
@@ -164,77 +284,153 @@ pub fn run(args: &[String]) -> Result<()> {
             );
         }
     }
-    let before = github.request_count();
-    machine.time(&ghcache, &cached_args)?;
-    if github.request_count() != before {
-        bail!("the ghcache call was not a local hit; the benchmark would be meaningless");
-    }
-    for round in 0..warmup + runs {
-        for c in &mut contenders {
-            let on = machines[c.on];
-            if c.clear_first {
-                on.command(&ghcache).args(["clear", "--all"]).output()?;
-            }
-            let before = github.request_count();
-            let (out, took) = on.time(&c.program, &c.args)?;
-            if !out.status.success() {
-                bail!("{} failed during the run", c.name);
-            }
-            if c.no_github && github.request_count() != before {
-                bail!("a `{}` sample reached GitHub: it was not a hit", c.name);
-            }
-            if round >= warmup {
-                c.samples.push(took);
+    // One block per GitHub latency; inside a block, contenders take turns (A B C A B C ...)
+    // so that the machine's noise falls on all of them alike.
+    let mut latencies: Vec<Duration> = contenders.iter().map(|c| c.latency).collect();
+    latencies.dedup();
+    for latency in latencies {
+        github.set_latency(latency);
+        for round in 0..warmup + runs {
+            for c in contenders.iter_mut().filter(|c| c.latency == latency) {
+                let on = machines[c.on];
+                if c.clear_first {
+                    on.command(ghcache).args(["clear", "--all"]).output()?;
+                }
+                let before = github.request_count();
+                let (out, took) = on.time(&c.program, &c.args)?;
+                if !out.status.success() {
+                    bail!("{} failed during the run", c.name);
+                }
+                let reached = github.request_count() != before;
+                match c.expect {
+                    Expect::NoRequest if reached => {
+                        bail!("a `{}` sample reached GitHub: it was not a hit", c.name)
+                    }
+                    Expect::Request if !reached => {
+                        bail!(
+                            "a `{}` sample did not reach GitHub: it was not a miss",
+                            c.name
+                        )
+                    }
+                    _ => {}
+                }
+                if round >= warmup {
+                    c.samples.push(took);
+                }
             }
         }
     }
-    let ipfs_hits = ipfs_reader.stats(&ghcache)?["hits"]["ipfs"]
+    github.set_latency(Duration::ZERO);
+    let ipfs_hits = ipfs_reader.stats(ghcache)?["hits"]["ipfs"]
         .as_u64()
         .unwrap_or(0);
     if ipfs_hits < (warmup + runs) as u64 {
         bail!("only {ipfs_hits} of the IPFS samples were IPFS hits");
     }
-    drop(node);
-    report(&contenders, runs, &machine_info(&gh))
+    Ok(report(&contenders, runs))
 }
 
-fn report(contenders: &[Contender], runs: usize, info: &serde_json::Value) -> Result<()> {
-    let hit = median(&contenders[0].samples);
-    println!("## ghcache bench: whole-process wall time, {runs} interleaved runs each\n");
-    println!("| command | median ms | p95 ms | min ms | max ms | median / local hit |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+fn report(contenders: &[Contender], runs: usize) -> serde_json::Value {
+    println!("## Tier latency: whole-process wall time, {runs} interleaved runs each\n");
+    println!("| command | median ms | p95 ms | min ms | max ms |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
     let mut rows = Vec::new();
     for c in contenders {
         let m = median(&c.samples);
-        let ratio = m.as_secs_f64() / hit.as_secs_f64().max(1e-9);
         println!(
-            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1}x |",
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} |",
             c.name,
             ms(m),
             ms(percentile(&c.samples, 0.95)),
             ms(min(&c.samples)),
             ms(max(&c.samples)),
-            ratio
         );
         rows.push(json!({
             "name": c.name,
             "command": format!("{} {}", c.program.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(), c.args.join(" ")),
+            "github_latency_ms": c.latency.as_millis() as u64,
             "median_ms": ms(m),
             "p95_ms": ms(percentile(&c.samples, 0.95)),
             "min_ms": ms(min(&c.samples)),
             "max_ms": ms(max(&c.samples)),
-            "ratio_to_local_hit": ratio,
             "samples_ms": c.samples.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
         }));
     }
-    let dir = bench_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let file = dir.join("bench.json");
-    let doc = json!({ "machine": info, "runs": runs, "results": rows });
-    std::fs::write(&file, serde_json::to_vec_pretty(&doc)?)
-        .with_context(|| format!("writing {}", file.display()))?;
-    println!("\nJSON: {}", file.display());
-    Ok(())
+    println!("\nPair by pair (each round's ratio, then the median of the ratios):\n");
+    println!("| faster | slower | median ratio | min ratio |");
+    println!("| --- | --- | ---: | ---: |");
+    let mut pairs = Vec::new();
+    for (fast, slow) in PAIRS {
+        let find = |name: &str| contenders.iter().find(|c| c.name == name);
+        let (Some(a), Some(b)) = (find(fast), find(slow)) else {
+            continue;
+        };
+        let ratios: Vec<f64> = a
+            .samples
+            .iter()
+            .zip(&b.samples)
+            .map(|(x, y)| y.as_secs_f64() / x.as_secs_f64().max(1e-9))
+            .collect();
+        let median_ratio = crate::fleet::percentile(&ratios, 0.5);
+        let min_ratio = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        println!("| {fast} | {slow} | {median_ratio:.1}x | {min_ratio:.1}x |");
+        pairs.push(json!({
+            "faster": fast,
+            "slower": slow,
+            "median_ratio": median_ratio,
+            "min_ratio": min_ratio,
+            "ratios": ratios,
+        }));
+    }
+    json!({ "runs": runs, "results": rows, "pairs": pairs })
+}
+
+/// The charts written beside the JSON: latency per tier, GitHub requests per configuration.
+fn charts(doc: &serde_json::Value) -> Vec<(&'static str, String)> {
+    let number = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    let tiers: Vec<Bar> = doc["tiers"]["results"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|r| Bar {
+            label: r["name"].as_str().unwrap_or("?").to_owned(),
+            value: number(&r["median_ms"]),
+            note: None,
+        })
+        .collect();
+    let fleet: Vec<Bar> = doc["fleet"]["configurations"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|c| Bar {
+            label: c["configuration"].as_str().unwrap_or("?").to_owned(),
+            value: number(&c["requests_to_github"]),
+            note: Some(format!(
+                "{} charged",
+                c["charged_requests"].as_u64().unwrap_or(0)
+            )),
+        })
+        .collect();
+    vec![
+        (
+            "tier-latency.svg",
+            bar_chart(
+                "ghcache gh vs gh: median whole-process wall time",
+                "ms",
+                &tiers,
+            ),
+        ),
+        (
+            "fleet-github-requests.svg",
+            bar_chart(
+                "Fleet replay: requests that reached GitHub, per configuration",
+                "requests",
+                &fleet,
+            ),
+        ),
+    ]
 }
 
 fn bench_dir() -> PathBuf {

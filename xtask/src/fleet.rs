@@ -1,16 +1,22 @@
 //! The fleet replay: what a CI fleet's gh traffic costs GitHub with and without ghcache's tiers.
 //!
-//! A seeded generator makes a trace of jobs on N runner slots: jobs start staggered, each on a
-//! fresh machine (CI runners are ephemeral: a job's cache dir and daemon live as long as the job),
-//! and run commands drawn from Zipf distributions over repositories and commands, with a few
-//! writes that invalidate. The same trace is replayed, in order, against the fake GitHub with
-//! latency injected, once per configuration: no cache (plain gh), local only, local + p2p
-//! (each job's daemon bootstraps from a long-lived seed peer), local + p2p + ipfs (one shared
-//! IPFS node). The same seed gives the same trace.
+//! A seeded generator makes a trace of CI work as it reaches a fleet: workflow runs arrive at
+//! random times, each for a repository drawn from a Zipf distribution; a run fans out into a
+//! matrix of jobs (operating systems x toolchain versions) that all run the run's script, a few
+//! gh reads drawn from a Zipf distribution over commands; runners pick the jobs up within a few
+//! seconds, one job per runner at a time. CI runners are ephemeral: a job's cache dir and daemon
+//! live as long as the job. Some jobs end with a write (`issue create`, say a job that files a
+//! failure), which invalidates the repository's answers.
+//!
+//! The same trace is replayed against the fake GitHub with latency injected, in real time (each
+//! step waits for its time in the trace, so answers expire as they would in production), once
+//! per configuration: no cache (plain gh), local only, local + p2p (each job's daemon
+//! bootstraps from a long-lived seed peer), local + p2p + ipfs (one shared IPFS node). The same
+//! seed gives the same trace.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use serde_json::json;
@@ -21,10 +27,24 @@ use crate::sandbox::{Daemon, Machine};
 #[derive(Debug, Clone)]
 pub struct Options {
     pub seed: u64,
-    pub slots: usize,
-    pub jobs_per_slot: usize,
-    pub commands_per_job: usize,
+    /// Runners: each runs one job at a time.
+    pub runners: usize,
+    /// Workflow runs in the trace.
+    pub workflow_runs: usize,
+    /// Repositories the runs are for (Zipf: the first is the busiest).
     pub repos: usize,
+    /// Matrix widths a run picks from (jobs per run).
+    pub matrix: &'static [usize],
+    /// gh reads in a run's script.
+    pub script_len: usize,
+    /// Runs arrive within this time.
+    pub span: Duration,
+    /// Between a job's commands.
+    pub gap: Duration,
+    /// A job is picked up by a runner within this time after its run arrives.
+    pub pickup: Duration,
+    /// Share of jobs that end with a write.
+    pub write_percent: u64,
     /// Added to every request the fake GitHub answers.
     pub latency: Duration,
 }
@@ -33,38 +53,47 @@ impl Options {
     pub fn full() -> Options {
         Options {
             seed: 42,
-            slots: 8,
-            jobs_per_slot: 3,
-            commands_per_job: 10,
-            repos: 8,
+            runners: 8,
+            workflow_runs: 12,
+            repos: 6,
+            matrix: &[4, 6, 8, 12],
+            script_len: 6,
+            span: Duration::from_secs(180),
+            gap: Duration::from_secs(2),
+            pickup: Duration::from_secs(3),
+            write_percent: 10,
             latency: Duration::from_millis(50),
         }
     }
 
     pub fn quick() -> Options {
         Options {
-            slots: 4,
-            jobs_per_slot: 2,
-            commands_per_job: 6,
-            repos: 4,
+            runners: 3,
+            workflow_runs: 3,
+            repos: 2,
+            matrix: &[2, 3],
+            script_len: 3,
+            span: Duration::from_secs(4),
+            gap: Duration::from_millis(400),
+            pickup: Duration::from_millis(500),
             latency: Duration::from_millis(20),
             ..Options::full()
         }
     }
 }
 
-/// Read commands, most frequent first (`{}` is the repository).
-const READS: [&str; 7] = [
-    "pr list -R {}",
-    "issue list -R {}",
-    "repo view {} --json name,description",
-    "api repos/{}",
-    "release list -R {}",
-    "run list -R {}",
-    "workflow list -R {}",
+/// Read commands, most frequent first (`{repo}`, `{pr}` are filled in per run).
+const READS: [&str; 9] = [
+    "pr view {pr} -R {repo}",
+    "release list -R {repo}",
+    "api repos/{repo}",
+    "pr list -R {repo}",
+    "run list -R {repo}",
+    "issue list -R {repo}",
+    "repo view {repo} --json name,description",
+    "workflow list -R {repo}",
+    "label list -R {repo}",
 ];
-/// Share of commands that are writes (`issue create`), which invalidate the repository.
-const WRITE_PERCENT: u64 = 4;
 
 /// What happens in the trace, in time order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +120,11 @@ impl Rng {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 
+    /// A uniform duration in `0..max`.
+    fn within(&mut self, max: Duration) -> Duration {
+        max.mul_f64(self.unit())
+    }
+
     /// Index `0..n` drawn from a Zipf distribution with exponent 1.
     fn zipf(&mut self, n: usize) -> usize {
         let total: f64 = (1..=n).map(|k| 1.0 / k as f64).sum();
@@ -105,39 +139,81 @@ impl Rng {
     }
 }
 
-/// The trace: jobs on `slots` runner slots, each slot running its jobs one after another, the
-/// slots staggered so that jobs overlap.
-fn trace(o: &Options) -> Vec<Step> {
+/// A workflow run's script: `len` distinct reads drawn by Zipf, in the order drawn.
+fn script(rng: &mut Rng, len: usize, repo: &str, pr: u64) -> Vec<Vec<String>> {
+    let mut picked: Vec<usize> = Vec::new();
+    let want = len.min(READS.len());
+    while picked.len() < want {
+        let i = rng.zipf(READS.len());
+        if !picked.contains(&i) {
+            picked.push(i);
+        }
+    }
+    picked
+        .into_iter()
+        .map(|i| {
+            READS[i]
+                .replace("{repo}", repo)
+                .replace("{pr}", &pr.to_string())
+                .split(' ')
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect()
+}
+
+/// The trace, with the time of each step from the start of the replay.
+fn trace(o: &Options) -> Vec<(Duration, Step)> {
     let mut rng = Rng(o.seed);
-    let gap = 10u64; // virtual ms between a job's commands
-    let job_len = gap * (o.commands_per_job as u64 + 1);
-    let stagger = job_len / o.slots.max(1) as u64;
-    let mut timed: Vec<(u64, usize, Step)> = Vec::new();
+    let mut arrivals: Vec<Duration> = (0..o.workflow_runs).map(|_| rng.within(o.span)).collect();
+    arrivals.sort();
+    let mut free_at = vec![Duration::ZERO; o.runners.max(1)];
+    let mut timed: Vec<(Duration, usize, Step)> = Vec::new();
+    let mut jobs = 0;
     let mut writes = 0;
-    for slot in 0..o.slots {
-        for job in 0..o.jobs_per_slot {
-            let start = job as u64 * job_len + slot as u64 * stagger;
-            timed.push((start, timed.len(), Step::Start { slot, job }));
-            for k in 0..o.commands_per_job {
-                let repo = format!("fleet/repo-{}", rng.zipf(o.repos));
-                let line = if rng.next() % 100 < WRITE_PERCENT {
-                    writes += 1;
-                    format!("issue create -R {repo} -t fleet-{writes} -b written-by-the-replay")
-                } else {
-                    READS[rng.zipf(READS.len())].replace("{}", &repo)
-                };
-                let argv = line.split(' ').map(str::to_owned).collect();
+    for arrival in arrivals {
+        let repo = format!("fleet/repo-{}", rng.zipf(o.repos));
+        let pr = 1 + rng.zipf(3) as u64;
+        let width = o.matrix[(rng.next() % o.matrix.len().max(1) as u64) as usize];
+        let commands = script(&mut rng, o.script_len, &repo, pr);
+        for _ in 0..width {
+            let ready = arrival + rng.within(o.pickup);
+            // The runner that is free first takes the job.
+            let (slot, free) = free_at
+                .iter()
+                .copied()
+                .enumerate()
+                .min_by_key(|(_, at)| *at)
+                .unwrap_or((0, Duration::ZERO));
+            let start = ready.max(free);
+            let mut at = start;
+            timed.push((at, timed.len(), Step::Start { slot, job: jobs }));
+            jobs += 1;
+            for argv in &commands {
+                at += o.gap;
                 timed.push((
-                    start + gap * (k as u64 + 1),
+                    at,
                     timed.len(),
-                    Step::Run { slot, argv },
+                    Step::Run {
+                        slot,
+                        argv: argv.clone(),
+                    },
                 ));
             }
-            timed.push((start + job_len, timed.len(), Step::End { slot }));
+            if rng.next() % 100 < o.write_percent {
+                writes += 1;
+                at += o.gap;
+                let line = format!("issue create -R {repo} -t fleet-{writes} -b filed-by-a-job");
+                let argv = line.split(' ').map(str::to_owned).collect();
+                timed.push((at, timed.len(), Step::Run { slot, argv }));
+            }
+            at += o.gap;
+            timed.push((at, timed.len(), Step::End { slot }));
+            free_at[slot] = at;
         }
     }
     timed.sort_by_key(|(at, order, _)| (*at, *order));
-    timed.into_iter().map(|(_, _, step)| step).collect()
+    timed.into_iter().map(|(at, _, step)| (at, step)).collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,11 +245,14 @@ impl Setup {
 /// What one configuration cost.
 #[derive(Debug, Default)]
 struct Outcome {
+    jobs: u64,
     reads: u64,
     writes: u64,
     requests: usize,
     charged: usize,
     answered_by: BTreeMap<String, u64>,
+    /// How far the replay fell behind the trace's clock at worst.
+    lag: Duration,
     /// Wall ms per command (`pr list`, `api`, ...).
     latency: BTreeMap<String, Vec<f64>>,
 }
@@ -198,7 +277,7 @@ pub fn run(o: &Options, tools: &Tools<'_>) -> Result<serde_json::Value> {
     Ok(report(o, &outcomes))
 }
 
-fn replay(setup: Setup, steps: &[Step], o: &Options, t: &Tools<'_>) -> Result<Outcome> {
+fn replay(setup: Setup, steps: &[(Duration, Step)], o: &Options, t: &Tools<'_>) -> Result<Outcome> {
     let github = fake_github::FakeGithub::start()?;
     github.set_latency(o.latency);
     let dir = t.root.join(format!("fleet-{setup:?}").to_lowercase());
@@ -213,9 +292,16 @@ fn replay(setup: Setup, steps: &[Step], o: &Options, t: &Tools<'_>) -> Result<Ou
     };
     let mut running: BTreeMap<usize, (Machine, Option<Daemon>)> = BTreeMap::new();
     let mut outcome = Outcome::default();
-    for step in steps {
+    let started = Instant::now();
+    for (at, step) in steps {
+        // Real time: an answer's TTL runs out in the replay when it would in production.
+        if let Some(early) = (started + *at).checked_duration_since(Instant::now()) {
+            std::thread::sleep(early);
+        }
+        outcome.lag = outcome.lag.max(started.elapsed().saturating_sub(*at));
         match step {
             Step::Start { slot, job } => {
+                outcome.jobs += 1;
                 let mut m = Machine::new(&dir, &format!("slot{slot}-job{job}"), &github)?;
                 m.set_env("GH_CACHE_DEBUG", "1");
                 m.set_env("GH_CACHE_SCOPE", "fleet");
@@ -306,7 +392,8 @@ fn answered_by(setup: Setup, stderr: &str) -> String {
     "github".into()
 }
 
-fn percentile(samples: &[f64], p: f64) -> f64 {
+/// The `p` quantile (0..=1) of `samples`, nearest rank; 0 when there are none.
+pub fn percentile(samples: &[f64], p: f64) -> f64 {
     let mut s = samples.to_vec();
     s.sort_by(f64::total_cmp);
     if s.is_empty() {
@@ -321,11 +408,14 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)]) -> serde_json::Value {
         .iter()
         .find(|(s, _)| *s == Setup::Local)
         .map_or(1, |(_, out)| out.requests.max(1)) as f64;
+    let jobs = outcomes.first().map_or(0, |(_, out)| out.jobs);
     println!(
-        "\n## Fleet replay: {} runner slots x {} jobs x {} commands (seed {}, {} ms GitHub latency)\n",
-        o.slots,
-        o.jobs_per_slot,
-        o.commands_per_job,
+        "\n## Fleet replay: {} workflow runs over {} s, {} jobs on {} ephemeral runners \
+         (seed {}, {} ms GitHub latency)\n",
+        o.workflow_runs,
+        o.span.as_secs(),
+        jobs,
+        o.runners,
         o.seed,
         o.latency.as_millis()
     );
@@ -374,6 +464,7 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)]) -> serde_json::Value {
             "cut_vs_no_cache_percent": cut,
             "cut_vs_local_only_factor": local / out.requests.max(1) as f64,
             "rate_limit_multiplier": multiplier,
+            "worst_lag_behind_trace_ms": out.lag.as_millis() as u64,
             "latency_per_command": latency,
         }));
     }
@@ -405,10 +496,16 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)]) -> serde_json::Value {
     }
     json!({
         "seed": o.seed,
-        "slots": o.slots,
-        "jobs_per_slot": o.jobs_per_slot,
-        "commands_per_job": o.commands_per_job,
+        "runners": o.runners,
+        "workflow_runs": o.workflow_runs,
+        "jobs": jobs,
         "repos": o.repos,
+        "matrix_widths": o.matrix,
+        "script_len": o.script_len,
+        "span_s": o.span.as_secs_f64(),
+        "gap_ms": o.gap.as_millis() as u64,
+        "pickup_ms": o.pickup.as_millis() as u64,
+        "write_percent_of_jobs": o.write_percent,
         "latency_ms": o.latency.as_millis() as u64,
         "configurations": rows,
     })
@@ -490,21 +587,44 @@ mod tests {
     fn every_job_starts_before_its_commands_and_ends_after_them() {
         let o = Options::full();
         let mut open = std::collections::HashSet::new();
-        let mut runs = 0;
-        for step in trace(&o) {
+        let mut jobs = 0;
+        let mut last = Duration::ZERO;
+        for (at, step) in trace(&o) {
+            assert!(at >= last, "steps are in time order");
+            last = at;
             match step {
                 Step::Start { slot, .. } => {
-                    assert!(open.insert(slot), "one job per slot at a time")
+                    assert!(open.insert(slot), "one job per runner at a time");
+                    jobs += 1;
                 }
-                Step::Run { slot, .. } => {
-                    assert!(open.contains(&slot));
-                    runs += 1;
-                }
+                Step::Run { slot, .. } => assert!(open.contains(&slot)),
                 Step::End { slot } => assert!(open.remove(&slot)),
             }
+            assert!(open.len() <= o.runners);
         }
-        assert_eq!(runs, o.slots * o.jobs_per_slot * o.commands_per_job);
         assert!(open.is_empty());
+        let least = o.workflow_runs * o.matrix.iter().min().copied().unwrap_or(0);
+        assert!(jobs >= least, "every run fans out into its matrix");
+    }
+
+    #[test]
+    fn the_jobs_of_a_run_run_the_same_script() {
+        let o = Options {
+            workflow_runs: 1,
+            matrix: &[4],
+            write_percent: 0,
+            ..Options::full()
+        };
+        let mut scripts: BTreeMap<usize, Vec<Vec<String>>> = BTreeMap::new();
+        for (_, step) in trace(&o) {
+            if let Step::Run { slot, argv } = step {
+                scripts.entry(slot).or_default().push(argv);
+            }
+        }
+        assert_eq!(scripts.len(), 4, "four jobs on four runners");
+        let first = scripts.values().next().cloned().unwrap_or_default();
+        assert_eq!(first.len(), o.script_len);
+        assert!(scripts.values().all(|s| *s == first));
     }
 
     #[test]

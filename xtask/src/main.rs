@@ -1,16 +1,21 @@
 //! `cargo xtask <task>`: the project's own tasks.
 //!
 //! - `test`: builds ghcache and runs every test (unit, proptest, end-to-end with the real gh).
-//! - `bench [--quick]`: whole-process latency of a local hit vs plain gh, side by side.
+//! - `bench [--quick]`: tier latency against what users run instead, the fleet replay and the
+//!   scale measurements; a Markdown table, JSON and SVG charts in `target/bench/`.
 //! - `demo`: a scripted session on the fake GitHub, showing what each call cost.
 //! - `fleet [--quick] [--seed N]`: a CI fleet's traffic replayed per cache configuration.
+//! - `scale [--quick]`: the p2p tier's traffic and lookup latency for growing swarms.
 //! - `install`: builds the release binary (static where supported) into cargo's bin directory.
 //! - `ipfs-node install|run`: the real IPFS node (js-ipfs from npm) that tests and the demo use.
 
 mod bench;
+mod charts;
 mod demo;
 mod fleet;
+mod interrupt;
 mod sandbox;
+mod scale;
 
 use std::process::Command;
 
@@ -33,11 +38,12 @@ fn run() -> Result<()> {
         "bench" => bench::run(rest),
         "demo" => demo::run(rest),
         "fleet" => fleet::main(rest),
+        "scale" => scale::main(rest),
         "install" => install(),
         "ipfs-node" => ipfs_node(rest),
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <test [-- nextest args] | bench [--quick] | fleet [--quick] [--seed N] | demo | install | ipfs-node install|run>"
+                "usage: cargo xtask <test [-- nextest args] | bench [--quick] | fleet [--quick] [--seed N] | scale [--quick] | demo | install | ipfs-node install|run>"
             );
             Ok(())
         }
