@@ -72,7 +72,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let ghcache = sandbox::build_release()?;
     ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
     let github = fake_github::FakeGithub::start()?;
-    let root = tempfile::tempdir()?;
+    let root = crate::sandbox::scratch()?;
     let key = root.path().join("swarm.key");
     let made = std::process::Command::new(&ghcache)
         .args(["swarm-key", "new"])

@@ -30,14 +30,7 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("`cargo xtask demo` takes no arguments (got `{bad}`)");
     }
     // Ctrl-C or SIGTERM: stop the daemons and the IPFS node, remove the temp dir, exit.
-    interrupt::install("demo").context("installing the SIGINT and SIGTERM handlers")?;
-    let result = session();
-    if interrupt::interrupted() {
-        // The cleanup pulls processes and files away from under the session, which likely made
-        // it fail: leave the exit (and its code, 130 or 143) to the cleanup.
-        interrupt::wait_for_exit();
-    }
-    result
+    interrupt::guarded("demo", session)
 }
 
 /// The demo proper; what it starts is registered with [`interrupt`].
@@ -47,15 +40,7 @@ fn session() -> Result<()> {
     let github = fake_github::FakeGithub::start()?;
     // A real GitHub round trip costs tens of milliseconds; so does the fake one here.
     github.set_latency(std::time::Duration::from_millis(80));
-    let root = tempfile::tempdir()?;
-    interrupt::register_dir(root.path().to_path_buf());
-    // The IPFS node's repository and log, and the template repository they are copied from
-    // (kept for the whole process, never removed), are made with `tempfile` too: made inside
-    // the demo's dir, they go when it goes, also on an interrupt.
-    let tmp = root.path().join("tmp");
-    std::fs::create_dir(&tmp)?;
-    // Only a process's first override takes; the demo runs once per process, so this is it.
-    let _ = tempfile::env::override_temp_dir(&tmp);
+    let root = sandbox::scratch()?;
     println!(
         "fake GitHub on {} (gh reaches it as github.localhost; 80 ms per request)",
         github.proxy_url()

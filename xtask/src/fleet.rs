@@ -539,7 +539,7 @@ pub fn main(args: &[String]) -> Result<()> {
     let ghcache = crate::sandbox::build_release()?;
     ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
     let node = ghcache_tests::ipfs::IpfsNode::try_start().map_err(anyhow::Error::msg)?;
-    let root = tempfile::tempdir()?;
+    let root = crate::sandbox::scratch()?;
     let swarm_key = root.path().join("swarm.key");
     let made = std::process::Command::new(&ghcache)
         .args(["swarm-key", "new"])

@@ -112,6 +112,25 @@ pub fn install(task: &'static str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Runs `task` with the handlers installed; after a signal, leaves the exit to the cleanup.
+///
+/// # Errors
+/// The handlers cannot be installed, or `task` failed (not because of a signal).
+pub fn guarded(
+    name: &'static str,
+    task: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    install(name).context("installing the SIGINT and SIGTERM handlers")?;
+    let result = task();
+    if interrupted() {
+        // The cleanup pulls processes and files away from under the task, which likely made
+        // it fail: leave the exit (and its code, 130 or 143) to the cleanup.
+        wait_for_exit();
+    }
+    result
+}
+
 /// Whether a signal arrived (and the watcher is cleaning up, or about to).
 pub fn interrupted() -> bool {
     SIGNAL.load(Ordering::SeqCst) != 0

@@ -35,10 +35,10 @@ fn run() -> Result<()> {
         .map_or(("help", &[][..]), |(t, r)| (t.as_str(), r));
     match task {
         "test" => test(rest),
-        "bench" => bench::run(rest),
+        "bench" => interrupt::guarded("bench", || bench::run(rest)),
         "demo" => demo::run(rest),
-        "fleet" => fleet::main(rest),
-        "scale" => scale::main(rest),
+        "fleet" => interrupt::guarded("fleet", || fleet::main(rest)),
+        "scale" => interrupt::guarded("scale", || scale::main(rest)),
         "install" => install(),
         "ipfs-node" => ipfs_node(rest),
         "help" | "--help" | "-h" => {

@@ -79,6 +79,21 @@ pub fn build_release() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// The task's scratch dir, for its machines: removed when dropped, and also on Ctrl-C or SIGTERM
+/// (see [`crate::interrupt`]).
+///
+/// `tempfile`'s later temp dirs (the IPFS node's repository and log, and the template they are
+/// copied from, which lives as long as the process) are made inside it, so they go with it.
+pub fn scratch() -> Result<tempfile::TempDir> {
+    let root = tempfile::tempdir()?;
+    crate::interrupt::register_dir(root.path().to_path_buf());
+    let tmp = root.path().join("tmp");
+    std::fs::create_dir(&tmp)?;
+    // Only a process's first override takes; each task makes one scratch dir per process.
+    let _ = tempfile::env::override_temp_dir(&tmp);
+    Ok(root)
+}
+
 /// A simulated machine: a home with its own cache dir and gh config, pointed at the fake GitHub.
 pub struct Machine {
     pub name: String,

@@ -295,7 +295,7 @@ pub fn main(args: &[String]) -> Result<()> {
     crate::sandbox::require_gh()?;
     let ghcache = crate::sandbox::build_release()?;
     let github = fake_github::FakeGithub::start()?;
-    let root = tempfile::tempdir()?;
+    let root = crate::sandbox::scratch()?;
     let key = root.path().join("swarm.key");
     let made = std::process::Command::new(&ghcache)
         .args(["swarm-key", "new"])
