@@ -216,6 +216,52 @@ fn trace(o: &Options) -> Vec<(Duration, Step)> {
     timed.into_iter().map(|(at, _, step)| (at, step)).collect()
 }
 
+/// What an ideal fleet-wide cache would leave to GitHub on this trace: one store shared by every
+/// job at no cost, ghcache's TTLs, every write invalidating its repository at once. No cache can
+/// do better; the gap between it and a configuration is what that configuration loses.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Floor {
+    /// Reads that must go to GitHub: first fetches, expired answers, answers a write dropped.
+    fetches: u64,
+    /// Of those, `gh api` reads of an expired answer, which a conditional request makes free.
+    revalidations: u64,
+}
+
+fn floor(steps: &[(Duration, Step)]) -> Floor {
+    use ghcache_core::policy::{classify, Decision};
+    // key -> (repository, fetched at, TTL, has an ETag)
+    let mut held: BTreeMap<String, (String, Duration, Duration, bool)> = BTreeMap::new();
+    let mut f = Floor::default();
+    for (at, step) in steps {
+        let Step::Run { argv, .. } = step else {
+            continue;
+        };
+        let repo = argv
+            .iter()
+            .find(|a| a.starts_with("fleet/") || a.starts_with("repos/fleet/"))
+            .map(|a| a.trim_start_matches("repos/").to_owned())
+            .unwrap_or_default();
+        match classify(argv) {
+            Decision::Cache(c) => {
+                let key = argv.join(" ");
+                match held.get(&key) {
+                    Some((_, fetched, ttl, _)) if *at < *fetched + *ttl => {}
+                    stale => {
+                        f.fetches += 1;
+                        if stale.is_some_and(|(_, _, _, etag)| *etag) {
+                            f.revalidations += 1;
+                        }
+                        held.insert(key, (repo, *at, c.class.default_ttl(), c.api_get));
+                    }
+                }
+            }
+            Decision::Write(_) => held.retain(|_, (r, ..)| *r != repo),
+            Decision::Passthrough(_) => {}
+        }
+    }
+    f
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Setup {
     NoCache,
@@ -274,7 +320,7 @@ pub fn run(o: &Options, tools: &Tools<'_>) -> Result<serde_json::Value> {
         eprintln!("fleet replay: {}", setup.name());
         outcomes.push((setup, replay(setup, &steps, o, tools)?));
     }
-    Ok(report(o, &outcomes))
+    Ok(report(o, &outcomes, &floor(&steps)))
 }
 
 fn replay(setup: Setup, steps: &[(Duration, Step)], o: &Options, t: &Tools<'_>) -> Result<Outcome> {
@@ -402,7 +448,7 @@ pub fn percentile(samples: &[f64], p: f64) -> f64 {
     s[(((s.len() - 1) as f64) * p).round() as usize]
 }
 
-fn report(o: &Options, outcomes: &[(Setup, Outcome)]) -> serde_json::Value {
+fn report(o: &Options, outcomes: &[(Setup, Outcome)], floor: &Floor) -> serde_json::Value {
     let base = outcomes.first().map_or(1, |(_, out)| out.charged.max(1)) as f64;
     let local = outcomes
         .iter()
@@ -468,6 +514,14 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)]) -> serde_json::Value {
             "latency_per_command": latency,
         }));
     }
+    let reads = outcomes.first().map_or(0, |(_, out)| out.reads);
+    let floor_cut = 100.0 * (1.0 - floor.fetches as f64 / reads.max(1) as f64);
+    println!(
+        "\nThe trace's floor: an ideal fleet-wide cache (one store shared by every job at no cost, \
+         the same TTLs, every write invalidating at once) would still send {} of the {reads} reads \
+         to GitHub ({} of them free revalidations): -{floor_cut:.0}% of the reads at best.",
+        floor.fetches, floor.revalidations
+    );
     println!("\nLatency per command, median / p95 ms:\n");
     let commands: Vec<&String> = outcomes[0].1.latency.keys().collect();
     print!("| configuration |");
@@ -508,6 +562,11 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)]) -> serde_json::Value {
         "write_percent_of_jobs": o.write_percent,
         "latency_ms": o.latency.as_millis() as u64,
         "configurations": rows,
+        "floor": {
+            "reads_to_github": floor.fetches,
+            "free_revalidations": floor.revalidations,
+            "cut_of_reads_percent": floor_cut,
+        },
     })
 }
 
@@ -625,6 +684,37 @@ mod tests {
         let first = scripts.values().next().cloned().unwrap_or_default();
         assert_eq!(first.len(), o.script_len);
         assert!(scripts.values().all(|s| *s == first));
+    }
+
+    #[test]
+    fn the_floor_counts_first_fetches_expiries_and_writes() {
+        let run = |at: u64, line: &str| {
+            (
+                Duration::from_secs(at),
+                Step::Run {
+                    slot: 0,
+                    argv: line.split(' ').map(str::to_owned).collect(),
+                },
+            )
+        };
+        let steps = [
+            run(0, "pr list -R fleet/a"),
+            run(1, "pr list -R fleet/a"),
+            run(2, "api repos/fleet/a"),
+            run(70, "api repos/fleet/a"),
+            run(71, "pr list -R fleet/a"),
+            run(72, "issue create -R fleet/a -t x -b y"),
+            run(73, "api repos/fleet/a"),
+            run(74, "pr list -R fleet/b"),
+        ];
+        // pr list: first, expired (60 s); api: first, revalidated, dropped by the write; b: first.
+        assert_eq!(
+            floor(&steps),
+            Floor {
+                fetches: 6,
+                revalidations: 1
+            }
+        );
     }
 
     #[test]
