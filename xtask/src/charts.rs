@@ -126,7 +126,10 @@ fn drawable(value: f64) -> Option<f64> {
 fn value_text(bar: &Bar, unit: &str) -> String {
     let mut text = match drawable(bar.value) {
         Some(v) => {
-            let decimals = if v < 10.0 {
+            // Counts print as counts; measurements with the digits that matter at their size.
+            let decimals = if v.fract() == 0.0 {
+                0
+            } else if v < 10.0 {
                 2
             } else if v < 100.0 {
                 1
@@ -238,8 +241,9 @@ mod tests {
         assert!(svg.contains(">2.65 ms (20.1x)</text>"), "{svg}");
         assert!(svg.contains(">53.3 ms</text>"), "{svg}");
         assert!(svg.contains(">110 ms</text>"), "{svg}");
-        let svg = bar_chart("t", "requests", &[bar("api", 110.0)]);
+        let svg = bar_chart("t", "requests", &[bar("api", 110.0), bar("none", 29.0)]);
         assert!(svg.contains(">110 requests</text>"), "{svg}");
+        assert!(svg.contains(">29 requests</text>"), "{svg}");
     }
 
     #[test]
