@@ -47,6 +47,9 @@ pub struct Options {
     pub write_percent: u64,
     /// Added to every request the fake GitHub answers.
     pub latency: Duration,
+    /// Runners keep their cache dir and daemon from job to job (self-hosted runners), instead
+    /// of being a fresh machine per job (hosted runners, the default).
+    pub persistent: bool,
 }
 
 impl Options {
@@ -63,6 +66,7 @@ impl Options {
             pickup: Duration::from_secs(3),
             write_percent: 10,
             latency: Duration::from_millis(50),
+            persistent: false,
         }
     }
 
@@ -225,6 +229,9 @@ struct Floor {
     fetches: u64,
     /// Of those, `gh api` reads of an expired answer, which a conditional request makes free.
     revalidations: u64,
+    /// Per read, in trace order: how long before the ideal cache had fetched the answer it
+    /// served, or `None` when it had to fetch.
+    served: Vec<Option<Duration>>,
 }
 
 fn floor(steps: &[(Duration, Step)]) -> Floor {
@@ -245,8 +252,11 @@ fn floor(steps: &[(Duration, Step)]) -> Floor {
             Decision::Cache(c) => {
                 let key = argv.join(" ");
                 match held.get(&key) {
-                    Some((_, fetched, ttl, _)) if *at < *fetched + *ttl => {}
+                    Some((_, fetched, ttl, _)) if *at < *fetched + *ttl => {
+                        f.served.push(Some(at.saturating_sub(*fetched)));
+                    }
                     stale => {
+                        f.served.push(None);
                         f.fetches += 1;
                         if stale.is_some_and(|(_, _, _, etag)| *etag) {
                             f.revalidations += 1;
@@ -293,6 +303,8 @@ impl Setup {
 struct Outcome {
     jobs: u64,
     reads: u64,
+    /// Which tier answered each read, in trace order.
+    tiers: Vec<String>,
     writes: u64,
     requests: usize,
     charged: usize,
@@ -348,6 +360,10 @@ fn replay(setup: Setup, steps: &[(Duration, Step)], o: &Options, t: &Tools<'_>) 
         match step {
             Step::Start { slot, job } => {
                 outcome.jobs += 1;
+                if o.persistent && running.contains_key(slot) {
+                    // A self-hosted runner: the next job finds the last one's cache and daemon.
+                    continue;
+                }
                 let mut m = Machine::new(&dir, &format!("slot{slot}-job{job}"), &github)?;
                 m.set_env("GH_CACHE_DEBUG", "1");
                 m.set_env("GH_CACHE_SCOPE", "fleet");
@@ -370,8 +386,10 @@ fn replay(setup: Setup, steps: &[(Duration, Step)], o: &Options, t: &Tools<'_>) 
                 running.insert(*slot, (m, daemon));
             }
             Step::End { slot } => {
-                // The runner goes away with its cache dir; its daemon stops.
-                running.remove(slot);
+                // An ephemeral runner goes away with its cache dir; its daemon stops.
+                if !o.persistent {
+                    running.remove(slot);
+                }
             }
             Step::Run { slot, argv } => {
                 let (m, _) = running.get(slot).context("a command outside a job")?;
@@ -397,7 +415,8 @@ fn replay(setup: Setup, steps: &[(Duration, Step)], o: &Options, t: &Tools<'_>) 
                 }
                 outcome.reads += 1;
                 let tier = answered_by(setup, &String::from_utf8_lossy(&out.stderr));
-                *outcome.answered_by.entry(tier).or_default() += 1;
+                *outcome.answered_by.entry(tier.clone()).or_default() += 1;
+                outcome.tiers.push(tier);
                 // `gh api` calls group as one command; others by their first two words.
                 let command = match argv[0].as_str() {
                     "api" => "api".to_owned(),
@@ -456,12 +475,17 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)], floor: &Floor) -> serde_js
         .map_or(1, |(_, out)| out.requests.max(1)) as f64;
     let jobs = outcomes.first().map_or(0, |(_, out)| out.jobs);
     println!(
-        "\n## Fleet replay: {} workflow runs over {} s, {} jobs on {} ephemeral runners \
+        "\n## Fleet replay: {} workflow runs over {} s, {} jobs on {} {} runners \
          (seed {}, {} ms GitHub latency)\n",
         o.workflow_runs,
         o.span.as_secs(),
         jobs,
         o.runners,
+        if o.persistent {
+            "persistent"
+        } else {
+            "ephemeral"
+        },
         o.seed,
         o.latency.as_millis()
     );
@@ -512,6 +536,7 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)], floor: &Floor) -> serde_js
             "rate_limit_multiplier": multiplier,
             "worst_lag_behind_trace_ms": out.lag.as_millis() as u64,
             "latency_per_command": latency,
+            "missed_what_the_floor_served": missed(floor, out),
         }));
     }
     let reads = outcomes.first().map_or(0, |(_, out)| out.reads);
@@ -522,6 +547,23 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)], floor: &Floor) -> serde_js
          to GitHub ({} of them free revalidations): -{floor_cut:.0}% of the reads at best.",
         floor.fetches, floor.revalidations
     );
+    println!(
+        "\nReads that went to GitHub although the ideal cache had the answer, by how long before \
+         it had been fetched:\n"
+    );
+    println!("| configuration | reads | within 2 s | 2 to 10 s | later |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for (setup, out) in outcomes {
+        let m = missed(floor, out);
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            setup.name(),
+            m["reads"],
+            m["within_2_s"],
+            m["from_2_to_10_s"],
+            m["later"]
+        );
+    }
     println!("\nLatency per command, median / p95 ms:\n");
     let commands: Vec<&String> = outcomes[0].1.latency.keys().collect();
     print!("| configuration |");
@@ -551,6 +593,7 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)], floor: &Floor) -> serde_js
     json!({
         "seed": o.seed,
         "runners": o.runners,
+        "persistent_runners": o.persistent,
         "workflow_runs": o.workflow_runs,
         "jobs": jobs,
         "repos": o.repos,
@@ -570,7 +613,31 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)], floor: &Floor) -> serde_js
     })
 }
 
-/// `cargo xtask fleet [--quick] [--seed N]`: sets up gh, a release build, a swarm key and an
+/// The reads a configuration sent to GitHub that the ideal cache answered, bucketed by how long
+/// before the ideal cache had fetched the answer: within seconds, the answer was still on its
+/// way (a job of the same run asking while the first one's announcement or IPFS copy was in
+/// flight); later, it was lost (its only holders had gone).
+fn missed(floor: &Floor, out: &Outcome) -> serde_json::Value {
+    let mut buckets = [0u64; 3];
+    for (served, tier) in floor.served.iter().zip(&out.tiers) {
+        if let (Some(age), true) = (served, tier.starts_with("github")) {
+            let bucket = match age.as_secs_f64() {
+                s if s < 2.0 => 0,
+                s if s < 10.0 => 1,
+                _ => 2,
+            };
+            buckets[bucket] += 1;
+        }
+    }
+    json!({
+        "reads": buckets.iter().sum::<u64>(),
+        "within_2_s": buckets[0],
+        "from_2_to_10_s": buckets[1],
+        "later": buckets[2],
+    })
+}
+
+/// `cargo xtask fleet [--quick] [--seed N] [--persistent]`: sets up gh, a release build, a swarm key and an
 /// IPFS node, replays, prints the tables and writes `target/bench/fleet.json`.
 pub fn main(args: &[String]) -> Result<()> {
     let mut o = Options::full();
@@ -580,9 +647,11 @@ pub fn main(args: &[String]) -> Result<()> {
             "--quick" => {
                 o = Options {
                     seed: o.seed,
+                    persistent: o.persistent,
                     ..Options::quick()
                 }
             }
+            "--persistent" => o.persistent = true,
             "--seed" => {
                 o.seed = it
                     .next()
@@ -590,7 +659,7 @@ pub fn main(args: &[String]) -> Result<()> {
                     .context("--seed needs a number")?;
             }
             other => {
-                bail!("unknown fleet flag `{other}`; usage: cargo xtask fleet [--quick] [--seed N]")
+                bail!("unknown fleet flag `{other}`; usage: cargo xtask fleet [--quick] [--seed N] [--persistent]")
             }
         }
     }
@@ -708,12 +777,13 @@ mod tests {
             run(74, "pr list -R fleet/b"),
         ];
         // pr list: first, expired (60 s); api: first, revalidated, dropped by the write; b: first.
+        let f = floor(&steps);
+        assert_eq!((f.fetches, f.revalidations), (6, 1));
+        let secs = |s| Some(Duration::from_secs(s));
         assert_eq!(
-            floor(&steps),
-            Floor {
-                fetches: 6,
-                revalidations: 1
-            }
+            f.served,
+            [None, secs(1), None, None, None, None, None],
+            "one answer per read, the write excluded"
         );
     }
 
