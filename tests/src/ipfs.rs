@@ -9,7 +9,6 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// How long a node may take to answer its API after it was started.
@@ -36,6 +35,9 @@ fn workspace_root() -> &'static Path {
 fn cli_js(install: &Path) -> PathBuf {
     install.join("node_modules/ipfs/src/cli.js")
 }
+
+/// Where, in the install dir, the repository that nodes are copied from is kept.
+const TEMPLATE_REPO: &str = "template-repo";
 
 /// Installs js-ipfs with `npm ci` into [`install_dir`], unless the same lockfile is installed.
 ///
@@ -80,6 +82,8 @@ pub fn install() -> Result<PathBuf, String> {
         return Ok(dir);
     }
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    // A template made by another js-ipfs version may not suit this one (if there is one).
+    let _ = std::fs::remove_dir_all(dir.join(TEMPLATE_REPO));
     std::fs::write(dir.join("package.json"), &manifest).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("package-lock.json"), &lock).map_err(|e| e.to_string())?;
     let status = Command::new("npm")
@@ -137,7 +141,7 @@ impl IpfsNode {
         }
         let root = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
         let repo = root.path().join("repo");
-        copy_dir(template(&install)?, &repo)?;
+        copy_dir(&template(&install)?, &repo)?;
         let port = free_port()?;
         configure(&repo, port)?;
         let log =
@@ -235,32 +239,40 @@ impl Drop for IpfsNode {
     }
 }
 
-/// A freshly initialised repository, made once per process and copied for each node: `init`
-/// generates a key and takes seconds; a copy takes milliseconds. Nodes then share a peer id,
-/// which is harmless: they never dial each other or anyone else.
-fn template(install: &Path) -> Result<&'static Path, String> {
-    static TEMPLATE: OnceLock<Result<(tempfile::TempDir, PathBuf), String>> = OnceLock::new();
-    let made = TEMPLATE.get_or_init(|| {
-        let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
-        let repo = dir.path().join("repo");
-        let out = Command::new("node")
-            .arg(cli_js(install))
-            .args(["init", "--profile", "test", "--empty-repo"])
-            .env("IPFS_PATH", &repo)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("ipfs init: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "ipfs init failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok((dir, repo))
-    });
-    match made {
-        Ok((_, repo)) => Ok(repo.as_path()),
-        Err(e) => Err(e.clone()),
+/// A freshly initialised repository, made once per installation and copied for each node:
+/// `init` generates a key and takes seconds; a copy takes milliseconds. Nodes then share a peer
+/// id, which is harmless: they never dial each other or anyone else. It lives in the install
+/// dir (not in a temp dir that a static would never remove) and goes with a reinstall.
+fn template(install: &Path) -> Result<PathBuf, String> {
+    let repo = install.join(TEMPLATE_REPO);
+    if repo.join("config").is_file() {
+        return Ok(repo);
+    }
+    // Made aside and renamed into place, so that a process racing this one sees either no
+    // template or a whole one.
+    let staging = tempfile::Builder::new()
+        .prefix(".template-")
+        .tempdir_in(install)
+        .map_err(|e| format!("tempdir in {}: {e}", install.display()))?;
+    let staged = staging.path().join("repo");
+    let out = Command::new("node")
+        .arg(cli_js(install))
+        .args(["init", "--profile", "test", "--empty-repo"])
+        .env("IPFS_PATH", &staged)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("ipfs init: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ipfs init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    match std::fs::rename(&staged, &repo) {
+        Ok(()) => Ok(repo),
+        // Another process put its template in place first: use that one.
+        Err(_) if repo.join("config").is_file() => Ok(repo),
+        Err(e) => Err(format!("placing {}: {e}", repo.display())),
     }
 }
 
