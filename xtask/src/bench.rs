@@ -73,11 +73,7 @@ pub fn run(args: &[String]) -> Result<()> {
     ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
     let github = fake_github::FakeGithub::start()?;
     let root = crate::sandbox::scratch()?;
-    let key = root.path().join("swarm.key");
-    let made = std::process::Command::new(&ghcache)
-        .args(["swarm-key", "new"])
-        .output()?;
-    std::fs::write(&key, made.stdout)?;
+    let key = sandbox::new_swarm_key(&ghcache, root.path())?;
     let node = ghcache_tests::ipfs::IpfsNode::try_start().map_err(anyhow::Error::msg)?;
     let measuring = std::time::Instant::now();
 
@@ -106,8 +102,6 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     let scale = scale::run(&scale_options, &ghcache, &key, root.path(), &github)?;
 
-    let dir = bench_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let doc = json!({
         "machine": machine_info(&gh),
         "quick": quick,
@@ -117,9 +111,8 @@ pub fn run(args: &[String]) -> Result<()> {
         "fleet": fleet,
         "scale": scale,
     });
-    let file = dir.join("bench.json");
-    std::fs::write(&file, serde_json::to_vec_pretty(&doc)?)
-        .with_context(|| format!("writing {}", file.display()))?;
+    let file = sandbox::write_results("bench.json", &doc)?;
+    let dir = sandbox::bench_dir();
     for (name, svg) in charts(&doc) {
         let path = dir.join(name);
         std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
@@ -431,13 +424,6 @@ fn charts(doc: &serde_json::Value) -> Vec<(&'static str, String)> {
             ),
         ),
     ]
-}
-
-fn bench_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| sandbox::workspace_root().join("target"))
-        .join("bench")
 }
 
 fn machine_info(gh: &Path) -> serde_json::Value {

@@ -56,12 +56,7 @@ fn session() -> Result<()> {
         node.api_url()
     );
 
-    let key = root.path().join("swarm.key");
-    let made = Machine::new(root.path(), "keymaker", &github)?
-        .command(&ghcache)
-        .args(["swarm-key", "new"])
-        .output()?;
-    std::fs::write(&key, made.stdout)?;
+    let key = sandbox::new_swarm_key(&ghcache, root.path())?;
     let mut runners = Vec::new();
     for i in 1..=4 {
         let mut m = Machine::new(root.path(), &format!("runner-{i}"), &github)?;

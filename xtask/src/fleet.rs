@@ -15,7 +15,7 @@
 //! seed gives the same trace.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
@@ -666,13 +666,10 @@ pub fn main(args: &[String]) -> Result<()> {
     let gh = crate::sandbox::require_gh()?;
     let ghcache = crate::sandbox::build_release()?;
     ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
-    let node = ghcache_tests::ipfs::IpfsNode::try_start().map_err(anyhow::Error::msg)?;
+    // First, so that the IPFS node's files are made inside it.
     let root = crate::sandbox::scratch()?;
-    let swarm_key = root.path().join("swarm.key");
-    let made = std::process::Command::new(&ghcache)
-        .args(["swarm-key", "new"])
-        .output()?;
-    std::fs::write(&swarm_key, made.stdout)?;
+    let node = ghcache_tests::ipfs::IpfsNode::try_start().map_err(anyhow::Error::msg)?;
+    let swarm_key = crate::sandbox::new_swarm_key(&ghcache, root.path())?;
     let api = node.api_url();
     let tools = Tools {
         gh: &gh,
@@ -682,18 +679,9 @@ pub fn main(args: &[String]) -> Result<()> {
         ipfs_api: &api,
     };
     let figures = run(&o, &tools)?;
-    let dir = crate::sandbox::workspace_root().join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    let file = json_path(&dir);
-    std::fs::write(&file, serde_json::to_vec_pretty(&figures)?)
-        .with_context(|| format!("writing {}", file.display()))?;
+    let file = crate::sandbox::write_results("fleet.json", &figures)?;
     println!("\nJSON: {}", file.display());
     Ok(())
-}
-
-/// Where the JSON goes.
-pub fn json_path(bench_dir: &Path) -> PathBuf {
-    bench_dir.join("fleet.json")
 }
 
 #[cfg(test)]

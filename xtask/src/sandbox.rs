@@ -94,6 +94,41 @@ pub fn scratch() -> Result<tempfile::TempDir> {
     Ok(root)
 }
 
+/// Where benchmark results go: `target/bench` (under `CARGO_TARGET_DIR` when it is set).
+pub fn bench_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+        .join("bench")
+}
+
+/// Writes `figures` as `name` in [`bench_dir`]; returns the file's path.
+pub fn write_results(name: &str, figures: &serde_json::Value) -> Result<PathBuf> {
+    let dir = bench_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let file = dir.join(name);
+    std::fs::write(&file, serde_json::to_vec_pretty(figures)?)
+        .with_context(|| format!("writing {}", file.display()))?;
+    Ok(file)
+}
+
+/// A new swarm key from `ghcache swarm-key new`, in `dir/swarm.key`.
+pub fn new_swarm_key(ghcache: &Path, dir: &Path) -> Result<PathBuf> {
+    let made = Command::new(ghcache)
+        .args(["swarm-key", "new"])
+        .output()
+        .context("running ghcache swarm-key new")?;
+    if !made.status.success() {
+        bail!(
+            "ghcache swarm-key new failed: {}",
+            String::from_utf8_lossy(&made.stderr).trim()
+        );
+    }
+    let key = dir.join("swarm.key");
+    std::fs::write(&key, made.stdout).with_context(|| format!("writing {}", key.display()))?;
+    Ok(key)
+}
+
 /// A simulated machine: a home with its own cache dir and gh config, pointed at the fake GitHub.
 pub struct Machine {
     pub name: String,

@@ -296,16 +296,9 @@ pub fn main(args: &[String]) -> Result<()> {
     let ghcache = crate::sandbox::build_release()?;
     let github = fake_github::FakeGithub::start()?;
     let root = crate::sandbox::scratch()?;
-    let key = root.path().join("swarm.key");
-    let made = std::process::Command::new(&ghcache)
-        .args(["swarm-key", "new"])
-        .output()?;
-    std::fs::write(&key, made.stdout)?;
+    let key = crate::sandbox::new_swarm_key(&ghcache, root.path())?;
     let figures = run(&o, &ghcache, &key, root.path(), &github)?;
-    let dir = crate::sandbox::workspace_root().join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    let file = dir.join("scale.json");
-    std::fs::write(&file, serde_json::to_vec_pretty(&figures)?)?;
+    let file = crate::sandbox::write_results("scale.json", &figures)?;
     println!("\nJSON: {}", file.display());
     Ok(())
 }
