@@ -247,9 +247,9 @@ fn shut_down() -> Report {
     let mut all: BTreeSet<u32> = pids.into_iter().collect();
     all.extend(children());
     let mut report = clean(all, &dirs, GRACE);
-    // The main thread runs on until the process exits, and may have started more helpers
+    // The main thread runs on until the process exits, and may have started more child processes
     // meanwhile, which may write into the directories again: stop them (they are short-lived
-    // helpers, no grace) and remove the directories once more. Once the directories are gone,
+    // commands, no grace) and remove the directories once more. Once the directories are gone,
     // starting anything in them fails.
     for _ in 0..3 {
         let late = children();
