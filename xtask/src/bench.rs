@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::charts::{bar_chart, Bar};
 use crate::sandbox::{self, Machine};
+use crate::stats::{median, min_max, percentile};
 use crate::{fleet, scale};
 
 /// What a sample must have cost GitHub.
@@ -27,7 +28,8 @@ struct Contender {
     name: &'static str,
     program: PathBuf,
     args: Vec<&'static str>,
-    samples: Vec<Duration>,
+    /// Wall time of each measured sample, in ms.
+    samples: Vec<f64>,
     /// Which machine runs it (index into the machines).
     on: usize,
     /// Before each sample, untimed: drop the machine's local entries, so that the sample is
@@ -308,7 +310,7 @@ fn tier_latency(
                     _ => {}
                 }
                 if round >= warmup {
-                    c.samples.push(took);
+                    c.samples.push(ms(took));
                 }
             }
         }
@@ -329,24 +331,18 @@ fn report(contenders: &[Contender], runs: usize) -> serde_json::Value {
     println!("| --- | ---: | ---: | ---: | ---: |");
     let mut rows = Vec::new();
     for c in contenders {
-        let m = median(&c.samples);
-        println!(
-            "| {} | {:.2} | {:.2} | {:.2} | {:.2} |",
-            c.name,
-            ms(m),
-            ms(percentile(&c.samples, 0.95)),
-            ms(min(&c.samples)),
-            ms(max(&c.samples)),
-        );
+        let (m, p95) = (median(&c.samples), percentile(&c.samples, 0.95));
+        let (min, max) = min_max(&c.samples);
+        println!("| {} | {m:.2} | {p95:.2} | {min:.2} | {max:.2} |", c.name);
         rows.push(json!({
             "name": c.name,
             "command": format!("{} {}", c.program.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(), c.args.join(" ")),
             "github_latency_ms": c.latency.as_millis() as u64,
-            "median_ms": ms(m),
-            "p95_ms": ms(percentile(&c.samples, 0.95)),
-            "min_ms": ms(min(&c.samples)),
-            "max_ms": ms(max(&c.samples)),
-            "samples_ms": c.samples.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
+            "median_ms": m,
+            "p95_ms": p95,
+            "min_ms": min,
+            "max_ms": max,
+            "samples_ms": c.samples,
         }));
     }
     println!("\nPair by pair (each round's ratio, then the median of the ratios):\n");
@@ -362,9 +358,9 @@ fn report(contenders: &[Contender], runs: usize) -> serde_json::Value {
             .samples
             .iter()
             .zip(&b.samples)
-            .map(|(x, y)| y.as_secs_f64() / x.as_secs_f64().max(1e-9))
+            .map(|(x, y)| y / x.max(1e-6))
             .collect();
-        let median_ratio = crate::fleet::percentile(&ratios, 0.5);
+        let median_ratio = median(&ratios);
         let min_ratio = ratios.iter().copied().fold(f64::INFINITY, f64::min);
         println!("| {fast} | {slow} | {median_ratio:.1}x | {min_ratio:.1}x |");
         pairs.push(json!({
@@ -457,33 +453,6 @@ fn machine_info(gh: &Path) -> serde_json::Value {
         "gh": text(&gh.display().to_string(), &["--version"]),
         "rustc": text("rustc", &["--version"]),
     })
-}
-
-fn sorted(samples: &[Duration]) -> Vec<Duration> {
-    let mut s = samples.to_vec();
-    s.sort();
-    s
-}
-
-fn median(samples: &[Duration]) -> Duration {
-    percentile(samples, 0.5)
-}
-
-fn percentile(samples: &[Duration], p: f64) -> Duration {
-    let s = sorted(samples);
-    if s.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((s.len() - 1) as f64 * p).round() as usize;
-    s[index.min(s.len() - 1)]
-}
-
-fn min(samples: &[Duration]) -> Duration {
-    samples.iter().min().copied().unwrap_or_default()
-}
-
-fn max(samples: &[Duration]) -> Duration {
-    samples.iter().max().copied().unwrap_or_default()
 }
 
 fn ms(d: Duration) -> f64 {

@@ -22,6 +22,7 @@ use anyhow::{bail, Context as _, Result};
 use serde_json::json;
 
 use crate::sandbox::{Daemon, Machine};
+use crate::stats::percentile;
 
 /// Trace parameters.
 #[derive(Debug, Clone)]
@@ -455,16 +456,6 @@ fn answered_by(setup: Setup, stderr: &str) -> String {
         return "github (304)".into();
     }
     "github".into()
-}
-
-/// The `p` quantile (0..=1) of `samples`, nearest rank; 0 when there are none.
-pub fn percentile(samples: &[f64], p: f64) -> f64 {
-    let mut s = samples.to_vec();
-    s.sort_by(f64::total_cmp);
-    if s.is_empty() {
-        return 0.0;
-    }
-    s[(((s.len() - 1) as f64) * p).round() as usize]
 }
 
 fn report(o: &Options, outcomes: &[(Setup, Outcome)], floor: &Floor) -> serde_json::Value {

@@ -16,6 +16,7 @@ mod fleet;
 mod interrupt;
 mod sandbox;
 mod scale;
+mod stats;
 
 use std::process::Command;
 

@@ -20,6 +20,7 @@ use anyhow::{bail, Result};
 use serde_json::json;
 
 use crate::sandbox::{Daemon, Machine};
+use crate::stats::{median, percentile};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -236,10 +237,6 @@ fn cached(m: &Machine, ghcache: &Path, args: &[&str]) -> Result<(std::process::O
     Ok((out, took))
 }
 
-fn median(samples: &[f64]) -> f64 {
-    crate::fleet::percentile(samples, 0.5)
-}
-
 fn report(o: &Options, rows: &[Row]) -> serde_json::Value {
     println!(
         "\n## Scale: the p2p tier as the swarm grows ({} announcements per size, daemons on loopback)\n",
@@ -256,9 +253,9 @@ fn report(o: &Options, rows: &[Row]) -> serde_json::Value {
             r.bytes_per_announcement_per_node,
             r.all_heard_ms,
             median(&r.gossip_hit_ms),
-            crate::fleet::percentile(&r.gossip_hit_ms, 0.95),
+            percentile(&r.gossip_hit_ms, 0.95),
             median(&r.dht_hit_ms),
-            crate::fleet::percentile(&r.dht_hit_ms, 0.95),
+            percentile(&r.dht_hit_ms, 0.95),
             r.dht_misses,
             r.dht_misses + r.dht_hit_ms.len(),
         );
@@ -268,9 +265,9 @@ fn report(o: &Options, rows: &[Row]) -> serde_json::Value {
             "bytes_per_announcement_per_node": r.bytes_per_announcement_per_node,
             "all_heard_ms": r.all_heard_ms,
             "gossip_hit_median_ms": median(&r.gossip_hit_ms),
-            "gossip_hit_p95_ms": crate::fleet::percentile(&r.gossip_hit_ms, 0.95),
+            "gossip_hit_p95_ms": percentile(&r.gossip_hit_ms, 0.95),
             "dht_hit_median_ms": median(&r.dht_hit_ms),
-            "dht_hit_p95_ms": crate::fleet::percentile(&r.dht_hit_ms, 0.95),
+            "dht_hit_p95_ms": percentile(&r.dht_hit_ms, 0.95),
             "dht_misses": r.dht_misses,
             "gossip_hit_samples_ms": r.gossip_hit_ms,
             "dht_hit_samples_ms": r.dht_hit_ms,
