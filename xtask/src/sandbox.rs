@@ -219,11 +219,7 @@ impl Machine {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            let out = self
-                .command(ghcache)
-                .args(["daemon", "status", "--json"])
-                .output()?;
-            let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let status = self.daemon_status(ghcache)?;
             if let (Some(addr), Some(id)) = (
                 status["listen_addrs"][0].as_str(),
                 status["peer_id"].as_str(),
@@ -240,16 +236,22 @@ impl Machine {
         )
     }
 
-    /// One of this machine's daemon counters (`announcements_received`, ...); 0 if unknown.
-    pub fn daemon_counter(&self, ghcache: &Path, name: &str) -> u64 {
+    /// `ghcache daemon status --json` of this machine; `Null` while no daemon answers.
+    ///
+    /// # Errors
+    /// ghcache cannot be run.
+    pub fn daemon_status(&self, ghcache: &Path) -> Result<serde_json::Value> {
         let out = self
             .command(ghcache)
             .args(["daemon", "status", "--json"])
-            .output();
-        out.ok()
-            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
-            .and_then(|status| status["counters"][name].as_u64())
-            .unwrap_or(0)
+            .output()?;
+        Ok(serde_json::from_slice(&out.stdout).unwrap_or_default())
+    }
+
+    /// One of this machine's daemon counters (`announcements_received`, ...); 0 if unknown.
+    pub fn daemon_counter(&self, ghcache: &Path, name: &str) -> u64 {
+        self.daemon_status(ghcache)
+            .map_or(0, |status| counter(&status, name))
     }
 
     /// `ghcache stats --json` of this machine.
@@ -262,12 +264,7 @@ impl Machine {
     pub fn wait_for_peer(&self, ghcache: &Path) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            let out = self
-                .command(ghcache)
-                .args(["daemon", "status", "--json"])
-                .output()?;
-            let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-            if status["connected_peers"]
+            if self.daemon_status(ghcache)?["connected_peers"]
                 .as_array()
                 .is_some_and(|p| !p.is_empty())
             {
@@ -277,6 +274,11 @@ impl Machine {
         }
         bail!("the daemon of {} found no peer", self.name)
     }
+}
+
+/// A counter of a `daemon status --json` document; 0 if it has none.
+pub fn counter(status: &serde_json::Value, name: &str) -> u64 {
+    status["counters"][name].as_u64().unwrap_or(0)
 }
 
 impl Drop for Daemon {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use serde_json::json;
 
-use crate::sandbox::{Daemon, Machine};
+use crate::sandbox::{counter, Daemon, Machine};
 use crate::stats::{median, percentile};
 
 /// What to measure.
@@ -134,7 +134,11 @@ fn size(
 
     let traffic = |ms: &[Machine]| -> u64 {
         ms.iter()
-            .map(|m| m.daemon_counter(ghcache, "bytes_in") + m.daemon_counter(ghcache, "bytes_out"))
+            .map(|m| {
+                m.daemon_status(ghcache).map_or(0, |status| {
+                    counter(&status, "bytes_in") + counter(&status, "bytes_out")
+                })
+            })
             .sum()
     };
     let before = traffic(&machines);
