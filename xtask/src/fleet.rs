@@ -244,13 +244,13 @@ fn floor(steps: &[(Duration, Step)]) -> Floor {
         let Step::Run { argv, .. } = step else {
             continue;
         };
-        let repo = argv
-            .iter()
-            .find(|a| a.starts_with("fleet/") || a.starts_with("repos/fleet/"))
-            .map(|a| a.trim_start_matches("repos/").to_owned())
-            .unwrap_or_default();
+        // The repository a command is about, as ghcache's own policy reads it.
+        let about = |flag: Option<String>, named: Option<String>| {
+            flag.or(named).unwrap_or_default().to_ascii_lowercase()
+        };
         match classify(argv) {
             Decision::Cache(c) => {
+                let repo = about(c.repo_flag, c.named_repo);
                 let key = argv.join(" ");
                 match held.get(&key) {
                     Some((_, fetched, ttl, _)) if *at < *fetched + *ttl => {
@@ -266,7 +266,10 @@ fn floor(steps: &[(Duration, Step)]) -> Floor {
                     }
                 }
             }
-            Decision::Write(_) => held.retain(|_, (r, ..)| *r != repo),
+            Decision::Write(w) => {
+                let repo = about(w.repo_flag, w.named_repo);
+                held.retain(|_, (r, ..)| *r != repo);
+            }
             Decision::Passthrough(_) => {}
         }
     }
@@ -303,13 +306,11 @@ impl Setup {
 #[derive(Debug, Default)]
 struct Outcome {
     jobs: u64,
-    reads: u64,
-    /// Which tier answered each read, in trace order.
+    /// Which tier answered each read, in trace order (one entry per read).
     tiers: Vec<String>,
     writes: u64,
     requests: usize,
     charged: usize,
-    answered_by: BTreeMap<String, u64>,
     /// How far the replay fell behind the trace's clock at worst.
     lag: Duration,
     /// Wall ms per command (`pr list`, `api`, ...).
@@ -414,9 +415,7 @@ fn replay(setup: Setup, steps: &[(Duration, Step)], o: &Options, t: &Tools<'_>) 
                     outcome.writes += 1;
                     continue;
                 }
-                outcome.reads += 1;
                 let tier = answered_by(setup, &String::from_utf8_lossy(&out.stderr));
-                *outcome.answered_by.entry(tier.clone()).or_default() += 1;
                 outcome.tiers.push(tier);
                 // `gh api` calls group as one command; others by their first two words.
                 let command = match argv[0].as_str() {
@@ -436,6 +435,17 @@ fn replay(setup: Setup, steps: &[(Duration, Step)], o: &Options, t: &Tools<'_>) 
     outcome.requests = github.request_count();
     outcome.charged = github.charged_count();
     Ok(outcome)
+}
+
+impl Outcome {
+    /// Reads answered per tier.
+    fn answered_by(&self) -> BTreeMap<&str, u64> {
+        let mut counts = BTreeMap::new();
+        for tier in &self.tiers {
+            *counts.entry(tier.as_str()).or_default() += 1;
+        }
+        counts
+    }
 }
 
 /// Which tier answered, from the `GH_CACHE_DEBUG` line.
@@ -484,9 +494,10 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)], floor: &Floor) -> serde_js
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut rows = Vec::new();
     for (setup, out) in outcomes {
+        let answered_by = out.answered_by();
         let share = |tier: &str| {
-            let n = out.answered_by.get(tier).copied().unwrap_or(0);
-            100.0 * n as f64 / out.reads.max(1) as f64
+            let n = answered_by.get(tier).copied().unwrap_or(0);
+            100.0 * n as f64 / out.tiers.len().max(1) as f64
         };
         let github = share("github") + share("github (304)");
         let cut = 100.0 * (1.0 - out.requests as f64 / outcomes[0].1.requests.max(1) as f64);
@@ -494,7 +505,7 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)], floor: &Floor) -> serde_js
         println!(
             "| {} | {} | {} | {} | {} | {:.0}% | {:.0}% | {:.0}% | {:.0}% | -{:.0}% | {:.1}x |",
             setup.name(),
-            out.reads,
+            out.tiers.len(),
             out.writes,
             out.requests,
             out.charged,
@@ -517,11 +528,11 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)], floor: &Floor) -> serde_js
             .collect();
         rows.push(json!({
             "configuration": setup.name(),
-            "reads": out.reads,
+            "reads": out.tiers.len(),
             "writes": out.writes,
             "requests_to_github": out.requests,
             "charged_requests": out.charged,
-            "answered_by": out.answered_by,
+            "answered_by": answered_by,
             "cut_vs_no_cache_percent": cut,
             "cut_vs_local_only_factor": local / out.requests.max(1) as f64,
             "rate_limit_multiplier": multiplier,
@@ -530,7 +541,7 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)], floor: &Floor) -> serde_js
             "missed_what_the_floor_served": missed(floor, out),
         }));
     }
-    let reads = outcomes.first().map_or(0, |(_, out)| out.reads);
+    let reads = outcomes.first().map_or(0, |(_, out)| out.tiers.len());
     let floor_cut = 100.0 * (1.0 - floor.fetches as f64 / reads.max(1) as f64);
     println!(
         "\nThe trace's floor: an ideal fleet-wide cache (one store shared by every job at no cost, \
@@ -544,11 +555,11 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)], floor: &Floor) -> serde_js
     );
     println!("| configuration | reads | within 2 s | 2 to 10 s | later |");
     println!("| --- | ---: | ---: | ---: | ---: |");
-    for (setup, out) in outcomes {
-        let m = missed(floor, out);
+    for row in &rows {
+        let m = &row["missed_what_the_floor_served"];
         println!(
             "| {} | {} | {} | {} | {} |",
-            setup.name(),
+            row["configuration"].as_str().unwrap_or("?"),
             m["reads"],
             m["within_2_s"],
             m["from_2_to_10_s"],
