@@ -183,11 +183,6 @@ impl IpfsNode {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// The process id of the node (its `node` process), while it runs.
-    pub fn process_id(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// What the daemon printed.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.root.path().join("daemon.log")).unwrap_or_default()

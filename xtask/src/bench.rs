@@ -377,10 +377,10 @@ fn report(contenders: &[Contender], runs: usize) -> serde_json::Value {
 /// The charts written beside the JSON: latency per tier, GitHub requests per configuration.
 fn charts(doc: &serde_json::Value) -> Vec<(&'static str, String)> {
     let number = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
-    let tiers: Vec<Bar> = doc["tiers"]["results"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    fn rows(v: &serde_json::Value) -> &[serde_json::Value] {
+        v.as_array().map_or(&[], Vec::as_slice)
+    }
+    let tiers: Vec<Bar> = rows(&doc["tiers"]["results"])
         .iter()
         .map(|r| Bar {
             label: r["name"].as_str().unwrap_or("?").to_owned(),
@@ -388,10 +388,7 @@ fn charts(doc: &serde_json::Value) -> Vec<(&'static str, String)> {
             note: None,
         })
         .collect();
-    let fleet: Vec<Bar> = doc["fleet"]["configurations"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let fleet: Vec<Bar> = rows(&doc["fleet"]["configurations"])
         .iter()
         .map(|c| Bar {
             label: c["configuration"].as_str().unwrap_or("?").to_owned(),

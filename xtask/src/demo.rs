@@ -33,7 +33,7 @@ pub fn run(args: &[String]) -> Result<()> {
     interrupt::guarded("demo", session)
 }
 
-/// The demo proper; what it starts is registered with [`interrupt`].
+/// The demo proper; on an interrupt, [`interrupt`] stops what it started and removes its dir.
 fn session() -> Result<()> {
     let gh = sandbox::require_gh()?;
     let ghcache = sandbox::build_release()?;
@@ -46,11 +46,8 @@ fn session() -> Result<()> {
         github.proxy_url()
     );
     ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
+    // Like every child of this process, the node is stopped on an interrupt.
     let node = ghcache_tests::ipfs::IpfsNode::try_start().map_err(anyhow::Error::msg)?;
-    let node_pid = node.process_id();
-    if let Some(pid) = node_pid {
-        interrupt::register_pid(pid);
-    }
     println!(
         "IPFS node (js-ipfs, Kubo RPC API) on {}, shared by the runners\n",
         node.api_url()
@@ -133,9 +130,6 @@ fn session() -> Result<()> {
     drop(daemons);
     drop(seed);
     drop(node);
-    if let Some(pid) = node_pid {
-        interrupt::unregister_pid(pid);
-    }
     println!("\nfinal stats of runner-2 (`ghcache stats`):");
     let (out, _) = runners[1].time(&ghcache, &["stats"])?;
     print!("{}", String::from_utf8_lossy(&out.stdout));

@@ -175,20 +175,6 @@ pub fn register_dir(dir: PathBuf) {
     registry.add_dir(dir);
 }
 
-/// Stops every registered process, removes every registered directory and empties the
-/// registry, now; returns how many of the processes were still running. What the watcher does
-/// after a signal (it also stops this process's other children).
-// Only the tests call it so far: the watcher runs `shut_down`, which does this and more.
-#[cfg_attr(not(test), allow(dead_code))]
-pub fn cleanup() -> usize {
-    let (pids, dirs) = registry().take();
-    let report = clean(pids.into_iter().collect(), &dirs, GRACE);
-    for (dir, err) in &report.failed {
-        eprintln!("could not remove {}: {err}", dir.display());
-    }
-    report.stopped
-}
-
 /// Stops `pids` (SIGTERM, SIGKILL after `grace`) and then removes `dirs`.
 fn clean(pids: BTreeSet<u32>, dirs: &[PathBuf], grace: Duration) -> Report {
     let stopped = stop(&pids, grace);
@@ -389,6 +375,19 @@ fn set_handler(signal: libc::c_int) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    /// What the watcher does with the registry after a signal, without its sweep of this
+    /// process's other children (here, the test harness's): stops every registered process,
+    /// removes every registered directory, empties the registry; returns how many of the
+    /// processes were still running.
+    fn cleanup() -> usize {
+        let (pids, dirs) = registry().take();
+        let report = clean(pids.into_iter().collect(), &dirs, GRACE);
+        for (dir, err) in &report.failed {
+            eprintln!("could not remove {}: {err}", dir.display());
+        }
+        report.stopped
+    }
+
     use super::*;
     use std::process::Command;
 

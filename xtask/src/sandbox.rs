@@ -82,8 +82,8 @@ pub fn build_release() -> Result<PathBuf> {
 /// The task's scratch dir, for its machines: removed when dropped, and also on Ctrl-C or SIGTERM
 /// (see [`crate::interrupt`]).
 ///
-/// `tempfile`'s later temp dirs (the IPFS node's repository and log, and the template they are
-/// copied from, which lives as long as the process) are made inside it, so they go with it.
+/// `tempfile`'s later temp dirs (the IPFS node's repository and log) are made inside it, so they
+/// go with it.
 pub fn scratch() -> Result<tempfile::TempDir> {
     let root = tempfile::tempdir()?;
     crate::interrupt::register_dir(root.path().to_path_buf());
