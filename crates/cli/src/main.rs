@@ -142,6 +142,46 @@ enum SwarmKeyAction {
     New,
 }
 
+impl Cli {
+    /// `ghcache gh <args>` with every option at its default.
+    fn gh(args: Vec<String>) -> Cli {
+        Cli {
+            cache_dir: None,
+            gh: None,
+            scope: None,
+            ttl: Vec::new(),
+            debug: false,
+            no_cache: false,
+            ipfs: false,
+            ipfs_api: None,
+            ipfs_encrypt: false,
+            no_ipfs_encrypt: false,
+            command: Command::Gh { args },
+        }
+    }
+}
+
+/// gh's arguments when the command line is `ghcache gh <word> ...`, the form every cached call
+/// takes; `None` for anything else, which clap parses.
+///
+/// Building clap's parser for all subcommands is about a tenth of a local hit. It is not needed
+/// here: once `gh` is followed by a word that is not an option, clap hands that word and
+/// everything after it to gh unread (trailing arguments), so the result is the same.
+fn gh_words(argv: impl IntoIterator<Item = std::ffi::OsString>) -> Option<Vec<String>> {
+    let mut argv = argv.into_iter().skip(1);
+    if argv.next()? != "gh" {
+        return None;
+    }
+    let args = argv
+        .map(std::ffi::OsString::into_string)
+        .collect::<Result<Vec<String>, _>>()
+        .ok()?;
+    match args.first() {
+        Some(first) if !first.starts_with('-') => Some(args),
+        _ => None,
+    }
+}
+
 /// Why ghcache itself (not gh) failed; printed as one line.
 #[derive(Debug)]
 pub enum Failure {
@@ -167,7 +207,10 @@ fn main() {
 }
 
 fn run() -> Result<i32, Failure> {
-    let cli = Cli::parse();
+    let cli = match gh_words(std::env::args_os()) {
+        Some(args) => Cli::gh(args),
+        None => Cli::parse(),
+    };
     let env = |name: &str| std::env::var(name).ok();
     let flags = Flags {
         cache_dir: cli.cache_dir,
@@ -213,6 +256,90 @@ fn run() -> Result<i32, Failure> {
         Command::ShellInit { shell } => {
             print!("{}", shell::init(shell));
             Ok(0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn os(words: &[&str]) -> Vec<std::ffi::OsString> {
+        words.iter().map(Into::into).collect()
+    }
+
+    #[test]
+    fn only_gh_followed_by_a_word_skips_the_parser() {
+        let yes = gh_words(os(&["ghcache", "gh", "pr", "list", "--debug", "-R", "o/r"]));
+        assert_eq!(
+            yes,
+            Some(
+                vec!["pr", "list", "--debug", "-R", "o/r"]
+                    .into_iter()
+                    .map(String::from)
+                    .collect()
+            )
+        );
+        for no in [
+            &["ghcache", "gh"][..],
+            &["ghcache", "gh", "--debug", "pr", "list"],
+            &["ghcache", "gh", "-R", "o/r", "pr", "list"],
+            &["ghcache", "--debug", "gh", "pr", "list"],
+            &["ghcache", "stats"],
+            &["ghcache"],
+        ] {
+            assert_eq!(gh_words(os(no)), None, "{no:?}");
+        }
+    }
+
+    /// A word of a gh command line: gh words, ghcache's own options, values, odd characters.
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "pr",
+                "list",
+                "view",
+                "api",
+                "gh",
+                "help",
+                "--help",
+                "-h",
+                "--version",
+                "-V",
+                "--debug",
+                "--cache-dir",
+                "--scope",
+                "--ttl",
+                "--no-cache",
+                "--ipfs",
+                "-R",
+                "o/r",
+                "--",
+                "-",
+                "=",
+                "--json",
+                "name",
+            ])
+            .prop_map(String::from),
+            "[ -~]{0,8}",
+        ]
+    }
+
+    proptest! {
+        /// Wherever the fast path answers, clap would have given gh the same arguments.
+        #[test]
+        fn the_fast_path_agrees_with_clap(first in word(), rest in prop::collection::vec(word(), 0..6)) {
+            let mut argv = vec!["ghcache".to_owned(), "gh".to_owned(), first];
+            argv.extend(rest);
+            let argv: Vec<std::ffi::OsString> = argv.into_iter().map(Into::into).collect();
+            if let Some(fast) = gh_words(argv.clone()) {
+                let parsed = Cli::try_parse_from(argv).map(|cli| cli.command);
+                match parsed {
+                    Ok(Command::Gh { args }) => prop_assert_eq!(args, fast),
+                    other => prop_assert!(false, "clap parsed {:?}", other),
+                }
+            }
         }
     }
 }
