@@ -137,10 +137,10 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
         }
     }
     if let Some(code) = answered {
-        // Closed, not dropped: the last connection out removes the WAL files, so the next
-        // process opens the index without replaying anything.
+        // The process exits next: a hit that changed nothing leaves the WAL files in place for
+        // the next one.
         if let Some(tier) = tier.and_then(Arc::into_inner) {
-            tier.close().await;
+            tier.close_before_exit().await;
         }
         return Ok(code);
     }

@@ -551,3 +551,38 @@ fn a_key_lock_in_a_missing_dir_is_created_and_an_unwritable_one_is_an_error() {
         .unwrap_or_default();
     assert!(err.contains("cannot lock"), "{err}");
 }
+
+#[tokio::test]
+async fn a_reader_leaves_the_wal_files_for_the_next_process_and_a_writer_checkpoints() {
+    let dir = tempdir();
+    let wal = dir.path().join("index.db-wal");
+    let entry = sample_entry(7, "o/r", b"an answer");
+    let key = entry.manifest.key;
+
+    let writer = open(dir.path()).await;
+    writer
+        .put(&entry)
+        .await
+        .unwrap_or_else(|e| panic!("put: {e}"));
+    assert!(std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0));
+    writer.close_before_exit().await;
+    assert!(
+        !wal.exists(),
+        "the writer, last out, checkpointed and removed the WAL"
+    );
+
+    let reader = open(dir.path()).await;
+    assert!(matches!(reader.get(&key).await, Ok(Lookup::Hit(_))));
+    reader.close_before_exit().await;
+    assert!(
+        std::fs::metadata(&wal).is_ok_and(|m| m.len() == 0),
+        "a reader leaves the empty WAL in place"
+    );
+
+    let next = open(dir.path()).await;
+    match next.get(&key).await {
+        Ok(Lookup::Hit(found)) => assert_eq!(found.body, entry.body),
+        other => panic!("the entry survives: {other:?}"),
+    }
+    next.close().await;
+}
