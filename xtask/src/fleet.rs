@@ -476,11 +476,13 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)], floor: &Floor) -> serde_js
         .map_or(1, |(_, out)| out.requests.max(1)) as f64;
     let jobs = outcomes.first().map_or(0, |(_, out)| out.jobs);
     println!(
-        "\n## Fleet replay: {} workflow runs over {} s, {} jobs on {} {} runners \
-         (seed {}, {} ms GitHub latency)\n",
+        "\n## Fleet replay: {} workflow runs over {} s, {} jobs (matrices of {:?}; {}% end with a \
+         write) on {} {} runners (seed {}, {} ms GitHub latency)\n",
         o.workflow_runs,
         o.span.as_secs(),
         jobs,
+        o.matrix,
+        o.write_percent,
         o.runners,
         if o.persistent {
             "persistent"
@@ -549,6 +551,24 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)], floor: &Floor) -> serde_js
          to GitHub ({} of them free revalidations): -{floor_cut:.0}% of the reads at best.",
         floor.fetches, floor.revalidations
     );
+    let by_traffic = floor_by_traffic(o);
+    println!(
+        "\nThe floor is a property of the traffic: the ideal cache's cut of the reads on this \
+         trace with other write shares and matrix widths (same seed, runners and commands):\n"
+    );
+    print!("| jobs that end with a write |");
+    for widths in WIDTHS {
+        print!(" matrix {widths:?} |");
+    }
+    println!();
+    println!("| ---: |{}", " ---: |".repeat(WIDTHS.len()));
+    for chunk in by_traffic.chunks(WIDTHS.len()) {
+        print!("| {}% |", chunk.first().map_or(0, |c| c.0));
+        for (_, _, cut) in chunk {
+            print!(" -{cut:.0}% |");
+        }
+        println!();
+    }
     println!(
         "\nReads that went to GitHub although the ideal cache had the answer, by how long before \
          it had been fetched:\n"
@@ -611,8 +631,43 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)], floor: &Floor) -> serde_js
             "reads_to_github": floor.fetches,
             "free_revalidations": floor.revalidations,
             "cut_of_reads_percent": floor_cut,
+            "by_traffic": by_traffic
+                .iter()
+                .map(|(writes, widths, cut)| json!({
+                    "write_percent_of_jobs": writes,
+                    "matrix_widths": widths,
+                    "cut_of_reads_percent": cut,
+                }))
+                .collect::<Vec<_>>(),
         },
     })
+}
+
+/// Write shares (percent of jobs) and matrix widths the floor is shown for.
+const WRITE_PERCENTS: [u64; 4] = [0, 5, 10, 20];
+const WIDTHS: [&[usize]; 3] = [&[2, 3, 4], &[4, 6, 8, 12], &[12, 16, 24]];
+
+/// The floor's cut of the reads for other write shares and matrix widths, row by row:
+/// `(write percent, widths, cut)`. Traces only, nothing is replayed: it takes milliseconds.
+fn floor_by_traffic(o: &Options) -> Vec<(u64, &'static [usize], f64)> {
+    let mut rows = Vec::new();
+    for write_percent in WRITE_PERCENTS {
+        for matrix in WIDTHS {
+            let steps = trace(&Options {
+                write_percent,
+                matrix,
+                ..o.clone()
+            });
+            let f = floor(&steps);
+            let reads = f.served.len().max(1) as f64;
+            rows.push((
+                write_percent,
+                matrix,
+                100.0 * (1.0 - f.fetches as f64 / reads),
+            ));
+        }
+    }
+    rows
 }
 
 /// The reads a configuration sent to GitHub that the ideal cache answered, bucketed by how long
@@ -639,20 +694,18 @@ fn missed(floor: &Floor, out: &Outcome) -> serde_json::Value {
     })
 }
 
-/// `cargo xtask fleet [--quick] [--seed N] [--persistent]`: sets up gh, a release build, a swarm key and an
-/// IPFS node, replays, prints the tables and writes `target/bench/fleet.json`.
-pub fn main(args: &[String]) -> Result<()> {
-    let mut o = Options::full();
+/// Reads the fleet's flags; `--quick` picks the small trace, the others change it whatever their
+/// order.
+fn parse(args: &[String]) -> Result<Options> {
+    let mut o = if args.iter().any(|a| a == "--quick") {
+        Options::quick()
+    } else {
+        Options::full()
+    };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--quick" => {
-                o = Options {
-                    seed: o.seed,
-                    persistent: o.persistent,
-                    ..Options::quick()
-                }
-            }
+            "--quick" => {}
             "--persistent" => o.persistent = true,
             "--seed" => {
                 o.seed = it
@@ -660,11 +713,37 @@ pub fn main(args: &[String]) -> Result<()> {
                     .and_then(|s| s.parse().ok())
                     .context("--seed needs a number")?;
             }
-            other => {
-                bail!("unknown fleet flag `{other}`; usage: cargo xtask fleet [--quick] [--seed N] [--persistent]")
+            "--matrix" => {
+                let widths: Vec<usize> = it
+                    .next()
+                    .map(|s| s.split(',').map(str::parse).collect::<Result<_, _>>())
+                    .and_then(Result::ok)
+                    .filter(|w: &Vec<usize>| !w.is_empty() && !w.contains(&0))
+                    .context("--matrix needs job counts like 12,16,24")?;
+                // Options hold 'static widths: one small leak per run of the tool.
+                o.matrix = Vec::leak(widths);
             }
+            "--write-percent" => {
+                o.write_percent = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .filter(|p| *p <= 100)
+                    .context("--write-percent needs a number from 0 to 100")?;
+            }
+            other => bail!("unknown fleet flag `{other}`; usage: cargo xtask fleet {FLEET_USAGE}"),
         }
     }
+    Ok(o)
+}
+
+/// The fleet's flags, for usage lines.
+pub const FLEET_USAGE: &str =
+    "[--quick] [--seed N] [--persistent] [--matrix W,W,...] [--write-percent P]";
+
+/// `cargo xtask fleet [flags]`: sets up gh, a release build, a swarm key and an
+/// IPFS node, replays, prints the tables and writes `target/bench/fleet.json`.
+pub fn main(args: &[String]) -> Result<()> {
+    let o = parse(args)?;
     let gh = crate::sandbox::require_gh()?;
     let ghcache = crate::sandbox::build_release()?;
     ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
@@ -775,6 +854,46 @@ mod tests {
             [None, secs(1), None, None, None, None, None],
             "one answer per read, the write excluded"
         );
+    }
+
+    #[test]
+    fn the_floor_rises_with_fewer_writes_and_wider_matrices() {
+        let rows = floor_by_traffic(&Options::full());
+        let cut = |writes: u64, widths: &[usize]| {
+            rows.iter()
+                .find(|(w, m, _)| *w == writes && *m == widths)
+                .map(|(_, _, cut)| *cut)
+                .unwrap_or(f64::NAN)
+        };
+        assert_eq!(rows.len(), WRITE_PERCENTS.len() * WIDTHS.len());
+        assert!(cut(0, WIDTHS[1]) > cut(20, WIDTHS[1]));
+        assert!(cut(10, WIDTHS[2]) > cut(10, WIDTHS[0]));
+        let replayed = trace(&Options::full());
+        let f = floor(&replayed);
+        let same = 100.0 * (1.0 - f.fetches as f64 / f.served.len() as f64);
+        assert_eq!(cut(10, WIDTHS[1]), same, "the replayed trace's own cell");
+    }
+
+    #[test]
+    fn flags_change_the_trace_in_any_order_and_bad_ones_are_named() {
+        let words = |line: &str| line.split(' ').map(String::from).collect::<Vec<_>>();
+        let o = parse(&words("--matrix 12,16 --quick --write-percent 0 --seed 9"));
+        let o = o.unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!((o.matrix, o.write_percent, o.seed), (&[12, 16][..], 0, 9));
+        assert_eq!(o.runners, Options::quick().runners);
+        for (bad, says) in [
+            ("--matrix 4,x", "--matrix"),
+            ("--matrix 0", "--matrix"),
+            ("--write-percent 101", "--write-percent"),
+            ("--seed", "--seed"),
+            ("--wide", "--wide"),
+        ] {
+            let err = parse(&words(bad)).err().map(|e| format!("{e:#}"));
+            assert!(
+                err.as_deref().is_some_and(|e| e.contains(says)),
+                "{bad}: {err:?}"
+            );
+        }
     }
 
     #[test]

@@ -44,7 +44,7 @@ fn run() -> Result<()> {
         "ipfs-node" => ipfs_node(rest),
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <test [-- nextest args] | bench [--quick] | fleet [--quick] [--seed N] [--persistent] | scale [--quick] | demo | install | ipfs-node install|run>"
+                "usage: cargo xtask <test [-- nextest args] | bench [--quick] | fleet [--quick] [--seed N] [--persistent] [--matrix W,W,...] [--write-percent P] | scale [--quick] | demo | install | ipfs-node install|run>"
             );
             Ok(())
         }
