@@ -15,6 +15,10 @@ pub struct Config {
     /// A hit records its time for LRU eviction only when the last record is older than this, so
     /// that most hits write nothing. Default 10 minutes.
     pub touch_every: Duration,
+    /// A process that appends its counters to the pending file folds the file into the index
+    /// once the file is larger than this, so that a cache that only ever hits does not grow it
+    /// without bound. Default 256 KiB (about 11,000 hits).
+    pub fold_counters_at: u64,
 }
 
 impl Config {
@@ -24,6 +28,7 @@ impl Config {
             dir: dir.into(),
             max_bytes: DEFAULT_MAX_BYTES,
             touch_every: Duration::from_secs(600),
+            fold_counters_at: 256 * 1024,
         }
     }
 }

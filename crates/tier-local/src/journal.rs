@@ -27,8 +27,9 @@ const TAG: &str = "v1";
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
-/// Appends one batch of counts (and one request) for a later fold.
-pub(crate) fn append(dir: &Path, counts: &Counts) -> io::Result<()> {
+/// Appends one batch of counts (and one request) for a later fold; returns the file's size
+/// after the append.
+pub(crate) fn append(dir: &Path, counts: &Counts) -> io::Result<u64> {
     let mut file = OpenOptions::new()
         .append(true)
         .create(true)
@@ -48,7 +49,8 @@ pub(crate) fn append(dir: &Path, counts: &Counts) -> io::Result<()> {
         counts.errors,
         counts.corrupt
     );
-    file.write_all(line.as_bytes())
+    file.write_all(line.as_bytes())?;
+    Ok(file.metadata()?.len())
 }
 
 /// Renames the pending file to a claimed name and returns every claimed file not yet removed

@@ -47,6 +47,7 @@ pub struct Tier {
     db: PathBuf,
     max_bytes: u64,
     touch_every_ms: i64,
+    fold_counters_at: u64,
     read_only: bool,
     conn: Mutex<SqliteConnection>,
     blobs: Blobs,
@@ -148,6 +149,7 @@ impl Tier {
             db,
             max_bytes: config.max_bytes,
             touch_every_ms: i64::try_from(config.touch_every.as_millis()).unwrap_or(i64::MAX),
+            fold_counters_at: config.fold_counters_at,
             read_only: !writable,
             conn: Mutex::new(conn),
             identity,
@@ -169,20 +171,27 @@ impl Tier {
     ///
     /// # Behavior
     /// Appends to a small pending file (no index write: see the journal module); the counts
-    /// reach the index with the next store, invalidation or [`Tier::stats`].
+    /// reach the index with the next store, invalidation or [`Tier::stats`], or here, once the
+    /// file has grown past [`Config::fold_counters_at`](crate::Config::fold_counters_at).
     ///
     /// # Errors
-    /// [`Error::ReadOnly`] in a read-only cache, [`Error::Write`] when the append fails.
+    /// [`Error::ReadOnly`] in a read-only cache, [`Error::Write`] when the append fails,
+    /// [`Error::Index`] when a fold fails (the counts stay pending).
     pub async fn record(&self, events: &[Event]) -> Result<(), Error> {
         if self.read_only {
             return Err(Error::ReadOnly {
                 dir: self.dir.clone(),
             });
         }
-        journal::append(&self.dir, &Counts::of(events)).map_err(|e| Error::Write {
+        let size = journal::append(&self.dir, &Counts::of(events)).map_err(|e| Error::Write {
             dir: self.dir.clone(),
             reason: e.to_string(),
-        })
+        })?;
+        if size > self.fold_counters_at {
+            let mut conn = self.conn.lock().await;
+            self.fold_now(&mut conn).await?;
+        }
+        Ok(())
     }
 
     /// The persisted counters and the size of what is stored.
@@ -199,6 +208,14 @@ impl Tier {
             stats.add_pending(requests, &pending);
             return Ok(stats);
         }
+        self.fold_now(&mut conn).await?;
+        index::stats(&mut conn)
+            .await
+            .map_err(|e| self.index_err(&e))
+    }
+
+    /// Folds the pending counters into the index in a transaction of their own.
+    async fn fold_now(&self, conn: &mut SqliteConnection) -> Result<(), Error> {
         let mut tx = conn
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -206,9 +223,7 @@ impl Tier {
         let folded = self.fold(&mut tx).await.map_err(|e| self.index_err(&e))?;
         tx.commit().await.map_err(|e| self.index_err(&e))?;
         remove_all(folded);
-        index::stats(&mut conn)
-            .await
-            .map_err(|e| self.index_err(&e))
+        Ok(())
     }
 
     /// Keys of the stored entries, most recently used first, at most `limit`.

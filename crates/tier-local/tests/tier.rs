@@ -586,3 +586,24 @@ async fn a_reader_leaves_the_wal_files_for_the_next_process_and_a_writer_checkpo
     }
     next.close().await;
 }
+
+#[tokio::test]
+async fn counters_of_a_cache_that_only_hits_are_folded_before_their_file_grows_large() {
+    let dir = tempdir();
+    let pending = dir.path().join("stats.pending");
+    let mut config = Config::new(dir.path());
+    config.fold_counters_at = 100;
+    let tier = Tier::open(config)
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    for _ in 0..50 {
+        tier.record(&[Event::Hit("local")])
+            .await
+            .unwrap_or_else(|e| panic!("record: {e}"));
+        let size = std::fs::metadata(&pending).map_or(0, |m| m.len());
+        assert!(size <= 100, "the pending file stays small: {size} bytes");
+    }
+    let stats = stats(&tier).await;
+    assert_eq!((stats.requests, stats.hits_local), (50, 50), "no hit lost");
+    tier.close().await;
+}
