@@ -4,7 +4,9 @@
 //! process closes the index, cost more than the whole lookup. So `record` appends one line to
 //! `stats.pending` (one `write` on an `O_APPEND` file, under a shared lock), and a process that
 //! writes the index anyway (a store, an invalidation, `ghcache stats`) folds the pending lines
-//! into the `stats` row in the same transaction. Each claimed file's name is recorded in the
+//! into the `stats` row in the same transaction; so that a cache that only hits does not grow the
+//! file without bound, the process whose append takes it past a size folds it too (about once
+//! per 11,000 hits at the default size). Each claimed file's name is recorded in the
 //! index with the counts it added, so a crash between the commit and the file's removal never
 //! counts a file twice.
 
