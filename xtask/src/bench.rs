@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::charts::{bar_chart, Bar};
 use crate::sandbox::{self, Machine};
-use crate::stats::{median, min_max, percentile};
+use crate::stats::{median, min_max, ms, percentile};
 use crate::{fleet, scale};
 
 /// What a sample must have cost GitHub.
@@ -163,7 +163,7 @@ fn tier_latency(
         ipfs_reader.daemon(ghcache, key, &["--bootstrap", &daemon_fetcher.addr])?;
     ipfs_reader.wait_for_peer(ghcache)?;
     // The reader's daemon follows a scope's announcements once a command of that scope ran.
-    ipfs_reader.time(ghcache, &["gh", "release", "list", "-R", "o/r"])?;
+    ipfs_reader.time_cached(ghcache, &["release", "list", "-R", "o/r"])?;
     let heard = ipfs_reader.daemon_counter(ghcache, "announcements_received");
     let (fetched, _) = ipfs_fetcher.time(ghcache, &cached_args)?;
     if !fetched.status.success() {
@@ -361,7 +361,7 @@ fn report(contenders: &[Contender], runs: usize) -> serde_json::Value {
             .map(|(x, y)| y / x.max(1e-6))
             .collect();
         let median_ratio = median(&ratios);
-        let min_ratio = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let (min_ratio, _) = min_max(&ratios);
         println!("| {fast} | {slow} | {median_ratio:.1}x | {min_ratio:.1}x |");
         pairs.push(json!({
             "faster": fast,
@@ -450,8 +450,4 @@ fn machine_info(gh: &Path) -> serde_json::Value {
         "gh": text(&gh.display().to_string(), &["--version"]),
         "rustc": text("rustc", &["--version"]),
     })
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

@@ -11,7 +11,6 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::interrupt;
 use crate::sandbox::{self, Machine};
 
 const SESSION: &[&[&str]] = &[
@@ -24,17 +23,12 @@ const SESSION: &[&[&str]] = &[
     &["issue", "list", "-R", "acme/widgets"],
 ];
 
-/// Runs the demo.
+/// Runs the demo (under the interrupt guard, which stops its daemons and IPFS node and removes
+/// its dir on Ctrl-C or SIGTERM).
 pub fn run(args: &[String]) -> Result<()> {
     if let Some(bad) = args.first() {
         bail!("`cargo xtask demo` takes no arguments (got `{bad}`)");
     }
-    // Ctrl-C or SIGTERM: stop the daemons and the IPFS node, remove the temp dir, exit.
-    interrupt::guarded("demo", session)
-}
-
-/// The demo proper; on an interrupt, [`interrupt`] stops what it started and removes its dir.
-fn session() -> Result<()> {
     let gh = sandbox::require_gh()?;
     let ghcache = sandbox::build_release()?;
     let github = fake_github::FakeGithub::start()?;
@@ -148,9 +142,7 @@ fn call(
     github: &fake_github::FakeGithub,
 ) -> Result<()> {
     let before = github.request_count();
-    let mut full = vec!["gh"];
-    full.extend(args);
-    let (out, took) = runner.time(ghcache, &full)?;
+    let (out, took) = runner.time_cached(ghcache, args)?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let source = stderr
         .lines()
@@ -170,7 +162,7 @@ fn call(
         runner.name,
         command,
         source,
-        took.as_secs_f64() * 1000.0,
+        crate::stats::ms(took),
         github.request_count() - before
     );
     Ok(())

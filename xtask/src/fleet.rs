@@ -22,7 +22,7 @@ use anyhow::{bail, Context as _, Result};
 use serde_json::json;
 
 use crate::sandbox::{Daemon, Machine};
-use crate::stats::percentile;
+use crate::stats::{ms, percentile};
 
 /// Trace parameters.
 #[derive(Debug, Clone)]
@@ -235,6 +235,13 @@ struct Floor {
     served: Vec<Option<Duration>>,
 }
 
+impl Floor {
+    /// How much of the reads the ideal cache kept from GitHub, in percent.
+    fn cut_of_reads(&self) -> f64 {
+        100.0 * (1.0 - self.fetches as f64 / self.served.len().max(1) as f64)
+    }
+}
+
 fn floor(steps: &[(Duration, Step)]) -> Floor {
     use ghcache_core::policy::{classify, Decision};
     // key -> (repository, fetched at, TTL, has an ETag)
@@ -396,13 +403,14 @@ fn replay(setup: Setup, steps: &[(Duration, Step)], o: &Options, t: &Tools<'_>) 
             Step::Run { slot, argv } => {
                 let (m, _) = running.get(slot).context("a command outside a job")?;
                 let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-                let write = argv.get(1).is_some_and(|w| w == "create");
+                let write = matches!(
+                    ghcache_core::policy::classify(argv),
+                    ghcache_core::policy::Decision::Write(_)
+                );
                 let (out, took) = if setup == Setup::NoCache {
                     m.time(t.gh, &args)?
                 } else {
-                    let mut full = vec!["gh"];
-                    full.extend(&args);
-                    m.time(t.ghcache, &full)?
+                    m.time_cached(t.ghcache, &args)?
                 };
                 if !out.status.success() {
                     bail!(
@@ -422,11 +430,7 @@ fn replay(setup: Setup, steps: &[(Duration, Step)], o: &Options, t: &Tools<'_>) 
                     "api" => "api".to_owned(),
                     _ => argv[..2].join(" "),
                 };
-                outcome
-                    .latency
-                    .entry(command)
-                    .or_default()
-                    .push(took.as_secs_f64() * 1000.0);
+                outcome.latency.entry(command).or_default().push(ms(took));
             }
         }
     }
@@ -543,8 +547,8 @@ fn report(o: &Options, outcomes: &[(Setup, Outcome)], floor: &Floor) -> serde_js
             "missed_what_the_floor_served": missed(floor, out),
         }));
     }
-    let reads = outcomes.first().map_or(0, |(_, out)| out.tiers.len());
-    let floor_cut = 100.0 * (1.0 - floor.fetches as f64 / reads.max(1) as f64);
+    let reads = floor.served.len();
+    let floor_cut = floor.cut_of_reads();
     println!(
         "\nThe trace's floor: an ideal fleet-wide cache (one store shared by every job at no cost, \
          the same TTLs, every write invalidating at once) would still send {} of the {reads} reads \
@@ -658,13 +662,7 @@ fn floor_by_traffic(o: &Options) -> Vec<(u64, &'static [usize], f64)> {
                 matrix,
                 ..o.clone()
             });
-            let f = floor(&steps);
-            let reads = f.served.len().max(1) as f64;
-            rows.push((
-                write_percent,
-                matrix,
-                100.0 * (1.0 - f.fetches as f64 / reads),
-            ));
+            rows.push((write_percent, matrix, floor(&steps).cut_of_reads()));
         }
     }
     rows
@@ -868,10 +866,12 @@ mod tests {
         assert_eq!(rows.len(), WRITE_PERCENTS.len() * WIDTHS.len());
         assert!(cut(0, WIDTHS[1]) > cut(20, WIDTHS[1]));
         assert!(cut(10, WIDTHS[2]) > cut(10, WIDTHS[0]));
-        let replayed = trace(&Options::full());
-        let f = floor(&replayed);
-        let same = 100.0 * (1.0 - f.fetches as f64 / f.served.len() as f64);
-        assert_eq!(cut(10, WIDTHS[1]), same, "the replayed trace's own cell");
+        let replayed = floor(&trace(&Options::full())).cut_of_reads();
+        assert_eq!(
+            cut(10, WIDTHS[1]),
+            replayed,
+            "the replayed trace's own cell"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! - `bench [--quick]`: tier latency against what users run instead, the fleet replay and the
 //!   scale measurements; a Markdown table, JSON and SVG charts in `target/bench/`.
 //! - `demo`: a scripted session on the fake GitHub, showing what each call cost.
-//! - `fleet [--quick] [--seed N] [--persistent]`: a CI fleet's traffic replayed per cache configuration.
+//! - `fleet [flags]`: a CI fleet's traffic replayed per cache configuration ([`fleet::FLEET_USAGE`]).
 //! - `scale [--quick]`: the p2p tier's traffic and lookup latency for growing swarms.
 //! - `install`: builds the release binary (static where supported) into cargo's bin directory.
 //! - `ipfs-node install|run`: the real IPFS node (js-ipfs from npm) that tests and the demo use.
@@ -37,14 +37,15 @@ fn run() -> Result<()> {
     match task {
         "test" => test(rest),
         "bench" => interrupt::guarded("bench", || bench::run(rest)),
-        "demo" => demo::run(rest),
+        "demo" => interrupt::guarded("demo", || demo::run(rest)),
         "fleet" => interrupt::guarded("fleet", || fleet::main(rest)),
         "scale" => interrupt::guarded("scale", || scale::main(rest)),
         "install" => install(),
         "ipfs-node" => ipfs_node(rest),
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <test [-- nextest args] | bench [--quick] | fleet [--quick] [--seed N] [--persistent] [--matrix W,W,...] [--write-percent P] | scale [--quick] | demo | install | ipfs-node install|run>"
+                "usage: cargo xtask <test [-- nextest args] | bench [--quick] | fleet {} | scale [--quick] | demo | install | ipfs-node install|run>",
+                fleet::FLEET_USAGE
             );
             Ok(())
         }

@@ -183,6 +183,13 @@ impl Machine {
             .with_context(|| format!("running {} {}", program.display(), args.join(" ")))?;
         Ok((output, started.elapsed()))
     }
+
+    /// `ghcache gh GH_ARGS` on this machine, timed like [`Machine::time`].
+    pub fn time_cached(&self, ghcache: &Path, gh_args: &[&str]) -> Result<(Output, Duration)> {
+        let mut args = vec!["gh"];
+        args.extend(gh_args);
+        self.time(ghcache, &args)
+    }
 }
 
 /// A `ghcache daemon` started by [`Machine::daemon`]; stopped on drop.

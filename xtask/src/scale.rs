@@ -20,7 +20,7 @@ use anyhow::{bail, Result};
 use serde_json::json;
 
 use crate::sandbox::{counter, Daemon, Machine};
-use crate::stats::{median, percentile};
+use crate::stats::{median, ms, percentile};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -192,7 +192,7 @@ fn size(
         if github.request_count() != requests {
             bail!("with {n} daemons, a p2p sample on the far node reached GitHub");
         }
-        gossip_hit_ms.push(took.as_secs_f64() * 1000.0);
+        gossip_hit_ms.push(ms(took));
     }
 
     // A node that joins now heard none of it: its lookups ask the DHT for providers.
@@ -208,7 +208,7 @@ fn size(
         let requests = github.request_count();
         let (_, took) = cached(&late, ghcache, &["api", k])?;
         if github.request_count() == requests {
-            dht_hit_ms.push(took.as_secs_f64() * 1000.0);
+            dht_hit_ms.push(ms(took));
         } else {
             dht_misses += 1;
         }
@@ -218,7 +218,7 @@ fn size(
         daemons: n,
         idle_bytes_per_s_per_node: idle_rate / n as f64,
         bytes_per_announcement_per_node: per_announcement,
-        all_heard_ms: all_heard.as_secs_f64() * 1000.0,
+        all_heard_ms: ms(all_heard),
         gossip_hit_ms,
         dht_hit_ms,
         dht_misses,
@@ -227,9 +227,7 @@ fn size(
 
 /// `ghcache gh ARGS` on `m`; fails unless it succeeds.
 fn cached(m: &Machine, ghcache: &Path, args: &[&str]) -> Result<(std::process::Output, Duration)> {
-    let mut full = vec!["gh"];
-    full.extend(args);
-    let (out, took) = m.time(ghcache, &full)?;
+    let (out, took) = m.time_cached(ghcache, args)?;
     if !out.status.success() {
         bail!(
             "`ghcache gh {}` failed on {}: {}",

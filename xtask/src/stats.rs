@@ -1,5 +1,10 @@
 //! Order statistics of timing samples, shared by every benchmark.
 
+/// A duration as the milliseconds the samples are kept in.
+pub fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
 /// The `p` quantile (0..=1) of `samples`, nearest rank; 0 when there are none.
 pub fn percentile(samples: &[f64], p: f64) -> f64 {
     let mut s = samples.to_vec();
