@@ -258,8 +258,9 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or(-1)
 }
 
-/// Runs a command whose stdout is a pseudo-terminal of `width` columns; stderr is a pipe.
-pub fn run_tty(cmd: &mut Command, width: u16) -> Run {
+/// A new pseudo-terminal of `width` columns and 40 rows: its master end (what a terminal shows)
+/// and its slave end (what a program writes to).
+pub fn open_pty(width: u16) -> (std::fs::File, std::fs::File) {
     use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
     let master =
         openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap_or_else(|e| panic!("openpt: {e}"));
@@ -278,6 +279,12 @@ pub fn run_tty(cmd: &mut Command, width: u16) -> Run {
         ws_ypixel: 0,
     };
     rustix::termios::tcsetwinsize(&slave, size).unwrap_or_else(|e| panic!("winsize: {e}"));
+    (std::fs::File::from(master), slave)
+}
+
+/// Runs a command whose stdout is a pseudo-terminal of `width` columns; stderr is a pipe.
+pub fn run_tty(cmd: &mut Command, width: u16) -> Run {
+    let (master, slave) = open_pty(width);
     let child = cmd
         .stdout(Stdio::from(slave))
         .stderr(Stdio::piped())
@@ -285,7 +292,7 @@ pub fn run_tty(cmd: &mut Command, width: u16) -> Run {
         .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     // `cmd` still holds the slave end; drop it so the master sees EOF when the child exits.
     cmd.stdout(Stdio::null());
-    let mut master = std::fs::File::from(master);
+    let mut master = master;
     let reader = std::thread::spawn(move || {
         let mut out = Vec::new();
         let mut buf = [0u8; 8192];
@@ -321,13 +328,17 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
 }
 
 impl World {
-    /// A swarm key file (`name.key`) made by `ghcache swarm-key new`; machines given the same
-    /// key form one swarm.
+    /// A swarm key file (`name.key`, mode 0600) made by `ghcache swarm-key new --out`;
+    /// machines given the same key form one swarm.
     pub fn swarm_key(&self, name: &str) -> PathBuf {
         let path = self.root.path().join(format!("{name}.key"));
         if !path.exists() {
-            let run = run_piped(Command::new(ghcache_bin()).args(["swarm-key", "new"])).ok();
-            std::fs::write(&path, run.stdout).unwrap_or_else(|e| panic!("write key: {e}"));
+            run_piped(
+                Command::new(ghcache_bin())
+                    .args(["swarm-key", "new", "--out"])
+                    .arg(&path),
+            )
+            .ok();
         }
         path
     }

@@ -39,6 +39,14 @@ fn expect_correct(machine: &Machine, warning: Option<&str>) {
     }
 }
 
+/// How many warning lines ghcache printed.
+fn warnings(run: &ghcache_tests::Run) -> usize {
+    run.err()
+        .lines()
+        .filter(|l| l.starts_with("ghcache: warning"))
+        .count()
+}
+
 #[test]
 fn a_corrupted_blob_is_dropped_counted_and_refetched() {
     let world = World::new();
@@ -133,8 +141,10 @@ struct Mount(PathBuf);
 impl Mount {
     fn tmpfs(dir: &Path, options: &str) -> Option<Mount> {
         std::fs::create_dir_all(dir).ok()?;
+        // A tmpfs root is 1777 by default; a cache dir other users can write is refused.
+        let options = format!("{options},mode=0700");
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .args(["-t", "tmpfs", "-o", &options, "tmpfs"])
             .arg(dir)
             .output()
             .is_ok_and(|o| o.status.success());
@@ -171,7 +181,19 @@ fn a_full_disk_costs_a_warning_not_a_wrong_answer() {
         .args(["if=/dev/zero", "bs=4k"])
         .arg(format!("of={}", filler.display()))
         .output();
-    expect_correct(&machine, Some("could not store"));
+    expect_correct(&machine, None);
+    let run = machine.cached(&ARGS);
+    assert_eq!(
+        warnings(&run),
+        1,
+        "one warning for one problem: {}",
+        run.err()
+    );
+    assert!(
+        run.err().contains("nothing new is stored") || run.err().contains("could not store"),
+        "{}",
+        run.err()
+    );
     let _ = std::fs::remove_file(filler);
     let before = world.requests();
     machine.cached(&["repo", "view", "o/r"]).ok();
@@ -200,12 +222,142 @@ fn a_read_only_cache_dir_serves_what_it_has_and_answers_the_rest_from_github() {
         "{}",
         run.err()
     );
-    assert!(
-        run.err().contains("ghcache: warning"),
-        "a clear warning: {}",
+    assert_eq!(
+        warnings(&run),
+        1,
+        "one clear warning for one problem: {}",
         run.err()
     );
     let again = machine.cached(&["repo", "view", "o/r"]);
     assert_eq!(again.stdout, cached.stdout);
     assert_eq!(again.code, 0);
+}
+
+/// A gh whose `issue list` holds its answer while `<home>/hold` exists, after it has read it
+/// from GitHub (`<home>/read` then exists): a fetch that a write overtakes.
+fn slow_reading_gh(machine: &mut Machine) -> PathBuf {
+    let script = machine.home.join("slow-gh");
+    let body = format!(
+        "#!/bin/sh\n\
+         tmp=\"{home}/out.$$\"\n\
+         \"{gh}\" \"$@\" > \"$tmp\"; code=$?\n\
+         if [ \"$1 $2\" = \"issue list\" ] && [ -e \"{home}/hold\" ]; then\n\
+         \x20 touch \"{home}/read\"\n\
+         \x20 while [ -e \"{home}/hold\" ]; do sleep 0.02; done\n\
+         fi\n\
+         cat \"$tmp\"; rm -f \"$tmp\"; exit $code\n",
+        gh = ghcache_tests::gh_bin().display(),
+        home = machine.home.display(),
+    );
+    std::fs::write(&script, body).unwrap_or_else(|e| panic!("write: {e}"));
+    let made = Command::new("chmod").arg("755").arg(&script).status();
+    assert!(made.is_ok_and(|s| s.success()));
+    machine.set_env("GH_CACHE_GH", &script.display().to_string());
+    script
+}
+
+#[test]
+fn a_fetch_that_a_write_overtakes_is_neither_stored_nor_served() {
+    let world = World::new();
+    let mut machine = world.machine("race");
+    slow_reading_gh(&mut machine);
+    let list = ["issue", "list", "-R", "o/r"];
+    let hold = machine.home.join("hold");
+    std::fs::write(&hold, "").unwrap_or_else(|e| panic!("{e}"));
+    let reader = spawn_piped(machine.command(ghcache_bin()).arg("gh").args(list));
+    assert!(
+        wait_until(Duration::from_secs(20), || machine
+            .home
+            .join("read")
+            .exists()),
+        "the read reached GitHub"
+    );
+    // The user's write goes through ghcache while the read's answer is still on its way.
+    machine
+        .cached(&[
+            "issue",
+            "create",
+            "-R",
+            "o/r",
+            "-t",
+            "made meanwhile",
+            "-b",
+            "x",
+        ])
+        .ok();
+    std::fs::remove_file(&hold).unwrap_or_else(|e| panic!("{e}"));
+    let raced = ghcache_tests::wait_piped(reader);
+    assert_eq!(raced.code, 0, "{}", raced.err());
+    assert!(
+        !raced.out().contains("made meanwhile"),
+        "it read before the write"
+    );
+
+    let plain = machine.gh(&list).ok();
+    assert!(plain.out().contains("made meanwhile"));
+    let before = world.requests();
+    let after = machine.cached(&list).ok();
+    assert_eq!(
+        after.stdout, plain.stdout,
+        "the answer from before the write is gone"
+    );
+    assert!(world.requests() > before, "asked GitHub again");
+}
+
+/// `ghcache gh issue create` on `repo`, then the list must be what plain gh prints.
+fn write_then_read_matches_plain_gh(world: &World, machine: &Machine, repo: &str, title: &str) {
+    let list = ["issue", "list", "-R", repo];
+    let write = machine.cached(&["issue", "create", "-R", repo, "-t", title, "-b", "x"]);
+    assert_eq!(write.code, 0, "the write went through: {}", write.err());
+    let plain = machine.gh(&list).ok();
+    assert!(plain.out().contains(title));
+    let before = world.requests();
+    let run = machine.cached(&list);
+    assert_eq!((run.code, &run.stdout), (0, &plain.stdout), "{}", run.err());
+    assert!(
+        world.requests() > before,
+        "not answered from before the write"
+    );
+}
+
+#[test]
+fn a_write_on_a_full_disk_still_stops_the_old_answers() {
+    let world = World::new();
+    let machine = world.machine("full-write");
+    let Some(_mount) = Mount::tmpfs(&machine.cache_dir(), "size=512k") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); full-disk case not exercised");
+        return;
+    };
+    machine.cached(&["issue", "list", "-R", "o/w"]).ok();
+    let filler = machine.cache_dir().join("filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k"])
+        .arg(format!("of={}", filler.display()))
+        .output();
+    write_then_read_matches_plain_gh(&world, &machine, "o/w", "written on a full disk");
+    let _ = std::fs::remove_file(filler);
+    let plain = machine.gh(&["issue", "list", "-R", "o/w"]).ok();
+    let run = machine.cached(&["issue", "list", "-R", "o/w"]).ok();
+    assert_eq!(run.stdout, plain.stdout, "nor after space is freed");
+}
+
+#[test]
+fn a_write_with_a_read_only_cache_still_stops_the_old_answers() {
+    let world = World::new();
+    let machine = world.machine("readonly-write");
+    let Some(mount) = Mount::tmpfs(&machine.cache_dir(), "size=4m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); read-only case not exercised");
+        return;
+    };
+    machine.cached(&["issue", "list", "-R", "o/w"]).ok();
+    assert!(mount.remount("ro"), "remount read-only");
+    write_then_read_matches_plain_gh(&world, &machine, "o/w", "written to a read-only cache");
+    assert!(mount.remount("rw"), "remount read-write");
+    let plain = machine.gh(&["issue", "list", "-R", "o/w"]).ok();
+    let run = machine.cached(&["issue", "list", "-R", "o/w"]).ok();
+    assert_eq!(run.stdout, plain.stdout, "nor once it can be written again");
+    let before = world.requests();
+    let again = machine.cached(&["issue", "list", "-R", "o/w"]).ok();
+    assert_eq!(again.stdout, plain.stdout);
+    assert_eq!(world.requests(), before, "and it caches again");
 }

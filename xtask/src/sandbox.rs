@@ -112,10 +112,20 @@ pub fn write_results(name: &str, figures: &serde_json::Value) -> Result<PathBuf>
     Ok(file)
 }
 
-/// A new swarm key from `ghcache swarm-key new`, in `dir/swarm.key`.
+/// A new swarm key from `ghcache swarm-key new --out`, in `dir/swarm.key` (mode 0600, which
+/// the daemon requires of a key file).
 pub fn new_swarm_key(ghcache: &Path, dir: &Path) -> Result<PathBuf> {
+    let key = dir.join("swarm.key");
+    // `--out` never replaces a key; a sandbox's old one is not needed.
+    match std::fs::remove_file(&key) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            return Err(err).with_context(|| format!("removing {}", key.display()));
+        }
+        _ => {}
+    }
     let made = Command::new(ghcache)
-        .args(["swarm-key", "new"])
+        .args(["swarm-key", "new", "--out"])
+        .arg(&key)
         .output()
         .context("running ghcache swarm-key new")?;
     if !made.status.success() {
@@ -124,8 +134,6 @@ pub fn new_swarm_key(ghcache: &Path, dir: &Path) -> Result<PathBuf> {
             String::from_utf8_lossy(&made.stderr).trim()
         );
     }
-    let key = dir.join("swarm.key");
-    std::fs::write(&key, made.stdout).with_context(|| format!("writing {}", key.display()))?;
     Ok(key)
 }
 

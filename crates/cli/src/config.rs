@@ -74,6 +74,8 @@ pub struct Config {
     pub gh: Setting<OsString>,
     pub scope: Setting<Option<String>>,
     pub max_size: Setting<u64>,
+    /// The largest answer that is stored; a larger one is printed and not stored.
+    pub max_entry_size: Setting<u64>,
     pub max_stale: Setting<Duration>,
     pub lock_timeout: Setting<Duration>,
     pub ttl: BTreeMap<TtlClass, Setting<Duration>>,
@@ -170,6 +172,7 @@ impl Config {
             gh: Setting::default(OsString::from("gh")),
             scope: Setting::default(None),
             max_size: Setting::default(512 * 1024 * 1024),
+            max_entry_size: Setting::default(ghcache_tier_gh::Config::DEFAULT_MAX_ENTRY_SIZE),
             max_stale: Setting::default(Duration::from_secs(24 * 3600)),
             lock_timeout: Setting::default(Duration::from_secs(120)),
             ttl: TtlClass::ALL
@@ -213,42 +216,61 @@ impl Config {
             key: key.to_owned(),
             reason: reason.to_owned(),
         };
+        let boolean = |key: &str, v: &toml::Value| v.as_bool().ok_or_else(|| bad(key, BOOL_HINT));
+        let string = |key: &str, v: &toml::Value| {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| bad(key, STRING_HINT))
+        };
         for (key, value) in &table {
-            match (key.as_str(), value) {
-                ("enabled", toml::Value::Boolean(b)) => self.enabled.set(*b, origin.clone()),
-                ("debug", toml::Value::Boolean(b)) => self.debug.set(*b, origin.clone()),
-                ("cache_dir", toml::Value::String(s)) => {
-                    self.cache_dir.set(PathBuf::from(s), origin.clone())
+            let o = origin.clone();
+            match key.as_str() {
+                "enabled" => self.enabled.set(boolean(key, value)?, o),
+                "debug" => self.debug.set(boolean(key, value)?, o),
+                "cache_dir" => self.cache_dir.set(string(key, value)?.into(), o),
+                "gh" => self.gh.set(string(key, value)?.into(), o),
+                "scope" => self.scope.set(Some(string(key, value)?), o),
+                "max_size" => {
+                    let size = size_value(value).ok_or_else(|| bad(key, SIZE_HINT))?;
+                    self.max_size.set(size, o);
                 }
-                ("gh", toml::Value::String(s)) => self.gh.set(s.into(), origin.clone()),
-                ("scope", toml::Value::String(s)) => {
-                    self.scope.set(Some(s.clone()), origin.clone())
+                "max_entry_size" => {
+                    let size = size_value(value).ok_or_else(|| bad(key, SIZE_HINT))?;
+                    self.max_entry_size.set(size, o);
                 }
-                ("max_size", v) => {
-                    let size =
-                        size_value(v).ok_or_else(|| bad(key, "must be a size like \"512MiB\""))?;
-                    self.max_size.set(size, origin.clone());
+                "max_stale" => {
+                    let d = duration_value(value).ok_or_else(|| bad(key, DURATION_HINT))?;
+                    self.max_stale.set(d, o);
                 }
-                ("max_stale", v) => {
-                    let d = duration_value(v).ok_or_else(|| bad(key, DURATION_HINT))?;
-                    self.max_stale.set(d, origin.clone());
+                "lock_timeout" => {
+                    let d = duration_value(value).ok_or_else(|| bad(key, DURATION_HINT))?;
+                    self.lock_timeout.set(d, o);
                 }
-                ("lock_timeout", v) => {
-                    let d = duration_value(v).ok_or_else(|| bad(key, DURATION_HINT))?;
-                    self.lock_timeout.set(d, origin.clone());
-                }
-                ("ttl", toml::Value::Table(ttls)) => {
+                "ttl" => {
+                    let ttls = value
+                        .as_table()
+                        .ok_or_else(|| bad(key, "must be a table: [ttl] list = \"5m\""))?;
                     for (class, value) in ttls {
                         let class_key = format!("ttl.{class}");
                         let slot = ttl_slot(&mut self.ttl, class)
                             .ok_or_else(|| bad(&class_key, &unknown_class()))?;
                         let d =
                             duration_value(value).ok_or_else(|| bad(&class_key, DURATION_HINT))?;
-                        slot.set(d, origin.clone());
+                        slot.set(d, o.clone());
                     }
                 }
-                ("p2p", toml::Value::Table(p2p)) => self.apply_p2p_table(p2p, &origin)?,
-                ("ipfs", toml::Value::Table(ipfs)) => self.apply_ipfs_table(ipfs, &origin)?,
+                "p2p" => {
+                    let p2p = value
+                        .as_table()
+                        .ok_or_else(|| bad(key, "must be a table: [p2p]"))?;
+                    self.apply_p2p_table(p2p, &origin)?;
+                }
+                "ipfs" => {
+                    let ipfs = value
+                        .as_table()
+                        .ok_or_else(|| bad(key, "must be a table: [ipfs]"))?;
+                    self.apply_ipfs_table(ipfs, &origin)?;
+                }
                 _ => return Err(bad(key, "is not a known setting (see `ghcache config`)")),
             }
         }
@@ -271,24 +293,31 @@ impl Config {
                 })
                 .ok_or_else(|| bad(key, "must be a list of strings"))
         };
+        let boolean = |key: &str, v: &toml::Value| v.as_bool().ok_or_else(|| bad(key, BOOL_HINT));
+        let string = |key: &str, v: &toml::Value| {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| bad(key, STRING_HINT))
+        };
         let p2p = &mut self.p2p;
         for (key, value) in table {
             let o = origin.clone();
-            match (key.as_str(), value) {
-                ("enabled", toml::Value::Boolean(b)) => p2p.enabled.set(Some(*b), o),
-                ("deadline", v) => {
-                    let d = duration_value(v).ok_or_else(|| bad(key, DURATION_HINT))?;
+            match key.as_str() {
+                "enabled" => p2p.enabled.set(Some(boolean(key, value)?), o),
+                "deadline" => {
+                    let d = duration_value(value).ok_or_else(|| bad(key, DURATION_HINT))?;
                     p2p.deadline.set(d, o);
                 }
-                ("swarm_key_file", toml::Value::String(s)) => {
-                    p2p.swarm_key.set(Some(SwarmKeySource::File(s.into())), o)
+                "swarm_key_file" => {
+                    let file = SwarmKeySource::File(string(key, value)?.into());
+                    p2p.swarm_key.set(Some(file), o);
                 }
-                ("listen", v) => p2p.listen.set(strings(key, v)?, o),
-                ("bootstrap", v) => p2p.bootstrap.set(strings(key, v)?, o),
-                ("trusted_peers", v) => p2p.trusted_peers.set(strings(key, v)?, o),
-                ("mdns", toml::Value::Boolean(b)) => p2p.mdns.set(*b, o),
-                ("read_only", toml::Value::Boolean(b)) => p2p.read_only.set(*b, o),
-                ("metrics", toml::Value::String(s)) => p2p.metrics.set(Some(s.clone()), o),
+                "listen" => p2p.listen.set(strings(key, value)?, o),
+                "bootstrap" => p2p.bootstrap.set(strings(key, value)?, o),
+                "trusted_peers" => p2p.trusted_peers.set(strings(key, value)?, o),
+                "mdns" => p2p.mdns.set(boolean(key, value)?, o),
+                "read_only" => p2p.read_only.set(boolean(key, value)?, o),
+                "metrics" => p2p.metrics.set(Some(string(key, value)?), o),
                 _ => return Err(bad(key, "is not a known p2p setting")),
             }
         }
@@ -308,12 +337,21 @@ impl Config {
         let ipfs = &mut self.ipfs;
         for (key, value) in table {
             let o = origin.clone();
-            match (key.as_str(), value) {
-                ("enabled", toml::Value::Boolean(b)) => ipfs.enabled.set(*b, o),
-                ("api", toml::Value::String(s)) => ipfs.api.set(s.clone(), o),
-                ("encrypt", toml::Value::Boolean(b)) => ipfs.encrypt.set(Some(*b), o),
-                ("deadline", v) => {
-                    let d = duration_value(v).ok_or_else(|| bad(key, DURATION_HINT))?;
+            match key.as_str() {
+                "enabled" => {
+                    let b = value.as_bool().ok_or_else(|| bad(key, BOOL_HINT))?;
+                    ipfs.enabled.set(b, o);
+                }
+                "api" => {
+                    let api = value.as_str().ok_or_else(|| bad(key, STRING_HINT))?;
+                    ipfs.api.set(api.to_owned(), o);
+                }
+                "encrypt" => {
+                    let b = value.as_bool().ok_or_else(|| bad(key, BOOL_HINT))?;
+                    ipfs.encrypt.set(Some(b), o);
+                }
+                "deadline" => {
+                    let d = duration_value(value).ok_or_else(|| bad(key, DURATION_HINT))?;
                     ipfs.deadline.set(d, o);
                 }
                 _ => return Err(bad(key, "is not a known ipfs setting")),
@@ -350,6 +388,12 @@ impl Config {
             let size = parse_size(&v)
                 .ok_or_else(|| bad("GH_CACHE_MAX_SIZE", "must be a size like 512MiB"))?;
             self.max_size.set(size, Origin::Env("GH_CACHE_MAX_SIZE"));
+        }
+        if let Some(v) = env("GH_CACHE_MAX_ENTRY_SIZE") {
+            let size = parse_size(&v)
+                .ok_or_else(|| bad("GH_CACHE_MAX_ENTRY_SIZE", "must be a size like 64MiB"))?;
+            self.max_entry_size
+                .set(size, Origin::Env("GH_CACHE_MAX_ENTRY_SIZE"));
         }
         if let Some(v) = env("GH_CACHE_MAX_STALE") {
             let d = parse_duration(&v).ok_or_else(|| bad("GH_CACHE_MAX_STALE", DURATION_HINT))?;
@@ -476,6 +520,74 @@ impl Config {
 }
 
 const DURATION_HINT: &str = "must be a duration like 90s, 10m, 1h or a number of seconds";
+const SIZE_HINT: &str = "must be a size like \"512MiB\" or a number of bytes";
+const BOOL_HINT: &str = "must be true or false";
+const STRING_HINT: &str = "must be a string (in quotes)";
+
+/// The variables that ghcache reads, besides the TTL classes' ([`ttl_env_name`]).
+const ENV_VARS: [&str; 17] = [
+    "GH_CACHE_CONFIG",
+    "GH_CACHE_ENABLED",
+    "GH_CACHE_DEBUG",
+    "GH_CACHE_DIR",
+    "GH_CACHE_GH",
+    "GH_CACHE_SCOPE",
+    "GH_CACHE_MAX_SIZE",
+    "GH_CACHE_MAX_ENTRY_SIZE",
+    "GH_CACHE_MAX_STALE",
+    "GH_CACHE_P2P",
+    "GH_CACHE_P2P_DEADLINE",
+    "GH_CACHE_SWARM_KEY_FILE",
+    "GH_CACHE_SWARM_KEY",
+    "GH_CACHE_IPFS",
+    "GH_CACHE_IPFS_API",
+    "GH_CACHE_IPFS_DEADLINE",
+    "GH_CACHE_IPFS_ENCRYPT",
+];
+
+/// Checks the `GH_CACHE_*` variables among `vars` (the process's environment) before any is
+/// read, as the config file's keys are checked: a variable that ghcache does not read (a typo,
+/// `GH_CACHE_TTL_BOGUS`) or whose value is not UTF-8 is an error that names it, where reading
+/// the environment by name would pass over it in silence.
+///
+/// # Errors
+/// The first such variable.
+pub fn check_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Result<(), ConfigError> {
+    for (name, value) in vars {
+        if !name.as_encoded_bytes().starts_with(b"GH_CACHE_") {
+            continue;
+        }
+        let shown = name.to_string_lossy().into_owned();
+        let bad = |reason: String| ConfigError::Value {
+            origin: format!("env {shown}"),
+            key: shown.clone(),
+            reason,
+        };
+        let ttl_names = || TtlClass::ALL.into_iter().map(ttl_env_name);
+        let known = name
+            .to_str()
+            .is_some_and(|n| ENV_VARS.contains(&n) || ttl_names().any(|t| t == n));
+        if !known {
+            if shown.starts_with("GH_CACHE_TTL_") {
+                let names: Vec<_> = ttl_names().collect();
+                return Err(bad(format!(
+                    "names no TTL class (known: {}); unset it",
+                    names.join(", ")
+                )));
+            }
+            return Err(bad(format!(
+                "is not a variable that ghcache reads ({}, GH_CACHE_TTL_<CLASS>); unset it",
+                ENV_VARS.join(", ")
+            )));
+        }
+        if value.to_str().is_none() {
+            return Err(bad(
+                "is not valid UTF-8: set it to UTF-8 text, or unset it".to_owned()
+            ));
+        }
+    }
+    Ok(())
+}
 
 fn unknown_class() -> String {
     let names: Vec<_> = TtlClass::ALL.iter().map(|c| c.name()).collect();
@@ -651,6 +763,98 @@ mod tests {
             Some(Duration::from_secs(60))
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Loads a config file with `text`; the error line, if any.
+    fn file_error(name: &str, text: &str) -> Option<String> {
+        let dir =
+            std::env::temp_dir().join(format!("ghcache-config-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok();
+        let file = dir.join("config.toml");
+        std::fs::write(&file, text).ok();
+        let path = file.display().to_string();
+        let env = move |name: &str| (name == "GH_CACHE_CONFIG").then(|| path.clone());
+        let err = Config::load(&env, &Flags::default())
+            .err()
+            .map(|e| e.to_string());
+        std::fs::remove_dir_all(&dir).ok();
+        err
+    }
+
+    #[test]
+    fn a_known_key_of_the_wrong_type_says_which_type() {
+        for (text, key, wanted) in [
+            ("enabled = \"yes\"\n", "`enabled`", "true or false"),
+            ("cache_dir = 3\n", "`cache_dir`", "a string"),
+            ("max_entry_size = true\n", "`max_entry_size`", "a size"),
+            ("ttl = \"5m\"\n", "`ttl`", "a table"),
+            ("p2p = 1\n", "`p2p`", "a table"),
+            ("[p2p]\nmdns = \"no\"\n", "`p2p.mdns`", "true or false"),
+            ("[ipfs]\napi = 5001\n", "`ipfs.api`", "a string"),
+        ] {
+            let err = file_error("types", text).unwrap_or_default();
+            assert!(err.contains(key) && err.contains(wanted), "{text:?}: {err}");
+            assert!(!err.contains("not a known"), "{text:?}: {err}");
+        }
+        assert_eq!(file_error("sizes", "max_entry_size = \"8MiB\"\n"), None);
+    }
+
+    fn vars(pairs: &[(&str, &[u8])]) -> Vec<(OsString, OsString)> {
+        use std::os::unix::ffi::OsStringExt as _;
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from_vec(v.to_vec())))
+            .collect()
+    }
+
+    #[test]
+    fn unknown_variables_and_values_that_are_not_utf8_are_errors_that_name_them() {
+        let ok = vars(&[
+            ("GH_CACHE_DIR", b"/tmp/c"),
+            ("GH_CACHE_TTL_LIST", b"5m"),
+            ("GH_CACHE_MAX_ENTRY_SIZE", b"8MiB"),
+            ("PATH", b"/bin"),
+            ("OTHER", b"\xff"),
+        ]);
+        assert!(check_env(ok).is_ok());
+        for (name, value, said) in [
+            ("GH_CACHE_TTL_BOGUS", &b"1m"[..], "names no TTL class"),
+            (
+                "GH_CACHE_DIRR",
+                b"/tmp/c",
+                "not a variable that ghcache reads",
+            ),
+            ("GH_CACHE_DIR", b"/tmp/\xff", "not valid UTF-8"),
+            ("GH_CACHE_SCOPE", b"\xff", "not valid UTF-8"),
+            ("GH_CACHE_ENABLED", b"\xff", "not valid UTF-8"),
+        ] {
+            let err = check_env(vars(&[(name, value)]))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(name) && err.contains(said), "{name}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn the_known_variables_are_exactly_those_that_are_read() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        let env = |name: &str| {
+            asked.borrow_mut().push(name.to_owned());
+            None
+        };
+        let _ = Config::load(&env, &Flags::default());
+        let mut read: Vec<String> = asked
+            .into_inner()
+            .into_iter()
+            .filter(|n| n.starts_with("GH_CACHE_") && !n.starts_with("GH_CACHE_TTL_"))
+            .collect();
+        read.sort();
+        read.dedup();
+        let mut known: Vec<String> = ENV_VARS.iter().map(|n| n.to_string()).collect();
+        known.sort();
+        assert_eq!(read, known);
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! `ghcache daemon`, `ghcache daemon status` and `ghcache swarm-key new`: the p2p tier's node.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use ghcache_core::CacheTier;
 use ghcache_tier_local as local;
 use ghcache_tier_p2p as p2p;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::{oneshot, Semaphore};
 
 use crate::config::{Config, SwarmKeySource};
 use crate::Failure;
@@ -38,7 +41,7 @@ pub struct Flags {
 }
 
 const NO_KEY: &str = "p2p needs the swarm's pre-shared key: make one with \
-`ghcache swarm-key new > swarm.key`, share it with the team, and pass --swarm-key swarm.key \
+`ghcache swarm-key new --out swarm.key`, share it with the team, and pass --swarm-key swarm.key \
 (or set GH_CACHE_SWARM_KEY to its text)";
 
 /// Reads the configured swarm key, or says how to make one.
@@ -46,17 +49,24 @@ pub fn swarm_key(config: &Config) -> Result<p2p::SwarmKey, Failure> {
     let text = match &config.p2p.swarm_key.value {
         None => return Err(Failure::Usage(NO_KEY.to_owned())),
         Some(SwarmKeySource::Text(text)) => text.clone(),
-        Some(SwarmKeySource::File(path)) => std::fs::read_to_string(path).map_err(|e| {
-            Failure::Usage(format!("cannot read swarm key {}: {e}", path.display()))
-        })?,
+        // Refused when other users can read it.
+        Some(SwarmKeySource::File(path)) => {
+            return p2p::SwarmKey::read_file(path).map_err(|e| Failure::Usage(e.to_string()))
+        }
     };
     p2p::SwarmKey::parse(&text).map_err(|e| Failure::Usage(e.to_string()))
 }
 
-/// `ghcache swarm-key new`: a fresh key in the IPFS `swarm.key` format.
-pub fn new_swarm_key() -> Result<i32, Failure> {
+/// `ghcache swarm-key new [--out FILE]`: a fresh key in the IPFS `swarm.key` format, printed,
+/// or written to a new file that only its owner can read.
+pub fn new_swarm_key(out: Option<&Path>) -> Result<i32, Failure> {
     let key = p2p::SwarmKey::generate().map_err(|e| Failure::Runtime(e.to_string()))?;
-    print!("{key}");
+    match out {
+        None => print!("{key}"),
+        Some(path) => key
+            .write_new(path)
+            .map_err(|e| Failure::Runtime(e.to_string()))?,
+    }
     Ok(0)
 }
 
@@ -90,7 +100,12 @@ pub fn run(config: &mut Config, flags: Flags) -> Result<i32, Failure> {
             let listener = tokio::net::TcpListener::bind(addr.as_str())
                 .await
                 .map_err(|e| Failure::Usage(format!("--metrics {addr}: {e}")))?;
-            eprintln!("ghcache daemon: metrics on http://{addr}/metrics");
+            // With port 0 the system picks one: say which, here and in `daemon status`.
+            let bound = listener
+                .local_addr()
+                .map_err(|e| Failure::Runtime(format!("--metrics {addr}: {e}")))?;
+            eprintln!("ghcache daemon: metrics on http://{bound}/metrics");
+            p2p_config.metrics = Some(bound);
             tokio::spawn(serve_metrics(listener, dir.clone()));
         }
         p2p::run(p2p_config, &dir, store, shutdown())
@@ -215,6 +230,12 @@ pub fn status(config: &Config, json: bool) -> Result<i32, Failure> {
         "peer id          {}",
         value["peer_id"].as_str().unwrap_or("?")
     );
+    if let Some(pid) = value["pid"].as_u64() {
+        println!("pid              {pid}");
+    }
+    if let Some(url) = value["metrics_url"].as_str() {
+        println!("metrics          {url}");
+    }
     for addr in strings("listen_addrs") {
         println!("listening on     {addr}");
     }
@@ -234,20 +255,70 @@ pub fn status(config: &Config, json: bool) -> Result<i32, Failure> {
     Ok(0)
 }
 
+/// Metrics connections served at once. A scraper sends its request as soon as it connects
+/// and is answered in milliseconds, so a few suffice.
+const METRICS_CONNECTIONS: usize = 16;
+/// Largest request head read from a scraper; Prometheus sends a few hundred bytes.
+const METRICS_HEAD_MAX: usize = 4096;
+/// How long a metrics connection may take to send its request.
+const METRICS_REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+/// How long a scraper may take to read the answer.
+const METRICS_REPLY_DEADLINE: Duration = Duration::from_secs(5);
+/// At most one line per this interval about connections closed to make room.
+const METRICS_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
 /// A minimal HTTP endpoint: `GET /metrics` in Prometheus text format, from the daemon's status
 /// and the cache's persisted statistics.
+///
+/// At most [`METRICS_CONNECTIONS`] are served at once, one task each. When all are taken, the
+/// connection that has waited longest without sending its request is closed to make room (a
+/// scraper sends at once, so that one is not a scraper); when every one is being answered, the
+/// newcomer waits in the listen backlog for one to finish. Refusing newcomers instead would let
+/// a handful of idle connections shut scrapes out.
 async fn serve_metrics(listener: tokio::net::TcpListener, dir: PathBuf) {
+    let slots = Arc::new(Semaphore::new(METRICS_CONNECTIONS));
+    let waiting = Arc::new(Waiting::default());
+    let mut last_log: Option<Instant> = None;
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                eprintln!("ghcache daemon: metrics accept failed: {e}");
+                // Out of file descriptors, most likely: do not spin on the error.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if waiting.evict_oldest()
+                    && last_log.is_none_or(|at| at.elapsed() >= METRICS_LOG_INTERVAL)
+                {
+                    last_log = Some(Instant::now());
+                    eprintln!(
+                        "ghcache daemon: metrics: {METRICS_CONNECTIONS} connections open; closed the one idle longest"
+                    );
+                }
+                match slots.clone().acquire_owned().await {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                }
+            }
+        };
+        let (id, evicted) = waiting.add();
         let dir = dir.clone();
+        let waiting = waiting.clone();
         tokio::spawn(async move {
-            let mut head = vec![0u8; 4096];
-            let read =
-                tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut head))
-                    .await;
-            let Ok(Ok(n)) = read else { return };
+            let _permit = permit;
+            let mut stream = stream;
+            let mut head = vec![0u8; METRICS_HEAD_MAX];
+            let read = tokio::select! {
+                _ = evicted => None,
+                read = tokio::time::timeout(METRICS_REQUEST_DEADLINE, read_head(&mut stream, &mut head)) => Some(read),
+            };
+            waiting.remove(id);
+            let Some(Ok(Ok(n))) = read else { return };
             let request = String::from_utf8_lossy(&head[..n]);
             let path = request.split_whitespace().nth(1).unwrap_or("");
             let (status, body) = if path == "/metrics" {
@@ -259,8 +330,67 @@ async fn serve_metrics(listener: tokio::net::TcpListener, dir: PathBuf) {
                 "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
             );
-            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = tokio::time::timeout(
+                METRICS_REPLY_DEADLINE,
+                stream.write_all(response.as_bytes()),
+            )
+            .await;
         });
+    }
+}
+
+/// Reads a request's head (request line and headers) into `head`, up to the blank line that ends
+/// it or until `head` is full; returns its length. A head may arrive in several reads: parsing
+/// only the first one would answer part of a request, and closing with the rest unread makes
+/// the kernel reset the connection before the client reads the answer.
+async fn read_head(stream: &mut tokio::net::TcpStream, head: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < head.len() {
+        let n = stream.read(&mut head[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+        if head[..filled].windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    Ok(filled)
+}
+
+/// Metrics connections that have not sent their request yet, oldest first.
+#[derive(Default)]
+struct Waiting(Mutex<WaitQueue>);
+
+#[derive(Default)]
+struct WaitQueue {
+    next_id: u64,
+    /// Each connection's id, and the sender whose drop closes it.
+    open: VecDeque<(u64, oneshot::Sender<()>)>,
+}
+
+impl Waiting {
+    fn queue(&self) -> std::sync::MutexGuard<'_, WaitQueue> {
+        // One push, retain or pop at a time: a panic cannot leave the queue half-changed.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn add(&self) -> (u64, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        let mut queue = self.queue();
+        let id = queue.next_id;
+        queue.next_id += 1;
+        queue.open.push_back((id, tx));
+        (id, rx)
+    }
+
+    fn remove(&self, id: u64) {
+        self.queue().open.retain(|(other, _)| *other != id);
+    }
+
+    /// Closes the connection that has waited longest; `false` if none is waiting.
+    fn evict_oldest(&self) -> bool {
+        self.queue().open.pop_front().is_some()
     }
 }
 

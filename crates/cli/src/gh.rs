@@ -39,18 +39,16 @@ pub fn run(config: &Config, env: Env<'_>, args: Vec<String>) -> Result<i32, Fail
         Decision::Write(write) => {
             let code = ghcache_tier_gh::run_inherited(&config.gh.value, &args)
                 .map_err(|e| spawn_failure(config, &e))?;
-            if code == 0 {
-                let host = context::host(env);
-                let repo = match (&write.repo_flag, &write.named_repo) {
-                    (Some(flag), _) => context::repo(env, Some(flag), &host),
-                    (None, Some(named)) => named.clone(),
-                    (None, None) => context::repo(env, None, &host),
-                };
-                let scope = context::scope(env, config.scope.value.as_deref(), &host);
-                invalidate_after_write(config, &repo, &scope, &debug);
-            } else {
-                record_bypass(config);
-            }
+            // Also after a failure: a write that timed out or was interrupted may still have
+            // reached GitHub, and dropping answers only costs a fetch.
+            let host = context::host(env);
+            let repo = match (&write.repo_flag, &write.named_repo) {
+                (Some(flag), _) => context::repo(env, Some(flag), &host),
+                (None, Some(named)) => named.clone(),
+                (None, None) => context::repo(env, None, &host),
+            };
+            let scope = context::scope(env, config.scope.value.as_deref(), &host);
+            invalidate_after_write(config, &repo, &scope, &debug);
             Ok(code)
         }
         Decision::Cache(cacheable) => {
@@ -123,7 +121,7 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
                     Duration::ZERO,
                 ) =>
             {
-                let output = Output::of(&entry);
+                let output = Output::from(entry);
                 print(&output, &request);
                 debug.line("local hit", &request.key.short());
                 record(tier, &[Event::Hit("local")]).await;
@@ -146,6 +144,8 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
     }
     // Miss: one process per key asks GitHub; the others wait and read what it stored.
     let _lock = match &tier {
+        // A cache that stores nothing has nothing for the others to wait for.
+        Some(tier) if tier.is_read_only() => None,
         Some(_) => match local::KeyLock::acquire(dir, &request.key, config.lock_timeout.value) {
             Ok(lock) => lock,
             Err(err) => {
@@ -156,13 +156,13 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
         None => None,
     };
     let recorder = Arc::new(Recorder::default());
-    let origin = Arc::new(ghcache_tier_gh::Origin::new(ghcache_tier_gh::Config::new(
-        config.gh.value.clone(),
-    )));
+    let origin = Arc::new(origin(config, &request));
     let mut chain = Chain::new(origin, recorder.clone());
     let remote = match &tier {
         Some(tier) => {
-            chain = chain.with_tier(tier.clone() as Arc<dyn CacheTier>, None);
+            chain = chain
+                .with_fence(Arc::new(tier.fences().clone()))
+                .with_tier(tier.clone() as Arc<dyn CacheTier>, None);
             let remote = Remote::connect(config, dir, &request.input.scope).await;
             chain = remote.join(chain, config);
             remote
@@ -373,22 +373,43 @@ fn source_label(resolved: &Resolved) -> &'static str {
         Source::Revalidated => "revalidated (304)",
         Source::Stale => "stale (github failed)",
         Source::OriginFailed => "miss, gh failed (not stored)",
+        Source::OriginTooLarge => "miss, fetched from github (too large to store)",
     }
 }
 
-/// Writes the answer as gh would have: stdout (through the user's pager on a terminal), stderr.
+/// gh, printing what it writes to stdout as it comes (through the user's pager on a terminal,
+/// as [`print`] does) and keeping answers up to `max_entry_size` for the cache.
+fn origin(config: &Config, request: &Request) -> ghcache_tier_gh::Origin {
+    let sink = match request.input.output {
+        ghcache_core::OutputMode::Tty { .. } => ghcache_tier_gh::user_pager()
+            .map_or(ghcache_tier_gh::Sink::Stdout, ghcache_tier_gh::Sink::Pager),
+        ghcache_core::OutputMode::Pipe => ghcache_tier_gh::Sink::Stdout,
+    };
+    // An entry larger than the whole cache would only push everything else out, then itself.
+    let largest = config.max_entry_size.value.min(config.max_size.value);
+    ghcache_tier_gh::Origin::new(
+        ghcache_tier_gh::Config::new(config.gh.value.clone())
+            .printing_to(sink)
+            .with_max_entry_size(largest),
+    )
+}
+
+/// Writes the answer as gh would have: stdout (through the user's pager on a terminal), unless
+/// gh's stdout was printed already as gh wrote it, then stderr.
 fn print(output: &Output, request: &Request) {
-    let mut paged = false;
-    if matches!(request.input.output, ghcache_core::OutputMode::Tty { .. }) {
-        if let Some(pager) = ghcache_tier_gh::user_pager() {
-            paged = page(&pager, &output.stdout);
+    if !output.stdout_printed {
+        let mut paged = false;
+        if matches!(request.input.output, ghcache_core::OutputMode::Tty { .. }) {
+            if let Some(pager) = ghcache_tier_gh::user_pager() {
+                paged = page(&pager, &output.stdout);
+            }
         }
-    }
-    if !paged {
-        let mut stdout = std::io::stdout().lock();
-        // A closed pipe (`| head`) is the reader's choice, not an error to report.
-        let _ = stdout.write_all(&output.stdout);
-        let _ = stdout.flush();
+        if !paged {
+            let mut stdout = std::io::stdout().lock();
+            // A closed pipe (`| head`) is the reader's choice, not an error to report.
+            let _ = stdout.write_all(&output.stdout);
+            let _ = stdout.flush();
+        }
     }
     let mut stderr = std::io::stderr().lock();
     let _ = stderr.write_all(&output.stderr);
@@ -436,25 +457,30 @@ fn invalidate_after_write(config: &Config, repo: &str, scope: &str, debug: &Debu
         return;
     };
     let Ok(rt) = runtime() else { return };
+    let selector = if repo.is_empty() {
+        // A write whose repository we cannot tell may have changed anything.
+        Selector::All
+    } else {
+        Selector::Repo(repo.to_owned())
+    };
     rt.block_on(async {
-        let tier = match local::Tier::open(local::Config::new(dir)).await {
-            Ok(tier) => tier,
-            Err(err) => {
-                warn(&format!(
-                    "{err}; cached answers about {repo} may be out of date"
-                ));
-                return;
-            }
+        let tier = local::Tier::open(local::Config::new(dir)).await;
+        // The fence moves even when the index cannot be opened or written (a full disk, a
+        // read-only cache): from then on nothing older than this write is served.
+        let dropped = match &tier {
+            Ok(tier) => tier.invalidate(&selector).await.map_err(|e| e.to_string()),
+            Err(_) => local::Fences::new(dir)
+                .invalidate(&selector)
+                .map(|_| 0)
+                .map_err(|e| e.to_string()),
         };
-        let selector = if repo.is_empty() {
-            // A write whose repository we cannot tell may have changed anything.
-            Selector::All
-        } else {
-            Selector::Repo(repo.to_owned())
-        };
-        match tier.invalidate(&selector).await {
+        match dropped {
             Ok(n) => debug.line(&format!("write; dropped {n} cached entries of {repo}"), "-"),
-            Err(err) => warn(&format!("could not drop cached entries of {repo}: {err}")),
+            Err(err) => warn(&format!(
+                "could not record the write to {repo} in the cache ({err}); cached answers \
+                 about it may be out of date: run `ghcache clear --repo {repo}` once the cache \
+                 can be written"
+            )),
         }
         // Peers drop theirs too, so the user sees their own write on every machine.
         if let Some(peers) = p2p_tier(config, dir, scope).await {
@@ -468,8 +494,10 @@ fn invalidate_after_write(config: &Config, repo: &str, scope: &str, debug: &Debu
             ipfs.after_write(&selector, config.ipfs.deadline.value)
                 .await;
         }
-        let _ = tier.record(&[Event::Bypassed]).await;
-        tier.close().await;
+        if let Ok(tier) = tier {
+            let _ = tier.record(&[Event::Bypassed]).await;
+            tier.close().await;
+        }
     });
 }
 
@@ -506,6 +534,23 @@ async fn p2p_tier(_: &Config, _: &std::path::Path, _: &str) -> Option<Arc<dyn Ca
 }
 
 fn exec(config: &Config, args: &[String]) -> Failure {
+    let err = ghcache_tier_gh::exec(&config.gh.value, args);
+    spawn_failure(config, &err)
+}
+
+/// Runs gh with arguments that are not all UTF-8 (`-R $'o/r\xff'`), exactly as given: they
+/// cannot be part of a key, so the command is a bypass, whatever it is.
+pub fn run_raw(config: &Config, args: &[std::ffi::OsString]) -> Failure {
+    let debug = Debug {
+        on: config.debug.value,
+        started: Instant::now(),
+    };
+    if config.enabled.value {
+        record_bypass(config);
+        debug.line("bypass (arguments that are not UTF-8)", "-");
+    } else {
+        debug.line("disabled", "-");
+    }
     let err = ghcache_tier_gh::exec(&config.gh.value, args);
     spawn_failure(config, &err)
 }

@@ -13,6 +13,7 @@ mod ipfs;
 mod shell;
 mod stats;
 
+use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::PathBuf;
 
@@ -68,9 +69,10 @@ enum Command {
     /// after `gh` go to gh, including --help.
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Gh {
-        /// Arguments for gh.
+        /// Arguments for gh, in any encoding: words that are not UTF-8 cannot be part of a
+        /// cache key, and gh then runs with them untouched.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
-        args: Vec<String>,
+        args: Vec<OsString>,
     },
     /// Show statistics since the cache was created, per tier.
     Stats {
@@ -138,13 +140,17 @@ enum DaemonAction {
 #[cfg(feature = "p2p")]
 #[derive(Debug, Subcommand)]
 enum SwarmKeyAction {
-    /// Print a new random key in the IPFS swarm.key format: `ghcache swarm-key new > swarm.key`.
-    New,
+    /// Make a new random key in the IPFS swarm.key format: `ghcache swarm-key new --out swarm.key`.
+    New {
+        /// Write it to this new file, readable by you only, instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 impl Cli {
     /// `ghcache gh <args>` with every option at its default.
-    fn gh(args: Vec<String>) -> Cli {
+    fn gh(args: Vec<OsString>) -> Cli {
         Cli {
             cache_dir: None,
             gh: None,
@@ -166,18 +172,16 @@ impl Cli {
 ///
 /// Building clap's parser for all subcommands is about a tenth of a local hit. It is not needed
 /// here: once `gh` is followed by a word that is not an option, clap hands that word and
-/// everything after it to gh unread (trailing arguments), so the result is the same.
-fn gh_words(argv: impl IntoIterator<Item = std::ffi::OsString>) -> Option<Vec<String>> {
+/// everything after it to gh unread (trailing arguments), so the result is the same. Words
+/// need not be UTF-8 (gh takes any bytes): they are passed on as they are.
+fn gh_words(argv: impl IntoIterator<Item = OsString>) -> Option<Vec<OsString>> {
     let mut argv = argv.into_iter().skip(1);
     if argv.next()? != "gh" {
         return None;
     }
-    let args = argv
-        .map(std::ffi::OsString::into_string)
-        .collect::<Result<Vec<String>, _>>()
-        .ok()?;
+    let args: Vec<OsString> = argv.collect();
     match args.first() {
-        Some(first) if !first.starts_with('-') => Some(args),
+        Some(first) if !first.as_encoded_bytes().starts_with(b"-") => Some(args),
         _ => None,
     }
 }
@@ -211,6 +215,9 @@ fn run() -> Result<i32, Failure> {
         Some(args) => Cli::gh(args),
         None => Cli::parse(),
     };
+    // Unknown `GH_CACHE_*` names and values that are not UTF-8 are errors, checked here because
+    // the lookups by name below would pass over them in silence.
+    config::check_env(std::env::vars_os()).map_err(|e| Failure::Usage(e.to_string()))?;
     let env = |name: &str| std::env::var(name).ok();
     let flags = Flags {
         cache_dir: cli.cache_dir,
@@ -230,7 +237,11 @@ fn run() -> Result<i32, Failure> {
     #[cfg_attr(not(feature = "p2p"), allow(unused_mut))]
     let mut config = Config::load(&env, &flags).map_err(|e| Failure::Usage(e.to_string()))?;
     match cli.command {
-        Command::Gh { args } => gh::run(&config, &env, args),
+        Command::Gh { args } if args.iter().all(|a| a.to_str().is_some()) => {
+            let args = args.into_iter().filter_map(|a| a.into_string().ok());
+            gh::run(&config, &env, args.collect())
+        }
+        Command::Gh { args } => Err(gh::run_raw(&config, &args)),
         Command::Stats { json } => stats::show(&config, json),
         Command::Clear { repo, all: _ } => stats::clear(&config, repo.as_deref()),
         #[cfg(feature = "p2p")]
@@ -245,8 +256,8 @@ fn run() -> Result<i32, Failure> {
         } => daemon::run(&mut config, flags),
         #[cfg(feature = "p2p")]
         Command::SwarmKey {
-            action: SwarmKeyAction::New,
-        } => daemon::new_swarm_key(),
+            action: SwarmKeyAction::New { out },
+        } => daemon::new_swarm_key(out.as_deref()),
         #[cfg(feature = "ipfs")]
         Command::IpfsStore { key, scope } => gh::ipfs_store(&config, &key, &scope),
         Command::Config => {
@@ -272,15 +283,7 @@ mod tests {
     #[test]
     fn only_gh_followed_by_a_word_skips_the_parser() {
         let yes = gh_words(os(&["ghcache", "gh", "pr", "list", "--debug", "-R", "o/r"]));
-        assert_eq!(
-            yes,
-            Some(
-                vec!["pr", "list", "--debug", "-R", "o/r"]
-                    .into_iter()
-                    .map(String::from)
-                    .collect()
-            )
-        );
+        assert_eq!(yes, Some(os(&["pr", "list", "--debug", "-R", "o/r"])));
         for no in [
             &["ghcache", "gh"][..],
             &["ghcache", "gh", "--debug", "pr", "list"],
@@ -291,6 +294,24 @@ mod tests {
         ] {
             assert_eq!(gh_words(os(no)), None, "{no:?}");
         }
+    }
+
+    #[test]
+    fn words_that_are_not_utf8_reach_gh_as_they_are() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let odd = OsString::from_vec(b"o/r\xff".to_vec());
+        let mut argv = os(&["ghcache", "gh", "pr", "list", "-R"]);
+        argv.push(odd.clone());
+        let mut expected = os(&["pr", "list", "-R"]);
+        expected.push(odd);
+        assert_eq!(gh_words(argv.clone()), Some(expected.clone()));
+        // Where the fast path does not apply, clap passes them on as well.
+        argv.insert(1, "--debug".into());
+        let parsed = Cli::try_parse_from(argv).map(|cli| cli.command);
+        assert!(
+            matches!(&parsed, Ok(Command::Gh { args }) if *args == expected),
+            "{parsed:?}"
+        );
     }
 
     /// A word of a gh command line: gh words, ghcache's own options, values, odd characters.

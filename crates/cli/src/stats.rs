@@ -98,12 +98,19 @@ pub fn clear(config: &Config, repo: Option<&str>) -> Result<i32, Failure> {
         }
         None => Selector::All,
     };
+    let all = matches!(selector, Selector::All);
     let dropped = runtime()?.block_on(async {
         let tier = open(config).await?;
         let dropped = tier
             .invalidate(&selector)
             .await
             .map_err(|e| Failure::Runtime(e.to_string()));
+        if all && dropped.is_ok() {
+            // One lock file per key ever fetched would otherwise outlive every entry.
+            if let Ok(dir) = config.cache_dir() {
+                local::KeyLock::remove_unheld(dir);
+            }
+        }
         tier.close().await;
         dropped
     })?;
@@ -155,6 +162,11 @@ pub fn describe_config(config: &Config) -> String {
         "max_size",
         format!("\"{}\"", human_bytes(config.max_size.value)),
         &config.max_size.origin,
+    );
+    line(
+        "max_entry_size",
+        format!("\"{}\"", human_bytes(config.max_entry_size.value)),
+        &config.max_entry_size.origin,
     );
     line(
         "max_stale",

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 
 use crate::entry::Entry;
 use crate::error::TierError;
+use crate::fence::{Fence, FenceState, Mark, CLOCK_SKEW};
 use crate::key::CacheKey;
 use crate::origin::{Fetched, Origin, OriginError, Output};
 use crate::request::Request;
@@ -24,6 +25,9 @@ pub enum Source {
     Stale,
     /// gh failed and there was nothing to fall back to; its output is passed through.
     OriginFailed,
+    /// A new answer from GitHub, printed as gh wrote it and not stored: it was larger than the
+    /// largest entry.
+    OriginTooLarge,
 }
 
 /// The answer to a request, and what the user should be told about how it was made.
@@ -47,7 +51,7 @@ pub struct ChainConfig {
 impl Default for ChainConfig {
     fn default() -> Self {
         ChainConfig {
-            clock_skew: Duration::from_secs(30),
+            clock_skew: CLOCK_SKEW,
         }
     }
 }
@@ -67,13 +71,28 @@ struct Level {
 /// - A stale hit is kept as the *prior* entry: the origin may revalidate it (ETag), and it is
 ///   served with a warning if GitHub fails and it is younger than `max_stale`.
 /// - An origin answer with exit code 0 is written to every tier.
+/// - With a [`Fence`], the fence of the request's repository is read before anything else: an
+///   answer is stored only if no invalidation of the repository happened since (it may have been
+///   fetched before a write finished), and an entry from any tier is used only if the fence
+///   admits it (made after the last invalidation this machine has seen).
 ///
 /// The chain is itself a [`CacheTier`] (without the origin), so chains compose.
 pub struct Chain {
     levels: Vec<Level>,
     origin: Arc<dyn Origin>,
     stats: Arc<dyn StatsSink>,
+    fence: Option<Arc<dyn Fence>>,
     config: ChainConfig,
+}
+
+/// How the fence stood when a request began.
+enum Start {
+    /// No fence: everything may be stored.
+    Unfenced,
+    /// The fence read this.
+    Read(FenceState),
+    /// The fence could not be read: nothing may be stored.
+    Unreadable,
 }
 
 impl Chain {
@@ -83,6 +102,7 @@ impl Chain {
             levels: Vec::new(),
             origin,
             stats,
+            fence: None,
             config: ChainConfig::default(),
         }
     }
@@ -112,6 +132,12 @@ impl Chain {
         self
     }
 
+    /// Guards every lookup and store with `fence` (see the type's behaviour).
+    pub fn with_fence(mut self, fence: Arc<dyn Fence>) -> Self {
+        self.fence = Some(fence);
+        self
+    }
+
     /// Replaces the settings.
     pub fn with_config(mut self, config: ChainConfig) -> Self {
         self.config = config;
@@ -123,6 +149,8 @@ impl Chain {
     /// # Errors
     /// Only when the origin cannot be run at all and no stale entry can stand in.
     pub async fn resolve(&self, request: &Request) -> Result<Resolved, OriginError> {
+        // Read before anything is fetched: what follows may race a write.
+        let start = self.start(&request.repo);
         let now = crate::now_ms();
         let mut warnings = Vec::new();
         let mut prior: Option<Entry> = None;
@@ -130,14 +158,18 @@ impl Chain {
             let Some(entry) = self.lookup(level, &request.key).await else {
                 continue;
             };
+            if !self.admitted(&entry, &request.repo) {
+                continue;
+            }
             if entry
                 .manifest
                 .is_fresh_for(request.ttl, now, self.config.clock_skew)
             {
                 self.stats.record(Event::Hit(level.tier.name()));
-                self.backfill(&entry, index, &mut warnings).await;
+                let mark = self.storable(&request.repo, &start);
+                self.backfill(&entry, index, mark, &mut warnings).await;
                 return Ok(Resolved {
-                    output: Output::of(&entry),
+                    output: Output::from(entry),
                     source: Source::Tier(level.tier.name()),
                     warnings,
                 });
@@ -150,6 +182,7 @@ impl Chain {
             }
         }
         self.stats.record(Event::Miss);
+        let fetch_began = crate::now_ms();
         let fetched = match self.origin.fetch(request, prior.as_ref()).await {
             Ok(fetched) => fetched,
             Err(err) => match usable_stale(prior, request, now) {
@@ -161,9 +194,11 @@ impl Chain {
         };
         match fetched {
             Fetched::Fresh(entry) => {
-                self.write_through(&entry, &mut warnings).await;
+                let entry = self
+                    .store_fetched(entry, request, &start, fetch_began, &mut warnings)
+                    .await;
                 Ok(Resolved {
-                    output: Output::of(&entry),
+                    output: Output::from(entry),
                     source: Source::Origin,
                     warnings,
                 })
@@ -173,10 +208,11 @@ impl Chain {
                     self.stats.record(Event::Revalidated);
                     // GitHub vouched for it again: it is this machine's entry now, to be
                     // signed anew by whoever announces it.
-                    entry.manifest.created_at_ms = crate::now_ms();
+                    entry.manifest.created_at_ms = fetch_began;
                     entry.manifest.producer = None;
                     entry.manifest.signature = None;
-                    self.write_through(&entry, &mut warnings).await;
+                    let mark = self.storable(&request.repo, &start);
+                    self.write_through(&entry, mark, &mut warnings).await;
                     Ok(Resolved {
                         output: Output::of(&entry),
                         source: Source::Revalidated,
@@ -189,8 +225,24 @@ impl Chain {
                     reason: "GitHub answered 304 Not Modified but no cached entry exists".into(),
                 }),
             },
+            Fetched::Printed { entry, output } => {
+                let source = match entry {
+                    Some(entry) => {
+                        self.store_fetched(entry, request, &start, fetch_began, &mut warnings)
+                            .await;
+                        Source::Origin
+                    }
+                    None => Source::OriginTooLarge,
+                };
+                Ok(Resolved {
+                    output,
+                    source,
+                    warnings,
+                })
+            }
             Fetched::Failed { output, transient } => {
-                if transient {
+                // Once part of gh's answer is on the user's screen, a stale one cannot replace it.
+                if transient && !output.stdout_printed {
                     if let Some(stale) = usable_stale(prior, request, now) {
                         let reason = first_line(&output.stderr);
                         return Ok(self.serve_stale(stale, &reason, warnings));
@@ -233,29 +285,121 @@ impl Chain {
         }
     }
 
-    async fn put_level(&self, level: &Level, entry: &Entry) -> Result<(), TierError> {
-        match level.deadline {
-            Some(deadline) => tokio::time::timeout(deadline, level.tier.put(entry))
-                .await
-                .unwrap_or(Err(TierError::Deadline {
-                    tier: level.tier.name(),
-                    deadline,
-                })),
-            None => level.tier.put(entry).await,
+    /// Stores an answer the origin fetched for `request`, under the fence the request began
+    /// with, and returns it. The answer is dated when its fetch began: GitHub may have answered
+    /// at any moment since, and a write that finished meanwhile must be seen as newer.
+    async fn store_fetched(
+        &self,
+        mut entry: Entry,
+        request: &Request,
+        start: &Start,
+        fetch_began: u64,
+        warnings: &mut Vec<String>,
+    ) -> Entry {
+        if entry.manifest.producer.is_none() {
+            entry.manifest.created_at_ms = entry.manifest.created_at_ms.min(fetch_began);
+        }
+        let mark = self.storable(&request.repo, start);
+        self.write_through(&entry, mark, warnings).await;
+        entry
+    }
+
+    /// The fence of `repo` before a request's first lookup.
+    fn start(&self, repo: &str) -> Start {
+        match &self.fence {
+            None => Start::Unfenced,
+            Some(fence) => fence.read(repo).map_or(Start::Unreadable, Start::Read),
         }
     }
 
-    async fn backfill(&self, entry: &Entry, upto: usize, warnings: &mut Vec<String>) {
+    /// Whether an entry that a tier returned may be used for a request about `repo`. The fence
+    /// is read anew: an invalidation may have finished while the tier looked.
+    fn admitted(&self, entry: &Entry, repo: &str) -> bool {
+        // The repository is part of what the key is made of, so an honest producer names the
+        // same one; one that names another would slip past the fence.
+        if entry.manifest.repo != repo {
+            return false;
+        }
+        match &self.fence {
+            None => true,
+            Some(fence) => fence
+                .read(repo)
+                .is_ok_and(|state| state.admits(&entry.manifest)),
+        }
+    }
+
+    /// How an answer to a request that began at `start` may be stored now: `Some(None)` as it
+    /// is, `Some(Some(mark))` under the mark the fence had then, `None` not at all (the fence
+    /// moved: the answer may predate a write, or the fence cannot be read).
+    fn storable(&self, repo: &str, start: &Start) -> Option<Option<Mark>> {
+        match (start, &self.fence) {
+            (Start::Unfenced, _) | (_, None) => Some(None),
+            (Start::Read(then), Some(fence)) => match fence.read(repo) {
+                Ok(now) if now.mark == then.mark => Some(Some(then.mark)),
+                _ => None,
+            },
+            (Start::Unreadable, Some(_)) => None,
+        }
+    }
+
+    async fn put_level(
+        &self,
+        level: &Level,
+        entry: &Entry,
+        mark: Option<Mark>,
+    ) -> Result<(), TierError> {
+        let put = async {
+            match mark {
+                Some(mark) => level.tier.put_fenced(entry, mark).await,
+                None => level.tier.put(entry).await,
+            }
+        };
+        match level.deadline {
+            Some(deadline) => {
+                tokio::time::timeout(deadline, put)
+                    .await
+                    .unwrap_or(Err(TierError::Deadline {
+                        tier: level.tier.name(),
+                        deadline,
+                    }))
+            }
+            None => put.await,
+        }
+    }
+
+    /// Stores `entry` in the tiers before `upto`; `mark` as from [`Chain::storable`].
+    async fn backfill(
+        &self,
+        entry: &Entry,
+        upto: usize,
+        mark: Option<Option<Mark>>,
+        warnings: &mut Vec<String>,
+    ) {
+        let Some(mark) = mark else {
+            return;
+        };
         for level in self.levels[..upto].iter().filter(|l| l.store) {
-            if let Err(err) = self.put_level(level, entry).await {
-                self.stats.record(Event::Error(level.tier.name()));
-                warnings.push(format!("could not store the answer: {err}"));
+            match self.put_level(level, entry, mark).await {
+                Ok(()) => {}
+                // A tier that is read-only said so when it was opened (a read-only cache dir, a
+                // consume-only daemon): one warning per problem, not one per store.
+                Err(TierError::ReadOnly { .. }) => {}
+                Err(err) => {
+                    self.stats.record(Event::Error(level.tier.name()));
+                    warnings.push(format!("could not store the answer: {err}"));
+                }
             }
         }
     }
 
-    async fn write_through(&self, entry: &Entry, warnings: &mut Vec<String>) {
-        self.backfill(entry, self.levels.len(), warnings).await;
+    async fn write_through(
+        &self,
+        entry: &Entry,
+        mark: Option<Option<Mark>>,
+        warnings: &mut Vec<String>,
+    ) {
+        self.backfill(entry, self.levels.len(), mark, warnings)
+            .await;
     }
 
     fn serve_stale(&self, entry: Entry, reason: &str, mut warnings: Vec<String>) -> Resolved {
@@ -293,8 +437,15 @@ impl CacheTier for Chain {
     async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
         let mut warnings = Vec::new();
         for (index, level) in self.levels.iter().enumerate() {
-            if let Some(entry) = self.lookup(level, key).await {
-                self.backfill(&entry, index, &mut warnings).await;
+            let Some(entry) = self.lookup(level, key).await else {
+                continue;
+            };
+            let repo = entry.manifest.repo.clone();
+            if self.admitted(&entry, &repo) {
+                // The fence is read after the lookup: a backfill is checked by the tiers that
+                // keep fences, against the entry's own time, as a plain put is.
+                self.backfill(&entry, index, Some(None), &mut warnings)
+                    .await;
                 return Ok(Lookup::Hit(entry));
             }
         }
@@ -303,7 +454,14 @@ impl CacheTier for Chain {
 
     async fn put(&self, entry: &Entry) -> Result<(), TierError> {
         let mut warnings = Vec::new();
-        self.write_through(entry, &mut warnings).await;
+        self.write_through(entry, Some(None), &mut warnings).await;
+        Ok(())
+    }
+
+    async fn put_fenced(&self, entry: &Entry, mark: Mark) -> Result<(), TierError> {
+        let mut warnings = Vec::new();
+        self.write_through(entry, Some(Some(mark)), &mut warnings)
+            .await;
         Ok(())
     }
 
@@ -327,7 +485,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::testkit::{sample_entry, MemoryTier};
+    use crate::testkit::{sample_entry, MemoryFence, MemoryTier};
     use crate::{Body, KeyInput, OutputMode, Recorder};
 
     /// An origin that answers from a script and counts calls.
@@ -461,6 +619,7 @@ mod tests {
                 stdout: vec![],
                 stderr: b"HTTP 502: Bad Gateway\n".to_vec(),
                 exit_code: 1,
+                stdout_printed: false,
             },
             transient: true,
         };
@@ -491,6 +650,7 @@ mod tests {
                 stdout: vec![],
                 stderr: b"HTTP 404: Not Found\n".to_vec(),
                 exit_code: 1,
+                stdout_printed: false,
             },
             transient: false,
         }));
@@ -576,6 +736,97 @@ mod tests {
         }
     }
 
+    /// An origin that answers after a write to the repository finished (the fence moved while
+    /// it fetched), as a gh that read before the write and printed after it.
+    struct RacingOrigin {
+        answer: Entry,
+        fence: Arc<MemoryFence>,
+    }
+
+    #[async_trait]
+    impl Origin for RacingOrigin {
+        async fn fetch(&self, _: &Request, _: Option<&Entry>) -> Result<Fetched, OriginError> {
+            self.fence.move_for(&self.answer.manifest.repo);
+            Ok(Fetched::Fresh(self.answer.clone()))
+        }
+    }
+
+    #[test]
+    fn an_answer_fetched_across_a_write_is_printed_but_never_stored() {
+        let entry = sample_entry(21, "o/r", b"before the write\n");
+        let fence = Arc::new(MemoryFence::default());
+        let local = Arc::new(MemoryTier::new("local"));
+        let p2p = Arc::new(MemoryTier::new("p2p"));
+        let origin = Arc::new(RacingOrigin {
+            answer: entry.clone(),
+            fence: fence.clone(),
+        });
+        let chain = Chain::new(origin, Arc::new(Recorder::default()))
+            .with_fence(fence.clone())
+            .with_tier(local.clone(), None)
+            .with_tier(p2p.clone(), None);
+        let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
+        assert_eq!(
+            resolved.map(|r| (r.source, r.output.stdout)),
+            Some((Source::Origin, b"before the write\n".to_vec()))
+        );
+        assert_eq!((local.len(), p2p.len()), (0, 0), "stored nowhere");
+    }
+
+    #[test]
+    fn entries_made_before_an_invalidation_seen_here_are_not_used() {
+        let fresh = sample_entry(22, "o/r", b"from GitHub\n");
+        let fence = Arc::new(MemoryFence::default());
+        let p2p = Arc::new(MemoryTier::new("p2p"));
+        // A peer fetched it a moment ago; this machine saw a write to o/r since.
+        let mut old = stale(sample_entry(22, "o/r", b"old\n"), 1_000);
+        old.manifest.producer = Some(vec![7]);
+        block_on(p2p.put(&old)).ok();
+        fence.move_for("o/r");
+        let origin = Arc::new(ScriptedOrigin::new(Fetched::Fresh(fresh.clone())));
+        let chain = Chain::new(origin.clone(), Arc::new(Recorder::default()))
+            .with_fence(fence.clone())
+            .with_tier(Arc::new(MemoryTier::new("local")), None)
+            .with_tier(p2p, None);
+        let resolved = block_on(chain.resolve(&request_for(&fresh))).ok();
+        assert_eq!(
+            resolved.map(|r| (r.source, r.output.stdout)),
+            Some((Source::Origin, b"from GitHub\n".to_vec()))
+        );
+        assert_eq!(origin.calls.load(Ordering::SeqCst), 1);
+
+        // The same entry made long enough after the write is used.
+        let mut newer = sample_entry(22, "o/r", b"new\n");
+        newer.manifest.producer = Some(vec![7]);
+        newer.manifest.created_at_ms = crate::now_ms() + 1 + CLOCK_SKEW.as_millis() as u64 / 2;
+        let p2p = Arc::new(MemoryTier::new("p2p"));
+        block_on(p2p.put(&newer)).ok();
+        let fence = Arc::new(MemoryFence::default());
+        fence.move_for("o/r");
+        let chain = Chain::new(origin, Arc::new(Recorder::default()))
+            .with_fence(fence)
+            .with_tier(p2p, None);
+        let mut request = request_for(&newer);
+        request.ttl = Duration::from_secs(3600);
+        let resolved = block_on(chain.resolve(&request)).ok();
+        assert_eq!(
+            resolved.map(|r| r.source),
+            Some(Source::Origin),
+            "within the skew margin of the write: not trusted"
+        );
+    }
+
+    #[test]
+    fn an_entry_that_names_another_repository_is_not_used() {
+        let fresh = sample_entry(23, "o/r", b"right\n");
+        let p2p = Arc::new(MemoryTier::new("p2p"));
+        block_on(p2p.put(&sample_entry(23, "o/elsewhere", b"dodges the fence\n"))).ok();
+        let origin = Arc::new(ScriptedOrigin::new(Fetched::Fresh(fresh.clone())));
+        let chain = Chain::new(origin, Arc::new(Recorder::default())).with_tier(p2p, None);
+        let resolved = block_on(chain.resolve(&request_for(&fresh))).ok();
+        assert_eq!(resolved.map(|r| r.output.stdout), Some(b"right\n".to_vec()));
+    }
+
     #[test]
     fn tampered_body_is_dropped_and_counted() {
         let mut entry = sample_entry(13, "o/r", b"good\n");
@@ -595,5 +846,58 @@ mod tests {
         let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
         assert_eq!(resolved.map(|r| r.output.stdout), Some(b"good\n".to_vec()));
         assert_eq!(stats.drain(), vec![Event::Corrupt("local"), Event::Miss]);
+    }
+
+    #[test]
+    fn an_answer_the_origin_printed_is_stored_unless_too_large_and_never_replaced() {
+        let entry = sample_entry(14, "o/r", b"printed\n");
+        let left = Output {
+            stderr: b"a notice\n".to_vec(),
+            stdout_printed: true,
+            ..Output::default()
+        };
+        for stored in [true, false] {
+            let local = Arc::new(MemoryTier::new("local"));
+            let printed = Fetched::Printed {
+                entry: stored.then(|| entry.clone()),
+                output: left.clone(),
+            };
+            let origin = Arc::new(ScriptedOrigin::new(printed));
+            let chain =
+                Chain::new(origin, Arc::new(Recorder::default())).with_tier(local.clone(), None);
+            let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
+            let source = if stored {
+                Source::Origin
+            } else {
+                Source::OriginTooLarge
+            };
+            assert_eq!(resolved.as_ref().map(|r| r.source), Some(source));
+            assert_eq!(
+                resolved.map(|r| r.output),
+                Some(left.clone()),
+                "nothing to print twice"
+            );
+            assert_eq!(local.len(), usize::from(stored));
+        }
+        // A transient failure after part of the answer was printed is passed through: a stale
+        // answer printed after it would be two answers.
+        let local = Arc::new(MemoryTier::new("local"));
+        block_on(local.put(&stale(entry.clone(), 120_000))).ok();
+        let failed = Fetched::Failed {
+            output: Output {
+                stderr: b"HTTP 502: Bad Gateway\n".to_vec(),
+                exit_code: 1,
+                stdout_printed: true,
+                ..Output::default()
+            },
+            transient: true,
+        };
+        let chain = Chain::new(
+            Arc::new(ScriptedOrigin::new(failed)),
+            Arc::new(Recorder::default()),
+        )
+        .with_tier(local, None);
+        let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
+        assert_eq!(resolved.map(|r| r.source), Some(Source::OriginFailed));
     }
 }

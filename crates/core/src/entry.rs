@@ -61,6 +61,46 @@ impl Body {
         out
     }
 
+    /// Size of [`Body::encode`]'s output, without encoding.
+    pub fn encoded_len(&self) -> u64 {
+        4 + 16 + self.stdout.len() as u64 + self.stderr.len() as u64
+    }
+
+    /// Digest of [`Body::encode`]'s output, without encoding: a big answer is not copied to be
+    /// checked.
+    pub fn digest(&self) -> Digest {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"GHB1");
+        for part in [&self.stdout, &self.stderr] {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        Digest(*hasher.finalize().as_bytes())
+    }
+
+    /// [`Body::decode`] that keeps `bytes`' allocation for stdout, so that reading a big answer
+    /// holds it in memory once.
+    pub fn decode_owned(mut bytes: Vec<u8>) -> Result<Self, DecodeError> {
+        let (start, stdout_len, stderr_at) = {
+            let mut r = Reader::new(&bytes, "body");
+            if r.take(4)? != b"GHB1" {
+                return Err(r.err("bad magic"));
+            }
+            let stdout_len = r.bytes(usize::MAX)?.len();
+            let stderr_at = bytes.len() - r.rest.len();
+            r.bytes(usize::MAX)?;
+            r.finish()?;
+            (12, stdout_len, stderr_at)
+        };
+        let stderr = bytes[stderr_at + 8..].to_vec();
+        bytes.truncate(start + stdout_len);
+        bytes.drain(..start);
+        Ok(Body {
+            stdout: bytes,
+            stderr,
+        })
+    }
+
     /// Inverse of [`Body::encode`]. Never allocates more than `bytes.len()`.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes, "body");
@@ -248,9 +288,8 @@ impl Entry {
 
     /// Does the body match the manifest's digest and size? Checked on every read.
     pub fn verify_body(&self) -> bool {
-        let encoded = self.body.encode();
-        encoded.len() as u64 == self.manifest.body_size
-            && Digest::of(&encoded) == self.manifest.body_digest
+        self.body.encoded_len() == self.manifest.body_size
+            && self.body.digest() == self.manifest.body_digest
     }
 }
 
@@ -391,6 +430,9 @@ mod tests {
     fn body_round_trips_and_verifies() {
         let e = sample();
         assert_eq!(Body::decode(&e.body.encode()), Ok(e.body.clone()));
+        assert_eq!(Body::decode_owned(e.body.encode()), Ok(e.body.clone()));
+        assert_eq!(e.body.digest(), Digest::of(&e.body.encode()));
+        assert_eq!(e.body.encoded_len(), e.body.encode().len() as u64);
         assert!(e.verify_body());
         let mut tampered = e;
         tampered.body.stdout.push(b'!');
@@ -412,6 +454,18 @@ mod tests {
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = Manifest::decode(&bytes);
             let _ = Body::decode(&bytes);
+            let _ = Body::decode_owned(bytes);
+        }
+
+        #[test]
+        fn both_decoders_agree(
+            stdout in proptest::collection::vec(any::<u8>(), 0..300),
+            stderr in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let body = Body { stdout, stderr };
+            let encoded = body.encode();
+            prop_assert_eq!(Body::decode_owned(encoded.clone()), Ok(body.clone()));
+            prop_assert_eq!(body.digest(), Digest::of(&encoded));
         }
 
         #[test]

@@ -1,3 +1,6 @@
+//! The origin port: where answers come from when no tier has one (GitHub, through gh), and
+//! what it can answer.
+
 use async_trait::async_trait;
 
 use crate::entry::Entry;
@@ -12,6 +15,9 @@ pub struct Output {
     pub stderr: Vec<u8>,
     /// Exit code.
     pub exit_code: i32,
+    /// gh's stdout was already written to the user while gh ran: `stdout` holds nothing that
+    /// is still to be printed, and printing must not start over (no second pager).
+    pub stdout_printed: bool,
 }
 
 impl Output {
@@ -21,6 +27,19 @@ impl Output {
             stdout: entry.body.stdout.clone(),
             stderr: entry.body.stderr.clone(),
             exit_code: entry.manifest.exit_code,
+            stdout_printed: false,
+        }
+    }
+}
+
+impl From<Entry> for Output {
+    /// The output that replays a stored entry, without copying its body.
+    fn from(entry: Entry) -> Self {
+        Output {
+            stdout: entry.body.stdout,
+            stderr: entry.body.stderr,
+            exit_code: entry.manifest.exit_code,
+            stdout_printed: false,
         }
     }
 }
@@ -32,10 +51,20 @@ impl Output {
 pub enum Fetched {
     /// A successful answer (exit code 0): store it and print it.
     Fresh(Entry),
+    /// A successful answer whose stdout the origin printed while gh ran
+    /// (`output.stdout_printed`): store `entry` and print the rest of `output` (its stderr).
+    /// `entry` is `None` when the answer was larger than the largest entry: nothing is stored.
+    Printed {
+        /// What to store, if anything.
+        entry: Option<Entry>,
+        /// What is left to print, and the exit code.
+        output: Output,
+    },
     /// GitHub said 304 for the prior entry's ETag: the prior entry is still right.
     NotModified,
-    /// gh failed: print its output, store nothing. `transient` marks failures of GitHub itself
-    /// (5xx, network, rate limit) for which a stale entry may be served instead.
+    /// gh failed (or was interrupted by a signal): print its output, store nothing. `transient`
+    /// marks failures of GitHub itself (5xx, network, rate limit) for which a stale entry may be
+    /// served instead; it is never set once part of the output was printed.
     Failed {
         /// gh's output.
         output: Output,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::fence::{Fence, FenceState, Mark};
 use crate::{Body, CacheKey, CacheTier, Entry, Lookup, Selector, TierError};
 
 /// An in-memory tier. Counts gets and puts so tests can assert which tiers were consulted.
@@ -85,6 +86,37 @@ impl CacheTier for MemoryTier {
             Selector::Repo(repo) => &entry.manifest.repo != repo,
         });
         Ok((before - entries.len()) as u64)
+    }
+}
+
+/// An in-memory fence: one generation and time per repository, moved by [`MemoryFence::move_for`].
+#[derive(Debug, Default)]
+pub struct MemoryFence {
+    repos: Mutex<HashMap<String, (u64, u64)>>,
+}
+
+impl MemoryFence {
+    /// Moves the fence of `repo`, as an invalidation that finished now does.
+    pub fn move_for(&self, repo: &str) {
+        if let Ok(mut repos) = self.repos.lock() {
+            let slot = repos.entry(repo.to_owned()).or_default();
+            slot.0 += 1;
+            slot.1 = crate::now_ms();
+        }
+    }
+}
+
+impl Fence for MemoryFence {
+    fn read(&self, repo: &str) -> Result<FenceState, TierError> {
+        let repos = self.repos.lock().map_err(|_| TierError::Unavailable {
+            tier: "fence",
+            reason: "lock poisoned".into(),
+        })?;
+        let (generation, at) = repos.get(repo).copied().unwrap_or_default();
+        Ok(FenceState {
+            mark: Mark(generation),
+            invalidated_at_ms: at,
+        })
     }
 }
 

@@ -2,6 +2,7 @@ use async_trait::async_trait;
 
 use crate::entry::Entry;
 use crate::error::TierError;
+use crate::fence::Mark;
 use crate::key::CacheKey;
 
 /// What a tier has for a key. A miss is a value, not an error.
@@ -46,6 +47,17 @@ pub trait CacheTier: Send + Sync {
 
     /// Stores `entry`, replacing any entry of the same key.
     async fn put(&self, entry: &Entry) -> Result<(), TierError>;
+
+    /// Stores `entry`, which was fetched after the fence of its repository read `mark`.
+    ///
+    /// # Behavior
+    /// A tier that keeps fences (the local tier) stores it only if the fence still reads `mark`,
+    /// and serves it only while it does, so that an answer fetched before a write finished is
+    /// never kept. Other tiers store it as [`CacheTier::put`] does.
+    async fn put_fenced(&self, entry: &Entry, mark: Mark) -> Result<(), TierError> {
+        let _ = mark;
+        self.put(entry).await
+    }
 
     /// Drops the entries `selector` names; returns how many. Tiers that cannot drop are no-ops.
     async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {

@@ -6,11 +6,51 @@ use std::ffi::OsString;
 pub struct Config {
     /// The gh program: a name looked up on `PATH`, or a path.
     pub program: OsString,
+    /// Where gh's stdout is printed while gh runs. `None`: nowhere; the whole answer is held
+    /// and returned for the caller to print ([`ghcache_core::Fetched::Fresh`]).
+    pub sink: Option<Sink>,
+    /// The largest answer (gh's stdout) that is kept for the cache when printing to a sink; a
+    /// larger one is printed and not stored.
+    pub max_entry_size: u64,
 }
 
 impl Config {
-    /// Runs `program` as gh.
+    /// The default of [`Config::max_entry_size`]: 64 MiB. Far above what gh prints for one
+    /// command (a long `gh api --paginate` listing is a few MiB), so every ordinary answer is
+    /// cached, and low enough that the copy kept while gh runs, and again while it is stored,
+    /// stays a small part of a machine's memory; an eighth of the default cache size, so one
+    /// answer cannot push most of the cache out.
+    pub const DEFAULT_MAX_ENTRY_SIZE: u64 = 64 << 20;
+
+    /// Runs `program` as gh; the answer is held and returned, not printed.
     pub fn new(program: OsString) -> Self {
-        Config { program }
+        Config {
+            program,
+            sink: None,
+            max_entry_size: Self::DEFAULT_MAX_ENTRY_SIZE,
+        }
     }
+
+    /// Prints gh's stdout to `sink` as gh writes it.
+    pub fn printing_to(mut self, sink: Sink) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Keeps answers of up to `bytes` for the cache.
+    pub fn with_max_entry_size(mut self, bytes: u64) -> Self {
+        self.max_entry_size = bytes;
+        self
+    }
+}
+
+/// Where gh's stdout goes while gh runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sink {
+    /// This process's stdout.
+    Stdout,
+    /// A pager: a shell command (`sh -c`), started when gh first prints something, with the
+    /// user's terminal; this process waits for it to exit.
+    Pager(String),
 }

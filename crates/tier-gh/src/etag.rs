@@ -187,47 +187,78 @@ pub(crate) struct Head {
     pub len: usize,
 }
 
-/// Parses the header block at the start of `stdout` (the first page's, if there are several).
-/// On a terminal gh colours header names, so escape sequences are ignored while reading it; `len`
-/// still counts the bytes as printed. A block that does not end in a blank line is not gh's
-/// format: `None`, and stdout is left alone.
-pub(crate) fn parse_head(stdout: &[u8]) -> Option<Head> {
+/// What the start of gh's stdout, as far as it has been read, says about a header block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scan {
+    /// A whole block: the body starts at `len`.
+    Head(Head),
+    /// Not gh's format, whatever follows.
+    NotHead,
+    /// Every line so far fits, but the blank line that ends the block has not come yet.
+    Incomplete,
+}
+
+/// Reads the header block at the start of `stdout` (the first page's, if there are several),
+/// as far as it has been read: only lines that end in `\n` are judged, so that gh's output can be
+/// read as it comes. On a terminal gh colours header names, so escape sequences are ignored
+/// while reading it; `len` still counts the bytes as printed. A block that does not end in a
+/// blank line is not gh's format.
+pub(crate) fn scan_head(stdout: &[u8]) -> Scan {
     let mut offset = 0;
     let mut status = None;
     let mut etag = None;
-    while offset < stdout.len() {
-        let end = stdout[offset..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(stdout.len(), |i| offset + i + 1);
+    while let Some(newline) = stdout[offset..].iter().position(|&b| b == b'\n') {
+        let end = offset + newline + 1;
         let line = plain(&stdout[offset..end]);
         let line = line.trim_end_matches(['\r', '\n']);
         offset = end;
         match status {
             None => {
-                let rest = line.strip_prefix("HTTP/")?;
-                let code = rest.split_whitespace().nth(1)?;
-                if code.len() != 3 {
-                    return None;
-                }
-                status = Some(code.parse().ok()?);
+                let Some(code) = status_code(line) else {
+                    return Scan::NotHead;
+                };
+                status = Some(code);
             }
             Some(status) if line.is_empty() => {
-                return Some(Head {
+                return Scan::Head(Head {
                     status,
                     etag,
                     len: offset,
                 });
             }
             Some(_) => {
-                let (name, value) = line.split_once(':')?;
+                let Some((name, value)) = line.split_once(':') else {
+                    return Scan::NotHead;
+                };
                 if name.trim().eq_ignore_ascii_case("etag") {
                     etag = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
                 }
             }
         }
     }
-    None
+    let rest = &stdout[offset..];
+    if status.is_none() && !rest.is_empty() && !could_start_status_line(rest) {
+        return Scan::NotHead;
+    }
+    Scan::Incomplete
+}
+
+/// The status code of an `HTTP/x.y NNN Reason` line.
+fn status_code(line: &str) -> Option<u16> {
+    let rest = line.strip_prefix("HTTP/")?;
+    let code = rest.split_whitespace().nth(1)?;
+    if code.len() != 3 {
+        return None;
+    }
+    code.parse().ok()
+}
+
+/// Whether `partial`, the start of a first line, can still become a status line: output that
+/// cannot is known not to be a header block before its first line ends.
+fn could_start_status_line(partial: &[u8]) -> bool {
+    const PREFIX: &[u8] = b"HTTP/";
+    let n = partial.len().min(PREFIX.len());
+    partial[..n] == PREFIX[..n]
 }
 
 /// `bytes` as text without ANSI escape sequences.
@@ -255,6 +286,14 @@ fn plain(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The header block of a whole output, if it has one.
+    fn parse_head(stdout: &[u8]) -> Option<Head> {
+        match scan_head(stdout) {
+            Scan::Head(head) => Some(head),
+            Scan::NotHead | Scan::Incomplete => None,
+        }
+    }
 
     fn args(line: &str) -> Vec<String> {
         line.split_whitespace().map(str::to_owned).collect()
@@ -398,6 +437,32 @@ mod tests {
         let head = parse_head(&out).unwrap_or_else(|| panic!("no head"));
         assert_eq!(head.etag.as_deref(), Some("\"p1\""));
         assert!(out[head.len..].starts_with(b"[{\"n\":1}]\nHTTP/1.0 200 OK"));
+    }
+
+    #[test]
+    fn a_head_read_in_pieces_is_incomplete_until_its_blank_line() {
+        let mut out = GH_223_HEAD.to_vec();
+        out.extend_from_slice(b"{\"name\":\"r\"}");
+        let whole = parse_head(&out).unwrap_or_else(|| panic!("no head"));
+        for cut in 0..GH_223_HEAD.len() {
+            assert_eq!(scan_head(&out[..cut]), Scan::Incomplete, "cut at {cut}");
+        }
+        for cut in GH_223_HEAD.len()..=out.len() {
+            assert_eq!(
+                scan_head(&out[..cut]),
+                Scan::Head(whole.clone()),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_cannot_be_a_head_is_known_early() {
+        assert_eq!(scan_head(b"{"), Scan::NotHead);
+        assert_eq!(scan_head(b"HTTX"), Scan::NotHead);
+        assert_eq!(scan_head(b"HTTP/1.1 200 OK\nnot a header\n"), Scan::NotHead);
+        assert_eq!(scan_head(b"HTT"), Scan::Incomplete);
+        assert_eq!(scan_head(b""), Scan::Incomplete);
     }
 
     #[test]

@@ -1,13 +1,13 @@
-//! Fetching from GitHub by running gh and capturing what it prints.
-
-use std::process::Stdio;
+//! Fetching from GitHub by running gh: what it printed becomes an answer, a 304 or a failure.
 
 use async_trait::async_trait;
-use ghcache_core::{Body, Entry, Fetched, OriginError, Output, OutputMode, Request};
+use ghcache_core::{Body, Entry, Fetched, OriginError, Output, Request};
 
+use crate::capture::Reading;
 use crate::config::Config;
-use crate::etag::{self, Plan};
+use crate::etag::Plan;
 use crate::failure;
+use crate::stream::{Ran, Run};
 
 /// The origin: GitHub, through the real gh.
 #[derive(Debug, Clone)]
@@ -21,63 +21,125 @@ impl Origin {
         Origin { config }
     }
 
-    fn program(&self) -> String {
-        self.config.program.to_string_lossy().into_owned()
+    async fn run(&self, plan: &Plan, request: &Request) -> Result<Ran, OriginError> {
+        let limit = match self.config.sink {
+            Some(_) => usize::try_from(self.config.max_entry_size).unwrap_or(usize::MAX),
+            // Held whole for the caller, who prints it.
+            None => usize::MAX,
+        };
+        Run {
+            program: &self.config.program,
+            argv: &plan.argv,
+            output: request.input.output,
+            reading: Reading {
+                reads_head: plan.reads_head,
+                strip_head: plan.added_include,
+                conditional: plan.conditional,
+                limit,
+            },
+            sink: self.config.sink.as_ref(),
+        }
+        .run()
+        .await
     }
 
-    async fn run(&self, argv: &[String], output: OutputMode) -> Result<Output, OriginError> {
-        let mut command = tokio::process::Command::new(&self.config.program);
-        command
-            .args(argv)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if let OutputMode::Tty { width } = output {
-            // gh prints for a terminal of this width; the CLI pages the answer itself.
-            command.env("GH_FORCE_TTY", width.to_string());
-            command.env("GH_PAGER", "cat");
+    /// What a finished run of gh means.
+    fn answer(&self, plan: &Plan, request: &Request, ran: Ran) -> Result<Fetched, OriginError> {
+        let Ran {
+            exit_code,
+            interrupted,
+            capture,
+            stdout_printed,
+            mut stderr,
+            stderr_printed,
+            error,
+        } = ran;
+        let printed = stdout_printed || stderr_printed;
+        let mut exit_code = exit_code;
+        if let Some(reason) = error {
+            if !printed {
+                return Err(OriginError::Io {
+                    program: self.config.program.to_string_lossy().into_owned(),
+                    reason,
+                });
+            }
+            // Part of the answer is on the user's screen: finish it as a failure, not an
+            // error that a stale answer could be printed after.
+            stderr.extend_from_slice(format!("reading gh's output failed: {reason}\n").as_bytes());
+            exit_code = if exit_code == 0 { 1 } else { exit_code };
         }
-        let child = command.spawn().map_err(|e| OriginError::Spawn {
-            program: self.program(),
-            reason: e.to_string(),
-        })?;
-        let out = child
-            .wait_with_output()
-            .await
-            .map_err(|e| OriginError::Io {
-                program: self.program(),
-                reason: e.to_string(),
-            })?;
-        Ok(Output {
-            stdout: out.stdout,
-            stderr: out.stderr,
-            exit_code: exit_code(out.status),
+        let etag = capture.head().and_then(|head| head.etag.clone());
+        let said_304 = capture.head().is_some_and(|head| head.status == 304)
+            || (!stderr_printed && failure::is_not_modified(&stderr));
+        if exit_code != 0 || interrupted {
+            if plan.conditional && said_304 && exit_code != 0 && !interrupted && !stdout_printed {
+                return Ok(Fetched::NotModified);
+            }
+            // A stale answer may stand in only for a failure of GitHub that nobody saw yet.
+            let transient =
+                !interrupted && !printed && failure::is_transient(&stderr) && exit_code != 0;
+            let stdout = if stdout_printed {
+                Vec::new()
+            } else {
+                capture.into_kept()
+            };
+            let output = Output {
+                stdout,
+                stderr,
+                exit_code,
+                stdout_printed,
+            };
+            return Ok(Fetched::Failed { output, transient });
+        }
+        let entry = |stdout: Vec<u8>, stderr: Vec<u8>| {
+            Entry::new(
+                request.key,
+                &request.input.scope,
+                &request.repo,
+                request.ttl,
+                Body { stdout, stderr },
+                etag.clone(),
+            )
+        };
+        if self.config.sink.is_none() {
+            return Ok(Fetched::Fresh(entry(capture.into_kept(), stderr)));
+        }
+        // Stored only whole: with stderr that was printed as it came, it is not.
+        let stored = capture
+            .into_answer()
+            .filter(|_| !stderr_printed)
+            .map(|stdout| entry(stdout, stderr.clone()));
+        Ok(Fetched::Printed {
+            entry: stored,
+            output: Output {
+                stdout: Vec::new(),
+                stderr: if stderr_printed { Vec::new() } else { stderr },
+                exit_code,
+                stdout_printed: true,
+            },
         })
     }
 }
 
-fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt as _;
-    status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(1)
-}
-
 #[async_trait]
 impl ghcache_core::Origin for Origin {
-    /// Runs gh with `request.argv` and captures both streams.
+    /// Runs gh with `request.argv`; with a [`crate::Sink`], prints its stdout there as it comes.
     ///
     /// # Behavior
     /// For a `gh api` GET (`request.revalidate`), gh is asked for the response headers (`-i`,
-    /// stripped again from what is stored unless the user asked for them) to record the ETag,
-    /// and with a `prior` entry that has one, the request is made conditional: a 304 is
+    /// stripped again from what is printed and stored unless the user asked for them) to record
+    /// the ETag, and with a `prior` entry that has one, the request is made conditional: a 304 is
     /// [`Fetched::NotModified`]. A non-zero exit is [`Fetched::Failed`], `transient` when GitHub
-    /// or the network failed.
+    /// or the network failed and nothing was printed yet. Printing to a sink, a success is
+    /// [`Fetched::Printed`], without an entry when stdout was larger than
+    /// [`Config::max_entry_size`]; without a sink, it is [`Fetched::Fresh`].
+    ///
+    /// SIGINT, SIGTERM, SIGHUP and SIGQUIT received while gh runs are passed on to gh, and
+    /// gh's answer is then a [`Fetched::Failed`] that is not transient, whatever gh's exit code:
+    /// an interrupted answer is never stored.
     ///
     /// # Errors
-    /// gh could not be started, or its output could not be read.
+    /// gh could not be started, or its output could not be read before anything was printed.
     async fn fetch(
         &self,
         request: &Request,
@@ -89,57 +151,15 @@ impl ghcache_core::Origin for Origin {
         } else {
             Plan::plain(&request.argv)
         };
-        let mut output = self.run(&plan.argv, request.input.output).await?;
-        let head = if plan.reads_head {
-            etag::parse_head(&output.stdout)
-        } else {
-            None
-        };
-        if output.exit_code != 0 {
-            let said_304 = failure::is_not_modified(&output.stderr)
-                || head.as_ref().is_some_and(|h| h.status == 304);
-            if plan.conditional && said_304 {
-                return Ok(Fetched::NotModified);
-            }
-            if plan.added_include {
-                if let Some(head) = &head {
-                    output.stdout.drain(..head.len);
-                }
-            }
-            let transient = failure::is_transient(&output.stderr);
-            return Ok(Fetched::Failed { output, transient });
+        let ran = self.run(&plan, request).await?;
+        if ran.capture.unreadable() && ran.exit_code == 0 && !ran.interrupted {
+            // gh printed headers that could not be told from the body (nothing of it was
+            // printed): ask again without them rather than print or store what plain gh would
+            // not print.
+            let plain = Plan::plain(&request.argv);
+            let ran = self.run(&plain, request).await?;
+            return self.answer(&plain, request, ran);
         }
-        let mut etag_value = None;
-        match head {
-            Some(head) => {
-                etag_value = head.etag;
-                if plan.added_include {
-                    // The user did not ask for headers: store exactly what plain `gh api` prints.
-                    output.stdout.drain(..head.len);
-                }
-            }
-            None if plan.added_include => {
-                // gh printed headers that could not be told from the body: ask again without
-                // them rather than store output that plain gh would not print.
-                output = self.run(&request.argv, request.input.output).await?;
-                if output.exit_code != 0 {
-                    let transient = failure::is_transient(&output.stderr);
-                    return Ok(Fetched::Failed { output, transient });
-                }
-            }
-            None => {}
-        }
-        let body = Body {
-            stdout: output.stdout,
-            stderr: output.stderr,
-        };
-        Ok(Fetched::Fresh(Entry::new(
-            request.key,
-            &request.input.scope,
-            &request.repo,
-            request.ttl,
-            body,
-            etag_value,
-        )))
+        self.answer(&plan, request, ran)
     }
 }

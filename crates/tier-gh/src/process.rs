@@ -2,11 +2,20 @@
 
 use std::ffi::OsStr;
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
-use std::process::Command;
+use std::process::{Command, ExitStatus};
+
+use rustix::process::Signal;
+
+use crate::signals::{forward, Signals};
 
 /// Replaces this process with gh, so prompts, the terminal and signals behave exactly as with
-/// plain gh. Returns only if gh could not be started, with the reason.
-pub fn exec(program: &OsStr, args: &[String]) -> std::io::Error {
+/// plain gh. The arguments are passed as they are, in whatever encoding. Returns only if gh
+/// could not be started, with the reason.
+pub fn exec<I, S>(program: &OsStr, args: I) -> std::io::Error
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     Command::new(program).args(args).exec()
 }
 
@@ -15,45 +24,58 @@ pub fn exec(program: &OsStr, args: &[String]) -> std::io::Error {
 ///
 /// # Behavior
 /// While gh runs, Ctrl-C and Ctrl-\ reach gh from the terminal and gh decides; this process
-/// ignores them so that it is still there to report gh's exit code. They stay ignored after gh
-/// exits: the caller is expected to exit with the code soon after.
+/// ignores them so that it is still there to report gh's exit code. SIGTERM and SIGHUP, which
+/// are sent to this process alone (`kill`, a supervisor, a closed terminal), are passed on to gh,
+/// and this process too waits for gh. All four stay handled after gh exits: the caller is
+/// expected to exit with the code soon after.
 ///
 /// # Errors
 /// gh could not be started.
 pub fn run_inherited(program: &OsStr, args: &[String]) -> std::io::Result<i32> {
-    ignore_terminal_signals();
-    let status = Command::new(program).args(args).status()?;
-    Ok(status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(1))
+    // A runtime of its own, on a thread of its own, so that a caller already inside a tokio
+    // runtime does not make it panic. If it cannot be had, gh still runs, without forwarding.
+    let forwarding = || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        Some(runtime.block_on(run_forwarding(program, args)))
+    };
+    let ran = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("ghcache-gh".into())
+            .spawn_scoped(scope, forwarding)
+            .ok()
+            .and_then(|thread| thread.join().ok())
+            .flatten()
+    });
+    match ran {
+        Some(result) => result,
+        None => Command::new(program).args(args).status().map(exit_code),
+    }
 }
 
-/// Replaces the default action of SIGINT and SIGQUIT (end the process) with handlers that only
-/// record the signal, for the rest of this process: a process that is about to exit with gh's
-/// code needs nothing more, and this needs no `unsafe`.
-///
-/// tokio installs a process-wide handler when a signal is first listened for and never removes
-/// it, so the handlers outlive the small runtime built here. That runtime lives on a thread of
-/// its own, so that a caller already inside a tokio runtime does not make it panic. If the
-/// handlers cannot be installed, gh still runs; only Ctrl-C then ends this process as well.
-fn ignore_terminal_signals() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let install = || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-        else {
-            return;
-        };
-        let _context = runtime.enter();
-        for kind in [SignalKind::interrupt(), SignalKind::quit()] {
-            // The listener itself is not needed: registering is what replaces the default.
-            let _ = signal(kind);
+async fn run_forwarding(program: &OsStr, args: &[String]) -> std::io::Result<i32> {
+    // Before gh starts: from then on, these signals no longer end this process.
+    let mut signals = Signals::listen();
+    let mut child = tokio::process::Command::new(program).args(args).spawn()?;
+    loop {
+        tokio::select! {
+            status = child.wait() => return status.map(exit_code),
+            received = signals.recv() => {
+                // Ctrl-C and Ctrl-\ came from the terminal, to gh as well: gh decides.
+                if received == Signal::TERM || received == Signal::HUP {
+                    forward(child.id(), received);
+                }
+            }
         }
-    };
-    let _ = std::thread::Builder::new()
-        .name("ghcache-signals".into())
-        .spawn(install)
-        .map(std::thread::JoinHandle::join);
+    }
+}
+
+/// gh's exit code as a shell reports it: 128 + the signal number when a signal ended it.
+pub(crate) fn exit_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
 }

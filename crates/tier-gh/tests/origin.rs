@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ghcache_core::{Entry, Fetched, KeyInput, Origin as _, Output, OutputMode, Request};
-use ghcache_tier_gh::{Config, Origin};
+use ghcache_tier_gh::{Config, Origin, Sink};
 
 const SCRIPT: &str = r#"#!/bin/sh
 here=$(dirname "$0")
@@ -334,6 +334,7 @@ fn github_failures_are_transient_and_request_failures_are_not() {
             stdout: b"some checks failed\n".to_vec(),
             stderr: b"X build\n".to_vec(),
             exit_code: 3,
+            stdout_printed: false,
         }
     );
 }
@@ -373,4 +374,137 @@ fn large_outputs_on_both_streams_do_not_deadlock() {
     ));
     assert_eq!(text(&entry.body.stdout).lines().count(), 2000);
     assert_eq!(text(&entry.body.stderr).lines().count(), 2000);
+}
+
+/// An origin that prints gh's stdout into a file, through a pager that copies it there.
+struct Printing {
+    gh: FakeGh,
+    printed: PathBuf,
+    origin: Origin,
+}
+
+impl Printing {
+    fn new(max_entry_size: u64) -> Self {
+        let gh = FakeGh::new();
+        let printed = gh.dir.path().join("printed");
+        let sink = Sink::Pager(format!("cat > '{}'", printed.display()));
+        let config = Config::new(gh.path().into())
+            .printing_to(sink)
+            .with_max_entry_size(max_entry_size);
+        Printing {
+            gh,
+            printed,
+            origin: Origin::new(config),
+        }
+    }
+
+    fn fetch(&self, request: &Request, prior: Option<&Entry>) -> Fetched {
+        let _ = std::fs::remove_file(&self.printed);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .block_on(self.origin.fetch(request, prior))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// What reached the pager; `None` when no pager was started.
+    fn printed(&self) -> Option<String> {
+        std::fs::read(&self.printed).ok().map(|b| text(&b))
+    }
+}
+
+fn printed(fetched: Fetched) -> (Option<Entry>, Output) {
+    match fetched {
+        Fetched::Printed { entry, output } => (entry, output),
+        other => panic!("expected a printed answer, got {other:?}"),
+    }
+}
+
+#[test]
+fn printing_stores_exactly_what_was_printed_and_leaves_stderr_to_the_caller() {
+    let printing = Printing::new(Config::DEFAULT_MAX_ENTRY_SIZE);
+    let (entry, output) = printed(printing.fetch(&api("api repos/o/r"), None));
+    let entry = entry.unwrap_or_else(|| panic!("stored"));
+    let expected = "args: api -i repos/o/r\ntty=none pager=unset\n";
+    assert_eq!(
+        printing.printed().as_deref(),
+        Some(expected),
+        "no header block"
+    );
+    assert_eq!(text(&entry.body.stdout), expected);
+    assert_eq!(entry.manifest.etag.as_deref(), Some("\"v1\""));
+    assert_eq!(
+        output,
+        Output {
+            stdout: Vec::new(),
+            stderr: b"a notice\n".to_vec(),
+            exit_code: 0,
+            stdout_printed: true,
+        }
+    );
+}
+
+#[test]
+fn an_answer_over_the_largest_entry_is_printed_and_not_stored() {
+    let printing = Printing::new(10);
+    let (entry, output) = printed(printing.fetch(&api("api repos/o/r"), None));
+    assert!(entry.is_none());
+    assert_eq!(
+        printing.printed().as_deref(),
+        Some("args: api -i repos/o/r\ntty=none pager=unset\n")
+    );
+    assert_eq!(output.stderr, b"a notice\n");
+}
+
+#[test]
+fn a_failure_of_github_is_held_back_so_a_stale_answer_can_stand_in() {
+    let printing = Printing::new(Config::DEFAULT_MAX_ENTRY_SIZE);
+    let (output, transient) = failed(printing.fetch(&api("api e502"), None));
+    assert!(transient);
+    assert_eq!(
+        printing.printed(),
+        None,
+        "nothing printed, no pager started"
+    );
+    assert!(!output.stdout_printed);
+    assert_eq!(
+        output.stdout, br#"{"message":"Server Error"}"#,
+        "for the caller"
+    );
+    let (output, transient) = failed(printing.fetch(&api("api e404"), None));
+    assert!(!transient);
+    assert_eq!(output.stdout, br#"{"message":"Not Found"}"#);
+}
+
+#[test]
+fn a_304_prints_nothing() {
+    let printing = Printing::new(Config::DEFAULT_MAX_ENTRY_SIZE);
+    let request = api("api repos/o/r");
+    let (prior, _) = printed(printing.fetch(&request, None));
+    let prior = prior.unwrap_or_else(|| panic!("stored"));
+    assert_eq!(printing.fetch(&request, Some(&prior)), Fetched::NotModified);
+    assert_eq!(printing.printed(), None);
+}
+
+#[test]
+fn a_failure_after_printing_began_is_passed_through() {
+    let printing = Printing::new(Config::DEFAULT_MAX_ENTRY_SIZE);
+    let (output, transient) =
+        failed(printing.fetch(&request("pr checks exit-3", OutputMode::Pipe, false), None));
+    assert!(!transient);
+    assert_eq!(printing.printed().as_deref(), Some("some checks failed\n"));
+    assert_eq!(
+        (output.stdout, output.stdout_printed, output.exit_code),
+        (Vec::new(), true, 3)
+    );
+}
+
+#[test]
+fn unreadable_headers_are_not_printed_and_the_second_run_is() {
+    let printing = Printing::new(Config::DEFAULT_MAX_ENTRY_SIZE);
+    let (entry, _) = printed(printing.fetch(&api("api garbled"), None));
+    assert_eq!(printing.printed().as_deref(), Some("plain body\n"));
+    assert_eq!(entry.map(|e| e.body.stdout), Some(b"plain body\n".to_vec()));
+    assert_eq!(printing.gh.calls(), ["api -i garbled", "api garbled"]);
 }

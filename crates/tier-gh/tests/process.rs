@@ -66,7 +66,7 @@ fn a_gh_that_cannot_start_is_an_error() {
     assert_eq!(err.map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
     // exec returns only when it failed, and then with the reason.
     assert_eq!(
-        exec(missing, &arg("pr")).kind(),
+        exec(missing, arg("pr")).kind(),
         std::io::ErrorKind::NotFound
     );
 }

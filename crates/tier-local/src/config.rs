@@ -8,7 +8,8 @@ const DEFAULT_MAX_BYTES: u64 = 512 * 1024 * 1024;
 #[non_exhaustive]
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The cache directory (`GH_CACHE_DIR`). Created with mode 0700 if missing.
+    /// The cache directory (`GH_CACHE_DIR`). Created with mode 0700 if missing; refused when
+    /// another user owns or can write it, or when it holds other files and is not a cache.
     pub dir: PathBuf,
     /// Cap on the bytes of stored bodies; least recently used entries are evicted above it.
     pub max_bytes: u64,

@@ -15,6 +15,22 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// Another user owns, or group or others can write, the cache directory, its index or a
+    /// directory in it: whoever can write them chooses what ghcache prints.
+    #[error("refusing the cache at {}: {reason}", dir.display())]
+    Unsafe {
+        /// The cache directory.
+        dir: PathBuf,
+        /// What is wrong, and the command that fixes it.
+        reason: String,
+    },
+    /// The directory holds files and is not a ghcache cache: ghcache deletes files in its
+    /// cache directory, so it does not take over one that is in use.
+    #[error("{} is not a ghcache cache (it holds other files, and neither ghcache's CACHEDIR.TAG nor an index.db); set GH_CACHE_DIR to a new or empty directory", dir.display())]
+    NotACache {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// A query on the index failed after it was opened.
     #[error("the cache index at {} failed: {reason} (run `ghcache clear`, or remove {} to start over)", dir.join("index.db").display(), dir.display())]
     Index {

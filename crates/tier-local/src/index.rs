@@ -43,6 +43,9 @@ const MIGRATIONS: &[&str] = &[
         name TEXT PRIMARY KEY NOT NULL,
         at_ms INTEGER NOT NULL
     );",
+    // 3: the fence mark each answer was fetched under (see the fence module); rows from before
+    // have 0, which no fence reads, so they are fetched again.
+    "ALTER TABLE entries ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build writes.
@@ -107,21 +110,30 @@ pub(crate) struct Stored {
     pub manifest: Vec<u8>,
     pub digest: String,
     pub last_used_ms: i64,
+    pub repo: String,
+    pub fence: u64,
+    pub created_at_ms: i64,
 }
 
 pub(crate) async fn lookup(
     conn: &mut SqliteConnection,
     key: &[u8],
 ) -> sqlx::Result<Option<Stored>> {
-    let row = sqlx::query("SELECT manifest, digest, last_used_ms FROM entries WHERE key = ?")
-        .bind(key)
-        .fetch_optional(conn)
-        .await?;
+    let row = sqlx::query(
+        "SELECT manifest, digest, last_used_ms, repo, fence, created_at_ms FROM entries
+         WHERE key = ?",
+    )
+    .bind(key)
+    .fetch_optional(conn)
+    .await?;
     row.map(|row| {
         Ok(Stored {
             manifest: row.try_get(0)?,
             digest: row.try_get(1)?,
             last_used_ms: row.try_get(2)?,
+            repo: row.try_get(3)?,
+            fence: row.try_get::<i64, _>(4)? as u64,
+            created_at_ms: row.try_get(5)?,
         })
     })
     .transpose()
@@ -161,13 +173,16 @@ pub(crate) struct NewRow<'a> {
     pub created_at_ms: u64,
     pub now_ms: u64,
     pub has_cid: bool,
+    /// The fence mark the answer was fetched under.
+    pub fence: u64,
 }
 
 pub(crate) async fn upsert(conn: &mut SqliteConnection, row: &NewRow<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT OR REPLACE INTO entries
-            (key, scope_id, repo, manifest, digest, size, created_at_ms, last_used_ms, has_cid)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, scope_id, repo, manifest, digest, size, created_at_ms, last_used_ms, has_cid,
+             fence)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(row.key)
     .bind(row.scope_id)
@@ -178,6 +193,8 @@ pub(crate) async fn upsert(conn: &mut SqliteConnection, row: &NewRow<'_>) -> sql
     .bind(to_i64(row.created_at_ms))
     .bind(to_i64(row.now_ms))
     .bind(row.has_cid)
+    // The mark's bits as SQLite's signed integer; read back with the same cast.
+    .bind(row.fence as i64)
     .execute(conn)
     .await
     .map(drop)
@@ -198,6 +215,7 @@ pub(crate) async fn delete_if(
 }
 
 /// Which rows to delete.
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Which<'a> {
     Key(&'a [u8]),
     Repo(&'a str),
@@ -219,6 +237,20 @@ pub(crate) async fn delete(
         Which::All => sqlx::query_scalar("DELETE FROM entries RETURNING digest"),
     };
     query.fetch_all(conn).await
+}
+
+/// How many rows `which` names.
+pub(crate) async fn count(conn: &mut SqliteConnection, which: Which<'_>) -> sqlx::Result<u64> {
+    let query = match which {
+        Which::Key(key) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM entries WHERE key = ?").bind(key)
+        }
+        Which::Repo(repo) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM entries WHERE repo = ?").bind(repo)
+        }
+        Which::All => sqlx::query_scalar("SELECT COUNT(*) FROM entries"),
+    };
+    query.fetch_one(conn).await.map(to_u64)
 }
 
 pub(crate) async fn referenced(conn: &mut SqliteConnection, digest: &str) -> sqlx::Result<bool> {

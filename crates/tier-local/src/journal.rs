@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{flock, FlockOperation};
 
+use crate::blobs::is_decimal;
+use crate::lock::still_at;
 use crate::stats::Counts;
 
 /// The file processes append to.
@@ -31,14 +33,25 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// Appends one batch of counts (and one request) for a later fold; returns the file's size
 /// after the append.
+///
+/// A fold renames the file and then reads it under an exclusive lock; an append that opened the
+/// file before the rename but locked it only after the fold read it would be lost. So the
+/// append goes ahead only while the locked file is still the pending file, and otherwise opens
+/// the new one.
 pub(crate) fn append(dir: &Path, counts: &Counts) -> io::Result<u64> {
-    let mut file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(dir.join(PENDING))?;
-    // Shared: appenders do not wait for each other, only for a fold reading the file.
-    flock(&file, FlockOperation::LockShared)?;
+    let path = dir.join(PENDING);
+    let mut file = loop {
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&path)?;
+        // Shared: appenders do not wait for each other, only for a fold reading the file.
+        flock(&file, FlockOperation::LockShared)?;
+        if still_at(&file, &path) {
+            break file;
+        }
+    };
     let line = format!(
         "{TAG} 1 {} {} {} {} {} {} {} {} {}\n",
         counts.hits_local,
@@ -75,9 +88,18 @@ pub(crate) fn claimed(dir: &Path) -> Vec<PathBuf> {
     };
     entries
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(CLAIMED_PREFIX))
+        .filter(|e| e.file_name().to_str().is_some_and(is_claimed_name))
         .map(|e| e.path())
         .collect()
+}
+
+/// Whether `name` is a claimed file's, `stats.pending.<pid>.<ms>.<n>`: only those are read
+/// and removed, never another file that happens to share the prefix.
+fn is_claimed_name(name: &str) -> bool {
+    name.strip_prefix(CLAIMED_PREFIX).is_some_and(|rest| {
+        let parts: Vec<&str> = rest.split('.').collect();
+        parts.len() == 3 && parts.iter().all(|p| is_decimal(p))
+    })
 }
 
 /// The file name that identifies a claimed file in the index.
@@ -172,5 +194,19 @@ mod tests {
             claim(dir.path(), 2).len() == 1,
             "the claimed file stays until removed"
         );
+    }
+
+    #[test]
+    fn only_claimed_names_of_our_format_are_claimed() {
+        assert!(is_claimed_name("stats.pending.12.1700000000000.0"));
+        for other in [
+            "stats.pending",
+            "stats.pending.txt",
+            "stats.pending.12.1700000000000",
+            "stats.pending.12.x.0",
+            "stats.pending.12.1700000000000.0.bak",
+        ] {
+            assert!(!is_claimed_name(other), "{other}");
+        }
     }
 }

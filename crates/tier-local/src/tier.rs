@@ -1,6 +1,6 @@
 use std::future::Future;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::str::FromStr as _;
@@ -9,18 +9,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ghcache_core::{
-    now_ms, Body, CacheKey, CacheTier, Digest, Entry, Event, Lookup, Manifest, Selector, TierError,
+    now_ms, Body, CacheKey, CacheTier, Digest, Entry, Event, FenceState, Lookup, Manifest, Mark,
+    Selector, TierError,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions as _, Connection as _, SqliteConnection};
 use tokio::sync::Mutex;
 
-use crate::blobs::{Blobs, Staged, BLOBS, TMP_GRACE};
+use crate::blobs::{Blobs, Staged, TMP_GRACE};
+use crate::cachedir;
 use crate::config::Config;
 use crate::error::Error;
+use crate::fence::{Fences, Moved, Target};
 use crate::index::{self, NewRow, Schema, Which};
 use crate::journal;
-use crate::lock::{index_lock_path, lock_file, LOCKS};
+use crate::lock::{index_lock_path, lock_file, KeyLock};
 use crate::stats::{Counts, Stats};
 
 /// The tier's name in stats and debug lines.
@@ -31,6 +34,9 @@ const DB: &str = "index.db";
 
 /// How long SQLite waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long to wait before trying again to open an index another process holds locked.
+const BUSY_RETRY: Duration = Duration::from_millis(20);
 
 /// How long to wait for another process that is moving a corrupt index aside.
 const QUARANTINE_WAIT: Duration = Duration::from_secs(2);
@@ -51,6 +57,7 @@ pub struct Tier {
     read_only: bool,
     conn: Mutex<SqliteConnection>,
     blobs: Blobs,
+    fences: Fences,
     /// (device, inode) of the index that was opened: a corrupt index is moved aside only if it is
     /// still the file this handle opened.
     identity: Option<(u64, u64)>,
@@ -62,12 +69,15 @@ pub struct Tier {
 enum Failure {
     Corrupt(String),
     Newer(i64),
+    /// Another process holds a lock that SQLite does not wait for (switching a new database
+    /// to WAL): worth another try.
+    Busy(String),
     Other(String),
 }
 
 impl Tier {
-    /// Opens the cache at `config.dir`, creating the directory (mode 0700), `index.db`, `blobs/`
-    /// and `locks/` as needed.
+    /// Opens the cache at `config.dir`, creating the directory (mode 0700, with a
+    /// `CACHEDIR.TAG`), `index.db` (0600), `blobs/` and `locks/` as needed.
     ///
     /// # Behavior
     /// An index that is not a SQLite database, or is truncated or malformed, is moved aside to
@@ -77,35 +87,57 @@ impl Tier {
     ///
     /// # Errors
     /// [`Error::Open`] when the directory or index cannot be opened or created, [`Error::Newer`]
-    /// when a newer ghcache wrote the index.
+    /// when a newer ghcache wrote the index, [`Error::Unsafe`] when another user owns or can
+    /// write the directory, the index or a directory in it, [`Error::NotACache`] for a
+    /// non-empty directory that is not a ghcache cache.
     pub async fn open(config: Config) -> Result<Tier, Error> {
         let dir = config.dir;
         let open_err = |reason: String| Error::Open {
             dir: dir.clone(),
             reason,
         };
-        make_dir(&dir).map_err(|e| open_err(e.to_string()))?;
-        if !dir.is_dir() {
-            return Err(open_err("it is not a directory".into()));
-        }
-        let mut writable = rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK).is_ok();
+        // Refuses a directory that another user could write or that is not a cache; makes
+        // `blobs/` and `locks/`.
+        let mut writable = cachedir::prepare(&dir, DB)?;
         let mut warnings = Vec::new();
-        if writable {
-            for sub in [BLOBS, LOCKS] {
-                make_dir(&dir.join(sub)).map_err(|e| open_err(format!("{sub}: {e}")))?;
-            }
-        } else {
+        if !writable {
             warnings.push(format!(
                 "the cache at {} is read-only: answers are served from it, nothing new is stored",
                 dir.display()
             ));
         }
         let db = dir.join(DB);
+        let fences = Fences::new(&dir);
+        if writable {
+            // Before the index is opened: `had_index` must see whether it existed.
+            match fences.ensure(db.is_file()) {
+                Ok(warning) => {
+                    warnings.extend(warning);
+                    // Moves made while the cache could not be written (a one-`open` no-op
+                    // when there were none).
+                    if let Err(err) = fences.fold_overflow() {
+                        warnings.push(format!("cannot fold recorded invalidations: {err}"));
+                    }
+                }
+                Err(err) => warnings.push(format!(
+                    "cannot make the fence file in {} ({err}): nothing will be served from \
+                     the cache until it can be made",
+                    dir.display()
+                )),
+            }
+        }
         let mut moved = false;
+        let busy_until = std::time::Instant::now() + BUSY_TIMEOUT;
         let (conn, identity) = loop {
+            if writable {
+                cachedir::create_index(&db);
+            }
             let identity = identity_of(&db);
             match connect(&db, writable).await {
                 Ok(conn) => break (conn, identity),
+                Err(Failure::Busy(_)) if std::time::Instant::now() < busy_until => {
+                    tokio::time::sleep(BUSY_RETRY).await;
+                }
                 Err(Failure::Corrupt(reason)) if writable && !moved => {
                     moved = true;
                     if let Some(line) = quarantine(&dir, &db, identity, &reason) {
@@ -125,7 +157,7 @@ impl Tier {
                         known: index::SCHEMA_VERSION,
                     })
                 }
-                Err(Failure::Other(reason)) if writable && db.is_file() => {
+                Err(Failure::Other(reason) | Failure::Busy(reason)) if writable && db.is_file() => {
                     // A full disk or a failing write path: what is stored can still be served.
                     match connect(&db, false).await {
                         Ok(conn) => {
@@ -140,11 +172,14 @@ impl Tier {
                         Err(_) => return Err(open_err(reason)),
                     }
                 }
-                Err(Failure::Other(reason)) => return Err(open_err(reason)),
+                Err(Failure::Other(reason) | Failure::Busy(reason)) => {
+                    return Err(open_err(reason))
+                }
             }
         };
         Ok(Tier {
             blobs: Blobs::new(&dir),
+            fences,
             dir,
             db,
             max_bytes: config.max_bytes,
@@ -165,6 +200,16 @@ impl Tier {
             Ok(w) => w.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// The fences that guard this cache: a chain that stores into it reads them first.
+    pub fn fences(&self) -> &Fences {
+        &self.fences
+    }
+
+    /// Whether nothing can be stored (a read-only or full cache dir; [`Tier::warnings`] said so).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Adds a batch of events to the persisted counters, and one request.
@@ -424,10 +469,18 @@ impl Tier {
         }
         let keep = index::all_digests(conn).await?;
         self.blobs.sweep(&keep, TMP_GRACE);
+        // Eviction is rare and already sweeps: drop the lock files of keys nobody is fetching.
+        KeyLock::remove_unheld(&self.dir);
         Ok(())
     }
 
-    async fn store(&self, entry: &Entry, staged: Staged, digest: &Digest) -> Result<(), TierError> {
+    async fn store(
+        &self,
+        entry: &Entry,
+        staged: Staged,
+        digest: &Digest,
+        mark: Mark,
+    ) -> Result<(), TierError> {
         let m = &entry.manifest;
         let hex = digest.to_hex();
         let manifest = m.encode();
@@ -452,6 +505,7 @@ impl Tier {
             created_at_ms: m.created_at_ms,
             now_ms: now_ms(),
             has_cid: m.cid.is_some(),
+            fence: mark.0,
         };
         index::upsert(&mut tx, &row)
             .await
@@ -492,6 +546,16 @@ impl CacheTier for Tier {
         let Some(stored) = stored else {
             return Ok(Lookup::Miss);
         };
+        // Served only while the fence of its repository reads the mark it was fetched under: a
+        // write since, through this machine or announced by a peer, moved it. An unreadable
+        // fence serves nothing.
+        if !self
+            .fences
+            .state(&stored.repo)
+            .is_ok_and(|state| state.mark.0 == stored.fence)
+        {
+            return Ok(Lookup::Miss);
+        }
         let manifest = match Manifest::decode(&stored.manifest) {
             Ok(m) if m.key == *key && m.body_digest.to_hex() == stored.digest => m,
             Ok(_) => {
@@ -531,7 +595,7 @@ impl CacheTier for Tier {
             let reason = format!("body {} does not match its digest", stored.digest);
             return self.corrupt(key, &stored.digest, true, reason).await;
         }
-        let body = match Body::decode(&bytes) {
+        let body = match Body::decode_owned(bytes) {
             Ok(body) => body,
             Err(err) => {
                 return self
@@ -559,6 +623,66 @@ impl CacheTier for Tier {
     /// [`TierError::ReadOnly`] in a read-only cache, [`TierError::Unavailable`] when the disk is
     /// full or the index fails. A failed store leaves the previous state.
     async fn put(&self, entry: &Entry) -> Result<(), TierError> {
+        self.put_checked(entry, None).await
+    }
+
+    /// Stores `entry` only if the fence of its repository still reads `mark`; see
+    /// [`CacheTier::put_fenced`]. The row keeps `mark`, so the next invalidation fences it.
+    async fn put_fenced(&self, entry: &Entry, mark: Mark) -> Result<(), TierError> {
+        self.put_checked(entry, Some(mark)).await
+    }
+
+    /// Drops the entries `selector` names, in every scope, and the body files no entry uses.
+    ///
+    /// # Behavior
+    /// First the fence of the repository (or of all) moves, which needs no free space: from
+    /// then on the entries are not served, even when the disk is full or the cache read-only
+    /// and the rows cannot be deleted. Returns how many entries were dropped or fenced.
+    ///
+    /// # Errors
+    /// The fence could not be moved anywhere (see the fence module): the caller must warn that
+    /// answers about the repository may be out of date.
+    async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
+        let Some(target) = Target::of(selector) else {
+            // One key is dropped for its own sake (not after a write): no fence to move, and
+            // moving its repository's would cost every other answer about it.
+            if self.read_only {
+                return Err(TierError::ReadOnly { tier: NAME });
+            }
+            return self.drop_rows(selector).await;
+        };
+        let moved = self.fences.move_for(target).map_err(|err| {
+            TierError::from(Error::Write {
+                dir: self.dir.clone(),
+                reason: format!("cannot record the invalidation: {err}"),
+            })
+        })?;
+        let which = which(selector);
+        if !self.read_only && moved == Moved::InCache {
+            if let Ok(dropped) = self.drop_rows(selector).await {
+                return Ok(dropped);
+            }
+        }
+        // The rows stay (a full disk, a read-only cache) but are fenced: count them.
+        let mut conn = self.conn.lock().await;
+        index::count(&mut conn, which)
+            .await
+            .map_err(|e| self.tier_err(&e))
+    }
+}
+
+fn which(selector: &Selector) -> Which<'_> {
+    match selector {
+        Selector::Repo(repo) => Which::Repo(repo),
+        Selector::Key(key) => Which::Key(&key.0),
+        Selector::All => Which::All,
+    }
+}
+
+impl Tier {
+    /// Stores `entry` if the fence allows it: fetched under `mark`, which must still be the
+    /// fence's, or else made after the last invalidation of its repository.
+    async fn put_checked(&self, entry: &Entry, mark: Option<Mark>) -> Result<(), TierError> {
         if self.read_only {
             return Err(TierError::ReadOnly { tier: NAME });
         }
@@ -574,30 +698,46 @@ impl CacheTier for Tier {
         if entry.manifest.body_size > self.max_bytes {
             return Ok(());
         }
+        let state = self.fences.state(&entry.manifest.repo).map_err(|err| {
+            TierError::from(Error::Write {
+                dir: self.dir.clone(),
+                reason: format!("cannot read the fence file: {err}"),
+            })
+        })?;
+        if !admitted(&state, mark, entry) && !self.describes_stored(entry, &digest, &state).await {
+            // Older than a write this machine has seen: storing it would bring the old answer
+            // back. Not an error: the caller has nothing to fix.
+            return Ok(());
+        }
         let staged = self
             .blobs
             .stage(digest, encoded)
             .await
             .map_err(|e| self.write_err(&e))?;
-        self.store(entry, staged, &digest).await
+        self.store(entry, staged, &digest, state.mark).await
     }
 
-    /// Drops the entries `selector` names, in every scope, and the body files no entry uses.
-    async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
-        if self.read_only {
-            return Err(TierError::ReadOnly { tier: NAME });
-        }
+    /// Whether `entry` is the answer already stored for its key, still under the fence, with a
+    /// new description (signed, or naming its IPFS CID): that changes no answer, however recent
+    /// the last write, so the fence's time rule does not apply.
+    async fn describes_stored(&self, entry: &Entry, digest: &Digest, state: &FenceState) -> bool {
+        let mut conn = self.conn.lock().await;
+        let Ok(Some(stored)) = index::lookup(&mut conn, &entry.manifest.key.0).await else {
+            return false;
+        };
+        stored.fence == state.mark.0
+            && stored.digest == digest.to_hex()
+            && stored.created_at_ms == index::to_i64(entry.manifest.created_at_ms)
+    }
+
+    /// Deletes the rows `selector` names and the body files no row uses any more.
+    async fn drop_rows(&self, selector: &Selector) -> Result<u64, TierError> {
         let mut conn = self.conn.lock().await;
         let mut tx = conn
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| self.tier_err(&e))?;
-        let which = match selector {
-            Selector::Repo(repo) => Which::Repo(repo),
-            Selector::Key(key) => Which::Key(&key.0),
-            Selector::All => Which::All,
-        };
-        let digests = index::delete(&mut tx, which)
+        let digests = index::delete(&mut tx, which(selector))
             .await
             .map_err(|e| self.tier_err(&e))?;
         let dropped = digests.len() as u64;
@@ -618,18 +758,22 @@ impl CacheTier for Tier {
     }
 }
 
+/// Whether an entry may be stored under the fence as it reads now (`state`).
+fn admitted(state: &FenceState, mark: Option<Mark>, entry: &Entry) -> bool {
+    match mark {
+        // Fetched by a chain that read the fence before it began: the mark alone tells whether
+        // a write finished since; our own clock is not needed.
+        Some(mark) if entry.manifest.producer.is_none() => state.mark == mark,
+        Some(mark) => state.mark == mark && state.admits(&entry.manifest),
+        None => state.admits(&entry.manifest),
+    }
+}
+
 /// Removes folded counter files; one left behind is recognised as folded and removed later.
 fn remove_all(paths: Vec<PathBuf>) {
     for path in paths {
         let _ = std::fs::remove_file(path);
     }
-}
-
-fn make_dir(path: &Path) -> io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
 }
 
 fn identity_of(path: &Path) -> Option<(u64, u64)> {
@@ -704,6 +848,8 @@ async fn connect_inner(db: &Path, writable: bool) -> Result<SqliteConnection, Fa
 fn classify(db: &Path, err: &sqlx::Error) -> Failure {
     if is_corrupt(err) {
         Failure::Corrupt(err.to_string())
+    } else if code(err) == Some(5) {
+        Failure::Busy(format!("{}: {err}", db.display()))
     } else {
         Failure::Other(format!("{}: {err}", db.display()))
     }

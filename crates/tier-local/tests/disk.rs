@@ -12,8 +12,10 @@ struct Mount(PathBuf);
 impl Mount {
     fn tmpfs(dir: &Path, options: &str) -> Option<Mount> {
         std::fs::create_dir_all(dir).ok()?;
+        // A tmpfs root is 1777 by default; a cache dir other users can write is refused.
+        let options = format!("{options},mode=0700");
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .args(["-t", "tmpfs", "-o", &options, "tmpfs"])
             .arg(dir)
             .output()
             .is_ok_and(|o| o.status.success());

@@ -28,6 +28,10 @@ pub struct Config {
     /// Keys already in the local store when the daemon starts: provided in the DHT again, so
     /// that peers find them after a restart (announcements only happen when an entry arrives).
     pub held: Vec<CacheKey>,
+    /// Where the daemon's Prometheus metrics are served, if they are (the server runs beside
+    /// the node, in the CLI): reported by `status`, so that a port chosen by the system (`:0`)
+    /// can be found.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -46,6 +50,7 @@ impl Config {
             trusted_peers: Vec::new(),
             fetch_timeout: Duration::from_secs(5),
             held: Vec::new(),
+            metrics: None,
         }
     }
 }

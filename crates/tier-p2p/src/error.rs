@@ -8,9 +8,17 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// The swarm key is missing or malformed.
-    #[error("swarm key: {reason}; make one with `ghcache swarm-key new > swarm.key`")]
+    #[error("swarm key: {reason}; make one with `ghcache swarm-key new --out swarm.key`")]
     SwarmKey {
         /// What is wrong with it.
+        reason: String,
+    },
+    /// A swarm key file could not be read or written, or other users could read it.
+    #[error("swarm key file {}: {reason}", path.display())]
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and what to do.
         reason: String,
     },
     /// The node's identity file could not be read or written.
@@ -34,6 +42,14 @@ pub enum Error {
     NoDaemon {
         /// The cache dir.
         dir: PathBuf,
+    },
+    /// A daemon holds this cache dir's socket but did not answer: busy, or hung.
+    #[error("the ghcache daemon at {} {what} (busy?)", socket.display())]
+    Unresponsive {
+        /// Its control socket.
+        socket: PathBuf,
+        /// What it failed to do, e.g. "did not answer within 3s".
+        what: String,
     },
     /// The control socket could not be bound or used.
     #[error("p2p control socket {path}: {source}")]

@@ -6,6 +6,7 @@
 //! daemon over a Unix socket in the cache dir, and costs one refused connect when no daemon runs.
 
 mod config;
+mod control;
 mod directory;
 mod error;
 pub mod identity;

@@ -4,11 +4,11 @@
 //! their own tasks and talk to it over a bounded command channel, so a slow disk never stalls
 //! the swarm.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ghcache_core::{now_ms, Body, CacheKey, CacheTier, Entry, Lookup, Manifest, Selector};
@@ -27,18 +27,17 @@ use libp2p::{
     Swarm, Transport,
 };
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::control;
 use crate::directory::Directory;
 use crate::error::Error;
 use crate::identity;
 use crate::sign::{self, Rejection};
 use crate::traffic::{Metered, Traffic};
-use crate::wire::{
-    self, Control, FetchCodec, FetchRequest, FetchResponse, Gossip, Invalidation, Reply,
-};
+use crate::wire::{self, FetchCodec, FetchRequest, FetchResponse, Gossip, Invalidation, Reply};
 
 /// Kademlia protocol name: private, so our DHT never merges with the public IPFS one.
 const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ghcache/kad/1.0.0");
@@ -48,19 +47,19 @@ const ID_PROTOCOL: &str = "/ghcache/id/1.0.0";
 const CLOCK_SKEW: Duration = Duration::from_secs(30);
 /// Invalidations older than this are replays or very late: ignored.
 const INVALIDATION_MAX_AGE: Duration = Duration::from_secs(600);
-/// Deadline of a CLI `Get` when it asks for none, and the most it may ask for.
-const DEFAULT_DEADLINE: Duration = Duration::from_millis(150);
-const MAX_DEADLINE: Duration = Duration::from_secs(10);
 /// Fetches in flight per lookup: a hedge against one slow provider, not a flood.
 const HEDGE: usize = 2;
 /// Queue from tasks to the swarm task.
 const COMMAND_QUEUE: usize = 256;
-/// CLI connections served at once; more wait in the socket's backlog.
-const MAX_CLIENTS: usize = 64;
 /// Concurrent request-response streams per connection.
 const MAX_STREAMS: usize = 32;
 /// Provider records this node keeps (its own and others'): one per cached key.
 const MAX_PROVIDED_KEYS: usize = 100_000;
+/// Repositories whose invalidation from peers waits for the local store. Past this, the
+/// waiting ones are replaced by one invalidation of everything (see [`Invalidations`]).
+const MAX_PENDING_INVALIDATIONS: usize = 1024;
+/// How long a stopping daemon still spends applying invalidations it received.
+const INVALIDATION_DRAIN: Duration = Duration::from_secs(5);
 
 /// Path of the control socket of the daemon for cache dir `dir`.
 pub(crate) fn socket_path(dir: &Path) -> PathBuf {
@@ -76,7 +75,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn log(line: std::fmt::Arguments<'_>) {
+pub(crate) fn log(line: std::fmt::Arguments<'_>) {
     eprintln!("ghcache daemon: {line}");
 }
 
@@ -92,21 +91,24 @@ struct Behaviour {
 
 /// Counters reported by `status`.
 #[derive(Debug, Default)]
-struct Counters {
+pub(crate) struct Counters {
     announcements_received: AtomicU64,
     invalidations_received: AtomicU64,
     fetches_served: AtomicU64,
-    lookups: AtomicU64,
-    hits: AtomicU64,
+    pub(crate) lookups: AtomicU64,
+    pub(crate) hits: AtomicU64,
     rejected: AtomicU64,
+    /// Control connections the daemon closed: idle or slow past a deadline, evicted to make
+    /// room, or sending garbage.
+    pub(crate) clients_dropped: AtomicU64,
 }
 
-fn bump(counter: &AtomicU64) {
+pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// What tasks ask of the swarm task.
-enum Command {
+pub(crate) enum Command {
     /// Reply with peers that may hold `key`: from the directory, else from the DHT.
     FindProviders {
         key: CacheKey,
@@ -149,18 +151,92 @@ enum Command {
 }
 
 /// What the tasks share: everything but the swarm.
-struct Shared {
+pub(crate) struct Shared {
     store: Arc<dyn CacheTier>,
-    keypair: Keypair,
-    trusted: Vec<PeerId>,
-    read_only: bool,
-    counters: Counters,
+    pub(crate) keypair: Keypair,
+    pub(crate) trusted: Vec<PeerId>,
+    pub(crate) read_only: bool,
+    pub(crate) counters: Counters,
     traffic: Arc<Traffic>,
     commands: mpsc::Sender<Command>,
+    invalidations: Invalidations,
+    /// Where the daemon's metrics are served, to be reported by `status`.
+    metrics: Option<std::net::SocketAddr>,
+}
+
+/// Invalidations received from peers, waiting for the local store: one task applies them, one
+/// at a time, so a flood of them costs a queue, not a task each.
+///
+/// The queue never drops one: an invalidation lost would leave a stale entry served. A
+/// repository already waiting is not queued twice; when more than
+/// [`MAX_PENDING_INVALIDATIONS`] repositories wait, they are replaced by one invalidation of
+/// the whole store, which drops more than was asked but never too little.
+#[derive(Default)]
+struct Invalidations {
+    pending: Mutex<Pending>,
+    ready: Notify,
+}
+
+#[derive(Default)]
+struct Pending {
+    repos: VecDeque<String>,
+    everything: bool,
+}
+
+impl Invalidations {
+    fn push(&self, repo: String) {
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if pending.everything || pending.repos.contains(&repo) {
+                return;
+            }
+            if pending.repos.len() >= MAX_PENDING_INVALIDATIONS {
+                log(format_args!(
+                    "over {MAX_PENDING_INVALIDATIONS} invalidations from peers wait for the local \
+                     store: dropping every stored entry instead"
+                ));
+                pending.repos.clear();
+                pending.everything = true;
+            } else {
+                pending.repos.push_back(repo);
+            }
+        }
+        self.ready.notify_one();
+    }
+
+    fn next(&self) -> Option<Selector> {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if std::mem::take(&mut pending.everything) {
+            return Some(Selector::All);
+        }
+        pending.repos.pop_front().map(Selector::Repo)
+    }
+
+    /// Applies what waits, then returns.
+    async fn drain(&self, store: &dyn CacheTier) {
+        while let Some(selector) = self.next() {
+            if let Err(e) = store.invalidate(&selector).await {
+                let what = match &selector {
+                    Selector::Repo(repo) => repo.as_str(),
+                    _ => "every entry",
+                };
+                log(format_args!("cannot invalidate {what}: {e}"));
+            }
+        }
+    }
+
+    /// Applies invalidations as they arrive, forever.
+    async fn apply(shared: Arc<Shared>) {
+        loop {
+            let ready = shared.invalidations.ready.notified();
+            shared.invalidations.drain(shared.store.as_ref()).await;
+            ready.await;
+        }
+    }
 }
 
 impl Shared {
-    async fn send(&self, command: Command) -> bool {
+    pub(crate) async fn send(&self, command: Command) -> bool {
         self.commands.send(command).await.is_ok()
     }
 }
@@ -210,8 +286,11 @@ pub async fn run(
         counters: Counters::default(),
         traffic,
         commands,
+        invalidations: Invalidations::default(),
+        metrics: config.metrics,
     });
-    let acceptor = tokio::spawn(accept(listener, shared.clone()));
+    let acceptor = tokio::spawn(control::serve(listener, shared.clone()));
+    let invalidator = tokio::spawn(Invalidations::apply(shared.clone()));
     let mut node = Node {
         swarm,
         shared,
@@ -230,6 +309,21 @@ pub async fn run(
     }
     node.run(command_rx, shutdown).await;
     acceptor.abort();
+    invalidator.abort();
+    // What peers asked to drop is dropped before the daemon goes: a lost invalidation would
+    // leave a stale entry for the CLI to serve.
+    let store = node.shared.store.clone();
+    if tokio::time::timeout(
+        INVALIDATION_DRAIN,
+        node.shared.invalidations.drain(store.as_ref()),
+    )
+    .await
+    .is_err()
+    {
+        log(format_args!(
+            "stopped before every invalidation from peers was applied"
+        ));
+    }
     let _ = std::fs::remove_file(&socket);
     log(format_args!("stopped"));
     Ok(())
@@ -535,6 +629,8 @@ impl Node {
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
         serde_json::json!({
             "peer_id": self.local_id().to_string(),
+            "pid": std::process::id(),
+            "metrics_url": self.shared.metrics.map(|addr| format!("http://{addr}/metrics")),
             "listen_addrs": self.swarm.listeners().map(|a| a.to_string()).collect::<Vec<_>>(),
             "connected_peers": self.swarm.connected_peers().map(|p| p.to_string()).collect::<Vec<_>>(),
             "read_only": self.shared.read_only,
@@ -548,6 +644,7 @@ impl Node {
                 "lookups": n(&c.lookups),
                 "hits": n(&c.hits),
                 "rejected": n(&c.rejected),
+                "clients_dropped": n(&c.clients_dropped),
                 "bytes_in": self.shared.traffic.bytes_in(),
                 "bytes_out": self.shared.traffic.bytes_out(),
             },
@@ -767,12 +864,7 @@ impl Node {
                 bump(&self.shared.counters.invalidations_received);
                 log(format_args!("invalidation of {} from {source}", inv.repo));
                 self.directory.drop_repo(&inv.repo);
-                let store = self.shared.store.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = store.invalidate(&Selector::Repo(inv.repo.clone())).await {
-                        log(format_args!("cannot invalidate {}: {e}", inv.repo));
-                    }
-                });
+                self.shared.invalidations.push(inv.repo);
                 Accept
             }
         }
@@ -823,163 +915,8 @@ fn servable(shared: &Shared, mut entry: Entry, scope_id: &[u8; 32]) -> Option<En
     Some(entry)
 }
 
-/// Accepts CLI connections on the control socket.
-async fn accept(listener: UnixListener, shared: Arc<Shared>) {
-    let clients = Arc::new(Semaphore::new(MAX_CLIENTS));
-    loop {
-        let Ok(permit) = clients.clone().acquire_owned().await else {
-            return;
-        };
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    client(stream, shared).await;
-                    drop(permit);
-                });
-            }
-            Err(e) => {
-                log(format_args!("control socket accept failed: {e}"));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// Serves one CLI connection: one reply per request, in order.
-async fn client(mut stream: UnixStream, shared: Arc<Shared>) {
-    loop {
-        let frame = match wire::read_frame(&mut stream, wire::MAX_CONTROL_FRAME).await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return,
-            Err(e) => {
-                log(format_args!("bad control frame: {e}"));
-                return;
-            }
-        };
-        let reply = match Control::decode(&frame) {
-            Ok(request) => handle(&shared, request).await,
-            Err(e) => Reply::Error(e.to_string()),
-        };
-        if wire::write_frame(&mut stream, &reply.encode())
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
-}
-
-async fn handle(shared: &Arc<Shared>, request: Control) -> Reply {
-    match request {
-        Control::Get {
-            key,
-            scope_id,
-            deadline_ms,
-        } => {
-            let deadline = match deadline_ms {
-                0 => DEFAULT_DEADLINE,
-                ms => Duration::from_millis(ms.into()).min(MAX_DEADLINE),
-            };
-            bump(&shared.counters.lookups);
-            let reply = lookup(shared, key, scope_id, deadline).await;
-            if matches!(reply, Reply::Hit { .. }) {
-                bump(&shared.counters.hits);
-            }
-            reply
-        }
-        Control::Publish { manifest, body } => publish(shared, &manifest, &body).await,
-        Control::Manifest { key, scope_id } => {
-            shared.send(Command::Subscribe { scope_id }).await;
-            let (tx, rx) = oneshot::channel();
-            if !shared
-                .send(Command::Manifest {
-                    key,
-                    scope_id,
-                    reply: tx,
-                })
-                .await
-            {
-                return Reply::Miss;
-            }
-            match rx.await {
-                Ok(Some(manifest)) => Reply::Manifest(manifest.encode()),
-                _ => Reply::Miss,
-            }
-        }
-        Control::Invalidate { scope_id, repo } => {
-            if shared.read_only {
-                return Reply::Ok;
-            }
-            if shared.send(Command::Invalidate { scope_id, repo }).await {
-                Reply::Ok
-            } else {
-                Reply::Error("daemon is shutting down".into())
-            }
-        }
-        Control::Status => {
-            let (tx, rx) = oneshot::channel();
-            if !shared.send(Command::Status { reply: tx }).await {
-                return Reply::Error("daemon is shutting down".into());
-            }
-            match rx.await {
-                Ok(json) => Reply::Status(json),
-                Err(_) => Reply::Error("daemon is shutting down".into()),
-            }
-        }
-    }
-}
-
-async fn publish(shared: &Arc<Shared>, manifest: &[u8], body: &[u8]) -> Reply {
-    let manifest = match Manifest::decode(manifest) {
-        Ok(m) => m,
-        Err(e) => return Reply::Error(e.to_string()),
-    };
-    let body = match Body::decode(body) {
-        Ok(b) => b,
-        Err(e) => return Reply::Error(e.to_string()),
-    };
-    let mut entry = Entry { manifest, body };
-    if !entry.verify_body() {
-        return Reply::Error("body does not match the manifest's digest".into());
-    }
-    if shared.read_only {
-        return Reply::Ok;
-    }
-    if entry.manifest.producer.is_some() {
-        // Signed already: by this machine's CLI (the same identity, after adding the body to
-        // IPFS), or by another peer (an entry found in IPFS). Announce it as theirs, if it checks out.
-        let mut trusted = shared.trusted.clone();
-        if !trusted.is_empty() {
-            trusted.push(shared.keypair.public().to_peer_id());
-        }
-        if let Err(r) = sign::verify(&entry.manifest, &trusted) {
-            return Reply::Error(format!(
-                "not announcing {}: {r}",
-                entry.manifest.key.short()
-            ));
-        }
-    } else if let Err(e) = sign::sign(&mut entry.manifest, &shared.keypair) {
-        return Reply::Error(e.to_string());
-    }
-    if entry.manifest.body_size > wire::MAX_BODY as u64 {
-        // Too big to travel between peers: keep it local.
-        return Reply::Ok;
-    }
-    let announced = shared
-        .send(Command::Announce {
-            manifest: Box::new(entry.manifest),
-        })
-        .await;
-    if announced {
-        Reply::Ok
-    } else {
-        Reply::Error("daemon is shutting down".into())
-    }
-}
-
 /// Finds `key` in the swarm: providers, then a hedged fetch; the first valid entry wins.
-async fn lookup(
+pub(crate) async fn lookup(
     shared: &Arc<Shared>,
     key: CacheKey,
     scope_id: [u8; 32],

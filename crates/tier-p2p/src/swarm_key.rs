@@ -1,6 +1,10 @@
 //! The pre-shared key of a private swarm, in the IPFS `swarm.key` format.
 
 use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read as _, Write as _};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
 use std::str::FromStr;
 
 use libp2p::pnet::PreSharedKey;
@@ -65,6 +69,76 @@ impl SwarmKey {
         parse_hex(hex)
             .map(SwarmKey)
             .ok_or_else(|| bad("third line must be 64 hex digits"))
+    }
+
+    /// Reads a `swarm.key` file that only its owner can read.
+    ///
+    /// # Errors
+    /// [`Error::KeyFile`] when the file cannot be read, or group or others can read or write
+    /// it (the message says `chmod 600 FILE`); [`Error::SwarmKey`] when its text is not a key.
+    pub fn read_file(path: &Path) -> Result<Self, Error> {
+        let fail = |reason: String| Error::KeyFile {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut file = File::open(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+        // The mode of the file that was opened, not of whatever the name points to later.
+        let mode = file
+            .metadata()
+            .map_err(|e| fail(format!("cannot read it: {e}")))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(fail(format!(
+                "other users can read or change it (mode {:o}), and it is the swarm's only \
+                 secret; run `chmod 600 {}`",
+                mode & 0o777,
+                path.display()
+            )));
+        }
+        let mut text = String::new();
+        file.read_to_string(&mut text)
+            .map_err(|e| fail(format!("cannot read it: {e}")))?;
+        SwarmKey::parse(&text)
+    }
+
+    /// Writes the key to a new file at `path` that only its owner can read (mode 0600).
+    ///
+    /// # Behavior
+    /// Never replaces an existing file: a swarm key may be the only copy of the team's secret,
+    /// and replacing it silently cuts this machine off from its swarm.
+    ///
+    /// # Errors
+    /// [`Error::KeyFile`] when the file exists or cannot be written; nothing is left behind.
+    pub fn write_new(&self, path: &Path) -> Result<(), Error> {
+        let fail = |reason: String| Error::KeyFile {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    fail(
+                        "it already exists and is not replaced (it may be the only copy of \
+                          a swarm's key); remove it first, or choose another file"
+                            .to_owned(),
+                    )
+                } else {
+                    fail(format!("cannot create it: {e}"))
+                }
+            })?;
+        let written = file
+            .write_all(self.to_string().as_bytes())
+            .and_then(|()| file.sync_all());
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(path);
+            return Err(fail(format!("cannot write it: {e}")));
+        }
+        Ok(())
     }
 
     /// The key as libp2p's pnet transport wants it.
@@ -159,6 +233,46 @@ mod tests {
             assert!(message.contains(needle), "{message}");
             assert!(message.contains("ghcache swarm-key new"), "{message}");
         }
+    }
+
+    #[test]
+    fn a_key_file_is_written_private_never_replaced_and_read_back(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("swarm.key");
+        let key = SwarmKey::generate()?;
+        key.write_new(&path)?;
+        assert_eq!(
+            std::fs::metadata(&path)?.permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(SwarmKey::read_file(&path)?, key);
+        let again = SwarmKey::generate()?
+            .write_new(&path)
+            .err()
+            .map(|e| e.to_string());
+        assert!(again.unwrap_or_default().contains("already exists"));
+        assert_eq!(SwarmKey::read_file(&path)?, key, "the first key is kept");
+        Ok(())
+    }
+
+    #[test]
+    fn a_key_file_that_others_can_read_is_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("swarm.key");
+        std::fs::write(&path, SwarmKey::generate()?.to_string())?;
+        for mode in [0o644, 0o640, 0o604, 0o620] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+            let message = SwarmKey::read_file(&path).err().map(|e| e.to_string());
+            let message = message.unwrap_or_default();
+            assert!(
+                message.contains(&format!("chmod 600 {}", path.display())),
+                "{mode:o}: {message}"
+            );
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        SwarmKey::read_file(&path)?;
+        Ok(())
     }
 
     #[test]

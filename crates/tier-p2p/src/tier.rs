@@ -57,14 +57,24 @@ impl Tier {
         // (a caller's deadline) or times out, the stream goes with it, and the next call
         // reconnects instead of reading this request's late reply as its own.
         let taken = conn.take();
+        let payload = request.encode();
         let exchange = async {
             let mut stream = match taken {
                 Some(stream) => stream,
                 // The daemon restarted since the last call: one reconnect, no retry loop.
                 None => UnixStream::connect(&self.socket).await?,
             };
-            wire::write_frame(&mut stream, &request.encode()).await?;
-            let frame = wire::read_frame(&mut stream, wire::MAX_CONTROL_FRAME)
+            match ask(&mut stream, &payload).await {
+                Ok(Some(frame)) => return Ok((frame, stream)),
+                Ok(None) => {}
+                Err(e) if closed(&e) => {}
+                Err(e) => return Err(e),
+            }
+            // The daemon closed the connection without answering: it closes one that idled
+            // past its deadline, or the one idle longest when all its slots are taken, and in
+            // either case had not started on this request. Once more on a new connection.
+            let mut stream = UnixStream::connect(&self.socket).await?;
+            let frame = ask(&mut stream, &payload)
                 .await?
                 .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
             Ok::<_, std::io::Error>((frame, stream))
@@ -91,6 +101,19 @@ impl Tier {
             }
         }
     }
+}
+
+/// Sends one request frame and reads its reply; `Ok(None)` when the daemon closed the
+/// connection before replying.
+async fn ask(stream: &mut UnixStream, payload: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
+    wire::write_frame(stream, payload).await?;
+    wire::read_frame(stream, wire::MAX_CONTROL_FRAME).await
+}
+
+/// Is `e` what writing to or reading from a connection the daemon closed gives?
+fn closed(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
+    matches!(e.kind(), BrokenPipe | ConnectionReset | UnexpectedEof)
 }
 
 impl Tier {
@@ -190,19 +213,52 @@ impl CacheTier for Tier {
 /// The status of cache dir `dir`'s daemon, as JSON text (for `ghcache daemon status`).
 ///
 /// # Errors
-/// [`Error::NoDaemon`] when no daemon answers; [`Error::Protocol`] on a garbled answer.
+/// [`Error::NoDaemon`] only when nothing listens on the socket (no socket file, or one left by a
+/// daemon that died); [`Error::Unresponsive`] when a daemon holds the socket but accepts no
+/// connection or does not answer within 3 s; [`Error::Socket`] when the socket cannot be used
+/// at all (permissions); [`Error::Protocol`] on a garbled answer or a connection closed
+/// without one.
 pub async fn status(dir: &Path) -> Result<String, Error> {
-    let no_daemon = || Error::NoDaemon {
-        dir: dir.to_owned(),
+    use std::io::ErrorKind::{ConnectionRefused, NotFound, WouldBlock};
+    let socket = socket_path(dir);
+    let unresponsive = |what: String| Error::Unresponsive {
+        socket: socket.clone(),
+        what,
     };
-    let tier = Tier::connect(dir, [0; 32], Duration::ZERO)
-        .await
-        .ok_or_else(no_daemon)?;
+    let stream = match UnixStream::connect(&socket).await {
+        Ok(stream) => stream,
+        Err(e) if matches!(e.kind(), NotFound | ConnectionRefused) => {
+            return Err(Error::NoDaemon {
+                dir: dir.to_owned(),
+            })
+        }
+        // Linux refuses a connection with EAGAIN when the listener's backlog is full: a daemon
+        // holds the socket but accepts nobody.
+        Err(e) if e.kind() == WouldBlock => {
+            return Err(unresponsive("accepts no more connections".into()))
+        }
+        Err(e) => {
+            return Err(Error::Socket {
+                path: socket.clone(),
+                source: e,
+            })
+        }
+    };
+    let tier = Tier {
+        socket: socket.clone(),
+        scope_id: [0; 32],
+        deadline: Duration::ZERO,
+        conn: Mutex::new(Some(stream)),
+    };
     match tier.call(Control::Status, STATUS_TIMEOUT).await {
         Ok(Reply::Status(json)) => Ok(json),
         Ok(other) => Err(Error::Protocol(format!("unexpected reply: {other:?}"))),
+        Err(TierError::Deadline { deadline, .. }) => Err(unresponsive(format!(
+            "did not answer within {}s",
+            deadline.as_secs_f32()
+        ))),
         Err(TierError::Unavailable { reason, .. }) => Err(Error::Protocol(reason)),
-        Err(_) => Err(no_daemon()),
+        Err(other) => Err(Error::Protocol(other.to_string())),
     }
 }
 
@@ -238,6 +294,62 @@ mod tests {
                 });
             }
         });
+        Ok(())
+    }
+
+    /// A daemon that answers one request per connection and then closes it, as the real one
+    /// closes a connection left idle past its deadline or evicted to make room.
+    async fn closing_daemon(dir: &Path) -> std::io::Result<()> {
+        let socket = socket_path(dir);
+        std::fs::create_dir_all(socket.parent().unwrap_or(dir))?;
+        let listener = UnixListener::bind(&socket)?;
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                if let Ok(Some(_)) = wire::read_frame(&mut stream, 1 << 20).await {
+                    let _ = wire::write_frame(&mut stream, &Reply::Ok.encode()).await;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_connection_the_daemon_closed_between_requests_is_reopened() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        closing_daemon(dir.path()).await?;
+        let Some(tier) = Tier::connect(dir.path(), [1; 32], Duration::from_secs(1)).await else {
+            panic!("no connection to the test daemon");
+        };
+        let entry = sample_entry(1, "o/r", b"x");
+        for call in 0..3 {
+            let done = tier.put(&entry).await;
+            assert!(done.is_ok(), "call {call}: {done:?}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn status_tells_a_daemon_that_does_not_answer_from_no_daemon() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let socket = socket_path(dir.path());
+        std::fs::create_dir_all(socket.parent().unwrap_or(dir.path()))?;
+        // Bound and listening, never accepting: connections wait in the backlog.
+        let listener = UnixListener::bind(&socket)?;
+        let message = status(dir.path()).await.err().map(|e| e.to_string());
+        let message = message.unwrap_or_default();
+        assert!(
+            message.contains("did not answer within 3s (busy?)"),
+            "{message}"
+        );
+        assert!(message.contains(&socket.display().to_string()), "{message}");
+        drop(listener);
+        let message = status(dir.path()).await.err().map(|e| e.to_string());
+        assert!(
+            message
+                .unwrap_or_default()
+                .contains("no ghcache daemon is running"),
+            "a socket nobody listens on is no daemon"
+        );
         Ok(())
     }
 

@@ -6,12 +6,15 @@
 //! size caps checked before any allocation, and never panics.
 
 use std::io;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use ghcache_core::CacheKey;
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::request_response;
 use libp2p::StreamProtocol;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Largest encoded body that travels between peers. Bigger entries stay on the machine that made
 /// them (and in IPFS).
@@ -26,8 +29,11 @@ pub const MAX_FETCH_REQUEST: usize = 128;
 pub const MAX_FETCH_RESPONSE: usize = MAX_BODY + MAX_MANIFEST + 16;
 /// Largest gossip message payload.
 pub const MAX_GOSSIP: usize = 8 << 10;
-/// Largest control-socket frame.
+/// Largest control-socket frame: a reply carrying a whole entry. Requests have their own,
+/// smaller caps per kind (see [`control_request_cap`]).
 pub const MAX_CONTROL_FRAME: usize = MAX_FETCH_RESPONSE + 64;
+/// Largest control request of any kind: a `Publish` of the biggest entry peers exchange.
+pub const MAX_CONTROL_REQUEST: usize = 1 + 4 + MAX_MANIFEST + 4 + MAX_BODY;
 /// Largest JSON status text.
 const MAX_STATUS: usize = 1 << 20;
 /// Largest error text in a reply.
@@ -176,6 +182,21 @@ const TAG_OK: u8 = 0x43;
 const TAG_STATUS_TEXT: u8 = 0x44;
 const TAG_ERROR: u8 = 0x45;
 const TAG_MANIFEST_BYTES: u8 = 0x46;
+
+/// Largest control request of the kind that `tag` (a request's first byte) names, or `None` when
+/// no request has that tag. Only a `Publish` carries an entry; every other request is a few
+/// fixed fields, so a frame that declares more than its kind can hold is refused before any of
+/// it is read.
+pub fn control_request_cap(tag: u8) -> Option<usize> {
+    match tag {
+        TAG_GET => Some(1 + 32 + 32 + 4),
+        TAG_PUBLISH => Some(MAX_CONTROL_REQUEST),
+        TAG_CTL_INVALIDATE => Some(1 + 32 + 4 + MAX_REPO),
+        TAG_STATUS => Some(1),
+        TAG_MANIFEST => Some(1 + 32 + 32),
+        _ => None,
+    }
+}
 
 impl Gossip {
     /// Encoding published on the topic.
@@ -522,6 +543,131 @@ where
     Ok(Some(buf))
 }
 
+/// Memory that control requests being read may hold at once, across all connections.
+///
+/// A request's first 16 KiB are free (a connection reads one request at a time, and the server
+/// caps connections); every byte its buffer grows past that is taken from the budget
+/// before it is allocated, and given back when the [`Frame`] is dropped. So clients that send
+/// part of a large frame and stall hold at most the budget between them, and small requests
+/// (everything but `Publish`) never wait for it.
+#[derive(Debug, Clone)]
+pub struct FrameBudget(Arc<Semaphore>);
+
+impl FrameBudget {
+    /// A budget of `bytes`; it must be at least [`MAX_CONTROL_REQUEST`], or the largest request
+    /// could never be read.
+    pub fn new(bytes: usize) -> FrameBudget {
+        FrameBudget(Arc::new(Semaphore::new(
+            bytes.clamp(MAX_CONTROL_REQUEST, Semaphore::MAX_PERMITS),
+        )))
+    }
+
+    /// Bytes not held by any frame now.
+    pub fn available(&self) -> usize {
+        self.0.available_permits()
+    }
+
+    /// Waits until `bytes` more are free and adds them to `held`.
+    async fn reserve(
+        &self,
+        held: &mut Option<OwnedSemaphorePermit>,
+        bytes: usize,
+    ) -> io::Result<()> {
+        let n = u32::try_from(bytes)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+        let permit = self
+            .0
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| io::Error::other("frame budget closed"))?;
+        match held {
+            Some(held) => held.merge(permit),
+            None => *held = Some(permit),
+        }
+        Ok(())
+    }
+}
+
+/// One control request as read by [`read_request`]: its payload, and the share of the
+/// [`FrameBudget`] it holds until it is dropped.
+#[derive(Debug)]
+pub struct Frame {
+    payload: Vec<u8>,
+    _held: Option<OwnedSemaphorePermit>,
+}
+
+impl Deref for Frame {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.payload
+    }
+}
+
+/// Reads the payload of one control request whose 4-byte length prefix, `prefix`, was read.
+///
+/// # Behavior
+/// The declared length is checked against the largest request of any kind, then the tag (the
+/// payload's first byte) is read and the length checked against the cap of that kind
+/// ([`control_request_cap`]); nothing is allocated before both checks pass. The buffer then
+/// grows with the bytes that arrive, at most doubling what it holds, never past the declared
+/// length; growth past the first 16 KiB is taken from `budget` first, and waits
+/// while the budget is spent (the caller's deadline ends the wait). Bytes are read straight into
+/// the buffer's spare room: memory that no byte reached is never touched.
+///
+/// # Errors
+/// I/O errors, an empty frame, an unknown tag, a length over its kind's cap, or a stream that
+/// ends inside the frame.
+pub async fn read_request<R>(r: &mut R, prefix: [u8; 4], budget: &FrameBudget) -> io::Result<Frame>
+where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    let len = frame_len(prefix, MAX_CONTROL_REQUEST)?;
+    let mut tag = [0u8; 1];
+    if len == 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "empty frame"));
+    }
+    r.read_exact(&mut tag).await?;
+    let cap = control_request_cap(tag[0]).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unknown control request tag {:#04x}", tag[0]),
+        )
+    })?;
+    if len > cap {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "control request {:#04x} of {len} bytes exceeds its kind's cap of {cap}",
+                tag[0]
+            ),
+        ));
+    }
+    let mut held = None;
+    let mut payload = Vec::with_capacity(FIRST_CHUNK.min(len));
+    payload.push(tag[0]);
+    while payload.len() < len {
+        if payload.len() == payload.capacity() {
+            let target = (payload.capacity() * 2).min(len);
+            budget
+                .reserve(&mut held, target - payload.capacity())
+                .await?;
+            payload.reserve_exact(target - payload.len());
+        }
+        // `take` keeps the read inside this frame; `read_buf` fills only the spare room.
+        let rest = (len - payload.len()) as u64;
+        let n = (&mut *r).take(rest).read_buf(&mut payload).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(Frame {
+        payload,
+        _held: held,
+    })
+}
+
 /// Writes one `u32`-length-prefixed frame to a Unix socket.
 ///
 /// # Errors
@@ -627,6 +773,7 @@ impl request_response::Codec for FetchCodec {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::time::Duration;
 
     fn samples() -> (Vec<Gossip>, Vec<FetchResponse>, Vec<Control>, Vec<Reply>) {
         let gossip = vec![
@@ -739,6 +886,133 @@ mod tests {
         assert_eq!(big.len(), 100_000);
         assert!(big.capacity() <= 100_000, "never allocates past the frame");
         assert_eq!(read_frame(&mut input, 1 << 20).await?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn each_request_kind_fits_its_cap_exactly_at_its_largest() {
+        let largest = [
+            Control::Get {
+                key: CacheKey([1; 32]),
+                scope_id: [2; 32],
+                deadline_ms: u32::MAX,
+            },
+            Control::Publish {
+                manifest: vec![0; MAX_MANIFEST],
+                body: vec![0; MAX_BODY],
+            },
+            Control::Invalidate {
+                scope_id: [4; 32],
+                repo: "r".repeat(MAX_REPO),
+            },
+            Control::Status,
+            Control::Manifest {
+                key: CacheKey([7; 32]),
+                scope_id: [8; 32],
+            },
+        ];
+        for request in largest {
+            let bytes = request.encode();
+            assert_eq!(
+                control_request_cap(bytes[0]),
+                Some(bytes.len()),
+                "{bytes:.8?}"
+            );
+        }
+        assert_eq!(control_request_cap(TAG_HIT), None, "a reply is no request");
+    }
+
+    /// A length prefix and the first `sent` bytes of a control request declaring `len` bytes.
+    fn partial_request(tag: u8, len: u32, sent: usize) -> Vec<u8> {
+        let mut bytes = len.to_le_bytes().to_vec();
+        bytes.push(tag);
+        bytes.extend(std::iter::repeat_n(0u8, sent.saturating_sub(1)));
+        bytes
+    }
+
+    #[tokio::test]
+    async fn a_request_longer_than_its_kind_allows_is_refused_after_its_tag() {
+        let budget = FrameBudget::new(0);
+        for (tag, len) in [
+            (TAG_GET, 70),
+            (TAG_STATUS, 2),
+            (TAG_MANIFEST, MAX_CONTROL_REQUEST as u32),
+            (TAG_CTL_INVALIDATE, 1 << 20),
+        ] {
+            let bytes = partial_request(tag, len, 64);
+            let mut input: &[u8] = &bytes[4..];
+            let result = read_request(&mut input, len.to_le_bytes(), &budget).await;
+            let err = result.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains("exceeds its kind's cap"), "{tag:#x}: {err}");
+            // Only the tag was read: nothing past it was taken into memory.
+            assert_eq!(input.len(), 63, "{tag:#x}");
+        }
+        let bytes = partial_request(0x77, 10, 10);
+        let mut input: &[u8] = &bytes[4..];
+        let unknown = read_request(&mut input, [10, 0, 0, 0], &budget).await;
+        assert!(unknown.is_err());
+        assert_eq!(input.len(), 9);
+    }
+
+    #[tokio::test]
+    async fn a_stalled_large_request_holds_memory_for_what_arrived_not_what_it_declared(
+    ) -> io::Result<()> {
+        let budget = FrameBudget::new(MAX_CONTROL_REQUEST);
+        let full = budget.available();
+        let (mut client, mut server) = tokio::io::duplex(1 << 20);
+        let arrived = 100 << 10;
+        let len = MAX_CONTROL_REQUEST as u32;
+        let bytes = partial_request(TAG_PUBLISH, len, arrived);
+        client.write_all(&bytes[4..]).await?;
+        let prefix = len.to_le_bytes();
+        let reader = read_request(&mut server, prefix, &budget);
+        // The client sends nothing more: the read waits, holding only what the bytes needed.
+        let waited = tokio::time::timeout(Duration::from_millis(200), reader).await;
+        assert!(waited.is_err(), "the frame is not complete");
+        let held = full - budget.available();
+        assert!(
+            held <= 2 * arrived,
+            "{held} bytes held for {arrived} that arrived"
+        );
+        // Dropping the read (the server's deadline) gives all of it back.
+        assert_eq!(budget.available(), full);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn large_requests_wait_for_the_budget_small_ones_do_not() -> io::Result<()> {
+        let budget = FrameBudget::new(MAX_CONTROL_REQUEST);
+        let publish = Control::Publish {
+            manifest: vec![1; 100],
+            body: vec![2; MAX_BODY],
+        }
+        .encode();
+        let prefix = (publish.len() as u32).to_le_bytes();
+        let mut input: &[u8] = &publish;
+        let first = read_request(&mut input, prefix, &budget).await?;
+        assert_eq!(
+            Control::decode(&first).map(|c| matches!(c, Control::Publish { .. })),
+            Ok(true)
+        );
+        // While `first` is held the budget cannot cover a second publish as large...
+        let mut again: &[u8] = &publish;
+        let second = tokio::time::timeout(
+            Duration::from_millis(200),
+            read_request(&mut again, prefix, &budget),
+        )
+        .await;
+        assert!(
+            second.is_err(),
+            "a second large request waits for the budget"
+        );
+        // ...but a status request is read at once.
+        let status = Control::Status.encode();
+        let mut input: &[u8] = &status;
+        let small = read_request(&mut input, [1, 0, 0, 0], &budget).await?;
+        assert_eq!(Control::decode(&small), Ok(Control::Status));
+        drop(first);
+        let mut again: &[u8] = &publish;
+        assert!(read_request(&mut again, prefix, &budget).await.is_ok());
         Ok(())
     }
 

@@ -1,0 +1,105 @@
+//! Fences: what keeps an answer that was fetched before a write from being stored or served
+//! after it (DESIGN.md invariant 6).
+//!
+//! Every invalidation of a repository moves its fence. A fetch reads the fence's [`Mark`] before
+//! it begins; what it fetched is stored only if the mark has not moved by then, and a stored
+//! entry is served only while the mark it was stored under is still the fence's. So a fetch that
+//! raced a write never outlives it, whatever the order in which the processes finish.
+//!
+//! Entries made on other machines (peers, IPFS) carry their producer's clock, not our marks:
+//! they are admitted only if they were made after the last invalidation this machine has seen,
+//! by more than the clock skew that producers are allowed ([`FenceState::admits`]).
+
+use std::time::Duration;
+
+use crate::entry::Manifest;
+use crate::error::TierError;
+
+/// How far a producer's clock may run ahead of ours. Entries "made" further in the future are
+/// not trusted to be fresh, and entries made less than this after an invalidation are not
+/// trusted to be newer than it.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
+
+/// The state of a repository's fence at one moment: opaque, compared for equality only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Mark(pub u64);
+
+/// A repository's fence as read at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FenceState {
+    /// Changes with every invalidation that covers the repository.
+    pub mark: Mark,
+    /// When the last of those invalidations finished, this machine's clock (ms since the epoch);
+    /// 0 if there was none.
+    pub invalidated_at_ms: u64,
+}
+
+impl FenceState {
+    /// Whether an entry described by `manifest` may be used under this fence.
+    ///
+    /// # Behavior
+    /// An entry that this machine fetched (no producer) was made by our own clock: its fetch must
+    /// have begun no earlier than the last invalidation was recorded. An entry signed by a producer (a peer, or an entry
+    /// found in IPFS) must have been made more than [`CLOCK_SKEW`] after it, because its clock
+    /// may run ahead of ours by that much.
+    pub fn admits(&self, manifest: &Manifest) -> bool {
+        if self.invalidated_at_ms == 0 {
+            return true;
+        }
+        match manifest.producer {
+            // The invalidation's time is taken after the write finished: a fetch that began in
+            // the same millisecond began after the write.
+            None => manifest.created_at_ms >= self.invalidated_at_ms,
+            Some(_) => {
+                manifest.created_at_ms
+                    > self
+                        .invalidated_at_ms
+                        .saturating_add(CLOCK_SKEW.as_millis() as u64)
+            }
+        }
+    }
+}
+
+/// Where the fences of this machine are kept (the local tier's fence file).
+///
+/// # Errors
+/// A fence that cannot be read gives [`TierError`]: nothing about the repository may then be
+/// served or stored, because nothing can be told apart from an answer older than a write.
+pub trait Fence: Send + Sync {
+    /// The fence of `repo` (`owner/name`, lowercase; empty for answers about no repository).
+    fn read(&self, repo: &str) -> Result<FenceState, TierError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::sample_entry;
+
+    #[test]
+    fn own_entries_need_only_be_newer_and_others_by_the_skew() {
+        let mut manifest = sample_entry(1, "o/r", b"x").manifest;
+        let at = 1_000_000;
+        let state = FenceState {
+            mark: Mark(1),
+            invalidated_at_ms: at,
+        };
+        manifest.created_at_ms = at + 1;
+        assert!(state.admits(&manifest));
+        manifest.created_at_ms = at - 1;
+        assert!(
+            !state.admits(&manifest),
+            "began before the write was recorded"
+        );
+        manifest.producer = Some(vec![1]);
+        manifest.created_at_ms = at + 1;
+        assert!(!state.admits(&manifest), "a producer's clock may be ahead");
+        manifest.created_at_ms = at + CLOCK_SKEW.as_millis() as u64 + 1;
+        assert!(state.admits(&manifest));
+        let never = FenceState {
+            mark: Mark(0),
+            invalidated_at_ms: 0,
+        };
+        manifest.created_at_ms = 0;
+        assert!(never.admits(&manifest));
+    }
+}

@@ -1,0 +1,520 @@
+//! The fence file: one invalidation generation per repository, moved by every write, in a file
+//! that needs no free space to change.
+//!
+//! ```text
+//! <dir>/fences       HEADER bytes, then SLOTS slots of SLOT bytes, all little-endian:
+//!   header           b"ghcache fences\0\0", format u32, slots u32, epoch u64, floor_ms u64, zeros
+//!   slot             generation u64, invalidated_at_ms u64
+//! ```
+//!
+//! Slot 0 covers every repository (`clear`, a write whose repository is unknown); a repository's
+//! slot is picked by a hash of its name. Repositories that share a slot fence each other: at
+//! worst an extra miss, never a wrong answer. An index row keeps the [`Mark`] its answer was
+//! fetched under (a hash of the epoch and the generations that cover it); the row is served only
+//! while the fence still reads that mark.
+//!
+//! Why not a table in the index: a write must move the fence when the disk is full, and SQLite
+//! cannot commit then. This file is written once at full size (real zeros, not a sparse file)
+//! and a move overwrites 16 bytes in place, which needs no new blocks on file systems that write
+//! in place (ext4, xfs, tmpfs). Where even that fails (a read-only mount), the move goes to an
+//! overflow file in the user's state directory (`$XDG_STATE_HOME/ghcache/`, else
+//! `~/.local/state/ghcache/`), which readers consult too and the next process that can write
+//! the cache folds back in.
+//!
+//! Readers hold a shared `flock` on the primary file while they read both files, and movers an
+//! exclusive one, so nobody sees half a move or a fold.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use ghcache_core::{now_ms, FenceState, Mark, Selector, TierError};
+use rustix::fs::{flock, FlockOperation};
+
+/// File name of the fence file inside the cache directory.
+pub(crate) const FENCES: &str = "fences";
+
+const MAGIC: &[u8; 16] = b"ghcache fences\0\0";
+const FORMAT: u32 = 1;
+const HEADER: usize = 64;
+const SLOT: usize = 16;
+/// Enough that a team's repositories rarely share a slot; the file is 64 KiB.
+const SLOTS: usize = 4096;
+const LEN: u64 = (HEADER + SLOTS * SLOT) as u64;
+
+/// Which fences an invalidation moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target<'a> {
+    /// Every repository's.
+    All,
+    /// One repository's.
+    Repo(&'a str),
+}
+
+impl<'a> Target<'a> {
+    /// The target of a selector; `None` for one key, which has no fence of its own.
+    pub(crate) fn of(selector: &'a Selector) -> Option<Self> {
+        match selector {
+            Selector::All => Some(Target::All),
+            Selector::Repo(repo) => Some(Target::Repo(repo)),
+            Selector::Key(_) => None,
+        }
+    }
+
+    fn slot(self) -> usize {
+        match self {
+            Target::All => 0,
+            Target::Repo(repo) => slot_of(repo),
+        }
+    }
+}
+
+/// Where the fences of one cache directory are, and the operations on them.
+#[derive(Debug, Clone)]
+pub struct Fences {
+    primary: PathBuf,
+    overflow: Option<PathBuf>,
+}
+
+/// Where a move was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moved {
+    /// In the cache directory's fence file.
+    InCache,
+    /// In the overflow file: the cache directory could not be written.
+    InOverflow,
+}
+
+/// One file's header and the two slots that cover a repository.
+#[derive(Debug, Clone, Copy, Default)]
+struct Reading {
+    epoch: u64,
+    floor_ms: u64,
+    all: (u64, u64),
+    repo: (u64, u64),
+}
+
+impl Fences {
+    /// The fences of the cache at `dir`.
+    pub fn new(dir: &Path) -> Fences {
+        Fences {
+            primary: dir.join(FENCES),
+            overflow: overflow_path(dir),
+        }
+    }
+
+    /// Makes the fence file if it is missing or not one, in a cache directory that can be
+    /// written. Returns a warning when an existing cache had to be given a new one.
+    ///
+    /// # Behavior
+    /// `had_index`: the cache already held entries. Then a new fence file cannot know which
+    /// invalidations came before it, so it refuses entries made elsewhere before now (its floor),
+    /// and the entries stored under the old file no longer match its new epoch: they are
+    /// fetched again. Costs one `stat` when the file is there.
+    pub(crate) fn ensure(&self, had_index: bool) -> io::Result<Option<String>> {
+        match std::fs::metadata(&self.primary) {
+            Ok(meta) if meta.len() == LEN && self.check_header().is_ok() => return Ok(None),
+            Ok(_) => {
+                self.create(true, true)?;
+                return Ok(Some(format!(
+                    "the cache's fence file {} was damaged; started a new one (cached answers \
+                     will be fetched again)",
+                    self.primary.display()
+                )));
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
+        self.create(had_index, false)?;
+        Ok(None)
+    }
+
+    fn check_header(&self) -> io::Result<()> {
+        let file = File::open(&self.primary)?;
+        read_header(&file).map(drop)
+    }
+
+    /// Writes a new fence file at full size beside the old one and moves it into place.
+    fn create(&self, floor: bool, replace: bool) -> io::Result<()> {
+        let dir = self.primary.parent().unwrap_or(Path::new("."));
+        let tmp = dir.join(format!("{FENCES}.tmp-{}", unique()));
+        let floor_ms = if floor { now_ms() } else { 0 };
+        let written = write_new(&tmp, floor_ms).and_then(|()| {
+            if replace {
+                std::fs::rename(&tmp, &self.primary)
+            } else {
+                // Never over a file another process made meanwhile: it may already hold moves.
+                match std::fs::hard_link(&tmp, &self.primary) {
+                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+                    other => other,
+                }
+            }
+        });
+        let _ = std::fs::remove_file(&tmp);
+        written
+    }
+
+    /// The fence of `repo` now.
+    ///
+    /// # Errors
+    /// The fence file is missing, damaged or unreadable: the caller must neither serve nor store
+    /// anything about the repository.
+    pub fn state(&self, repo: &str) -> io::Result<FenceState> {
+        let slot = slot_of(repo);
+        let file = File::open(&self.primary)?;
+        flock(&file, FlockOperation::LockShared).map_err(io::Error::from)?;
+        let primary = read_slots(&file, slot)?;
+        let overflow = match &self.overflow {
+            Some(path) => match File::open(path) {
+                Ok(over) => read_slots(&over, slot)?,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => Reading::default(),
+                Err(err) => return Err(err),
+            },
+            None => Reading::default(),
+        };
+        drop(file);
+        let mut hasher = blake3::Hasher::new_derive_key("ghcache fence mark v1");
+        for n in [
+            primary.epoch,
+            primary.all.0,
+            primary.repo.0,
+            overflow.all.0,
+            overflow.repo.0,
+        ] {
+            hasher.update(&n.to_le_bytes());
+        }
+        let mut mark = [0u8; 8];
+        mark.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
+        let invalidated_at_ms = [
+            primary.floor_ms,
+            primary.all.1,
+            primary.repo.1,
+            overflow.all.1,
+            overflow.repo.1,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        Ok(FenceState {
+            mark: Mark(u64::from_le_bytes(mark)),
+            invalidated_at_ms,
+        })
+    }
+
+    /// Moves the fences of `target`, now.
+    ///
+    /// # Behavior
+    /// In the cache's fence file when it can be written (in place: no free space needed), else
+    /// in the overflow file. Synced to disk before it returns: a crash right after a write must
+    /// not bring the old answers back.
+    ///
+    /// # Errors
+    /// Neither file could be written; the caller must tell the user that answers about the
+    /// repository may be out of date.
+    pub(crate) fn move_for(&self, target: Target<'_>) -> io::Result<Moved> {
+        let slot = target.slot();
+        let in_cache = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.primary)
+            .and_then(|file| {
+                flock(&file, FlockOperation::LockExclusive).map_err(io::Error::from)?;
+                read_header(&file)?;
+                bump(&file, slot)
+            });
+        let cache_err = match in_cache {
+            Ok(()) => return Ok(Moved::InCache),
+            Err(err) => err,
+        };
+        let Some(overflow) = &self.overflow else {
+            return Err(cache_err);
+        };
+        // Readers hold the primary file's lock while they read the overflow file: take it, so
+        // that nobody reads the two halves of this move apart. A read-only file can be locked.
+        let guard = File::open(&self.primary).ok();
+        if let Some(file) = &guard {
+            flock(file, FlockOperation::LockExclusive).map_err(io::Error::from)?;
+        }
+        let file = open_overflow(overflow).map_err(|over_err| {
+            io::Error::new(
+                over_err.kind(),
+                format!("{cache_err}; and in {}: {over_err}", overflow.display()),
+            )
+        })?;
+        bump(&file, slot)?;
+        drop(guard);
+        Ok(Moved::InOverflow)
+    }
+
+    /// Moves the fences that `selector` covers: one repository's, or all of them for
+    /// [`Selector::All`] and for one key (which has no fence of its own). For a caller that cannot
+    /// open the cache's index; [`crate::Tier`]'s invalidation does this and drops the rows too.
+    ///
+    /// # Errors
+    /// As [`Fences::move_for`].
+    pub fn invalidate(&self, selector: &Selector) -> io::Result<Moved> {
+        self.move_for(Target::of(selector).unwrap_or(Target::All))
+    }
+
+    /// Folds moves recorded in the overflow file into the cache's fence file and removes the
+    /// overflow file. A no-op (one failed `open`) when there is none.
+    pub(crate) fn fold_overflow(&self) -> io::Result<()> {
+        let Some(path) = &self.overflow else {
+            return Ok(());
+        };
+        let over = match File::open(path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.primary)?;
+        flock(&file, FlockOperation::LockExclusive).map_err(io::Error::from)?;
+        read_header(&file)?;
+        read_header(&over)?;
+        let mut slots = vec![0u8; SLOTS * SLOT];
+        over.read_exact_at(&mut slots, HEADER as u64)?;
+        for (index, moved) in slots.chunks_exact(SLOT).enumerate() {
+            let (generation, at) = decode_slot(moved);
+            if generation == 0 {
+                continue;
+            }
+            let offset = (HEADER + index * SLOT) as u64;
+            let mut here = [0u8; SLOT];
+            file.read_exact_at(&mut here, offset)?;
+            let (mine, mine_at) = decode_slot(&here);
+            // The sum is larger than any generation this slot had: no mark handed out before
+            // the fold can match after it.
+            let folded = encode_slot(mine.saturating_add(generation), mine_at.max(at));
+            file.write_all_at(&folded, offset)?;
+        }
+        file.sync_data()?;
+        std::fs::remove_file(path)
+    }
+}
+
+impl ghcache_core::Fence for Fences {
+    fn read(&self, repo: &str) -> Result<FenceState, TierError> {
+        self.state(repo).map_err(|err| TierError::Unavailable {
+            tier: crate::tier::NAME,
+            reason: format!("cannot read {}: {err}", self.primary.display()),
+        })
+    }
+}
+
+/// The slot of a repository: never 0, which is everyone's.
+fn slot_of(repo: &str) -> usize {
+    let hash = blake3::derive_key("ghcache fence slot v1", repo.as_bytes());
+    let mut n = [0u8; 8];
+    n.copy_from_slice(&hash[..8]);
+    1 + (u64::from_le_bytes(n) % (SLOTS as u64 - 1)) as usize
+}
+
+/// `$XDG_STATE_HOME/ghcache/fences-<hash of dir>`, else under `~/.local/state`.
+fn overflow_path(dir: &Path) -> Option<PathBuf> {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .map(|home| home.join(".local/state"))
+        })?;
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let hash = blake3::hash(absolute.as_os_str().as_encoded_bytes());
+    Some(
+        state
+            .join("ghcache")
+            .join(format!("fences-{}", &hash.to_hex()[..16])),
+    )
+}
+
+fn read_header(file: &File) -> io::Result<(u64, u64)> {
+    let mut header = [0u8; HEADER];
+    file.read_exact_at(&mut header, 0)?;
+    let u32_at = |at: usize| {
+        u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let u64_at = |at: usize| {
+        let mut n = [0u8; 8];
+        n.copy_from_slice(&header[at..at + 8]);
+        u64::from_le_bytes(n)
+    };
+    if &header[..16] != MAGIC || u32_at(16) != FORMAT || u32_at(20) as usize != SLOTS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a ghcache fence file",
+        ));
+    }
+    Ok((u64_at(24), u64_at(32)))
+}
+
+fn read_slots(file: &File, slot: usize) -> io::Result<Reading> {
+    let (epoch, floor_ms) = read_header(file)?;
+    let mut bytes = [0u8; SLOT];
+    file.read_exact_at(&mut bytes, HEADER as u64)?;
+    let all = decode_slot(&bytes);
+    file.read_exact_at(&mut bytes, (HEADER + slot * SLOT) as u64)?;
+    Ok(Reading {
+        epoch,
+        floor_ms,
+        all,
+        repo: decode_slot(&bytes),
+    })
+}
+
+fn decode_slot(bytes: &[u8]) -> (u64, u64) {
+    let mut generation = [0u8; 8];
+    let mut at = [0u8; 8];
+    generation.copy_from_slice(&bytes[..8]);
+    at.copy_from_slice(&bytes[8..SLOT]);
+    (u64::from_le_bytes(generation), u64::from_le_bytes(at))
+}
+
+fn encode_slot(generation: u64, at: u64) -> [u8; SLOT] {
+    let mut out = [0u8; SLOT];
+    out[..8].copy_from_slice(&generation.to_le_bytes());
+    out[8..].copy_from_slice(&at.to_le_bytes());
+    out
+}
+
+/// Adds one to a slot's generation and records now (never earlier than its last move).
+/// The caller holds the exclusive lock.
+fn bump(file: &File, slot: usize) -> io::Result<()> {
+    let offset = (HEADER + slot * SLOT) as u64;
+    let mut bytes = [0u8; SLOT];
+    file.read_exact_at(&mut bytes, offset)?;
+    let (generation, at) = decode_slot(&bytes);
+    file.write_all_at(
+        &encode_slot(generation.saturating_add(1), now_ms().max(at)),
+        offset,
+    )?;
+    file.sync_data()
+}
+
+/// A name part no other writer uses at the same time: threads of one process make files too.
+fn unique() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}-{}", std::process::id(), now_ms())
+}
+
+/// A new fence file at `path`: header, then every slot zero, written out in full.
+fn write_new(path: &Path, floor_ms: u64) -> io::Result<()> {
+    let mut epoch = [0u8; 8];
+    getrandom::fill(&mut epoch).map_err(|e| io::Error::other(e.to_string()))?;
+    let mut bytes = vec![0u8; LEN as usize];
+    bytes[..16].copy_from_slice(MAGIC);
+    bytes[16..20].copy_from_slice(&FORMAT.to_le_bytes());
+    bytes[20..24].copy_from_slice(&(SLOTS as u32).to_le_bytes());
+    bytes[24..32].copy_from_slice(&epoch);
+    bytes[32..40].copy_from_slice(&floor_ms.to_le_bytes());
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(&bytes)?;
+    file.sync_all()
+}
+
+/// Opens the overflow file, making it (and its directory, 0700) when missing.
+fn open_overflow(path: &Path) -> io::Result<File> {
+    match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => return Ok(file),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", unique()));
+    let made = write_new(&tmp, 0).and_then(|()| match std::fs::hard_link(&tmp, path) {
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    });
+    let _ = std::fs::remove_file(&tmp);
+    made?;
+    OpenOptions::new().read(true).write(true).open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fences(dir: &Path, state: &Path) -> Fences {
+        Fences {
+            primary: dir.join(FENCES),
+            overflow: Some(state.join("fences-test")),
+        }
+    }
+
+    #[test]
+    fn a_move_changes_the_marks_it_covers_and_no_others() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let fences = fences(dir.path(), dir.path());
+        assert_eq!(fences.ensure(false)?, None);
+        let (a, b) = (fences.state("o/a")?, fences.state("o/b")?);
+        assert_ne!(slot_of("o/a"), slot_of("o/b"), "the test needs two slots");
+        assert_eq!(a.invalidated_at_ms, 0);
+        fences.move_for(Target::Repo("o/a"))?;
+        let a2 = fences.state("o/a")?;
+        assert_ne!(a2.mark, a.mark);
+        assert!(a2.invalidated_at_ms > 0);
+        assert_eq!(fences.state("o/b")?, b);
+        fences.move_for(Target::All)?;
+        assert_ne!(fences.state("o/b")?.mark, b.mark);
+        assert_ne!(fences.state("o/a")?.mark, a2.mark);
+        Ok(())
+    }
+
+    #[test]
+    fn moves_in_the_overflow_count_until_folded_and_after() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let fences = fences(dir.path(), &dir.path().join("state"));
+        fences.ensure(false)?;
+        let before = fences.state("o/a")?;
+        // A primary that cannot be written: the move lands in the overflow file.
+        let read_only = Fences {
+            primary: dir.path().join("missing-dir").join(FENCES),
+            ..fences.clone()
+        };
+        assert_eq!(read_only.move_for(Target::Repo("o/a"))?, Moved::InOverflow);
+        let moved = fences.state("o/a")?;
+        assert_ne!(moved.mark, before.mark);
+        fences.fold_overflow()?;
+        let folded = fences.state("o/a")?;
+        assert_ne!(
+            folded.mark, before.mark,
+            "folding never brings an old mark back"
+        );
+        assert!(folded.invalidated_at_ms >= moved.invalidated_at_ms);
+        assert!(!dir.path().join("state/fences-test").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn a_damaged_file_is_replaced_with_a_floor_and_a_new_epoch() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let fences = fences(dir.path(), dir.path());
+        fences.ensure(false)?;
+        let before = fences.state("o/a")?;
+        std::fs::write(dir.path().join(FENCES), b"garbage")?;
+        assert!(fences.state("o/a").is_err(), "unreadable, not zero");
+        assert!(fences.ensure(true)?.is_some_and(|w| w.contains("damaged")));
+        let after = fences.state("o/a")?;
+        assert_ne!(after.mark, before.mark);
+        assert!(
+            after.invalidated_at_ms > 0,
+            "a floor: older remote entries are refused"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,246 @@
+//! A flood of invalidations from a peer, while the local store is slow: the daemon applies them
+//! one at a time instead of starting a task for each, and loses none (past its queue's bound it
+//! drops everything rather than too little).
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use ghcache_core::testkit::{sample_entry, MemoryTier};
+use ghcache_core::{CacheKey, CacheTier, Entry, Lookup, Manifest, Selector, TierError};
+use ghcache_tier_p2p::{run, status, Config, Error, Multiaddr, SwarmKey, Tier};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn scope() -> [u8; 32] {
+    Manifest::scope_id_of("flood-scope")
+}
+
+/// A store whose invalidations wait until the gate opens, and which records them.
+struct SlowStore {
+    inner: MemoryTier,
+    gate: watch::Receiver<bool>,
+    running: AtomicUsize,
+    most_at_once: AtomicUsize,
+    asked: Mutex<Vec<Selector>>,
+}
+
+impl SlowStore {
+    fn asked(&self) -> Vec<Selector> {
+        self.asked.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl CacheTier for SlowStore {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
+        self.inner.get(key).await
+    }
+
+    async fn put(&self, entry: &Entry) -> Result<(), TierError> {
+        self.inner.put(entry).await
+    }
+
+    async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_at_once.fetch_max(now, Ordering::SeqCst);
+        if let Ok(mut asked) = self.asked.lock() {
+            asked.push(selector.clone());
+        }
+        let mut gate = self.gate.clone();
+        let _ = gate.wait_for(|open| *open).await;
+        let dropped = self.inner.invalidate(selector).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        dropped
+    }
+}
+
+struct Daemon {
+    dir: TempDir,
+    addr: Multiaddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl Daemon {
+    async fn start(
+        key: SwarmKey,
+        bootstrap: Option<&Daemon>,
+        store: Arc<dyn CacheTier>,
+    ) -> Result<Daemon, Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let mut config = Config::new(key);
+        config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
+        config.mdns = false;
+        config.bootstrap = bootstrap.map(|d| d.addr.clone()).into_iter().collect();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let path = dir.path().to_owned();
+        let task = tokio::spawn(async move {
+            run(config, &path, store, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        let json = wait_for(WAIT, || async {
+            let json = status_of(dir.path()).await?;
+            let listening = json["listen_addrs"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty());
+            listening.then_some(json)
+        })
+        .await
+        .ok_or("daemon did not start listening")?;
+        let addr = format!(
+            "{}/p2p/{}",
+            json["listen_addrs"][0].as_str().unwrap_or_default(),
+            json["peer_id"].as_str().unwrap_or_default()
+        )
+        .parse()?;
+        Ok(Daemon {
+            dir,
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    async fn tier(&self) -> Result<Tier, Box<dyn std::error::Error>> {
+        Ok(
+            Tier::connect(self.dir.path(), scope(), Duration::from_millis(150))
+                .await
+                .ok_or("no daemon")?,
+        )
+    }
+
+    async fn status(&self) -> Value {
+        status_of(self.dir.path()).await.unwrap_or(Value::Null)
+    }
+
+    async fn counter(&self, name: &str) -> u64 {
+        self.status().await["counters"][name].as_u64().unwrap_or(0)
+    }
+
+    async fn stop(mut self) -> Result<(), Box<dyn std::error::Error>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await??;
+        Ok(())
+    }
+}
+
+async fn status_of(dir: &Path) -> Option<Value> {
+    let text = status(dir).await.ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Polls `probe` until it yields a value or `limit` passes.
+async fn wait_for<T, F, Fut>(limit: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(value) = probe().await {
+            return Some(value);
+        }
+        if Instant::now() > until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn held(store: &SlowStore, key: &CacheKey) -> bool {
+    matches!(store.get(key).await, Ok(Lookup::Hit(_)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_invalidations_is_applied_one_at_a_time_and_none_is_lost() -> TestResult {
+    let key = SwarmKey::generate()?;
+    let a = Daemon::start(key, None, Arc::new(MemoryTier::new("local"))).await?;
+    let (open, gate) = watch::channel(false);
+    let store = Arc::new(SlowStore {
+        inner: MemoryTier::new("local"),
+        gate,
+        running: AtomicUsize::new(0),
+        most_at_once: AtomicUsize::new(0),
+        asked: Mutex::new(Vec::new()),
+    });
+    let b = Daemon::start(key, Some(&a), store.clone()).await?;
+    let repos: Vec<String> = (0..1100).map(|i| format!("o/r{i}")).collect();
+    let first = sample_entry(1, &repos[0], b"first\n");
+    let last = sample_entry(2, &repos[repos.len() - 1], b"last\n");
+    store.put(&first).await?;
+    store.put(&last).await?;
+    let b_tier = b.tier().await?;
+    assert_eq!(b_tier.get(&CacheKey([9; 32])).await?, Lookup::Miss); // joins the topic
+
+    // Gossip reaches b once the mesh has formed: send the first until b has heard it.
+    let a_tier = a.tier().await?;
+    let heard = wait_for(WAIT, || async {
+        a_tier
+            .invalidate(&Selector::Repo(repos[0].clone()))
+            .await
+            .ok()?;
+        wait_for(Duration::from_millis(300), || async {
+            (b.counter("invalidations_received").await >= 1).then_some(())
+        })
+        .await
+    })
+    .await;
+    assert!(heard.is_some(), "b heard an invalidation");
+
+    // The store is stuck on the first; every other repository is invalidated meanwhile, in
+    // batches that gossipsub's per-peer queue takes without dropping any.
+    for (batch, repos) in repos[1..].chunks(100).enumerate() {
+        for repo in repos {
+            a_tier.invalidate(&Selector::Repo(repo.clone())).await?;
+        }
+        let sent = 1 + (batch * 100 + repos.len()) as u64;
+        let heard = wait_for(WAIT, || async {
+            (b.counter("invalidations_received").await >= sent).then_some(())
+        })
+        .await;
+        assert!(heard.is_some(), "{sent} sent: {}", b.status().await);
+    }
+    assert_eq!(
+        store.most_at_once.load(Ordering::SeqCst),
+        1,
+        "one invalidation at a time reached the store"
+    );
+    assert!(held(&store, &last.manifest.key).await, "not applied yet");
+
+    open.send(true)?;
+    let applied = wait_for(WAIT, || async {
+        (!held(&store, &first.manifest.key).await && !held(&store, &last.manifest.key).await)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        applied.is_some(),
+        "every invalidated repository was dropped"
+    );
+    // More waited than the queue holds: they became one invalidation of everything.
+    let asked = store.asked();
+    assert!(asked.contains(&Selector::All), "{} calls", asked.len());
+    assert!(asked.len() < 100, "{} calls to the store", asked.len());
+    assert_eq!(store.most_at_once.load(Ordering::SeqCst), 1);
+    b.stop().await?;
+    a.stop().await?;
+    Ok(())
+}
