@@ -120,6 +120,7 @@ fn fingerprint(bytes: &[u8]) -> String {
 pub struct IpfsNode {
     child: Option<Child>,
     port: u16,
+    gateway_port: u16,
     root: tempfile::TempDir,
 }
 
@@ -143,7 +144,8 @@ impl IpfsNode {
         let repo = root.path().join("repo");
         copy_dir(&template(&install)?, &repo)?;
         let port = free_port()?;
-        configure(&repo, port)?;
+        let gateway_port = free_port()?;
+        configure(&repo, port, gateway_port)?;
         let log =
             std::fs::File::create(root.path().join("daemon.log")).map_err(|e| e.to_string())?;
         let mut command = Command::new("node");
@@ -158,11 +160,13 @@ impl IpfsNode {
         let mut node = IpfsNode {
             child: Some(child),
             port,
+            gateway_port,
             root,
         };
         let started = Instant::now();
         while started.elapsed() < START_TIMEOUT {
-            if node.api_answers() {
+            // The gateway starts after the API.
+            if node.api_answers() && TcpStream::connect(("127.0.0.1", gateway_port)).is_ok() {
                 return Ok(node);
             }
             if let Some(child) = node.child.as_mut() {
@@ -181,6 +185,11 @@ impl IpfsNode {
     /// The Kubo RPC API address, `http://127.0.0.1:PORT`.
     pub fn api_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The read-only HTTP gateway (`GET /ipfs/<cid>`), `http://127.0.0.1:PORT`.
+    pub fn gateway_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.gateway_port)
     }
 
     /// What the daemon printed.
@@ -271,16 +280,17 @@ fn template(install: &Path) -> Result<PathBuf, String> {
     }
 }
 
-/// Rewrites the repository's config: API on `port`, everything else on loopback and random
-/// ports, no bootstrap peers, no mDNS, no gRPC endpoint: a node that talks to nobody.
-fn configure(repo: &Path, port: u16) -> Result<(), String> {
+/// Rewrites the repository's config: API on `port`, the gateway on `gateway_port`, everything
+/// else on loopback and random ports, no bootstrap peers, no mDNS, no gRPC endpoint: a node
+/// that talks to nobody.
+fn configure(repo: &Path, port: u16, gateway_port: u16) -> Result<(), String> {
     let path = repo.join("config");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut config: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     config["Addresses"] = serde_json::json!({
         "API": format!("/ip4/127.0.0.1/tcp/{port}"),
-        "Gateway": "/ip4/127.0.0.1/tcp/0",
+        "Gateway": format!("/ip4/127.0.0.1/tcp/{gateway_port}"),
         "Swarm": ["/ip4/127.0.0.1/tcp/0"],
         "Announce": [],
         "NoAnnounce": [],

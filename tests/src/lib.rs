@@ -358,17 +358,22 @@ impl Machine {
     /// Starts `ghcache daemon` for this machine's cache dir with swarm key `key`, listening on
     /// a free loopback port, without mDNS, plus `extra` flags; returns once it answers `status`.
     pub fn daemon(&self, key: &Path, extra: &[&str]) -> Daemon {
+        self.daemon_with(key, Some("/ip4/127.0.0.1/tcp/0"), extra)
+    }
+
+    /// Starts `ghcache daemon` as [`Machine::daemon`] does, but listening on `listen`, or (with
+    /// `None`) on what `extra` says, such as `--no-listen`. Returns once it answers `status`
+    /// and, when it listens, once it has a listen address; `addr` is empty when it has none.
+    pub fn daemon_with(&self, key: &Path, listen: Option<&str>, extra: &[&str]) -> Daemon {
         let log = std::fs::File::create(self.home.join("daemon.log"))
             .unwrap_or_else(|e| panic!("daemon log: {e}"));
-        let child = self
-            .command(ghcache_bin())
-            .args([
-                "daemon",
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-                "--no-mdns",
-                "--swarm-key",
-            ])
+        let mut command = self.command(ghcache_bin());
+        command.arg("daemon");
+        if let Some(addr) = listen {
+            command.args(["--listen", addr]);
+        }
+        let child = command
+            .args(["--no-mdns", "--swarm-key"])
             .arg(key)
             .args(extra)
             .stdout(Stdio::null())
@@ -384,14 +389,16 @@ impl Machine {
         let mut status = serde_json::Value::Null;
         let up = wait_until(Duration::from_secs(30), || {
             status = daemon.status();
-            status["listen_addrs"]
+            let listening = status["listen_addrs"]
                 .as_array()
-                .is_some_and(|a| !a.is_empty())
+                .is_some_and(|a| !a.is_empty());
+            status["peer_id"].is_string() && (listening || listen.is_none())
         });
         assert!(up, "the daemon did not come up: {}", daemon.log());
         daemon.peer_id = status["peer_id"].as_str().unwrap_or_default().to_owned();
-        let listen = status["listen_addrs"][0].as_str().unwrap_or_default();
-        daemon.addr = format!("{listen}/p2p/{}", daemon.peer_id);
+        if let Some(listen) = status["listen_addrs"][0].as_str() {
+            daemon.addr = format!("{listen}/p2p/{}", daemon.peer_id);
+        }
         daemon
     }
 }
@@ -458,5 +465,114 @@ impl Drop for Daemon {
         if self.child.try_wait().ok().flatten().is_none() {
             self.terminate();
         }
+    }
+}
+
+/// Where distributions install system programs (`ip`, `iptables`), beside `PATH`.
+fn system_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Runs `program args`, or says what failed.
+fn run_system(program: &Path, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{} {}` failed: {}",
+            program.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The calling thread inside a network namespace of its own, which has only `lo`, up. Every
+/// program the thread starts (daemons, `ghcache`, `gh`), every socket it opens and every thread
+/// it spawns (the fake GitHub's) live in that namespace, and every firewall rule made there dies
+/// with it: nothing of the machine's own network is touched. On drop the thread goes back to
+/// the namespace it came from and the namespace is deleted; drop it on the thread that made it,
+/// after the programs that run in it.
+///
+/// Needs root (or CAP_SYS_ADMIN and CAP_NET_ADMIN), iproute2's `ip` and `iptables`.
+pub struct Netns {
+    name: String,
+    ip: PathBuf,
+    iptables: PathBuf,
+    /// The namespace the thread came from.
+    home: std::fs::File,
+}
+
+impl Netns {
+    /// Makes a namespace and moves the calling thread into it, or says which step failed.
+    pub fn enter(tag: &str) -> Result<Netns, String> {
+        use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
+        let ip = system_program("ip").ok_or("iproute2's `ip` is not installed")?;
+        let iptables = system_program("iptables").ok_or("`iptables` is not installed")?;
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("ghcache-{tag}-{}-{n}", std::process::id());
+        let home = std::fs::File::open("/proc/thread-self/ns/net")
+            .map_err(|e| format!("cannot open this thread's network namespace: {e}"))?;
+        run_system(&ip, &["netns", "add", &name])?;
+        // From here on, `ns` deletes the namespace (and returns the thread) when a step fails.
+        let ns = Netns {
+            name,
+            ip,
+            iptables,
+            home,
+        };
+        let target = std::fs::File::open(format!("/run/netns/{}", ns.name))
+            .map_err(|e| format!("cannot open the new namespace: {e}"))?;
+        move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&target),
+            Some(LinkNameSpaceType::Network),
+        )
+        .map_err(|e| format!("cannot enter the new namespace: {e}"))?;
+        run_system(&ns.ip, &["link", "set", "lo", "up"])?;
+        // Firewall rules must be possible here, not only in the machine's own namespace.
+        run_system(&ns.iptables, &["-S", "INPUT"])?;
+        Ok(ns)
+    }
+
+    /// Drops new inbound TCP connections to `port` in this namespace, as NAT does to a runner:
+    /// the SYN is dropped, so a dial hangs instead of being refused, while connections opened
+    /// from the port's program still work both ways.
+    pub fn drop_inbound(&self, port: u16) -> Result<(), String> {
+        let port = port.to_string();
+        run_system(
+            &self.iptables,
+            &[
+                "-A", "INPUT", "-p", "tcp", "--dport", &port, "--syn", "-j", "DROP",
+            ],
+        )
+    }
+
+    /// A TCP port that is free on loopback in this namespace now.
+    pub fn free_port(&self) -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("free port: {e}"))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
+        let _ = move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&self.home),
+            Some(LinkNameSpaceType::Network),
+        );
+        let _ = run_system(&self.ip, &["netns", "del", &self.name]);
     }
 }

@@ -6,9 +6,9 @@ use ghcache_tests::World;
 fn stats_add_up_across_processes() {
     let world = World::new();
     let machine = world.machine("stats");
-    machine.cached(&["pr", "list", "-R", "o/r"]).ok();
-    machine.cached(&["pr", "list", "-R", "o/r"]).ok();
-    machine.cached(&["pr", "list", "-R", "o/r"]).ok();
+    machine.cached(&["issue", "list", "-R", "o/r"]).ok();
+    machine.cached(&["issue", "list", "-R", "o/r"]).ok();
+    machine.cached(&["issue", "list", "-R", "o/r"]).ok();
     machine
         .cached(&["issue", "create", "-R", "o/r", "-t", "t", "-b", "b"])
         .ok();

@@ -4,10 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ghcache_core::{Body, Digest, Manifest};
+use ghcache_core::{Body, CacheTier, Digest, Entry, Fence, Lookup};
 use ghcache_tests::{wait_until, World};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions as _, Connection as _};
 
 const LIST: [&str; 4] = ["pr", "list", "-R", "o/r"];
 
@@ -72,8 +70,10 @@ fn a_write_on_one_peer_makes_the_others_ask_github_again() {
     let db = b.daemon(&key, &["--bootstrap", &da.addr]);
     assert!(db.wait_peers(1), "{}", db.log());
     let issues = ["issue", "list", "-R", "o/r"];
+    let releases = ["release", "list", "-R", "o/r"];
     a.cached(&issues).ok();
     b.cached(&issues).ok();
+    b.cached(&releases).ok();
     assert_eq!(b.stats()["hits"]["p2p"], 1);
 
     a.cached(&[
@@ -98,6 +98,10 @@ fn a_write_on_one_peer_makes_the_others_ask_github_again() {
     let after = b.cached(&issues).ok();
     assert!(world.requests() > before, "B asked GitHub again");
     assert!(after.out().contains("written on A"), "{}", after.out());
+    // An issue does not change the releases: B keeps those.
+    let before = world.requests();
+    b.cached(&releases).ok();
+    assert_eq!(world.requests(), before, "B's releases stayed cached");
 }
 
 #[test]
@@ -241,27 +245,25 @@ fn a_dead_provider_costs_at_most_the_p2p_deadline() {
 
 /// Rewrites the only entry in `cache`'s local store: a different body, and a manifest whose
 /// digest and size match it but whose producer and signature are still the original ones (which
-/// no longer verify). The local tier's own checks pass, so its daemon serves the lie.
+/// no longer verify). Stored through the local tier itself, index row and record alike: its own
+/// checks pass (it does not check signatures), so its daemon serves the lie.
 fn tamper_with_the_only_entry(cache: &Path, stdout: &[u8]) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     runtime.block_on(async {
-        let options = SqliteConnectOptions::new()
-            .filename(cache.join("index.db"))
-            .busy_timeout(Duration::from_secs(5));
-        let mut conn = options
-            .connect()
+        let tier = ghcache_tier_local::Tier::open(ghcache_tier_local::Config::new(cache))
             .await
-            .unwrap_or_else(|e| panic!("open index: {e}"));
-        let rows: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as("SELECT key, manifest FROM entries")
-            .fetch_all(&mut conn)
+            .unwrap_or_else(|e| panic!("open the store: {e}"));
+        let keys = tier
+            .keys(10)
             .await
-            .unwrap_or_else(|e| panic!("read index: {e}"));
-        assert_eq!(rows.len(), 1, "one entry in the store");
-        let (key, stored) = &rows[0];
-        let mut manifest =
-            Manifest::decode(stored).unwrap_or_else(|e| panic!("stored manifest: {e}"));
+            .unwrap_or_else(|e| panic!("read the store: {e}"));
+        assert_eq!(keys.len(), 1, "one entry in the store");
+        let Ok(Lookup::Hit(entry)) = tier.get(&keys[0]).await else {
+            panic!("the entry is readable");
+        };
+        let mut manifest = entry.manifest;
         assert!(
             manifest.producer.is_some() && manifest.signature.is_some(),
             "the entry came signed from a peer"
@@ -271,25 +273,17 @@ fn tamper_with_the_only_entry(cache: &Path, stdout: &[u8]) {
             stderr: Vec::new(),
         };
         let encoded = body.encode();
-        let digest = Digest::of(&encoded);
-        let hex = digest.to_hex();
-        let dir = cache.join("blobs").join(&hex[..2]);
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir: {e}"));
-        std::fs::write(dir.join(&hex), &encoded).unwrap_or_else(|e| panic!("write blob: {e}"));
-        manifest.body_digest = digest;
+        manifest.body_digest = Digest::of(&encoded);
         manifest.body_size = encoded.len() as u64;
-        let size = i64::try_from(encoded.len()).unwrap_or(i64::MAX);
-        let done =
-            sqlx::query("UPDATE entries SET manifest = ?, digest = ?, size = ? WHERE key = ?")
-                .bind(manifest.encode())
-                .bind(&hex)
-                .bind(size)
-                .bind(key)
-                .execute(&mut conn)
-                .await
-                .unwrap_or_else(|e| panic!("rewrite the entry: {e}"));
-        assert_eq!(done.rows_affected(), 1);
-        let _ = conn.close().await;
+        let mark = tier
+            .fences()
+            .read(&manifest.repo, manifest.resource)
+            .unwrap_or_else(|e| panic!("fence: {e}"))
+            .mark;
+        tier.put_fenced(&Entry { manifest, body }, mark)
+            .await
+            .unwrap_or_else(|e| panic!("rewrite the entry: {e}"));
+        tier.close().await;
     });
 }
 

@@ -109,3 +109,40 @@ fn a_graphql_mutation_is_a_write() {
     );
     assert_eq!(machine.stats()["entries"], 0);
 }
+
+#[test]
+fn a_write_drops_only_what_it_can_change() {
+    let world = World::new();
+    let machine = world.machine("by-resource");
+    let issues = ["issue", "list", "-R", "o/r"];
+    let releases = ["release", "list", "-R", "o/r"];
+    let repo = ["repo", "view", "o/r"];
+    let workflows = ["workflow", "list", "-R", "o/r"];
+    for read in [&issues[..], &releases, &repo, &workflows] {
+        machine.cached(read).ok();
+    }
+    machine
+        .cached(&["issue", "create", "-R", "o/r", "-t", "a new issue", "-b", "x"])
+        .ok();
+    // The repository counts its open issues: its metadata goes too.
+    let expected = [
+        (&issues[..], true),
+        (&releases, false),
+        (&repo, true),
+        (&workflows, false),
+    ];
+    for (read, refetched) in expected {
+        let before = world.requests();
+        let run = machine.cached(read).ok();
+        let asked = world.requests() > before;
+        assert_eq!(asked, refetched, "{read:?} after `issue create`");
+        assert_eq!(run.stdout, machine.gh(read).ok().stdout, "{read:?}");
+    }
+    // A write of unknown effect still drops everything about the repository.
+    machine
+        .cached(&["api", "-X", "PATCH", "repos/o/r", "-f", "description=changed"])
+        .ok();
+    let before = world.requests();
+    machine.cached(&releases).ok();
+    assert!(world.requests() > before, "releases dropped by a repository edit");
+}

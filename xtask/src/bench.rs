@@ -41,7 +41,12 @@ struct Contender {
 }
 
 /// Two contenders compared sample by sample: the ratio of each round's pair, then its median.
+/// The first two show a local hit against its floor (the process itself).
 const PAIRS: &[(&str, &str)] = &[
+    (EMPTY_PROGRAM, LOCAL_HIT),
+    (GHCACHE_VERSION, LOCAL_HIT),
+    (LOCAL_HIT, P2P_HIT),
+    (LOCAL_HIT, IPFS_HIT),
     (LOCAL_HIT, GH_API_CACHE),
     (LOCAL_HIT, GH_VERSION),
     (LOCAL_HIT, PLAIN_GH),
@@ -59,6 +64,8 @@ const MISS_150: &str = "ghcache miss -> gh -> fake GitHub (150 ms)";
 const PLAIN_GH_150: &str = "plain gh (fake GitHub, 150 ms)";
 const GH_API_CACHE: &str = "gh api --cache 1h (gh's own cache, hit)";
 const GH_VERSION: &str = "gh --version (gh start-up floor)";
+const GHCACHE_VERSION: &str = "ghcache --version (ghcache start-up floor)";
+const EMPTY_PROGRAM: &str = "an empty Rust program (process floor)";
 /// The realistic latency of a GitHub round trip for the second block.
 const REAL_LATENCY: Duration = Duration::from_millis(150);
 
@@ -135,6 +142,7 @@ fn tier_latency(
     node: &ghcache_tests::ipfs::IpfsNode,
 ) -> Result<serde_json::Value> {
     let (runs, warmup) = if quick { (10, 2) } else { (40, 5) };
+    let empty = empty_program(root)?;
     let machine = Machine::new(root, "bench", github)?;
     // Two peers for the p2p hit: A fetched the entry; B asks its daemon, which asks A's.
     let peer_a = Machine::new(root, "peer-a", github)?;
@@ -237,6 +245,15 @@ fn tier_latency(
             Expect::NoRequest,
         ),
         contender(GH_VERSION, gh, vec!["--version"], 0, false, Expect::Any),
+        contender(
+            GHCACHE_VERSION,
+            ghcache,
+            vec!["--version"],
+            0,
+            false,
+            Expect::NoRequest,
+        ),
+        contender(EMPTY_PROGRAM, &empty, vec![], 0, false, Expect::NoRequest),
         Contender {
             latency: REAL_LATENCY,
             ..contender(
@@ -371,7 +388,52 @@ fn report(contenders: &[Contender], runs: usize) -> serde_json::Value {
             "ratios": ratios,
         }));
     }
-    json!({ "runs": runs, "results": rows, "pairs": pairs })
+    let spread = p2p_spread(contenders);
+    json!({ "runs": runs, "results": rows, "pairs": pairs, "p2p_hit_spread": spread })
+}
+
+/// How much the p2p hit varies within the run: the medians of its three consecutive thirds
+/// (three runs in a row, each a third as long), and its 5th to 95th percentiles.
+fn p2p_spread(contenders: &[Contender]) -> serde_json::Value {
+    let Some(p2p) = contenders.iter().find(|c| c.name == P2P_HIT) else {
+        return serde_json::Value::Null;
+    };
+    let third = (p2p.samples.len() / 3).max(1);
+    let thirds: Vec<f64> = p2p.samples.chunks(third).take(3).map(median).collect();
+    let (p5, p95) = (
+        percentile(&p2p.samples, 0.05),
+        percentile(&p2p.samples, 0.95),
+    );
+    let listed: Vec<String> = thirds.iter().map(|m| format!("{m:.2}")).collect();
+    println!(
+        "\np2p hit: medians of the run's three thirds {} ms; 5th to 95th percentile {p5:.2} to \
+         {p95:.2} ms",
+        listed.join(" / ")
+    );
+    json!({ "medians_of_thirds_ms": thirds, "p5_ms": p5, "p95_ms": p95 })
+}
+
+/// An empty Rust program built like ghcache (static where ghcache is): what any process costs
+/// on this machine, the floor under every hit.
+fn empty_program(root: &Path) -> Result<PathBuf> {
+    let source = root.join("empty.rs");
+    let program = root.join("empty");
+    std::fs::write(&source, "fn main() {}\n").context("writing the empty program")?;
+    let mut rustc = std::process::Command::new("rustc");
+    rustc.args(["-O", "-o"]).arg(&program).arg(&source);
+    if sandbox::builds_static() {
+        rustc.args([
+            "-C",
+            "target-feature=+crt-static",
+            "-C",
+            "relocation-model=static",
+        ]);
+    }
+    let status = rustc.status().context("running rustc")?;
+    if !status.success() {
+        bail!("rustc could not build the empty program ({status})");
+    }
+    Ok(program)
 }
 
 /// The charts written beside the JSON: latency per tier, GitHub requests per configuration.

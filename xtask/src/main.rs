@@ -1,17 +1,20 @@
 //! `cargo xtask <task>`: the project's own tasks.
 //!
-//! - `test`: builds ghcache and runs every test (unit, proptest, end-to-end with the real gh).
+//! - `test`: builds ghcache and runs every test (unit, proptest, end-to-end with the real gh),
+//!   then the GitHub Action's tests (Node's test runner) against the archive `dist` makes.
 //! - `bench [--quick]`: tier latency against what users run instead, the fleet replay and the
 //!   scale measurements; a Markdown table, JSON and SVG charts in `target/bench/`.
 //! - `demo`: a scripted session on the fake GitHub, showing what each call cost.
 //! - `fleet [flags]`: a CI fleet's traffic replayed per cache configuration ([`fleet::FLEET_USAGE`]).
 //! - `scale [--quick]`: the p2p tier's traffic and lookup latency for growing swarms.
 //! - `install`: builds the release binary (static where supported) into cargo's bin directory.
+//! - `dist [--target T]... [--out DIR]`: release archives with checksums in `target/dist`.
 //! - `ipfs-node install|run`: the real IPFS node (js-ipfs from npm) that tests and the demo use.
 
 mod bench;
 mod charts;
 mod demo;
+mod dist;
 mod fleet;
 mod interrupt;
 mod sandbox;
@@ -41,11 +44,13 @@ fn run() -> Result<()> {
         "fleet" => interrupt::guarded("fleet", || fleet::main(rest)),
         "scale" => interrupt::guarded("scale", || scale::main(rest)),
         "install" => install(),
+        "dist" => dist::main(rest),
         "ipfs-node" => ipfs_node(rest),
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <test [-- nextest args] | bench [--quick] | fleet {} | scale [--quick] | demo | install | ipfs-node install|run>",
-                fleet::FLEET_USAGE
+                "usage: cargo xtask <test [-- nextest args] | bench [--quick] | fleet {} | scale [--quick] | demo | install | dist {} | ipfs-node install|run>",
+                fleet::FLEET_USAGE,
+                dist::DIST_USAGE
             );
             Ok(())
         }
@@ -53,11 +58,58 @@ fn run() -> Result<()> {
     }
 }
 
-/// Builds the binary the end-to-end tests run, then runs the whole suite.
+/// Builds the binary the end-to-end tests run, then runs the whole suite; then the Action's
+/// tests, unless `extra` picks some tests of the Rust suite.
 fn test(extra: &[String]) -> Result<()> {
     sandbox::require_gh()?;
     ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
-    cargo(&["build", "--package", "ghcache"])?;
+    cargo(&["build", "--package", "ghcache", "--package", "fake-github"])?;
+    let rust = rust_suite(extra);
+    if !extra.is_empty() {
+        println!("xtask: the Action's tests were not run: a test filter was given");
+        return rust;
+    }
+    // Both suites run; a failure of either fails the task.
+    let action = action_tests();
+    match (rust, action) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        (Err(rust), Err(action)) => bail!("{rust:#}; and {action:#}"),
+    }
+}
+
+/// The Action's tests (`action/test/*.test.js`, Node's test runner, nothing from npm), against
+/// the host's archive that `dist` builds: the same release build that `bench` and `install`
+/// use. Other installed targets are left to `cargo xtask dist`: each costs a build of its own.
+fn action_tests() -> Result<()> {
+    let dist = dist::run(&[dist::host_target()?], None)?;
+    let root = sandbox::workspace_root();
+    let tests_dir = root.join("action/test");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&tests_dir)
+        .with_context(|| format!("reading {}", tests_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".test.js"))
+        .collect();
+    files.sort();
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let status = Command::new("node")
+        .arg("--test")
+        .args(&files)
+        .env("GHCACHE_DIST_DIR", &dist.dir)
+        .env("GHCACHE_FAKE_GITHUB", target_dir.join("debug/fake-github"))
+        .current_dir(&root)
+        .status()
+        .context("running node --test: install Node.js >= 18")?;
+    if !status.success() {
+        bail!("the Action's tests failed ({status})");
+    }
+    Ok(())
+}
+
+/// The Rust suite: unit, property and end-to-end tests (nextest when it is installed).
+fn rust_suite(extra: &[String]) -> Result<()> {
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()

@@ -39,6 +39,11 @@ const STATIC_TARGET: Option<&str> = if cfg!(all(
     None
 };
 
+/// Whether [`build_release`] makes a static binary on this machine.
+pub fn builds_static() -> bool {
+    STATIC_TARGET.is_some()
+}
+
 /// Builds the release binary (static where supported) and returns its path.
 pub fn build_release() -> Result<PathBuf> {
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")

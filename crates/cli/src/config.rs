@@ -89,6 +89,9 @@ pub struct Ipfs {
     pub enabled: Setting<bool>,
     /// The Kubo RPC API, e.g. `http://127.0.0.1:5001`.
     pub api: Setting<String>,
+    /// An HTTP gateway (`http://HOST:PORT`, serving `/ipfs/<cid>`) that bodies are read from
+    /// when no API is configured (`api` at its default): lookups only, nothing is added.
+    pub gateway: Setting<Option<String>>,
     /// How long a CLI waits for IPFS before asking GitHub.
     pub deadline: Setting<Duration>,
     /// Encrypt bodies before adding them; `None`: on when a swarm key is configured.
@@ -119,6 +122,10 @@ pub struct P2p {
     pub read_only: Setting<bool>,
     pub trusted_peers: Setting<Vec<String>>,
     pub metrics: Setting<Option<String>>,
+    /// Be a keeper: keep a copy of what the scopes' peers announce (`ghcache daemon --keep`).
+    pub keep: Setting<bool>,
+    /// The keeper's store cap, least recently used out first.
+    pub keep_max_size: Setting<u64>,
 }
 
 /// A configuration that cannot be used, with what to fix.
@@ -189,10 +196,13 @@ impl Config {
                 read_only: Setting::default(false),
                 trusted_peers: Setting::default(Vec::new()),
                 metrics: Setting::default(None),
+                keep: Setting::default(false),
+                keep_max_size: Setting::default(2 << 30),
             },
             ipfs: Ipfs {
                 enabled: Setting::default(false),
                 api: Setting::default("http://127.0.0.1:5001".to_owned()),
+                gateway: Setting::default(None),
                 deadline: Setting::default(Duration::from_millis(500)),
                 encrypt: Setting::default(None),
             },
@@ -318,6 +328,11 @@ impl Config {
                 "mdns" => p2p.mdns.set(boolean(key, value)?, o),
                 "read_only" => p2p.read_only.set(boolean(key, value)?, o),
                 "metrics" => p2p.metrics.set(Some(string(key, value)?), o),
+                "keep" => p2p.keep.set(boolean(key, value)?, o),
+                "keep_max_size" => {
+                    let size = size_value(value).ok_or_else(|| bad(key, SIZE_HINT))?;
+                    p2p.keep_max_size.set(size, o);
+                }
                 _ => return Err(bad(key, "is not a known p2p setting")),
             }
         }
@@ -345,6 +360,10 @@ impl Config {
                 "api" => {
                     let api = value.as_str().ok_or_else(|| bad(key, STRING_HINT))?;
                     ipfs.api.set(api.to_owned(), o);
+                }
+                "gateway" => {
+                    let gateway = value.as_str().ok_or_else(|| bad(key, STRING_HINT))?;
+                    ipfs.gateway.set(Some(gateway.to_owned()), o);
                 }
                 "encrypt" => {
                     let b = value.as_bool().ok_or_else(|| bad(key, BOOL_HINT))?;
@@ -428,6 +447,11 @@ impl Config {
         }
         if let Some(v) = env("GH_CACHE_IPFS_API").filter(|v| !v.is_empty()) {
             self.ipfs.api.set(v, Origin::Env("GH_CACHE_IPFS_API"));
+        }
+        if let Some(v) = env("GH_CACHE_IPFS_GATEWAY").filter(|v| !v.is_empty()) {
+            self.ipfs
+                .gateway
+                .set(Some(v), Origin::Env("GH_CACHE_IPFS_GATEWAY"));
         }
         if let Some(v) = env("GH_CACHE_IPFS_DEADLINE") {
             let d =
@@ -525,7 +549,7 @@ const BOOL_HINT: &str = "must be true or false";
 const STRING_HINT: &str = "must be a string (in quotes)";
 
 /// The variables that ghcache reads, besides the TTL classes' ([`ttl_env_name`]).
-const ENV_VARS: [&str; 17] = [
+const ENV_VARS: [&str; 18] = [
     "GH_CACHE_CONFIG",
     "GH_CACHE_ENABLED",
     "GH_CACHE_DEBUG",
@@ -541,9 +565,14 @@ const ENV_VARS: [&str; 17] = [
     "GH_CACHE_SWARM_KEY",
     "GH_CACHE_IPFS",
     "GH_CACHE_IPFS_API",
+    "GH_CACHE_IPFS_GATEWAY",
     "GH_CACHE_IPFS_DEADLINE",
     "GH_CACHE_IPFS_ENCRYPT",
 ];
+
+/// Variables that ghcache reads outside the configuration: where the scope is derived
+/// (`context::scope`), like `GITHUB_ACTIONS`, rather than settings of their own.
+const SCOPE_VARS: [&str; 1] = [ghcache_core::context::JOB_TOKEN_HASH_VAR];
 
 /// Checks the `GH_CACHE_*` variables among `vars` (the process's environment) before any is
 /// read, as the config file's keys are checked: a variable that ghcache does not read (a typo,
@@ -564,9 +593,9 @@ pub fn check_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Result
             reason,
         };
         let ttl_names = || TtlClass::ALL.into_iter().map(ttl_env_name);
-        let known = name
-            .to_str()
-            .is_some_and(|n| ENV_VARS.contains(&n) || ttl_names().any(|t| t == n));
+        let known = name.to_str().is_some_and(|n| {
+            ENV_VARS.contains(&n) || SCOPE_VARS.contains(&n) || ttl_names().any(|t| t == n)
+        });
         if !known {
             if shown.starts_with("GH_CACHE_TTL_") {
                 let names: Vec<_> = ttl_names().collect();

@@ -4,8 +4,8 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use ghcache_core::context::{self, ScopeInputs};
-use ghcache_core::OutputMode;
+use ghcache_core::context::{self, HostsEntry, ScopeInputs, JOB_TOKEN_HASH_VAR};
+use ghcache_core::{Manifest, OutputMode};
 
 use crate::config::Env;
 
@@ -30,31 +30,84 @@ pub fn host(env: Env<'_>) -> String {
 /// Who is asking (see DESIGN.md, Keys and scope).
 pub fn scope(env: Env<'_>, explicit: Option<&str>, host: &str) -> String {
     let actions = env("GITHUB_ACTIONS").is_some_and(|v| v == "true");
-    let enterprise = host != "github.com" && !host.ends_with("github.localhost");
-    let token_vars: &[&str] = if enterprise {
-        &["GH_ENTERPRISE_TOKEN", "GITHUB_ENTERPRISE_TOKEN"]
-    } else {
-        &["GH_TOKEN", "GITHUB_TOKEN"]
-    };
-    let env_token = token_vars
-        .iter()
-        .find_map(|name| env(name).filter(|t| !t.is_empty()));
     let mut inputs = ScopeInputs {
         explicit: explicit.map(str::to_owned),
         actions_repository: actions.then(|| env("GITHUB_REPOSITORY")).flatten(),
-        env_token,
+        job_token_hash: actions.then(|| env(JOB_TOKEN_HASH_VAR)).flatten(),
+        env_token: env_token(env, host),
         login: None,
+        config_token: None,
     };
     // hosts.yml is read only when nothing cheaper decides the scope.
-    if inputs.explicit.is_none()
-        && inputs.actions_repository.is_none()
-        && inputs.env_token.is_none()
-    {
-        inputs.login = gh_config_dir(env)
-            .and_then(|dir| std::fs::read_to_string(dir.join("hosts.yml")).ok())
-            .and_then(|text| context::login_from_hosts_yml(&text, host));
+    if inputs.explicit.is_none() && inputs.env_token.is_none() {
+        let HostsEntry { user, oauth_token } = hosts_entry(env, host);
+        inputs.login = user;
+        inputs.config_token = oauth_token;
     }
     context::scope(&inputs)
+}
+
+/// [`Manifest::token_hash`] of the token gh will send to `host`, found as gh finds it: the
+/// environment, then `oauth_token` in `hosts.yml`.
+///
+/// `None` when neither has one: gh then takes the token from the system keyring (`gh auth
+/// token` would tell, but running gh costs about 50 ms, on every call that goes to GitHub), or
+/// has none. Not knowing is safe: the origin then sends an ETag only for an answer that had no
+/// `Last-Modified`, and an ETag of another token costs one charged answer, as a request
+/// without it would; GitHub answers 304 to an ETag only when it matches, so never wrongly. A
+/// keyring login's token lasts, so the ETag is usually its own.
+pub fn token_hash(env: Env<'_>, host: &str) -> Option<[u8; 32]> {
+    let token = env_token(env, host).or_else(|| hosts_entry(env, host).oauth_token)?;
+    Some(Manifest::token_hash(token.trim()))
+}
+
+/// The token gh takes from the environment for `host`, as gh (go-gh's `auth.TokenForHost`)
+/// does: for github.com, `*.ghe.com` and `github.localhost`, `GH_TOKEN` then `GITHUB_TOKEN`;
+/// for a GitHub Enterprise Server, `GH_ENTERPRISE_TOKEN` then `GITHUB_ENTERPRISE_TOKEN`, and
+/// `GITHUB_TOKEN` in a codespace.
+fn env_token(env: Env<'_>, host: &str) -> Option<String> {
+    let host = host.to_ascii_lowercase();
+    let cloud = ["github.com", "github.localhost"]
+        .iter()
+        .any(|name| host == *name || host.ends_with(&format!(".{name}")))
+        || host.ends_with(".ghe.com");
+    let codespace = env("CODESPACES").is_some_and(|v| v == "true" || v == "1");
+    let names: &[&str] = match (cloud, codespace) {
+        (true, _) => &["GH_TOKEN", "GITHUB_TOKEN"],
+        (false, false) => &["GH_ENTERPRISE_TOKEN", "GITHUB_ENTERPRISE_TOKEN"],
+        (false, true) => &[
+            "GH_ENTERPRISE_TOKEN",
+            "GITHUB_ENTERPRISE_TOKEN",
+            "GITHUB_TOKEN",
+        ],
+    };
+    names
+        .iter()
+        .find_map(|name| env(name).filter(|t| !t.trim().is_empty()))
+}
+
+/// What gh's `hosts.yml` says about `host`; nothing when there is no such file.
+fn hosts_entry(env: Env<'_>, host: &str) -> HostsEntry {
+    gh_config_dir(env)
+        .and_then(|dir| std::fs::read_to_string(dir.join("hosts.yml")).ok())
+        .map(|text| context::hosts_entry(&text, host))
+        .unwrap_or_default()
+}
+
+/// `ghcache actions declare`: the line that declares, for the rest of a GitHub Actions job,
+/// that `GITHUB_TOKEN` is the job's own token (see [`context::declaration`]).
+///
+/// # Errors
+/// `GITHUB_TOKEN` is not set: the line to say what to do.
+pub fn declare(env: Env<'_>) -> Result<String, String> {
+    match env("GITHUB_TOKEN").filter(|t| !t.trim().is_empty()) {
+        Some(token) => Ok(context::declaration(&token)),
+        None => Err(
+            "GITHUB_TOKEN is not set: run this step with the job's own token \
+             (`env: GITHUB_TOKEN: ${{ github.token }}`) and append what it prints to $GITHUB_ENV"
+                .to_owned(),
+        ),
+    }
 }
 
 fn gh_config_dir(env: Env<'_>) -> Option<PathBuf> {
@@ -128,4 +181,90 @@ pub fn output_env(env: Env<'_>) -> Vec<String> {
         .iter()
         .filter_map(|name| env(name).map(|v| format!("env:{name}={v}")))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    #[test]
+    fn the_token_is_the_one_gh_takes_for_the_host() {
+        let env = env_of(&[
+            ("GH_TOKEN", "gh"),
+            ("GITHUB_TOKEN", "github"),
+            ("GH_ENTERPRISE_TOKEN", "enterprise"),
+            ("GH_CONFIG_DIR", "/nonexistent"),
+        ]);
+        for (host, token) in [
+            ("github.com", "gh"),
+            ("api.github.com", "gh"),
+            ("github.localhost", "gh"),
+            ("acme.ghe.com", "gh"),
+            ("ghe.example.com", "enterprise"),
+        ] {
+            assert_eq!(env_token(&env, host).as_deref(), Some(token), "{host}");
+            assert_eq!(
+                token_hash(&env, host),
+                Some(Manifest::token_hash(token)),
+                "{host}"
+            );
+        }
+        let env = env_of(&[("GITHUB_TOKEN", "github"), ("GH_TOKEN", " ")]);
+        assert_eq!(env_token(&env, "github.com").as_deref(), Some("github"));
+        assert_eq!(env_token(&env, "ghe.example.com"), None);
+        let codespace = env_of(&[("GITHUB_TOKEN", "github"), ("CODESPACES", "true")]);
+        assert_eq!(
+            env_token(&codespace, "ghe.example.com").as_deref(),
+            Some("github")
+        );
+    }
+
+    #[test]
+    fn without_a_token_in_the_environment_or_hosts_yml_it_is_not_known() {
+        let env = env_of(&[("GH_CONFIG_DIR", "/nonexistent")]);
+        assert_eq!(token_hash(&env, "github.com"), None);
+    }
+
+    #[test]
+    fn in_actions_a_pat_in_gh_token_is_not_the_declared_job_token() {
+        let declaration = context::declaration("ghs_job");
+        let (_, declared) = declaration.split_once('=').unwrap_or_default();
+        let mut job = vec![
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_REPOSITORY", "Acme/Widgets"),
+            ("GITHUB_TOKEN", "ghs_job"),
+            ("GH_CACHE_JOB_TOKEN_HASH", declared),
+            ("GH_CONFIG_DIR", "/nonexistent"),
+        ];
+        let shared = scope(&env_of(&job), None, "github.com");
+        assert_eq!(shared, "actions:acme/widgets");
+        job.push(("GH_TOKEN", "ghp_personal"));
+        let pat = scope(&env_of(&job), None, "github.com");
+        assert!(pat.starts_with("token:"), "{pat}");
+        assert_eq!(scope(&env_of(&job), Some("team"), "github.com"), "team");
+    }
+
+    #[test]
+    fn declare_needs_the_job_token() {
+        let line = declare(&env_of(&[("GITHUB_TOKEN", "ghs_job")]));
+        assert_eq!(line, Ok(context::declaration("ghs_job")));
+        let missing = declare(&env_of(&[("GH_TOKEN", "ghs_job")]));
+        assert!(
+            missing.is_err_and(|e| e.starts_with("GITHUB_TOKEN is not set")),
+            "a PAT in GH_TOKEN is not the job's token"
+        );
+    }
 }

@@ -20,6 +20,9 @@ pub struct Flags {
     /// Address to listen on (repeatable) [default: /ip4/0.0.0.0/tcp/4001]
     #[arg(long, value_name = "MULTIADDR")]
     listen: Vec<String>,
+    /// Listen nowhere, only dial out: a runner behind NAT that nobody can dial
+    #[arg(long, conflicts_with = "listen")]
+    no_listen: bool,
     /// Peer to dial at start, /ip4/ADDR/tcp/PORT/p2p/PEER_ID (repeatable)
     #[arg(long, value_name = "MULTIADDR")]
     bootstrap: Vec<String>,
@@ -35,6 +38,13 @@ pub struct Flags {
     /// Accept entries only from these producers (repeatable)
     #[arg(long, value_name = "PEER_ID")]
     trusted_peer: Vec<String>,
+    /// Be a keeper: keep and serve a copy of what connected peers announce in their scopes (for
+    /// a long-lived peer that runners dial, such as the seed)
+    #[arg(long, conflicts_with = "read_only")]
+    keep: bool,
+    /// A keeper's store cap, least recently used out first [default: 2GiB]
+    #[arg(long, value_name = "SIZE")]
+    keep_max_size: Option<String>,
     /// Serve Prometheus metrics on http://ADDR/metrics
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
@@ -72,7 +82,7 @@ pub fn new_swarm_key(out: Option<&Path>) -> Result<i32, Failure> {
 
 /// `ghcache daemon`: runs this machine's node until SIGINT or SIGTERM.
 pub fn run(config: &mut Config, flags: Flags) -> Result<i32, Failure> {
-    apply_flags(config, flags);
+    apply_flags(config, flags)?;
     let dir = config
         .cache_dir()
         .map_err(|e| Failure::Usage(e.to_string()))?
@@ -85,7 +95,13 @@ pub fn run(config: &mut Config, flags: Flags) -> Result<i32, Failure> {
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
         let mut local_config = local::Config::new(&dir);
-        local_config.max_bytes = config.max_size.value;
+        // A keeper's store is what it keeps for the fleet: its own cap, least recently used out
+        // first (a `ghcache gh` on the same cache dir evicts down to `max_size` when it stores).
+        local_config.max_bytes = if config.p2p.keep.value {
+            config.p2p.keep_max_size.value
+        } else {
+            config.max_size.value
+        };
         let store = local::Tier::open(local_config)
             .await
             .map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -115,11 +131,25 @@ pub fn run(config: &mut Config, flags: Flags) -> Result<i32, Failure> {
     Ok(0)
 }
 
-fn apply_flags(config: &mut Config, flags: Flags) {
+fn apply_flags(config: &mut Config, flags: Flags) -> Result<(), Failure> {
     use crate::config::Origin::Flag;
     let p2p = &mut config.p2p;
     if !flags.listen.is_empty() {
         p2p.listen.set(flags.listen, Flag("--listen"));
+    }
+    if flags.no_listen {
+        p2p.listen.set(Vec::new(), Flag("--no-listen"));
+    }
+    if flags.keep {
+        p2p.keep.set(true, Flag("--keep"));
+    }
+    if let Some(size) = &flags.keep_max_size {
+        let bytes = crate::config::parse_size(size).ok_or_else(|| {
+            Failure::Usage(format!(
+                "--keep-max-size {size:?} is not a size; e.g. 2GiB, 500MB or a number of bytes"
+            ))
+        })?;
+        p2p.keep_max_size.set(bytes, Flag("--keep-max-size"));
     }
     if !flags.bootstrap.is_empty() {
         p2p.bootstrap.set(flags.bootstrap, Flag("--bootstrap"));
@@ -141,6 +171,7 @@ fn apply_flags(config: &mut Config, flags: Flags) {
     if flags.metrics.is_some() {
         p2p.metrics.set(flags.metrics, Flag("--metrics"));
     }
+    Ok(())
 }
 
 fn node_config(config: &Config) -> Result<p2p::Config, Failure> {
@@ -162,8 +193,24 @@ fn node_config(config: &Config) -> Result<p2p::Config, Failure> {
     node.bootstrap = addrs(&settings.bootstrap.value, "bootstrap address")?;
     node.mdns = settings.mdns.value;
     node.read_only = settings.read_only.value;
+    if settings.keep.value && settings.read_only.value {
+        return Err(Failure::Usage(
+            "a keeper serves what it keeps: `keep` and `read_only` exclude each other".to_owned(),
+        ));
+    }
+    node.keep = settings.keep.value;
     node.trusted_peers = trusted_peers(config)?;
+    node.scopes = vec![cli_scope_id(config)];
     Ok(node)
+}
+
+/// The scope id of what `ghcache gh` asks on this machine: the daemon runs in the same
+/// environment as the CLI, so it computes the same scope, and follows it from the start.
+fn cli_scope_id(config: &Config) -> [u8; 32] {
+    let env = |name: &str| std::env::var(name).ok();
+    let host = crate::context::host(&env);
+    let scope = crate::context::scope(&env, config.scope.value.as_deref(), &host);
+    ghcache_core::Manifest::scope_id_of(&scope)
 }
 
 /// The producers whose entries are accepted (empty: any swarm member).
@@ -246,6 +293,16 @@ pub fn status(config: &Config, json: bool) -> Result<i32, Failure> {
     }
     if value["read_only"].as_bool() == Some(true) {
         println!("mode             read-only (never announces or serves)");
+    }
+    if value["keeper"].as_bool() == Some(true) {
+        println!("mode             keeper (keeps what its scopes' peers announce)");
+        for (name, n) in value["keep"].as_object().into_iter().flatten() {
+            println!("  {:<14} {n}", name.replace('_', " "));
+        }
+    }
+    let keepers = strings("keepers");
+    if !keepers.is_empty() {
+        println!("keepers          {}", keepers.join(" "));
     }
     if let Some(counters) = value["counters"].as_object() {
         for (name, n) in counters {

@@ -48,7 +48,7 @@ pub fn run(config: &Config, env: Env<'_>, args: Vec<String>) -> Result<i32, Fail
                 (None, None) => context::repo(env, None, &host),
             };
             let scope = context::scope(env, config.scope.value.as_deref(), &host);
-            invalidate_after_write(config, &repo, &scope, &debug);
+            invalidate_after_write(config, &repo, write.changes, &scope, &debug);
             Ok(code)
         }
         Decision::Cache(cacheable) => {
@@ -60,6 +60,9 @@ pub fn run(config: &Config, env: Env<'_>, args: Vec<String>) -> Result<i32, Fail
             #[cfg(feature = "ipfs")]
             crate::ipfs::check(config)?;
             let request = build_request(config, env, args, &cacheable);
+            if let Some(code) = quick_hit(config, &request, &debug) {
+                return Ok(code);
+            }
             runtime()?.block_on(serve(config, request, &debug))
         }
     }
@@ -88,18 +91,67 @@ fn build_request(
         output: context::output_mode(),
     };
     let mut request = Request::new(argv, input, about, config.ttl(cacheable.class));
+    request.resource = cacheable.resource;
     request.max_stale = config.max_stale.value;
     request.revalidate = cacheable.api_get;
     request
+}
+
+/// The local tier's settings for this configuration.
+fn local_config(dir: &std::path::Path, config: &Config) -> local::Config {
+    let mut local_config = local::Config::new(dir);
+    local_config.max_bytes = config.max_size.value;
+    local_config
+}
+
+/// A fresh local hit, answered without the index and without an async runtime: the record of
+/// the key, the fence, the body (see `local::Reader`). `None` leaves the request to [`serve`],
+/// which also answers everything this path cannot settle.
+fn quick_hit(config: &Config, request: &Request, debug: &Debug) -> Option<i32> {
+    let dir = config.cache_dir().ok()?;
+    let local_config = local_config(dir, config);
+    let reader = local::Reader::new(&local_config);
+    let found = reader.get(&request.key).found()?;
+    let manifest = &found.entry.manifest;
+    // The chain's rules: the answer is about what the request asks (the key says so for honest
+    // producers), and fresh by this machine's TTL, with the producers' clock skew.
+    let usable = manifest.repo == request.repo
+        && manifest.resource == request.resource
+        && manifest.is_fresh_for(request.ttl, ghcache_core::now_ms(), ghcache_core::CLOCK_SKEW);
+    if !usable {
+        return None;
+    }
+    let used = found.used;
+    let output = Output::from(found.entry);
+    print(&output, request);
+    debug.line("local hit", &request.key.short());
+    match reader.record(used, &[Event::Hit("local")]) {
+        Ok(false) => {}
+        Ok(true) => {
+            // About once per ten thousand hits: fold the appended counters into the index.
+            let fold = runtime().ok().map(|rt| {
+                rt.block_on(async {
+                    let tier = local::Tier::open(local_config).await.ok()?;
+                    let folded = tier.fold_pending().await;
+                    tier.close().await;
+                    folded.ok()
+                })
+            });
+            if fold.flatten().is_none() {
+                debug_only("could not fold the counters into the index; the next write will");
+            }
+        }
+        Err(err) => debug_only(&format!("could not update stats: {err}")),
+    }
+    Some(output.exit_code)
 }
 
 async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, Failure> {
     let dir = config
         .cache_dir()
         .map_err(|e| Failure::Usage(e.to_string()))?;
-    let mut local_config = local::Config::new(dir);
-    local_config.max_bytes = config.max_size.value;
-    let tier = match local::Tier::open(local_config).await {
+    // The index is opened only if the records cannot answer, or to store.
+    let tier = match local::LazyTier::open(local_config(dir, config)) {
         Ok(tier) => Some(Arc::new(tier)),
         Err(err) => {
             warn(&format!("{err}; answering from GitHub without the cache"));
@@ -109,17 +161,16 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
     let mut early = Vec::new();
     let mut answered = None;
     if let Some(tier) = &tier {
-        for line in tier.warnings() {
-            warn(&line);
-        }
-        // Fast path: a fresh local entry needs no lock, no origin, no other tier.
+        // A fresh local entry needs no lock, no origin, no other tier (one the hit path could
+        // not settle alone, see `quick_hit`).
         match tier.get(&request.key).await {
             Ok(Lookup::Hit(entry))
                 if entry.manifest.is_fresh_for(
                     request.ttl,
                     ghcache_core::now_ms(),
-                    Duration::ZERO,
-                ) =>
+                    ghcache_core::CLOCK_SKEW,
+                ) && entry.manifest.repo == request.repo
+                    && entry.manifest.resource == request.resource =>
             {
                 let output = Output::from(entry);
                 print(&output, &request);
@@ -135,11 +186,7 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
         }
     }
     if let Some(code) = answered {
-        // The process exits next: a hit that changed nothing leaves the WAL files in place for
-        // the next one.
-        if let Some(tier) = tier.and_then(Arc::into_inner) {
-            tier.close_before_exit().await;
-        }
+        finish(tier).await;
         return Ok(code);
     }
     // Miss: one process per key asks GitHub; the others wait and read what it stored.
@@ -180,6 +227,7 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
             if let Some(tier) = &tier {
                 record(tier, &events).await;
             }
+            finish(tier).await;
             return Err(Failure::Runtime(err.to_string()));
         }
     };
@@ -193,11 +241,28 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
     debug.line(source_label(&resolved), &request.key.short());
     if let Some(tier) = &tier {
         if resolved.source == Source::Origin {
-            remote.after_origin(config, tier, &request, debug).await;
+            remote
+                .after_origin(config, tier.as_ref(), &request, debug)
+                .await;
         }
         record(tier, &events).await;
     }
+    drop(remote);
+    finish(tier).await;
     Ok(resolved.output.exit_code)
+}
+
+/// Tells what the cache had to say (a read-only or damaged cache: once per command) and lets
+/// go of the index before the process exits.
+async fn finish(tier: Option<Arc<local::LazyTier>>) {
+    let Some(tier) = tier else { return };
+    for line in tier.warnings() {
+        warn(&line);
+    }
+    // A hit that changed nothing leaves the WAL files in place for the next process.
+    if let Some(tier) = Arc::into_inner(tier) {
+        tier.close_before_exit().await;
+    }
 }
 
 /// The tiers beyond this machine for one request: the swarm (through the daemon) and IPFS.
@@ -251,7 +316,7 @@ impl Remote {
     async fn after_origin(
         &self,
         config: &Config,
-        local: &local::Tier,
+        local: &dyn CacheTier,
         request: &Request,
         debug: &Debug,
     ) {
@@ -278,7 +343,7 @@ impl Remote {
     #[cfg(feature = "ipfs")]
     async fn store_in_ipfs(
         &self,
-        local: &local::Tier,
+        local: &dyn CacheTier,
         key: &ghcache_core::CacheKey,
         budget: Duration,
     ) {
@@ -351,7 +416,7 @@ pub fn ipfs_store(config: &Config, key: &str, scope: &str) -> Result<i32, Failur
         .cache_dir()
         .map_err(|e| Failure::Usage(e.to_string()))?;
     runtime()?.block_on(async {
-        let Ok(tier) = local::Tier::open(local::Config::new(dir)).await else {
+        let Ok(tier) = local::Tier::open(local_config(dir, config)).await else {
             return;
         };
         let remote = Remote::connect(config, dir, scope).await;
@@ -387,11 +452,16 @@ fn origin(config: &Config, request: &Request) -> ghcache_tier_gh::Origin {
     };
     // An entry larger than the whole cache would only push everything else out, then itself.
     let largest = config.max_entry_size.value.min(config.max_size.value);
-    ghcache_tier_gh::Origin::new(
-        ghcache_tier_gh::Config::new(config.gh.value.clone())
-            .printing_to(sink)
-            .with_max_entry_size(largest),
-    )
+    let mut gh = ghcache_tier_gh::Config::new(config.gh.value.clone())
+        .printing_to(sink)
+        .with_max_entry_size(largest);
+    // Which token gh sends decides whether a stored ETag can earn a 304. Read here, on a miss
+    // only: the hit path never needs it. gh reads this process's environment, so this does too.
+    let env = |name: &str| std::env::var(name).ok();
+    if let Some(hash) = context::token_hash(&env, &request.input.host) {
+        gh = gh.with_token(hash);
+    }
+    ghcache_tier_gh::Origin::new(gh)
 }
 
 /// Writes the answer as gh would have: stdout (through the user's pager on a terminal), unless
@@ -432,7 +502,7 @@ fn page(pager: &str, bytes: &[u8]) -> bool {
     true
 }
 
-async fn record(tier: &local::Tier, events: &[Event]) {
+async fn record(tier: &local::LazyTier, events: &[Event]) {
     if let Err(err) = tier.record(events).await {
         debug_only(&format!("could not update stats: {err}"));
     }
@@ -442,29 +512,40 @@ fn record_bypass(config: &Config) {
     let Ok(dir) = config.cache_dir() else {
         return;
     };
-    // Bypasses are counted on a best-effort basis: they must never delay or break gh.
+    // Bypasses are counted on a best-effort basis: they must never delay or break gh. An
+    // append, without the index (unless the counters are due to be folded).
+    let Ok(tier) = local::LazyTier::open(local_config(dir, config)) else {
+        return;
+    };
     let Ok(rt) = runtime() else { return };
     rt.block_on(async {
-        if let Ok(tier) = local::Tier::open(local::Config::new(dir)).await {
-            let _ = tier.record(&[Event::Bypassed]).await;
-            tier.close().await;
-        }
+        let _ = tier.record(&[Event::Bypassed]).await;
+        tier.close_before_exit().await;
     });
 }
 
-fn invalidate_after_write(config: &Config, repo: &str, scope: &str, debug: &Debug) {
+fn invalidate_after_write(
+    config: &Config,
+    repo: &str,
+    changes: policy::Changes,
+    scope: &str,
+    debug: &Debug,
+) {
     let Ok(dir) = config.cache_dir() else {
         return;
     };
     let Ok(rt) = runtime() else { return };
-    let selector = if repo.is_empty() {
+    let selector = match changes {
         // A write whose repository we cannot tell may have changed anything.
-        Selector::All
-    } else {
-        Selector::Repo(repo.to_owned())
+        _ if repo.is_empty() => Selector::All,
+        policy::Changes::Repository => Selector::Repo(repo.to_owned()),
+        policy::Changes::Resources(resources) => Selector::Resources {
+            repo: repo.to_owned(),
+            resources,
+        },
     };
     rt.block_on(async {
-        let tier = local::Tier::open(local::Config::new(dir)).await;
+        let tier = local::Tier::open(local_config(dir, config)).await;
         // The fence moves even when the index cannot be opened or written (a full disk, a
         // read-only cache): from then on nothing older than this write is served.
         let dropped = match &tier {

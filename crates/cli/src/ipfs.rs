@@ -1,5 +1,6 @@
-//! The IPFS tier's wiring: which node, which body key, who signs, where announced manifests are
-//! found, and when the user hears that the node is down.
+//! The IPFS tier's wiring: which node (its API, or a gateway where no API is configured), which
+//! body key, who signs, where announced manifests are found, and when the user hears that the
+//! node is down.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,10 +31,11 @@ pub struct Lookups {
 }
 
 impl Lookups {
-    /// Did the node answer this process's lookup? Storing there is only worth a try if it did:
-    /// a dead node then costs one refused connection per command, not two.
+    /// Did the node answer this process's lookup, and does it take additions? Storing there is
+    /// only worth a try if it did: a dead node then costs one refused connection per command,
+    /// not two. A gateway takes none.
     pub fn answered(&self) -> bool {
-        self.answered.load(Ordering::Relaxed)
+        self.inner.can_store() && self.answered.load(Ordering::Relaxed)
     }
 
     /// Adds the entry's body to IPFS and its manifest to the node's index, within `budget`;
@@ -144,8 +146,23 @@ pub fn check(config: &Config) -> Result<(), Failure> {
     settings(config).map(|_| ())
 }
 
+/// Where bodies come from.
+enum Node {
+    Api(ipfs::Kubo),
+    Gateway(ipfs::Gateway),
+}
+
+impl Node {
+    fn url(&self) -> &str {
+        match self {
+            Node::Api(kubo) => kubo.url(),
+            Node::Gateway(gateway) => gateway.url(),
+        }
+    }
+}
+
 struct Settings {
-    kubo: ipfs::Kubo,
+    node: Node,
     /// The swarm key, when bodies are encrypted.
     psk: Option<[u8; 32]>,
     trusted: Vec<p2p::PeerId>,
@@ -153,8 +170,14 @@ struct Settings {
 
 fn settings(config: &Config) -> Result<Settings, Failure> {
     let ipfs = &config.ipfs;
-    let kubo = ipfs::Kubo::new(&ipfs.api.value)
-        .map_err(|e| Failure::Usage(format!("{e} ({})", ipfs.api.origin)))?;
+    let node = match &ipfs.gateway.value {
+        Some(gateway) if uses_gateway(config) => ipfs::Gateway::new(gateway)
+            .map(Node::Gateway)
+            .map_err(|e| Failure::Usage(format!("{e} ({})", ipfs.gateway.origin)))?,
+        _ => ipfs::Kubo::new(&ipfs.api.value)
+            .map(Node::Api)
+            .map_err(|e| Failure::Usage(format!("{e} ({})", ipfs.api.origin)))?,
+    };
     let key = match config.p2p.swarm_key.value {
         Some(_) => Some(crate::daemon::swarm_key(config)?),
         None => None,
@@ -172,10 +195,24 @@ fn settings(config: &Config) -> Result<Settings, Failure> {
         }
     };
     Ok(Settings {
-        kubo,
+        node,
         psk,
         trusted: crate::daemon::trusted_peers(config)?,
     })
+}
+
+/// Are bodies read from the gateway? Only when one is set and no API is: a configured node's API
+/// also takes additions and knows the marks of writes.
+pub fn uses_gateway(config: &Config) -> bool {
+    config.ipfs.gateway.value.is_some() && config.ipfs.api.origin == crate::config::Origin::Default
+}
+
+/// Where lookups go: the API's or the gateway's address.
+pub fn node_url(config: &Config) -> String {
+    match (&config.ipfs.gateway.value, uses_gateway(config)) {
+        (Some(gateway), true) => gateway.clone(),
+        _ => config.ipfs.api.value.clone(),
+    }
 }
 
 /// The IPFS tier for requests of `scope`, or `None` when it is switched off. `directory` is the
@@ -207,14 +244,25 @@ pub fn tier(
     let seal = settings
         .psk
         .map(|psk| ipfs::BodyKey::derive(&psk, &scope_id));
-    let mut tier = ipfs::Tier::new(settings.kubo, scope_id, seal, verify, sign);
-    if let Some(daemon) = directory {
-        tier = tier.with_directory(Arc::new(Directory(daemon)));
-    }
+    let directory =
+        directory.map(|daemon| Arc::new(Directory(daemon)) as Arc<dyn ipfs::ManifestSource>);
+    let api = settings.node.url().to_owned();
+    let tier = match settings.node {
+        Node::Api(kubo) => {
+            let tier = ipfs::Tier::new(kubo, scope_id, seal, verify, sign);
+            match directory {
+                Some(directory) => tier.with_directory(directory),
+                None => tier,
+            }
+        }
+        Node::Gateway(gateway) => {
+            ipfs::Tier::with_gateway(gateway, scope_id, seal, verify, directory)
+        }
+    };
     Some(Lookups {
         inner: Arc::new(tier),
         marker: dir.join(UNREACHABLE_MARKER),
-        api: config.ipfs.api.value.clone(),
+        api,
         debug: config.debug.value,
         answered: AtomicBool::new(false),
     })

@@ -10,6 +10,7 @@ mod daemon;
 mod gh;
 #[cfg(feature = "ipfs")]
 mod ipfs;
+mod manual;
 mod shell;
 mod stats;
 
@@ -124,6 +125,38 @@ enum Command {
         /// Which shell.
         shell: shell::Shell,
     },
+    /// GitHub Actions: what a job's setup step runs.
+    Actions {
+        #[command(subcommand)]
+        action: ActionsAction,
+    },
+    /// Print a shell completion script: `ghcache completions bash`, `zsh`, `fish`, ...
+    ///
+    /// For bash: `ghcache completions bash > ~/.local/share/bash-completion/completions/ghcache`;
+    /// for zsh, a file `_ghcache` in a directory of `$fpath`; for fish,
+    /// `~/.config/fish/completions/ghcache.fish`.
+    Completions {
+        /// Which shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `ghcache man | man -l -`.
+    Man {
+        /// Write one page per command into this directory instead (ghcache.1, ghcache-gh.1, ...).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ActionsAction {
+    /// Print the line that declares `GITHUB_TOKEN` to be the job's own token, for $GITHUB_ENV:
+    /// `ghcache actions declare >> "$GITHUB_ENV"`.
+    ///
+    /// Later steps that call gh with that token share answers with the repository's other
+    /// jobs (scope `actions:<owner/repo>`); any other token (a PAT, an App token) keeps its own
+    /// scope. The line holds a hash of the token, never the token. Run it with the job's token:
+    /// `env: GITHUB_TOKEN: ${{ github.token }}`.
+    Declare,
 }
 
 #[cfg(feature = "p2p")]
@@ -268,6 +301,14 @@ fn run() -> Result<i32, Failure> {
             print!("{}", shell::init(shell));
             Ok(0)
         }
+        Command::Actions {
+            action: ActionsAction::Declare,
+        } => {
+            println!("{}", context::declare(&env).map_err(Failure::Usage)?);
+            Ok(0)
+        }
+        Command::Completions { shell } => manual::completions(shell),
+        Command::Man { dir } => manual::man(dir.as_deref()),
     }
 }
 

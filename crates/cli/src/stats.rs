@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use ghcache_core::policy::TtlClass;
-use ghcache_core::{CacheTier, Selector};
+use ghcache_core::Selector;
 use ghcache_tier_local as local;
 
 use crate::config::{show_duration, ttl_env_name, Config, SwarmKeySource};
@@ -27,16 +27,127 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))
 }
 
-/// Prints the statistics as a table or as JSON.
+/// Whether `ghcache gh` uses a tier beyond this machine now, and what says so.
+struct TierState {
+    enabled: bool,
+    detail: String,
+}
+
+impl TierState {
+    fn line(&self, name: &str) -> String {
+        let word = if self.enabled { "enabled" } else { "disabled" };
+        format!("{name}: {word} ({})", self.detail)
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({ "enabled": self.enabled, "detail": self.detail })
+    }
+}
+
+/// The swarm is used when p2p is not switched off and this cache dir's daemon answers.
+#[cfg(feature = "p2p")]
+async fn p2p_state(config: &Config) -> TierState {
+    let off = |detail: String| TierState {
+        enabled: false,
+        detail,
+    };
+    if config.p2p.enabled.value == Some(false) {
+        return off(format!("switched off: {}", config.p2p.enabled.origin));
+    }
+    let Ok(dir) = config.cache_dir() else {
+        return off("no cache dir".to_owned());
+    };
+    match ghcache_tier_p2p::status(dir).await {
+        Ok(text) => {
+            let status: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let peers = status["connected_peers"].as_array().map_or(0, Vec::len);
+            let mut detail = format!(
+                "daemon running, {peers} peer{} connected",
+                if peers == 1 { "" } else { "s" }
+            );
+            if status["keeper"].as_bool() == Some(true) {
+                detail.push_str(", keeper");
+            }
+            if status["read_only"].as_bool() == Some(true) {
+                detail.push_str(", read-only");
+            }
+            TierState {
+                enabled: true,
+                detail,
+            }
+        }
+        Err(ghcache_tier_p2p::Error::NoDaemon { .. }) => {
+            off("no daemon runs for this cache dir; start one: ghcache daemon".to_owned())
+        }
+        Err(e) => off(e.to_string()),
+    }
+}
+
+#[cfg(not(feature = "p2p"))]
+async fn p2p_state(_: &Config) -> TierState {
+    TierState {
+        enabled: false,
+        detail: "this ghcache was built without the p2p tier".to_owned(),
+    }
+}
+
+/// IPFS is used when it is switched on; a node that does not answer is named.
+#[cfg(feature = "ipfs")]
+async fn ipfs_state(config: &Config) -> TierState {
+    if !config.ipfs.enabled.value {
+        return TierState {
+            enabled: false,
+            detail: "GH_CACHE_IPFS=1 turns it on".to_owned(),
+        };
+    }
+    let url = crate::ipfs::node_url(config);
+    let detail =
+        if let Err(Failure::Usage(line) | Failure::Runtime(line)) = crate::ipfs::check(config) {
+            format!("but unusable: {line}")
+        } else if crate::ipfs::uses_gateway(config) {
+            format!("gateway {url}, lookups only")
+        } else {
+            let answer = match ghcache_tier_ipfs::Kubo::new(&url) {
+                Ok(kubo) => tokio::time::timeout(IPFS_PROBE_TIMEOUT, kubo.id())
+                    .await
+                    .map_err(|_| format!("no answer within {IPFS_PROBE_TIMEOUT:?}"))
+                    .and_then(|id| id.map_err(|e| e.to_string())),
+                Err(e) => Err(e.to_string()),
+            };
+            match answer {
+                Ok(_) => format!("node {url}"),
+                Err(reason) => format!("node {url}, which does not answer: {reason}"),
+            }
+        };
+    TierState {
+        enabled: true,
+        detail,
+    }
+}
+
+/// How long `ghcache stats` waits for the IPFS node to say who it is.
+#[cfg(feature = "ipfs")]
+const IPFS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+#[cfg(not(feature = "ipfs"))]
+async fn ipfs_state(_: &Config) -> TierState {
+    TierState {
+        enabled: false,
+        detail: "this ghcache was built without the IPFS tier".to_owned(),
+    }
+}
+
+/// Prints the statistics as a table or as JSON, after which tiers beyond this machine are on.
 pub fn show(config: &Config, json: bool) -> Result<i32, Failure> {
-    let stats = runtime()?.block_on(async {
+    let (stats, p2p, ipfs) = runtime()?.block_on(async {
         let tier = open(config).await?;
         let stats = tier
             .stats()
             .await
             .map_err(|e| Failure::Runtime(e.to_string()));
         tier.close().await;
-        stats
+        let (p2p, ipfs) = tokio::join!(p2p_state(config), ipfs_state(config));
+        stats.map(|stats| (stats, p2p, ipfs))
     })?;
     let hits = stats.hits_local + stats.hits_p2p + stats.hits_ipfs;
     let answered = hits + stats.misses;
@@ -60,11 +171,14 @@ pub fn show(config: &Config, json: bool) -> Result<i32, Failure> {
             "ipfs_entries": stats.ipfs_entries,
             "hit_rate": hit_rate,
             "created_at_ms": stats.created_at_ms,
+            "tiers": { "p2p": p2p.json(), "ipfs": ipfs.json() },
         });
         println!("{value}");
         return Ok(0);
     }
     let mut out = String::new();
+    let _ = writeln!(out, "{}", p2p.line("P2P"));
+    let _ = writeln!(out, "{}", ipfs.line("IPFS"));
     let rows: [(&str, u64); 12] = [
         ("requests", stats.requests),
         ("hits: local", stats.hits_local),
@@ -102,7 +216,7 @@ pub fn clear(config: &Config, repo: Option<&str>) -> Result<i32, Failure> {
     let dropped = runtime()?.block_on(async {
         let tier = open(config).await?;
         let dropped = tier
-            .invalidate(&selector)
+            .clear(&selector)
             .await
             .map_err(|e| Failure::Runtime(e.to_string()));
         if all && dropped.is_ok() {
@@ -248,6 +362,18 @@ pub fn describe_config(config: &Config) -> String {
         "ipfs.api",
         format!("{:?}", ipfs.api.value),
         &ipfs.api.origin,
+    );
+    line(
+        "ipfs.gateway",
+        match (
+            &ipfs.gateway.value,
+            ipfs.api.origin == crate::config::Origin::Default,
+        ) {
+            (None, _) => "none".to_owned(),
+            (Some(url), true) => format!("{url:?}"),
+            (Some(url), false) => format!("{url:?} (unused: an API is configured)"),
+        },
+        &ipfs.gateway.origin,
     );
     line(
         "ipfs.deadline",

@@ -8,6 +8,7 @@ use crate::error::TierError;
 use crate::fence::{Fence, FenceState, Mark, CLOCK_SKEW};
 use crate::key::CacheKey;
 use crate::origin::{Fetched, Origin, OriginError, Output};
+use crate::policy::Resource;
 use crate::request::Request;
 use crate::stats::{Event, StatsSink};
 use crate::tier::{CacheTier, Lookup, Selector};
@@ -150,7 +151,7 @@ impl Chain {
     /// Only when the origin cannot be run at all and no stale entry can stand in.
     pub async fn resolve(&self, request: &Request) -> Result<Resolved, OriginError> {
         // Read before anything is fetched: what follows may race a write.
-        let start = self.start(&request.repo);
+        let start = self.start(request);
         let now = crate::now_ms();
         let mut warnings = Vec::new();
         let mut prior: Option<Entry> = None;
@@ -158,7 +159,7 @@ impl Chain {
             let Some(entry) = self.lookup(level, &request.key).await else {
                 continue;
             };
-            if !self.admitted(&entry, &request.repo) {
+            if !self.admitted(&entry, &request.repo, request.resource) {
                 continue;
             }
             if entry
@@ -166,7 +167,7 @@ impl Chain {
                 .is_fresh_for(request.ttl, now, self.config.clock_skew)
             {
                 self.stats.record(Event::Hit(level.tier.name()));
-                let mark = self.storable(&request.repo, &start);
+                let mark = self.storable(request, &start);
                 self.backfill(&entry, index, mark, &mut warnings).await;
                 return Ok(Resolved {
                     output: Output::from(entry),
@@ -211,7 +212,7 @@ impl Chain {
                     entry.manifest.created_at_ms = fetch_began;
                     entry.manifest.producer = None;
                     entry.manifest.signature = None;
-                    let mark = self.storable(&request.repo, &start);
+                    let mark = self.storable(request, &start);
                     self.write_through(&entry, mark, &mut warnings).await;
                     Ok(Resolved {
                         output: Output::of(&entry),
@@ -298,43 +299,46 @@ impl Chain {
     ) -> Entry {
         if entry.manifest.producer.is_none() {
             entry.manifest.created_at_ms = entry.manifest.created_at_ms.min(fetch_began);
+            entry.manifest.resource = request.resource;
         }
-        let mark = self.storable(&request.repo, start);
+        let mark = self.storable(request, start);
         self.write_through(&entry, mark, warnings).await;
         entry
     }
 
-    /// The fence of `repo` before a request's first lookup.
-    fn start(&self, repo: &str) -> Start {
+    /// The fence of what `request` asks about, before its first lookup.
+    fn start(&self, request: &Request) -> Start {
         match &self.fence {
             None => Start::Unfenced,
-            Some(fence) => fence.read(repo).map_or(Start::Unreadable, Start::Read),
+            Some(fence) => fence
+                .read(&request.repo, request.resource)
+                .map_or(Start::Unreadable, Start::Read),
         }
     }
 
-    /// Whether an entry that a tier returned may be used for a request about `repo`. The fence
-    /// is read anew: an invalidation may have finished while the tier looked.
-    fn admitted(&self, entry: &Entry, repo: &str) -> bool {
-        // The repository is part of what the key is made of, so an honest producer names the
-        // same one; one that names another would slip past the fence.
-        if entry.manifest.repo != repo {
+    /// Whether an entry that a tier returned may be used for a request about `resource` of
+    /// `repo`. The fence is read anew: an invalidation may have finished while the tier looked.
+    fn admitted(&self, entry: &Entry, repo: &str, resource: Resource) -> bool {
+        // Both are derived from what the key is made of, so an honest producer names the same
+        // ones; one that names others would slip past the fence.
+        if entry.manifest.repo != repo || entry.manifest.resource != resource {
             return false;
         }
         match &self.fence {
             None => true,
             Some(fence) => fence
-                .read(repo)
+                .read(repo, resource)
                 .is_ok_and(|state| state.admits(&entry.manifest)),
         }
     }
 
-    /// How an answer to a request that began at `start` may be stored now: `Some(None)` as it
-    /// is, `Some(Some(mark))` under the mark the fence had then, `None` not at all (the fence
+    /// How an answer to `request`, which began at `start`, may be stored now: `Some(None)` as
+    /// it is, `Some(Some(mark))` under the mark the fence had then, `None` not at all (the fence
     /// moved: the answer may predate a write, or the fence cannot be read).
-    fn storable(&self, repo: &str, start: &Start) -> Option<Option<Mark>> {
+    fn storable(&self, request: &Request, start: &Start) -> Option<Option<Mark>> {
         match (start, &self.fence) {
             (Start::Unfenced, _) | (_, None) => Some(None),
-            (Start::Read(then), Some(fence)) => match fence.read(repo) {
+            (Start::Read(then), Some(fence)) => match fence.read(&request.repo, request.resource) {
                 Ok(now) if now.mark == then.mark => Some(Some(then.mark)),
                 _ => None,
             },
@@ -440,8 +444,8 @@ impl CacheTier for Chain {
             let Some(entry) = self.lookup(level, key).await else {
                 continue;
             };
-            let repo = entry.manifest.repo.clone();
-            if self.admitted(&entry, &repo) {
+            let (repo, resource) = (entry.manifest.repo.clone(), entry.manifest.resource);
+            if self.admitted(&entry, &repo, resource) {
                 // The fence is read after the lookup: a backfill is checked by the tiers that
                 // keep fences, against the entry's own time, as a plain put is.
                 self.backfill(&entry, index, Some(None), &mut warnings)

@@ -160,34 +160,82 @@ pub fn normalize_repo(value: &str) -> Option<String> {
     (valid_part(owner) && valid_part(name)).then(|| format!("{owner}/{name}").to_ascii_lowercase())
 }
 
-/// The login for `host` in gh's `hosts.yml`, if any.
-pub fn login_from_hosts_yml(hosts_yml: &str, host: &str) -> Option<String> {
+/// What gh's `hosts.yml` says about one host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostsEntry {
+    /// `user`: the login gh is logged in as.
+    pub user: Option<String>,
+    /// `oauth_token`: the token gh sends, when gh keeps it in the file rather than in the
+    /// system keyring (`gh auth login --insecure-storage`, and CI setups that write the file).
+    pub oauth_token: Option<String>,
+}
+
+/// The entry for `host` in gh's `hosts.yml`: only the host's own keys count, not those of the
+/// accounts listed under its `users:` (gh 2.40 and later), which are not the active one.
+pub fn hosts_entry(hosts_yml: &str, host: &str) -> HostsEntry {
     let host = canonical_host(host);
+    let mut entry = HostsEntry::default();
     let mut in_host = false;
+    // The indentation of the host's own keys: that of its first key.
+    let mut key_indent = None;
     for line in hosts_yml.lines() {
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
             continue;
         }
-        if !line.starts_with(char::is_whitespace) {
+        let indent = line.len() - line.trim_start().len();
+        if indent == 0 {
             let key = line
                 .trim_end()
                 .trim_end_matches(':')
                 .trim()
                 .trim_matches(['"', '\'']);
             in_host = canonical_host(key) == host;
+            key_indent = None;
             continue;
         }
-        if in_host {
-            if let Some(value) = line.trim().strip_prefix("user:") {
-                let login = value.trim().trim_matches(['"', '\'']);
-                if !login.is_empty() {
-                    return Some(login.to_owned());
-                }
-            }
+        if !in_host || *key_indent.get_or_insert(indent) != indent {
+            continue;
+        }
+        let Some((key, value)) = line.trim().split_once(':') else {
+            continue;
+        };
+        let value = value.trim().trim_matches(['"', '\'']);
+        let slot = match key.trim() {
+            "user" => &mut entry.user,
+            "oauth_token" => &mut entry.oauth_token,
+            _ => continue,
+        };
+        if !value.is_empty() && slot.is_none() {
+            *slot = Some(value.to_owned());
         }
     }
-    None
+    entry
 }
+
+/// The login for `host` in gh's `hosts.yml`, if any.
+pub fn login_from_hosts_yml(hosts_yml: &str, host: &str) -> Option<String> {
+    hosts_entry(hosts_yml, host).user
+}
+
+/// The hash of a GitHub Actions job's own token (`GITHUB_TOKEN`) that the job's setup step
+/// declares in `GH_CACHE_JOB_TOKEN_HASH` (see [`declaration`]): a request made with this token
+/// shares the repository's `actions:` scope. A hash of its own, so that the value in the job's
+/// environment is not the one that manifests carry ([`crate::Manifest::token_hash`]).
+pub fn job_token_hash(token: &str) -> [u8; 32] {
+    blake3::derive_key("ghcache actions job token v1", token.trim().as_bytes())
+}
+
+/// The environment variable that declares the job's own token, and its value for `token`: the
+/// `NAME=VALUE` line that a job's setup step appends to `$GITHUB_ENV`.
+pub fn declaration(token: &str) -> String {
+    format!(
+        "{JOB_TOKEN_HASH_VAR}={}",
+        crate::key::hex(&job_token_hash(token))
+    )
+}
+
+/// Where a GitHub Actions job declares the hash of its own token ([`job_token_hash`], hex).
+pub const JOB_TOKEN_HASH_VAR: &str = "GH_CACHE_JOB_TOKEN_HASH";
 
 /// Inputs for [`scope`], read by the caller from the environment and gh's config.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -196,33 +244,60 @@ pub struct ScopeInputs {
     pub explicit: Option<String>,
     /// `GITHUB_REPOSITORY` when `GITHUB_ACTIONS=true`.
     pub actions_repository: Option<String>,
+    /// [`JOB_TOKEN_HASH_VAR`]: the hash of the job's own token, declared by its setup step.
+    pub job_token_hash: Option<String>,
     /// The token gh will use from the environment (`GH_TOKEN`, `GITHUB_TOKEN`, ...).
     pub env_token: Option<String>,
     /// The login from `hosts.yml`.
     pub login: Option<String>,
+    /// The token from `hosts.yml`, which gh uses when the environment has none.
+    pub config_token: Option<String>,
 }
 
 /// The scope string: who is asking. Never contains a token.
 ///
-/// Order: `GH_CACHE_SCOPE`; in GitHub Actions `actions:<repo>`; a token in the environment
-/// (`token:<keyed hash>`), because gh then asks as that token rather than as the logged-in user;
-/// the login from `hosts.yml` (`user:<login>`); else `anonymous`.
+/// Order:
+/// 1. `GH_CACHE_SCOPE`;
+/// 2. in GitHub Actions, `actions:<repo>` when the token gh will send is the one the job
+///    declared as its own `GITHUB_TOKEN` ([`ScopeInputs::job_token_hash`]): the jobs of a
+///    repository share answers only under their own tokens, which read the same. A PAT or an
+///    App token in `GH_TOKEN` may read what the job token cannot (another private repository),
+///    and looks no different: without the declaration, every token has its own scope;
+/// 3. a token in the environment (`token:<keyed hash>`), because gh then asks as that token
+///    rather than as the logged-in user;
+/// 4. the login from `hosts.yml` (`user:<login>`);
+/// 5. the token from `hosts.yml` (`token:<keyed hash>`);
+/// 6. else `anonymous`.
 pub fn scope(inputs: &ScopeInputs) -> String {
     if let Some(explicit) = nonempty(&inputs.explicit) {
         return explicit.to_owned();
     }
-    if let Some(repo) = nonempty(&inputs.actions_repository) {
-        return format!("actions:{}", repo.to_ascii_lowercase());
+    let token = nonempty(&inputs.env_token).or_else(|| nonempty(&inputs.config_token));
+    if let (Some(repo), Some(declared), Some(token)) = (
+        nonempty(&inputs.actions_repository),
+        nonempty(&inputs.job_token_hash),
+        token,
+    ) {
+        if crate::key::parse_hex32(declared) == Some(job_token_hash(token)) {
+            return format!("actions:{}", repo.to_ascii_lowercase());
+        }
     }
     if let Some(token) = nonempty(&inputs.env_token) {
-        let hash = blake3::derive_key("ghcache scope token v1", token.as_bytes());
-        let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
-        return format!("token:{hex}");
+        return token_scope(token);
     }
     if let Some(login) = nonempty(&inputs.login) {
         return format!("user:{}", login.to_ascii_lowercase());
     }
+    if let Some(token) = nonempty(&inputs.config_token) {
+        return token_scope(token);
+    }
     "anonymous".to_owned()
+}
+
+fn token_scope(token: &str) -> String {
+    let hash = blake3::derive_key("ghcache scope token v1", token.as_bytes());
+    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("token:{hex}")
 }
 
 fn nonempty(value: &Option<String>) -> Option<&str> {

@@ -3,12 +3,14 @@ use std::time::Duration;
 
 use crate::error::DecodeError;
 use crate::key::{hex, CacheKey};
+use crate::policy::Resource;
 
-/// Version of the manifest encoding.
-pub const MANIFEST_VERSION: u8 = 1;
+/// Version of the manifest encoding. 2: the resource, `Last-Modified` and the ETag's token.
+pub const MANIFEST_VERSION: u8 = 2;
 
 const MAX_REPO: usize = 512;
 const MAX_ETAG: usize = 1024;
+const MAX_LAST_MODIFIED: usize = 128;
 const MAX_CID: usize = 256;
 const MAX_PRODUCER: usize = 128;
 const MAX_SIGNATURE: usize = 256;
@@ -138,8 +140,16 @@ pub struct Manifest {
     pub body_size: u64,
     /// gh's exit code (only 0 is stored today).
     pub exit_code: i32,
+    /// What the answer shows: which writes drop it.
+    pub resource: Resource,
     /// GitHub's ETag, for revalidation of `gh api` entries.
     pub etag: Option<String>,
+    /// GitHub's `Last-Modified`, for revalidation with `If-Modified-Since`, which GitHub honours
+    /// whatever the token.
+    pub last_modified: Option<String>,
+    /// Keyed hash of the token the ETag was obtained with ([`Manifest::token_hash`]): GitHub's
+    /// ETags depend on the token, so `If-None-Match` is sent only with the same one.
+    pub etag_token: Option<[u8; 32]>,
     /// IPFS CID of the body, when it was added to IPFS.
     pub cid: Option<String>,
     /// Peer id (protobuf bytes) of the producer, when signed.
@@ -152,6 +162,13 @@ impl Manifest {
     /// Derives the scope id carried in manifests from a scope string.
     pub fn scope_id_of(scope: &str) -> [u8; 32] {
         blake3::derive_key("ghcache scope id v1", scope.as_bytes())
+    }
+
+    /// The hash of a token that manifests may carry: it tells whether two requests used the
+    /// same token, and nothing else (tokens are long random strings; the token itself is never
+    /// stored or sent).
+    pub fn token_hash(token: &str) -> [u8; 32] {
+        blake3::derive_key("ghcache token v1", token.as_bytes())
     }
 
     /// Bytes a producer signs: every field but the signature.
@@ -167,7 +184,10 @@ impl Manifest {
         out.extend_from_slice(&self.body_digest.0);
         out.extend_from_slice(&self.body_size.to_le_bytes());
         out.extend_from_slice(&self.exit_code.to_le_bytes());
+        out.push(self.resource.code());
         put_opt(&mut out, self.etag.as_deref().map(str::as_bytes));
+        put_opt(&mut out, self.last_modified.as_deref().map(str::as_bytes));
+        put_opt(&mut out, self.etag_token.as_ref().map(<[u8; 32]>::as_slice));
         put_opt(&mut out, self.cid.as_deref().map(str::as_bytes));
         put_opt(&mut out, self.producer.as_deref());
         out
@@ -198,7 +218,15 @@ impl Manifest {
         let body_digest = Digest(r.array()?);
         let body_size = r.u64()?;
         let exit_code = i32::from_le_bytes(r.array()?);
+        let resource = Resource::from_code(r.u8()?).ok_or_else(|| r.err("unknown resource"))?;
         let etag = r.opt_string(MAX_ETAG)?;
+        let last_modified = r.opt_string(MAX_LAST_MODIFIED)?;
+        let etag_token = match r.opt_bytes(32)? {
+            None => None,
+            Some(bytes) => {
+                Some(<[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| r.err("bad token hash"))?)
+            }
+        };
         let cid = r.opt_string(MAX_CID)?;
         let producer = r.opt_bytes(MAX_PRODUCER)?;
         let signature = r.opt_bytes(MAX_SIGNATURE)?;
@@ -213,7 +241,10 @@ impl Manifest {
             body_digest,
             body_size,
             exit_code,
+            resource,
             etag,
+            last_modified,
+            etag_token,
             cid,
             producer,
             signature,
@@ -277,7 +308,10 @@ impl Entry {
                 body_digest: Digest::of(&encoded),
                 body_size: encoded.len() as u64,
                 exit_code: 0,
+                resource: Resource::Other,
                 etag,
+                last_modified: None,
+                etag_token: None,
                 cid: None,
                 producer: None,
                 signature: None,
@@ -417,6 +451,9 @@ mod tests {
             Some("\"abc\"".into()),
         );
         e.manifest.signature = Some(vec![1, 2, 3]);
+        e.manifest.resource = Resource::Issues;
+        e.manifest.last_modified = Some("Thu, 01 Jan 2026 00:00:00 GMT".into());
+        e.manifest.etag_token = Some(Manifest::token_hash("token"));
         e
     }
 

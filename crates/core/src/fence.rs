@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::entry::Manifest;
 use crate::error::TierError;
+use crate::policy::Resource;
 
 /// How far a producer's clock may run ahead of ours. Entries "made" further in the future are
 /// not trusted to be fresh, and entries made less than this after an invalidation are not
@@ -66,8 +67,9 @@ impl FenceState {
 /// A fence that cannot be read gives [`TierError`]: nothing about the repository may then be
 /// served or stored, because nothing can be told apart from an answer older than a write.
 pub trait Fence: Send + Sync {
-    /// The fence of `repo` (`owner/name`, lowercase; empty for answers about no repository).
-    fn read(&self, repo: &str) -> Result<FenceState, TierError>;
+    /// The fence of answers about `resource` of `repo` (`owner/name`, lowercase; empty for
+    /// answers about no repository).
+    fn read(&self, repo: &str, resource: Resource) -> Result<FenceState, TierError>;
 }
 
 #[cfg(test)]

@@ -1,8 +1,13 @@
 //! Which `gh` commands may be cached, for how long, and which are writes.
 //!
 //! Only an explicit allowlist of read-only commands is cached; known writes run and then drop the
-//! repository's entries; everything else (interactive, streaming, unknown, aliases) goes straight
-//! to gh. When in doubt, a command is not cached: a wrong answer costs more than a request.
+//! answers they can change; everything else (interactive, streaming, unknown, aliases) goes
+//! straight to gh. When in doubt, a command is not cached: a wrong answer costs more than a
+//! request.
+//!
+//! Every cacheable read shows one [`Resource`] of a repository, and every write names the
+//! resources it can change ([`Changes`]): `gh issue create` drops cached issue lists and searches
+//! but keeps the releases. A write whose effects are not known drops the whole repository.
 
 use std::time::Duration;
 
@@ -59,11 +64,113 @@ impl TtlClass {
     }
 }
 
+/// What part of a repository an answer shows, and so which writes can change it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Resource {
+    /// Issues, their comments and the labels on them.
+    Issues,
+    /// Pull requests, their reviews, diffs and checks.
+    PullRequests,
+    /// Releases and their assets.
+    Releases,
+    /// Workflows, their runs, and Actions caches.
+    Actions,
+    /// The repository's label definitions.
+    Labels,
+    /// The repository itself: description, settings, rulesets.
+    Metadata,
+    /// Search results: they span repositories, so a write to any repository can change them.
+    Search,
+    /// Anything not classified (GraphQL queries, other REST paths): every write to the
+    /// repository may change it.
+    Other,
+}
+
+impl Resource {
+    /// Every resource, in the order of their codes.
+    pub const ALL: [Resource; 8] = [
+        Resource::Issues,
+        Resource::PullRequests,
+        Resource::Releases,
+        Resource::Actions,
+        Resource::Labels,
+        Resource::Metadata,
+        Resource::Search,
+        Resource::Other,
+    ];
+
+    /// Name in debug lines and docs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Issues => "issues",
+            Resource::PullRequests => "pull requests",
+            Resource::Releases => "releases",
+            Resource::Actions => "actions",
+            Resource::Labels => "labels",
+            Resource::Metadata => "metadata",
+            Resource::Search => "search",
+            Resource::Other => "other",
+        }
+    }
+
+    /// Stable number for encodings (manifests, the index, the wire): never reuse one.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// Inverse of [`Resource::code`].
+    pub fn from_code(code: u8) -> Option<Resource> {
+        Resource::ALL.get(usize::from(code)).copied()
+    }
+}
+
+/// A set of [`Resource`]s, as bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Resources(u16);
+
+impl Resources {
+    /// The set of `list`.
+    pub fn of(list: &[Resource]) -> Resources {
+        Resources(list.iter().fold(0, |bits, r| bits | 1 << r.code()))
+    }
+
+    /// Whether `resource` is in the set.
+    pub fn contains(self, resource: Resource) -> bool {
+        self.0 & 1 << resource.code() != 0
+    }
+
+    /// The resources in the set, in code order.
+    pub fn iter(self) -> impl Iterator<Item = Resource> {
+        Resource::ALL.into_iter().filter(move |r| self.contains(*r))
+    }
+
+    /// The bits, for encodings.
+    pub fn bits(self) -> u16 {
+        self.0
+    }
+
+    /// Inverse of [`Resources::bits`]; bits of unknown resources are an error.
+    pub fn from_bits(bits: u16) -> Option<Resources> {
+        (bits >> Resource::ALL.len() == 0).then_some(Resources(bits))
+    }
+}
+
+/// What a write can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changes {
+    /// Anything about the repository: a write whose effects are not known.
+    Repository,
+    /// These resources of the repository (and, always, what is [`Resource::Other`]).
+    Resources(Resources),
+}
+
 /// A cacheable command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cacheable {
     /// TTL class.
     pub class: TtlClass,
+    /// What the answer shows: which writes drop it.
+    pub resource: Resource,
     /// Normalised argv for the key: the repo flag removed (the repo context is keyed separately).
     pub key_argv: Vec<String>,
     /// Value of `-R/--repo`, if given.
@@ -76,13 +183,15 @@ pub struct Cacheable {
     pub include_headers: bool,
 }
 
-/// A command known to change GitHub state: run it, and on success drop the repo's entries.
+/// A command known to change GitHub state: run it, then drop the answers it can change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
     /// Value of `-R/--repo`, if given.
     pub repo_flag: Option<String>,
     /// A repository named by the arguments themselves (`api repos/o/r/...`, `repo edit o/r`).
     pub named_repo: Option<String>,
+    /// What it can change.
+    pub changes: Changes,
 }
 
 /// What to do with a `gh` invocation.
@@ -127,13 +236,14 @@ pub fn classify(argv: &[String]) -> Decision {
     };
     let operand = positionals.get(1).map(String::as_str);
     let command = first.as_str();
-    if let Some(class) = read_only(command, sub, operand) {
+    if let Some((class, resource)) = read_only(command, sub, operand) {
         let named_repo = match (command, sub) {
             ("repo", "view") => operand.and_then(crate::context::normalize_repo),
             _ => None,
         };
         return Decision::Cache(Cacheable {
             class,
+            resource,
             key_argv: without_repo_flag(argv),
             repo_flag,
             named_repo,
@@ -149,38 +259,95 @@ pub fn classify(argv: &[String]) -> Decision {
         return Decision::Write(Write {
             repo_flag,
             named_repo,
+            changes: changes_of_group(command),
         });
     }
     Decision::Passthrough("not on the read-only allowlist")
 }
 
-/// The allowlist: read-only commands and their TTL class. `None` for anything else, including
-/// read-only commands whose answer depends on more than the key holds (the current branch, a
-/// prompt).
-fn read_only(command: &str, sub: &str, operand: Option<&str>) -> Option<TtlClass> {
+/// The allowlist: read-only commands, their TTL class and what they show. `None` for anything
+/// else, including read-only commands whose answer depends on more than the key holds (the
+/// current branch, a prompt).
+fn read_only(command: &str, sub: &str, operand: Option<&str>) -> Option<(TtlClass, Resource)> {
+    use Resource::*;
     use TtlClass::*;
-    let class = match (command, sub) {
-        ("repo", "view") => RepoView,
-        ("repo", "list") => List,
+    let found = match (command, sub) {
+        ("repo", "view") => (RepoView, Metadata),
+        // The repositories of an owner: no write to one repository is known to change the list.
+        ("repo", "list") => (List, Other),
         // Without a number these resolve the pull request from the current git branch.
-        ("pr", "view" | "diff" | "checks") if operand.is_some() => View,
-        ("pr", "list") => List,
-        ("issue", "list") => List,
-        ("issue", "view") if operand.is_some() => View,
-        ("run", "list") => List,
+        ("pr", "view" | "diff" | "checks") if operand.is_some() => (View, PullRequests),
+        ("pr", "list") => (List, PullRequests),
+        ("issue", "list") => (List, Issues),
+        ("issue", "view") if operand.is_some() => (View, Issues),
+        ("run", "list") => (List, Actions),
         // Without a run id, `run view` prompts.
-        ("run", "view") if operand.is_some() => View,
-        ("release", "list" | "view") => Release,
-        ("workflow", "list") => List,
-        ("workflow", "view") if operand.is_some() => View,
-        ("label", "list") => List,
-        ("cache", "list") => List,
-        ("ruleset", "list") => List,
-        ("ruleset", "view") if operand.is_some() => View,
-        ("search", "repos" | "issues" | "prs" | "commits" | "code") => Search,
+        ("run", "view") if operand.is_some() => (View, Actions),
+        ("release", "list" | "view") => (Release, Releases),
+        ("workflow", "list") => (List, Actions),
+        ("workflow", "view") if operand.is_some() => (View, Actions),
+        ("label", "list") => (List, Labels),
+        ("cache", "list") => (List, Actions),
+        ("ruleset", "list") => (List, Metadata),
+        ("ruleset", "view") if operand.is_some() => (View, Metadata),
+        ("search", "repos" | "issues" | "prs" | "commits" | "code") => {
+            (TtlClass::Search, Resource::Search)
+        }
         _ => return None,
     };
-    Some(class)
+    Some(found)
+}
+
+/// What a write of a gh command group can change. Generous where a write has side effects: a
+/// merged pull request closes the issues it fixes and starts workflow runs; a rerun changes a
+/// pull request's checks; a deleted label leaves the issues that had it; the repository itself
+/// counts its open issues and pull requests and dates its last change.
+fn changes_of_group(command: &str) -> Changes {
+    use Resource::*;
+    let resources: &[Resource] = match command {
+        "issue" => &[Issues, Search, Metadata],
+        "pr" => &[PullRequests, Issues, Actions, Search, Metadata],
+        "release" => &[Releases, Metadata],
+        "run" | "workflow" | "cache" => &[Actions, PullRequests],
+        "label" => &[Labels, Issues, PullRequests, Search],
+        "ruleset" => &[Metadata],
+        // Secrets and variables show in no cached answer.
+        "secret" | "variable" => &[],
+        _ => return Changes::Repository,
+    };
+    Changes::Resources(Resources::of(resources))
+}
+
+/// What a REST path of a repository shows (`repos/o/r/issues/1` -> issues).
+fn resource_of_path(endpoint: &str) -> Resource {
+    let path = endpoint.split(['?', '#']).next().unwrap_or("");
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["search", ..] => Resource::Search,
+        ["repos", _, _] => Resource::Metadata,
+        ["repos", _, _, section, ..] => match *section {
+            "issues" => Resource::Issues,
+            "pulls" => Resource::PullRequests,
+            "releases" => Resource::Releases,
+            "actions" => Resource::Actions,
+            "labels" => Resource::Labels,
+            _ => Resource::Other,
+        },
+        _ => Resource::Other,
+    }
+}
+
+/// What a REST write to `endpoint` can change: as the command group of the same resource.
+fn changes_of_path(endpoint: &str) -> Changes {
+    match resource_of_path(endpoint) {
+        Resource::Issues => changes_of_group("issue"),
+        Resource::PullRequests => changes_of_group("pr"),
+        Resource::Releases => changes_of_group("release"),
+        Resource::Actions => changes_of_group("run"),
+        Resource::Labels => changes_of_group("label"),
+        // The repository itself (rename, default branch, visibility) or a path we do not know.
+        Resource::Metadata | Resource::Search | Resource::Other => Changes::Repository,
+    }
 }
 
 /// Subcommands that change GitHub state. They run as usual; on success the cache forgets the
@@ -402,13 +569,24 @@ fn classify_api(args: &[String]) -> Decision {
     };
     let method = method.unwrap_or_else(|| if has_body { "POST" } else { "GET" }.to_owned());
     let named_repo = api_repo(endpoint);
+    let is_graphql = endpoint.trim_start_matches('/') == "graphql";
     let write = Decision::Write(Write {
         repo_flag: None,
         named_repo: named_repo.clone(),
+        changes: if is_graphql {
+            Changes::Repository
+        } else {
+            changes_of_path(endpoint)
+        },
     });
     let cacheable = |class| {
         Decision::Cache(Cacheable {
             class,
+            resource: if is_graphql {
+                Resource::Other
+            } else {
+                resource_of_path(endpoint)
+            },
             key_argv: std::iter::once("api".to_owned())
                 .chain(args.iter().cloned())
                 .collect(),
@@ -418,7 +596,7 @@ fn classify_api(args: &[String]) -> Decision {
             include_headers,
         })
     };
-    if endpoint.trim_start_matches('/') == "graphql" {
+    if is_graphql {
         if method != "POST" {
             return write;
         }

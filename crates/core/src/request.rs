@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use crate::key::{CacheKey, KeyInput};
+use crate::policy::Resource;
 
 /// A cacheable `gh` call, ready for the [`crate::Chain`]: built by the CLI from the policy's
 /// decision and the caller's context.
@@ -14,6 +15,8 @@ pub struct Request {
     pub key: CacheKey,
     /// The repository that the answer is about (`owner/name`, lowercase), for invalidation.
     pub repo: String,
+    /// What the answer shows: which writes drop it.
+    pub resource: Resource,
     /// How long a fetched answer stays fresh.
     pub ttl: Duration,
     /// How long past its TTL a stale answer may still be served when GitHub fails.
@@ -31,6 +34,7 @@ impl Request {
             input,
             key,
             repo,
+            resource: Resource::Other,
             ttl,
             max_stale: Duration::from_secs(24 * 3600),
             revalidate: false,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::fence::{Fence, FenceState, Mark};
+use crate::policy::Resource;
 use crate::{Body, CacheKey, CacheTier, Entry, Lookup, Selector, TierError};
 
 /// An in-memory tier. Counts gets and puts so tests can assert which tiers were consulted.
@@ -80,11 +81,7 @@ impl CacheTier for MemoryTier {
             reason: "lock poisoned".into(),
         })?;
         let before = entries.len();
-        entries.retain(|key, entry| match selector {
-            Selector::All => false,
-            Selector::Key(k) => k != key,
-            Selector::Repo(repo) => &entry.manifest.repo != repo,
-        });
+        entries.retain(|_, entry| !selector.covers(&entry.manifest));
         Ok((before - entries.len()) as u64)
     }
 }
@@ -107,7 +104,7 @@ impl MemoryFence {
 }
 
 impl Fence for MemoryFence {
-    fn read(&self, repo: &str) -> Result<FenceState, TierError> {
+    fn read(&self, repo: &str, _: Resource) -> Result<FenceState, TierError> {
         let repos = self.repos.lock().map_err(|_| TierError::Unavailable {
             tier: "fence",
             reason: "lock poisoned".into(),

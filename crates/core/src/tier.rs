@@ -1,9 +1,10 @@
 use async_trait::async_trait;
 
-use crate::entry::Entry;
+use crate::entry::{Entry, Manifest};
 use crate::error::TierError;
 use crate::fence::Mark;
 use crate::key::CacheKey;
+use crate::policy::{Resource, Resources};
 
 /// What a tier has for a key. A miss is a value, not an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,10 +23,38 @@ pub enum Lookup {
 pub enum Selector {
     /// Every entry about this repository (`owner/name`, lowercase), in every scope.
     Repo(String),
+    /// The entries about these resources of a repository, its entries of
+    /// [`Resource::Other`](crate::policy::Resource::Other), and with
+    /// [`Resource::Search`](crate::policy::Resource::Search) every search, in every scope: what
+    /// a write whose effects are known can change.
+    Resources {
+        /// `owner/name`, lowercase.
+        repo: String,
+        /// What the write can change.
+        resources: Resources,
+    },
     /// One entry.
     Key(CacheKey),
     /// Everything.
     All,
+}
+
+impl Selector {
+    /// Whether the entry that `manifest` describes is one this selector names. A write changes
+    /// GitHub for everyone, so the scope does not matter.
+    pub fn covers(&self, manifest: &Manifest) -> bool {
+        match self {
+            Selector::All => true,
+            Selector::Key(key) => manifest.key == *key,
+            Selector::Repo(repo) => manifest.repo == *repo,
+            Selector::Resources { repo, resources } => {
+                let resource = manifest.resource;
+                (resource == Resource::Search && resources.contains(Resource::Search))
+                    || (manifest.repo == *repo
+                        && (resources.contains(resource) || resource == Resource::Other))
+            }
+        }
+    }
 }
 
 /// A place that holds cached entries: this machine's disk, the swarm, IPFS.

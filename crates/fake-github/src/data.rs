@@ -1,9 +1,16 @@
 //! The fake GitHub's world: deterministic repositories, and issues that writes can change.
+//!
+//! Each repository and issue has a modification time (`Last-Modified`), on a clock of its own
+//! that starts at [`TIME`] and moves one second per write: deterministic, and never two changes
+//! in the same second, so `If-Modified-Since` tells every change apart.
 
 use std::collections::BTreeMap;
 
 /// The fixed "now" of every timestamp, so two runs print the same.
 pub const TIME: &str = "2026-01-01T00:00:00Z";
+
+/// [`TIME`] in seconds since the Unix epoch: when everything that no write changed was modified.
+pub const TIME_SECS: u64 = 1_767_225_600;
 
 /// A commit id that looks like one.
 pub const SHA: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
@@ -25,6 +32,11 @@ pub struct Issue {
 #[derive(Debug, Default)]
 pub struct World {
     issues: BTreeMap<String, Vec<Issue>>,
+    /// Writes so far: the modification clock's seconds past [`TIME_SECS`].
+    writes: u64,
+    /// When a repository (`owner/name`) or an issue (`owner/name#N`) last changed, if a write
+    /// changed it.
+    modified: BTreeMap<String, u64>,
 }
 
 /// `owner/name` lowercase.
@@ -55,7 +67,8 @@ impl World {
             })
     }
 
-    /// Adds an open issue; returns its number.
+    /// Adds an open issue; returns its number. The repository (its open issue count) and the
+    /// issue change.
     pub fn add_issue(&mut self, repo: &str, title: &str, body: &str) -> u64 {
         let issues = self.issues(repo);
         let number = issues.iter().map(|i| i.number).max().unwrap_or(0) + 1;
@@ -65,6 +78,7 @@ impl World {
             body: body.to_owned(),
             open: true,
         });
+        self.touch(repo, number);
         number
     }
 
@@ -76,15 +90,42 @@ impl World {
             .cloned()
     }
 
-    /// Opens or closes an issue; false if there is none.
+    /// Opens or closes an issue; false if there is none. When its state changes, so do the
+    /// repository (its open issue count) and the issue.
     pub fn set_open(&mut self, repo: &str, number: u64, open: bool) -> bool {
-        match self.issues(repo).iter_mut().find(|i| i.number == number) {
-            Some(issue) => {
-                issue.open = open;
-                true
-            }
-            None => false,
+        let Some(issue) = self.issues(repo).iter_mut().find(|i| i.number == number) else {
+            return false;
+        };
+        let changed = issue.open != open;
+        issue.open = open;
+        if changed {
+            self.touch(repo, number);
         }
+        true
+    }
+
+    /// When the repository last changed, in seconds since the Unix epoch.
+    pub fn repo_modified(&self, repo: &str) -> u64 {
+        self.modified_at(&repo.to_ascii_lowercase())
+    }
+
+    /// When an issue last changed, in seconds since the Unix epoch.
+    pub fn issue_modified(&self, repo: &str, number: u64) -> u64 {
+        self.modified_at(&format!("{}#{number}", repo.to_ascii_lowercase()))
+    }
+
+    fn modified_at(&self, what: &str) -> u64 {
+        self.modified.get(what).copied().unwrap_or(TIME_SECS)
+    }
+
+    /// A write changed the repository and one of its issues: both are modified now, one second
+    /// after the previous write.
+    fn touch(&mut self, repo: &str, number: u64) {
+        self.writes += 1;
+        let now = TIME_SECS + self.writes;
+        let repo = repo.to_ascii_lowercase();
+        self.modified.insert(format!("{repo}#{number}"), now);
+        self.modified.insert(repo, now);
     }
 
     /// Issues in the given state, newest first.
@@ -147,5 +188,24 @@ mod tests {
         assert!(world.set_open("acme/widgets", 1, false));
         assert_eq!(world.listed("acme/widgets", Some(true)).len(), 2);
         assert_eq!(world.listed("acme/gadgets", None).len(), 2);
+    }
+
+    #[test]
+    fn writes_move_the_modification_times_of_what_they_change() {
+        let mut world = World::default();
+        assert_eq!(world.repo_modified("acme/widgets"), TIME_SECS);
+        let n = world.add_issue("Acme/Widgets", "new", "");
+        let created = world.repo_modified("acme/widgets");
+        assert!(created > TIME_SECS);
+        assert_eq!(world.issue_modified("acme/widgets", n), created);
+        assert_eq!(world.issue_modified("acme/widgets", 1), TIME_SECS);
+        assert_eq!(world.repo_modified("acme/gadgets"), TIME_SECS);
+        assert!(world.set_open("acme/widgets", 1, false));
+        let closed = world.issue_modified("acme/widgets", 1);
+        assert!(closed > created);
+        assert_eq!(world.repo_modified("acme/widgets"), closed);
+        // Closing what is closed changes nothing.
+        assert!(world.set_open("acme/widgets", 1, false));
+        assert_eq!(world.issue_modified("acme/widgets", 1), closed);
     }
 }

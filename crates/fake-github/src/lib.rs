@@ -4,12 +4,16 @@
 //! (see [`FakeGithub::gh_env`]): gh then sends plain-HTTP requests for `api.github.localhost`
 //! through the "proxy", which answers them itself. It serves REST and the GraphQL documents gh
 //! sends, ETags and free `304 Not Modified` answers, `x-ratelimit-*` headers, and records every
-//! request so tests can assert what reached GitHub. Latency and faults (5xx, rate limit) can be
+//! request so tests can assert what reached GitHub. As GitHub does, it computes an ETag over the
+//! request's `Authorization` header and the body, so that an ETag earns a 304 only under the
+//! token that obtained it, and it sends `Last-Modified` on single resources (a repository, an
+//! issue, a pull request, a release, a run) and honours `If-Modified-Since` whatever the token. Latency and faults (5xx, rate limit) can be
 //! injected, in process or over HTTP (`/_fake/...`) for other processes. With
 //! `FAKE_GITHUB_TRACE=1` in its environment it prints one line per request on stderr (`2`: and
 //! the request body).
 
 mod data;
+mod date;
 mod graphql;
 mod rest;
 mod server;
@@ -32,6 +36,22 @@ pub struct RequestRecord {
     pub status: u16,
     /// Whether it counted against the rate limit (everything but a 304).
     pub charged: bool,
+    /// The conditional header that decided whether the answer was a 304, if one was sent.
+    pub conditional: Option<Conditional>,
+    /// The token of the `Authorization` header, if one was sent.
+    pub token: Option<String>,
+}
+
+/// A conditional request header: what a 304 was asked for with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conditional {
+    /// `If-None-Match`: a 304 when the ETag matches, which it does only under the token that
+    /// obtained it. When both are sent, this one decides and `If-Modified-Since` is ignored
+    /// (RFC 9110, section 13.1.3).
+    IfNoneMatch,
+    /// `If-Modified-Since`: a 304 when the resource (one that sends `Last-Modified`) has not
+    /// changed since that time, whatever the token.
+    IfModifiedSince,
 }
 
 /// A failure of GitHub itself, injected into every answer while set.

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value as Json};
 
-use crate::data::{base64, repo_key, Issue, World, SHA, TIME};
+use crate::data::{base64, repo_key, Issue, World, SHA, TIME, TIME_SECS};
 
 /// A REST answer.
 pub struct Reply {
@@ -12,6 +12,9 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// `content-type`.
     pub content_type: &'static str,
+    /// When the resource last changed (seconds since the Unix epoch), for `Last-Modified`: set
+    /// on single resources, as GitHub sends it, and not on lists.
+    pub modified: Option<u64>,
 }
 
 impl Reply {
@@ -20,6 +23,7 @@ impl Reply {
             status,
             body: value.to_string().into_bytes(),
             content_type: "application/json; charset=utf-8",
+            modified: None,
         }
     }
 
@@ -28,7 +32,14 @@ impl Reply {
             status: 200,
             body: body.into_bytes(),
             content_type,
+            modified: None,
         }
+    }
+
+    /// This answer, about a resource that last changed at `secs`.
+    fn modified(mut self, secs: u64) -> Self {
+        self.modified = Some(secs);
+        self
     }
 
     fn not_found() -> Self {
@@ -57,9 +68,9 @@ pub fn answer(
         (true, ["users", login]) => Reply::json(200, user(login)),
         (true, ["repos", owner, name]) => {
             let mut found = repository(owner, name);
-            found["open_issues_count"] =
-                json!(world.listed(&repo_key(owner, name), Some(true)).len());
-            Reply::json(200, found)
+            let repo = repo_key(owner, name);
+            found["open_issues_count"] = json!(world.listed(&repo, Some(true)).len());
+            Reply::json(200, found).modified(world.repo_modified(&repo))
         }
         (true, ["repos", owner, name, "readme"]) => {
             let text = format!("# {owner}/{name}\n\nThis is the readme of {owner}/{name}.\n");
@@ -101,19 +112,21 @@ pub fn answer(
         (true, ["repos", owner, name, "issues", number]) => {
             let repo = repo_key(owner, name);
             match number.parse().ok().and_then(|n| world.issue(&repo, n)) {
-                Some(found) => Reply::json(200, issue(&repo, &found)),
+                Some(found) => Reply::json(200, issue(&repo, &found))
+                    .modified(world.issue_modified(&repo, found.number)),
                 None => Reply::not_found(),
             }
         }
         (true, ["repos", owner, name, "pulls", number]) if accept.contains("diff") => {
-            Reply::text(diff(owner, name, number), "text/plain; charset=utf-8")
+            Reply::text(diff(owner, name, number), "text/plain; charset=utf-8").modified(TIME_SECS)
         }
         (true, ["repos", owner, name, "pulls", number]) => Reply::json(
             200,
             json!({"number": number.parse::<u64>().unwrap_or(1),
                 "title": format!("Improve {owner}/{name}"), "state": "open",
                 "html_url": format!("https://github.com/{owner}/{name}/pull/{number}")}),
-        ),
+        )
+        .modified(TIME_SECS),
         (true, ["repos", owner, name, "releases"]) => Reply::json(
             200,
             json!([
@@ -122,10 +135,12 @@ pub fn answer(
             ]),
         ),
         (true, ["repos", owner, name, "releases", "latest"]) => {
-            Reply::json(200, release(owner, name, "v1.0.0", true))
+            Reply::json(200, release(owner, name, "v1.0.0", true)).modified(TIME_SECS)
         }
         (true, ["repos", owner, name, "releases", "tags", tag]) => match *tag {
-            "v1.0.0" | "v0.9.0" => Reply::json(200, release(owner, name, tag, *tag == "v1.0.0")),
+            "v1.0.0" | "v0.9.0" => {
+                Reply::json(200, release(owner, name, tag, *tag == "v1.0.0")).modified(TIME_SECS)
+            }
             _ => Reply::not_found(),
         },
         (true, ["repos", owner, name, "labels"]) => Reply::json(
@@ -138,6 +153,7 @@ pub fn answer(
         ),
         (true, ["repos", owner, name, "actions", "runs", id]) => {
             Reply::json(200, run(owner, name, id.parse().unwrap_or(1), "success"))
+                .modified(TIME_SECS)
         }
         (true, ["repos", _, _, "actions", "workflows"]) => Reply::json(
             200,
@@ -186,6 +202,7 @@ pub fn answer(
             status: 204,
             body: Vec::new(),
             content_type: "application/json; charset=utf-8",
+            modified: None,
         },
         (false, _) => Reply::json(200, json!({"ok": true})),
     }
@@ -343,5 +360,38 @@ mod tests {
         assert_eq!(created.status, 201);
         let listed = answer("GET", "/repos/o/r/issues", "", "", b"", &mut world);
         assert!(String::from_utf8_lossy(&listed.body).contains("hello"));
+    }
+
+    #[test]
+    fn single_resources_say_when_they_changed_and_lists_do_not() {
+        let mut world = World::default();
+        let modified =
+            |world: &mut World, path: &str| answer("GET", path, "", "", b"", world).modified;
+        for path in [
+            "/repos/o/r",
+            "/repos/o/r/issues/1",
+            "/repos/o/r/pulls/1",
+            "/repos/o/r/releases/latest",
+            "/repos/o/r/releases/tags/v1.0.0",
+            "/repos/o/r/actions/runs/2",
+        ] {
+            assert_eq!(modified(&mut world, path), Some(TIME_SECS), "{path}");
+        }
+        for path in ["/repos/o/r/issues", "/repos/o/r/releases", "/user"] {
+            assert_eq!(modified(&mut world, path), None, "{path}");
+        }
+        answer(
+            "POST",
+            "/repos/o/r/issues",
+            "",
+            "",
+            br#"{"title":"t"}"#,
+            &mut world,
+        );
+        let repo = modified(&mut world, "/repos/o/r");
+        assert!(repo > Some(TIME_SECS));
+        assert_eq!(modified(&mut world, "/repos/o/r/issues/3"), repo);
+        assert_eq!(modified(&mut world, "/repos/o/r/issues/1"), Some(TIME_SECS));
+        assert_eq!(modified(&mut world, "/repos/o/other"), Some(TIME_SECS));
     }
 }

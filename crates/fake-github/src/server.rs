@@ -9,7 +9,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use serde_json::json;
 
-use crate::{graphql, rest, Fault, RequestRecord, Shared};
+use crate::{date, graphql, rest, Conditional, Fault, RequestRecord, Shared};
 
 /// Largest request body read (GraphQL documents, issue bodies).
 const MAX_BODY: usize = 4 << 20;
@@ -185,7 +185,9 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
             .to_owned()
     };
     let accept = header("accept");
+    let authorization = header("authorization");
     let if_none_match = header("if-none-match");
+    let if_modified_since = header("if-modified-since");
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
@@ -212,11 +214,12 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
     } else {
         (None, None)
     };
-    let (status, content_type, bytes) = match fault {
+    let (status, content_type, bytes, modified) = match fault {
         Some(Fault::ServerError) => (
             502,
             "application/json; charset=utf-8",
             json!({"message": "Server Error"}).to_string().into_bytes(),
+            None,
         ),
         Some(Fault::RateLimited) => (
             403,
@@ -225,6 +228,7 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
                    "documentation_url": "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting"})
                 .to_string()
                 .into_bytes(),
+            None,
         ),
         None if graphql && method == "POST" => {
             let answer = graphql::answer(&body, &mut shared.lock().world);
@@ -232,18 +236,35 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
                 200,
                 "application/json; charset=utf-8",
                 answer.to_string().into_bytes(),
+                None,
             )
         }
         None => {
             let answer = rest::answer(&method, &path, &query, &accept, &body, &mut shared.lock().world);
-            (answer.status, answer.content_type, answer.body)
+            (answer.status, answer.content_type, answer.body, answer.modified)
         }
     };
     let read = method == "GET" || method == "HEAD";
-    let etag = (read && status == 200 && !graphql).then(|| etag_of(&bytes));
-    let not_modified = etag
-        .as_deref()
-        .is_some_and(|etag| if_none_match.split(',').any(|v| v.trim() == etag));
+    let fresh = read && status == 200 && !graphql;
+    let etag = fresh.then(|| etag_of(&authorization, &bytes));
+    let last_modified = modified.filter(|_| fresh);
+    let conditional = if !if_none_match.is_empty() {
+        Some(Conditional::IfNoneMatch)
+    } else if !if_modified_since.is_empty() {
+        Some(Conditional::IfModifiedSince)
+    } else {
+        None
+    };
+    let not_modified = match conditional {
+        Some(Conditional::IfNoneMatch) => etag
+            .as_deref()
+            .is_some_and(|etag| if_none_match.split(',').any(|v| v.trim() == etag)),
+        // Whatever the token: GitHub's If-Modified-Since does not depend on it.
+        Some(Conditional::IfModifiedSince) => last_modified
+            .zip(date::parse(&if_modified_since))
+            .is_some_and(|(modified, since)| modified <= since),
+        None => false,
+    };
     let status = if not_modified { 304 } else { status };
     let charged = status != 304;
     let remaining = {
@@ -257,6 +278,8 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
             operation: operation.clone(),
             status,
             charged,
+            conditional,
+            token: token_of(&authorization),
         });
         RATE_LIMIT.saturating_sub(state.charged_total)
     };
@@ -302,6 +325,9 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
     if let Some(etag) = etag.and_then(|e| e.parse().ok()) {
         headers.insert("etag", etag);
     }
+    if let Some(value) = last_modified.and_then(|secs| date::format(secs).parse().ok()) {
+        headers.insert("last-modified", value);
+    }
     Ok(response)
 }
 
@@ -314,15 +340,26 @@ fn next_hour() -> u64 {
     (now / 3600 + 1) * 3600
 }
 
-/// A weak ETag over the body: it changes exactly when the answer changes.
-fn etag_of(body: &[u8]) -> String {
+/// A weak ETag over the `Authorization` header and the body, as GitHub computes it: it changes
+/// when the answer changes, and differs between two tokens that get the same answer, so an
+/// ETag earns a 304 only under the token that obtained it.
+fn etag_of(authorization: &str, body: &[u8]) -> String {
     // FNV-1a: deterministic across runs and processes, unlike std's hasher.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in body {
+    // The NUL between them: no other split of the same bytes gives the same ETag.
+    for b in authorization.as_bytes().iter().chain(b"\0").chain(body) {
         hash ^= u64::from(*b);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     format!("W/\"{hash:016x}\"")
+}
+
+/// The token of an `Authorization: token T` or `Bearer T` header, if any.
+fn token_of(authorization: &str) -> Option<String> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    let token = token.trim();
+    (["token", "bearer"].contains(&scheme.to_ascii_lowercase().as_str()) && !token.is_empty())
+        .then(|| token.to_owned())
 }
 
 fn control(shared: &Shared, what: &str, query: &str) -> Reply {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use fake_github::{FakeGithub, Fault};
+use fake_github::{Conditional, FakeGithub, Fault};
 
 fn gh_available() -> bool {
     let found = Command::new("gh")
@@ -266,6 +266,142 @@ fn etags_change_when_issues_change() {
     let out = ok(&server, &["api", "repos/o/r/issues", "-H", &header], false);
     assert!(out.contains("a new one"), "{out}");
     assert_eq!(server.charged_count(), 1);
+}
+
+/// `gh api -i <path>` under `token`: its stdout.
+fn api_as(server: &FakeGithub, token: &str, path: &str) -> String {
+    let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new("gh")
+        .args(["api", "-i", path])
+        .envs(server.gh_env())
+        .env("GH_TOKEN", token)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .env_remove("GITHUB_TOKEN")
+        .env("HOME", home.path())
+        .env("GH_CONFIG_DIR", home.path().join("gh"))
+        .env("TMPDIR", home.path())
+        .output()
+        .unwrap_or_else(|e| panic!("gh: {e}"));
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn header_of(head: &str, name: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+        .unwrap_or_else(|| panic!("no {name} in {head}"))
+        .trim_end()
+        .to_owned()
+}
+
+#[test]
+fn etags_depend_on_the_token_as_github_s_do() {
+    if !gh_available() {
+        return;
+    }
+    let server = start();
+    let one = api_as(&server, "ghs_job_one", "repos/o/r");
+    let two = api_as(&server, "ghs_job_two", "repos/o/r");
+    let (etag_one, etag_two) = (header_of(&one, "Etag"), header_of(&two, "Etag"));
+    assert_ne!(etag_one, etag_two, "same body, another token");
+    assert_eq!(
+        etag_one,
+        header_of(&api_as(&server, "ghs_job_one", "repos/o/r"), "Etag")
+    );
+    let log = server.requests();
+    let tokens: Vec<_> = log.iter().map(|r| r.token.as_deref()).collect();
+    assert_eq!(
+        tokens,
+        [
+            Some("ghs_job_one"),
+            Some("ghs_job_two"),
+            Some("ghs_job_one")
+        ],
+        "gh sends GH_TOKEN"
+    );
+    let port = server.port();
+    server.clear_log();
+    let under = |token: &str| {
+        let auth = format!("Authorization: token {token}");
+        let condition = format!("If-None-Match: {etag_one}");
+        http(port, "GET", "/repos/o/r", &[&auth, &condition]).0
+    };
+    assert_eq!(under("ghs_job_one"), 304);
+    assert_eq!(under("ghs_job_two"), 200, "an ETag of another token");
+    let log = server.requests();
+    assert_eq!(
+        log.iter()
+            .map(|r| (r.status, r.charged, r.conditional))
+            .collect::<Vec<_>>(),
+        [
+            (304, false, Some(Conditional::IfNoneMatch)),
+            (200, true, Some(Conditional::IfNoneMatch))
+        ]
+    );
+}
+
+#[test]
+fn if_modified_since_is_a_free_304_whatever_the_token() {
+    let server = start();
+    let port = server.port();
+    let (status, head, _) = http(port, "GET", "/repos/o/r", &["Authorization: token one"]);
+    assert_eq!(status, 200);
+    let last_modified = header_of(&head, "last-modified");
+    assert_eq!(last_modified, "thu, 01 jan 2026 00:00:00 gmt", "{head}");
+    assert!(
+        head.contains("\r\ndate: "),
+        "GitHub dates its answers: {head}"
+    );
+    let since = "If-Modified-Since: Thu, 01 Jan 2026 00:00:00 GMT";
+    server.clear_log();
+    let (status, _, body) = http(
+        port,
+        "GET",
+        "/repos/o/r",
+        &["Authorization: token two", since],
+    );
+    assert_eq!((status, body.as_str()), (304, ""));
+    let log = server.requests();
+    assert_eq!(
+        (log[0].status, log[0].charged, log[0].conditional),
+        (304, false, Some(Conditional::IfModifiedSince))
+    );
+    // A write changes the repository (its open issue count) and the new issue, not the others.
+    let number = server.add_issue("o/r", "a new one");
+    let (status, head, body) = http(port, "GET", "/repos/o/r", &[since]);
+    assert_eq!(status, 200);
+    assert!(body.contains("\"open_issues_count\":3"), "{body}");
+    // One second later on the fake's own clock (`http` lowercases the head).
+    let changed = header_of(&head, "last-modified");
+    assert_eq!(changed, "thu, 01 jan 2026 00:00:01 gmt");
+    let since_change = "If-Modified-Since: Thu, 01 Jan 2026 00:00:01 GMT";
+    assert_eq!(http(port, "GET", "/repos/o/r", &[since_change]).0, 304);
+    let issue = format!("/repos/o/r/issues/{number}");
+    assert_eq!(http(port, "GET", &issue, &[since]).0, 200);
+    assert_eq!(http(port, "GET", &issue, &[since_change]).0, 304);
+    assert_eq!(http(port, "GET", "/repos/o/r/issues/1", &[since]).0, 304);
+    assert_eq!(http(port, "GET", "/repos/o/other", &[since]).0, 304);
+    // Lists carry no Last-Modified: If-Modified-Since gets the whole answer, charged.
+    let (status, head, _) = http(port, "GET", "/repos/o/r/issues", &[since]);
+    assert_eq!(status, 200);
+    assert!(!head.contains("last-modified"), "{head}");
+    // When both are sent, If-None-Match decides (here: an ETag of nobody's).
+    let stale = "If-None-Match: W/\"0\"";
+    assert_eq!(
+        http(port, "GET", "/repos/o/r", &[stale, since_change]).0,
+        200
+    );
+    assert_eq!(
+        http(
+            port,
+            "GET",
+            "/repos/o/r",
+            &["If-Modified-Since: not a date"]
+        )
+        .0,
+        200
+    );
 }
 
 #[test]

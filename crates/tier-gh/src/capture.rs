@@ -4,10 +4,11 @@
 //! largest entry; past it the copy is dropped and the answer is only printed. Two things are
 //! held back instead, because what they say is known only later:
 //! - the header block that `gh api -i` prints first (see [`crate::etag`]), until it is whole:
-//!   it carries the ETag, and when ghcache added `-i` it is not the user's to see;
+//!   it carries the ETag and `Last-Modified`, and when ghcache added `-i` it is not the user's
+//!   to see;
 //! - after a header block with an error status (`>= 400`) or the `304` to our own
-//!   `If-None-Match`, the body: gh is about to fail, and a stale answer (stale-if-error) or the
-//!   prior entry (a 304) may be printed instead of it.
+//!   `If-None-Match` or `If-Modified-Since`, the body: gh is about to fail, and a stale answer
+//!   (stale-if-error) or the prior entry (a 304) may be printed instead of it.
 //!
 //! This type does no I/O: it is fed what gh printed and says what to print.
 
@@ -24,7 +25,8 @@ pub(crate) struct Reading {
     pub reads_head: bool,
     /// The header block was asked for by ghcache: strip it.
     pub strip_head: bool,
-    /// `If-None-Match` was sent: a 304 means the prior entry stands.
+    /// A validator of ours (`If-None-Match`, `If-Modified-Since`) was sent: a 304 means the
+    /// prior entry stands.
     pub conditional: bool,
     /// The largest answer kept for the cache.
     pub limit: usize,

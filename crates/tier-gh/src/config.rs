@@ -12,6 +12,11 @@ pub struct Config {
     /// The largest answer (gh's stdout) that is kept for the cache when printing to a sink; a
     /// larger one is printed and not stored.
     pub max_entry_size: u64,
+    /// [`ghcache_core::Manifest::token_hash`] of the token gh sends, `None` when it cannot be
+    /// known without running gh (a token in the system keyring). GitHub's ETags depend on the
+    /// token: an ETag is sent back only under the token that obtained it, and under another
+    /// `If-Modified-Since` is sent instead where the answer had a `Last-Modified`.
+    pub token: Option<[u8; 32]>,
 }
 
 impl Config {
@@ -28,7 +33,14 @@ impl Config {
             program,
             sink: None,
             max_entry_size: Self::DEFAULT_MAX_ENTRY_SIZE,
+            token: None,
         }
+    }
+
+    /// gh sends the token whose [`ghcache_core::Manifest::token_hash`] is `hash`.
+    pub fn with_token(mut self, hash: [u8; 32]) -> Self {
+        self.token = Some(hash);
+        self
     }
 
     /// Prints gh's stdout to `sink` as gh writes it.

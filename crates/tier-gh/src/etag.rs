@@ -1,10 +1,17 @@
-//! ETag revalidation for `gh api` GETs: argv rewriting and `gh api -i` header blocks.
+//! Revalidation of `gh api` GETs: which validator to send, argv rewriting, and `gh api -i`
+//! header blocks.
 //!
 //! gh 2.23 prints, for `gh api -i`, the status line ending in `\n`, then one `Name: value\r\n`
 //! line per header (names coloured on a terminal), then `\r\n`, then the body. With `--paginate`
 //! it prints one such block per page, and a `\n` between pages that plain `gh api` does not print.
 //! An ETag of the first page says nothing about the later pages, so paginated calls are not
 //! revalidated at all (see [`Plan::of`]); the parser only ever reads the first block.
+//!
+//! GitHub computes a REST ETag over the request's `Authorization` header and the body, so an
+//! ETag earns a 304 only under the token that obtained it (in GitHub Actions every job has a new
+//! token); `If-Modified-Since` earns one whatever the token. [`validator`] picks between them.
+
+use ghcache_core::Manifest;
 
 /// `gh api` flags that take a value, so the word after them is that value and not a flag.
 const VALUE_FLAGS: [&str; 15] = [
@@ -28,6 +35,65 @@ const VALUE_FLAGS: [&str; 15] = [
 /// Value-taking flags without a shorthand, also spelled `--flag value`.
 const LONG_VALUE_FLAGS: [&str; 2] = ["--hostname", "--cache"];
 
+/// What a stale entry is revalidated with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Validator<'a> {
+    /// `If-None-Match: <etag>`: a 304 only under the token that obtained the ETag.
+    IfNoneMatch(&'a str),
+    /// `If-Modified-Since: <Last-Modified>`: a 304 whatever the token.
+    IfModifiedSince(&'a str),
+}
+
+impl Validator<'_> {
+    /// The request header, or `None` when the value would break it (a CR or LF could smuggle
+    /// another header into gh's request).
+    fn header(self) -> Option<String> {
+        let (name, value) = match self {
+            Validator::IfNoneMatch(etag) => ("If-None-Match", etag),
+            Validator::IfModifiedSince(date) => ("If-Modified-Since", date),
+        };
+        (!value.is_empty() && !value.contains(['\r', '\n'])).then(|| format!("{name}: {value}"))
+    }
+}
+
+/// What to revalidate `prior` with when gh will send the token whose
+/// [`Manifest::token_hash`] is `token` (`None`: it cannot be known without running gh).
+///
+/// - The ETag, when it was obtained with this very token: the exact check.
+/// - Else `Last-Modified` as `If-Modified-Since`, which GitHub honours whatever the token.
+/// - Else, when the token is not known, the ETag all the same: it may well be the same token
+///   (a keyring login's token lasts), and one that is not costs a charged answer, as an
+///   unconditional request would; it is never wrong, since GitHub answers 304 only when the
+///   ETag matches.
+/// - Else nothing: an ETag of another token cannot match.
+pub(crate) fn validator<'a>(
+    prior: &'a Manifest,
+    token: Option<&[u8; 32]>,
+) -> Option<Validator<'a>> {
+    let etag = prior.etag.as_deref().filter(|e| !e.is_empty());
+    let same_token = token.is_some() && prior.etag_token.as_ref() == token;
+    if let Some(etag) = etag.filter(|_| same_token) {
+        return Some(Validator::IfNoneMatch(etag));
+    }
+    if let Some(date) = prior.last_modified.as_deref().filter(|d| !d.is_empty()) {
+        return Some(Validator::IfModifiedSince(date));
+    }
+    etag.filter(|_| token.is_none()).map(Validator::IfNoneMatch)
+}
+
+/// Whether `last_modified` is a strong validator by HTTP's rule (RFC 9110, section 8.8.2.2):
+/// the answer's `Date` is at least a second later. Within the second the resource last changed
+/// in, it may change again under the same `Last-Modified`, and `If-Modified-Since` would then
+/// vouch for an answer that is out of date; such a `Last-Modified` is not kept.
+///
+/// GitHub sends both as IMF-fixdate (`Tue, 01 Dec 2026 05:44:06 GMT`), a fixed-width format in
+/// which two times of the same second are the same text, and a `Last-Modified` is never later
+/// than the `Date`: so two such dates that differ are a second apart or more.
+pub(crate) fn is_strong(last_modified: &str, date: &str) -> bool {
+    let fixdate = |d: &str| d.len() == 29 && d.ends_with(" GMT") && d.as_bytes()[3] == b',';
+    fixdate(last_modified) && fixdate(date) && last_modified != date
+}
+
 /// What the origin changes in a `gh api` GET to revalidate it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Plan {
@@ -35,9 +101,9 @@ pub(crate) struct Plan {
     pub argv: Vec<String>,
     /// `-i` was added by us: the header block is ours to strip from stdout.
     pub added_include: bool,
-    /// gh prints a header block (ours or the user's): read the ETag from it.
+    /// gh prints a header block (ours or the user's): read the validators from it.
     pub reads_head: bool,
-    /// `If-None-Match` was sent: a 304 means the prior entry is still right.
+    /// A validator of ours was sent: a 304 means the prior entry is still right.
     pub conditional: bool,
 }
 
@@ -52,37 +118,38 @@ impl Plan {
         }
     }
 
-    /// The run for a `gh api` GET: `-i` unless the user asked for headers, and `If-None-Match`
-    /// when `etag` (the prior entry's) is known. Flags go right after `api`, where gh accepts
-    /// them whatever follows (`-X GET`, `--jq`, the endpoint, `--`).
+    /// The run for a `gh api` GET: `-i` unless the user asked for headers, and the
+    /// `validator`'s header when there is one (see [`validator`]). Flags go right after `api`,
+    /// where gh accepts them whatever follows (`-X GET`, `--jq`, the endpoint, `--`).
     ///
     /// Left untouched: argv that is not `gh api`; `--paginate` (one ETag per page, and the first
-    /// page's does not vouch for the others); argv with the user's own `If-None-Match` (a 304
-    /// is then the user's answer, not ours).
-    pub fn of(argv: &[String], etag: Option<&str>) -> Self {
+    /// page's does not vouch for the others); argv with the user's own `If-None-Match` or
+    /// `If-Modified-Since` (a 304 is then the user's answer, not ours).
+    pub fn of(argv: &[String], validator: Option<Validator<'_>>) -> Self {
         let Some(api) = api_position(argv) else {
             return Plan::plain(argv);
         };
         let flags = Flags::of(&argv[api + 1..]);
-        if flags.paginate || flags.if_none_match {
+        if flags.paginate || flags.conditional {
             return Plan::plain(argv);
         }
-        let etag = etag.filter(|e| !e.is_empty() && !e.contains(['\r', '\n']));
+        let header = validator.and_then(Validator::header);
         let mut out = Vec::with_capacity(argv.len() + 3);
         out.extend_from_slice(&argv[..=api]);
         if !flags.include {
             out.push("-i".to_owned());
         }
-        if let Some(etag) = etag {
+        let conditional = header.is_some();
+        if let Some(header) = header {
             out.push("-H".to_owned());
-            out.push(format!("If-None-Match: {etag}"));
+            out.push(header);
         }
         out.extend_from_slice(&argv[api + 1..]);
         Plan {
             argv: out,
             added_include: !flags.include,
             reads_head: true,
-            conditional: etag.is_some(),
+            conditional,
         }
     }
 }
@@ -99,7 +166,8 @@ fn api_position(argv: &[String]) -> Option<usize> {
 struct Flags {
     include: bool,
     paginate: bool,
-    if_none_match: bool,
+    /// The user sends a header that can make GitHub answer 304.
+    conditional: bool,
 }
 
 impl Flags {
@@ -123,7 +191,7 @@ impl Flags {
                     "paginate" => flags.paginate = value.is_none_or(parse_bool),
                     "header" => {
                         let header = value.or_else(|| words.next().map(String::as_str));
-                        flags.if_none_match |= header.is_some_and(is_if_none_match);
+                        flags.conditional |= header.is_some_and(is_conditional);
                     }
                     _ if value.is_none()
                         && (VALUE_FLAGS.contains(&long_flag.as_str())
@@ -155,7 +223,7 @@ impl Flags {
                         inline => Some(inline),
                     };
                     if letter == 'H' {
-                        flags.if_none_match |= value.is_some_and(is_if_none_match);
+                        flags.conditional |= value.is_some_and(is_conditional);
                     }
                     break;
                 }
@@ -170,10 +238,12 @@ fn parse_bool(value: &str) -> bool {
     matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
 }
 
-fn is_if_none_match(header: &str) -> bool {
-    header
-        .split_once(':')
-        .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("if-none-match"))
+/// `If-None-Match` or `If-Modified-Since`: the request headers that GitHub answers with a 304.
+fn is_conditional(header: &str) -> bool {
+    header.split_once(':').is_some_and(|(name, _)| {
+        let name = name.trim();
+        name.eq_ignore_ascii_case("if-none-match") || name.eq_ignore_ascii_case("if-modified-since")
+    })
 }
 
 /// A header block that `gh api -i` printed before the body.
@@ -183,6 +253,10 @@ pub(crate) struct Head {
     pub status: u16,
     /// Value of the `ETag` header, if any.
     pub etag: Option<String>,
+    /// Value of the `Last-Modified` header, if any.
+    pub last_modified: Option<String>,
+    /// Value of the `Date` header, if any.
+    pub date: Option<String>,
     /// Length in bytes of the block, including the blank line that ends it.
     pub len: usize,
 }
@@ -206,7 +280,7 @@ pub(crate) enum Scan {
 pub(crate) fn scan_head(stdout: &[u8]) -> Scan {
     let mut offset = 0;
     let mut status = None;
-    let mut etag = None;
+    let (mut etag, mut last_modified, mut date) = (None, None, None);
     while let Some(newline) = stdout[offset..].iter().position(|&b| b == b'\n') {
         let end = offset + newline + 1;
         let line = plain(&stdout[offset..end]);
@@ -223,6 +297,8 @@ pub(crate) fn scan_head(stdout: &[u8]) -> Scan {
                 return Scan::Head(Head {
                     status,
                     etag,
+                    last_modified,
+                    date,
                     len: offset,
                 });
             }
@@ -230,9 +306,13 @@ pub(crate) fn scan_head(stdout: &[u8]) -> Scan {
                 let Some((name, value)) = line.split_once(':') else {
                     return Scan::NotHead;
                 };
-                if name.trim().eq_ignore_ascii_case("etag") {
-                    etag = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
-                }
+                let slot = match name.trim().to_ascii_lowercase().as_str() {
+                    "etag" => &mut etag,
+                    "last-modified" => &mut last_modified,
+                    "date" => &mut date,
+                    _ => continue,
+                };
+                *slot = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
             }
         }
     }
@@ -301,7 +381,10 @@ mod tests {
 
     #[test]
     fn flags_go_right_after_api() {
-        let plan = Plan::of(&args("api repos/o/r --jq .name"), Some("W/\"abc\""));
+        let plan = Plan::of(
+            &args("api repos/o/r --jq .name"),
+            Some(Validator::IfNoneMatch("W/\"abc\"")),
+        );
         assert_eq!(
             plan.argv,
             [
@@ -324,7 +407,7 @@ mod tests {
     fn other_commands_are_untouched() {
         for line in ["pr list", "repo view o/r --json name", "search api"] {
             assert_eq!(
-                Plan::of(&args(line), Some("\"e\"")),
+                Plan::of(&args(line), Some(Validator::IfNoneMatch("\"e\""))),
                 Plan::plain(&args(line))
             );
         }
@@ -339,7 +422,7 @@ mod tests {
             "api -iX GET repos/o/r",
             "api repos/o/r -i=1",
         ] {
-            let plan = Plan::of(&args(line), Some("\"e\""));
+            let plan = Plan::of(&args(line), Some(Validator::IfNoneMatch("\"e\"")));
             let mut expected = args(line);
             expected.splice(1..1, ["-H".to_owned(), "If-None-Match: \"e\"".to_owned()]);
             assert_eq!(plan.argv, expected, "{line}");
@@ -371,9 +454,11 @@ mod tests {
             "api repos/o/r -H If-None-Match:\"x\"",
             "api repos/o/r --header=if-none-match:\"x\"",
             "api repos/o/r -Hif-none-match:x",
+            "api repos/o/r -H If-Modified-Since:x",
+            "api repos/o/r --header=IF-MODIFIED-SINCE:x",
         ] {
             assert_eq!(
-                Plan::of(&args(line), Some("\"e\"")),
+                Plan::of(&args(line), Some(Validator::IfNoneMatch("\"e\""))),
                 Plan::plain(&args(line)),
                 "{line}"
             );
@@ -383,10 +468,102 @@ mod tests {
     }
 
     #[test]
-    fn an_etag_that_would_break_the_header_is_not_sent() {
-        let plan = Plan::of(&args("api repos/o/r"), Some("\"a\"\r\nX-Evil: 1"));
-        assert_eq!(plan.argv, args("api -i repos/o/r"));
-        assert!(!plan.conditional);
+    fn a_validator_that_would_break_the_header_is_not_sent() {
+        for validator in [
+            Validator::IfNoneMatch("\"a\"\r\nX-Evil: 1"),
+            Validator::IfModifiedSince("Thu, 01 Jan 2026 00:00:00 GMT\nX-Evil: 1"),
+            Validator::IfNoneMatch(""),
+        ] {
+            let plan = Plan::of(&args("api repos/o/r"), Some(validator));
+            assert_eq!(plan.argv, args("api -i repos/o/r"));
+            assert!(!plan.conditional);
+        }
+    }
+
+    #[test]
+    fn if_modified_since_goes_where_if_none_match_would() {
+        let date = "Thu, 01 Jan 2026 00:00:00 GMT";
+        let plan = Plan::of(
+            &args("api repos/o/r"),
+            Some(Validator::IfModifiedSince(date)),
+        );
+        assert_eq!(
+            plan.argv,
+            [
+                "api",
+                "-i",
+                "-H",
+                &format!("If-Modified-Since: {date}"),
+                "repos/o/r"
+            ]
+        );
+        assert!(plan.conditional);
+    }
+
+    const DATE: &str = "Thu, 01 Jan 2026 00:00:00 GMT";
+
+    fn manifest(etag_token: Option<&str>, last_modified: Option<&str>) -> Manifest {
+        let mut entry = ghcache_core::Entry::new(
+            ghcache_core::CacheKey([1; 32]),
+            "scope",
+            "o/r",
+            std::time::Duration::from_secs(60),
+            ghcache_core::Body::default(),
+            Some("W/\"e\"".to_owned()),
+        );
+        entry.manifest.etag_token = etag_token.map(Manifest::token_hash);
+        entry.manifest.last_modified = last_modified.map(str::to_owned);
+        entry.manifest
+    }
+
+    #[test]
+    fn the_etag_is_sent_under_the_token_that_obtained_it() {
+        let job = Manifest::token_hash("job");
+        let etag = Some(Validator::IfNoneMatch("W/\"e\""));
+        assert_eq!(
+            validator(&manifest(Some("job"), Some(DATE)), Some(&job)),
+            etag
+        );
+        assert_eq!(validator(&manifest(Some("job"), None), Some(&job)), etag);
+    }
+
+    #[test]
+    fn under_another_token_last_modified_or_nothing() {
+        let next = Manifest::token_hash("next job");
+        let since = Some(Validator::IfModifiedSince(DATE));
+        assert_eq!(
+            validator(&manifest(Some("job"), Some(DATE)), Some(&next)),
+            since
+        );
+        assert_eq!(validator(&manifest(None, Some(DATE)), Some(&next)), since);
+        assert_eq!(validator(&manifest(Some("job"), None), Some(&next)), None);
+        assert_eq!(validator(&manifest(None, None), Some(&next)), None);
+    }
+
+    #[test]
+    fn an_unknown_token_prefers_last_modified_then_tries_the_etag() {
+        let since = Some(Validator::IfModifiedSince(DATE));
+        assert_eq!(validator(&manifest(Some("job"), Some(DATE)), None), since);
+        assert_eq!(validator(&manifest(None, Some(DATE)), None), since);
+        let etag = Some(Validator::IfNoneMatch("W/\"e\""));
+        assert_eq!(validator(&manifest(Some("job"), None), None), etag);
+        assert_eq!(validator(&manifest(None, None), None), etag);
+        let mut bare = manifest(None, None);
+        bare.etag = None;
+        assert_eq!(validator(&bare, None), None);
+    }
+
+    #[test]
+    fn last_modified_is_kept_only_a_second_before_the_answer() {
+        let date = "Tue, 01 Dec 2026 05:44:06 GMT";
+        assert!(is_strong(DATE, date));
+        assert!(
+            !is_strong(date, date),
+            "changed in the second it was fetched"
+        );
+        assert!(!is_strong(DATE, ""));
+        assert!(!is_strong("yesterday", date));
+        assert!(!is_strong(DATE, "Tuesday, 01-Dec-26 05:44:06 GMT"));
     }
 
     /// Exactly what gh 2.23 printed for `gh api -i repos/o/r`.
@@ -401,6 +578,8 @@ mod tests {
         let head = parse_head(&out).unwrap_or_else(|| panic!("no head"));
         assert_eq!(head.status, 200);
         assert_eq!(head.etag.as_deref(), Some("\"v1\""));
+        assert_eq!(head.date.as_deref(), Some("Tue, 24 Nov 2026 21:15:33 GMT"));
+        assert_eq!(head.last_modified, None);
         assert_eq!(&out[head.len..], b"{\"name\":\"r\"}");
     }
 
@@ -410,6 +589,17 @@ mod tests {
         let head = parse_head(out).unwrap_or_else(|| panic!("no head"));
         assert_eq!(head.etag.as_deref(), Some("W/\"x1\""));
         assert_eq!(&out[head.len..], b"{\"a\":1}\n");
+    }
+
+    #[test]
+    fn last_modified_is_read_with_the_etag() {
+        // gh 2.23, `gh api -i repos/o/r` against a resource that sends Last-Modified.
+        let out = b"HTTP/1.1 200 OK\nDate: Tue, 01 Dec 2026 05:44:06 GMT\r\n\
+            Etag: W/\"b5\"\r\nLast-Modified: Thu, 01 Jan 2026 00:00:00 GMT\r\n\r\n{}";
+        let head = parse_head(out).unwrap_or_else(|| panic!("no head"));
+        assert_eq!(head.etag.as_deref(), Some("W/\"b5\""));
+        assert_eq!(head.last_modified.as_deref(), Some(DATE));
+        assert_eq!(head.date.as_deref(), Some("Tue, 01 Dec 2026 05:44:06 GMT"));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! gh has no machine-readable failure report, so this reads what gh 2.23 prints on stderr:
 //! - `gh api`, REST: `gh: Server Error (HTTP 502)`, `gh: HTTP 503` (no JSON message),
 //!   `gh: API rate limit exceeded for 1.2.3.4. (...) (HTTP 403)`,
-//!   `gh: Too Many Requests (HTTP 429)`, `gh: HTTP 304` (a 304 after `If-None-Match`);
+//!   `gh: Too Many Requests (HTTP 429)`, `gh: HTTP 304` (a 304 after `If-None-Match` or
+//!   `If-Modified-Since`);
 //! - GraphQL commands (`pr list`, `repo view`): `HTTP 502: Server Error (https://api.github.com/graphql)`,
 //!   `HTTP 503: 503 Service Unavailable (...)`, `HTTP 403: API rate limit exceeded for user ID 1. (...)`;
 //! - githubv4 commands (`release list`): `non-200 OK status code: 502 Bad Gateway body: "..."`;

@@ -3,8 +3,9 @@
 //! [`Origin`] runs gh with the user's arguments, prints its stdout to a [`Sink`] (the user's
 //! stdout or pager) as gh writes it while keeping a copy for the cache, keeps gh's terminal
 //! output when the user is at a terminal (`GH_FORCE_TTY`), passes on the signals this process
-//! receives, and revalidates stale `gh api` entries with their ETag (a `304 Not Modified` is
-//! free against the rate limit). [`exec`] and [`run_inherited`] run gh untouched for commands
+//! receives, and revalidates stale `gh api` entries (a `304 Not Modified` is free against the
+//! rate limit): with their ETag under the token that obtained it, else with their
+//! `Last-Modified` (see [`Config::token`]). [`exec`] and [`run_inherited`] run gh untouched for commands
 //! that are not cached.
 
 mod capture;

@@ -5,7 +5,7 @@ use ghcache_core::{Body, Entry, Fetched, OriginError, Output, Request};
 
 use crate::capture::Reading;
 use crate::config::Config;
-use crate::etag::Plan;
+use crate::etag::{self, Plan};
 use crate::failure;
 use crate::stream::{Ran, Run};
 
@@ -68,7 +68,14 @@ impl Origin {
             stderr.extend_from_slice(format!("reading gh's output failed: {reason}\n").as_bytes());
             exit_code = if exit_code == 0 { 1 } else { exit_code };
         }
-        let etag = capture.head().and_then(|head| head.etag.clone());
+        let head = capture.head();
+        let etag = head.and_then(|head| head.etag.clone());
+        let last_modified = head.and_then(|head| {
+            let (modified, date) = (head.last_modified.as_deref()?, head.date.as_deref()?);
+            etag::is_strong(modified, date).then(|| modified.to_owned())
+        });
+        // Which token the ETag belongs to, as far as it is known (never the token itself).
+        let etag_token = self.config.token.filter(|_| etag.is_some());
         let said_304 = capture.head().is_some_and(|head| head.status == 304)
             || (!stderr_printed && failure::is_not_modified(&stderr));
         if exit_code != 0 || interrupted {
@@ -92,14 +99,17 @@ impl Origin {
             return Ok(Fetched::Failed { output, transient });
         }
         let entry = |stdout: Vec<u8>, stderr: Vec<u8>| {
-            Entry::new(
+            let mut entry = Entry::new(
                 request.key,
                 &request.input.scope,
                 &request.repo,
                 request.ttl,
                 Body { stdout, stderr },
                 etag.clone(),
-            )
+            );
+            entry.manifest.last_modified = last_modified.clone();
+            entry.manifest.etag_token = etag_token;
+            entry
         };
         if self.config.sink.is_none() {
             return Ok(Fetched::Fresh(entry(capture.into_kept(), stderr)));
@@ -128,9 +138,12 @@ impl ghcache_core::Origin for Origin {
     /// # Behavior
     /// For a `gh api` GET (`request.revalidate`), gh is asked for the response headers (`-i`,
     /// stripped again from what is printed and stored unless the user asked for them) to record
-    /// the ETag, and with a `prior` entry that has one, the request is made conditional: a 304 is
-    /// [`Fetched::NotModified`]. A non-zero exit is [`Fetched::Failed`], `transient` when GitHub
-    /// or the network failed and nothing was printed yet. Printing to a sink, a success is
+    /// the ETag (with the hash of the token it belongs to, [`Config::token`]) and
+    /// `Last-Modified`, and with a `prior` entry that has them, the request is made conditional:
+    /// `If-None-Match` under the token that obtained the ETag, else `If-Modified-Since`, which
+    /// GitHub honours whatever the token. A 304 is [`Fetched::NotModified`]. A non-zero exit is
+    /// [`Fetched::Failed`], `transient` when GitHub or the network failed and nothing was
+    /// printed yet. Printing to a sink, a success is
     /// [`Fetched::Printed`], without an entry when stdout was larger than
     /// [`Config::max_entry_size`]; without a sink, it is [`Fetched::Fresh`].
     ///
@@ -146,8 +159,9 @@ impl ghcache_core::Origin for Origin {
         prior: Option<&Entry>,
     ) -> Result<Fetched, OriginError> {
         let plan = if request.revalidate {
-            let etag = prior.and_then(|p| p.manifest.etag.as_deref());
-            Plan::of(&request.argv, etag)
+            let validator =
+                prior.and_then(|p| etag::validator(&p.manifest, self.config.token.as_ref()));
+            Plan::of(&request.argv, validator)
         } else {
             Plan::plain(&request.argv)
         };

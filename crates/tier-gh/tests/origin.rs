@@ -10,18 +10,23 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ghcache_core::{Entry, Fetched, KeyInput, Origin as _, Output, OutputMode, Request};
+use ghcache_core::{Entry, Fetched, KeyInput, Manifest, Origin as _, Output, OutputMode, Request};
 use ghcache_tier_gh::{Config, Origin, Sink};
 
 const SCRIPT: &str = r#"#!/bin/sh
 here=$(dirname "$0")
 printf '%s\n' "$*" >> "$here/calls.log"
 current=$(cat "$here/etag" 2>/dev/null || printf '"v1"')
-include=0; inm=""; prev=""
+modified=$(cat "$here/modified" 2>/dev/null)
+date=$(cat "$here/date" 2>/dev/null || printf 'Tue, 01 Dec 2026 05:44:06 GMT')
+include=0; inm=""; ims=""; prev=""
 for a in "$@"; do
   [ "$a" = "-i" ] && include=1
   if [ "$prev" = "-H" ]; then
-    case "$a" in If-None-Match:*) inm="${a#If-None-Match: }" ;; esac
+    case "$a" in
+      If-None-Match:*) inm="${a#If-None-Match: }" ;;
+      If-Modified-Since:*) ims="${a#If-Modified-Since: }" ;;
+    esac
   fi
   prev="$a"
 done
@@ -34,6 +39,9 @@ head() {
   else
     printf 'Content-Type: application/json\r\n'
     [ -n "$2" ] && printf 'Etag: %s\r\n' "$2"
+  fi
+  if [ -n "$modified" ]; then
+    printf 'Date: %s\r\nLast-Modified: %s\r\n' "$date" "$modified"
   fi
   printf '\r\n'
 }
@@ -58,7 +66,7 @@ case " $* " in
     head "200 OK" '"p1"'; printf '[1]'; [ $include = 1 ] && printf '\n'
     head "200 OK" '"p2"'; printf '[2]'; exit 0 ;;
 esac
-if [ -n "$inm" ] && [ "$inm" = "$current" ]; then
+if { [ -n "$inm" ] && [ "$inm" = "$current" ]; } || { [ -n "$ims" ] && [ "$ims" = "$modified" ]; }; then
   head "304 Not Modified" "$current"
   echo "gh: HTTP 304" >&2
   exit 1
@@ -93,6 +101,23 @@ impl FakeGh {
         std::fs::write(self.dir.path().join("etag"), etag).unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Makes the resource send `Last-Modified: <date>` (and a `Date`), as a single resource
+    /// on GitHub does.
+    fn set_modified(&self, date: &str) {
+        std::fs::write(self.dir.path().join("modified"), date).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Makes the answers' `Date` header `date`.
+    fn set_date(&self, date: &str) {
+        std::fs::write(self.dir.path().join("date"), date).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// [`FakeGh::fetch`] by an origin that knows gh sends `token`.
+    fn fetch_as(&self, token: &str, request: &Request, prior: Option<&Entry>) -> Fetched {
+        let config = Config::new(self.path().into()).with_token(Manifest::token_hash(token));
+        run(Origin::new(config), request, prior)
+    }
+
     /// The argument lists gh was run with, one per call.
     fn calls(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.path().join("calls.log"))
@@ -108,7 +133,10 @@ impl FakeGh {
 }
 
 fn fetch_with(gh: &Path, request: &Request, prior: Option<&Entry>) -> Fetched {
-    let origin = Origin::new(Config::new(gh.into()));
+    run(Origin::new(Config::new(gh.into())), request, prior)
+}
+
+fn run(origin: Origin, request: &Request, prior: Option<&Entry>) -> Fetched {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -246,6 +274,88 @@ fn a_changed_resource_is_fetched_again_with_its_new_etag() {
     let entry = fresh(gh.fetch(&request, Some(&prior)));
     assert_eq!(entry.manifest.etag.as_deref(), Some("W/\"v2\""));
     assert!(text(&entry.body.stdout).starts_with("args: api -i -H If-None-Match: \"v1\""));
+}
+
+const MODIFIED: &str = "Thu, 01 Jan 2026 00:00:00 GMT";
+
+#[test]
+fn the_etag_s_token_and_last_modified_are_recorded() {
+    let gh = FakeGh::new();
+    gh.set_modified(MODIFIED);
+    let entry = fresh(gh.fetch_as("job one", &api("api repos/o/r"), None));
+    assert_eq!(entry.manifest.etag.as_deref(), Some("\"v1\""));
+    assert_eq!(
+        entry.manifest.etag_token,
+        Some(Manifest::token_hash("job one"))
+    );
+    assert_eq!(entry.manifest.last_modified.as_deref(), Some(MODIFIED));
+    assert_eq!(
+        text(&entry.body.stdout),
+        "args: api -i repos/o/r\ntty=none pager=unset\n",
+        "no header of theirs is stored"
+    );
+    // Without a known token, the ETag is recorded for no token.
+    let entry = fresh(gh.fetch(&api("api repos/o/r"), None));
+    assert_eq!(entry.manifest.etag_token, None);
+}
+
+#[test]
+fn a_last_modified_of_the_second_it_was_fetched_in_is_not_kept() {
+    let gh = FakeGh::new();
+    gh.set_modified(MODIFIED);
+    gh.set_date(MODIFIED);
+    let entry = fresh(gh.fetch_as("job one", &api("api repos/o/r"), None));
+    assert_eq!(entry.manifest.last_modified, None);
+    assert_eq!(entry.manifest.etag.as_deref(), Some("\"v1\""));
+}
+
+#[test]
+fn the_same_token_sends_the_etag() {
+    let gh = FakeGh::new();
+    gh.set_modified(MODIFIED);
+    let request = api("api repos/o/r");
+    let prior = fresh(gh.fetch_as("job one", &request, None));
+    assert_eq!(
+        gh.fetch_as("job one", &request, Some(&prior)),
+        Fetched::NotModified
+    );
+    assert_eq!(
+        gh.calls().last().map(String::as_str),
+        Some("api -i -H If-None-Match: \"v1\" repos/o/r")
+    );
+}
+
+#[test]
+fn another_token_sends_if_modified_since() {
+    let gh = FakeGh::new();
+    gh.set_modified(MODIFIED);
+    let request = api("api repos/o/r");
+    let prior = fresh(gh.fetch_as("job one", &request, None));
+    assert_eq!(
+        gh.fetch_as("job two", &request, Some(&prior)),
+        Fetched::NotModified
+    );
+    assert_eq!(
+        gh.calls().last().map(String::as_str),
+        Some(format!("api -i -H If-Modified-Since: {MODIFIED} repos/o/r").as_str())
+    );
+    // Changed since: the new answer, with the new token's ETag.
+    gh.set_modified("Thu, 01 Jan 2026 00:00:05 GMT");
+    gh.set_etag("W/\"v2\"");
+    let entry = fresh(gh.fetch_as("job two", &request, Some(&prior)));
+    assert_eq!(
+        (entry.manifest.etag.as_deref(), entry.manifest.etag_token),
+        (Some("W/\"v2\""), Some(Manifest::token_hash("job two")))
+    );
+}
+
+#[test]
+fn another_token_without_last_modified_asks_without_a_condition() {
+    let gh = FakeGh::new();
+    let request = api("api repos/o/r");
+    let prior = fresh(gh.fetch_as("job one", &request, None));
+    fresh(gh.fetch_as("job two", &request, Some(&prior)));
+    assert_eq!(gh.calls(), ["api -i repos/o/r", "api -i repos/o/r"]);
 }
 
 #[test]

@@ -4,15 +4,17 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The configured API address cannot be used.
-    #[error(
-        "IPFS API address {url:?} {reason}; expected http://HOST:PORT, e.g. http://127.0.0.1:5001"
-    )]
+    /// A configured address (the API's, a gateway's) cannot be used.
+    #[error("{what} {url:?} {reason}; expected http://HOST:PORT, e.g. {example}")]
     BadUrl {
+        /// Which address: `IPFS API address`, `IPFS gateway address`.
+        what: &'static str,
         /// The address as given.
         url: String,
         /// What is wrong with it.
         reason: &'static str,
+        /// A valid address of that kind.
+        example: &'static str,
     },
     /// No connection: the node is not running or not listening there.
     #[error("cannot reach the IPFS node at {url} ({endpoint}): {reason}; start it (`ipfs daemon`) or set GH_CACHE_IPFS_API")]
@@ -63,6 +65,18 @@ pub enum Error {
         status: u16,
         /// The node's `Message`, or the start of its body.
         message: String,
+    },
+    /// The gateway could not be reached or did not give the body.
+    #[error(
+        "cannot read {cid} from the IPFS gateway at {url}: {reason}; check GH_CACHE_IPFS_GATEWAY"
+    )]
+    Gateway {
+        /// The gateway's address.
+        url: String,
+        /// The CID asked for.
+        cid: String,
+        /// What went wrong.
+        reason: String,
     },
     /// The answer was not what the endpoint returns.
     #[error("unexpected answer from the IPFS node at {url} ({endpoint}): {reason}")]

@@ -2,19 +2,13 @@
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::Bytes;
-use hyper::header::{CONTENT_TYPE, HOST};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use hyper::header::CONTENT_TYPE;
 
 use crate::error::Error;
+use crate::http::{self, Failure, Target};
 
 /// Answers that are JSON objects (`add`, `id`, `version`, errors) are small.
 const MAX_JSON: usize = 64 * 1024;
-/// How long a connection may take: a node on loopback or the LAN connects in well under this,
-/// and a dead one is refused at once.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 /// Default deadline of calls that take none (`add`, `files/write`, `id`, ...).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const BOUNDARY: &str = "ghcache-part-5c1f0e2a9b7d";
@@ -23,11 +17,7 @@ const BOUNDARY: &str = "ghcache-part-5c1f0e2a9b7d";
 /// loopback (the default) or a trusted network.
 #[derive(Debug, Clone)]
 pub struct Kubo {
-    /// `http://host:port`, for messages.
-    url: String,
-    /// `host:port`, to connect to and for the `Host` header.
-    authority: String,
-    connect_timeout: Duration,
+    target: Target,
 }
 
 impl Kubo {
@@ -36,36 +26,18 @@ impl Kubo {
     /// # Errors
     /// [`Error::BadUrl`] for anything else (`https` is refused: Kubo's API speaks plain HTTP).
     pub fn new(api: &str) -> Result<Kubo, Error> {
-        let bad = |reason| Error::BadUrl {
+        let target = Target::parse(api, "/api/v0").map_err(|reason| Error::BadUrl {
+            what: "IPFS API address",
             url: api.to_owned(),
             reason,
-        };
-        let rest = api
-            .trim()
-            .strip_prefix("http://")
-            .ok_or_else(|| bad("does not start with http://"))?;
-        let rest = rest.trim_end_matches('/');
-        let authority = rest.strip_suffix("/api/v0").unwrap_or(rest);
-        if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
-            return Err(bad("is not http://HOST:PORT"));
-        }
-        let port = authority
-            .rsplit_once(':')
-            .map(|(_, port)| port)
-            .ok_or_else(|| bad("has no port"))?;
-        if port.parse::<u16>().map_or(true, |p| p == 0) {
-            return Err(bad("has no valid port"));
-        }
-        Ok(Kubo {
-            url: format!("http://{authority}"),
-            authority: authority.to_owned(),
-            connect_timeout: CONNECT_TIMEOUT,
-        })
+            example: "http://127.0.0.1:5001",
+        })?;
+        Ok(Kubo { target })
     }
 
     /// The node's API address, `http://host:port`.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.target.url
     }
 
     /// Adds `bytes` as one file, CIDv1 with raw leaves, pinned; returns its CID.
@@ -231,7 +203,7 @@ impl Kubo {
 
     fn protocol(&self, endpoint: &'static str, reason: &str) -> Error {
         Error::Protocol {
-            url: self.url.clone(),
+            url: self.target.url.clone(),
             endpoint,
             reason: reason.to_owned(),
         }
@@ -247,54 +219,8 @@ impl Kubo {
         max_bytes: usize,
         timeout: Duration,
     ) -> Result<Vec<u8>, Error> {
-        let unreachable = |reason: String| Error::Unreachable {
-            url: self.url.clone(),
-            endpoint,
-            reason,
-        };
-        let connect = TcpStream::connect(self.authority.as_str());
-        let stream = match tokio::time::timeout(self.connect_timeout.min(timeout), connect).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(unreachable(e.to_string())),
-            Err(_) => {
-                return Err(unreachable(format!(
-                    "no connection within {:?}",
-                    self.connect_timeout.min(timeout)
-                )))
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let exchange = self.exchange(stream, endpoint, query, file, max_bytes);
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Deadline {
-                url: self.url.clone(),
-                endpoint,
-                after: timeout,
-            }),
-        }
-    }
-
-    async fn exchange(
-        &self,
-        stream: TcpStream,
-        endpoint: &'static str,
-        query: &[(&str, &str)],
-        file: Option<Vec<u8>>,
-        max_bytes: usize,
-    ) -> Result<Vec<u8>, Error> {
-        let broken = |reason: String| Error::Unreachable {
-            url: self.url.clone(),
-            endpoint,
-            reason,
-        };
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| broken(e.to_string()))?;
-        // Drives the connection; ends when the exchange is done and `sender` is dropped.
-        let driver = tokio::spawn(connection);
-        let mut request = hyper::Request::post(path_and_query(endpoint, query))
-            .header(HOST, self.authority.as_str());
+        let url = || self.target.url.clone();
+        let mut request = hyper::Request::post(path_and_query(endpoint, query));
         let body = match file {
             Some(bytes) => {
                 request = request.header(
@@ -305,45 +231,38 @@ impl Kubo {
             }
             None => Vec::new(),
         };
-        let request = request
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| self.protocol(endpoint, &e.to_string()))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| broken(e.to_string()))?;
-        let status = response.status();
-        let limit = if status.is_success() {
-            max_bytes
-        } else {
-            MAX_JSON
-        };
-        let collected = Limited::new(response.into_body(), limit).collect().await;
-        drop(sender);
-        driver.abort();
-        let bytes = match collected {
-            Ok(body) => body.to_bytes().to_vec(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return Err(Error::TooLarge {
-                    url: self.url.clone(),
-                    endpoint,
-                    limit,
-                })
-            }
-            Err(e) => return Err(broken(e.to_string())),
-        };
+        let answer =
+            http::exchange(&self.target, request, body, max_bytes, MAX_JSON, timeout).await;
+        let (status, bytes) = answer.map_err(|failure| match failure {
+            Failure::Unreachable(reason) => Error::Unreachable {
+                url: url(),
+                endpoint,
+                reason,
+            },
+            Failure::Deadline(after) => Error::Deadline {
+                url: url(),
+                endpoint,
+                after,
+            },
+            Failure::TooLarge(limit) => Error::TooLarge {
+                url: url(),
+                endpoint,
+                limit,
+            },
+            Failure::Request(reason) => self.protocol(endpoint, &reason),
+        })?;
         if status.is_success() {
             return Ok(bytes);
         }
         let message = node_message(&bytes);
         if message.contains("does not exist") || message.contains("not exist") {
             return Err(Error::NotFound {
-                url: self.url.clone(),
+                url: url(),
                 endpoint,
             });
         }
         Err(Error::Node {
-            url: self.url.clone(),
+            url: url(),
             endpoint,
             status: status.as_u16(),
             message,

@@ -12,15 +12,21 @@
 //! `cargo install ghcache` would fail), its futures are not `Send`, and it would add ~70 crates
 //! with duplicate major versions of http, thiserror and multiaddr.
 //!
+//! Where no API is configured, bodies can be read from an HTTP gateway ([`Gateway`], `GET
+//! /ipfs/<cid>`) instead, for the manifests the swarm announced; nothing is added then.
+//!
 //! Anything added to a node that joins the public IPFS network is readable by whoever learns its
 //! CID. With a swarm key, bodies are therefore sealed ([`BodyKey`]) before they are added.
 
 mod error;
+mod gateway;
+mod http;
 mod kubo;
 mod seal;
 mod tier;
 
 pub use error::Error;
+pub use gateway::Gateway;
 pub use kubo::Kubo;
 pub use seal::{BodyKey, OpenError, SEAL_OVERHEAD};
 pub use tier::{mfs_path, ManifestSource, Sign, Tier, Verify};

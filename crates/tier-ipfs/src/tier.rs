@@ -1,4 +1,5 @@
-//! The `ipfs` tier: manifests from the swarm's directory or the node's MFS, bodies by CID.
+//! The `ipfs` tier: manifests from the swarm's directory or the node's MFS, bodies by CID from
+//! the node's API or, where no API is configured, from an HTTP gateway.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use ghcache_core::{
 };
 
 use crate::error::Error;
+use crate::gateway::Gateway;
 use crate::kubo::Kubo;
 use crate::seal::{BodyKey, SEAL_OVERHEAD};
 
@@ -51,9 +53,33 @@ fn tombstone_path(scope_id: &[u8; 32], repo: &str) -> String {
     format!("{}/invalidated/{repo}", scope_dir(scope_id))
 }
 
+/// Where bodies are read from (and added to).
+enum Node {
+    /// A Kubo RPC API: bodies, additions, the MFS index of manifests and the marks of writes.
+    Api(Kubo),
+    /// An HTTP gateway: bodies by CID, nothing else.
+    Gateway(Gateway),
+}
+
+impl Node {
+    fn url(&self) -> &str {
+        match self {
+            Node::Api(kubo) => kubo.url(),
+            Node::Gateway(gateway) => gateway.url(),
+        }
+    }
+
+    async fn cat(&self, cid: &str, max_bytes: usize, timeout: Duration) -> Result<Vec<u8>, Error> {
+        match self {
+            Node::Api(kubo) => kubo.cat(cid, max_bytes, timeout).await,
+            Node::Gateway(gateway) => gateway.cat(cid, max_bytes, timeout).await,
+        }
+    }
+}
+
 /// The IPFS tier of one scope.
 pub struct Tier {
-    kubo: Kubo,
+    node: Node,
     scope_id: [u8; 32],
     seal: Option<BodyKey>,
     verify: Verify,
@@ -65,7 +91,8 @@ pub struct Tier {
 impl std::fmt::Debug for Tier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tier")
-            .field("node", &self.kubo.url())
+            .field("node", &self.node.url())
+            .field("gateway", &matches!(self.node, Node::Gateway(_)))
             .field("sealed", &self.seal.is_some())
             .finish_non_exhaustive()
     }
@@ -82,7 +109,7 @@ impl Tier {
         sign: Sign,
     ) -> Tier {
         Tier {
-            kubo,
+            node: Node::Api(kubo),
             scope_id,
             seal,
             verify,
@@ -90,6 +117,38 @@ impl Tier {
             directory: None,
             max_entry: DEFAULT_MAX_ENTRY,
         }
+    }
+
+    /// The tier that reads bodies from `gateway`, for the manifests that `directory` (the
+    /// swarm's) names, checked as [`Tier::new`]'s are.
+    ///
+    /// # Behavior
+    /// A gateway has no MFS and takes no additions: lookups without a directory are misses,
+    /// [`Tier::store`] fails with [`TierError::ReadOnly`], and [`CacheTier::invalidate`] has
+    /// nothing to mark. Answers from before a write are kept out by the swarm (an invalidation
+    /// drops the directory's manifests) and by this machine's own fence, as for every tier;
+    /// the node's write marks cannot be read through a gateway.
+    pub fn with_gateway(
+        gateway: Gateway,
+        scope_id: [u8; 32],
+        seal: Option<BodyKey>,
+        verify: Verify,
+        directory: Option<Arc<dyn ManifestSource>>,
+    ) -> Tier {
+        Tier {
+            node: Node::Gateway(gateway),
+            scope_id,
+            seal,
+            verify,
+            sign: Arc::new(|_: &mut Manifest| Err("a gateway takes no additions".to_owned())),
+            directory,
+            max_entry: DEFAULT_MAX_ENTRY,
+        }
+    }
+
+    /// Can answers be added here? Not through a gateway.
+    pub fn can_store(&self) -> bool {
+        matches!(self.node, Node::Api(_))
     }
 
     /// Also asks `directory` for manifests, before the node's MFS.
@@ -110,8 +169,11 @@ impl Tier {
     /// # Errors
     /// [`TierError::Unavailable`] when the node cannot be reached or fails;
     /// [`TierError::Corrupt`] when signing fails; [`TierError::ReadOnly`] for an entry over the
-    /// size cap, which is not added.
+    /// size cap, which is not added, and with a gateway, which takes no additions.
     pub async fn store(&self, entry: &Entry) -> Result<Manifest, TierError> {
+        let Node::Api(kubo) = &self.node else {
+            return Err(TierError::ReadOnly { tier: NAME });
+        };
         if entry.manifest.body_size > self.max_entry {
             // Lookups refuse it: adding it would only fill the node.
             return Err(TierError::ReadOnly { tier: NAME });
@@ -121,24 +183,26 @@ impl Tier {
             Some(key) => key.seal(&encoded),
             None => encoded,
         };
-        let cid = self.kubo.add(bytes).await.map_err(unavailable)?;
+        let cid = kubo.add(bytes).await.map_err(unavailable)?;
         let mut manifest = entry.manifest.clone();
         manifest.cid = Some(cid);
         manifest.producer = None;
         manifest.signature = None;
         (self.sign)(&mut manifest).map_err(|reason| TierError::Corrupt { tier: NAME, reason })?;
-        self.kubo
-            .files_write(&mfs_path(&self.scope_id, &manifest.key), manifest.encode())
+        kubo.files_write(&mfs_path(&self.scope_id, &manifest.key), manifest.encode())
             .await
             .map_err(unavailable)?;
         Ok(manifest)
     }
 
-    /// The manifest for `key` from the node's MFS index, if it has one that decodes.
+    /// The manifest for `key` from the node's MFS index, if it has one that decodes (a gateway
+    /// has no index).
     async fn mfs_manifest(&self, key: &CacheKey) -> Result<Option<Manifest>, TierError> {
+        let Node::Api(kubo) = &self.node else {
+            return Ok(None);
+        };
         let path = mfs_path(&self.scope_id, key);
-        let bytes = self
-            .kubo
+        let bytes = kubo
             .files_read(&path, MAX_MANIFEST, LOOKUP_TIMEOUT)
             .await
             .map_err(unavailable)?;
@@ -150,14 +214,17 @@ impl Tier {
         }
     }
 
-    /// Was `manifest`'s repository written to after the manifest was made?
+    /// Was `manifest`'s repository written to after the manifest was made, as far as the node's
+    /// marks tell? (A gateway cannot read them: see [`Tier::with_gateway`].)
     async fn outdated(&self, manifest: &Manifest) -> Result<bool, TierError> {
+        let Node::Api(kubo) = &self.node else {
+            return Ok(false);
+        };
         if manifest.repo.is_empty() {
             return Ok(false);
         }
         let path = tombstone_path(&self.scope_id, &manifest.repo);
-        let mark = self
-            .kubo
+        let mark = kubo
             .files_read(&path, 64, LOOKUP_TIMEOUT)
             .await
             .map_err(unavailable)?;
@@ -197,7 +264,7 @@ impl Tier {
         // Both round trips are needed; the node answers them at once.
         let (outdated, body) = tokio::join!(
             self.outdated(&manifest),
-            self.kubo.cat(&cid, cap, LOOKUP_TIMEOUT)
+            self.node.cat(&cid, cap, LOOKUP_TIMEOUT)
         );
         if outdated? {
             return Ok(None);
@@ -273,15 +340,19 @@ impl CacheTier for Tier {
     /// After a write: marks the repository's entries out of date (every machine that reads the
     /// node checks the mark), or drops one entry's manifest, or the whole scope's.
     async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
+        let Node::Api(kubo) = &self.node else {
+            return Ok(0);
+        };
         let done = match selector {
-            Selector::Repo(repo) => {
+            // The mark is per repository: a write of known effects marks it whole, which only
+            // costs fetches.
+            Selector::Repo(repo) | Selector::Resources { repo, .. } => {
                 let path = tombstone_path(&self.scope_id, repo);
-                self.kubo
-                    .files_write(&path, now_ms().to_string().into_bytes())
+                kubo.files_write(&path, now_ms().to_string().into_bytes())
                     .await
             }
-            Selector::Key(key) => self.kubo.files_rm(&mfs_path(&self.scope_id, key)).await,
-            Selector::All => self.kubo.files_rm(&scope_dir(&self.scope_id)).await,
+            Selector::Key(key) => kubo.files_rm(&mfs_path(&self.scope_id, key)).await,
+            Selector::All => kubo.files_rm(&scope_dir(&self.scope_id)).await,
         };
         done.map(|()| 0).map_err(unavailable)
     }

@@ -95,7 +95,7 @@ impl Blobs {
     ///
     /// Read in place rather than on tokio's blocking pool: a blob is a small local file, and on
     /// the hit path starting a pool thread costs more than the read.
-    pub(crate) async fn read(&self, digest: &Digest) -> io::Result<Vec<u8>> {
+    pub(crate) fn read(&self, digest: &Digest) -> io::Result<Vec<u8>> {
         let path = self.path(digest);
         let mut file = std::fs::File::open(&path)?;
         // The open file's own metadata: the name may be replaced after the open.

@@ -128,7 +128,7 @@ pub(crate) fn prepare(dir: &Path, index: &str) -> Result<bool, Error> {
             }
         }
     }
-    for sub in [BLOBS, LOCKS, P2P] {
+    for sub in [BLOBS, LOCKS, crate::record::RECORDS, P2P] {
         let path = dir.join(sub);
         match present(fs::metadata(&path)).map_err(|e| open_err(format!("{sub}: {e}")))? {
             Some(meta) if meta.is_dir() => {
@@ -143,6 +143,23 @@ pub(crate) fn prepare(dir: &Path, index: &str) -> Result<bool, Error> {
         }
     }
     Ok(writable)
+}
+
+/// Whether [`prepare`] would take the cache at `dir` as it is, changing nothing: tagged, and
+/// the directory, the index and the directories a hit reads all private to the user. A few
+/// `stat`s, for the hit path, which leaves every other case to [`prepare`] (and its warning).
+pub(crate) fn settled(dir: &Path, index: &str) -> bool {
+    let me = rustix::process::geteuid().as_raw();
+    let private = |path: &Path| {
+        fs::metadata(path).is_ok_and(|meta| {
+            distrust(&meta, me).is_none() && (meta.mode() & 0o077 == 0 || meta.uid() != me)
+        })
+    };
+    private(dir)
+        && private(&dir.join(index))
+        && private(&dir.join(BLOBS))
+        && private(&dir.join(crate::record::RECORDS))
+        && fs::symlink_metadata(dir.join(TAG)).is_ok()
 }
 
 /// Creates an empty index file readable by its owner only, unless one exists: SQLite would

@@ -7,11 +7,14 @@
 //!   slot             generation u64, invalidated_at_ms u64
 //! ```
 //!
-//! Slot 0 covers every repository (`clear`, a write whose repository is unknown); a repository's
-//! slot is picked by a hash of its name. Repositories that share a slot fence each other: at
-//! worst an extra miss, never a wrong answer. An index row keeps the [`Mark`] its answer was
-//! fetched under (a hash of the epoch and the generations that cover it); the row is served only
-//! while the fence still reads that mark.
+//! An answer about a [`Resource`] of a repository is covered by three slots: slot 0, which
+//! covers everything (a write whose repository is unknown); the repository's own slot
+//! (a write whose effects are not known); and the slot of the resource in that repository
+//! (`issue create` moves the issues slot of its repository, and the one search slot that all
+//! searches share). Slots are picked by a hash of what they cover; two things that share a slot
+//! fence each other: at worst an extra miss, never a wrong answer. An index row keeps the
+//! [`Mark`] its answer was fetched under (a hash of the epoch and the generations of its three
+//! slots); the row is served only while the fence still reads that mark.
 //!
 //! Why not a table in the index: a write must move the fence when the disk is full, and SQLite
 //! cannot commit then. This file is written once at full size (real zeros, not a sparse file)
@@ -29,6 +32,7 @@ use std::io::{self, Write as _};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use ghcache_core::policy::{Resource, Resources};
 use ghcache_core::{now_ms, FenceState, Mark, Selector, TierError};
 use rustix::fs::{flock, FlockOperation};
 
@@ -48,8 +52,10 @@ const LEN: u64 = (HEADER + SLOTS * SLOT) as u64;
 pub(crate) enum Target<'a> {
     /// Every repository's.
     All,
-    /// One repository's.
+    /// Everything about one repository.
     Repo(&'a str),
+    /// Some resources of one repository (and what is not classified there).
+    Resources(&'a str, Resources),
 }
 
 impl<'a> Target<'a> {
@@ -58,16 +64,30 @@ impl<'a> Target<'a> {
         match selector {
             Selector::All => Some(Target::All),
             Selector::Repo(repo) => Some(Target::Repo(repo)),
+            Selector::Resources { repo, resources } => Some(Target::Resources(repo, *resources)),
             Selector::Key(_) => None,
         }
     }
 
-    fn slot(self) -> usize {
+    /// The slots to move.
+    fn slots(self) -> Vec<usize> {
         match self {
-            Target::All => 0,
-            Target::Repo(repo) => slot_of(repo),
+            Target::All => vec![0],
+            // Searches span repositories: a write of unknown effect may change them too.
+            Target::Repo(repo) => vec![repo_slot(repo), resource_slot(repo, Resource::Search)],
+            Target::Resources(repo, resources) => resources
+                .iter()
+                .chain([Resource::Other])
+                .map(|resource| resource_slot(repo, resource))
+                .collect(),
         }
     }
+}
+
+/// The slots that cover an answer about `resource` of `repo`: everything, the repository, the
+/// resource.
+fn slots_of(repo: &str, resource: Resource) -> [usize; 3] {
+    [0, repo_slot(repo), resource_slot(repo, resource)]
 }
 
 /// Where the fences of one cache directory are, and the operations on them.
@@ -86,13 +106,12 @@ pub enum Moved {
     InOverflow,
 }
 
-/// One file's header and the two slots that cover a repository.
+/// One file's header and the slots that cover an answer.
 #[derive(Debug, Clone, Copy, Default)]
 struct Reading {
     epoch: u64,
     floor_ms: u64,
-    all: (u64, u64),
-    repo: (u64, u64),
+    slots: [(u64, u64); 3],
 }
 
 impl Fences {
@@ -160,14 +179,14 @@ impl Fences {
     /// # Errors
     /// The fence file is missing, damaged or unreadable: the caller must neither serve nor store
     /// anything about the repository.
-    pub fn state(&self, repo: &str) -> io::Result<FenceState> {
-        let slot = slot_of(repo);
+    pub fn state(&self, repo: &str, resource: Resource) -> io::Result<FenceState> {
+        let slots = slots_of(repo, resource);
         let file = File::open(&self.primary)?;
         flock(&file, FlockOperation::LockShared).map_err(io::Error::from)?;
-        let primary = read_slots(&file, slot)?;
+        let primary = read_slots(&file, slots)?;
         let overflow = match &self.overflow {
             Some(path) => match File::open(path) {
-                Ok(over) => read_slots(&over, slot)?,
+                Ok(over) => read_slots(&over, slots)?,
                 Err(err) if err.kind() == io::ErrorKind::NotFound => Reading::default(),
                 Err(err) => return Err(err),
             },
@@ -175,27 +194,21 @@ impl Fences {
         };
         drop(file);
         let mut hasher = blake3::Hasher::new_derive_key("ghcache fence mark v1");
-        for n in [
-            primary.epoch,
-            primary.all.0,
-            primary.repo.0,
-            overflow.all.0,
-            overflow.repo.0,
-        ] {
-            hasher.update(&n.to_le_bytes());
+        hasher.update(&primary.epoch.to_le_bytes());
+        // Not the overflow file's epoch: making that file must not change every mark.
+        for (generation, _) in primary.slots.iter().chain(&overflow.slots) {
+            hasher.update(&generation.to_le_bytes());
         }
         let mut mark = [0u8; 8];
         mark.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
-        let invalidated_at_ms = [
-            primary.floor_ms,
-            primary.all.1,
-            primary.repo.1,
-            overflow.all.1,
-            overflow.repo.1,
-        ]
-        .into_iter()
-        .max()
-        .unwrap_or(0);
+        let invalidated_at_ms = primary
+            .slots
+            .iter()
+            .chain(&overflow.slots)
+            .map(|(_, at)| *at)
+            .chain([primary.floor_ms])
+            .max()
+            .unwrap_or(0);
         Ok(FenceState {
             mark: Mark(u64::from_le_bytes(mark)),
             invalidated_at_ms,
@@ -213,7 +226,7 @@ impl Fences {
     /// Neither file could be written; the caller must tell the user that answers about the
     /// repository may be out of date.
     pub(crate) fn move_for(&self, target: Target<'_>) -> io::Result<Moved> {
-        let slot = target.slot();
+        let slots = target.slots();
         let in_cache = OpenOptions::new()
             .read(true)
             .write(true)
@@ -221,7 +234,7 @@ impl Fences {
             .and_then(|file| {
                 flock(&file, FlockOperation::LockExclusive).map_err(io::Error::from)?;
                 read_header(&file)?;
-                bump(&file, slot)
+                bump(&file, &slots)
             });
         let cache_err = match in_cache {
             Ok(()) => return Ok(Moved::InCache),
@@ -242,13 +255,14 @@ impl Fences {
                 format!("{cache_err}; and in {}: {over_err}", overflow.display()),
             )
         })?;
-        bump(&file, slot)?;
+        bump(&file, &slots)?;
         drop(guard);
         Ok(Moved::InOverflow)
     }
 
-    /// Moves the fences that `selector` covers: one repository's, or all of them for
-    /// [`Selector::All`] and for one key (which has no fence of its own). For a caller that cannot
+    /// Moves the fences that `selector` covers: some resources of a repository, a whole
+    /// repository, or all of them for [`Selector::All`] and for one key (which has no fence of its
+    /// own). For a caller that cannot
     /// open the cache's index; [`crate::Tier`]'s invalidation does this and drops the rows too.
     ///
     /// # Errors
@@ -297,19 +311,37 @@ impl Fences {
 }
 
 impl ghcache_core::Fence for Fences {
-    fn read(&self, repo: &str) -> Result<FenceState, TierError> {
-        self.state(repo).map_err(|err| TierError::Unavailable {
-            tier: crate::tier::NAME,
-            reason: format!("cannot read {}: {err}", self.primary.display()),
-        })
+    fn read(&self, repo: &str, resource: Resource) -> Result<FenceState, TierError> {
+        self.state(repo, resource)
+            .map_err(|err| TierError::Unavailable {
+                tier: crate::tier::NAME,
+                reason: format!("cannot read {}: {err}", self.primary.display()),
+            })
     }
 }
 
-/// The slot of a repository: never 0, which is everyone's.
-fn slot_of(repo: &str) -> usize {
-    let hash = blake3::derive_key("ghcache fence slot v1", repo.as_bytes());
+/// The slot of a whole repository.
+fn repo_slot(repo: &str) -> usize {
+    slot_named(&["repository", repo])
+}
+
+/// The slot of a resource of a repository; all searches share one, whatever their repository.
+fn resource_slot(repo: &str, resource: Resource) -> usize {
+    match resource {
+        Resource::Search => slot_named(&["search"]),
+        other => slot_named(&["resource", repo, other.name()]),
+    }
+}
+
+/// The slot a hash of `parts` picks: never 0, which is everyone's.
+fn slot_named(parts: &[&str]) -> usize {
+    let mut hasher = blake3::Hasher::new_derive_key("ghcache fence slot v2");
+    for part in parts {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
     let mut n = [0u8; 8];
-    n.copy_from_slice(&hash[..8]);
+    n.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
     1 + (u64::from_le_bytes(n) % (SLOTS as u64 - 1)) as usize
 }
 
@@ -353,18 +385,19 @@ fn read_header(file: &File) -> io::Result<(u64, u64)> {
     Ok((u64_at(24), u64_at(32)))
 }
 
-fn read_slots(file: &File, slot: usize) -> io::Result<Reading> {
+fn read_slots(file: &File, slots: [usize; 3]) -> io::Result<Reading> {
     let (epoch, floor_ms) = read_header(file)?;
-    let mut bytes = [0u8; SLOT];
-    file.read_exact_at(&mut bytes, HEADER as u64)?;
-    let all = decode_slot(&bytes);
-    file.read_exact_at(&mut bytes, (HEADER + slot * SLOT) as u64)?;
-    Ok(Reading {
+    let mut reading = Reading {
         epoch,
         floor_ms,
-        all,
-        repo: decode_slot(&bytes),
-    })
+        ..Reading::default()
+    };
+    let mut bytes = [0u8; SLOT];
+    for (into, slot) in reading.slots.iter_mut().zip(slots) {
+        file.read_exact_at(&mut bytes, (HEADER + slot * SLOT) as u64)?;
+        *into = decode_slot(&bytes);
+    }
+    Ok(reading)
 }
 
 fn decode_slot(bytes: &[u8]) -> (u64, u64) {
@@ -382,17 +415,20 @@ fn encode_slot(generation: u64, at: u64) -> [u8; SLOT] {
     out
 }
 
-/// Adds one to a slot's generation and records now (never earlier than its last move).
-/// The caller holds the exclusive lock.
-fn bump(file: &File, slot: usize) -> io::Result<()> {
-    let offset = (HEADER + slot * SLOT) as u64;
-    let mut bytes = [0u8; SLOT];
-    file.read_exact_at(&mut bytes, offset)?;
-    let (generation, at) = decode_slot(&bytes);
-    file.write_all_at(
-        &encode_slot(generation.saturating_add(1), now_ms().max(at)),
-        offset,
-    )?;
+/// Adds one to the generation of each of `slots` and records now (never earlier than its last
+/// move). The caller holds the exclusive lock.
+fn bump(file: &File, slots: &[usize]) -> io::Result<()> {
+    let now = now_ms();
+    for slot in slots {
+        let offset = (HEADER + slot * SLOT) as u64;
+        let mut bytes = [0u8; SLOT];
+        file.read_exact_at(&mut bytes, offset)?;
+        let (generation, at) = decode_slot(&bytes);
+        file.write_all_at(
+            &encode_slot(generation.saturating_add(1), now.max(at)),
+            offset,
+        )?;
+    }
     file.sync_data()
 }
 
@@ -456,22 +492,48 @@ mod tests {
         }
     }
 
+    fn mark(fences: &Fences, repo: &str, resource: Resource) -> io::Result<Mark> {
+        fences.state(repo, resource).map(|s| s.mark)
+    }
+
     #[test]
     fn a_move_changes_the_marks_it_covers_and_no_others() -> io::Result<()> {
+        use Resource::*;
         let dir = tempfile::tempdir()?;
         let fences = fences(dir.path(), dir.path());
         assert_eq!(fences.ensure(false)?, None);
-        let (a, b) = (fences.state("o/a")?, fences.state("o/b")?);
-        assert_ne!(slot_of("o/a"), slot_of("o/b"), "the test needs two slots");
-        assert_eq!(a.invalidated_at_ms, 0);
+        let covered = [
+            ("o/a", Issues),
+            ("o/a", Other),
+            ("o/b", Search),
+            ("o/a", Releases),
+            ("o/b", Issues),
+        ];
+        let before: Vec<Mark> = covered
+            .iter()
+            .map(|(repo, r)| mark(&fences, repo, *r))
+            .collect::<io::Result<_>>()?;
+        assert_eq!(fences.state("o/a", Issues)?.invalidated_at_ms, 0);
+        // `issue create -R o/a`: its issues, its unclassified answers, every search.
+        let issue_create = Resources::of(&[Issues, Search]);
+        fences.move_for(Target::Resources("o/a", issue_create))?;
+        let after: Vec<Mark> = covered
+            .iter()
+            .map(|(repo, r)| mark(&fences, repo, *r))
+            .collect::<io::Result<_>>()?;
+        let moved: Vec<bool> = before.iter().zip(&after).map(|(b, a)| b != a).collect();
+        assert_eq!(moved, [true, true, true, false, false]);
+        assert!(fences.state("o/a", Issues)?.invalidated_at_ms > 0);
+
         fences.move_for(Target::Repo("o/a"))?;
-        let a2 = fences.state("o/a")?;
-        assert_ne!(a2.mark, a.mark);
-        assert!(a2.invalidated_at_ms > 0);
-        assert_eq!(fences.state("o/b")?, b);
+        assert_ne!(
+            mark(&fences, "o/a", Releases)?,
+            after[3],
+            "the whole repository"
+        );
+        assert_eq!(mark(&fences, "o/b", Issues)?, after[4]);
         fences.move_for(Target::All)?;
-        assert_ne!(fences.state("o/b")?.mark, b.mark);
-        assert_ne!(fences.state("o/a")?.mark, a2.mark);
+        assert_ne!(mark(&fences, "o/b", Issues)?, after[4], "everything");
         Ok(())
     }
 
@@ -480,17 +542,17 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let fences = fences(dir.path(), &dir.path().join("state"));
         fences.ensure(false)?;
-        let before = fences.state("o/a")?;
+        let before = fences.state("o/a", Resource::Issues)?;
         // A primary that cannot be written: the move lands in the overflow file.
         let read_only = Fences {
             primary: dir.path().join("missing-dir").join(FENCES),
             ..fences.clone()
         };
         assert_eq!(read_only.move_for(Target::Repo("o/a"))?, Moved::InOverflow);
-        let moved = fences.state("o/a")?;
+        let moved = fences.state("o/a", Resource::Issues)?;
         assert_ne!(moved.mark, before.mark);
         fences.fold_overflow()?;
-        let folded = fences.state("o/a")?;
+        let folded = fences.state("o/a", Resource::Issues)?;
         assert_ne!(
             folded.mark, before.mark,
             "folding never brings an old mark back"
@@ -505,11 +567,14 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let fences = fences(dir.path(), dir.path());
         fences.ensure(false)?;
-        let before = fences.state("o/a")?;
+        let before = fences.state("o/a", Resource::Other)?;
         std::fs::write(dir.path().join(FENCES), b"garbage")?;
-        assert!(fences.state("o/a").is_err(), "unreadable, not zero");
+        assert!(
+            fences.state("o/a", Resource::Other).is_err(),
+            "unreadable, not zero"
+        );
         assert!(fences.ensure(true)?.is_some_and(|w| w.contains("damaged")));
-        let after = fences.state("o/a")?;
+        let after = fences.state("o/a", Resource::Other)?;
         assert_ne!(after.mark, before.mark);
         assert!(
             after.invalidated_at_ms > 0,

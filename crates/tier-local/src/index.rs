@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use ghcache_core::policy::{Resource, Resources};
 use sqlx::{Row, SqliteConnection};
 
 use crate::stats::{Counts, Stats};
@@ -45,7 +46,9 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 3: the fence mark each answer was fetched under (see the fence module); rows from before
     // have 0, which no fence reads, so they are fetched again.
-    "ALTER TABLE entries ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;",
+    // And the resource the answer shows (`policy::Resource` codes; 7 is "other").
+    "ALTER TABLE entries ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE entries ADD COLUMN resource INTEGER NOT NULL DEFAULT 7;",
 ];
 
 /// The schema version this build writes.
@@ -113,6 +116,7 @@ pub(crate) struct Stored {
     pub repo: String,
     pub fence: u64,
     pub created_at_ms: i64,
+    pub resource: Resource,
 }
 
 pub(crate) async fn lookup(
@@ -120,7 +124,7 @@ pub(crate) async fn lookup(
     key: &[u8],
 ) -> sqlx::Result<Option<Stored>> {
     let row = sqlx::query(
-        "SELECT manifest, digest, last_used_ms, repo, fence, created_at_ms FROM entries
+        "SELECT manifest, digest, last_used_ms, repo, fence, created_at_ms, resource FROM entries
          WHERE key = ?",
     )
     .bind(key)
@@ -134,6 +138,11 @@ pub(crate) async fn lookup(
             repo: row.try_get(3)?,
             fence: row.try_get::<i64, _>(4)? as u64,
             created_at_ms: row.try_get(5)?,
+            // A code this build does not know is "other": covered by every write.
+            resource: u8::try_from(row.try_get::<i64, _>(6)?)
+                .ok()
+                .and_then(Resource::from_code)
+                .unwrap_or(Resource::Other),
         })
     })
     .transpose()
@@ -162,6 +171,20 @@ pub(crate) async fn touch(
         .map(drop)
 }
 
+/// Records a use at `at_ms` unless the row knows of a later one.
+pub(crate) async fn touch_later(
+    conn: &mut SqliteConnection,
+    key: &[u8],
+    at_ms: u64,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE entries SET last_used_ms = MAX(last_used_ms, ?) WHERE key = ?")
+        .bind(to_i64(at_ms))
+        .bind(key)
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
 /// A row to insert.
 pub(crate) struct NewRow<'a> {
     pub key: &'a [u8],
@@ -175,14 +198,16 @@ pub(crate) struct NewRow<'a> {
     pub has_cid: bool,
     /// The fence mark the answer was fetched under.
     pub fence: u64,
+    /// What the answer shows.
+    pub resource: Resource,
 }
 
 pub(crate) async fn upsert(conn: &mut SqliteConnection, row: &NewRow<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT OR REPLACE INTO entries
             (key, scope_id, repo, manifest, digest, size, created_at_ms, last_used_ms, has_cid,
-             fence)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             fence, resource)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(row.key)
     .bind(row.scope_id)
@@ -195,6 +220,7 @@ pub(crate) async fn upsert(conn: &mut SqliteConnection, row: &NewRow<'_>) -> sql
     .bind(row.has_cid)
     // The mark's bits as SQLite's signed integer; read back with the same cast.
     .bind(row.fence as i64)
+    .bind(i64::from(row.resource.code()))
     .execute(conn)
     .await
     .map(drop)
@@ -219,36 +245,87 @@ pub(crate) async fn delete_if(
 pub(crate) enum Which<'a> {
     Key(&'a [u8]),
     Repo(&'a str),
+    /// The rows about these resources of a repository and its unclassified ones, and with
+    /// [`Resource::Search`] every search (see `Selector::Resources`).
+    Resources(&'a str, Resources),
     All,
 }
 
-/// Deletes rows; returns the digest of each deleted row.
+/// The value bound to a [`condition`]'s one parameter.
+enum Bound<'a> {
+    Bytes(&'a [u8]),
+    Text(&'a str),
+    Nothing,
+}
+
+/// The rows `which` names, as an SQL condition with at most one parameter.
+fn condition(which: Which<'_>) -> (String, Bound<'_>) {
+    match which {
+        Which::Key(key) => ("key = ?".into(), Bound::Bytes(key)),
+        Which::Repo(repo) => ("repo = ?".into(), Bound::Text(repo)),
+        Which::Resources(repo, resources) => {
+            // Our own small integers, not input: safe to write into the statement.
+            let codes: Vec<String> = resources
+                .iter()
+                .chain([Resource::Other])
+                .map(|r| r.code().to_string())
+                .collect();
+            let mut sql = format!("(repo = ? AND resource IN ({}))", codes.join(", "));
+            if resources.contains(Resource::Search) {
+                sql.push_str(&format!(" OR resource = {}", Resource::Search.code()));
+            }
+            (sql, Bound::Text(repo))
+        }
+        Which::All => ("1".into(), Bound::Nothing),
+    }
+}
+
+/// A deleted row.
+pub(crate) struct Deleted {
+    pub key: Vec<u8>,
+    pub digest: String,
+}
+
+/// Deletes rows; returns the key and digest of each deleted row.
 pub(crate) async fn delete(
     conn: &mut SqliteConnection,
     which: Which<'_>,
-) -> sqlx::Result<Vec<String>> {
-    let query = match which {
-        Which::Key(key) => {
-            sqlx::query_scalar("DELETE FROM entries WHERE key = ? RETURNING digest").bind(key)
-        }
-        Which::Repo(repo) => {
-            sqlx::query_scalar("DELETE FROM entries WHERE repo = ? RETURNING digest").bind(repo)
-        }
-        Which::All => sqlx::query_scalar("DELETE FROM entries RETURNING digest"),
+) -> sqlx::Result<Vec<Deleted>> {
+    let (condition, bound) = condition(which);
+    let sql = format!("DELETE FROM entries WHERE {condition} RETURNING key, digest");
+    let query = sqlx::query_as::<_, (Vec<u8>, String)>(&sql);
+    let query = match bound {
+        Bound::Bytes(b) => query.bind(b),
+        Bound::Text(t) => query.bind(t),
+        Bound::Nothing => query,
     };
-    query.fetch_all(conn).await
+    let rows = query.fetch_all(conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(key, digest)| Deleted { key, digest })
+        .collect())
+}
+
+/// Keys of every row.
+pub(crate) async fn all_keys(conn: &mut SqliteConnection) -> sqlx::Result<HashSet<[u8; 32]>> {
+    let keys: Vec<Vec<u8>> = sqlx::query_scalar("SELECT key FROM entries")
+        .fetch_all(conn)
+        .await?;
+    Ok(keys
+        .into_iter()
+        .filter_map(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+        .collect())
 }
 
 /// How many rows `which` names.
 pub(crate) async fn count(conn: &mut SqliteConnection, which: Which<'_>) -> sqlx::Result<u64> {
-    let query = match which {
-        Which::Key(key) => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM entries WHERE key = ?").bind(key)
-        }
-        Which::Repo(repo) => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM entries WHERE repo = ?").bind(repo)
-        }
-        Which::All => sqlx::query_scalar("SELECT COUNT(*) FROM entries"),
+    let (condition, bound) = condition(which);
+    let sql = format!("SELECT COUNT(*) FROM entries WHERE {condition}");
+    let query = sqlx::query_scalar(&sql);
+    let query = match bound {
+        Bound::Bytes(b) => query.bind(b),
+        Bound::Text(t) => query.bind(t),
+        Bound::Nothing => query,
     };
     query.fetch_one(conn).await.map(to_u64)
 }

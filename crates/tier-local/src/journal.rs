@@ -9,6 +9,10 @@
 //! per 11,000 hits at the default size). Each claimed file's name is recorded in the
 //! index with the counts it added, so a crash between the commit and the file's removal never
 //! counts a file twice.
+//!
+//! A hit that opens no index at all (see the record module) also notes here when it used an
+//! entry, at most once per entry per touch interval, and the fold moves that into the index's
+//! access times, which eviction orders by.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
@@ -26,8 +30,21 @@ use crate::stats::Counts;
 const PENDING: &str = "stats.pending";
 /// Claimed files: `stats.pending.<pid>.<ms>.<n>`.
 const CLAIMED_PREFIX: &str = "stats.pending.";
-/// Format tag of a line; lines with another tag, or torn by a crash, are skipped.
+/// Format tag of a counts line; lines with another tag, or torn by a crash, are skipped.
 const TAG: &str = "v1";
+/// Format tag of an access line: `t1 <key hex> <ms>`.
+const TOUCH_TAG: &str = "t1";
+
+/// What pending files hold.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    /// Requests counted.
+    pub requests: i64,
+    /// Counts of events.
+    pub counts: Counts,
+    /// Entries used, and when (latest per key).
+    pub touches: Vec<([u8; 32], u64)>,
+}
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
@@ -39,6 +56,31 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 /// append goes ahead only while the locked file is still the pending file, and otherwise opens
 /// the new one.
 pub(crate) fn append(dir: &Path, counts: &Counts) -> io::Result<u64> {
+    let line = format!(
+        "{TAG} 1 {} {} {} {} {} {} {} {} {}\n",
+        counts.hits_local,
+        counts.hits_p2p,
+        counts.hits_ipfs,
+        counts.misses,
+        counts.bypassed,
+        counts.revalidated,
+        counts.stale_served,
+        counts.errors,
+        counts.corrupt
+    );
+    append_line(dir, &line)
+}
+
+/// Notes that the entry of `key` was used at `at_ms`; returns the file's size after the append.
+pub(crate) fn append_touch(dir: &Path, key: &[u8; 32], at_ms: u64) -> io::Result<u64> {
+    let mut hex = String::with_capacity(64);
+    for b in key {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    append_line(dir, &format!("{TOUCH_TAG} {hex} {at_ms}\n"))
+}
+
+fn append_line(dir: &Path, line: &str) -> io::Result<u64> {
     let path = dir.join(PENDING);
     let mut file = loop {
         let file = OpenOptions::new()
@@ -52,18 +94,6 @@ pub(crate) fn append(dir: &Path, counts: &Counts) -> io::Result<u64> {
             break file;
         }
     };
-    let line = format!(
-        "{TAG} 1 {} {} {} {} {} {} {} {} {}\n",
-        counts.hits_local,
-        counts.hits_p2p,
-        counts.hits_ipfs,
-        counts.misses,
-        counts.bypassed,
-        counts.revalidated,
-        counts.stale_served,
-        counts.errors,
-        counts.corrupt
-    );
     file.write_all(line.as_bytes())?;
     Ok(file.metadata()?.len())
 }
@@ -111,7 +141,7 @@ pub(crate) fn name_of(path: &Path) -> String {
 
 /// Sums a pending or claimed file: `(requests, counts)`. Waits for appenders that still hold
 /// the file open (they opened it before it was claimed).
-pub(crate) fn sum(path: &Path) -> io::Result<(i64, Counts)> {
+pub(crate) fn sum(path: &Path) -> io::Result<Pending> {
     let mut file = File::open(path)?;
     flock(&file, FlockOperation::LockExclusive)?;
     let mut text = String::new();
@@ -126,20 +156,32 @@ pub(crate) fn peek(dir: &Path) -> (i64, Counts) {
     let files = claimed(dir).into_iter().chain([dir.join(PENDING)]);
     for path in files {
         if let Ok(text) = std::fs::read_to_string(path) {
-            let (r, c) = parse(&text);
-            requests += r;
-            total.add(&c);
+            let pending = parse(&text);
+            requests += pending.requests;
+            total.add(&pending.counts);
         }
     }
     (requests, total)
 }
 
-fn parse(text: &str) -> (i64, Counts) {
+fn parse(text: &str) -> Pending {
     let mut requests = 0;
     let mut total = Counts::default();
+    let mut touches: std::collections::HashMap<[u8; 32], u64> = Default::default();
     for line in text.lines() {
         let mut fields = line.split(' ');
-        if fields.next() != Some(TAG) {
+        let tag = fields.next();
+        if tag == Some(TOUCH_TAG) {
+            let (Some(hex), Some(at), None) = (fields.next(), fields.next(), fields.next()) else {
+                continue;
+            };
+            if let (Some(key), Ok(at)) = (ghcache_core::CacheKey::from_hex(hex), at.parse()) {
+                let latest = touches.entry(key.0).or_default();
+                *latest = (*latest).max(at);
+            }
+            continue;
+        }
+        if tag != Some(TAG) {
             continue;
         }
         let numbers: Vec<i64> = fields.filter_map(|f| f.parse().ok()).collect();
@@ -159,7 +201,11 @@ fn parse(text: &str) -> (i64, Counts) {
             corrupt: co,
         });
     }
-    (requests, total)
+    Pending {
+        requests,
+        counts: total,
+        touches: touches.into_iter().collect(),
+    }
 }
 
 #[cfg(test)]
@@ -168,11 +214,15 @@ mod tests {
 
     #[test]
     fn lines_add_up_and_torn_lines_are_skipped() {
-        let (r, c) = parse(
-            "v1 1 1 0 0 0 0 0 0 0 0\nv1 1 0 1 0 1 0 0 0 0 0\nv1 1 2\nv9 1 1 1 1 1 1 1 1 1 1\n",
-        );
-        assert_eq!(r, 2);
+        let key = "ab".repeat(32);
+        let pending = parse(&format!(
+            "v1 1 1 0 0 0 0 0 0 0 0\nv1 1 0 1 0 1 0 0 0 0 0\nv1 1 2\nv9 1 1 1 1 1 1 1 1 1 1\n\
+             t1 {key} 5\nt1 {key} 9\nt1 {key} 7\nt1 nothex 3\nt1 {key}\n"
+        ));
+        let c = pending.counts;
+        assert_eq!(pending.requests, 2);
         assert_eq!((c.hits_local, c.hits_p2p, c.misses), (1, 1, 1));
+        assert_eq!(pending.touches, vec![([0xab; 32], 9)], "the latest use of each key");
     }
 
     #[test]
@@ -188,8 +238,8 @@ mod tests {
         assert_eq!(peek(dir.path()).0, 3);
         let files = claim(dir.path(), 1);
         assert_eq!(files.len(), 1);
-        let (requests, counts) = sum(&files[0]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((requests, counts.hits_local), (3, 3));
+        let pending = sum(&files[0]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((pending.requests, pending.counts.hits_local), (3, 3));
         assert!(
             claim(dir.path(), 2).len() == 1,
             "the claimed file stays until removed"

@@ -26,13 +26,18 @@ mod error;
 mod fence;
 mod index;
 mod journal;
+mod lazy;
 mod lock;
+mod reader;
+mod record;
 mod stats;
 mod tier;
 
 pub use config::Config;
 pub use error::Error;
 pub use fence::{Fences, Moved};
+pub use lazy::LazyTier;
 pub use lock::KeyLock;
+pub use reader::{Found, Read, Reader, Used};
 pub use stats::Stats;
 pub use tier::Tier;

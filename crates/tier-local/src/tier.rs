@@ -24,13 +24,14 @@ use crate::fence::{Fences, Moved, Target};
 use crate::index::{self, NewRow, Schema, Which};
 use crate::journal;
 use crate::lock::{index_lock_path, lock_file, KeyLock};
+use crate::record;
 use crate::stats::{Counts, Stats};
 
 /// The tier's name in stats and debug lines.
 pub(crate) const NAME: &str = "local";
 
 /// File name of the index inside the cache directory.
-const DB: &str = "index.db";
+pub(crate) const DB: &str = "index.db";
 
 /// How long SQLite waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -207,6 +208,19 @@ impl Tier {
         &self.fences
     }
 
+    /// Drops the entries `selector` names from this machine's cache (`ghcache clear`): disk
+    /// housekeeping, not news of a write, so no fence moves and answers that peers hold stay
+    /// good. Returns how many entries were dropped.
+    ///
+    /// # Errors
+    /// [`TierError::ReadOnly`] in a read-only cache, or the index's failure.
+    pub async fn clear(&self, selector: &Selector) -> Result<u64, TierError> {
+        if self.read_only {
+            return Err(TierError::ReadOnly { tier: NAME });
+        }
+        self.drop_rows(selector).await
+    }
+
     /// Whether nothing can be stored (a read-only or full cache dir; [`Tier::warnings`] said so).
     pub fn is_read_only(&self) -> bool {
         self.read_only
@@ -259,6 +273,22 @@ impl Tier {
             .map_err(|e| self.index_err(&e))
     }
 
+    /// Folds the counters (and use notes) that processes appended without the index into it:
+    /// for a caller that only appended, once [`crate::Reader::record`] says the file is large.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] in a read-only cache, [`Error::Index`] when the fold fails (the counts
+    /// stay pending).
+    pub async fn fold_pending(&self) -> Result<(), Error> {
+        if self.read_only {
+            return Err(Error::ReadOnly {
+                dir: self.dir.clone(),
+            });
+        }
+        let mut conn = self.conn.lock().await;
+        self.fold_now(&mut conn).await
+    }
+
     /// Folds the pending counters into the index in a transaction of their own.
     async fn fold_now(&self, conn: &mut SqliteConnection) -> Result<(), Error> {
         let mut tx = conn
@@ -290,10 +320,13 @@ impl Tier {
         for path in journal::claim(&self.dir, now) {
             let name = journal::name_of(&path);
             if !index::was_folded(&mut *tx, &name).await? {
-                let Ok((requests, counts)) = journal::sum(&path) else {
+                let Ok(pending) = journal::sum(&path) else {
                     continue;
                 };
-                index::add_counts(&mut *tx, requests, &counts).await?;
+                index::add_counts(&mut *tx, pending.requests, &pending.counts).await?;
+                for (key, at_ms) in &pending.touches {
+                    index::touch_later(&mut *tx, key, *at_ms).await?;
+                }
                 index::mark_folded(&mut *tx, &name, now).await?;
             }
             done.push(path);
@@ -386,6 +419,9 @@ impl Tier {
         let dropped = index::delete_if(&mut tx, &key.0, digest)
             .await
             .map_err(|e| self.tier_err(&e))?;
+        if dropped {
+            record::remove(&self.dir, &key.0);
+        }
         if let Some(d) = Digest::from_hex(digest) {
             let unused = !index::referenced(&mut tx, digest)
                 .await
@@ -459,6 +495,7 @@ impl Tier {
                     break;
                 }
                 index::delete(conn, Which::Key(&victim.key)).await?;
+                record::remove(&self.dir, &victim.key);
                 if !index::referenced(conn, &victim.digest).await? {
                     if let Some(d) = Digest::from_hex(&victim.digest) {
                         let _ = self.blobs.remove(&d);
@@ -469,6 +506,7 @@ impl Tier {
         }
         let keep = index::all_digests(conn).await?;
         self.blobs.sweep(&keep, TMP_GRACE);
+        record::sweep(&self.dir, &index::all_keys(conn).await?);
         // Eviction is rare and already sweeps: drop the lock files of keys nobody is fetching.
         KeyLock::remove_unheld(&self.dir);
         Ok(())
@@ -506,10 +544,14 @@ impl Tier {
             now_ms: now_ms(),
             has_cid: m.cid.is_some(),
             fence: mark.0,
+            resource: m.resource,
         };
         index::upsert(&mut tx, &row)
             .await
             .map_err(|e| self.tier_err(&e))?;
+        // Inside the transaction, under the row's mark: a crash before the commit leaves a record
+        // without a row, which describes a body that is there and is fenced like the row.
+        record::write(&self.dir, &m.key, mark.0, m).map_err(|e| self.write_err(&e))?;
         if let Some(old) = old.filter(|old| *old != hex) {
             self.release(&mut tx, vec![old])
                 .await
@@ -551,7 +593,7 @@ impl CacheTier for Tier {
         // fence serves nothing.
         if !self
             .fences
-            .state(&stored.repo)
+            .state(&stored.repo, stored.resource)
             .is_ok_and(|state| state.mark.0 == stored.fence)
         {
             return Ok(Lookup::Miss);
@@ -568,7 +610,7 @@ impl CacheTier for Tier {
                     .await;
             }
         };
-        let bytes = match self.blobs.read(&manifest.body_digest).await {
+        let bytes = match self.blobs.read(&manifest.body_digest) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
                 let reason = format!("body file {} is missing", stored.digest);
@@ -608,6 +650,9 @@ impl CacheTier for Tier {
             // Best effort: a lost touch only makes eviction a little less accurate.
             let mut conn = self.conn.lock().await;
             let _ = index::touch(&mut conn, &key.0, now).await;
+        }
+        if !self.read_only {
+            self.repair_record(key, stored.fence, &manifest);
         }
         Ok(Lookup::Hit(Entry { manifest, body }))
     }
@@ -674,6 +719,7 @@ impl CacheTier for Tier {
 fn which(selector: &Selector) -> Which<'_> {
     match selector {
         Selector::Repo(repo) => Which::Repo(repo),
+        Selector::Resources { repo, resources } => Which::Resources(repo, *resources),
         Selector::Key(key) => Which::Key(&key.0),
         Selector::All => Which::All,
     }
@@ -698,12 +744,15 @@ impl Tier {
         if entry.manifest.body_size > self.max_bytes {
             return Ok(());
         }
-        let state = self.fences.state(&entry.manifest.repo).map_err(|err| {
-            TierError::from(Error::Write {
-                dir: self.dir.clone(),
-                reason: format!("cannot read the fence file: {err}"),
-            })
-        })?;
+        let state = self
+            .fences
+            .state(&entry.manifest.repo, entry.manifest.resource)
+            .map_err(|err| {
+                TierError::from(Error::Write {
+                    dir: self.dir.clone(),
+                    reason: format!("cannot read the fence file: {err}"),
+                })
+            })?;
         if !admitted(&state, mark, entry) && !self.describes_stored(entry, &digest, &state).await {
             // Older than a write this machine has seen: storing it would bring the old answer
             // back. Not an error: the caller has nothing to fix.
@@ -715,6 +764,23 @@ impl Tier {
             .await
             .map_err(|e| self.write_err(&e))?;
         self.store(entry, staged, &digest, state.mark).await
+    }
+
+    /// Writes the record of a row that the hit path could not read (missing, damaged, or
+    /// left by a store that was undone), so the next hit of this key needs no index. Best
+    /// effort: a missing record only costs that hit the index. Written without the index's write
+    /// lock, so a repair that races a store may put back the record of the answer the store
+    /// replaced: one fetched under the same fence mark (a write since would have moved it), so
+    /// still a right answer, whose own age decides whether it is served.
+    fn repair_record(&self, key: &CacheKey, mark: u64, manifest: &Manifest) {
+        let current = record::read(&self.dir, key);
+        let matches = matches!(
+            &current,
+            Ok(Some(r)) if r.mark == mark && r.manifest == manifest.encode()
+        );
+        if !matches {
+            let _ = record::write(&self.dir, key, mark, manifest);
+        }
     }
 
     /// Whether `entry` is the answer already stored for its key, still under the fence, with a
@@ -737,15 +803,20 @@ impl Tier {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| self.tier_err(&e))?;
-        let digests = index::delete(&mut tx, which(selector))
+        let deleted = index::delete(&mut tx, which(selector))
             .await
             .map_err(|e| self.tier_err(&e))?;
-        let dropped = digests.len() as u64;
+        let dropped = deleted.len() as u64;
+        for row in &deleted {
+            record::remove(&self.dir, &row.key);
+        }
+        let digests = deleted.into_iter().map(|row| row.digest).collect();
         if matches!(selector, Selector::All) {
             let keep = index::all_digests(&mut tx)
                 .await
                 .map_err(|e| self.tier_err(&e))?;
             self.blobs.sweep(&keep, TMP_GRACE);
+            record::sweep(&self.dir, &std::collections::HashSet::new());
         } else {
             self.release(&mut tx, digests)
                 .await
@@ -857,7 +928,7 @@ fn classify(db: &Path, err: &sqlx::Error) -> Failure {
 
 /// Cheap checks of the file header that SQLite itself only trips over on a later query: not a
 /// database, or shorter than the header says (truncated).
-fn header_problem(db: &Path) -> Option<String> {
+pub(crate) fn header_problem(db: &Path) -> Option<String> {
     use std::io::Read as _;
     let mut file = std::fs::File::open(db).ok()?;
     let len = file.metadata().ok()?.len();

@@ -4,7 +4,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ghcache_core::testkit::sample_entry;
-use ghcache_core::{CacheTier, Fence, Lookup, Selector, CLOCK_SKEW};
+use ghcache_core::policy::{Resource, Resources};
+use ghcache_core::{CacheTier, Entry, Fence, Lookup, Selector, CLOCK_SKEW};
 use ghcache_tier_local::{Config, Tier};
 
 fn tempdir() -> tempfile::TempDir {
@@ -19,7 +20,7 @@ async fn open(dir: &Path) -> Tier {
 
 fn mark(tier: &Tier, repo: &str) -> ghcache_core::Mark {
     tier.fences()
-        .read(repo)
+        .read(repo, Resource::Other)
         .unwrap_or_else(|e| panic!("fence: {e}"))
         .mark
 }
@@ -178,5 +179,55 @@ async fn a_stored_answer_described_anew_after_a_write_keeps_its_place() {
         tier.get(&entry.manifest.key).await.ok(),
         Some(Lookup::Hit(described))
     );
+    tier.close().await;
+}
+
+fn about(seed: u8, repo: &str, resource: Resource) -> Entry {
+    let mut entry = sample_entry(seed, repo, format!("{repo} {}\n", resource.name()).as_bytes());
+    entry.manifest.resource = resource;
+    entry
+}
+
+#[tokio::test]
+async fn a_write_drops_what_it_can_change_and_keeps_the_rest() {
+    let dir = tempdir();
+    let tier = open(dir.path()).await;
+    let issues = about(10, "o/r", Resource::Issues);
+    let releases = about(11, "o/r", Resource::Releases);
+    let unclassified = about(12, "o/r", Resource::Other);
+    let search_elsewhere = about(13, "o/elsewhere", Resource::Search);
+    let other_repo_issues = about(14, "o/other", Resource::Issues);
+    let all = [
+        &issues,
+        &releases,
+        &unclassified,
+        &search_elsewhere,
+        &other_repo_issues,
+    ];
+    for entry in all {
+        let m = tier
+            .fences()
+            .read(&entry.manifest.repo, entry.manifest.resource)
+            .unwrap_or_else(|e| panic!("fence: {e}"))
+            .mark;
+        tier.put_fenced(entry, m)
+            .await
+            .unwrap_or_else(|e| panic!("put: {e}"));
+    }
+    // `gh issue create -R o/r`.
+    let dropped = tier
+        .invalidate(&Selector::Resources {
+            repo: "o/r".into(),
+            resources: Resources::of(&[Resource::Issues, Resource::Search]),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("invalidate: {e}"));
+    assert_eq!(dropped, 3, "issues, the unclassified answer, the search");
+    let mut served = Vec::new();
+    for entry in all {
+        let hit = matches!(tier.get(&entry.manifest.key).await, Ok(Lookup::Hit(_)));
+        served.push(hit);
+    }
+    assert_eq!(served, [false, true, false, false, true]);
     tier.close().await;
 }

@@ -13,7 +13,9 @@ use crate::swarm_key::SwarmKey;
 pub struct Config {
     /// The private swarm's pre-shared key: only holders can connect.
     pub swarm_key: SwarmKey,
-    /// Addresses to listen on. Default `/ip4/0.0.0.0/tcp/4001`.
+    /// Addresses to listen on. Default `/ip4/0.0.0.0/tcp/4001`. Empty: listen nowhere and only
+    /// dial out, as a runner behind NAT that nobody can dial; the DHT then runs in client mode,
+    /// so that no peer's query waits on a dial to this node.
     pub listen: Vec<Multiaddr>,
     /// Peers to dial at start, as `/ip4/.../tcp/N/p2p/<peer id>`.
     pub bootstrap: Vec<Multiaddr>,
@@ -21,6 +23,14 @@ pub struct Config {
     pub mdns: bool,
     /// Consume only: never serve, announce, provide or invalidate (for untrusted CI runners).
     pub read_only: bool,
+    /// Be a keeper: fetch, check, store, provide and serve every entry announced on the scopes
+    /// that connected peers subscribe to (bounded; the store's own size cap evicts least
+    /// recently used entries). For a long-lived peer that runners dial, usually the seed.
+    /// Excludes `read_only`.
+    pub keep: bool,
+    /// Scopes followed from the start: the scope that this machine's CLI uses, so the daemon
+    /// hears its announcements and asks peers for its directory before the first lookup.
+    pub scopes: Vec<[u8; 32]>,
     /// If not empty, the only producers whose entries and invalidations are accepted.
     pub trusted_peers: Vec<PeerId>,
     /// How long one fetch request to a peer may take before it is abandoned.
@@ -47,6 +57,8 @@ impl Config {
             bootstrap: Vec::new(),
             mdns: true,
             read_only: false,
+            keep: false,
+            scopes: Vec::new(),
             trusted_peers: Vec::new(),
             fetch_timeout: Duration::from_secs(5),
             held: Vec::new(),

@@ -32,7 +32,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{oneshot, Notify};
 use tokio::time::{timeout, Instant};
 
-use crate::node::{bump, log, lookup, Command, Shared};
+use crate::fetches::lookup;
+use crate::node::{bump, log, Command, Shared};
 use crate::sign;
 use crate::wire::{self, Control, FrameBudget, Reply};
 
@@ -357,11 +358,20 @@ async fn handle(shared: &Arc<Shared>, request: Control) -> Reply {
                 _ => Reply::Miss,
             }
         }
-        Control::Invalidate { scope_id, repo } => {
+        Control::Invalidate {
+            scope_id,
+            repo,
+            resources,
+        } => {
             if shared.read_only {
                 return Reply::Ok;
             }
-            if shared.send(Command::Invalidate { scope_id, repo }).await {
+            let command = Command::Invalidate {
+                scope_id,
+                repo,
+                resources,
+            };
+            if shared.send(command).await {
                 Reply::Ok
             } else {
                 Reply::Error("daemon is shutting down".into())

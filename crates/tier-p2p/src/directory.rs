@@ -1,9 +1,13 @@
-//! What the swarm has announced: manifests and who holds them, learned from gossip.
+//! What the swarm has announced: manifests and who holds them, learned from gossip and from
+//! the directories of peers this node connected to, and what this node holds itself.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
 
 use ghcache_core::{CacheKey, Manifest};
 use libp2p::PeerId;
+
+use crate::wire::{self, Invalidation};
 
 /// Most manifests remembered; the oldest announcement is forgotten first.
 const MAX_ENTRIES: usize = 50_000;
@@ -19,11 +23,15 @@ pub(crate) struct Directory {
 
 impl Directory {
     /// Records that `provider` holds `manifest`'s entry. A newer manifest replaces an older one
-    /// and its providers; the same entry announced again with an IPFS CID (added after it was
+    /// and its providers, an older one is ignored; the same entry announced again with an IPFS CID (added after it was
     /// first announced) replaces the one without.
     pub(crate) fn insert(&mut self, manifest: Manifest, provider: PeerId) {
         let key = manifest.key;
         if let Some((known, providers)) = self.entries.get_mut(&key) {
+            if manifest.created_at_ms < known.created_at_ms {
+                // An older answer: its holder does not hold the one known now.
+                return;
+            }
             if manifest.created_at_ms > known.created_at_ms {
                 *known = manifest;
                 providers.clear();
@@ -70,6 +78,52 @@ impl Directory {
             .filter(|m| &m.scope_id == scope_id)
     }
 
+    /// Whether `peer` holds the entry of the manifest known for `key`.
+    pub(crate) fn holds(&self, key: &CacheKey, peer: &PeerId) -> bool {
+        self.entries
+            .get(key)
+            .is_some_and(|(_, providers)| providers.contains(peer))
+    }
+
+    /// Up to `limit` manifests of scope `scope_id` that are fresh at `now_ms`, newest first, each
+    /// with up to [`wire::MAX_DIRECTORY_PROVIDERS`] of its providers, `first` first when it is
+    /// one: what a peer that asks for this node's directory gets.
+    pub(crate) fn newest(
+        &self,
+        scope_id: &[u8; 32],
+        limit: usize,
+        now_ms: u64,
+        first: &PeerId,
+    ) -> Vec<(Manifest, Vec<PeerId>)> {
+        let mut found: Vec<&(Manifest, HashSet<PeerId>)> = self
+            .entries
+            .values()
+            .filter(|(m, providers)| {
+                &m.scope_id == scope_id
+                    && !providers.is_empty()
+                    && m.is_fresh(now_ms, Duration::ZERO)
+            })
+            .collect();
+        found.sort_by_key(|(m, _)| std::cmp::Reverse(m.created_at_ms));
+        found
+            .into_iter()
+            .take(limit)
+            .map(|(m, providers)| {
+                let mut named: Vec<PeerId> = Vec::new();
+                if providers.contains(first) {
+                    named.push(*first);
+                }
+                named.extend(
+                    providers
+                        .iter()
+                        .filter(|p| *p != first)
+                        .take(wire::MAX_DIRECTORY_PROVIDERS - named.len()),
+                );
+                (m.clone(), named)
+            })
+            .collect()
+    }
+
     /// Forgets `peer` as a provider everywhere (it sent bad data or left).
     pub(crate) fn forget_peer(&mut self, peer: &PeerId) {
         for (_, providers) in self.entries.values_mut() {
@@ -77,9 +131,9 @@ impl Directory {
         }
     }
 
-    /// Drops every manifest about `repo`.
-    pub(crate) fn drop_repo(&mut self, repo: &str) {
-        self.entries.retain(|_, (m, _)| m.repo != repo);
+    /// Drops every manifest `invalidation` covers.
+    pub(crate) fn invalidate(&mut self, invalidation: &Invalidation) {
+        self.entries.retain(|_, (m, _)| !invalidation.covers(m));
         let entries = &self.entries;
         self.order.retain(|k| entries.contains_key(k));
     }
@@ -110,7 +164,12 @@ mod tests {
         assert_eq!(dir.manifest(&m.key, &m.scope_id), Some(&with_cid));
         dir.insert(m.clone(), peer);
         assert_eq!(dir.manifest(&m.key, &m.scope_id), Some(&with_cid), "kept");
-        dir.drop_repo("o/r");
+        dir.invalidate(&Invalidation {
+            scope_id: m.scope_id,
+            repo: "o/r".into(),
+            resources: None,
+            at_ms: 0,
+        });
         assert!(dir.providers(&m.key, &m.scope_id).is_empty());
         for i in 0..(MAX_ENTRIES + 10) {
             let mut m = m.clone();
@@ -118,5 +177,40 @@ mod tests {
             dir.insert(m, peer);
         }
         assert_eq!(dir.len(), MAX_ENTRIES);
+    }
+
+    #[test]
+    fn a_directory_reply_is_fresh_newest_first_capped_and_names_its_sender_first() {
+        let mut dir = Directory::default();
+        let (me, other) = (PeerId::random(), PeerId::random());
+        let now = ghcache_core::now_ms();
+        let mut made = Vec::new();
+        for i in 0..10u8 {
+            let mut m = sample_entry(i, "o/r", b"x").manifest;
+            m.created_at_ms = now - 1000 + u64::from(i);
+            dir.insert(m.clone(), other);
+            made.push(m);
+        }
+        let mut stale = sample_entry(20, "o/r", b"x").manifest;
+        stale.created_at_ms = now - 3_600_000;
+        dir.insert(stale, other);
+        let mut elsewhere = sample_entry(21, "o/r", b"x").manifest;
+        elsewhere.scope_id = [9; 32];
+        dir.insert(elsewhere, other);
+        dir.insert(made[9].clone(), me);
+        for _ in 0..10 {
+            dir.insert(made[9].clone(), PeerId::random());
+        }
+
+        let reply = dir.newest(&made[0].scope_id, 3, now, &me);
+        let keys: Vec<CacheKey> = reply.iter().map(|(m, _)| m.key).collect();
+        assert_eq!(keys, vec![made[9].key, made[8].key, made[7].key]);
+        assert_eq!(reply[0].1.first(), Some(&me), "the sender first");
+        assert!(reply[0].1.len() <= wire::MAX_DIRECTORY_PROVIDERS);
+        assert_eq!(reply[1].1, vec![other]);
+        assert!(dir.holds(&made[9].key, &me));
+        assert!(!dir.holds(&made[8].key, &me));
+        let all = dir.newest(&made[0].scope_id, 100, now, &me);
+        assert_eq!(all.len(), 10, "neither stale nor other scopes");
     }
 }

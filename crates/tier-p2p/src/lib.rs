@@ -2,14 +2,21 @@
 //!
 //! The daemon ([`run`]) holds this machine's node in the team's private libp2p swarm: it
 //! announces entries fetched from GitHub, serves them to peers, and finds entries other peers
-//! hold. CLI processes reach it through [`Tier`], a [`ghcache_core::CacheTier`] that talks to the
+//! hold. A keeper (`Config::keep`) also keeps a copy of what its scopes' peers announce, so that
+//! runners nobody can dial, which leave when their job ends, still share what they fetched.
+//! CLI processes reach it through [`Tier`], a [`ghcache_core::CacheTier`] that talks to the
 //! daemon over a Unix socket in the cache dir, and costs one refused connect when no daemon runs.
 
+mod check;
 mod config;
 mod control;
+mod dials;
 mod directory;
 mod error;
+mod fetches;
 pub mod identity;
+mod invalidations;
+mod keeper;
 mod node;
 pub mod sign;
 mod swarm_key;

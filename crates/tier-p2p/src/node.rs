@@ -1,74 +1,115 @@
 //! The daemon: one libp2p swarm per machine, and the Unix socket that CLI processes ask it on.
 //!
-//! One task owns the swarm and does only networking; lookups, serving and store writes run in
-//! their own tasks and talk to it over a bounded command channel, so a slow disk never stalls
-//! the swarm.
+//! One task owns the swarm and does only networking; lookups, serving, a keeper's fetches and
+//! store writes run in their own tasks ([`crate::fetches`]) and talk to it over a bounded command
+//! channel, so a slow disk never stalls the swarm.
+//!
+//! Besides entries, peers exchange directories (`/ghcache/directory/1`): a daemon asks the peers
+//! it connects to, keepers first, for the manifests they hold or know in its scopes, so a runner
+//! that joins after an answer was announced knows at once where it is. Every manifest received
+//! is checked ([`crate::check`]) before the directory keeps it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use ghcache_core::{now_ms, Body, CacheKey, CacheTier, Entry, Lookup, Manifest, Selector};
+use ghcache_core::policy::Resources;
+use ghcache_core::{now_ms, CacheKey, CacheTier, Manifest, CLOCK_SKEW};
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::{upgrade::Version, Boxed};
-use libp2p::futures::stream::FuturesUnordered;
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::pnet::PnetConfig;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{DialError, NetworkBehaviour, SwarmEvent};
 use libp2p::{
     gossipsub, identify, kad, mdns, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol,
     Swarm, Transport,
 };
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::check;
 use crate::config::Config;
 use crate::control;
+use crate::dials::{FailedDials, Reach};
 use crate::directory::Directory;
 use crate::error::Error;
+use crate::fetches::{self, Candidates};
 use crate::identity;
-use crate::sign::{self, Rejection};
+use crate::invalidations::Invalidations;
+use crate::keeper::{self, Follow, Handoff, Keeper, Offer};
 use crate::traffic::{Metered, Traffic};
-use crate::wire::{self, FetchCodec, FetchRequest, FetchResponse, Gossip, Invalidation, Reply};
+use crate::wire::{
+    self, DirectoryCodec, DirectoryItem, DirectoryRequest, DirectoryResponse, FetchCodec,
+    FetchRequest, FetchResponse, Gossip, Invalidation,
+};
 
 /// Kademlia protocol name: private, so our DHT never merges with the public IPFS one.
 const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ghcache/kad/1.0.0");
 /// Identify protocol version string.
 const ID_PROTOCOL: &str = "/ghcache/id/1.0.0";
-/// A producer clock this far ahead of ours is still believed.
-const CLOCK_SKEW: Duration = Duration::from_secs(30);
 /// Invalidations older than this are replays or very late: ignored.
 const INVALIDATION_MAX_AGE: Duration = Duration::from_secs(600);
-/// Fetches in flight per lookup: a hedge against one slow provider, not a flood.
-const HEDGE: usize = 2;
 /// Queue from tasks to the swarm task.
 const COMMAND_QUEUE: usize = 256;
 /// Concurrent request-response streams per connection.
 const MAX_STREAMS: usize = 32;
 /// Provider records this node keeps (its own and others'): one per cached key.
 const MAX_PROVIDED_KEYS: usize = 100_000;
-/// Repositories whose invalidation from peers waits for the local store. Past this, the
-/// waiting ones are replaced by one invalidation of everything (see [`Invalidations`]).
-const MAX_PENDING_INVALIDATIONS: usize = 1024;
 /// How long a stopping daemon still spends applying invalidations it received.
 const INVALIDATION_DRAIN: Duration = Duration::from_secs(5);
+/// How long a stopping daemon waits for connected keepers to take what it announced lately.
+const HANDOFF_DRAIN: Duration = Duration::from_secs(5);
+/// How often a stopping daemon asks the keepers whether they hold what it announced: a keeper
+/// fetches an entry in milliseconds once it heard of it.
+const HANDOFF_POLL: Duration = Duration::from_millis(100);
+/// How long a stopping daemon waits for its connections to close: a close takes a round trip.
+const GOODBYE: Duration = Duration::from_secs(1);
+/// Scopes followed from the start (the scope of this machine's CLI; a few at most).
+const MAX_INITIAL_SCOPES: usize = 16;
+/// Peers asked for a scope's directory when this node starts following the scope, keepers
+/// first: one keeper knows what the fleet fetched; a few peers cover one that left.
+const DIRECTORY_FANOUT: usize = 4;
+/// Directory requests in flight at once; past it, no more are asked until some are answered.
+const MAX_DIRECTORY_ASKS: usize = 32;
+/// (peer, scope) pairs asked on the connections open now: each is asked once per connection.
+const MAX_ASKED: usize = 4096;
+/// How long a directory request may take: the answer is a few kilobytes from memory.
+const DIRECTORY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Path of the control socket of the daemon for cache dir `dir`.
 pub(crate) fn socket_path(dir: &Path) -> PathBuf {
     identity::p2p_dir(dir).join("daemon.sock")
 }
 
+/// Prefix of every scope's gossip topic.
+const TOPIC_PREFIX: &str = "ghcache/v1/";
+
 /// Gossip topic of a scope: scopes never share a topic, so entries never cross scopes.
 fn topic(scope_id: &[u8; 32]) -> gossipsub::IdentTopic {
-    gossipsub::IdentTopic::new(format!("ghcache/v1/{}", hex(scope_id)))
+    gossipsub::IdentTopic::new(format!("{TOPIC_PREFIX}{}", hex(scope_id)))
+}
+
+/// The scope a gossip topic is about, if it is one of ours (a keeper learns its peers' scopes
+/// from the topics they subscribe to).
+fn scope_of(topic: &gossipsub::TopicHash) -> Option<[u8; 32]> {
+    let hex = topic.as_str().strip_prefix(TOPIC_PREFIX)?;
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut scope = [0u8; 32];
+    for (i, byte) in scope.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(scope)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -87,6 +128,7 @@ struct Behaviour {
     kad: kad::Behaviour<kad::store::MemoryStore>,
     gossipsub: gossipsub::Behaviour,
     fetch: request_response::Behaviour<FetchCodec>,
+    directory: request_response::Behaviour<DirectoryCodec>,
 }
 
 /// Counters reported by `status`.
@@ -94,13 +136,22 @@ struct Behaviour {
 pub(crate) struct Counters {
     announcements_received: AtomicU64,
     invalidations_received: AtomicU64,
-    fetches_served: AtomicU64,
+    pub(crate) fetches_served: AtomicU64,
     pub(crate) lookups: AtomicU64,
     pub(crate) hits: AtomicU64,
     rejected: AtomicU64,
     /// Control connections the daemon closed: idle or slow past a deadline, evicted to make
     /// room, or sending garbage.
     pub(crate) clients_dropped: AtomicU64,
+    /// Entries a keeper fetched from the peer that announced them, checked and stored.
+    kept: AtomicU64,
+    /// Entries announced on a scope a keeper follows that it did not keep: its queue was full,
+    /// no peer that holds it was connected, or the fetch failed its checks.
+    keep_missed: AtomicU64,
+    /// Directory requests answered.
+    directories_served: AtomicU64,
+    /// Manifests learned from peers' directories.
+    directory_learned: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -109,10 +160,16 @@ pub(crate) fn bump(counter: &AtomicU64) {
 
 /// What tasks ask of the swarm task.
 pub(crate) enum Command {
-    /// Reply with peers that may hold `key`: from the directory, else from the DHT.
+    /// Reply with the peers worth asking for `key` now, best first: the directory's holders and
+    /// the connected keepers, without peers known to be unreachable.
     FindProviders {
         key: CacheKey,
         scope_id: [u8; 32],
+        reply: oneshot::Sender<Candidates>,
+    },
+    /// Walk the DHT for `key`'s providers; reply with them, ranked as above.
+    DhtProviders {
+        key: CacheKey,
         reply: oneshot::Sender<Vec<PeerId>>,
     },
     /// Reply with the manifest the swarm announced for `key`, if any.
@@ -142,97 +199,44 @@ pub(crate) enum Command {
     Subscribe { scope_id: [u8; 32] },
     /// Announce a signed manifest (when not read-only) and provide its key.
     Announce { manifest: Box<Manifest> },
-    /// Provide a key without announcing it (an entry fetched from a peer).
-    Provide { key: CacheKey },
+    /// This node now holds the entry `manifest` describes (fetched from a peer): provide it,
+    /// and name this node as a holder in directory replies.
+    Held { manifest: Box<Manifest> },
+    /// A keeper's fetch of `key` ended; `manifest` is set when the entry was checked and stored.
+    Kept {
+        key: CacheKey,
+        manifest: Option<Box<Manifest>>,
+    },
+    /// A peer asked for `key`, which is not stored: `reply` completes when the keeper's own fetch
+    /// of it lands, and is dropped at once when there is none.
+    AwaitKept {
+        key: CacheKey,
+        reply: oneshot::Sender<()>,
+    },
     /// Tell a scope that a repository's entries are out of date.
-    Invalidate { scope_id: [u8; 32], repo: String },
+    Invalidate {
+        scope_id: [u8; 32],
+        repo: String,
+        resources: Option<Resources>,
+    },
     /// Reply with the JSON status.
     Status { reply: oneshot::Sender<String> },
 }
 
 /// What the tasks share: everything but the swarm.
 pub(crate) struct Shared {
-    store: Arc<dyn CacheTier>,
+    pub(crate) store: Arc<dyn CacheTier>,
     pub(crate) keypair: Keypair,
     pub(crate) trusted: Vec<PeerId>,
     pub(crate) read_only: bool,
+    /// This node is a keeper.
+    pub(crate) keep: bool,
     pub(crate) counters: Counters,
     traffic: Arc<Traffic>,
     commands: mpsc::Sender<Command>,
     invalidations: Invalidations,
     /// Where the daemon's metrics are served, to be reported by `status`.
     metrics: Option<std::net::SocketAddr>,
-}
-
-/// Invalidations received from peers, waiting for the local store: one task applies them, one
-/// at a time, so a flood of them costs a queue, not a task each.
-///
-/// The queue never drops one: an invalidation lost would leave a stale entry served. A
-/// repository already waiting is not queued twice; when more than
-/// [`MAX_PENDING_INVALIDATIONS`] repositories wait, they are replaced by one invalidation of
-/// the whole store, which drops more than was asked but never too little.
-#[derive(Default)]
-struct Invalidations {
-    pending: Mutex<Pending>,
-    ready: Notify,
-}
-
-#[derive(Default)]
-struct Pending {
-    repos: VecDeque<String>,
-    everything: bool,
-}
-
-impl Invalidations {
-    fn push(&self, repo: String) {
-        {
-            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            if pending.everything || pending.repos.contains(&repo) {
-                return;
-            }
-            if pending.repos.len() >= MAX_PENDING_INVALIDATIONS {
-                log(format_args!(
-                    "over {MAX_PENDING_INVALIDATIONS} invalidations from peers wait for the local \
-                     store: dropping every stored entry instead"
-                ));
-                pending.repos.clear();
-                pending.everything = true;
-            } else {
-                pending.repos.push_back(repo);
-            }
-        }
-        self.ready.notify_one();
-    }
-
-    fn next(&self) -> Option<Selector> {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        if std::mem::take(&mut pending.everything) {
-            return Some(Selector::All);
-        }
-        pending.repos.pop_front().map(Selector::Repo)
-    }
-
-    /// Applies what waits, then returns.
-    async fn drain(&self, store: &dyn CacheTier) {
-        while let Some(selector) = self.next() {
-            if let Err(e) = store.invalidate(&selector).await {
-                let what = match &selector {
-                    Selector::Repo(repo) => repo.as_str(),
-                    _ => "every entry",
-                };
-                log(format_args!("cannot invalidate {what}: {e}"));
-            }
-        }
-    }
-
-    /// Applies invalidations as they arrive, forever.
-    async fn apply(shared: Arc<Shared>) {
-        loop {
-            let ready = shared.invalidations.ready.notified();
-            shared.invalidations.drain(shared.store.as_ref()).await;
-            ready.await;
-        }
-    }
 }
 
 impl Shared {
@@ -246,17 +250,25 @@ impl Shared {
 /// # Behavior
 /// Loads (or creates) the node identity, binds `<dir>/p2p/daemon.sock`, joins the private swarm
 /// with `config`, and serves CLI requests and peers' fetches from `store` (the local tier).
-/// Logs one line per notable event to stderr. On shutdown the socket file is removed.
+/// Logs one line per notable event to stderr. On shutdown it waits up to 5 s for connected
+/// keepers to take what it announced lately, applies the invalidations it received, and
+/// removes the socket file.
 ///
 /// # Errors
 /// [`Error::AlreadyRunning`] if another daemon answers on the socket, [`Error::Identity`],
-/// [`Error::Socket`], or [`Error::Node`] when the swarm cannot listen on `config.listen`.
+/// [`Error::Socket`], or [`Error::Node`] when the swarm cannot listen on `config.listen` or
+/// `config` asks for a read-only keeper.
 pub async fn run(
     config: Config,
     dir: &Path,
     store: Arc<dyn CacheTier>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    if config.keep && config.read_only {
+        return Err(Error::Node(
+            "a keeper serves what it keeps: keep and read-only exclude each other".into(),
+        ));
+    }
     let keypair = identity::load_or_create(dir)?;
     let socket = socket_path(dir);
     let listener = bind(dir, &socket).await?;
@@ -270,19 +282,29 @@ pub async fn run(
     for addr in &config.bootstrap {
         dial_bootstrap(&mut swarm, addr);
     }
+    let role = match (config.keep, config.read_only) {
+        (true, _) => ", keeper",
+        (_, true) => ", read-only",
+        _ => "",
+    };
+    let reach = if config.listen.is_empty() {
+        ", not listening (dials out only)"
+    } else {
+        ""
+    };
     log(format_args!(
-        "peer id {} (swarm key fingerprint {}){}",
+        "peer id {} (swarm key fingerprint {}){role}{reach}",
         swarm.local_peer_id(),
         config.swarm_key.fingerprint(),
-        if config.read_only { ", read-only" } else { "" }
     ));
 
-    let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (commands, mut command_rx) = mpsc::channel(COMMAND_QUEUE);
     let shared = Arc::new(Shared {
         store,
         keypair,
         trusted: config.trusted_peers.clone(),
         read_only: config.read_only,
+        keep: config.keep,
         counters: Counters::default(),
         traffic,
         commands,
@@ -290,7 +312,10 @@ pub async fn run(
         metrics: config.metrics,
     });
     let acceptor = tokio::spawn(control::serve(listener, shared.clone()));
-    let invalidator = tokio::spawn(Invalidations::apply(shared.clone()));
+    let applier = shared.clone();
+    let invalidator = tokio::spawn(async move {
+        applier.invalidations.apply(applier.store.as_ref()).await;
+    });
     let mut node = Node {
         swarm,
         shared,
@@ -299,6 +324,14 @@ pub async fn run(
         pending_providers: HashMap::new(),
         pending_fetches: HashMap::new(),
         connected: HashSet::new(),
+        keepers: HashSet::new(),
+        keeper: config.keep.then(|| Keeper::new(keeper::Limits::default())),
+        dials: FailedDials::default(),
+        asking: HashMap::new(),
+        asked: HashSet::new(),
+        handoff: Handoff::default(),
+        warned_scope_cap: false,
+        listening: !config.listen.is_empty(),
     };
     if !config.read_only && !config.held.is_empty() {
         let held = config.held.len().min(MAX_PROVIDED_KEYS);
@@ -307,7 +340,14 @@ pub async fn run(
         }
         log(format_args!("providing {held} stored entries"));
     }
-    node.run(command_rx, shutdown).await;
+    // The scopes this machine's CLI uses are followed from the start: the daemon hears their
+    // announcements, and asks for their directory, before the CLI's first lookup.
+    for scope_id in config.scopes.iter().take(MAX_INITIAL_SCOPES) {
+        node.subscribe(*scope_id);
+    }
+    node.run(&mut command_rx, shutdown).await;
+    node.hand_off(&mut command_rx).await;
+    node.close_connections().await;
     acceptor.abort();
     invalidator.abort();
     // What peers asked to drop is dropped before the daemon goes: a lost invalidation would
@@ -403,8 +443,14 @@ fn build_swarm(
         },
     );
     let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
-    // Every member may be asked: peers behind NAT are rare in a team's private swarm.
-    kad.set_mode(Some(kad::Mode::Server));
+    // A node that listens may be asked by every member. One that does not (a runner behind
+    // NAT) runs in client mode: it asks the DHT but is never put in others' routing tables,
+    // where every query that picked it would wait for a dial that cannot succeed.
+    kad.set_mode(Some(if config.listen.is_empty() {
+        kad::Mode::Client
+    } else {
+        kad::Mode::Server
+    }));
 
     let mdns = if config.mdns {
         Some(
@@ -422,17 +468,26 @@ fn build_swarm(
             .with_request_timeout(config.fetch_timeout)
             .with_max_concurrent_streams(MAX_STREAMS),
     );
+    let directory = request_response::Behaviour::with_codec(
+        DirectoryCodec,
+        [(wire::DIRECTORY_PROTOCOL, ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(DIRECTORY_TIMEOUT)
+            .with_max_concurrent_streams(MAX_STREAMS),
+    );
 
     let behaviour = Behaviour {
-        identify: identify::Behaviour::new(identify::Config::new(
-            ID_PROTOCOL.into(),
-            keypair.public(),
-        )),
+        identify: identify::Behaviour::new(
+            identify::Config::new(ID_PROTOCOL.into(), keypair.public())
+                // How peers tell a keeper: lookups ask keepers first.
+                .with_agent_version(keeper::agent_version(config.keep)),
+        ),
         ping: ping::Behaviour::default(),
         mdns: Toggle::from(mdns),
         kad,
         gossipsub,
         fetch,
+        directory,
     };
     Ok(Swarm::new(
         transport,
@@ -468,10 +523,26 @@ struct Node {
     pending_providers: HashMap<kad::QueryId, oneshot::Sender<Vec<PeerId>>>,
     pending_fetches: HashMap<OutboundRequestId, oneshot::Sender<Option<FetchResponse>>>,
     connected: HashSet<PeerId>,
+    /// Connected peers that said (in identify) they are keepers.
+    keepers: HashSet<PeerId>,
+    /// This node's keeping, when it is a keeper.
+    keeper: Option<Keeper>,
+    dials: FailedDials,
+    /// Directory requests in flight: whom they asked, about which scope.
+    asking: HashMap<OutboundRequestId, (PeerId, [u8; 32])>,
+    /// (peer, scope) pairs asked for a directory on the connections open now.
+    asked: HashSet<(PeerId, [u8; 32])>,
+    /// What this node announced that no keeper is known to hold.
+    handoff: Handoff,
+    /// Whether the log said that the keeper follows as many scopes as it may.
+    warned_scope_cap: bool,
+    /// Whether this node listens: one that does not is never dialed, so it provides nothing in
+    /// the DHT (a record pointing at it would cost every walker a dial that cannot succeed).
+    listening: bool,
 }
 
 impl Node {
-    async fn run(&mut self, mut commands: mpsc::Receiver<Command>, shutdown: impl Future) {
+    async fn run(&mut self, commands: &mut mpsc::Receiver<Command>, shutdown: impl Future) {
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             tokio::select! {
@@ -482,18 +553,221 @@ impl Node {
         }
     }
 
+    /// Before a runner goes: what it announced lately and no keeper is known to hold is
+    /// announced again, and the node keeps serving for up to [`HANDOFF_DRAIN`], asking the
+    /// connected keepers' directories every [`HANDOFF_POLL`] until each names its keeper as a
+    /// holder. Nobody can fetch from a runner that nobody can dial once it is gone.
+    async fn hand_off(&mut self, commands: &mut mpsc::Receiver<Command>) {
+        let now = Instant::now();
+        let due = self.handoff_due(now);
+        if due.is_empty() || self.keepers.is_empty() || self.shared.read_only {
+            return;
+        }
+        log(format_args!(
+            "waiting up to {}s for keepers to take {} entries announced lately",
+            HANDOFF_DRAIN.as_secs(),
+            due.len()
+        ));
+        // A keeper that began to follow the scope after the first announcement never heard it.
+        for manifest in &due {
+            self.publish_announcement(manifest);
+        }
+        let until = now + HANDOFF_DRAIN;
+        let mut poll = tokio::time::interval(HANDOFF_POLL);
+        loop {
+            let due = self.handoff_due(Instant::now());
+            if due.is_empty() {
+                log(format_args!("keepers hold what this node announced"));
+                return;
+            }
+            if self.keepers.is_empty() {
+                log(format_args!("stopping: no keeper is connected any more"));
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {
+                    log(format_args!("stopping before keepers took every entry"));
+                    return;
+                }
+                _ = poll.tick() => self.ask_keepers_again(&due),
+                event = self.swarm.select_next_some() => self.on_event(event),
+                Some(command) = commands.recv() => self.on_command(command),
+            }
+        }
+    }
+
+    /// The handoff's entries that no connected keeper is known (from its directory) to hold.
+    fn handoff_due(&mut self, now: Instant) -> Vec<Manifest> {
+        let (directory, keepers) = (&self.directory, &self.keepers);
+        self.handoff
+            .due(now, |m| keepers.iter().any(|k| directory.holds(&m.key, k)))
+    }
+
+    /// Asks each connected keeper again for its directory of the scopes of `due`, unless a
+    /// request about that scope is still in flight.
+    fn ask_keepers_again(&mut self, due: &[Manifest]) {
+        let mut scopes: Vec<[u8; 32]> = due.iter().map(|m| m.scope_id).collect();
+        scopes.sort();
+        scopes.dedup();
+        let keepers: Vec<PeerId> = self.keepers.iter().copied().collect();
+        for keeper in keepers {
+            for scope_id in &scopes {
+                let pending = self
+                    .asking
+                    .values()
+                    .any(|asked| asked == &(keeper, *scope_id));
+                if !pending && self.asking.len() < MAX_DIRECTORY_ASKS {
+                    self.asked.remove(&(keeper, *scope_id));
+                    self.ask_directory(keeper, *scope_id);
+                }
+            }
+        }
+    }
+
+    /// Closes every connection and waits, up to [`GOODBYE`], until they are closed. A
+    /// connection dropped with the process loses what it had not sent yet, such as the last
+    /// answer to a keeper's fetch, which the keeper then never gets.
+    async fn close_connections(&mut self) {
+        let peers: Vec<PeerId> = self.connected.iter().copied().collect();
+        for peer in peers {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        let until = Instant::now() + GOODBYE;
+        while !self.connected.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => break,
+                event = self.swarm.select_next_some() => self.on_event(event),
+            }
+        }
+    }
+
     fn local_id(&self) -> PeerId {
         *self.swarm.local_peer_id()
     }
 
+    /// What lookups know about the peers they may ask.
+    fn reach(&self) -> Reach<'_> {
+        Reach {
+            connected: &self.connected,
+            keepers: &self.keepers,
+            failed: &self.dials,
+            me: self.local_id(),
+            now: Instant::now(),
+        }
+    }
+
+    /// Joins a scope's topic. A scope followed for the first time has its directory asked of
+    /// the connected peers, keepers first.
     fn subscribe(&mut self, scope_id: [u8; 32]) -> gossipsub::IdentTopic {
         let topic = topic(&scope_id);
+        if let Some(keeper) = self.keeper.as_mut() {
+            // Its own machine's scopes count against the cap like its peers'.
+            keeper.follow(scope_id);
+        }
         if self.topics.insert(topic.hash(), scope_id).is_none() {
             if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic) {
                 log(format_args!("cannot subscribe to {topic}: {e}"));
             }
+            self.ask_directories(scope_id);
         }
         topic
+    }
+
+    /// Asks up to [`DIRECTORY_FANOUT`] connected peers for their directory of `scope_id`:
+    /// keepers first, then peers subscribed to its topic.
+    fn ask_directories(&mut self, scope_id: [u8; 32]) {
+        let hash = topic(&scope_id).hash();
+        let mut keepers: Vec<PeerId> = self.keepers.iter().copied().collect();
+        keepers.sort();
+        let mut subscribed: Vec<PeerId> = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_peers()
+            .filter(|(peer, topics)| topics.contains(&&hash) && !self.keepers.contains(*peer))
+            .map(|(peer, _)| *peer)
+            .collect();
+        subscribed.sort();
+        for peer in keepers.into_iter().chain(subscribed).take(DIRECTORY_FANOUT) {
+            self.ask_directory(peer, scope_id);
+        }
+    }
+
+    /// Asks connected `peer` for its directory of `scope_id`, once per connection, within the
+    /// bounds on requests in flight.
+    fn ask_directory(&mut self, peer: PeerId, scope_id: [u8; 32]) {
+        if peer == self.local_id()
+            || !self.connected.contains(&peer)
+            || self.asking.len() >= MAX_DIRECTORY_ASKS
+            || self.asked.len() >= MAX_ASKED
+            || !self.asked.insert((peer, scope_id))
+        {
+            return;
+        }
+        let request = DirectoryRequest {
+            scope_id,
+            limit: wire::MAX_DIRECTORY_ITEMS as u16,
+        };
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .directory
+            .send_request(&peer, request);
+        self.asking.insert(id, (peer, scope_id));
+    }
+
+    /// `peer` told identify what it is. A keeper is asked at once for the directory of every
+    /// scope this node follows; another peer too, unless enough were asked already (or this node
+    /// is a keeper: it asks its peers about the scopes they subscribe to).
+    fn on_identified(&mut self, peer: PeerId, is_keeper: bool) {
+        if is_keeper {
+            if !self.keepers.insert(peer) {
+                return;
+            }
+            log(format_args!("{peer} is a keeper"));
+        } else if self.keeper.is_some() {
+            return;
+        }
+        let scopes: Vec<[u8; 32]> = self.topics.values().copied().collect();
+        for scope_id in scopes {
+            let asked = self.asked.iter().filter(|(_, s)| *s == scope_id).count();
+            if is_keeper || asked < DIRECTORY_FANOUT {
+                self.ask_directory(peer, scope_id);
+            }
+        }
+    }
+
+    /// A keeper follows every scope its peers subscribe to, up to its cap, and asks a peer
+    /// that joins a followed scope for what it holds there.
+    fn on_peer_subscribed(&mut self, peer: PeerId, topic: &gossipsub::TopicHash) {
+        let Some(keeper) = self.keeper.as_mut() else {
+            return;
+        };
+        let Some(scope_id) = scope_of(topic) else {
+            return;
+        };
+        match keeper.follow(scope_id) {
+            Follow::Started => {
+                log(format_args!("keeping scope {}", &hex(&scope_id)[..12]));
+                self.subscribe(scope_id);
+            }
+            Follow::Already => {
+                if self.topics.contains_key(topic) {
+                    self.ask_directory(peer, scope_id);
+                } else {
+                    self.subscribe(scope_id);
+                }
+            }
+            Follow::Full => {
+                if !std::mem::replace(&mut self.warned_scope_cap, true) {
+                    log(format_args!(
+                        "keeping as many scopes as a keeper may ({}); entries of other scopes \
+                         are not kept",
+                        keeper.load().scopes
+                    ));
+                }
+            }
+        }
     }
 
     fn reject(&mut self, peer: PeerId, reason: &str, disconnect: bool) {
@@ -505,6 +779,75 @@ impl Node {
         }
     }
 
+    /// Queues a keeper's fetch of `manifest`'s entry, unless this node holds it already.
+    fn offer_to_keeper(&mut self, manifest: Manifest, providers: Vec<PeerId>) {
+        let me = self.local_id();
+        let Some(keeper) = self.keeper.as_mut() else {
+            return;
+        };
+        if !keeper.follows(&manifest.scope_id) || self.directory.holds(&manifest.key, &me) {
+            return;
+        }
+        if keeper.offer(manifest, providers) == Offer::Full {
+            bump(&self.shared.counters.keep_missed);
+        }
+        self.start_keeping();
+    }
+
+    /// Starts the keeper's queued fetches that its bounds allow, each from a peer that holds
+    /// the entry and is connected: the announcing runner, over the connection it opened. A
+    /// runner that nobody can dial is fetched from while it is there, or not at all.
+    fn start_keeping(&mut self) {
+        let Some(keeper) = self.keeper.as_mut() else {
+            return;
+        };
+        while let Some(job) = keeper.next() {
+            let holder = job
+                .providers
+                .iter()
+                .find(|p| self.connected.contains(p))
+                .copied();
+            match holder {
+                Some(peer) => {
+                    tokio::spawn(fetches::keep(self.shared.clone(), peer, job.manifest));
+                }
+                None => {
+                    keeper.finish(&job.manifest.key);
+                    bump(&self.shared.counters.keep_missed);
+                }
+            }
+        }
+    }
+
+    /// Drops what `invalidation` covers from what this node knows and is fetching.
+    fn drop_covered(&mut self, invalidation: &Invalidation) {
+        self.directory.invalidate(invalidation);
+        if let Some(keeper) = self.keeper.as_mut() {
+            keeper.invalidate(invalidation);
+        }
+    }
+
+    fn publish_announcement(&mut self, manifest: &Manifest) {
+        let topic = self.subscribe(manifest.scope_id);
+        let message = Gossip::Announcement {
+            manifest: manifest.encode(),
+        };
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic, message.encode())
+        {
+            Ok(_) => log(format_args!("announced {}", manifest.key.short())),
+            // Nobody of this scope is online yet: the DHT record and directories still find us.
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
+            Err(e) => log(format_args!(
+                "cannot announce {}: {e}",
+                manifest.key.short()
+            )),
+        }
+    }
+
     fn on_command(&mut self, command: Command) {
         match command {
             Command::FindProviders {
@@ -512,17 +855,12 @@ impl Node {
                 scope_id,
                 reply,
             } => {
-                let me = self.local_id();
-                let known: Vec<PeerId> = self
-                    .directory
-                    .providers(&key, &scope_id)
-                    .into_iter()
-                    .filter(|p| *p != me)
-                    .collect();
-                if !known.is_empty() {
-                    let _ = reply.send(known);
-                    return;
-                }
+                let reach = self.reach();
+                let peers = reach.rank(self.directory.providers(&key, &scope_id));
+                let connected = reach.any_connected(&peers);
+                let _ = reply.send(Candidates { peers, connected });
+            }
+            Command::DhtProviders { key, reply } => {
                 let id = self
                     .swarm
                     .behaviour_mut()
@@ -542,6 +880,9 @@ impl Node {
                 request,
                 reply,
             } => {
+                if !self.connected.contains(&peer) {
+                    self.dials.dialing(peer, Instant::now());
+                }
                 let id = self
                     .swarm
                     .behaviour_mut()
@@ -566,33 +907,42 @@ impl Node {
                 self.subscribe(scope_id);
             }
             Command::Announce { manifest } => {
-                let topic = self.subscribe(manifest.scope_id);
+                self.publish_announcement(&manifest);
                 let key = manifest.key;
-                let message = Gossip::Announcement {
-                    manifest: manifest.encode(),
-                };
-                match self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .publish(topic, message.encode())
-                {
-                    Ok(_) => log(format_args!("announced {}", key.short())),
-                    // Nobody of this scope is online yet: the DHT record still finds us.
-                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
-                    Err(e) => log(format_args!("cannot announce {}: {e}", key.short())),
-                }
+                let me = self.local_id();
+                self.handoff.announced((*manifest).clone(), Instant::now());
+                self.directory.insert(*manifest, me);
                 self.provide(key);
             }
-            Command::Provide { key } => self.provide(key),
-            Command::Invalidate { scope_id, repo } => {
-                let topic = self.subscribe(scope_id);
-                self.directory.drop_repo(&repo);
-                let message = Gossip::Invalidation(Invalidation {
+            Command::Held { manifest } => {
+                if !self.shared.read_only {
+                    let key = manifest.key;
+                    let me = self.local_id();
+                    self.directory.insert(*manifest, me);
+                    self.provide(key);
+                }
+            }
+            Command::Kept { key, manifest } => self.on_kept(key, manifest),
+            Command::AwaitKept { key, reply } => {
+                if let Some(keeper) = self.keeper.as_mut() {
+                    keeper.wait(key, reply);
+                }
+            }
+            Command::Invalidate {
+                scope_id,
+                repo,
+                resources,
+            } => {
+                let invalidation = Invalidation {
                     scope_id,
-                    repo: repo.clone(),
+                    repo,
+                    resources,
                     at_ms: now_ms(),
-                });
+                };
+                let topic = self.subscribe(scope_id);
+                self.drop_covered(&invalidation);
+                let repo = invalidation.repo.clone();
+                let message = Gossip::Invalidation(invalidation);
                 match self
                     .swarm
                     .behaviour_mut()
@@ -610,8 +960,29 @@ impl Node {
         }
     }
 
+    /// A keeper's fetch ended: what was kept is held (provided, and named in directory
+    /// replies), unless an invalidation covered it while it was in flight.
+    fn on_kept(&mut self, key: CacheKey, manifest: Option<Box<Manifest>>) {
+        let me = self.local_id();
+        let Some(keeper) = self.keeper.as_mut() else {
+            return;
+        };
+        let cancelled = keeper.finish(&key);
+        match manifest {
+            Some(manifest) if !cancelled => {
+                bump(&self.shared.counters.kept);
+                log(format_args!("kept {}", key.short()));
+                self.directory.insert(*manifest, me);
+                self.provide(key);
+            }
+            Some(_) => {}
+            None => bump(&self.shared.counters.keep_missed),
+        }
+        self.start_keeping();
+    }
+
     fn provide(&mut self, key: CacheKey) {
-        if self.shared.read_only {
+        if self.shared.read_only || !self.listening {
             return;
         }
         if let Err(e) = self
@@ -627,14 +998,30 @@ impl Node {
     fn status(&self) -> String {
         let c = &self.shared.counters;
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let strings = |peers: &mut dyn Iterator<Item = &PeerId>| -> Vec<String> {
+            peers.map(|p| p.to_string()).collect()
+        };
+        let keep = self.keeper.as_ref().map(|k| {
+            let load = k.load();
+            serde_json::json!({
+                "scopes": load.scopes,
+                "queued": load.queued,
+                "in_flight": load.in_flight,
+                "bytes_in_flight": load.bytes_in_flight,
+            })
+        });
         serde_json::json!({
             "peer_id": self.local_id().to_string(),
             "pid": std::process::id(),
             "metrics_url": self.shared.metrics.map(|addr| format!("http://{addr}/metrics")),
             "listen_addrs": self.swarm.listeners().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "connected_peers": self.swarm.connected_peers().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "connected_peers": strings(&mut self.swarm.connected_peers()),
+            "keepers": strings(&mut self.keepers.iter()),
+            "unreachable_peers": self.dials.count(Instant::now()),
             "read_only": self.shared.read_only,
-            "trusted_peers": self.shared.trusted.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "keeper": self.shared.keep,
+            "keep": keep,
+            "trusted_peers": strings(&mut self.shared.trusted.iter()),
             "scopes": self.topics.len(),
             "directory_entries": self.directory.len(),
             "counters": {
@@ -645,6 +1032,10 @@ impl Node {
                 "hits": n(&c.hits),
                 "rejected": n(&c.rejected),
                 "clients_dropped": n(&c.clients_dropped),
+                "kept": n(&c.kept),
+                "keep_missed": n(&c.keep_missed),
+                "directories_served": n(&c.directories_served),
+                "directory_learned": n(&c.directory_learned),
                 "bytes_in": self.shared.traffic.bytes_in(),
                 "bytes_out": self.shared.traffic.bytes_out(),
             },
@@ -660,8 +1051,11 @@ impl Node {
                     self.local_id()
                 ));
             }
-            SwarmEvent::ConnectionEstablished { peer_id, .. } if self.connected.insert(peer_id) => {
-                log(format_args!("connected to {peer_id}"));
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                self.dials.connected(&peer_id);
+                if self.connected.insert(peer_id) {
+                    log(format_args!("connected to {peer_id}"));
+                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -669,7 +1063,25 @@ impl Node {
                 ..
             } => {
                 self.connected.remove(&peer_id);
+                self.keepers.remove(&peer_id);
+                self.asked.retain(|(peer, _)| *peer != peer_id);
                 log(format_args!("disconnected from {peer_id}"));
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => {
+                // A dial that was cancelled or not needed says nothing about the peer.
+                let says_nothing = matches!(
+                    error,
+                    DialError::Aborted
+                        | DialError::DialPeerConditionFalse(_)
+                        | DialError::LocalPeerId { .. }
+                );
+                if !says_nothing && !self.connected.contains(&peer) {
+                    self.dials.failed(peer, Instant::now());
+                }
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour(event),
             _ => {}
@@ -683,6 +1095,7 @@ impl Node {
                 for addr in info.listen_addrs {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
+                self.on_identified(peer_id, keeper::is_keeper(&info.agent_version));
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
@@ -702,13 +1115,25 @@ impl Node {
                 step,
                 ..
             }) => {
-                let me = self.local_id();
                 let found: Vec<PeerId> = match result {
                     Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
-                        providers.into_iter().filter(|p| *p != me).collect()
+                        self.reach().rank(providers)
                     }
                     _ => Vec::new(),
                 };
+                // The walk learnt where the providers listen, and forgets it when it ends: dial
+                // those not connected now, while the addresses are there (the fetch that follows
+                // waits for this dial instead of starting one without addresses).
+                for peer in &found {
+                    if !self.connected.contains(peer) {
+                        let opts = DialOpts::peer_id(*peer)
+                            .condition(PeerCondition::DisconnectedAndNotDialing)
+                            .build();
+                        if self.swarm.dial(opts).is_ok() {
+                            self.dials.dialing(*peer, Instant::now());
+                        }
+                    }
+                }
                 // Answer with the first providers found; the rest of the walk is not needed.
                 if !found.is_empty() || step.last {
                     if let Some(reply) = self.pending_providers.remove(&id) {
@@ -732,57 +1157,187 @@ impl Node {
                     .gossipsub
                     .report_message_validation_result(&message_id, &propagation_source, acceptance);
             }
-            BehaviourEvent::Fetch(request_response::Event::Message { peer, message, .. }) => {
-                match message {
-                    request_response::Message::Request {
-                        request, channel, ..
-                    } => {
-                        if self.shared.read_only {
-                            let _ = self
-                                .swarm
-                                .behaviour_mut()
-                                .fetch
-                                .send_response(channel, FetchResponse::NotFound);
-                            return;
-                        }
-                        tokio::spawn(serve(self.shared.clone(), peer, request, channel));
+            BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic, .. }) => {
+                self.on_peer_subscribed(peer_id, &topic);
+            }
+            BehaviourEvent::Fetch(event) => self.on_fetch(event),
+            BehaviourEvent::Directory(event) => self.on_directory(event),
+            _ => {}
+        }
+    }
+
+    fn on_fetch(&mut self, event: request_response::Event<FetchRequest, FetchResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    if self.shared.read_only {
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .fetch
+                            .send_response(channel, FetchResponse::NotFound);
+                        return;
                     }
-                    request_response::Message::Response {
-                        request_id,
-                        response,
-                    } => {
-                        if let Some(reply) = self.pending_fetches.remove(&request_id) {
-                            let _ = reply.send(Some(response));
-                        }
+                    tokio::spawn(fetches::serve(self.shared.clone(), peer, request, channel));
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(reply) = self.pending_fetches.remove(&request_id) {
+                        let _ = reply.send(Some(response));
                     }
                 }
-            }
-            BehaviourEvent::Fetch(request_response::Event::OutboundFailure {
+            },
+            request_response::Event::OutboundFailure {
                 peer,
                 request_id,
                 error,
                 ..
-            }) => {
+            } => {
                 if let Some(reply) = self.pending_fetches.remove(&request_id) {
                     let _ = reply.send(None);
                 }
-                // An undecodable or oversized response is a protocol violation, not bad luck.
-                if let request_response::OutboundFailure::Io(e) = &error {
-                    if e.kind() == std::io::ErrorKind::InvalidData {
+                match &error {
+                    // An undecodable or oversized response is a protocol violation, not bad luck.
+                    request_response::OutboundFailure::Io(e)
+                        if e.kind() == std::io::ErrorKind::InvalidData =>
+                    {
                         self.reject(peer, &format!("bad fetch response: {e}"), true);
                         return;
                     }
+                    request_response::OutboundFailure::DialFailure => {
+                        self.dials.failed(peer, Instant::now());
+                    }
+                    _ => {}
                 }
                 log(format_args!("fetch from {peer} failed: {error}"));
             }
-            BehaviourEvent::Fetch(request_response::Event::InboundFailure {
+            request_response::Event::InboundFailure {
                 peer,
                 error: request_response::InboundFailure::Io(e),
                 ..
-            }) if e.kind() == std::io::ErrorKind::InvalidData => {
+            } if e.kind() == std::io::ErrorKind::InvalidData => {
                 self.reject(peer, &format!("bad fetch request: {e}"), true);
             }
             _ => {}
+        }
+    }
+
+    fn on_directory(
+        &mut self,
+        event: request_response::Event<DirectoryRequest, DirectoryResponse>,
+    ) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let response = self.directory_of(peer, &request);
+                    bump(&self.shared.counters.directories_served);
+                    // Fails only if the peer gave up waiting: nothing to do.
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .directory
+                        .send_response(channel, response);
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some((asked, scope_id)) = self.asking.remove(&request_id) {
+                        self.learn_directory(asked, scope_id, response);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                self.asking.remove(&request_id);
+                if let request_response::OutboundFailure::Io(e) = &error {
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        self.reject(peer, &format!("bad directory reply: {e}"), true);
+                    }
+                }
+            }
+            request_response::Event::InboundFailure {
+                peer,
+                error: request_response::InboundFailure::Io(e),
+                ..
+            } if e.kind() == std::io::ErrorKind::InvalidData => {
+                self.reject(peer, &format!("bad directory request: {e}"), true);
+            }
+            _ => {}
+        }
+    }
+
+    /// This node's answer to `peer`'s directory request: the newest fresh manifests of the scope
+    /// that it holds or knows a holder of. A read-only node vouches for nothing and answers
+    /// with none.
+    fn directory_of(&self, peer: PeerId, request: &DirectoryRequest) -> DirectoryResponse {
+        if self.shared.read_only {
+            return DirectoryResponse::default();
+        }
+        let limit = usize::from(request.limit).min(wire::MAX_DIRECTORY_ITEMS);
+        let me = self.local_id();
+        let items = self
+            .directory
+            .newest(&request.scope_id, limit, now_ms(), &me)
+            .into_iter()
+            .map(|(manifest, providers)| DirectoryItem {
+                manifest: manifest.encode(),
+                // The asker is no holder worth naming to itself.
+                providers: providers.into_iter().filter(|p| *p != peer).collect(),
+            })
+            .filter(|item| !item.providers.is_empty())
+            .collect();
+        DirectoryResponse { items }
+    }
+
+    /// Takes in `peer`'s directory of `scope_id`. Each manifest is checked as an announcement
+    /// is; a forged one is a lie: the peer is counted, cut off, and the rest of its reply
+    /// dropped. A keeper queues fetches of what it learned.
+    fn learn_directory(&mut self, peer: PeerId, scope_id: [u8; 32], response: DirectoryResponse) {
+        let me = self.local_id();
+        let mut learned = 0u64;
+        for item in response.items {
+            match check::manifest(&self.shared.trusted, &scope_id, &item.manifest) {
+                Ok(Some(manifest)) => {
+                    let holders: Vec<PeerId> =
+                        item.providers.into_iter().filter(|p| *p != me).collect();
+                    if holders.is_empty() {
+                        continue;
+                    }
+                    for holder in &holders {
+                        self.directory.insert(manifest.clone(), *holder);
+                    }
+                    learned += 1;
+                    self.offer_to_keeper(manifest, holders);
+                }
+                Ok(None) => {}
+                Err((reason, true)) => {
+                    self.reject(peer, &format!("directory reply: {reason}"), true);
+                    return;
+                }
+                Err((reason, false)) => {
+                    self.reject(peer, &format!("directory reply: {reason}"), false);
+                }
+            }
+        }
+        if learned > 0 {
+            self.shared
+                .counters
+                .directory_learned
+                .fetch_add(learned, Ordering::Relaxed);
+            log(format_args!(
+                "learned {learned} manifests from {peer}'s directory"
+            ));
         }
     }
 
@@ -809,36 +1364,17 @@ impl Node {
         };
         match gossip {
             Gossip::Announcement { manifest } => {
-                let manifest = match Manifest::decode(&manifest) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        self.reject(from, &e.to_string(), true);
+                let manifest = match check::manifest(&self.shared.trusted, &scope_id, &manifest) {
+                    Ok(Some(m)) => m,
+                    Ok(None) => return Ignore,
+                    Err((reason, disconnect)) => {
+                        self.reject(from, &format!("announcement: {reason}"), disconnect);
                         return Reject;
                     }
                 };
-                match sign::verify(&manifest, &self.shared.trusted) {
-                    Ok(_) => {}
-                    Err(r @ Rejection::Untrusted(_)) => {
-                        // A member of the swarm, just not one we take entries from.
-                        self.reject(from, &r.to_string(), false);
-                        return Reject;
-                    }
-                    Err(r) => {
-                        self.reject(from, &r.to_string(), true);
-                        return Reject;
-                    }
-                }
-                if manifest.scope_id != scope_id {
-                    self.reject(from, "announcement on another scope's topic", true);
-                    return Reject;
-                }
-                if !manifest.is_fresh(now_ms(), CLOCK_SKEW)
-                    || manifest.body_size > wire::MAX_BODY as u64
-                {
-                    return Ignore;
-                }
                 bump(&self.shared.counters.announcements_received);
-                self.directory.insert(manifest, source);
+                self.directory.insert(manifest.clone(), source);
+                self.offer_to_keeper(manifest, vec![source]);
                 Accept
             }
             Gossip::Invalidation(inv) => {
@@ -863,273 +1399,30 @@ impl Node {
                 }
                 bump(&self.shared.counters.invalidations_received);
                 log(format_args!("invalidation of {} from {source}", inv.repo));
-                self.directory.drop_repo(&inv.repo);
-                self.shared.invalidations.push(inv.repo);
+                self.drop_covered(&inv);
+                self.shared.invalidations.push(inv.selector());
                 Accept
             }
         }
     }
 }
 
-/// Answers one peer's fetch request from the local store.
-async fn serve(
-    shared: Arc<Shared>,
-    peer: PeerId,
-    request: FetchRequest,
-    channel: ResponseChannel<FetchResponse>,
-) {
-    let response = match shared.store.get(&request.key).await {
-        Ok(Lookup::Hit(entry)) => servable(&shared, entry, &request.scope_id),
-        Ok(Lookup::Miss) => None,
-        Err(e) => {
-            log(format_args!("local store failed serving {peer}: {e}"));
-            None
-        }
-    };
-    let response = match response {
-        Some(entry) => {
-            bump(&shared.counters.fetches_served);
-            FetchResponse::Found {
-                manifest: entry.manifest.encode(),
-                body: entry.body.encode(),
-            }
-        }
-        None => FetchResponse::NotFound,
-    };
-    shared.send(Command::Respond { channel, response }).await;
-}
-
-/// The entry as it may be sent to a peer of scope `scope_id`, or `None` if it may not.
-fn servable(shared: &Shared, mut entry: Entry, scope_id: &[u8; 32]) -> Option<Entry> {
-    if &entry.manifest.scope_id != scope_id
-        || !entry.manifest.is_fresh(now_ms(), Duration::ZERO)
-        || entry.manifest.body_size > wire::MAX_BODY as u64
-        || !entry.verify_body()
-    {
-        return None;
-    }
-    if entry.manifest.producer.is_none() {
-        // Fetched from GitHub by this machine: we vouch for it.
-        sign::sign(&mut entry.manifest, &shared.keypair).ok()?;
-    }
-    Some(entry)
-}
-
-/// Finds `key` in the swarm: providers, then a hedged fetch; the first valid entry wins.
-pub(crate) async fn lookup(
-    shared: &Arc<Shared>,
-    key: CacheKey,
-    scope_id: [u8; 32],
-    deadline: Duration,
-) -> Reply {
-    let until = Instant::now() + deadline;
-    shared.send(Command::Subscribe { scope_id }).await;
-    let (tx, rx) = oneshot::channel();
-    if !shared
-        .send(Command::FindProviders {
-            key,
-            scope_id,
-            reply: tx,
-        })
-        .await
-    {
-        return Reply::Miss;
-    }
-    let providers = match tokio::time::timeout_at(until, rx).await {
-        Ok(Ok(p)) => p,
-        _ => return Reply::Miss,
-    };
-    let request = FetchRequest { key, scope_id };
-    let mut queue = providers.into_iter();
-    let mut inflight = FuturesUnordered::new();
-    loop {
-        while inflight.len() < HEDGE {
-            let Some(peer) = queue.next() else { break };
-            inflight.push(fetch(shared, peer, request.clone()));
-        }
-        let (peer, response) = match tokio::time::timeout_at(until, inflight.next()).await {
-            Ok(Some(done)) => done,
-            Ok(None) | Err(_) => return Reply::Miss,
-        };
-        let Some(FetchResponse::Found { manifest, body }) = response else {
-            continue;
-        };
-        match check(&shared.trusted, &request, &manifest, &body) {
-            Ok(entry) => {
-                if let Err(e) = shared.store.put(&entry).await {
-                    log(format_args!("cannot store {}: {e}", key.short()));
-                }
-                shared.send(Command::Provide { key }).await;
-                return Reply::Hit { manifest, body };
-            }
-            Err((reason, disconnect)) => {
-                bump_reject(shared, peer, reason, disconnect).await;
-            }
-        }
-    }
-}
-
-async fn bump_reject(shared: &Shared, peer: PeerId, reason: String, disconnect: bool) {
-    shared
-        .send(Command::Reject {
-            peer,
-            reason,
-            disconnect,
-        })
-        .await;
-}
-
-async fn fetch(
-    shared: &Arc<Shared>,
-    peer: PeerId,
-    request: FetchRequest,
-) -> (PeerId, Option<FetchResponse>) {
-    let (tx, rx) = oneshot::channel();
-    if !shared
-        .send(Command::Fetch {
-            peer,
-            request,
-            reply: tx,
-        })
-        .await
-    {
-        return (peer, None);
-    }
-    (peer, rx.await.ok().flatten())
-}
-
-/// Every check an entry from a peer must pass before it is used or re-served. The error says
-/// why, and whether the peer must have lied (then it is disconnected).
-fn check(
-    trusted: &[PeerId],
-    request: &FetchRequest,
-    manifest: &[u8],
-    body: &[u8],
-) -> Result<Entry, (String, bool)> {
-    let lie = |reason: String| (reason, true);
-    let manifest = Manifest::decode(manifest).map_err(|e| lie(e.to_string()))?;
-    let body = Body::decode(body).map_err(|e| lie(e.to_string()))?;
-    if manifest.key != request.key {
-        return Err(lie("answered with another key".into()));
-    }
-    if manifest.scope_id != request.scope_id {
-        return Err(lie("answered with another scope's entry".into()));
-    }
-    match sign::verify(&manifest, trusted) {
-        Ok(_) => {}
-        Err(r @ Rejection::Untrusted(_)) => return Err((r.to_string(), false)),
-        Err(r) => return Err(lie(r.to_string())),
-    }
-    if manifest.body_size > wire::MAX_BODY as u64 {
-        return Err(lie("body over the size cap".into()));
-    }
-    let entry = Entry { manifest, body };
-    if !entry.verify_body() {
-        return Err(lie("body does not match the manifest's digest".into()));
-    }
-    if !entry.manifest.is_fresh(now_ms(), CLOCK_SKEW) {
-        // Clocks differ; stale is not a lie.
-        return Err(("entry is not fresh".into(), false));
-    }
-    Ok(entry)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ghcache_core::testkit::sample_entry;
-
-    /// A signed entry as an honest peer would send it, and the request it answers.
-    fn honest(keypair: &Keypair) -> Result<(Entry, FetchRequest), Error> {
-        let mut entry = sample_entry(1, "o/r", b"out\n");
-        sign::sign(&mut entry.manifest, keypair)?;
-        let request = FetchRequest {
-            key: entry.manifest.key,
-            scope_id: entry.manifest.scope_id,
-        };
-        Ok((entry, request))
-    }
-
-    fn run_check(
-        trusted: &[PeerId],
-        request: &FetchRequest,
-        entry: &Entry,
-    ) -> Result<Entry, (String, bool)> {
-        check(
-            trusted,
-            request,
-            &entry.manifest.encode(),
-            &entry.body.encode(),
-        )
-    }
 
     #[test]
-    fn an_honest_entry_passes() -> Result<(), Error> {
-        let keypair = Keypair::generate_ed25519();
-        let (entry, request) = honest(&keypair)?;
-        assert_eq!(run_check(&[], &request, &entry), Ok(entry.clone()));
-        let me = keypair.public().to_peer_id();
-        assert_eq!(run_check(&[me], &request, &entry), Ok(entry));
-        Ok(())
-    }
-
-    #[test]
-    fn lies_are_rejected_and_cut_off() -> Result<(), Error> {
-        let keypair = Keypair::generate_ed25519();
-        let (entry, request) = honest(&keypair)?;
-
-        let mut tampered = entry.clone();
-        tampered.body.stdout = b"poison\n".to_vec();
-        let mut forged = entry.clone();
-        forged.manifest.signature = Some(vec![0; 64]);
-        let mut unsigned = entry.clone();
-        unsigned.manifest.producer = None;
-        unsigned.manifest.signature = None;
-        let other_scope = FetchRequest {
-            scope_id: [0; 32],
-            ..request.clone()
-        };
-        let other_key = FetchRequest {
-            key: CacheKey([0; 32]),
-            ..request.clone()
-        };
-
-        for (what, request, entry) in [
-            ("tampered body", &request, &tampered),
-            ("bad signature", &request, &forged),
-            ("unsigned", &request, &unsigned),
-            ("wrong scope", &other_scope, &entry),
-            ("wrong key", &other_key, &entry),
+    fn a_topic_names_its_scope_and_only_ours_parse() {
+        let scope = Manifest::scope_id_of("team");
+        assert_eq!(scope_of(&topic(&scope).hash()), Some(scope));
+        for other in [
+            "ghcache/v1/zz",
+            "ghcache/v2/00",
+            "meshsub",
+            "ghcache/v1/ÿÿ000000000000000000000000000000000000000000000000000000000000",
         ] {
-            let result = run_check(&[], request, entry);
-            assert!(matches!(result, Err((_, true))), "{what}: {result:?}");
+            let hash = gossipsub::IdentTopic::new(other).hash();
+            assert_eq!(scope_of(&hash), None, "{other}");
         }
-        let garbage = check(&[], &request, b"garbage", &entry.body.encode());
-        assert!(matches!(garbage, Err((_, true))));
-        Ok(())
-    }
-
-    #[test]
-    fn stale_or_untrusted_entries_are_refused_without_blame() -> Result<(), Error> {
-        let keypair = Keypair::generate_ed25519();
-        let mut expired = sample_entry(1, "o/r", b"out\n");
-        expired.manifest.created_at_ms = now_ms() - 120_000;
-        sign::sign(&mut expired.manifest, &keypair)?;
-        let request = FetchRequest {
-            key: expired.manifest.key,
-            scope_id: expired.manifest.scope_id,
-        };
-        assert!(matches!(
-            run_check(&[], &request, &expired),
-            Err((_, false))
-        ));
-
-        let (entry, request) = honest(&keypair)?;
-        let stranger = Keypair::generate_ed25519().public().to_peer_id();
-        assert!(matches!(
-            run_check(&[stranger], &request, &entry),
-            Err((_, false))
-        ));
-        Ok(())
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 
 use crate::error::Error;
 use crate::node::socket_path;
-use crate::wire::{self, Control, Reply};
+use crate::wire::{self, Control, Invalidation, Reply};
 
 const NAME: &str = "p2p";
 /// Added to the lookup deadline for the socket round trip and local store write.
@@ -193,12 +193,13 @@ impl CacheTier for Tier {
     /// Tells the scope's peers that a repository's entries are out of date. Drops nothing here
     /// (returns 0): peers drop theirs when the message reaches them.
     async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
-        let Selector::Repo(repo) = selector else {
+        let Some(invalidation) = Invalidation::of(self.scope_id, selector, 0) else {
             return Ok(0);
         };
         let request = Control::Invalidate {
             scope_id: self.scope_id,
-            repo: repo.clone(),
+            repo: invalidation.repo,
+            resources: invalidation.resources,
         };
         match self.call(request, SHORT).await? {
             Reply::Ok => Ok(0),

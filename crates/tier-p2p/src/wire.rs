@@ -1,18 +1,20 @@
 //! Every message this crate sends or receives, and their bounded encodings.
 //!
-//! Three channels carry them: gossipsub ([`Gossip`]), the `/ghcache/fetch/1` request-response
-//! protocol between peers ([`FetchRequest`], [`FetchResponse`]), and the daemon's Unix control
-//! socket ([`Control`], [`Reply`]). Anything read from a peer or a socket is decoded here with
+//! Four channels carry them: gossipsub ([`Gossip`]), two request-response protocols between
+//! peers, `/ghcache/fetch/1` ([`FetchRequest`], [`FetchResponse`]) and `/ghcache/directory/1`
+//! ([`DirectoryRequest`], [`DirectoryResponse`]), and the daemon's Unix control socket
+//! ([`Control`], [`Reply`]). Anything read from a peer or a socket is decoded here with
 //! size caps checked before any allocation, and never panics.
 
 use std::io;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use ghcache_core::CacheKey;
+use ghcache_core::policy::Resources;
+use ghcache_core::{CacheKey, Manifest, Selector};
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::request_response;
-use libp2p::StreamProtocol;
+use libp2p::{PeerId, StreamProtocol};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -41,6 +43,24 @@ const MAX_ERROR_TEXT: usize = 4 << 10;
 
 /// Protocol name of the peer-to-peer fetch.
 pub const FETCH_PROTOCOL: StreamProtocol = StreamProtocol::new("/ghcache/fetch/1");
+/// Protocol name of the directory exchange: "which answers of this scope do you hold or know?"
+pub const DIRECTORY_PROTOCOL: StreamProtocol = StreamProtocol::new("/ghcache/directory/1");
+/// Most manifests in one directory reply: the newest are sent first, so a joining runner learns
+/// where the answers of the last minutes are, not the whole history.
+pub const MAX_DIRECTORY_ITEMS: usize = 256;
+/// Most holders named per manifest in a directory reply: a lookup asks two at once, and a few
+/// more cover departures (as the directory itself remembers).
+pub const MAX_DIRECTORY_PROVIDERS: usize = 4;
+/// Largest encoded peer id (an ed25519 one is 38 bytes; other key types are never used).
+const MAX_PEER_ID: usize = 64;
+/// Largest directory request: a tag, a scope id and a count.
+pub const MAX_DIRECTORY_REQUEST: usize = 1 + 32 + 2;
+/// Largest directory reply: [`MAX_DIRECTORY_ITEMS`] manifests of the largest size, each with
+/// [`MAX_DIRECTORY_PROVIDERS`] peer ids of the largest size (about 1.1 MiB; real replies are a
+/// few hundred bytes per manifest).
+pub const MAX_DIRECTORY_RESPONSE: usize = 1
+    + 4
+    + MAX_DIRECTORY_ITEMS * (4 + MAX_MANIFEST + 1 + MAX_DIRECTORY_PROVIDERS * (4 + MAX_PEER_ID));
 
 /// A message that cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,15 +90,70 @@ pub enum Gossip {
     Invalidation(Invalidation),
 }
 
-/// A request to drop every entry about a repository.
+/// A request to drop the entries a write changed: some resources of a repository, all of it,
+/// or (a write whose repository could not be told) everything.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalidation {
     /// Scope whose topic carried it.
     pub scope_id: [u8; 32],
-    /// Repository (`owner/name`, lowercase).
+    /// Repository (`owner/name`, lowercase); empty with `resources: None` for everything.
     pub repo: String,
+    /// The resources the write changed; `None` for all of the repository.
+    pub resources: Option<Resources>,
     /// When it was issued (sender's clock, ms since the epoch): old ones are ignored.
     pub at_ms: u64,
+}
+
+/// The resources field's value for "the whole repository".
+const WHOLE_REPOSITORY: u16 = u16::MAX;
+
+impl Invalidation {
+    /// The invalidation that makes peers drop what `selector` drops here; `None` for one key,
+    /// which is not a write's to announce.
+    pub fn of(scope_id: [u8; 32], selector: &Selector, at_ms: u64) -> Option<Invalidation> {
+        let (repo, resources) = match selector {
+            Selector::All => (String::new(), None),
+            Selector::Repo(repo) => (repo.clone(), None),
+            Selector::Resources { repo, resources } => (repo.clone(), Some(*resources)),
+            Selector::Key(_) => return None,
+        };
+        Some(Invalidation {
+            scope_id,
+            repo,
+            resources,
+            at_ms,
+        })
+    }
+
+    /// Whether the entry `manifest` describes is out of date after this invalidation. A write
+    /// changes the repository for every scope, so entries of all scopes are covered.
+    pub fn covers(&self, manifest: &Manifest) -> bool {
+        self.selector().covers(manifest)
+    }
+
+    /// What the local store drops for this invalidation.
+    pub fn selector(&self) -> Selector {
+        match (&self.resources, self.repo.is_empty()) {
+            (None, true) => Selector::All,
+            (None, false) => Selector::Repo(self.repo.clone()),
+            (Some(resources), _) => Selector::Resources {
+                repo: self.repo.clone(),
+                resources: *resources,
+            },
+        }
+    }
+
+    fn resources_bits(&self) -> u16 {
+        self.resources.map_or(WHOLE_REPOSITORY, Resources::bits)
+    }
+}
+
+/// Reads the resources field of an invalidation.
+fn resources_of(bits: u16) -> Option<Option<Resources>> {
+    match bits {
+        WHOLE_REPOSITORY => Some(None),
+        bits => Resources::from_bits(bits).map(Some),
+    }
 }
 
 /// Asks a peer for one entry.
@@ -104,6 +179,32 @@ pub enum FetchResponse {
     NotFound,
 }
 
+/// Asks a peer for the manifests it holds or knows in one scope, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryRequest {
+    /// The scope asked about: the answer holds only manifests of this scope.
+    pub scope_id: [u8; 32],
+    /// At most this many manifests (and never more than [`MAX_DIRECTORY_ITEMS`]).
+    pub limit: u16,
+}
+
+/// A peer's answer to a [`DirectoryRequest`]: signed manifests (no bodies) and who holds them.
+/// Everything in it is to be checked by the receiver before any use.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DirectoryResponse {
+    /// Newest first.
+    pub items: Vec<DirectoryItem>,
+}
+
+/// One manifest of a [`DirectoryResponse`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryItem {
+    /// `Manifest::encode` bytes.
+    pub manifest: Vec<u8>,
+    /// Peers said to hold the entry, the answering peer first when it holds it.
+    pub providers: Vec<PeerId>,
+}
+
 /// A request from a CLI process to its daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
@@ -123,12 +224,14 @@ pub enum Control {
         /// `Body::encode` bytes.
         body: Vec<u8>,
     },
-    /// Tell the scope's peers that a repository's entries are out of date.
+    /// Tell the scope's peers that a write changed what a selector names.
     Invalidate {
         /// The CLI's scope.
         scope_id: [u8; 32],
-        /// Repository (`owner/name`, lowercase).
+        /// Repository (`owner/name`, lowercase); empty with `resources: None` for everything.
         repo: String,
+        /// The resources the write changed; `None` for all of the repository.
+        resources: Option<Resources>,
     },
     /// Report the daemon's state as JSON.
     Status,
@@ -171,6 +274,8 @@ const TAG_INVALIDATE: u8 = 0x12;
 const TAG_FETCH: u8 = 0x21;
 const TAG_FOUND: u8 = 0x22;
 const TAG_NOT_FOUND: u8 = 0x23;
+const TAG_DIRECTORY_ASK: u8 = 0x24;
+const TAG_DIRECTORY: u8 = 0x25;
 const TAG_GET: u8 = 0x31;
 const TAG_PUBLISH: u8 = 0x32;
 const TAG_CTL_INVALIDATE: u8 = 0x33;
@@ -191,7 +296,7 @@ pub fn control_request_cap(tag: u8) -> Option<usize> {
     match tag {
         TAG_GET => Some(1 + 32 + 32 + 4),
         TAG_PUBLISH => Some(MAX_CONTROL_REQUEST),
-        TAG_CTL_INVALIDATE => Some(1 + 32 + 4 + MAX_REPO),
+        TAG_CTL_INVALIDATE => Some(1 + 32 + 4 + MAX_REPO + 2),
         TAG_STATUS => Some(1),
         TAG_MANIFEST => Some(1 + 32 + 32),
         _ => None,
@@ -212,6 +317,7 @@ impl Gossip {
                 out.extend_from_slice(&inv.scope_id);
                 out.extend_from_slice(&inv.at_ms.to_le_bytes());
                 put(&mut out, inv.repo.as_bytes());
+                out.extend_from_slice(&inv.resources_bits().to_le_bytes());
             }
         }
         out
@@ -234,9 +340,12 @@ impl Gossip {
                 let scope_id = r.array()?;
                 let at_ms = r.u64()?;
                 let repo = r.string(MAX_REPO)?;
+                let resources = resources_of(u16::from_le_bytes(r.array()?))
+                    .ok_or_else(|| r.err("unknown resources"))?;
                 Gossip::Invalidation(Invalidation {
                     scope_id,
                     repo,
+                    resources,
                     at_ms,
                 })
             }
@@ -301,6 +410,90 @@ impl FetchResponse {
     }
 }
 
+impl DirectoryRequest {
+    /// Wire encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(MAX_DIRECTORY_REQUEST);
+        out.push(TAG_DIRECTORY_ASK);
+        out.extend_from_slice(&self.scope_id);
+        out.extend_from_slice(&self.limit.to_le_bytes());
+        out
+    }
+
+    /// Inverse of [`DirectoryRequest::encode`].
+    ///
+    /// # Errors
+    /// Anything malformed.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes, "directory request");
+        if r.u8()? != TAG_DIRECTORY_ASK {
+            return Err(r.err("unknown tag"));
+        }
+        let scope_id = r.array()?;
+        let limit = u16::from_le_bytes(r.array()?);
+        r.finish()?;
+        Ok(DirectoryRequest { scope_id, limit })
+    }
+}
+
+impl DirectoryResponse {
+    /// Wire encoding. Items past [`MAX_DIRECTORY_ITEMS`] and providers past
+    /// [`MAX_DIRECTORY_PROVIDERS`] are left out, so what is sent always decodes.
+    pub fn encode(&self) -> Vec<u8> {
+        let items = &self.items[..self.items.len().min(MAX_DIRECTORY_ITEMS)];
+        let mut out = vec![TAG_DIRECTORY];
+        out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+        for item in items {
+            put(&mut out, &item.manifest);
+            let providers = &item.providers[..item.providers.len().min(MAX_DIRECTORY_PROVIDERS)];
+            out.push(providers.len() as u8);
+            for peer in providers {
+                put(&mut out, &peer.to_bytes());
+            }
+        }
+        out
+    }
+
+    /// Inverse of [`DirectoryResponse::encode`]. Counts are checked against their caps before
+    /// anything is allocated for them.
+    ///
+    /// # Errors
+    /// Anything malformed or over its cap, and peer ids that do not parse.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes, "directory response");
+        if bytes.len() > MAX_DIRECTORY_RESPONSE {
+            return Err(r.err("too large"));
+        }
+        if r.u8()? != TAG_DIRECTORY {
+            return Err(r.err("unknown tag"));
+        }
+        let count = u32::from_le_bytes(r.array()?) as usize;
+        if count > MAX_DIRECTORY_ITEMS {
+            return Err(r.err("too many manifests"));
+        }
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            let manifest = r.bytes(MAX_MANIFEST)?.to_vec();
+            let n = usize::from(r.u8()?);
+            if n > MAX_DIRECTORY_PROVIDERS {
+                return Err(r.err("too many providers"));
+            }
+            let mut providers = Vec::with_capacity(n);
+            for _ in 0..n {
+                let peer =
+                    PeerId::from_bytes(r.bytes(MAX_PEER_ID)?).map_err(|_| r.err("bad peer id"))?;
+                providers.push(peer);
+            }
+            items.push(DirectoryItem {
+                manifest,
+                providers,
+            });
+        }
+        r.finish()?;
+        Ok(DirectoryResponse { items })
+    }
+}
+
 impl Control {
     /// Wire encoding (one frame's payload).
     pub fn encode(&self) -> Vec<u8> {
@@ -317,10 +510,16 @@ impl Control {
                 out.extend_from_slice(&deadline_ms.to_le_bytes());
             }
             Control::Publish { manifest, body } => return pair(TAG_PUBLISH, manifest, body),
-            Control::Invalidate { scope_id, repo } => {
+            Control::Invalidate {
+                scope_id,
+                repo,
+                resources,
+            } => {
                 out.push(TAG_CTL_INVALIDATE);
                 out.extend_from_slice(scope_id);
                 put(&mut out, repo.as_bytes());
+                let bits = resources.map_or(WHOLE_REPOSITORY, Resources::bits);
+                out.extend_from_slice(&bits.to_le_bytes());
             }
             Control::Status => out.push(TAG_STATUS),
             Control::Manifest { key, scope_id } => {
@@ -351,6 +550,8 @@ impl Control {
             TAG_CTL_INVALIDATE => Control::Invalidate {
                 scope_id: r.array()?,
                 repo: r.string(MAX_REPO)?,
+                resources: resources_of(u16::from_le_bytes(r.array()?))
+                    .ok_or_else(|| r.err("unknown resources"))?,
             },
             TAG_STATUS => Control::Status,
             TAG_MANIFEST => Control::Manifest {
@@ -715,62 +916,83 @@ where
     io.close().await
 }
 
-/// Request-response codec of `/ghcache/fetch/1`: one length-prefixed, capped frame each way.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FetchCodec;
+/// A request-response codec: one length-prefixed frame each way, each read under its cap.
+macro_rules! framed_codec {
+    ($(#[$doc:meta])* $name:ident, $request:ty, $request_cap:expr, $response:ty, $response_cap:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $name;
 
-impl request_response::Codec for FetchCodec {
-    type Protocol = StreamProtocol;
-    type Request = FetchRequest;
-    type Response = FetchResponse;
+        impl request_response::Codec for $name {
+            type Protocol = StreamProtocol;
+            type Request = $request;
+            type Response = $response;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<FetchRequest>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let frame = read_stream_frame(io, MAX_FETCH_REQUEST).await?;
-        Ok(FetchRequest::decode(&frame)?)
-    }
+            async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<$request>
+            where
+                T: AsyncRead + Unpin + Send,
+            {
+                let frame = read_stream_frame(io, $request_cap).await?;
+                Ok(<$request>::decode(&frame)?)
+            }
 
-    async fn read_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<FetchResponse>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let frame = read_stream_frame(io, MAX_FETCH_RESPONSE).await?;
-        Ok(FetchResponse::decode(&frame)?)
-    }
+            async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<$response>
+            where
+                T: AsyncRead + Unpin + Send,
+            {
+                let frame = read_stream_frame(io, $response_cap).await?;
+                Ok(<$response>::decode(&frame)?)
+            }
 
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: FetchRequest,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_stream_frame(io, &req.encode()).await
-    }
+            async fn write_request<T>(
+                &mut self,
+                _: &StreamProtocol,
+                io: &mut T,
+                req: $request,
+            ) -> io::Result<()>
+            where
+                T: AsyncWrite + Unpin + Send,
+            {
+                write_stream_frame(io, &req.encode()).await
+            }
 
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: FetchResponse,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_stream_frame(io, &res.encode()).await
-    }
+            async fn write_response<T>(
+                &mut self,
+                _: &StreamProtocol,
+                io: &mut T,
+                res: $response,
+            ) -> io::Result<()>
+            where
+                T: AsyncWrite + Unpin + Send,
+            {
+                write_stream_frame(io, &res.encode()).await
+            }
+        }
+    };
 }
+
+framed_codec!(
+    /// Request-response codec of `/ghcache/fetch/1`: one length-prefixed, capped frame each way.
+    FetchCodec,
+    FetchRequest,
+    MAX_FETCH_REQUEST,
+    FetchResponse,
+    MAX_FETCH_RESPONSE
+);
+
+framed_codec!(
+    /// Request-response codec of `/ghcache/directory/1`: one length-prefixed, capped frame each
+    /// way.
+    DirectoryCodec,
+    DirectoryRequest,
+    MAX_DIRECTORY_REQUEST,
+    DirectoryResponse,
+    MAX_DIRECTORY_RESPONSE
+);
 
 #[cfg(test)]
 mod tests {
+    use ghcache_core::policy::Resource;
     use super::*;
     use proptest::prelude::*;
     use std::time::Duration;
@@ -783,7 +1005,14 @@ mod tests {
             Gossip::Invalidation(Invalidation {
                 scope_id: [3; 32],
                 repo: "o/r".into(),
+                resources: Some(Resources::of(&[Resource::Issues, Resource::Search])),
                 at_ms: 42,
+            }),
+            Gossip::Invalidation(Invalidation {
+                scope_id: [3; 32],
+                repo: String::new(),
+                resources: None,
+                at_ms: 43,
             }),
         ];
         let fetch = vec![
@@ -806,6 +1035,7 @@ mod tests {
             Control::Invalidate {
                 scope_id: [4; 32],
                 repo: "o/r".into(),
+                resources: None,
             },
             Control::Status,
             Control::Manifest {
@@ -848,6 +1078,81 @@ mod tests {
         };
         assert!(req.encode().len() <= MAX_FETCH_REQUEST);
         assert_eq!(FetchRequest::decode(&req.encode()), Ok(req));
+    }
+
+    #[test]
+    fn directory_messages_round_trip_within_their_caps() {
+        let request = DirectoryRequest {
+            scope_id: [4; 32],
+            limit: u16::MAX,
+        };
+        assert_eq!(request.encode().len(), MAX_DIRECTORY_REQUEST);
+        assert_eq!(DirectoryRequest::decode(&request.encode()), Ok(request));
+        let peers: Vec<PeerId> = (0..MAX_DIRECTORY_PROVIDERS + 3)
+            .map(|_| PeerId::random())
+            .collect();
+        let item = DirectoryItem {
+            manifest: vec![7; 300],
+            providers: peers.clone(),
+        };
+        let reply = DirectoryResponse {
+            items: vec![item; MAX_DIRECTORY_ITEMS + 5],
+        };
+        // What is sent is cut to the caps, so it always decodes.
+        let decoded = DirectoryResponse::decode(&reply.encode());
+        let Ok(decoded) = decoded else {
+            panic!("{decoded:?}");
+        };
+        assert_eq!(decoded.items.len(), MAX_DIRECTORY_ITEMS);
+        assert_eq!(
+            decoded.items[0].providers,
+            peers[..MAX_DIRECTORY_PROVIDERS].to_vec()
+        );
+        // The largest reply fits the frame cap.
+        let largest = DirectoryResponse {
+            items: vec![
+                DirectoryItem {
+                    manifest: vec![0; MAX_MANIFEST],
+                    providers: peers[..MAX_DIRECTORY_PROVIDERS].to_vec(),
+                };
+                MAX_DIRECTORY_ITEMS
+            ],
+        };
+        assert!(largest.encode().len() <= MAX_DIRECTORY_RESPONSE);
+        assert_eq!(
+            DirectoryResponse::decode(&DirectoryResponse::default().encode()),
+            Ok(DirectoryResponse::default())
+        );
+    }
+
+    #[test]
+    fn directory_replies_over_their_caps_are_refused_before_allocating() {
+        let mut too_many = vec![TAG_DIRECTORY];
+        too_many.extend_from_slice(&u32::MAX.to_le_bytes());
+        let err = DirectoryResponse::decode(&too_many);
+        assert_eq!(err.map_err(|e| e.reason), Err("too many manifests"));
+
+        let mut providers = vec![TAG_DIRECTORY];
+        providers.extend_from_slice(&1u32.to_le_bytes());
+        put(&mut providers, b"m");
+        providers.push(MAX_DIRECTORY_PROVIDERS as u8 + 1);
+        let err = DirectoryResponse::decode(&providers);
+        assert_eq!(err.map_err(|e| e.reason), Err("too many providers"));
+
+        let mut bad_peer = vec![TAG_DIRECTORY];
+        bad_peer.extend_from_slice(&1u32.to_le_bytes());
+        put(&mut bad_peer, b"m");
+        bad_peer.push(1);
+        put(&mut bad_peer, b"not a peer id");
+        let err = DirectoryResponse::decode(&bad_peer);
+        assert_eq!(err.map_err(|e| e.reason), Err("bad peer id"));
+
+        let mut big_manifest = vec![TAG_DIRECTORY];
+        big_manifest.extend_from_slice(&1u32.to_le_bytes());
+        big_manifest.extend_from_slice(&((MAX_MANIFEST + 1) as u32).to_le_bytes());
+        assert!(DirectoryResponse::decode(&big_manifest).is_err());
+        assert!(DirectoryResponse::decode(&vec![0; MAX_DIRECTORY_RESPONSE + 1]).is_err());
+        assert!(DirectoryRequest::decode(&[TAG_DIRECTORY_ASK, 1, 2]).is_err());
     }
 
     #[test]
@@ -904,6 +1209,7 @@ mod tests {
             Control::Invalidate {
                 scope_id: [4; 32],
                 repo: "r".repeat(MAX_REPO),
+                resources: Some(Resources::of(&Resource::ALL)),
             },
             Control::Status,
             Control::Manifest {
@@ -1024,6 +1330,8 @@ mod tests {
             let _ = FetchResponse::decode(&bytes);
             let _ = Control::decode(&bytes);
             let _ = Reply::decode(&bytes);
+            let _ = DirectoryRequest::decode(&bytes);
+            let _ = DirectoryResponse::decode(&bytes);
         }
 
         #[test]
@@ -1031,7 +1339,7 @@ mod tests {
             tag in prop::sample::select(vec![
                 TAG_ANNOUNCE, TAG_INVALIDATE, TAG_FETCH, TAG_FOUND, TAG_NOT_FOUND, TAG_GET,
                 TAG_PUBLISH, TAG_CTL_INVALIDATE, TAG_STATUS, TAG_HIT, TAG_MISS, TAG_OK,
-                TAG_STATUS_TEXT, TAG_ERROR,
+                TAG_STATUS_TEXT, TAG_ERROR, TAG_DIRECTORY_ASK, TAG_DIRECTORY,
             ]),
             tail in proptest::collection::vec(any::<u8>(), 0..256),
         ) {
@@ -1042,6 +1350,8 @@ mod tests {
             let _ = FetchResponse::decode(&bytes);
             let _ = Control::decode(&bytes);
             let _ = Reply::decode(&bytes);
+            let _ = DirectoryRequest::decode(&bytes);
+            let _ = DirectoryResponse::decode(&bytes);
         }
 
         #[test]

@@ -119,8 +119,10 @@ fn scope_order_and_token_secrecy() {
     let mut inputs = ScopeInputs {
         explicit: Some("team".into()),
         actions_repository: Some("Acme/Widgets".into()),
+        job_token_hash: Some(declared("ghp_secret_token")),
         env_token: Some("ghp_secret_token".into()),
         login: Some("octocat".into()),
+        config_token: Some("gho_from_the_file".into()),
     };
     assert_eq!(scope(&inputs), "team");
     inputs.explicit = None;
@@ -140,5 +142,95 @@ fn scope_order_and_token_secrecy() {
     inputs.env_token = None;
     assert_eq!(scope(&inputs), "user:octocat");
     inputs.login = Some("  ".into());
+    let by_file_token = scope(&inputs);
+    assert!(by_file_token.starts_with("token:"), "{by_file_token}");
+    inputs.config_token = None;
     assert_eq!(scope(&inputs), "anonymous");
+}
+
+/// The value `ghcache actions declare` puts in the job's environment for `token`.
+fn declared(token: &str) -> String {
+    let line = declaration(token);
+    let value = line.strip_prefix("GH_CACHE_JOB_TOKEN_HASH=");
+    value.unwrap_or_else(|| panic!("{line}")).to_owned()
+}
+
+fn in_actions(env_token: Option<&str>, declared_for: Option<&str>) -> ScopeInputs {
+    ScopeInputs {
+        actions_repository: Some("acme/widgets".into()),
+        job_token_hash: declared_for.map(declared),
+        env_token: env_token.map(str::to_owned),
+        ..ScopeInputs::default()
+    }
+}
+
+#[test]
+fn in_actions_only_the_declared_job_token_shares_the_repository_s_scope() {
+    let shared = "actions:acme/widgets";
+    assert_eq!(scope(&in_actions(Some("ghs_job"), Some("ghs_job"))), shared);
+    // Another job, another token, its own declaration: the same scope.
+    assert_eq!(
+        scope(&in_actions(Some("ghs_next"), Some("ghs_next"))),
+        shared
+    );
+    // A PAT in GH_TOKEN while the job declared its own token: the PAT's own scope.
+    let pat = scope(&in_actions(Some("ghp_personal"), Some("ghs_job")));
+    assert_eq!(pat, scope(&in_actions(Some("ghp_personal"), None)));
+    assert!(pat.starts_with("token:"), "{pat}");
+    // Without a declaration, even the job token keeps to itself.
+    let undeclared = scope(&in_actions(Some("ghs_job"), None));
+    assert!(undeclared.starts_with("token:"), "{undeclared}");
+    assert_ne!(undeclared, scope(&in_actions(Some("ghs_next"), None)));
+    // A declaration that is not a hash, or no token at all, shares nothing.
+    let mut garbled = in_actions(Some("ghs_job"), None);
+    garbled.job_token_hash = Some("ghs_job".into());
+    assert_eq!(scope(&garbled), undeclared);
+    assert_eq!(scope(&in_actions(None, Some("ghs_job"))), "anonymous");
+    // The declaration counts only in Actions.
+    let mut outside = in_actions(Some("ghs_job"), Some("ghs_job"));
+    outside.actions_repository = None;
+    assert_eq!(scope(&outside), undeclared);
+    // A job that logged gh in with its own token in hosts.yml shares too.
+    let mut file = in_actions(None, Some("ghs_job"));
+    file.config_token = Some("ghs_job".into());
+    file.login = Some("someone".into());
+    assert_eq!(scope(&file), shared);
+}
+
+#[test]
+fn the_declaration_names_no_token() {
+    let line = declaration("ghs_0123456789abcdef");
+    let value = declared("ghs_0123456789abcdef");
+    assert_eq!(value.len(), 64);
+    assert!(value.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(!line.contains("ghs_"), "{line}");
+    assert_ne!(
+        job_token_hash("ghs_0123456789abcdef"),
+        crate::Manifest::token_hash("ghs_0123456789abcdef"),
+        "not the hash that manifests carry"
+    );
+}
+
+#[test]
+fn the_host_s_own_token_is_read_not_another_account_s() {
+    // gh 2.40 and later: the active account's keys on the host, every account under `users:`.
+    let yml = "github.com:\n    users:\n        hubot:\n            oauth_token: gho_hubot\n        octocat:\n            oauth_token: gho_octocat\n    git_protocol: https\n    user: octocat\n    oauth_token: gho_octocat\nghe.example.com:\n    user: other\n";
+    assert_eq!(
+        hosts_entry(yml, "github.com"),
+        HostsEntry {
+            user: Some("octocat".into()),
+            oauth_token: Some("gho_octocat".into()),
+        }
+    );
+    // A login kept in the keyring: the file names the user and no token.
+    assert_eq!(
+        hosts_entry(yml, "ghe.example.com"),
+        HostsEntry {
+            user: Some("other".into()),
+            oauth_token: None,
+        }
+    );
+    let keyring_only = "github.com:\n    users:\n        octocat:\n    user: octocat\n";
+    assert_eq!(hosts_entry(keyring_only, "github.com").oauth_token, None);
+    assert_eq!(hosts_entry("", "github.com"), HostsEntry::default());
 }

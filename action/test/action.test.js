@@ -1,0 +1,381 @@
+'use strict';
+// The action end to end on a simulated runner: the archive that `cargo xtask dist` made, served
+// by a local HTTP server; the real gh, pointed at the fake GitHub; real ghcache daemons.
+// `cargo xtask test` runs these after building the archive (GHCACHE_DIST_DIR) and the fake
+// GitHub (GHCACHE_FAKE_GITHUB).
+
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const http = require('node:http');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn, spawnSync } = require('node:child_process');
+const { after, before, test } = require('node:test');
+
+const { Job, ROOT, run } = require('./runner-sim');
+const { hostTarget, ownVersion } = require('../lib/install');
+const daemon = require('../lib/daemon');
+
+const VERSION = ownVersion();
+const TARGET = hostTarget();
+const ARCHIVE_NAME = `ghcache-${VERSION}-${TARGET}.tar.gz`;
+const DIST = process.env.GHCACHE_DIST_DIR || path.join(ROOT, 'target', 'dist');
+const FAKE_GITHUB = process.env.GHCACHE_FAKE_GITHUB || path.join(ROOT, 'target', 'debug', 'fake-github');
+/** The fake GitHub's token; gh sends it, and the jobs declare it as theirs. */
+const GH_TOKEN = 'ghp_fake0123456789';
+
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'ghcache-action-test-'));
+let archive;
+let server;
+let baseUrl;
+let github;
+let githubPort;
+let runnerBin;
+let ghcache;
+const cleanups = [];
+
+/** Lines of stdout that are error annotations. */
+function errors(result) {
+  return result.stdout.split('\n').filter((l) => l.startsWith('::error'));
+}
+
+/** `fn` until it returns a truthy value or `ms` pass; that value, or null. */
+async function waitFor(ms, fn) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() >= deadline) return null;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function which(program) {
+  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
+    const candidate = path.join(dir, program);
+    if (dir && fs.existsSync(candidate)) return candidate;
+  }
+  return '';
+}
+
+function getJson(url) {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, (response) => {
+        const chunks = [];
+        response.on('data', (c) => chunks.push(c));
+        response.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+      })
+      .on('error', reject);
+  });
+}
+
+/** Requests that reached the fake GitHub. */
+async function githubRequests() {
+  return (await getJson(`http://127.0.0.1:${githubPort}/_fake/stats`)).requests;
+}
+
+/** The environment that points the real gh at the fake GitHub, for one job. */
+function ghEnv(job) {
+  const proxy = `http://127.0.0.1:${githubPort}`;
+  const config = path.join(job.root, 'gh-config');
+  fs.mkdirSync(config, { recursive: true });
+  return {
+    GH_HOST: 'github.localhost',
+    HTTP_PROXY: proxy,
+    http_proxy: proxy,
+    GH_TOKEN,
+    GH_CONFIG_DIR: config,
+    GH_NO_UPDATE_NOTIFIER: '1',
+    GH_PROMPT_DISABLED: '1',
+    GH_PAGER: 'cat',
+    LANG: 'C.UTF-8',
+  };
+}
+
+/** A job whose PATH holds only what a runner has: node, gh, tar, gzip, sh (no Rust toolchain). */
+function newJob(options = {}) {
+  const job = new Job({ env: { PATH: runnerBin }, token: GH_TOKEN, ...options });
+  cleanups.push(async () => {
+    // A test that failed before the post step leaves the job's daemon running.
+    if (job.state.pid) await daemon.stop(Number(job.state.pid));
+    job.remove();
+  });
+  return job;
+}
+
+/** A swarm key, made by `ghcache swarm-key new`. */
+function swarmKey() {
+  const made = spawnSync(ghcache, ['swarm-key', 'new'], { encoding: 'utf8', env: { PATH: runnerBin, HOME: scratch } });
+  assert.equal(made.status, 0, made.stderr);
+  return made.stdout;
+}
+
+/** A keeper on loopback that runners can bootstrap from; its `/ip4/.../p2p/ID` address. */
+async function startKeeper(key) {
+  const home = fs.mkdtempSync(path.join(scratch, 'keeper-'));
+  const keyFile = path.join(home, 'swarm.key');
+  fs.writeFileSync(keyFile, key, { mode: 0o600 });
+  const env = { PATH: runnerBin, HOME: home, GH_CACHE_DIR: path.join(home, 'cache') };
+  const log = fs.openSync(path.join(home, 'daemon.log'), 'a');
+  const child = spawn(
+    ghcache,
+    ['daemon', '--keep', '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--swarm-key', keyFile],
+    { env, stdio: ['ignore', log, log] },
+  );
+  fs.closeSync(log);
+  cleanups.push(() => daemon.stop(child.pid));
+  const status = await waitFor(30000, () => {
+    const now = daemon.status(ghcache, env);
+    return now && now.listen_addrs && now.listen_addrs.length > 0 ? now : null;
+  });
+  assert.ok(status, `the keeper did not come up: ${fs.readFileSync(path.join(home, 'daemon.log'), 'utf8')}`);
+  return { addr: `${status.listen_addrs[0]}/p2p/${status.peer_id}`, env };
+}
+
+before(async () => {
+  archive = path.join(DIST, ARCHIVE_NAME);
+  if (!fs.existsSync(archive)) {
+    throw new Error(`no archive at ${archive}: run cargo xtask dist first (cargo xtask test does)`);
+  }
+  if (!fs.existsSync(FAKE_GITHUB)) {
+    throw new Error(`no fake GitHub at ${FAKE_GITHUB}: run cargo build -p fake-github (cargo xtask test does)`);
+  }
+  runnerBin = path.join(scratch, 'runner-bin');
+  fs.mkdirSync(runnerBin);
+  for (const program of ['gh', 'tar', 'gzip', 'sh']) {
+    const found = which(program);
+    if (!found) throw new Error(`${program} is not installed${program === 'gh' ? ': apt-get install -y gh' : ''}`);
+    fs.symlinkSync(found, path.join(runnerBin, program));
+  }
+  fs.symlinkSync(process.execPath, path.join(runnerBin, 'node'));
+
+  // The release server: the archive, its checksum, and nothing else.
+  const bytes = fs.readFileSync(archive);
+  const files = new Map([
+    [`/${ARCHIVE_NAME}`, bytes],
+    [`/${ARCHIVE_NAME}.sha256`, fs.readFileSync(`${archive}.sha256`)],
+    ['/bad-checksum/ghcache.tar.gz', bytes],
+    ['/bad-checksum/ghcache.tar.gz.sha256', Buffer.from(`${'0'.repeat(64)}  ghcache.tar.gz\n`)],
+  ]);
+  server = http.createServer((request, response) => {
+    const body = files.get(request.url);
+    response.writeHead(body ? 200 : 404, { 'content-type': 'application/octet-stream' });
+    response.end(body || 'not found\n');
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  baseUrl = `http://127.0.0.1:${server.address().port}`;
+
+  github = spawn(FAKE_GITHUB, ['--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  githubPort = await new Promise((resolve, reject) => {
+    github.stdout.on('data', (chunk) => {
+      const match = chunk.toString('utf8').match(/listening on 127\.0\.0\.1:(\d+)/);
+      if (match) resolve(Number(match[1]));
+    });
+    github.on('exit', (code) => reject(new Error(`fake-github exited (${code})`)));
+  });
+
+  // The archive's binary, for the test's own keepers and keys.
+  const unpacked = path.join(scratch, 'unpacked');
+  fs.mkdirSync(unpacked);
+  const untar = spawnSync('tar', ['-xzf', archive, '-C', unpacked]);
+  assert.equal(untar.status, 0, String(untar.stderr));
+  ghcache = path.join(unpacked, `ghcache-${VERSION}-${TARGET}`, 'ghcache');
+});
+
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+  if (github) github.kill();
+  if (server) server.close();
+  fs.rmSync(scratch, { recursive: true, force: true });
+});
+
+/** Is the ELF file at `file` free of a program interpreter (a static executable)? */
+function isStatic(file) {
+  const elf = fs.readFileSync(file);
+  assert.equal(elf.subarray(0, 4).toString('latin1'), '\x7fELF');
+  const phoff = Number(elf.readBigUInt64LE(0x20));
+  const phentsize = elf.readUInt16LE(0x36);
+  const phnum = elf.readUInt16LE(0x38);
+  for (let i = 0; i < phnum; i += 1) {
+    const PT_INTERP = 3;
+    if (elf.readUInt32LE(phoff + i * phentsize) === PT_INTERP) return false;
+  }
+  return true;
+}
+
+test('the archive holds the binary, README, licences, completions and man pages, with its checksum', () => {
+  const listing = spawnSync('tar', ['-tzf', archive], { encoding: 'utf8' }).stdout.split('\n');
+  const top = `ghcache-${VERSION}-${TARGET}/`;
+  for (const file of [
+    'ghcache',
+    'README.md',
+    'LICENSE-MIT',
+    'LICENSE-APACHE',
+    'completions/ghcache.bash',
+    'completions/_ghcache',
+    'completions/ghcache.fish',
+    'man/ghcache.1',
+    'man/ghcache-gh.1',
+  ]) {
+    assert.ok(listing.includes(top + file), `${file} missing from ${listing.join(' ')}`);
+  }
+  const digest = crypto.createHash('sha256').update(fs.readFileSync(archive)).digest('hex');
+  assert.equal(fs.readFileSync(`${archive}.sha256`, 'utf8'), `${digest}  ${ARCHIVE_NAME}\n`);
+});
+
+test('the binary in the archive runs with no Rust toolchain on PATH', async () => {
+  for (const program of ['cargo', 'rustc', 'rustup']) assert.ok(!fs.existsSync(path.join(runnerBin, program)));
+  const version = await run(ghcache, ['--version'], { env: { PATH: runnerBin } });
+  assert.equal(version.code, 0, version.stderr);
+  assert.equal(version.stdout, `ghcache ${VERSION}\n`);
+  if (TARGET === 'x86_64-unknown-linux-gnu') assert.ok(isStatic(ghcache), 'a static executable');
+});
+
+test('main and post: gh through the shim, two identical calls reach GitHub once, the summary says so', async () => {
+  const key = swarmKey();
+  const keeper = await startKeeper(key);
+  const job = newJob();
+  Object.assign(job.env, ghEnv(job));
+  const main = await job.action('main', {
+    url: `${baseUrl}/ghcache-{version}-{target}.tar.gz`,
+    'swarm-key': key,
+    bootstrap: keeper.addr,
+  });
+  assert.equal(main.code, 0, main.stdout + main.stderr);
+  assert.deepEqual(errors(main), []);
+  assert.match(main.stdout, /ghcache daemon \S+: 1 peer connected/);
+  // Later steps: the shim first on PATH, then ghcache; the real gh in GH_CACHE_GH.
+  assert.equal(job.paths.length, 2);
+  assert.equal(job.paths[0], path.join(job.temp, 'ghcache', 'bin'));
+  assert.equal(job.exported.GH_CACHE_GH, path.join(runnerBin, 'gh'));
+  assert.equal(job.exported.GH_CACHE_P2P, '1');
+  assert.match(job.exported.GH_CACHE_JOB_TOKEN_HASH, /^[0-9a-f]{64}$/);
+  assert.ok(!main.env.includes(GH_TOKEN), 'the token is not written anywhere');
+  assert.ok(!main.env.includes(key.trim().split('\n').pop()), 'nor the swarm key');
+  assert.match(main.stdout, /^::add-mask::/m);
+
+  const before = await githubRequests();
+  const first = await job.run('gh', ['repo', 'view', 'o/r', '--json', 'name']);
+  const second = await job.run('gh', ['repo', 'view', 'o/r', '--json', 'name']);
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal(second.stdout, first.stdout, 'the same answer');
+  assert.equal(second.stderr, first.stderr);
+  assert.equal((await githubRequests()) - before, 1, 'GitHub was asked once');
+  const plain = await job.run(job.exported.GH_CACHE_GH, ['repo', 'view', 'o/r', '--json', 'name']);
+  assert.equal(first.stdout, plain.stdout, 'what gh prints');
+
+  const pid = Number(job.state.pid);
+  assert.ok(daemon.alive(pid), 'the daemon outlives the main step');
+  const post = await job.action('post');
+  assert.equal(post.code, 0, post.stdout + post.stderr);
+  assert.ok(!daemon.alive(pid), 'post stopped the daemon');
+  assert.ok(!fs.existsSync(job.exported.GH_CACHE_SWARM_KEY_FILE), 'and removed the swarm key');
+  const summary = job.summary();
+  assert.match(summary, /^### ghcache$/m);
+  assert.match(summary, /^\| gh requests through ghcache \| 2 \|$/m);
+  assert.match(summary, /^\| answered from the cache \| 1 \(local 1, p2p 0, ipfs 0\) \|$/m);
+  assert.match(summary, /^\| GitHub requests saved \| 1 \|$/m);
+  assert.match(summary, /^\| asked GitHub \| 1 \|$/m);
+  assert.match(summary, /^\| revalidated \(304, free\) \| 0 \|$/m);
+  assert.match(summary, /^\| stale answers served \| 0 \|$/m);
+  assert.match(summary, /Tiers: P2P on \(daemon running, 1 peer connected\); IPFS off/);
+  const notices = post.stdout.split('\n').filter((l) => l.startsWith('::notice'));
+  assert.deepEqual(notices, [
+    '::notice title=ghcache::1 of 2 gh requests answered from the cache (local 1, p2p 0, ipfs 0): 1 GitHub request saved, 0 revalidated (304), 0 stale served',
+  ]);
+});
+
+test('a second job on the runner takes ghcache from the tool cache', async () => {
+  const first = newJob();
+  const url = `${baseUrl}/${ARCHIVE_NAME}`;
+  assert.equal((await first.action('main', { url })).code, 0);
+  const second = newJob({ toolCache: first.toolCache });
+  // Nothing to download from: the tool cache must answer. The summary and the notice are off.
+  const inputs = { url: `${baseUrl}/gone/${ARCHIVE_NAME}`, summary: 'false', annotations: 'false' };
+  const main = await second.action('main', inputs);
+  assert.equal(main.code, 0, main.stdout);
+  assert.match(main.stdout, /from the tool cache/);
+  const post = await second.action('post');
+  assert.equal(post.code, 0, post.stdout);
+  assert.ok(!post.stdout.includes('::notice'), post.stdout);
+  assert.equal(second.summary(), '');
+});
+
+test('a wrong checksum fails the step with one line and installs nothing', async () => {
+  for (const [inputs, from] of [
+    [{ url: `${baseUrl}/${ARCHIVE_NAME}`, sha256: 'f'.repeat(64) }, 'the sha256 input'],
+    [{ url: `${baseUrl}/bad-checksum/ghcache.tar.gz` }, `${baseUrl}/bad-checksum/ghcache.tar.gz.sha256`],
+  ]) {
+    const job = newJob();
+    const main = await job.action('main', inputs);
+    assert.equal(main.code, 1);
+    const lines = errors(main);
+    assert.equal(lines.length, 1, main.stdout);
+    assert.match(lines[0], new RegExp(`^::error::ghcache: the archive ${inputs.url} has sha256 [0-9a-f]{64}, but ${from} says [0-9a-f]{64}: not installed$`));
+    assert.deepEqual(job.paths, []);
+    assert.equal(fs.readdirSync(job.toolCache).length, 0);
+  }
+});
+
+test('a missing archive fails the step with one line', async () => {
+  const job = newJob();
+  const url = `${baseUrl}/v9.9.9/ghcache-9.9.9-${TARGET}.tar.gz`;
+  const main = await job.action('main', { url });
+  assert.equal(main.code, 1);
+  assert.deepEqual(errors(main), [
+    `::error::ghcache: cannot download ${url}: HTTP 404; check the version and url inputs`,
+  ]);
+});
+
+test('a daemon that does not join fails the step with one line, and post stops it', async () => {
+  const keeper = await startKeeper(swarmKey());
+  const job = newJob();
+  const main = await job.action('main', {
+    url: `${baseUrl}/${ARCHIVE_NAME}`,
+    'swarm-key': swarmKey(), // not the keeper's swarm
+    bootstrap: keeper.addr,
+    'join-timeout': '2',
+  });
+  assert.equal(main.code, 1);
+  const log = path.join(job.temp, 'ghcache', 'daemon.log');
+  const lines = errors(main);
+  assert.equal(lines.length, 1, main.stdout);
+  const expected =
+    "::error::ghcache: the daemon joined no peer within 2s: check that the bootstrap peer is up and reachable from this runner and that swarm-key is that swarm's key " +
+    `\\(its fingerprint here is [0-9a-f]{32}; a daemon logs its own when it starts\\); log: ${log}`;
+  assert.match(lines[0], new RegExp(`^${expected.replace(/[.]/g, '\\.')}$`));
+  const pid = Number(job.state.pid);
+  const post = await job.action('post');
+  assert.equal(post.code, 0, post.stdout);
+  assert.ok(!daemon.alive(pid), 'post stopped the daemon');
+});
+
+test('a pull request from a fork is read-only and never a keeper', async () => {
+  const job = newJob();
+  const event = path.join(job.root, 'event.json');
+  fs.writeFileSync(event, JSON.stringify({
+    pull_request: { head: { repo: { full_name: 'someone/r' } }, base: { repo: { full_name: 'o/r' } } },
+  }));
+  Object.assign(job.env, { GITHUB_EVENT_NAME: 'pull_request', GITHUB_EVENT_PATH: event });
+  const main = await job.action('main', {
+    url: `${baseUrl}/${ARCHIVE_NAME}`,
+    'swarm-key': swarmKey(),
+    keep: 'true',
+    'ipfs-api': 'http://127.0.0.1:5001',
+  });
+  assert.equal(main.code, 0, main.stdout);
+  const status = daemon.status(path.join(job.toolCache, 'ghcache', VERSION, process.arch, 'ghcache'), job.stepEnv());
+  assert.equal(status.read_only, true);
+  assert.notEqual(status.keeper, true);
+  assert.equal(job.exported.GH_CACHE_IPFS_API, undefined, 'read-only jobs add nothing to IPFS');
+  assert.equal((await job.action('post')).code, 0);
+});
+
+test('a wrong input fails with one line that names it', async () => {
+  const job = newJob();
+  const main = await job.action('main', { url: `${baseUrl}/${ARCHIVE_NAME}`, summary: 'yes' });
+  assert.equal(main.code, 1);
+  assert.deepEqual(errors(main), ['::error::ghcache: input summary is "yes": give true or false']);
+});

@@ -1,0 +1,274 @@
+//! Fetches between peers, each in a task of its own beside the swarm task: a lookup's hedged
+//! fetches, a keeper's fetches of what its peers announced, and answers to peers' fetches. They
+//! reach the swarm through [`Command`]s, and the store directly, so a slow disk never stalls the
+//! swarm.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ghcache_core::{now_ms, CacheKey, Entry, Lookup, Manifest};
+use libp2p::futures::stream::FuturesUnordered;
+use libp2p::futures::StreamExt;
+use libp2p::request_response::ResponseChannel;
+use libp2p::PeerId;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::check;
+use crate::node::{bump, log, Command, Shared};
+use crate::sign;
+use crate::wire::{self, FetchRequest, FetchResponse, Reply};
+
+/// Fetches in flight per lookup: a hedge against one slow provider, not a flood.
+const HEDGE: usize = 2;
+/// How long a peer's fetch from a keeper may wait for the keeper's own fetch of that entry to
+/// land: the asker gives up at its own deadline anyway, and the wait holds no slot of the swarm.
+const KEEP_WAIT: Duration = Duration::from_secs(2);
+
+/// The peers a lookup may ask at once, best first (see `dials::Reach::rank`).
+#[derive(Debug, Default)]
+pub(crate) struct Candidates {
+    pub(crate) peers: Vec<PeerId>,
+    /// Whether any of them is connected: if none is, every one costs a dial.
+    pub(crate) connected: bool,
+}
+
+/// Finds `key` in the swarm: the peers worth asking now (connected holders and keepers first),
+/// then the DHT's providers; two fetches at once, the first valid entry wins.
+///
+/// The DHT walk costs round trips and, in a swarm with runners nobody can dial, dials that hang:
+/// it starts at once only when none of the peers known now is connected, else only when they
+/// all failed to answer.
+pub(crate) async fn lookup(
+    shared: &Arc<Shared>,
+    key: CacheKey,
+    scope_id: [u8; 32],
+    deadline: Duration,
+) -> Reply {
+    let until = Instant::now() + deadline;
+    shared.send(Command::Subscribe { scope_id }).await;
+    let (tx, rx) = oneshot::channel();
+    if !shared
+        .send(Command::FindProviders {
+            key,
+            scope_id,
+            reply: tx,
+        })
+        .await
+    {
+        return Reply::Miss;
+    }
+    let found = match tokio::time::timeout_at(until, rx).await {
+        Ok(Ok(found)) => found,
+        _ => return Reply::Miss,
+    };
+    let request = FetchRequest { key, scope_id };
+    let mut queue: VecDeque<PeerId> = found.peers.into();
+    let mut tried = HashSet::new();
+    let mut inflight = FuturesUnordered::new();
+    let (mut dht, mut dht_asked) = (None, false);
+    if !found.connected {
+        dht = walk_dht(shared, key).await;
+        dht_asked = true;
+    }
+    loop {
+        while inflight.len() < HEDGE {
+            let Some(peer) = queue.pop_front() else { break };
+            if tried.insert(peer) {
+                inflight.push(fetch(shared, peer, request.clone()));
+            }
+        }
+        if inflight.is_empty() && dht.is_none() {
+            if dht_asked {
+                return Reply::Miss;
+            }
+            dht = walk_dht(shared, key).await;
+            dht_asked = true;
+            if dht.is_none() {
+                return Reply::Miss;
+            }
+        }
+        enum Next {
+            Fetched(Option<(PeerId, Option<FetchResponse>)>),
+            Walked(Option<Vec<PeerId>>),
+            Deadline,
+        }
+        let next = tokio::select! {
+            done = inflight.next(), if !inflight.is_empty() => Next::Fetched(done),
+            walked = async {
+                match dht.as_mut() {
+                    Some(rx) => rx.await.ok(),
+                    None => std::future::pending().await,
+                }
+            }, if dht.is_some() => Next::Walked(walked),
+            _ = tokio::time::sleep_until(until) => Next::Deadline,
+        };
+        match next {
+            Next::Deadline => return Reply::Miss,
+            Next::Walked(peers) => {
+                dht = None;
+                queue.extend(peers.unwrap_or_default());
+            }
+            Next::Fetched(None) => {}
+            Next::Fetched(Some((peer, response))) => {
+                let Some(FetchResponse::Found { manifest, body }) = response else {
+                    continue;
+                };
+                match check::entry(&shared.trusted, &request, &manifest, &body) {
+                    Ok(entry) => {
+                        if let Err(e) = shared.store.put(&entry).await {
+                            log(format_args!("cannot store {}: {e}", key.short()));
+                        }
+                        shared
+                            .send(Command::Held {
+                                manifest: Box::new(entry.manifest),
+                            })
+                            .await;
+                        return Reply::Hit { manifest, body };
+                    }
+                    Err((reason, disconnect)) => {
+                        reject(shared, peer, reason, disconnect).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Starts a DHT walk for `key`'s providers; `None` when the daemon is stopping.
+async fn walk_dht(shared: &Shared, key: CacheKey) -> Option<oneshot::Receiver<Vec<PeerId>>> {
+    let (tx, rx) = oneshot::channel();
+    shared
+        .send(Command::DhtProviders { key, reply: tx })
+        .await
+        .then_some(rx)
+}
+
+async fn reject(shared: &Shared, peer: PeerId, reason: String, disconnect: bool) {
+    shared
+        .send(Command::Reject {
+            peer,
+            reason,
+            disconnect,
+        })
+        .await;
+}
+
+/// Asks `peer` for an entry; `None` if the request failed.
+async fn fetch(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    request: FetchRequest,
+) -> (PeerId, Option<FetchResponse>) {
+    let (tx, rx) = oneshot::channel();
+    if !shared
+        .send(Command::Fetch {
+            peer,
+            request,
+            reply: tx,
+        })
+        .await
+    {
+        return (peer, None);
+    }
+    (peer, rx.await.ok().flatten())
+}
+
+/// A keeper's fetch of an announced entry from `peer` (connected: the announcing runner, over
+/// the connection it opened). What arrives is checked as a lookup's answer is, then stored; the
+/// swarm task hears how it ended in [`Command::Kept`], which frees the fetch's slot.
+pub(crate) async fn keep(shared: Arc<Shared>, peer: PeerId, announced: Manifest) {
+    let request = FetchRequest {
+        key: announced.key,
+        scope_id: announced.scope_id,
+    };
+    let (_, response) = fetch(&shared, peer, request.clone()).await;
+    let kept = match response {
+        Some(FetchResponse::Found { manifest, body }) => {
+            match check::entry(&shared.trusted, &request, &manifest, &body) {
+                Ok(entry) => match shared.store.put(&entry).await {
+                    Ok(()) => Some(Box::new(entry.manifest)),
+                    Err(e) => {
+                        log(format_args!("cannot keep {}: {e}", request.key.short()));
+                        None
+                    }
+                },
+                Err((reason, disconnect)) => {
+                    reject(&shared, peer, reason, disconnect).await;
+                    None
+                }
+            }
+        }
+        Some(FetchResponse::NotFound) | None => None,
+    };
+    shared
+        .send(Command::Kept {
+            key: request.key,
+            manifest: kept,
+        })
+        .await;
+}
+
+/// Answers one peer's fetch request from the local store. A keeper that is fetching the entry
+/// itself right now answers when its fetch lands: a runner asking just after another announced
+/// it gets it from the keeper, not from GitHub.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    peer: PeerId,
+    request: FetchRequest,
+    channel: ResponseChannel<FetchResponse>,
+) {
+    let mut found = stored(&shared, peer, &request).await;
+    if found.is_none() && shared.keep {
+        let (tx, rx) = oneshot::channel();
+        let asked = shared
+            .send(Command::AwaitKept {
+                key: request.key,
+                reply: tx,
+            })
+            .await;
+        if asked && matches!(tokio::time::timeout(KEEP_WAIT, rx).await, Ok(Ok(()))) {
+            found = stored(&shared, peer, &request).await;
+        }
+    }
+    let response = match found {
+        Some(entry) => {
+            bump(&shared.counters.fetches_served);
+            FetchResponse::Found {
+                manifest: entry.manifest.encode(),
+                body: entry.body.encode(),
+            }
+        }
+        None => FetchResponse::NotFound,
+    };
+    shared.send(Command::Respond { channel, response }).await;
+}
+
+/// The stored entry that answers `request`, if it may be sent to a peer.
+async fn stored(shared: &Shared, peer: PeerId, request: &FetchRequest) -> Option<Entry> {
+    match shared.store.get(&request.key).await {
+        Ok(Lookup::Hit(entry)) => servable(shared, entry, &request.scope_id),
+        Ok(Lookup::Miss) => None,
+        Err(e) => {
+            log(format_args!("local store failed serving {peer}: {e}"));
+            None
+        }
+    }
+}
+
+/// The entry as it may be sent to a peer of scope `scope_id`, or `None` if it may not.
+fn servable(shared: &Shared, mut entry: Entry, scope_id: &[u8; 32]) -> Option<Entry> {
+    if &entry.manifest.scope_id != scope_id
+        || !entry.manifest.is_fresh(now_ms(), Duration::ZERO)
+        || entry.manifest.body_size > wire::MAX_BODY as u64
+        || !entry.verify_body()
+    {
+        return None;
+    }
+    if entry.manifest.producer.is_none() {
+        // Fetched from GitHub by this machine: we vouch for it.
+        sign::sign(&mut entry.manifest, &shared.keypair).ok()?;
+    }
+    Some(entry)
+}

@@ -1,0 +1,426 @@
+//! Keepers and directories with real daemons on loopback: runners that do not listen share
+//! through a keeper; a daemon that joins learns from its peers' directories; a directory reply
+//! that lies is refused and counted.
+
+use std::future::Future;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ghcache_core::testkit::{sample_entry, MemoryTier};
+use ghcache_core::{now_ms, CacheTier, Entry, Lookup, Manifest};
+use ghcache_tier_p2p::wire::{
+    self, DirectoryItem, DirectoryRequest, DirectoryResponse, DIRECTORY_PROTOCOL,
+};
+use ghcache_tier_p2p::{run, sign, status, Config, Error, Keypair, Multiaddr, SwarmKey, Tier};
+use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, StreamProtocol, Swarm};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn scope() -> [u8; 32] {
+    Manifest::scope_id_of("keeper-scope")
+}
+
+struct Daemon {
+    dir: TempDir,
+    store: Arc<MemoryTier>,
+    addr: Option<Multiaddr>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl Daemon {
+    /// A daemon that follows `scope()` from the start, bootstrapping from `bootstrap`.
+    async fn start(
+        key: SwarmKey,
+        bootstrap: &[Multiaddr],
+        tweak: impl FnOnce(&mut Config),
+    ) -> Result<Daemon, Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(MemoryTier::new("local"));
+        let mut config = Config::new(key);
+        config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
+        config.mdns = false;
+        config.bootstrap = bootstrap.to_vec();
+        config.scopes = vec![scope()];
+        tweak(&mut config);
+        let listens = !config.listen.is_empty();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let path = dir.path().to_owned();
+        let local: Arc<dyn CacheTier> = store.clone();
+        let task = tokio::spawn(async move {
+            run(config, &path, local, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        let json = wait_for(WAIT, || async {
+            let json = status_of(dir.path()).await?;
+            let listening = json["listen_addrs"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty());
+            (listening || !listens).then_some(json)
+        })
+        .await
+        .ok_or("daemon did not start")?;
+        let addr = match json["listen_addrs"][0].as_str() {
+            Some(listen) => Some(
+                format!(
+                    "{listen}/p2p/{}",
+                    json["peer_id"].as_str().unwrap_or_default()
+                )
+                .parse()?,
+            ),
+            None => None,
+        };
+        Ok(Daemon {
+            dir,
+            store,
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    fn addr(&self) -> Vec<Multiaddr> {
+        self.addr.iter().cloned().collect()
+    }
+
+    async fn tier(&self) -> Result<Tier, Box<dyn std::error::Error>> {
+        Ok(
+            Tier::connect(self.dir.path(), scope(), Duration::from_millis(150))
+                .await
+                .ok_or("no daemon")?,
+        )
+    }
+
+    async fn status(&self) -> Value {
+        status_of(self.dir.path()).await.unwrap_or(Value::Null)
+    }
+
+    async fn counter(&self, name: &str) -> u64 {
+        self.status().await["counters"][name].as_u64().unwrap_or(0)
+    }
+
+    async fn peers(&self) -> usize {
+        self.status().await["connected_peers"]
+            .as_array()
+            .map_or(0, Vec::len)
+    }
+
+    async fn stop(mut self) -> Result<(), Box<dyn std::error::Error>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await??;
+        Ok(())
+    }
+}
+
+async fn status_of(dir: &Path) -> Option<Value> {
+    let text = status(dir).await.ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Polls `probe` until it yields a value or `limit` passes.
+async fn wait_for<T, F, Fut>(limit: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(value) = probe().await {
+            return Some(value);
+        }
+        if Instant::now() > until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn stored(store: &MemoryTier, entry: &Entry) -> bool {
+    matches!(store.get(&entry.manifest.key).await, Ok(Lookup::Hit(_)))
+}
+
+/// An entry of `scope()`, as the CLI hands one fetched from GitHub to its daemon.
+fn fresh_entry(seed: u8, stdout: &[u8]) -> Entry {
+    let mut entry = sample_entry(seed, "o/r", stdout);
+    entry.manifest.scope_id = scope();
+    entry
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runners_that_do_not_listen_share_through_a_keeper() -> TestResult {
+    let key = SwarmKey::generate()?;
+    let keeper = Daemon::start(key, &[], |c| c.keep = true).await?;
+    let runner = |c: &mut Config| c.listen = Vec::new();
+    let a = Daemon::start(key, &keeper.addr(), runner).await?;
+    assert!(a.addr.is_none(), "A listens nowhere");
+    let entry = fresh_entry(1, b"pr list\n");
+    // The keeper follows A's scope once it sees A subscribe; publish until it took the entry.
+    a.store.put(&entry).await?;
+    let a_tier = a.tier().await?;
+    let kept = wait_for(WAIT, || async {
+        a_tier.put(&entry).await.ok()?;
+        wait_for(Duration::from_millis(300), || async {
+            stored(&keeper.store, &entry).await.then_some(())
+        })
+        .await
+    })
+    .await;
+    assert!(
+        kept.is_some(),
+        "the keeper fetched A's entry over A's connection"
+    );
+    assert!(keeper.counter("kept").await >= 1);
+    let a_id: libp2p::PeerId = a.status().await["peer_id"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?;
+    a.stop().await?;
+
+    // C joins after A left, and nobody but the keeper can serve it.
+    let c = Daemon::start(key, &keeper.addr(), runner).await?;
+    let learned = wait_for(WAIT, || async {
+        (c.counter("directory_learned").await >= 1).then_some(())
+    })
+    .await;
+    assert!(
+        learned.is_some(),
+        "C learned the entry from the keeper's directory on joining"
+    );
+    assert!(
+        c.status().await["keepers"]
+            .as_array()
+            .is_some_and(|k| k.len() == 1),
+        "C knows the keeper for one"
+    );
+    let c_tier = c.tier().await?;
+    let got = c_tier.get(&entry.manifest.key).await?;
+    let Lookup::Hit(got) = got else {
+        panic!("C missed: {}", c.status().await);
+    };
+    assert_eq!(got.body, entry.body, "byte-identical body");
+    assert_eq!(
+        sign::verify(&got.manifest, &[]).ok(),
+        Some(a_id),
+        "still signed by A, who fetched it"
+    );
+    assert!(keeper.counter("fetches_served").await >= 1);
+    c.stop().await?;
+    keeper.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_keepers_are_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::new(SwarmKey::generate()?);
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
+    config.mdns = false;
+    config.keep = true;
+    config.read_only = true;
+    let refused = run(config, dir.path(), Arc::new(MemoryTier::new("l")), async {}).await;
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("exclude each other"), "{message}");
+    Ok(())
+}
+
+/// Codec of a peer that answers directory requests with bytes of its choosing.
+#[derive(Clone, Default)]
+struct RawDirectory;
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, cap: usize) -> io::Result<Vec<u8>> {
+    let mut prefix = [0u8; 4];
+    io.read_exact(&mut prefix).await?;
+    let len = u32::from_le_bytes(prefix) as usize;
+    if len > cap {
+        return Err(io::ErrorKind::InvalidData.into());
+    }
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
+    io.write_all(&(bytes.len() as u32).to_le_bytes()).await?;
+    io.write_all(bytes).await?;
+    io.close().await
+}
+
+impl request_response::Codec for RawDirectory {
+    type Protocol = StreamProtocol;
+    type Request = DirectoryRequest;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Self::Request>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let frame = read_frame(io, wire::MAX_DIRECTORY_REQUEST).await?;
+        DirectoryRequest::decode(&frame).map_err(io::Error::from)
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io, wire::MAX_DIRECTORY_RESPONSE).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: DirectoryRequest,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &req.encode()).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &res).await
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct FakeBehaviour {
+    identify: identify::Behaviour,
+    directory: request_response::Behaviour<RawDirectory>,
+}
+
+/// A swarm member that says it is a keeper and answers every directory request with the bytes
+/// `answer`; returns its address.
+fn fake_keeper(key: SwarmKey, answer: Vec<u8>) -> Result<Multiaddr, Box<dyn std::error::Error>> {
+    let keypair = Keypair::generate_ed25519();
+    let transport = ghcache_tier_p2p::transport(&keypair, &key, Default::default())?;
+    let behaviour = FakeBehaviour {
+        identify: identify::Behaviour::new(
+            identify::Config::new("/ghcache/id/1.0.0".into(), keypair.public())
+                .with_agent_version("ghcache/0.0.0 keeper".into()),
+        ),
+        directory: request_response::Behaviour::with_codec(
+            RawDirectory,
+            [(DIRECTORY_PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default(),
+        ),
+    };
+    let peer = keypair.public().to_peer_id();
+    let mut swarm = Swarm::new(
+        transport,
+        behaviour,
+        peer,
+        libp2p::swarm::Config::with_tokio_executor()
+            .with_idle_connection_timeout(Duration::from_secs(60)),
+    );
+    swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse()?)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    tokio::spawn(async move {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    let _ = tx.send(address);
+                }
+                SwarmEvent::Behaviour(FakeBehaviourEvent::Directory(
+                    request_response::Event::Message {
+                        message: request_response::Message::Request { channel, .. },
+                        ..
+                    },
+                )) => {
+                    let _ = swarm
+                        .behaviour_mut()
+                        .directory
+                        .send_response(channel, answer.clone());
+                }
+                _ => {}
+            }
+        }
+    });
+    let addr = rx.recv_timeout(WAIT)?;
+    Ok(format!("{addr}/p2p/{peer}").parse()?)
+}
+
+/// A directory reply of one manifest, held by a peer nobody knows.
+fn reply_with(manifest: &Manifest) -> Vec<u8> {
+    DirectoryResponse {
+        items: vec![DirectoryItem {
+            manifest: manifest.encode(),
+            providers: vec![libp2p::PeerId::random()],
+        }],
+    }
+    .encode()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_replies_are_checked_before_they_are_believed() -> TestResult {
+    let key = SwarmKey::generate()?;
+    let producer = Keypair::generate_ed25519();
+    let mut honest = fresh_entry(2, b"honest\n").manifest;
+    honest.created_at_ms = now_ms();
+    sign::sign(&mut honest, &producer)?;
+    let mut forged = honest.clone();
+    forged.ttl_ms += 3_600_000; // signed, then changed: the signature no longer covers it
+    let mut elsewhere = fresh_entry(3, b"other scope\n").manifest;
+    elsewhere.scope_id = Manifest::scope_id_of("someone else's scope");
+    sign::sign(&mut elsewhere, &producer)?;
+    // More manifests than a reply may carry: refused before any is read.
+    let mut too_many = vec![0x25];
+    too_many.extend_from_slice(&((wire::MAX_DIRECTORY_ITEMS + 1) as u32).to_le_bytes());
+
+    for (what, answer, believed) in [
+        ("an honest reply", reply_with(&honest), true),
+        ("a forged signature", reply_with(&forged), false),
+        ("another scope's manifest", reply_with(&elsewhere), false),
+        ("too many manifests", too_many, false),
+    ] {
+        let fake = fake_keeper(key, answer)?;
+        let daemon = Daemon::start(key, &[fake], |_| {}).await?;
+        if believed {
+            let learned = wait_for(WAIT, || async {
+                (daemon.counter("directory_learned").await == 1).then_some(())
+            })
+            .await;
+            assert!(learned.is_some(), "{what}: {}", daemon.status().await);
+            assert_eq!(daemon.status().await["directory_entries"], 1, "{what}");
+            assert_eq!(daemon.counter("rejected").await, 0, "{what}");
+        } else {
+            let rejected = wait_for(WAIT, || async {
+                (daemon.counter("rejected").await >= 1).then_some(())
+            })
+            .await;
+            assert!(
+                rejected.is_some(),
+                "{what} is counted: {}",
+                daemon.status().await
+            );
+            assert_eq!(daemon.status().await["directory_entries"], 0, "{what}");
+            assert_eq!(daemon.counter("directory_learned").await, 0, "{what}");
+            let cut_off = wait_for(WAIT, || async { (daemon.peers().await == 0).then_some(()) });
+            assert!(cut_off.await.is_some(), "{what}: the liar is disconnected");
+        }
+        daemon.stop().await?;
+    }
+    Ok(())
+}
