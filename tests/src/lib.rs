@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use fake_github::{FakeGithub, Fault};
+use ghcache_tier_p2p::{Counters, Status};
 
+pub mod current_gh;
 pub mod ipfs;
 
 /// What a command printed and how it exited.
@@ -386,17 +388,15 @@ impl Machine {
             peer_id: String::new(),
             addr: String::new(),
         };
-        let mut status = serde_json::Value::Null;
+        let mut status = Status::default();
         let up = wait_until(Duration::from_secs(30), || {
             status = daemon.status();
-            let listening = status["listen_addrs"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty());
-            status["peer_id"].is_string() && (listening || listen.is_none())
+            let listening = !status.listen_addrs.is_empty();
+            !status.peer_id.is_empty() && (listening || listen.is_none())
         });
         assert!(up, "the daemon did not come up: {}", daemon.log());
-        daemon.peer_id = status["peer_id"].as_str().unwrap_or_default().to_owned();
-        if let Some(listen) = status["listen_addrs"][0].as_str() {
+        daemon.peer_id = status.peer_id.clone();
+        if let Some(listen) = status.listen_addrs.first() {
             daemon.addr = format!("{listen}/p2p/{}", daemon.peer_id);
         }
         daemon
@@ -404,8 +404,9 @@ impl Machine {
 }
 
 impl Daemon {
-    /// `ghcache daemon status --json`, or `Null` when it does not answer.
-    pub fn status(&self) -> serde_json::Value {
+    /// `ghcache daemon status --json`, read as the daemon's status type; the default status
+    /// (no peer id) when it does not answer.
+    pub fn status(&self) -> Status {
         let run = self.machine.ghcache(&["daemon", "status", "--json"]);
         serde_json::from_slice(&run.stdout).unwrap_or_default()
     }
@@ -417,16 +418,13 @@ impl Daemon {
 
     /// Waits up to `timeout` until the daemon is connected to at least `n` peers.
     pub fn wait_peers_for(&self, n: usize, timeout: Duration) -> bool {
-        wait_until(timeout, || {
-            self.status()["connected_peers"]
-                .as_array()
-                .is_some_and(|p| p.len() >= n)
-        })
+        wait_until(timeout, || self.status().connected_peers.len() >= n)
     }
 
-    /// One of the daemon's counters (`rejected`, `invalidations_received`, ...).
-    pub fn counter(&self, name: &str) -> u64 {
-        self.status()["counters"][name].as_u64().unwrap_or(0)
+    /// The daemon's counters (`rejected`, `invalidations_received`, ...); all 0 when it does
+    /// not answer.
+    pub fn counters(&self) -> Counters {
+        self.status().counters
     }
 
     /// What the daemon logged so far.

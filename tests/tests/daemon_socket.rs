@@ -37,9 +37,8 @@ fn idle_clients(machine: &Machine, n: usize) -> Vec<UnixStream> {
 /// The daemon's process id, as `daemon status` reports it.
 fn pid(daemon: &Daemon) -> u64 {
     let status = daemon.status();
-    status["pid"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no pid in status: {status}"))
+    assert_ne!(status.pid, 0, "no pid in status: {status:?}");
+    u64::from(status.pid)
 }
 
 /// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in bytes.
@@ -136,7 +135,8 @@ fn idle_connections_lock_no_one_out_of_the_daemon() {
     .ok();
     assert!(
         wait_until(Duration::from_secs(10), || db
-            .counter("invalidations_received")
+            .counters()
+            .invalidations_received
             >= 1),
         "B heard of the write: {}",
         db.log()
@@ -160,7 +160,7 @@ fn silent_and_half_sent_clients_are_disconnected() {
     let mut half_frame = connect();
     let get = Control::Get {
         key: ghcache_core::CacheKey([1; 32]),
-        scope_id: [2; 32],
+        scope_id: ghcache_core::ScopeId([2; 32]),
         deadline_ms: 100,
     }
     .encode();
@@ -178,8 +178,8 @@ fn silent_and_half_sent_clients_are_disconnected() {
         assert!(closed_by_daemon(stream), "{what} is still connected");
     }
     assert!(
-        daemon.counter("clients_dropped") >= 3,
-        "{}",
+        daemon.counters().clients_dropped >= 3,
+        "{:?}",
         daemon.status()
     );
     // A client that asks gets its answer on the same socket.
@@ -290,18 +290,14 @@ fn metrics_on_port_zero_say_where_they_are() {
     let world = World::new();
     let machine = world.machine("a");
     let daemon = machine.daemon(&world.swarm_key("team"), &["--metrics", "127.0.0.1:0"]);
-    let status = daemon.status();
-    let url = status["metrics_url"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let url = daemon.status().metrics_url.unwrap_or_default();
     let port = host_port(&url)
         .rsplit(':')
         .next()
         .and_then(|p| p.parse::<u16>().ok());
     assert!(
         url.starts_with("http://127.0.0.1:") && port.is_some_and(|p| p != 0),
-        "{status}"
+        "{url}"
     );
     assert!(
         daemon.log().contains(&format!("metrics on {url}")),
@@ -324,11 +320,7 @@ fn idle_metrics_connections_hold_few_of_the_daemons_resources() {
     let world = World::new();
     let machine = world.machine("a");
     let daemon = machine.daemon(&world.swarm_key("team"), &["--metrics", "127.0.0.1:0"]);
-    let status = daemon.status();
-    let url = status["metrics_url"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let url = daemon.status().metrics_url.unwrap_or_default();
     let addr = host_port(&url).to_owned();
     let pid = pid(&daemon);
     let open_files = || {

@@ -34,7 +34,7 @@ fn fetched_by_a_then_gone(
     let da = a.daemon(&key, &[]);
     let db = b.daemon(&key, &["--bootstrap", &da.addr]);
     assert!(db.wait_peers(1), "{}", db.log());
-    let announced_before = db.counter("announcements_received");
+    let announced_before = db.counters().announcements_received;
     a.cached(&RELEASES).ok();
     let added = wait_until(Duration::from_secs(15), || {
         a.stats()["ipfs_entries"].as_u64().unwrap_or(0) >= 1
@@ -42,7 +42,7 @@ fn fetched_by_a_then_gone(
     assert!(added, "not added to IPFS: {}", a.stats());
     // Announced once when stored, and again with its CID once it was added to IPFS.
     let heard = wait_until(Duration::from_secs(10), || {
-        db.counter("announcements_received") >= announced_before + 2
+        db.counters().announcements_received >= announced_before + 2
     });
     assert!(heard, "{}", db.log());
     da.stop();

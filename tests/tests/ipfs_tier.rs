@@ -4,7 +4,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ghcache_core::Manifest;
+use std::sync::Arc;
+
+use ghcache_core::producer::{self, Identity};
+use ghcache_core::testkit::{conformance, Capabilities, Invalidation};
+use ghcache_core::{Manifest, ScopeId};
 use ghcache_tests::ipfs::IpfsNode;
 use ghcache_tests::{wait_until, Machine, World};
 use ghcache_tier_ipfs::Kubo;
@@ -23,6 +27,9 @@ fn runtime() -> tokio::runtime::Runtime {
 /// A machine that uses `node` as its IPFS node.
 fn with_ipfs(world: &World, name: &str, node: &IpfsNode) -> Machine {
     let mut machine = world.machine(name);
+    // The commands' own answers alone: with the HTTP level, gh's requests under them would be
+    // stored and added too (tests/http_level.rs follows those).
+    machine.set_env("GH_CACHE_HTTP", "0");
     machine.set_env("GH_CACHE_IPFS", "1");
     machine.set_env("GH_CACHE_IPFS_API", &node.api_url());
     machine
@@ -79,6 +86,38 @@ fn mfs_path(manifest: &Manifest) -> String {
 }
 
 #[test]
+fn the_ipfs_tier_passes_the_conformance_suite_plain_and_sealed() {
+    let node = IpfsNode::start();
+    let identity = Identity::from_secret(&[7; 32]);
+    let producer = identity.id();
+    let verify: ghcache_tier_ipfs::Verify = Arc::new(move |manifest: &Manifest| {
+        producer::verify(manifest, std::slice::from_ref(&producer))
+            .map(drop)
+            .map_err(|r| r.to_string())
+    });
+    let sign: ghcache_tier_ipfs::Sign = Arc::new(move |manifest: &mut Manifest| {
+        identity.sign(manifest);
+        Ok(())
+    });
+    // The suite's entries are of this scope; the node's index of it is empty at the start, and
+    // again after the suite's last step (invalidate all) for the sealed run.
+    let scope_id = ScopeId::of("test-scope");
+    let capabilities = Capabilities {
+        signs: true,
+        invalidation: Invalidation::Marks,
+        ..Capabilities::STORES
+    };
+    for seal in [
+        None,
+        Some(ghcache_tier_ipfs::BodyKey::derive(&[9; 32], &scope_id)),
+    ] {
+        let tier =
+            ghcache_tier_ipfs::Tier::new(kubo(&node), scope_id, seal, verify.clone(), sign.clone());
+        runtime().block_on(conformance(&tier, capabilities));
+    }
+}
+
+#[test]
 fn a_runner_that_is_gone_still_answers_through_ipfs() {
     let world = World::new();
     let node = IpfsNode::start();
@@ -92,7 +131,7 @@ fn a_runner_that_is_gone_still_answers_through_ipfs() {
     assert!(db.wait_peers(1), "{}", db.log());
     // B's daemon follows the scope's announcements once one of B's commands used the scope.
     b.cached(&["repo", "view", "o/r"]).ok();
-    let announced_before = db.counter("announcements_received");
+    let announced_before = db.counters().announcements_received;
 
     let fetched = a.cached(&RELEASES).ok();
     let requests = world.requests();
@@ -101,7 +140,8 @@ fn a_runner_that_is_gone_still_answers_through_ipfs() {
     // Announced once when stored, and again with its CID once it was added to IPFS.
     assert!(
         wait_until(Duration::from_secs(10), || db
-            .counter("announcements_received")
+            .counters()
+            .announcements_received
             >= announced_before + 2),
         "{}",
         db.log()
@@ -312,4 +352,32 @@ fn after_a_write_the_node_no_longer_answers_with_the_old_list() {
     let later = c.cached(&issues).ok();
     assert_eq!(later.stdout, own.stdout);
     assert_eq!(c.stats()["hits"]["ipfs"], 1);
+}
+
+/// A body that holds the multipart boundary the client once sent with every file (a fixed
+/// string, which cut such a body where it appeared) is added whole: the node gives back what
+/// was sent, byte for byte.
+#[test]
+fn a_body_holding_the_old_fixed_multipart_boundary_is_added_whole() {
+    let node = IpfsNode::start();
+    let kubo = kubo(&node);
+    let old = "ghcache-part-5c1f0e2a9b7d";
+    let body = format!(
+        "{{\"text\":\"before\r\n--{old}\r\nContent-Type: text/plain\r\n\r\nmiddle\r\n--{old}--\r\nafter\"}}"
+    )
+    .into_bytes();
+    runtime().block_on(async {
+        let cid = kubo
+            .add(body.clone())
+            .await
+            .unwrap_or_else(|e| panic!("add: {e}"));
+        let back = kubo
+            .cat(&cid, 1 << 20, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("cat {cid}: {e}"));
+        assert_eq!(
+            String::from_utf8_lossy(&back),
+            String::from_utf8_lossy(&body)
+        );
+    });
 }

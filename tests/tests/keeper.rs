@@ -102,7 +102,7 @@ fn fleet(keeper: bool, runners: Runners<'_>) -> Outcome {
     if keeper {
         // The keeper takes A's answer as soon as it hears of it; B asks after that, as a
         // runner of a later job would.
-        let kept = wait_until(Duration::from_secs(20), || seed.counter("kept") >= 1);
+        let kept = wait_until(Duration::from_secs(20), || seed.counters().kept >= 1);
         assert!(
             kept,
             "the keeper took A's answer\nS: {}\nA: {}",
@@ -240,11 +240,7 @@ fn a_runner_that_stops_right_after_its_fetch_hands_its_answer_to_the_keeper() {
     );
     let seed = s.daemon(&key, &["--keep"]);
     let da = runner(&a, &key, &seed, Runners::NotListening);
-    let knows_keeper = wait_until(Duration::from_secs(20), || {
-        da.status()["keepers"]
-            .as_array()
-            .is_some_and(|k| k.len() == 1)
-    });
+    let knows_keeper = wait_until(Duration::from_secs(20), || da.status().keepers.len() == 1);
     assert!(knows_keeper, "A knows S for a keeper: {}", da.log());
 
     let fetched = a.cached(&LIST).ok();

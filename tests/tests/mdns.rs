@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ghcache_tests::{ghcache_bin, wait_until, Machine, World};
+use ghcache_tier_p2p::Status;
 
 const LIST: [&str; 4] = ["pr", "list", "-R", "o/r"];
 
@@ -108,15 +109,13 @@ impl Link {
             log,
             peer_id: String::new(),
         };
-        let mut status = serde_json::Value::Null;
+        let mut status = Status::default();
         let up = wait_until(Duration::from_secs(30), || {
             status = daemon.status();
-            status["listen_addrs"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty())
+            !status.listen_addrs.is_empty()
         });
         assert!(up, "the daemon did not come up: {}", daemon.log());
-        daemon.peer_id = status["peer_id"].as_str().unwrap_or_default().to_owned();
+        daemon.peer_id = status.peer_id;
         daemon
     }
 }
@@ -142,22 +141,14 @@ struct NsDaemon {
 
 impl NsDaemon {
     /// `ghcache daemon status --json` from the root namespace (the control socket is a file in
-    /// the machine's cache dir), or `Null` when it does not answer.
-    fn status(&self) -> serde_json::Value {
+    /// the machine's cache dir), or the default status (no peer id) when it does not answer.
+    fn status(&self) -> Status {
         let run = self.machine.ghcache(&["daemon", "status", "--json"]);
         serde_json::from_slice(&run.stdout).unwrap_or_default()
     }
 
     fn connected_peers(&self) -> Vec<String> {
-        self.status()["connected_peers"]
-            .as_array()
-            .map(|peers| {
-                peers
-                    .iter()
-                    .filter_map(|p| p.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.status().connected_peers
     }
 
     fn log(&self) -> String {
@@ -195,7 +186,7 @@ fn daemons_on_one_link_find_each_other_with_mdns_and_share_entries() {
     });
     assert!(
         found,
-        "the daemons did not find each other\nA: {}\n{}\nB: {}\n{}",
+        "the daemons did not find each other\nA: {:?}\n{}\nB: {:?}\n{}",
         da.status(),
         da.log(),
         db.status(),

@@ -121,7 +121,8 @@ fn scene(behaviour: &str) -> Scene {
     let peer = liar(&key, &entry, &db.addr, behaviour);
     assert!(
         wait_until(Duration::from_secs(15), || db
-            .counter("announcements_received")
+            .counters()
+            .announcements_received
             >= 1),
         "B heard the announcement: {}",
         db.log()
@@ -154,23 +155,19 @@ fn a_lie_is_refused_and_github_answers(lie: &str, cut_off: bool) {
     assert_eq!(b.stats()["hits"]["p2p"], 0, "{}", b.stats());
     // A large lie may still be arriving when the lookup's deadline sends B to GitHub.
     assert!(
-        wait_until(Duration::from_secs(15), || db.counter("rejected") >= 1),
-        "counted: {}",
+        wait_until(Duration::from_secs(15), || db.counters().rejected >= 1),
+        "counted: {:?}",
         db.status()
     );
-    let peers = || {
-        db.status()["connected_peers"]
-            .as_array()
-            .map_or(0, Vec::len)
-    };
+    let peers = || db.status().connected_peers.len();
     if cut_off {
         assert!(
             wait_until(Duration::from_secs(5), || peers() == 0),
-            "the liar was cut off: {}",
+            "the liar was cut off: {:?}",
             db.status()
         );
     } else {
-        assert_eq!(peers(), 1, "a stale entry is not a lie: {}", db.status());
+        assert_eq!(peers(), 1, "a stale entry is not a lie: {:?}", db.status());
     }
 }
 

@@ -122,7 +122,16 @@ fn a_write_drops_only_what_it_can_change() {
         machine.cached(read).ok();
     }
     machine
-        .cached(&["issue", "create", "-R", "o/r", "-t", "a new issue", "-b", "x"])
+        .cached(&[
+            "issue",
+            "create",
+            "-R",
+            "o/r",
+            "-t",
+            "a new issue",
+            "-b",
+            "x",
+        ])
         .ok();
     // The repository counts its open issues: its metadata goes too.
     let expected = [
@@ -140,9 +149,19 @@ fn a_write_drops_only_what_it_can_change() {
     }
     // A write of unknown effect still drops everything about the repository.
     machine
-        .cached(&["api", "-X", "PATCH", "repos/o/r", "-f", "description=changed"])
+        .cached(&[
+            "api",
+            "-X",
+            "PATCH",
+            "repos/o/r",
+            "-f",
+            "description=changed",
+        ])
         .ok();
     let before = world.requests();
     machine.cached(&releases).ok();
-    assert!(world.requests() > before, "releases dropped by a repository edit");
+    assert!(
+        world.requests() > before,
+        "releases dropped by a repository edit"
+    );
 }

@@ -63,7 +63,11 @@ fn run() -> Result<()> {
 fn test(extra: &[String]) -> Result<()> {
     sandbox::require_gh()?;
     ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
+    // The gh that users run today, beside Debian's, for the HTTP level's tests.
+    ghcache_tests::current_gh::install().map_err(anyhow::Error::msg)?;
     cargo(&["build", "--package", "ghcache", "--package", "fake-github"])?;
+    // Alone: built with the other packages, it would share their features (the p2p tier).
+    cargo(&["build", "--package", "ghcache-example-ipfs-only"])?;
     let rust = rust_suite(extra);
     if !extra.is_empty() {
         println!("xtask: the Action's tests were not run: a test filter was given");

@@ -69,6 +69,8 @@ pub struct Flags {
 pub struct Config {
     pub file: Option<PathBuf>,
     pub enabled: Setting<bool>,
+    /// ghcache's own notices on stderr (`GH_CACHE_DEBUG=1`, `--debug`, the file's `debug`):
+    /// decided here, once, and passed to everything that prints one.
     pub debug: Setting<bool>,
     pub cache_dir: Setting<PathBuf>,
     pub gh: Setting<OsString>,
@@ -81,6 +83,14 @@ pub struct Config {
     pub ttl: BTreeMap<TtlClass, Setting<Duration>>,
     pub p2p: P2p,
     pub ipfs: Ipfs,
+    pub http: Http,
+}
+
+/// Settings of the HTTP level: the `[http]` table and `GH_CACHE_HTTP`.
+#[derive(Debug, Clone)]
+pub struct Http {
+    /// Serve gh's API requests through ghcache (gh's `http_unix_socket`) for every gh it runs.
+    pub enabled: Setting<bool>,
 }
 
 /// Settings of the IPFS tier: the `[ipfs]` table, `GH_CACHE_IPFS*`, and `--ipfs*` flags.
@@ -188,7 +198,7 @@ impl Config {
                 .collect(),
             p2p: P2p {
                 enabled: Setting::default(None),
-                deadline: Setting::default(Duration::from_millis(150)),
+                deadline: Setting::default(ghcache_core::layers::P2P_DEADLINE),
                 swarm_key: Setting::default(None),
                 listen: Setting::default(vec!["/ip4/0.0.0.0/tcp/4001".to_owned()]),
                 bootstrap: Setting::default(Vec::new()),
@@ -199,11 +209,14 @@ impl Config {
                 keep: Setting::default(false),
                 keep_max_size: Setting::default(2 << 30),
             },
+            http: Http {
+                enabled: Setting::default(true),
+            },
             ipfs: Ipfs {
                 enabled: Setting::default(false),
                 api: Setting::default("http://127.0.0.1:5001".to_owned()),
                 gateway: Setting::default(None),
-                deadline: Setting::default(Duration::from_millis(500)),
+                deadline: Setting::default(ghcache_core::layers::IPFS_DEADLINE),
                 encrypt: Setting::default(None),
             },
         })
@@ -280,6 +293,21 @@ impl Config {
                         .as_table()
                         .ok_or_else(|| bad(key, "must be a table: [ipfs]"))?;
                     self.apply_ipfs_table(ipfs, &origin)?;
+                }
+                "http" => {
+                    let http = value
+                        .as_table()
+                        .ok_or_else(|| bad(key, "must be a table: [http]"))?;
+                    for (name, value) in http {
+                        let name_key = format!("http.{name}");
+                        match name.as_str() {
+                            "enabled" => {
+                                let b = value.as_bool().ok_or_else(|| bad(&name_key, BOOL_HINT))?;
+                                self.http.enabled.set(b, origin.clone());
+                            }
+                            _ => return Err(bad(&name_key, "is not a known http setting")),
+                        }
+                    }
                 }
                 _ => return Err(bad(key, "is not a known setting (see `ghcache config`)")),
             }
@@ -441,6 +469,10 @@ impl Config {
                 .swarm_key
                 .set(Some(source), Origin::Env("GH_CACHE_SWARM_KEY"));
         }
+        if let Some(v) = env("GH_CACHE_HTTP").filter(|v| !v.is_empty()) {
+            let b = bool_text(&v).ok_or_else(|| bad("GH_CACHE_HTTP", "must be 0 or 1"))?;
+            self.http.enabled.set(b, Origin::Env("GH_CACHE_HTTP"));
+        }
         if let Some(v) = env("GH_CACHE_IPFS").filter(|v| !v.is_empty()) {
             let b = bool_text(&v).ok_or_else(|| bad("GH_CACHE_IPFS", "must be 0 or 1"))?;
             self.ipfs.enabled.set(b, Origin::Env("GH_CACHE_IPFS"));
@@ -549,7 +581,7 @@ const BOOL_HINT: &str = "must be true or false";
 const STRING_HINT: &str = "must be a string (in quotes)";
 
 /// The variables that ghcache reads, besides the TTL classes' ([`ttl_env_name`]).
-const ENV_VARS: [&str; 18] = [
+const ENV_VARS: [&str; 19] = [
     "GH_CACHE_CONFIG",
     "GH_CACHE_ENABLED",
     "GH_CACHE_DEBUG",
@@ -568,6 +600,7 @@ const ENV_VARS: [&str; 18] = [
     "GH_CACHE_IPFS_GATEWAY",
     "GH_CACHE_IPFS_DEADLINE",
     "GH_CACHE_IPFS_ENCRYPT",
+    "GH_CACHE_HTTP",
 ];
 
 /// Variables that ghcache reads outside the configuration: where the scope is derived

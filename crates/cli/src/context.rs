@@ -110,7 +110,9 @@ pub fn declare(env: Env<'_>) -> Result<String, String> {
     }
 }
 
-fn gh_config_dir(env: Env<'_>) -> Option<PathBuf> {
+/// gh's configuration directory, as gh finds it: `GH_CONFIG_DIR`, `$XDG_CONFIG_HOME/gh`,
+/// `~/.config/gh`.
+pub(crate) fn gh_config_dir(env: Env<'_>) -> Option<PathBuf> {
     if let Some(dir) = env("GH_CONFIG_DIR").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(dir));
     }

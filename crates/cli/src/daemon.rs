@@ -206,11 +206,11 @@ fn node_config(config: &Config) -> Result<p2p::Config, Failure> {
 
 /// The scope id of what `ghcache gh` asks on this machine: the daemon runs in the same
 /// environment as the CLI, so it computes the same scope, and follows it from the start.
-fn cli_scope_id(config: &Config) -> [u8; 32] {
+fn cli_scope_id(config: &Config) -> ghcache_core::ScopeId {
     let env = |name: &str| std::env::var(name).ok();
     let host = crate::context::host(&env);
     let scope = crate::context::scope(&env, config.scope.value.as_deref(), &host);
-    ghcache_core::Manifest::scope_id_of(&scope)
+    ghcache_core::ScopeId::of(&scope)
 }
 
 /// The producers whose entries are accepted (empty: any swarm member).
@@ -254,60 +254,42 @@ pub fn status(config: &Config, json: bool) -> Result<i32, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
-    let text = runtime
+    let status = runtime
         .block_on(p2p::status(dir))
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     if json {
+        let text = status
+            .to_json()
+            .map_err(|e| Failure::Runtime(format!("cannot write the daemon's status: {e}")))?;
         println!("{text}");
         return Ok(0);
     }
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Failure::Runtime(format!("the daemon sent an unreadable status: {e}")))?;
-    let strings = |key: &str| -> Vec<String> {
-        value[key]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    println!(
-        "peer id          {}",
-        value["peer_id"].as_str().unwrap_or("?")
-    );
-    if let Some(pid) = value["pid"].as_u64() {
-        println!("pid              {pid}");
-    }
-    if let Some(url) = value["metrics_url"].as_str() {
+    println!("peer id          {}", status.peer_id);
+    println!("pid              {}", status.pid);
+    if let Some(url) = &status.metrics_url {
         println!("metrics          {url}");
     }
-    for addr in strings("listen_addrs") {
+    for addr in &status.listen_addrs {
         println!("listening on     {addr}");
     }
-    let peers = strings("connected_peers");
-    println!("connected peers  {}", peers.len());
-    for peer in peers {
+    println!("connected peers  {}", status.connected_peers.len());
+    for peer in &status.connected_peers {
         println!("  {peer}");
     }
-    if value["read_only"].as_bool() == Some(true) {
+    if status.read_only {
         println!("mode             read-only (never announces or serves)");
     }
-    if value["keeper"].as_bool() == Some(true) {
+    if status.keeper {
         println!("mode             keeper (keeps what its scopes' peers announce)");
-        for (name, n) in value["keep"].as_object().into_iter().flatten() {
+        for (name, n) in status.keep.iter().flat_map(p2p::Keeping::named) {
             println!("  {:<14} {n}", name.replace('_', " "));
         }
     }
-    let keepers = strings("keepers");
-    if !keepers.is_empty() {
-        println!("keepers          {}", keepers.join(" "));
+    if !status.keepers.is_empty() {
+        println!("keepers          {}", status.keepers.join(" "));
     }
-    if let Some(counters) = value["counters"].as_object() {
-        for (name, n) in counters {
-            println!("{:<16} {n}", name.replace('_', " "));
-        }
+    for (name, n) in status.counters.named() {
+        println!("{:<16} {n}", name.replace('_', " "));
     }
     Ok(0)
 }
@@ -458,35 +440,30 @@ async fn metrics_text(dir: &Path) -> String {
             "# HELP ghcache_{name} {help}\n# TYPE ghcache_{name} {kind}\nghcache_{name} {value}\n"
         ));
     };
-    if let Ok(text) = p2p::status(dir).await {
-        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) {
-            let peers = value["connected_peers"].as_array().map_or(0, Vec::len) as u64;
+    if let Ok(status) = p2p::status(dir).await {
+        let peers = status.connected_peers.len() as u64;
+        metric(
+            "p2p_connected_peers",
+            "Peers connected now.",
+            "gauge",
+            peers,
+        );
+        for (name, n) in status.counters.named() {
             metric(
-                "p2p_connected_peers",
-                "Peers connected now.",
-                "gauge",
-                peers,
+                &format!("p2p_{name}_total"),
+                "Daemon counter.",
+                "counter",
+                n,
             );
-            if let Some(counters) = value["counters"].as_object() {
-                for (name, n) in counters {
-                    let n = n.as_u64().unwrap_or(0);
-                    metric(
-                        &format!("p2p_{name}_total"),
-                        "Daemon counter.",
-                        "counter",
-                        n,
-                    );
-                }
-            }
         }
     }
     if let Ok(tier) = local::Tier::open(local::Config::new(dir)).await {
         if let Ok(stats) = tier.stats().await {
             for (name, value) in [
                 ("requests", stats.requests),
-                ("hits_local", stats.hits_local),
-                ("hits_p2p", stats.hits_p2p),
-                ("hits_ipfs", stats.hits_ipfs),
+                ("hits_local", stats.hits_of("local")),
+                ("hits_p2p", stats.hits_of("p2p")),
+                ("hits_ipfs", stats.hits_of("ipfs")),
                 ("misses", stats.misses),
                 ("revalidated", stats.revalidated),
                 ("stale_served", stats.stale_served),

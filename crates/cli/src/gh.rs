@@ -5,10 +5,12 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[cfg(any(feature = "p2p", feature = "ipfs"))]
+use ghcache_core::layers;
 use ghcache_core::policy::{self, Decision};
 use ghcache_core::{
-    CacheTier, Chain, Event, KeyInput, Lookup, Output, Recorder, Request, Resolved, Selector,
-    Source, TierError,
+    CacheTier, Chain, ChainConfig, Event, KeyInput, Lookup, Output, Recorder, Request, Resolved,
+    Selector, Source, TierError, Verdict,
 };
 use ghcache_tier_local as local;
 
@@ -19,37 +21,81 @@ use crate::Failure;
 const CORRUPT_WARNING: &str =
     "a cached answer failed its integrity check and was dropped; answering from GitHub";
 
-/// Runs gh's `args` through the cache and returns the exit code to exit with.
+/// Runs gh's `args` through the cache, printing as gh would, and returns the exit code to exit
+/// with. Commands that must run gh untouched replace this process with gh.
 pub fn run(config: &Config, env: Env<'_>, args: Vec<String>) -> Result<i32, Failure> {
-    let started = Instant::now();
-    let debug = Debug {
-        on: config.debug.value,
-        started,
-    };
+    let session = Session::printing(config);
+    match answer(config, env, args.clone(), &session)? {
+        Outcome::Answered { output, .. } => Ok(output.exit_code),
+        // gh with the terminal, its API requests through the HTTP level; or gh itself.
+        Outcome::RunGh(_) => crate::http::run_attached(config, env, &args, None)
+            .unwrap_or_else(|| Err(exec(config, &args))),
+    }
+}
+
+/// What became of a command.
+pub(crate) enum Outcome {
+    /// Answered: from a tier, from GitHub, or a write that ran. When the session prints, the
+    /// output was printed already.
+    Answered {
+        /// What gh printed, or would have.
+        output: Output,
+        /// Where the answer came from; `None` for a write.
+        source: Option<Source>,
+    },
+    /// gh must run with the user's terminal, untouched (interactive, not on the allowlist,
+    /// ghcache switched off); the reason.
+    RunGh(&'static str),
+}
+
+/// Answers gh's `args` through the cache. `session` says whether answers are printed (the
+/// binary) or kept for the caller (the library).
+pub(crate) fn answer(
+    config: &Config,
+    env: Env<'_>,
+    args: Vec<String>,
+    session: &Session,
+) -> Result<Outcome, Failure> {
     if !config.enabled.value {
-        debug.line("disabled", "-");
-        return Err(exec(config, &args));
+        session.debug("disabled", "-");
+        return Ok(Outcome::RunGh("ghcache is switched off"));
     }
     match policy::classify(&args) {
         Decision::Passthrough(reason) => {
             record_bypass(config);
-            debug.line(&format!("bypass ({reason})"), "-");
-            Err(exec(config, &args))
+            session.debug(&format!("bypass ({reason})"), "-");
+            Ok(Outcome::RunGh(reason))
         }
         Decision::Write(write) => {
-            let code = ghcache_tier_gh::run_inherited(&config.gh.value, &args)
-                .map_err(|e| spawn_failure(config, &e))?;
-            // Also after a failure: a write that timed out or was interrupted may still have
-            // reached GitHub, and dropping answers only costs a fetch.
             let host = context::host(env);
             let repo = match (&write.repo_flag, &write.named_repo) {
                 (Some(flag), _) => context::repo(env, Some(flag), &host),
                 (None, Some(named)) => named.clone(),
                 (None, None) => context::repo(env, None, &host),
             };
+            let output = if session.capture {
+                ghcache_tier_gh::run_captured(&config.gh.value, &args)
+                    .map_err(|e| spawn_failure(config, &e))?
+            } else {
+                let code = match crate::http::run_attached(config, env, &args, Some(&repo)) {
+                    Some(code) => code?,
+                    None => ghcache_tier_gh::run_inherited(&config.gh.value, &args)
+                        .map_err(|e| spawn_failure(config, &e))?,
+                };
+                Output {
+                    exit_code: code,
+                    stdout_printed: true,
+                    ..Output::default()
+                }
+            };
+            // Also after a failure: a write that timed out or was interrupted may still have
+            // reached GitHub, and dropping answers only costs a fetch.
             let scope = context::scope(env, config.scope.value.as_deref(), &host);
-            invalidate_after_write(config, &repo, write.changes, &scope, &debug);
-            Ok(code)
+            invalidate_after_write(config, &repo, write.changes, &scope, session);
+            Ok(Outcome::Answered {
+                output,
+                source: None,
+            })
         }
         Decision::Cache(cacheable) => {
             #[cfg(feature = "p2p")]
@@ -60,10 +106,17 @@ pub fn run(config: &Config, env: Env<'_>, args: Vec<String>) -> Result<i32, Fail
             #[cfg(feature = "ipfs")]
             crate::ipfs::check(config)?;
             let request = build_request(config, env, args, &cacheable);
-            if let Some(code) = quick_hit(config, &request, &debug) {
-                return Ok(code);
+            if let Some(output) = quick_hit(config, &request, session) {
+                return Ok(Outcome::Answered {
+                    output,
+                    source: Some(Source::Tier("local")),
+                });
             }
-            runtime()?.block_on(serve(config, request, &debug))
+            let (output, source) = runtime()?.block_on(serve(config, request, session))?;
+            Ok(Outcome::Answered {
+                output,
+                source: Some(source),
+            })
         }
     }
 }
@@ -98,7 +151,7 @@ fn build_request(
 }
 
 /// The local tier's settings for this configuration.
-fn local_config(dir: &std::path::Path, config: &Config) -> local::Config {
+pub(crate) fn local_config(dir: &std::path::Path, config: &Config) -> local::Config {
     let mut local_config = local::Config::new(dir);
     local_config.max_bytes = config.max_size.value;
     local_config
@@ -107,24 +160,20 @@ fn local_config(dir: &std::path::Path, config: &Config) -> local::Config {
 /// A fresh local hit, answered without the index and without an async runtime: the record of
 /// the key, the fence, the body (see `local::Reader`). `None` leaves the request to [`serve`],
 /// which also answers everything this path cannot settle.
-fn quick_hit(config: &Config, request: &Request, debug: &Debug) -> Option<i32> {
+fn quick_hit(config: &Config, request: &Request, session: &Session) -> Option<Output> {
     let dir = config.cache_dir().ok()?;
     let local_config = local_config(dir, config);
     let reader = local::Reader::new(&local_config);
     let found = reader.get(&request.key).found()?;
-    let manifest = &found.entry.manifest;
-    // The chain's rules: the answer is about what the request asks (the key says so for honest
-    // producers), and fresh by this machine's TTL, with the producers' clock skew.
-    let usable = manifest.repo == request.repo
-        && manifest.resource == request.resource
-        && manifest.is_fresh_for(request.ttl, ghcache_core::now_ms(), ghcache_core::CLOCK_SKEW);
-    if !usable {
+    // The chain's own rules, under the fence as the reader found it: what the chain would not
+    // serve, this path does not either.
+    if !fresh_by_the_chain(&found.entry, request, Some(&found.fence)) {
         return None;
     }
     let used = found.used;
     let output = Output::from(found.entry);
-    print(&output, request);
-    debug.line("local hit", &request.key.short());
+    session.answer(&output, request);
+    session.debug("local hit", &request.key.short());
     match reader.record(used, &[Event::Hit("local")]) {
         Ok(false) => {}
         Ok(true) => {
@@ -138,15 +187,21 @@ fn quick_hit(config: &Config, request: &Request, debug: &Debug) -> Option<i32> {
                 })
             });
             if fold.flatten().is_none() {
-                debug_only("could not fold the counters into the index; the next write will");
+                session.note("could not fold the counters into the index; the next write will");
             }
         }
-        Err(err) => debug_only(&format!("could not update stats: {err}")),
+        Err(err) => session.note(&format!("could not update stats: {err}")),
     }
-    Some(output.exit_code)
+    Some(output)
 }
 
-async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, Failure> {
+/// Answers `request` from the tiers or GitHub; returns the answer (printed already when the
+/// session prints) and where it came from.
+async fn serve(
+    config: &Config,
+    request: Request,
+    session: &Session,
+) -> Result<(Output, Source), Failure> {
     let dir = config
         .cache_dir()
         .map_err(|e| Failure::Usage(e.to_string()))?;
@@ -154,7 +209,7 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
     let tier = match local::LazyTier::open(local_config(dir, config)) {
         Ok(tier) => Some(Arc::new(tier)),
         Err(err) => {
-            warn(&format!("{err}; answering from GitHub without the cache"));
+            session.warn(&format!("{err}; answering from GitHub without the cache"));
             None
         }
     };
@@ -165,29 +220,27 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
         // not settle alone, see `quick_hit`).
         match tier.get(&request.key).await {
             Ok(Lookup::Hit(entry))
-                if entry.manifest.is_fresh_for(
-                    request.ttl,
-                    ghcache_core::now_ms(),
-                    ghcache_core::CLOCK_SKEW,
-                ) && entry.manifest.repo == request.repo
-                    && entry.manifest.resource == request.resource =>
+                if tier
+                    .fences()
+                    .state(&request.repo, request.resource)
+                    .is_ok_and(|fence| fresh_by_the_chain(&entry, &request, Some(&fence))) =>
             {
                 let output = Output::from(entry);
-                print(&output, &request);
-                debug.line("local hit", &request.key.short());
-                record(tier, &[Event::Hit("local")]).await;
-                answered = Some(output.exit_code);
+                session.answer(&output, &request);
+                session.debug("local hit", &request.key.short());
+                record(tier, &[Event::Hit("local")], session).await;
+                answered = Some(output);
             }
             Err(TierError::Corrupt { .. }) => {
                 early.push(Event::Corrupt("local"));
-                warn(CORRUPT_WARNING);
+                session.warn(CORRUPT_WARNING);
             }
             _ => {}
         }
     }
-    if let Some(code) = answered {
-        finish(tier).await;
-        return Ok(code);
+    if let Some(output) = answered {
+        finish(tier, session).await;
+        return Ok((output, Source::Tier("local")));
     }
     // Miss: one process per key asks GitHub; the others wait and read what it stored.
     let _lock = match &tier {
@@ -196,20 +249,33 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
         Some(_) => match local::KeyLock::acquire(dir, &request.key, config.lock_timeout.value) {
             Ok(lock) => lock,
             Err(err) => {
-                warn(&err.to_string());
+                session.warn(&err.to_string());
                 None
             }
         },
         None => None,
     };
     let recorder = Arc::new(Recorder::default());
-    let origin = Arc::new(origin(config, &request));
+    // gh's own API requests go through the HTTP level while it runs.
+    let scope = &request.input.scope;
+    let purpose = crate::http::Purpose::Answer(request.ttl);
+    let http = crate::http::Run::start(
+        config,
+        &request.argv,
+        tier.clone(),
+        scope,
+        &request.repo,
+        purpose,
+        session,
+    )
+    .await;
+    let origin = Arc::new(origin(config, &request, session, http.gh_env()));
     let mut chain = Chain::new(origin, recorder.clone());
     let remote = match &tier {
         Some(tier) => {
             chain = chain
                 .with_fence(Arc::new(tier.fences().clone()))
-                .with_tier(tier.clone() as Arc<dyn CacheTier>, None);
+                .with_tier(tier.clone() as Arc<dyn CacheTier>);
             let remote = Remote::connect(config, dir, &request.input.scope).await;
             chain = remote.join(chain, config);
             remote
@@ -217,6 +283,7 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
         None => Remote::default(),
     };
     let resolved = chain.resolve(&request).await;
+    http.finish(config, session).await;
     let chain_events = recorder.drain();
     let chain_dropped_corrupt = chain_events.iter().any(|e| matches!(e, Event::Corrupt(_)));
     let mut events = early;
@@ -225,39 +292,39 @@ async fn serve(config: &Config, request: Request, debug: &Debug) -> Result<i32, 
         Ok(resolved) => resolved,
         Err(err) => {
             if let Some(tier) = &tier {
-                record(tier, &events).await;
+                record(tier, &events, session).await;
             }
-            finish(tier).await;
+            finish(tier, session).await;
             return Err(Failure::Runtime(err.to_string()));
         }
     };
-    print(&resolved.output, &request);
+    session.answer(&resolved.output, &request);
     for line in &resolved.warnings {
-        warn(line);
+        session.warn(line);
     }
     if chain_dropped_corrupt {
-        warn(CORRUPT_WARNING);
+        session.warn(CORRUPT_WARNING);
     }
-    debug.line(source_label(&resolved), &request.key.short());
+    session.debug(source_label(&resolved), &request.key.short());
     if let Some(tier) = &tier {
         if resolved.source == Source::Origin {
             remote
-                .after_origin(config, tier.as_ref(), &request, debug)
+                .after_origin(config, tier.as_ref(), &request, session)
                 .await;
         }
-        record(tier, &events).await;
+        record(tier, &events, session).await;
     }
     drop(remote);
-    finish(tier).await;
-    Ok(resolved.output.exit_code)
+    finish(tier, session).await;
+    Ok((resolved.output, resolved.source))
 }
 
 /// Tells what the cache had to say (a read-only or damaged cache: once per command) and lets
 /// go of the index before the process exits.
-async fn finish(tier: Option<Arc<local::LazyTier>>) {
+async fn finish(tier: Option<Arc<local::LazyTier>>, session: &Session) {
     let Some(tier) = tier else { return };
     for line in tier.warnings() {
-        warn(&line);
+        session.warn(&line);
     }
     // A hit that changed nothing leaves the WAL files in place for the next process.
     if let Some(tier) = Arc::into_inner(tier) {
@@ -279,9 +346,16 @@ impl Remote {
     async fn connect(config: &Config, dir: &std::path::Path, scope: &str) -> Remote {
         #[cfg(feature = "p2p")]
         let peers = p2p_client(config, dir, scope).await;
+        // The daemon knows which manifests (and CIDs) the swarm announced.
+        #[cfg(all(feature = "ipfs", feature = "p2p"))]
+        let directory = peers.clone().map(|daemon| {
+            Arc::new(crate::ipfs::Directory(daemon)) as Arc<dyn ghcache_tier_ipfs::ManifestSource>
+        });
+        #[cfg(all(feature = "ipfs", not(feature = "p2p")))]
+        let directory = None;
         Remote {
             #[cfg(feature = "ipfs")]
-            ipfs: crate::ipfs::tier(config, dir, scope, peers.clone()).map(Arc::new),
+            ipfs: crate::ipfs::tier(config, dir, scope, directory).map(Arc::new),
             #[cfg(feature = "p2p")]
             peers,
         }
@@ -292,18 +366,18 @@ impl Remote {
     fn join(&self, mut chain: Chain, config: &Config) -> Chain {
         #[cfg(feature = "p2p")]
         if let Some(peers) = &self.peers {
-            chain = chain.with_tier(
+            chain = chain.with_tier(layers::Deadline::wrap(
                 peers.clone() as Arc<dyn CacheTier>,
-                Some(config.p2p.deadline.value),
-            );
+                config.p2p.deadline.value,
+            ));
         }
         #[cfg(feature = "ipfs")]
         if let Some(ipfs) = &self.ipfs {
             // Stored into after the answer is printed (see `after_origin`), never before.
-            chain = chain.with_lookup_tier(
+            chain = chain.with_tier(layers::LookupOnly::wrap(layers::Deadline::wrap(
                 ipfs.clone() as Arc<dyn CacheTier>,
-                Some(config.ipfs.deadline.value),
-            );
+                config.ipfs.deadline.value,
+            )));
         }
         chain
     }
@@ -318,7 +392,7 @@ impl Remote {
         config: &Config,
         local: &dyn CacheTier,
         request: &Request,
-        debug: &Debug,
+        session: &Session,
     ) {
         #[cfg(feature = "ipfs")]
         if let Some(ipfs) = &self.ipfs {
@@ -326,12 +400,12 @@ impl Remote {
                 return;
             }
             match spawn_ipfs_store(config, &request.key, &request.input.scope) {
-                Ok(()) => debug.line("adding to ipfs in the background", &request.key.short()),
+                Ok(()) => session.debug("adding to ipfs in the background", &request.key.short()),
                 Err(err) => {
-                    debug_only(&format!(
+                    session.note(&format!(
                         "cannot start ghcache ipfs-store ({err}); adding now"
                     ));
-                    self.store_in_ipfs(local, &request.key, config.ipfs.deadline.value)
+                    self.store_in_ipfs(local, &request.key, config.ipfs.deadline.value, session)
                         .await;
                 }
             }
@@ -346,6 +420,7 @@ impl Remote {
         local: &dyn CacheTier,
         key: &ghcache_core::CacheKey,
         budget: Duration,
+        session: &Session,
     ) {
         let Some(ipfs) = &self.ipfs else {
             return;
@@ -356,17 +431,18 @@ impl Remote {
         let Some(manifest) = ipfs.store(&entry, budget).await else {
             return;
         };
-        debug_only(&format!("added {} to ipfs", key.short()));
+        session.note(&format!("added {} to ipfs", key.short()));
         let entry = ghcache_core::Entry {
             manifest,
             body: entry.body,
         };
         if let Err(err) = local.put(&entry).await {
-            debug_only(&format!("could not record the IPFS CID locally: {err}"));
+            session.note(&format!("could not record the IPFS CID locally: {err}"));
         }
+        #[cfg(feature = "p2p")]
         if let Some(peers) = &self.peers {
             if let Err(err) = peers.put(&entry).await {
-                debug_only(&format!("could not announce the IPFS CID: {err}"));
+                session.note(&format!("could not announce the IPFS CID: {err}"));
             }
         }
     }
@@ -378,7 +454,7 @@ const BACKGROUND_STORE_BUDGET: Duration = Duration::from_secs(10);
 
 /// Starts `ghcache ipfs-store` for `key`, detached, with this process's effective settings.
 #[cfg(feature = "ipfs")]
-fn spawn_ipfs_store(
+pub(crate) fn spawn_ipfs_store(
     config: &Config,
     key: &ghcache_core::CacheKey,
     scope: &str,
@@ -420,8 +496,9 @@ pub fn ipfs_store(config: &Config, key: &str, scope: &str) -> Result<i32, Failur
             return;
         };
         let remote = Remote::connect(config, dir, scope).await;
+        let session = Session::printing(config);
         remote
-            .store_in_ipfs(&tier, &key, BACKGROUND_STORE_BUDGET)
+            .store_in_ipfs(&tier, &key, BACKGROUND_STORE_BUDGET, &session)
             .await;
         tier.close().await;
     });
@@ -444,17 +521,25 @@ fn source_label(resolved: &Resolved) -> &'static str {
 
 /// gh, printing what it writes to stdout as it comes (through the user's pager on a terminal,
 /// as [`print`] does) and keeping answers up to `max_entry_size` for the cache.
-fn origin(config: &Config, request: &Request) -> ghcache_tier_gh::Origin {
-    let sink = match request.input.output {
-        ghcache_core::OutputMode::Tty { .. } => ghcache_tier_gh::user_pager()
-            .map_or(ghcache_tier_gh::Sink::Stdout, ghcache_tier_gh::Sink::Pager),
-        ghcache_core::OutputMode::Pipe => ghcache_tier_gh::Sink::Stdout,
-    };
+fn origin(
+    config: &Config,
+    request: &Request,
+    session: &Session,
+    gh_env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+) -> ghcache_tier_gh::Origin {
     // An entry larger than the whole cache would only push everything else out, then itself.
     let largest = config.max_entry_size.value.min(config.max_size.value);
     let mut gh = ghcache_tier_gh::Config::new(config.gh.value.clone())
-        .printing_to(sink)
-        .with_max_entry_size(largest);
+        .with_max_entry_size(largest)
+        .with_env(gh_env);
+    if !session.capture {
+        let sink = match request.input.output {
+            ghcache_core::OutputMode::Tty { .. } => ghcache_tier_gh::user_pager()
+                .map_or(ghcache_tier_gh::Sink::Stdout, ghcache_tier_gh::Sink::Pager),
+            ghcache_core::OutputMode::Pipe => ghcache_tier_gh::Sink::Stdout,
+        };
+        gh = gh.printing_to(sink);
+    }
     // Which token gh sends decides whether a stored ETag can earn a 304. Read here, on a miss
     // only: the hit path never needs it. gh reads this process's environment, so this does too.
     let env = |name: &str| std::env::var(name).ok();
@@ -502,10 +587,22 @@ fn page(pager: &str, bytes: &[u8]) -> bool {
     true
 }
 
-async fn record(tier: &local::LazyTier, events: &[Event]) {
+async fn record(tier: &local::LazyTier, events: &[Event], session: &Session) {
     if let Err(err) = tier.record(events).await {
-        debug_only(&format!("could not update stats: {err}"));
+        session.note(&format!("could not update stats: {err}"));
     }
+}
+
+/// Whether `entry` answers `request` now by the rules the chain applies to every tier's
+/// entries ([`ChainConfig::judge`]), for the paths that answer from the local tier before the
+/// chain starts. `fence`: the fence of the request's repository as read now.
+fn fresh_by_the_chain(
+    entry: &ghcache_core::Entry,
+    request: &Request,
+    fence: Option<&ghcache_core::FenceState>,
+) -> bool {
+    let verdict = ChainConfig::default().judge(entry, request, fence, ghcache_core::now_ms());
+    verdict == Verdict::Fresh
 }
 
 fn record_bypass(config: &Config) {
@@ -529,7 +626,7 @@ fn invalidate_after_write(
     repo: &str,
     changes: policy::Changes,
     scope: &str,
-    debug: &Debug,
+    session: &Session,
 ) {
     let Ok(dir) = config.cache_dir() else {
         return;
@@ -556,8 +653,8 @@ fn invalidate_after_write(
                 .map_err(|e| e.to_string()),
         };
         match dropped {
-            Ok(n) => debug.line(&format!("write; dropped {n} cached entries of {repo}"), "-"),
-            Err(err) => warn(&format!(
+            Ok(n) => session.debug(&format!("write; dropped {n} cached entries of {repo}"), "-"),
+            Err(err) => session.warn(&format!(
                 "could not record the write to {repo} in the cache ({err}); cached answers \
                  about it may be out of date: run `ghcache clear --repo {repo}` once the cache \
                  can be written"
@@ -566,7 +663,7 @@ fn invalidate_after_write(
         // Peers drop theirs too, so the user sees their own write on every machine.
         if let Some(peers) = p2p_tier(config, dir, scope).await {
             if let Err(err) = peers.invalidate(&selector).await {
-                debug_only(&format!("could not tell peers about the write: {err}"));
+                session.note(&format!("could not tell peers about the write: {err}"));
             }
         }
         // And IPFS copies of the old answers are marked out of date for everyone who reads them.
@@ -585,7 +682,7 @@ fn invalidate_after_write(
 /// The swarm, through this cache dir's daemon; `None` at the cost of one refused connect when no
 /// daemon runs, or when p2p is switched off.
 #[cfg(feature = "p2p")]
-async fn p2p_client(
+pub(crate) async fn p2p_client(
     config: &Config,
     dir: &std::path::Path,
     scope: &str,
@@ -593,7 +690,7 @@ async fn p2p_client(
     if config.p2p.enabled.value == Some(false) {
         return None;
     }
-    let scope_id = ghcache_core::Manifest::scope_id_of(scope);
+    let scope_id = ghcache_core::ScopeId::of(scope);
     let tier = ghcache_tier_p2p::Tier::connect(dir, scope_id, config.p2p.deadline.value).await?;
     Some(Arc::new(tier))
 }
@@ -622,28 +719,25 @@ fn exec(config: &Config, args: &[String]) -> Failure {
 /// Runs gh with arguments that are not all UTF-8 (`-R $'o/r\xff'`), exactly as given: they
 /// cannot be part of a key, so the command is a bypass, whatever it is.
 pub fn run_raw(config: &Config, args: &[std::ffi::OsString]) -> Failure {
-    let debug = Debug {
-        on: config.debug.value,
-        started: Instant::now(),
-    };
+    let session = Session::printing(config);
     if config.enabled.value {
         record_bypass(config);
-        debug.line("bypass (arguments that are not UTF-8)", "-");
+        session.debug("bypass (arguments that are not UTF-8)", "-");
     } else {
-        debug.line("disabled", "-");
+        session.debug("disabled", "-");
     }
     let err = ghcache_tier_gh::exec(&config.gh.value, args);
     spawn_failure(config, &err)
 }
 
-fn spawn_failure(config: &Config, err: &std::io::Error) -> Failure {
+pub(crate) fn spawn_failure(config: &Config, err: &std::io::Error) -> Failure {
     Failure::Runtime(format!(
         "cannot run `{}`: {err} (install gh, or set GH_CACHE_GH to its path)",
         config.gh.value.to_string_lossy()
     ))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -654,9 +748,72 @@ fn warn(line: &str) {
     let _ = writeln!(std::io::stderr(), "ghcache: warning: {line}");
 }
 
-fn debug_only(line: &str) {
-    if std::env::var_os("GH_CACHE_DEBUG").is_some_and(|v| v == "1") {
-        let _ = writeln!(std::io::stderr(), "ghcache: {line}");
+/// How one command's answer reaches its caller: printed as gh would have printed it (the
+/// binary), or kept with ghcache's warnings for a program that called the library.
+pub(crate) struct Session {
+    /// Keep answers and warnings instead of printing them.
+    capture: bool,
+    debug: Debug,
+    warnings: std::sync::Mutex<Vec<String>>,
+}
+
+impl Session {
+    /// Answers are printed, warnings go to stderr.
+    pub(crate) fn printing(config: &Config) -> Session {
+        Session::new(config, false)
+    }
+
+    /// Answers and warnings are kept for the caller.
+    pub(crate) fn capturing(config: &Config) -> Session {
+        Session::new(config, true)
+    }
+
+    fn new(config: &Config, capture: bool) -> Session {
+        Session {
+            capture,
+            debug: Debug {
+                on: config.debug.value,
+                started: Instant::now(),
+            },
+            warnings: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Prints `output` as gh would have, unless answers are kept.
+    fn answer(&self, output: &Output, request: &Request) {
+        if !self.capture {
+            print(output, request);
+        }
+    }
+
+    /// One warning: on stderr, or kept.
+    pub(crate) fn warn(&self, line: &str) {
+        if self.capture {
+            if let Ok(mut kept) = self.warnings.lock() {
+                kept.push(line.to_owned());
+            }
+        } else {
+            warn(line);
+        }
+    }
+
+    /// The warnings kept so far.
+    pub(crate) fn take_warnings(&self) -> Vec<String> {
+        self.warnings
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
+    }
+
+    /// A debug line (`--debug`): always on stderr, where the user who asked for it looks.
+    fn debug(&self, what: &str, key: &str) {
+        self.debug.line(what, key);
+    }
+
+    /// A debug notice that is not about one request's answer (a counter not updated, a CID
+    /// not announced): on stderr under the same switch as [`Session::debug`].
+    pub(crate) fn note(&self, line: &str) {
+        self.debug.note(line);
     }
 }
 
@@ -671,6 +828,12 @@ impl Debug {
         if self.on {
             let ms = self.started.elapsed().as_secs_f64() * 1000.0;
             let _ = writeln!(std::io::stderr(), "ghcache: {what} key={key} {ms:.1}ms");
+        }
+    }
+
+    fn note(&self, line: &str) {
+        if self.on {
+            let _ = writeln!(std::io::stderr(), "ghcache: {line}");
         }
     }
 }

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ghcache_core::{CacheKey, CacheTier, Entry, Lookup, Manifest, TierError};
+use ghcache_core::{CacheKey, CacheTier, Entry, Lookup, Manifest, ScopeId, TierError};
 use ghcache_tier_ipfs as ipfs;
-use ghcache_tier_p2p as p2p;
 
 use crate::config::Config;
 use crate::Failure;
@@ -25,6 +24,7 @@ pub struct Lookups {
     marker: PathBuf,
     /// The node's address: the marker names it, so another node is reported afresh.
     api: String,
+    /// `config.debug`: the one switch every debug notice obeys.
     debug: bool,
     /// The node answered the lookup (hit or miss): storing there is worth a try.
     answered: AtomicBool,
@@ -51,7 +51,7 @@ impl Lookups {
                 None
             }
             Err(_) => {
-                debug_only(&format!(
+                self.note(&format!(
                     "adding to IPFS took longer than {}ms; not stored there",
                     budget.as_millis()
                 ));
@@ -66,10 +66,19 @@ impl Lookups {
         match tokio::time::timeout(deadline, self.inner.invalidate(selector)).await {
             Ok(Ok(_)) => {}
             Ok(Err(err)) => self.failed(&err),
-            Err(_) => debug_only(&format!(
+            Err(_) => self.note(&format!(
                 "IPFS did not take the write's invalidation within {}ms",
                 deadline.as_millis()
             )),
+        }
+    }
+
+    /// A debug notice, under the configuration's one debug switch (`GH_CACHE_DEBUG=1`,
+    /// `--debug`, the file's `debug`).
+    fn note(&self, line: &str) {
+        use std::io::Write as _;
+        if self.debug {
+            let _ = writeln!(std::io::stderr(), "ghcache: {line}");
         }
     }
 
@@ -84,7 +93,7 @@ impl Lookups {
         };
         let told = std::fs::read_to_string(&self.marker).is_ok_and(|api| api == self.api);
         if told {
-            debug_only(&line);
+            self.note(&line);
         } else {
             warn(&line);
             let _ = std::fs::write(&self.marker, &self.api);
@@ -105,9 +114,7 @@ impl CacheTier for Lookups {
                 self.answered.store(true, Ordering::Relaxed);
                 if self.marker.exists() {
                     let _ = std::fs::remove_file(&self.marker);
-                    if self.debug {
-                        debug_only("IPFS node reachable again");
-                    }
+                    self.note("IPFS node reachable again");
                 }
             }
             Err(err) => self.failed(err),
@@ -125,11 +132,13 @@ impl CacheTier for Lookups {
 }
 
 /// The swarm's directory of announced manifests, through this cache dir's daemon.
-struct Directory(Arc<p2p::Tier>);
+#[cfg(feature = "p2p")]
+pub struct Directory(pub Arc<ghcache_tier_p2p::Tier>);
 
+#[cfg(feature = "p2p")]
 #[async_trait]
 impl ipfs::ManifestSource for Directory {
-    async fn manifest(&self, key: &CacheKey, _scope_id: &[u8; 32]) -> Option<Manifest> {
+    async fn manifest(&self, key: &CacheKey, _scope_id: &ScopeId) -> Option<Manifest> {
         self.0.announced_manifest(key).await
     }
 }
@@ -165,7 +174,7 @@ struct Settings {
     node: Node,
     /// The swarm key, when bodies are encrypted.
     psk: Option<[u8; 32]>,
-    trusted: Vec<p2p::PeerId>,
+    trusted: Vec<ghcache_core::producer::ProducerId>,
 }
 
 fn settings(config: &Config) -> Result<Settings, Failure> {
@@ -179,7 +188,7 @@ fn settings(config: &Config) -> Result<Settings, Failure> {
             .map_err(|e| Failure::Usage(format!("{e} ({})", ipfs.api.origin)))?,
     };
     let key = match config.p2p.swarm_key.value {
-        Some(_) => Some(crate::daemon::swarm_key(config)?),
+        Some(_) => Some(crate::keys::swarm_key(config)?),
         None => None,
     };
     let encrypt = ipfs.encrypt.value.unwrap_or(key.is_some());
@@ -197,7 +206,7 @@ fn settings(config: &Config) -> Result<Settings, Failure> {
     Ok(Settings {
         node,
         psk,
-        trusted: crate::daemon::trusted_peers(config)?,
+        trusted: crate::keys::trusted_producers(config)?,
     })
 }
 
@@ -221,31 +230,30 @@ pub fn tier(
     config: &Config,
     dir: &Path,
     scope: &str,
-    directory: Option<Arc<p2p::Tier>>,
+    directory: Option<Arc<dyn ipfs::ManifestSource>>,
 ) -> Option<Lookups> {
     if !config.ipfs.enabled.value {
         return None;
     }
     // Checked before the request started (see `check`); a failure here is not expected.
     let settings = settings(config).ok()?;
-    let scope_id = Manifest::scope_id_of(scope);
+    let scope_id = ScopeId::of(scope);
     let trusted = settings.trusted;
     let verify: ipfs::Verify = Arc::new(move |manifest: &Manifest| {
-        p2p::sign::verify(manifest, &trusted)
+        ghcache_core::producer::verify(manifest, &trusted)
             .map(|_| ())
             .map_err(|r| r.to_string())
     });
     let identity_dir = dir.to_path_buf();
     let sign: ipfs::Sign = Arc::new(move |manifest: &mut Manifest| {
         // The daemon's identity: peers see one producer per machine.
-        let keypair = p2p::identity::load_or_create(&identity_dir).map_err(|e| e.to_string())?;
-        p2p::sign::sign(manifest, &keypair).map_err(|e| e.to_string())
+        let identity = crate::keys::identity(&identity_dir).map_err(|e| format!("{e:?}"))?;
+        identity.sign(manifest);
+        Ok(())
     });
     let seal = settings
         .psk
         .map(|psk| ipfs::BodyKey::derive(&psk, &scope_id));
-    let directory =
-        directory.map(|daemon| Arc::new(Directory(daemon)) as Arc<dyn ipfs::ManifestSource>);
     let api = settings.node.url().to_owned();
     let tier = match settings.node {
         Node::Api(kubo) => {
@@ -271,11 +279,4 @@ pub fn tier(
 fn warn(line: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr(), "ghcache: warning: {line}");
-}
-
-fn debug_only(line: &str) {
-    use std::io::Write as _;
-    if std::env::var_os("GH_CACHE_DEBUG").is_some_and(|v| v == "1") {
-        let _ = writeln!(std::io::stderr(), "ghcache: {line}");
-    }
 }

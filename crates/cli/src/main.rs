@@ -1,18 +1,10 @@
 //! `ghcache`: a multi-tier cache for the GitHub CLI.
 //!
 //! `ghcache gh <args>` answers read-only gh commands from the nearest tier that holds a fresh
-//! copy and runs everything else through the real gh untouched.
+//! copy and runs everything else through the real gh untouched. This binary is a thin shell
+//! over the `ghcache` library: flags, printing, and `exec` for commands gh must run itself.
 
-mod config;
-mod context;
-#[cfg(feature = "p2p")]
-mod daemon;
-mod gh;
-#[cfg(feature = "ipfs")]
-mod ipfs;
 mod manual;
-mod shell;
-mod stats;
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -20,7 +12,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, Flags};
+use ghcache::config::{self, Config, Flags};
+#[cfg(feature = "p2p")]
+use ghcache::daemon;
+use ghcache::{context, gh, shell, stats, Failure};
 
 /// A multi-tier cache for the GitHub CLI: read-only gh commands answered from disk in ~2 ms.
 #[derive(Debug, Parser)]
@@ -217,15 +212,6 @@ fn gh_words(argv: impl IntoIterator<Item = OsString>) -> Option<Vec<OsString>> {
         Some(first) if !first.as_encoded_bytes().starts_with(b"-") => Some(args),
         _ => None,
     }
-}
-
-/// Why ghcache itself (not gh) failed; printed as one line.
-#[derive(Debug)]
-pub enum Failure {
-    /// Bad input: exit 2.
-    Usage(String),
-    /// Something failed at run time: exit 1.
-    Runtime(String),
 }
 
 fn main() {

@@ -58,17 +58,16 @@ async fn p2p_state(config: &Config) -> TierState {
         return off("no cache dir".to_owned());
     };
     match ghcache_tier_p2p::status(dir).await {
-        Ok(text) => {
-            let status: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            let peers = status["connected_peers"].as_array().map_or(0, Vec::len);
+        Ok(status) => {
+            let peers = status.connected_peers.len();
             let mut detail = format!(
                 "daemon running, {peers} peer{} connected",
                 if peers == 1 { "" } else { "s" }
             );
-            if status["keeper"].as_bool() == Some(true) {
+            if status.keeper {
                 detail.push_str(", keeper");
             }
-            if status["read_only"].as_bool() == Some(true) {
+            if status.read_only {
                 detail.push_str(", read-only");
             }
             TierState {
@@ -139,6 +138,30 @@ async fn ipfs_state(_: &Config) -> TierState {
 
 /// Prints the statistics as a table or as JSON, after which tiers beyond this machine are on.
 pub fn show(config: &Config, json: bool) -> Result<i32, Failure> {
+    let report = report(config)?;
+    if json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(0)
+}
+
+/// The statistics of a cache since it was created, across all processes, and which tiers
+/// beyond this machine are on.
+pub struct Report {
+    stats: local::Stats,
+    p2p: TierState,
+    ipfs: TierState,
+    /// The HTTP level's counters: gh's own API requests, a level of their own.
+    http: ghcache_http::Counts,
+}
+
+/// Reads the statistics of the cache `config` names.
+///
+/// # Errors
+/// The cache cannot be opened or its index read.
+pub fn report(config: &Config) -> Result<Report, Failure> {
     let (stats, p2p, ipfs) = runtime()?.block_on(async {
         let tier = open(config).await?;
         let stats = tier
@@ -149,17 +172,46 @@ pub fn show(config: &Config, json: bool) -> Result<i32, Failure> {
         let (p2p, ipfs) = tokio::join!(p2p_state(config), ipfs_state(config));
         stats.map(|stats| (stats, p2p, ipfs))
     })?;
-    let hits = stats.hits_local + stats.hits_p2p + stats.hits_ipfs;
-    let answered = hits + stats.misses;
-    let hit_rate = if answered == 0 {
-        0.0
-    } else {
-        hits as f64 / answered as f64
-    };
-    if json {
-        let value = serde_json::json!({
+    let http = config
+        .cache_dir()
+        .map(crate::http::counts)
+        .unwrap_or_default();
+    Ok(Report {
+        stats,
+        p2p,
+        ipfs,
+        http,
+    })
+}
+
+impl Report {
+    /// The persisted counters.
+    pub fn stats(&self) -> &local::Stats {
+        &self.stats
+    }
+
+    /// Answers from any tier, of all the answers (hits and misses); 0 when there were none.
+    pub fn hit_rate(&self) -> f64 {
+        let stats = &self.stats;
+        let hits = stats.total_hits();
+        let answered = hits + stats.misses;
+        if answered == 0 {
+            0.0
+        } else {
+            hits as f64 / answered as f64
+        }
+    }
+
+    /// The JSON object `ghcache stats --json` prints.
+    pub fn json(&self) -> serde_json::Value {
+        let (stats, p2p, ipfs) = (&self.stats, &self.p2p, &self.ipfs);
+        let hit_rate = self.hit_rate();
+        serde_json::json!({
             "requests": stats.requests,
-            "hits": { "local": stats.hits_local, "p2p": stats.hits_p2p, "ipfs": stats.hits_ipfs },
+            "hits": hits_by_tier(stats)
+                .into_iter()
+                .map(|(tier, n)| (tier.to_owned(), serde_json::Value::from(n)))
+                .collect::<serde_json::Map<_, _>>(),
             "misses": stats.misses,
             "bypassed": stats.bypassed,
             "revalidated": stats.revalidated,
@@ -172,38 +224,119 @@ pub fn show(config: &Config, json: bool) -> Result<i32, Failure> {
             "hit_rate": hit_rate,
             "created_at_ms": stats.created_at_ms,
             "tiers": { "p2p": p2p.json(), "ipfs": ipfs.json() },
-        });
-        println!("{value}");
-        return Ok(0);
+            "http": http_json(&self.http),
+        })
     }
-    let mut out = String::new();
-    let _ = writeln!(out, "{}", p2p.line("P2P"));
-    let _ = writeln!(out, "{}", ipfs.line("IPFS"));
-    let rows: [(&str, u64); 12] = [
-        ("requests", stats.requests),
-        ("hits: local", stats.hits_local),
-        ("hits: p2p", stats.hits_p2p),
-        ("hits: ipfs", stats.hits_ipfs),
-        ("misses (asked GitHub)", stats.misses),
-        ("revalidated (304, free)", stats.revalidated),
-        ("stale served", stats.stale_served),
-        ("bypassed (not cacheable)", stats.bypassed),
-        ("errors", stats.errors),
-        ("corrupt entries dropped", stats.corrupt),
-        ("entries", stats.entries),
-        ("  of which also in IPFS", stats.ipfs_entries),
+
+    /// The table `ghcache stats` prints.
+    pub fn table(&self) -> String {
+        let (stats, p2p, ipfs) = (&self.stats, &self.p2p, &self.ipfs);
+        let hit_rate = self.hit_rate();
+        let mut out = String::new();
+        let _ = writeln!(out, "{}", p2p.line("P2P"));
+        let _ = writeln!(out, "{}", ipfs.line("IPFS"));
+        let hits = hits_by_tier(stats)
+            .into_iter()
+            .map(|(tier, n)| (format!("hits: {tier}"), n));
+        let rest = [
+            ("misses (asked GitHub)", stats.misses),
+            ("revalidated (304, free)", stats.revalidated),
+            ("stale served", stats.stale_served),
+            ("bypassed (not cacheable)", stats.bypassed),
+            ("errors", stats.errors),
+            ("corrupt entries dropped", stats.corrupt),
+            ("entries", stats.entries),
+            ("  of which also in IPFS", stats.ipfs_entries),
+        ];
+        let rows = [("requests".to_owned(), stats.requests)]
+            .into_iter()
+            .chain(hits)
+            .chain(rest.map(|(label, value)| (label.to_owned(), value)));
+        for (label, value) in rows {
+            let _ = writeln!(out, "{label:<26} {value:>10}");
+        }
+        let _ = writeln!(out, "{:<26} {:>10}", "size", human_bytes(stats.bytes));
+        let _ = writeln!(out, "{:<26} {:>9.1}%", "hit rate", hit_rate * 100.0);
+        http_table(&mut out, &self.http);
+        out
+    }
+}
+
+/// The HTTP level's counters as `ghcache stats --json` shows them.
+fn http_json(http: &ghcache_http::Counts) -> serde_json::Value {
+    serde_json::json!({
+        "requests": http.requests(),
+        "hits": { "local": http.hits_local, "p2p": http.hits_p2p, "ipfs": http.hits_ipfs },
+        "misses": http.misses,
+        "revalidated": http.revalidated,
+        "stale_served": http.stale_served,
+        "writes": http.writes,
+        "passed": http.passed,
+        "streamed_bytes": http.streamed_bytes,
+        "errors": http.errors,
+        "corrupt": http.corrupt,
+    })
+}
+
+/// The HTTP level's rows of the `ghcache stats` table.
+fn http_table(out: &mut String, http: &ghcache_http::Counts) {
+    let _ = writeln!(out, "HTTP level (gh's own API requests):");
+    let rows = [
+        ("requests", http.requests()),
+        ("hits: local", http.hits_local),
+        ("hits: p2p", http.hits_p2p),
+        ("hits: ipfs", http.hits_ipfs),
+        ("misses (asked GitHub)", http.misses),
+        ("revalidated (304, free)", http.revalidated),
+        ("stale served", http.stale_served),
+        ("writes passed on", http.writes),
+        ("other requests passed on", http.passed),
     ];
     for (label, value) in rows {
-        let _ = writeln!(out, "{label:<26} {value:>10}");
+        let _ = writeln!(out, "  {label:<24} {value:>10}");
     }
-    let _ = writeln!(out, "{:<26} {:>10}", "size", human_bytes(stats.bytes));
-    let _ = writeln!(out, "{:<26} {:>9.1}%", "hit rate", hit_rate * 100.0);
-    print!("{out}");
+    let _ = writeln!(
+        out,
+        "  {:<24} {:>10}",
+        "streamed, not stored",
+        human_bytes(http.streamed_bytes)
+    );
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.table())
+    }
+}
+
+/// Hits by tier: the tiers that every build knows, always, in the order a lookup asks them, then
+/// any other tier that has served an answer.
+fn hits_by_tier(stats: &local::Stats) -> Vec<(&str, u64)> {
+    const KNOWN: [&str; 3] = ["local", "p2p", "ipfs"];
+    let others = stats
+        .hits
+        .iter()
+        .filter(|(tier, _)| !KNOWN.contains(&tier.as_str()))
+        .map(|(tier, n)| (tier.as_str(), *n));
+    KNOWN
+        .iter()
+        .map(|tier| (*tier, stats.hits_of(tier)))
+        .chain(others)
+        .collect()
+}
+
+/// Drops one repository's entries, or everything, and says how many.
+pub fn clear(config: &Config, repo: Option<&str>) -> Result<i32, Failure> {
+    let dropped = drop_entries(config, repo)?;
+    println!("dropped {dropped} cached entries");
     Ok(0)
 }
 
-/// Drops one repository's entries, or everything.
-pub fn clear(config: &Config, repo: Option<&str>) -> Result<i32, Failure> {
+/// Drops one repository's entries (`repo`), or everything; returns how many.
+///
+/// # Errors
+/// `repo` is not `OWNER/NAME`, or the cache cannot be opened or changed.
+pub fn drop_entries(config: &Config, repo: Option<&str>) -> Result<u64, Failure> {
     let selector = match repo {
         Some(value) => {
             let repo = ghcache_core::context::normalize_repo(value)
@@ -213,7 +346,7 @@ pub fn clear(config: &Config, repo: Option<&str>) -> Result<i32, Failure> {
         None => Selector::All,
     };
     let all = matches!(selector, Selector::All);
-    let dropped = runtime()?.block_on(async {
+    runtime()?.block_on(async {
         let tier = open(config).await?;
         let dropped = tier
             .clear(&selector)
@@ -227,9 +360,7 @@ pub fn clear(config: &Config, repo: Option<&str>) -> Result<i32, Failure> {
         }
         tier.close().await;
         dropped
-    })?;
-    println!("dropped {dropped} cached entries");
-    Ok(0)
+    })
 }
 
 /// The effective configuration, one setting a line, with where it came from.
@@ -387,6 +518,11 @@ pub fn describe_config(config: &Config) -> String {
             Some(b) => b.to_string(),
         },
         &ipfs.encrypt.origin,
+    );
+    line(
+        "http.enabled",
+        config.http.enabled.value.to_string(),
+        &config.http.enabled.origin,
     );
     out
 }

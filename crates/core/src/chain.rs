@@ -1,3 +1,7 @@
+//! The fallthrough chain: tiers in order, then the origin; and the rules by which an entry that
+//! a tier returned may answer a request ([`ChainConfig::judge`]), which any path that reads a
+//! tier outside the chain must follow too.
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,29 +61,82 @@ impl Default for ChainConfig {
     }
 }
 
-struct Level {
-    tier: Arc<dyn CacheTier>,
-    deadline: Option<Duration>,
-    /// Backfilled and written through; false for tiers the caller stores to itself.
-    store: bool,
+/// How an entry that a tier returned stands for a request: see [`ChainConfig::judge`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not to be used at all: it names another repository or resource than the request (an
+    /// honest producer names the ones the key is made of), or it is older than an invalidation
+    /// this machine has seen.
+    Refused,
+    /// An answer to the request, past the request's TTL: kept for revalidation and for
+    /// stale-if-error, never served as it is.
+    Stale,
+    /// Answers the request now.
+    Fresh,
+}
+
+impl ChainConfig {
+    /// How `entry` stands for `request` at `now_ms`, under the fence of the request's
+    /// repository as read now (`None`: the caller keeps no fences).
+    ///
+    /// # Behavior
+    /// The chain asks this of every entry a tier returns. A path that reads a tier outside the
+    /// chain (the CLI's hit path, which answers from the local records without starting the
+    /// chain) asks it too, so that no answer is served there that the chain would refuse.
+    /// Freshness is this machine's call, from the request's TTL and the producer's
+    /// `created_at`, trusted up to `clock_skew` ahead of our clock.
+    pub fn judge(
+        &self,
+        entry: &Entry,
+        request: &Request,
+        fence: Option<&FenceState>,
+        now_ms: u64,
+    ) -> Verdict {
+        if !admits(entry, &request.repo, request.resource, fence) {
+            return Verdict::Refused;
+        }
+        let ttl = match request.capped_by_entry_ttl {
+            true => request
+                .ttl
+                .min(Duration::from_millis(entry.manifest.ttl_ms)),
+            false => request.ttl,
+        };
+        if entry.manifest.is_fresh_for(ttl, now_ms, self.clock_skew) {
+            Verdict::Fresh
+        } else {
+            Verdict::Stale
+        }
+    }
+}
+
+/// Whether `entry` may be used for an answer about `resource` of `repo` under `fence`.
+fn admits(entry: &Entry, repo: &str, resource: Resource, fence: Option<&FenceState>) -> bool {
+    // Both are derived from what the key is made of, so an honest producer names the same
+    // ones; one that names others would slip past the fence.
+    if entry.manifest.repo != repo || entry.manifest.resource != resource {
+        return false;
+    }
+    fence.is_none_or(|state| state.admits(&entry.manifest))
 }
 
 /// Reads tiers in order, falls through to the origin, backfills and writes through.
 ///
 /// # Behavior
-/// - Each tier is asked within its deadline; a tier that fails or is late is recorded and skipped.
+/// - Each tier is asked in turn; a tier that fails is recorded and skipped. Deadlines and
+///   lookup-only tiers are [layers](crate::layers) around the tiers given, not rules of the chain.
 /// - A fresh hit in tier *i* is copied into tiers `0..i` (backfill) before it is returned.
 /// - A stale hit is kept as the *prior* entry: the origin may revalidate it (ETag), and it is
 ///   served with a warning if GitHub fails and it is younger than `max_stale`.
-/// - An origin answer with exit code 0 is written to every tier.
+/// - An origin answer with exit code 0 is written to every tier (a tier that refuses stores
+///   with [`TierError::ReadOnly`] is skipped without a warning).
 /// - With a [`Fence`], the fence of the request's repository is read before anything else: an
 ///   answer is stored only if no invalidation of the repository happened since (it may have been
-///   fetched before a write finished), and an entry from any tier is used only if the fence
-///   admits it (made after the last invalidation this machine has seen).
+///   fetched before a write finished), and an entry from any tier is used only if
+///   [`ChainConfig::judge`] does not refuse it under the fence as read then.
 ///
 /// The chain is itself a [`CacheTier`] (without the origin), so chains compose.
 pub struct Chain {
-    levels: Vec<Level>,
+    tiers: Vec<Arc<dyn CacheTier>>,
     origin: Arc<dyn Origin>,
     stats: Arc<dyn StatsSink>,
     fence: Option<Arc<dyn Fence>>,
@@ -100,7 +157,7 @@ impl Chain {
     /// A chain with no tiers yet: every request goes to `origin`.
     pub fn new(origin: Arc<dyn Origin>, stats: Arc<dyn StatsSink>) -> Self {
         Chain {
-            levels: Vec::new(),
+            tiers: Vec::new(),
             origin,
             stats,
             fence: None,
@@ -108,28 +165,10 @@ impl Chain {
         }
     }
 
-    /// Appends a tier, asked after the ones before it, with an optional deadline.
-    pub fn with_tier(mut self, tier: Arc<dyn CacheTier>, deadline: Option<Duration>) -> Self {
-        self.levels.push(Level {
-            tier,
-            deadline,
-            store: true,
-        });
-        self
-    }
-
-    /// Appends a tier that is only read: the chain never stores into it, because storing there
-    /// is slow and the caller does it after the user has their answer (IPFS).
-    pub fn with_lookup_tier(
-        mut self,
-        tier: Arc<dyn CacheTier>,
-        deadline: Option<Duration>,
-    ) -> Self {
-        self.levels.push(Level {
-            tier,
-            deadline,
-            store: false,
-        });
+    /// Appends a tier, asked after the ones before it. A tier with a deadline, or one that the
+    /// chain must not store into, comes wrapped in its [layer](crate::layers).
+    pub fn with_tier(mut self, tier: Arc<dyn CacheTier>) -> Self {
+        self.tiers.push(tier);
         self
     }
 
@@ -155,23 +194,26 @@ impl Chain {
         let now = crate::now_ms();
         let mut warnings = Vec::new();
         let mut prior: Option<Entry> = None;
-        for (index, level) in self.levels.iter().enumerate() {
-            let Some(entry) = self.lookup(level, &request.key).await else {
+        for (index, tier) in self.tiers.iter().enumerate() {
+            let Some(entry) = self.lookup(tier.as_ref(), &request.key).await else {
                 continue;
             };
-            if !self.admitted(&entry, &request.repo, request.resource) {
+            // The fence is read anew: an invalidation may have finished while the tier looked.
+            let fence = match self.fence_now(&request.repo, request.resource) {
+                Ok(fence) => fence,
+                Err(()) => continue,
+            };
+            let verdict = self.config.judge(&entry, request, fence.as_ref(), now);
+            if verdict == Verdict::Refused {
                 continue;
             }
-            if entry
-                .manifest
-                .is_fresh_for(request.ttl, now, self.config.clock_skew)
-            {
-                self.stats.record(Event::Hit(level.tier.name()));
+            if verdict == Verdict::Fresh {
+                self.stats.record(Event::Hit(tier.name()));
                 let mark = self.storable(request, &start);
                 self.backfill(&entry, index, mark, &mut warnings).await;
                 return Ok(Resolved {
                     output: Output::from(entry),
-                    source: Source::Tier(level.tier.name()),
+                    source: Source::Tier(tier.name()),
                     warnings,
                 });
             }
@@ -258,19 +300,9 @@ impl Chain {
         }
     }
 
-    async fn lookup(&self, level: &Level, key: &CacheKey) -> Option<Entry> {
-        let name = level.tier.name();
-        let result = match level.deadline {
-            Some(deadline) => match tokio::time::timeout(deadline, level.tier.get(key)).await {
-                Ok(result) => result,
-                Err(_) => Err(TierError::Deadline {
-                    tier: name,
-                    deadline,
-                }),
-            },
-            None => level.tier.get(key).await,
-        };
-        match result {
+    async fn lookup(&self, tier: &dyn CacheTier, key: &CacheKey) -> Option<Entry> {
+        let name = tier.name();
+        match tier.get(key).await {
             Ok(Lookup::Hit(entry)) if entry.manifest.key == *key && entry.verify_body() => {
                 Some(entry)
             }
@@ -316,19 +348,12 @@ impl Chain {
         }
     }
 
-    /// Whether an entry that a tier returned may be used for a request about `resource` of
-    /// `repo`. The fence is read anew: an invalidation may have finished while the tier looked.
-    fn admitted(&self, entry: &Entry, repo: &str, resource: Resource) -> bool {
-        // Both are derived from what the key is made of, so an honest producer names the same
-        // ones; one that names others would slip past the fence.
-        if entry.manifest.repo != repo || entry.manifest.resource != resource {
-            return false;
-        }
+    /// The fence of `resource` of `repo` as it reads now: `Ok(None)` without a fence, `Err`
+    /// when it cannot be read (nothing about the repository may then be used).
+    fn fence_now(&self, repo: &str, resource: Resource) -> Result<Option<FenceState>, ()> {
         match &self.fence {
-            None => true,
-            Some(fence) => fence
-                .read(repo, resource)
-                .is_ok_and(|state| state.admits(&entry.manifest)),
+            None => Ok(None),
+            Some(fence) => fence.read(repo, resource).map(Some).map_err(drop),
         }
     }
 
@@ -346,31 +371,6 @@ impl Chain {
         }
     }
 
-    async fn put_level(
-        &self,
-        level: &Level,
-        entry: &Entry,
-        mark: Option<Mark>,
-    ) -> Result<(), TierError> {
-        let put = async {
-            match mark {
-                Some(mark) => level.tier.put_fenced(entry, mark).await,
-                None => level.tier.put(entry).await,
-            }
-        };
-        match level.deadline {
-            Some(deadline) => {
-                tokio::time::timeout(deadline, put)
-                    .await
-                    .unwrap_or(Err(TierError::Deadline {
-                        tier: level.tier.name(),
-                        deadline,
-                    }))
-            }
-            None => put.await,
-        }
-    }
-
     /// Stores `entry` in the tiers before `upto`; `mark` as from [`Chain::storable`].
     async fn backfill(
         &self,
@@ -382,14 +382,19 @@ impl Chain {
         let Some(mark) = mark else {
             return;
         };
-        for level in self.levels[..upto].iter().filter(|l| l.store) {
-            match self.put_level(level, entry, mark).await {
+        for tier in &self.tiers[..upto] {
+            let stored = match mark {
+                Some(mark) => tier.put_fenced(entry, mark).await,
+                None => tier.put(entry).await,
+            };
+            match stored {
                 Ok(()) => {}
                 // A tier that is read-only said so when it was opened (a read-only cache dir, a
-                // consume-only daemon): one warning per problem, not one per store.
+                // consume-only daemon), and a lookup-only layer stores nothing by design: one
+                // warning per problem, not one per store.
                 Err(TierError::ReadOnly { .. }) => {}
                 Err(err) => {
-                    self.stats.record(Event::Error(level.tier.name()));
+                    self.stats.record(Event::Error(tier.name()));
                     warnings.push(format!("could not store the answer: {err}"));
                 }
             }
@@ -402,8 +407,7 @@ impl Chain {
         mark: Option<Option<Mark>>,
         warnings: &mut Vec<String>,
     ) {
-        self.backfill(entry, self.levels.len(), mark, warnings)
-            .await;
+        self.backfill(entry, self.tiers.len(), mark, warnings).await;
     }
 
     fn serve_stale(&self, entry: Entry, reason: &str, mut warnings: Vec<String>) -> Resolved {
@@ -440,12 +444,15 @@ impl CacheTier for Chain {
 
     async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
         let mut warnings = Vec::new();
-        for (index, level) in self.levels.iter().enumerate() {
-            let Some(entry) = self.lookup(level, key).await else {
+        for (index, tier) in self.tiers.iter().enumerate() {
+            let Some(entry) = self.lookup(tier.as_ref(), key).await else {
                 continue;
             };
-            let (repo, resource) = (entry.manifest.repo.clone(), entry.manifest.resource);
-            if self.admitted(&entry, &repo, resource) {
+            let (repo, resource) = (&entry.manifest.repo, entry.manifest.resource);
+            let admitted = self
+                .fence_now(repo, resource)
+                .is_ok_and(|fence| admits(&entry, repo, resource, fence.as_ref()));
+            if admitted {
                 // The fence is read after the lookup: a backfill is checked by the tiers that
                 // keep fences, against the entry's own time, as a plain put is.
                 self.backfill(&entry, index, Some(None), &mut warnings)
@@ -471,10 +478,10 @@ impl CacheTier for Chain {
 
     async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
         let mut dropped = 0;
-        for level in &self.levels {
-            match level.tier.invalidate(selector).await {
+        for tier in &self.tiers {
+            match tier.invalidate(selector).await {
                 Ok(n) => dropped += n,
-                Err(_) => self.stats.record(Event::Error(level.tier.name())),
+                Err(_) => self.stats.record(Event::Error(tier.name())),
             }
         }
         Ok(dropped)
@@ -489,6 +496,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::layers::{Deadline, LookupOnly};
     use crate::testkit::{sample_entry, MemoryFence, MemoryTier};
     use crate::{Body, KeyInput, OutputMode, Recorder};
 
@@ -552,8 +560,11 @@ mod tests {
         let ipfs = Arc::new(MemoryTier::new("ipfs"));
         let origin = Arc::new(ScriptedOrigin::new(Fetched::Fresh(entry.clone())));
         let chain = Chain::new(origin.clone(), Arc::new(Recorder::default()))
-            .with_tier(local.clone(), None)
-            .with_lookup_tier(ipfs.clone(), Some(Duration::from_millis(500)));
+            .with_tier(local.clone())
+            .with_tier(LookupOnly::wrap(Deadline::wrap(
+                ipfs.clone(),
+                Duration::from_millis(500),
+            )));
         let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
         assert_eq!(resolved.map(|r| r.source), Some(Source::Origin));
         assert_eq!((local.len(), ipfs.len()), (1, 0), "written to local only");
@@ -562,8 +573,8 @@ mod tests {
         let local = Arc::new(MemoryTier::new("local"));
         block_on(ipfs.put(&entry)).ok();
         let chain = Chain::new(origin.clone(), Arc::new(Recorder::default()))
-            .with_tier(local.clone(), None)
-            .with_lookup_tier(ipfs.clone(), None);
+            .with_tier(local.clone())
+            .with_tier(LookupOnly::wrap(ipfs.clone()));
         let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
         assert_eq!(resolved.map(|r| r.source), Some(Source::Tier("ipfs")));
         assert_eq!(local.len(), 1, "an ipfs hit backfills local");
@@ -579,8 +590,8 @@ mod tests {
         let origin = Arc::new(ScriptedOrigin::new(Fetched::NotModified));
         let stats = Arc::new(Recorder::default());
         let chain = Chain::new(origin.clone(), stats.clone())
-            .with_tier(local.clone(), None)
-            .with_tier(p2p.clone(), Some(Duration::from_millis(150)));
+            .with_tier(local.clone())
+            .with_tier(Deadline::wrap(p2p.clone(), Duration::from_millis(150)));
         let resolved = block_on(chain.resolve(&request_for(&entry)));
         let resolved = resolved.ok();
         assert_eq!(
@@ -603,7 +614,7 @@ mod tests {
         block_on(local.put(&stale(entry.clone(), 120_000))).ok();
         let origin = Arc::new(ScriptedOrigin::new(Fetched::NotModified));
         let stats = Arc::new(Recorder::default());
-        let chain = Chain::new(origin, stats.clone()).with_tier(local.clone(), None);
+        let chain = Chain::new(origin, stats.clone()).with_tier(local.clone());
         let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
         assert_eq!(
             resolved.as_ref().map(|r| r.source),
@@ -631,7 +642,7 @@ mod tests {
             let local = Arc::new(MemoryTier::new("local"));
             block_on(local.put(&stale(entry.clone(), age_ms))).ok();
             let origin = Arc::new(ScriptedOrigin::new(failed.clone()));
-            let chain = Chain::new(origin, Arc::new(Recorder::default())).with_tier(local, None);
+            let chain = Chain::new(origin, Arc::new(Recorder::default())).with_tier(local);
             let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
             let source = resolved.as_ref().map(|r| r.source);
             if served_stale {
@@ -658,7 +669,7 @@ mod tests {
             },
             transient: false,
         }));
-        let chain = Chain::new(origin, Arc::new(Recorder::default())).with_tier(local, None);
+        let chain = Chain::new(origin, Arc::new(Recorder::default())).with_tier(local);
         let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
         assert_eq!(resolved.map(|r| r.source), Some(Source::OriginFailed));
     }
@@ -685,7 +696,7 @@ mod tests {
         let origin = Arc::new(ScriptedOrigin::new(Fetched::Fresh(entry.clone())));
         let stats = Arc::new(Recorder::default());
         let chain = Chain::new(origin, stats.clone())
-            .with_tier(Arc::new(Hanging), Some(Duration::from_millis(20)));
+            .with_tier(Deadline::wrap(Arc::new(Hanging), Duration::from_millis(20)));
         let started = std::time::Instant::now();
         let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
         assert_eq!(resolved.map(|r| r.source), Some(Source::Origin));
@@ -707,7 +718,7 @@ mod tests {
             let origin = Arc::new(ScriptedOrigin::new(Fetched::NotModified));
             let mut chain = Chain::new(origin.clone(), Arc::new(Recorder::default()));
             for tier in &tiers {
-                chain = chain.with_tier(tier.clone(), None);
+                chain = chain.with_tier(tier.clone());
             }
             let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
             prop_assert_eq!(resolved.map(|r| r.output.stdout), Some(b"x\n".to_vec()));
@@ -731,7 +742,7 @@ mod tests {
                 (0..levels).map(|_| Arc::new(MemoryTier::new("t"))).collect();
             let mut chain = Chain::new(Arc::new(ScriptedOrigin::new(answer)), Arc::new(Recorder::default()));
             for tier in &tiers {
-                chain = chain.with_tier(tier.clone(), None);
+                chain = chain.with_tier(tier.clone());
             }
             block_on(chain.resolve(&request_for(&entry))).ok();
             for tier in &tiers {
@@ -767,8 +778,8 @@ mod tests {
         });
         let chain = Chain::new(origin, Arc::new(Recorder::default()))
             .with_fence(fence.clone())
-            .with_tier(local.clone(), None)
-            .with_tier(p2p.clone(), None);
+            .with_tier(local.clone())
+            .with_tier(p2p.clone());
         let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
         assert_eq!(
             resolved.map(|r| (r.source, r.output.stdout)),
@@ -790,8 +801,8 @@ mod tests {
         let origin = Arc::new(ScriptedOrigin::new(Fetched::Fresh(fresh.clone())));
         let chain = Chain::new(origin.clone(), Arc::new(Recorder::default()))
             .with_fence(fence.clone())
-            .with_tier(Arc::new(MemoryTier::new("local")), None)
-            .with_tier(p2p, None);
+            .with_tier(Arc::new(MemoryTier::new("local")))
+            .with_tier(p2p);
         let resolved = block_on(chain.resolve(&request_for(&fresh))).ok();
         assert_eq!(
             resolved.map(|r| (r.source, r.output.stdout)),
@@ -809,7 +820,7 @@ mod tests {
         fence.move_for("o/r");
         let chain = Chain::new(origin, Arc::new(Recorder::default()))
             .with_fence(fence)
-            .with_tier(p2p, None);
+            .with_tier(p2p);
         let mut request = request_for(&newer);
         request.ttl = Duration::from_secs(3600);
         let resolved = block_on(chain.resolve(&request)).ok();
@@ -826,9 +837,47 @@ mod tests {
         let p2p = Arc::new(MemoryTier::new("p2p"));
         block_on(p2p.put(&sample_entry(23, "o/elsewhere", b"dodges the fence\n"))).ok();
         let origin = Arc::new(ScriptedOrigin::new(Fetched::Fresh(fresh.clone())));
-        let chain = Chain::new(origin, Arc::new(Recorder::default())).with_tier(p2p, None);
+        let chain = Chain::new(origin, Arc::new(Recorder::default())).with_tier(p2p);
         let resolved = block_on(chain.resolve(&request_for(&fresh))).ok();
         assert_eq!(resolved.map(|r| r.output.stdout), Some(b"right\n".to_vec()));
+    }
+
+    #[test]
+    fn judge_refuses_other_answers_and_older_than_the_fence_and_dates_the_rest() {
+        let config = ChainConfig::default();
+        let entry = sample_entry(24, "o/r", b"x\n");
+        let request = request_for(&entry);
+        let now = crate::now_ms();
+        assert_eq!(config.judge(&entry, &request, None, now), Verdict::Fresh);
+        let later = now + 61_000;
+        assert_eq!(config.judge(&entry, &request, None, later), Verdict::Stale);
+        let mut elsewhere = entry.clone();
+        elsewhere.manifest.repo = "o/elsewhere".into();
+        assert_eq!(
+            config.judge(&elsewhere, &request, None, now),
+            Verdict::Refused
+        );
+        let mut other_resource = entry.clone();
+        other_resource.manifest.resource = Resource::Issues;
+        assert_eq!(
+            config.judge(&other_resource, &request, None, now),
+            Verdict::Refused
+        );
+        let after_a_write = FenceState {
+            mark: Mark(1),
+            invalidated_at_ms: entry.manifest.created_at_ms + 1,
+        };
+        assert_eq!(
+            config.judge(&entry, &request, Some(&after_a_write), now),
+            Verdict::Refused
+        );
+        let mut ahead = entry.clone();
+        ahead.manifest.created_at_ms = now + CLOCK_SKEW.as_millis() as u64 + 1_000;
+        assert_eq!(
+            config.judge(&ahead, &request, None, now),
+            Verdict::Stale,
+            "a producer's clock too far ahead is not trusted to be fresh"
+        );
     }
 
     #[test]
@@ -846,7 +895,7 @@ mod tests {
             Arc::new(ScriptedOrigin::new(Fetched::Fresh(fresh))),
             stats.clone(),
         )
-        .with_tier(local, None);
+        .with_tier(local);
         let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
         assert_eq!(resolved.map(|r| r.output.stdout), Some(b"good\n".to_vec()));
         assert_eq!(stats.drain(), vec![Event::Corrupt("local"), Event::Miss]);
@@ -867,8 +916,7 @@ mod tests {
                 output: left.clone(),
             };
             let origin = Arc::new(ScriptedOrigin::new(printed));
-            let chain =
-                Chain::new(origin, Arc::new(Recorder::default())).with_tier(local.clone(), None);
+            let chain = Chain::new(origin, Arc::new(Recorder::default())).with_tier(local.clone());
             let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
             let source = if stored {
                 Source::Origin
@@ -900,7 +948,7 @@ mod tests {
             Arc::new(ScriptedOrigin::new(failed)),
             Arc::new(Recorder::default()),
         )
-        .with_tier(local, None);
+        .with_tier(local);
         let resolved = block_on(chain.resolve(&request_for(&entry))).ok();
         assert_eq!(resolved.map(|r| r.source), Some(Source::OriginFailed));
     }

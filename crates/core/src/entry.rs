@@ -1,9 +1,21 @@
+//! What a tier stores and peers exchange: an [`Entry`] is a signed [`Manifest`] and the [`Body`]
+//! it describes, each with its bounded binary encoding.
+//!
+//! ```text
+//! body      "GHB1" | u64 len | stdout | u64 len | stderr
+//! manifest  "ghcache-manifest" | version | key | scope id | repo | created_at | ttl | digest
+//!           | size | exit code | resource | etag? | last-modified? | token hash? | cid?
+//!           | producer? | signature?          (the signature covers every field before it)
+//! ```
+
 use std::fmt;
 use std::time::Duration;
 
 use crate::error::DecodeError;
 use crate::key::{hex, CacheKey};
 use crate::policy::Resource;
+use crate::scope::ScopeId;
+use crate::wire::{put_bytes, put_opt_bytes, Reader};
 
 /// Version of the manifest encoding. 2: the resource, `Last-Modified` and the ETag's token.
 pub const MANIFEST_VERSION: u8 = 2;
@@ -88,9 +100,9 @@ impl Body {
             if r.take(4)? != b"GHB1" {
                 return Err(r.err("bad magic"));
             }
-            let stdout_len = r.bytes(usize::MAX)?.len();
-            let stderr_at = bytes.len() - r.rest.len();
-            r.bytes(usize::MAX)?;
+            let stdout_len = r.long_bytes(usize::MAX)?.len();
+            let stderr_at = bytes.len() - r.remaining();
+            r.long_bytes(usize::MAX)?;
             r.finish()?;
             (12, stdout_len, stderr_at)
         };
@@ -109,8 +121,8 @@ impl Body {
         if r.take(4)? != b"GHB1" {
             return Err(r.err("bad magic"));
         }
-        let stdout = r.bytes(usize::MAX)?.to_vec();
-        let stderr = r.bytes(usize::MAX)?.to_vec();
+        let stdout = r.long_bytes(usize::MAX)?.to_vec();
+        let stderr = r.long_bytes(usize::MAX)?.to_vec();
         r.finish()?;
         Ok(Body { stdout, stderr })
     }
@@ -126,8 +138,8 @@ pub struct Manifest {
     pub version: u8,
     /// What this entry answers.
     pub key: CacheKey,
-    /// blake3 of the scope string: peers exchange entries of one scope only.
-    pub scope_id: [u8; 32],
+    /// Id of the scope it was fetched in: peers exchange entries of one scope only.
+    pub scope_id: ScopeId,
     /// Repository the entry is about (`owner/name`, lowercase), empty if none: invalidation uses it.
     pub repo: String,
     /// When the producer fetched it from GitHub, producer clock, ms since the epoch.
@@ -159,11 +171,6 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Derives the scope id carried in manifests from a scope string.
-    pub fn scope_id_of(scope: &str) -> [u8; 32] {
-        blake3::derive_key("ghcache scope id v1", scope.as_bytes())
-    }
-
     /// The hash of a token that manifests may carry: it tells whether two requests used the
     /// same token, and nothing else (tokens are long random strings; the token itself is never
     /// stored or sent).
@@ -177,26 +184,26 @@ impl Manifest {
         out.extend_from_slice(b"ghcache-manifest");
         out.push(self.version);
         out.extend_from_slice(&self.key.0);
-        out.extend_from_slice(&self.scope_id);
-        put(&mut out, self.repo.as_bytes());
+        out.extend_from_slice(self.scope_id.as_bytes());
+        put_bytes(&mut out, self.repo.as_bytes());
         out.extend_from_slice(&self.created_at_ms.to_le_bytes());
         out.extend_from_slice(&self.ttl_ms.to_le_bytes());
         out.extend_from_slice(&self.body_digest.0);
         out.extend_from_slice(&self.body_size.to_le_bytes());
         out.extend_from_slice(&self.exit_code.to_le_bytes());
         out.push(self.resource.code());
-        put_opt(&mut out, self.etag.as_deref().map(str::as_bytes));
-        put_opt(&mut out, self.last_modified.as_deref().map(str::as_bytes));
-        put_opt(&mut out, self.etag_token.as_ref().map(<[u8; 32]>::as_slice));
-        put_opt(&mut out, self.cid.as_deref().map(str::as_bytes));
-        put_opt(&mut out, self.producer.as_deref());
+        put_opt_bytes(&mut out, self.etag.as_deref().map(str::as_bytes));
+        put_opt_bytes(&mut out, self.last_modified.as_deref().map(str::as_bytes));
+        put_opt_bytes(&mut out, self.etag_token.as_ref().map(<[u8; 32]>::as_slice));
+        put_opt_bytes(&mut out, self.cid.as_deref().map(str::as_bytes));
+        put_opt_bytes(&mut out, self.producer.as_deref());
         out
     }
 
     /// Full encoding: the signing bytes followed by the optional signature.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = self.signing_bytes();
-        put_opt(&mut out, self.signature.as_deref());
+        put_opt_bytes(&mut out, self.signature.as_deref());
         out
     }
 
@@ -211,7 +218,7 @@ impl Manifest {
             return Err(r.err("unsupported version"));
         }
         let key = CacheKey(r.array()?);
-        let scope_id = r.array()?;
+        let scope_id = ScopeId(r.array()?);
         let repo = r.string(MAX_REPO)?;
         let created_at_ms = r.u64()?;
         let ttl_ms = r.u64()?;
@@ -301,7 +308,7 @@ impl Entry {
             manifest: Manifest {
                 version: MANIFEST_VERSION,
                 key,
-                scope_id: Manifest::scope_id_of(scope),
+                scope_id: ScopeId::of(scope),
                 repo: repo.to_owned(),
                 created_at_ms: crate::now_ms(),
                 ttl_ms: ttl.as_millis() as u64,
@@ -324,112 +331,6 @@ impl Entry {
     pub fn verify_body(&self) -> bool {
         self.body.encoded_len() == self.manifest.body_size
             && self.body.digest() == self.manifest.body_digest
-    }
-}
-
-fn put(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(bytes);
-}
-
-fn put_opt(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
-    match bytes {
-        None => out.push(0),
-        Some(b) => {
-            out.push(1);
-            put(out, b);
-        }
-    }
-}
-
-/// Bounds-checked reader: a short or oversized field is an error, never a panic or a big alloc.
-struct Reader<'a> {
-    rest: &'a [u8],
-    what: &'static str,
-}
-
-impl<'a> Reader<'a> {
-    fn new(rest: &'a [u8], what: &'static str) -> Self {
-        Reader { rest, what }
-    }
-
-    fn err(&self, reason: &'static str) -> DecodeError {
-        DecodeError {
-            what: self.what,
-            reason,
-        }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.rest.len() < n {
-            return Err(self.err("truncated"));
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_le_bytes(self.array()?))
-    }
-
-    /// A `u64`-prefixed byte string (bodies).
-    fn bytes(&mut self, max: usize) -> Result<&'a [u8], DecodeError> {
-        let len = self.u64()?;
-        let len = usize::try_from(len).map_err(|_| self.err("length overflows"))?;
-        if len > max {
-            return Err(self.err("field too large"));
-        }
-        self.take(len)
-    }
-
-    /// A `u32`-prefixed byte string (manifest fields).
-    fn short_bytes(&mut self, max: usize) -> Result<&'a [u8], DecodeError> {
-        let len = u32::from_le_bytes(self.array()?) as usize;
-        if len > max {
-            return Err(self.err("field too large"));
-        }
-        self.take(len)
-    }
-
-    fn string(&mut self, max: usize) -> Result<String, DecodeError> {
-        let bytes = self.short_bytes(max)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| self.err("not UTF-8"))
-    }
-
-    fn opt_bytes(&mut self, max: usize) -> Result<Option<Vec<u8>>, DecodeError> {
-        match self.u8()? {
-            0 => Ok(None),
-            1 => Ok(Some(self.short_bytes(max)?.to_vec())),
-            _ => Err(self.err("bad option tag")),
-        }
-    }
-
-    fn opt_string(&mut self, max: usize) -> Result<Option<String>, DecodeError> {
-        match self.opt_bytes(max)? {
-            None => Ok(None),
-            Some(b) => String::from_utf8(b)
-                .map(Some)
-                .map_err(|_| self.err("not UTF-8")),
-        }
-    }
-
-    fn finish(&self) -> Result<(), DecodeError> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(self.err("trailing bytes"))
-        }
     }
 }
 

@@ -1,3 +1,6 @@
+//! The errors of the ports: [`TierError`], why a tier could not answer (a miss is no error), and
+//! [`DecodeError`], a byte string that is not a valid encoding of a ghcache value.
+
 use std::time::Duration;
 
 /// Why a tier could not answer. A miss is not an error: see [`crate::Lookup::Miss`].

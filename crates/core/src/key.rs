@@ -1,3 +1,6 @@
+//! Cache keys: everything that makes two `gh` calls different answers ([`KeyInput`]), hashed
+//! with a canonical, versioned encoding into the [`CacheKey`] that every tier indexes by.
+
 use std::fmt;
 
 /// Version of the key encoding. Bump it when [`KeyInput::encode`] changes, so old entries miss.
@@ -24,7 +27,7 @@ pub struct KeyInput {
     pub scope: String,
     /// Repository context gh would use (`owner/name`, lowercase), or empty when there is none.
     pub repo: String,
-    /// gh's arguments after normalisation (see [`crate::policy::normalize_argv`]).
+    /// gh's arguments after normalisation (see [`crate::policy::Cacheable::key_argv`]).
     pub argv: Vec<String>,
     /// Pipe or terminal width.
     pub output: OutputMode,

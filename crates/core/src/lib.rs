@@ -2,7 +2,8 @@
 //!
 //! What a cached `gh` call is ([`Request`], [`CacheKey`], [`Entry`]), the ports that tiers and the
 //! origin implement ([`CacheTier`], [`Origin`]), which commands may be cached ([`policy`]), and the
-//! [`Chain`] that reads tiers in order and falls through to the origin.
+//! [`Chain`] that reads tiers in order and falls through to the origin, and the [`layers`] that
+//! add a deadline or make a tier lookup-only around any tier.
 //!
 //! This crate does no I/O of its own and starts no runtime: tiers and the CLI bring those.
 
@@ -12,22 +13,28 @@ mod entry;
 mod error;
 pub mod fence;
 mod key;
+pub mod layers;
 mod origin;
 pub mod policy;
+pub mod producer;
 mod request;
+mod scope;
 mod stats;
+pub mod swarm_key;
 mod tier;
+pub mod wire;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
-pub use chain::{Chain, ChainConfig, Resolved, Source};
+pub use chain::{Chain, ChainConfig, Resolved, Source, Verdict};
 pub use entry::{Body, Digest, Entry, Manifest, MANIFEST_VERSION};
 pub use error::{DecodeError, TierError};
 pub use fence::{Fence, FenceState, Mark, CLOCK_SKEW};
 pub use key::{CacheKey, KeyInput, OutputMode, KEY_VERSION};
 pub use origin::{Fetched, Origin, OriginError, Output};
 pub use request::Request;
+pub use scope::ScopeId;
 pub use stats::{Event, Recorder, StatsSink};
 pub use tier::{CacheTier, Lookup, Selector};
 

@@ -302,7 +302,7 @@ fn read_only(command: &str, sub: &str, operand: Option<&str>) -> Option<(TtlClas
 /// merged pull request closes the issues it fixes and starts workflow runs; a rerun changes a
 /// pull request's checks; a deleted label leaves the issues that had it; the repository itself
 /// counts its open issues and pull requests and dates its last change.
-fn changes_of_group(command: &str) -> Changes {
+pub fn changes_of_group(command: &str) -> Changes {
     use Resource::*;
     let resources: &[Resource] = match command {
         "issue" => &[Issues, Search, Metadata],
@@ -319,7 +319,7 @@ fn changes_of_group(command: &str) -> Changes {
 }
 
 /// What a REST path of a repository shows (`repos/o/r/issues/1` -> issues).
-fn resource_of_path(endpoint: &str) -> Resource {
+pub fn resource_of_path(endpoint: &str) -> Resource {
     let path = endpoint.split(['?', '#']).next().unwrap_or("");
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
@@ -338,7 +338,7 @@ fn resource_of_path(endpoint: &str) -> Resource {
 }
 
 /// What a REST write to `endpoint` can change: as the command group of the same resource.
-fn changes_of_path(endpoint: &str) -> Changes {
+pub fn changes_of_path(endpoint: &str) -> Changes {
     match resource_of_path(endpoint) {
         Resource::Issues => changes_of_group("issue"),
         Resource::PullRequests => changes_of_group("pr"),
@@ -449,7 +449,7 @@ fn positionals(args: &[String]) -> Vec<String> {
 }
 
 /// The value of `-R/--repo` in any of its spellings (`-R x`, `-Rx`, `--repo x`, `--repo=x`).
-fn repo_flag(args: &[String]) -> Option<String> {
+pub fn repo_flag(args: &[String]) -> Option<String> {
     let mut found = None;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -620,7 +620,7 @@ fn classify_api(args: &[String]) -> Decision {
 }
 
 /// Whether a GraphQL document is a query (not a mutation or subscription).
-fn is_graphql_query(document: &str) -> bool {
+pub fn is_graphql_query(document: &str) -> bool {
     let mut rest = document;
     loop {
         rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ',');
@@ -652,7 +652,7 @@ fn contains_operation(document: &str, word: &str) -> bool {
 }
 
 /// The repository a REST path names: `repos/OWNER/NAME/...`.
-fn api_repo(endpoint: &str) -> Option<String> {
+pub fn api_repo(endpoint: &str) -> Option<String> {
     let path = endpoint.split(['?', '#']).next().unwrap_or("");
     let mut parts = path.trim_start_matches('/').split('/');
     if parts.next() != Some("repos") {

@@ -1,3 +1,6 @@
+//! [`Request`]: a cacheable `gh` call as the chain serves it: its key, its TTL, how stale an
+//! answer may be, and how the origin runs it.
+
 use std::time::Duration;
 
 use crate::key::{CacheKey, KeyInput};
@@ -23,6 +26,10 @@ pub struct Request {
     pub max_stale: Duration,
     /// A `gh api` GET: the origin records ETags and revalidates with `If-None-Match`.
     pub revalidate: bool,
+    /// The entry's own TTL ([`crate::Manifest::ttl_ms`]) may shorten `ttl`: set for HTTP
+    /// answers, whose producer kept GitHub's `Cache-Control: max-age` there. A producer can so
+    /// make an entry stale sooner, never fresher.
+    pub capped_by_entry_ttl: bool,
 }
 
 impl Request {
@@ -38,6 +45,7 @@ impl Request {
             ttl,
             max_stale: Duration::from_secs(24 * 3600),
             revalidate: false,
+            capped_by_entry_ttl: false,
         }
     }
 }

@@ -1,3 +1,6 @@
+//! Stats events: what happened while serving a request ([`Event`]), and the sinks that tiers
+//! and the CLI persist them with ([`StatsSink`], [`Recorder`]).
+
 use std::sync::Mutex;
 
 /// Something that happened while serving a request; tiers and the CLI persist these as counters.

@@ -1,5 +1,6 @@
 //! Test support: an in-memory tier that records every access, and the conformance suite that
-//! every [`CacheTier`] implementation's tests run.
+//! every [`CacheTier`] implementation's tests run, with the [`Capabilities`] a tier declares
+//! where tiers legitimately differ.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -132,70 +133,180 @@ pub fn sample_entry(seed: u8, repo: &str, stdout: &[u8]) -> Entry {
     )
 }
 
-/// The contract every tier is held to. Call it from each tier's tests with a fresh, empty tier.
+/// What `invalidate` does in a tier: where tiers legitimately differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidation {
+    /// Drops the entries at once and returns how many (memory, local).
+    Drops,
+    /// Marks them out of date at once, so that they miss from then on, without counting them:
+    /// returns 0 (ipfs, whose entries are indexed by key and whose writes leave a mark per
+    /// repository).
+    Marks,
+    /// Tells others, who drop theirs when the message reaches them; drops nothing here and
+    /// promises nothing about when (p2p).
+    Announces,
+}
+
+/// What a tier under the [`conformance`] suite declares about itself where tiers legitimately
+/// differ. Everything else is the same contract for all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `put` keeps the entry for a later `get`. A tier that does not store (a
+    /// [`LookupOnly`](crate::layers::LookupOnly) layer) must refuse with
+    /// [`TierError::ReadOnly`] and go on missing; any other `put` error fails the suite.
+    pub stores: bool,
+    /// What comes back is signed by whoever stored it (the p2p daemon, the ipfs tier's
+    /// store): its producer is set, and its producer, signature and CID may differ from what
+    /// was put. Every other byte of the entry must not.
+    pub signs: bool,
+    /// What `invalidate` does.
+    pub invalidation: Invalidation,
+}
+
+impl Capabilities {
+    /// A tier that keeps what it is given and drops what is invalidated (memory, local).
+    pub const STORES: Capabilities = Capabilities {
+        stores: true,
+        signs: false,
+        invalidation: Invalidation::Drops,
+    };
+
+    /// A tier that is only read (see [`LookupOnly`](crate::layers::LookupOnly)).
+    pub const LOOKUP_ONLY: Capabilities = Capabilities {
+        stores: false,
+        signs: false,
+        invalidation: Invalidation::Drops,
+    };
+}
+
+/// The contract every tier is held to. Call it from each tier's tests with a fresh, empty tier
+/// and what the tier declares about itself.
+///
+/// # Behavior
+/// An empty tier misses; what was put is found, byte for byte (see [`Capabilities::signs`]);
+/// two keys with one body are both found; a put replaces; an invalidation of a repository
+/// leaves the other repositories' entries; then what [`Capabilities::invalidation`] promises.
 ///
 /// # Panics
-/// On the first broken rule, with a message naming it.
-pub async fn conformance(tier: &dyn CacheTier) {
+/// On the first broken rule, with a message naming it, and on any error a tier returns where
+/// its capabilities promise an answer: none is ignored.
+pub async fn conformance(tier: &dyn CacheTier, capabilities: Capabilities) {
     let a = sample_entry(1, "o/a", b"alpha\n");
     let b = sample_entry(2, "o/b", b"beta\n");
     let same_body = sample_entry(3, "o/b", b"alpha\n");
+    let check = Check { tier, capabilities };
 
-    assert_eq!(
-        tier.get(&a.manifest.key).await.ok(),
-        Some(Lookup::Miss),
-        "empty tier misses"
-    );
-    tier.put(&a).await.ok();
-    tier.put(&b).await.ok();
-    tier.put(&same_body).await.ok();
-    assert_eq!(
-        tier.get(&a.manifest.key).await.ok(),
-        Some(Lookup::Hit(a.clone())),
-        "get after put"
-    );
-    assert_eq!(
-        tier.get(&same_body.manifest.key).await.ok(),
-        Some(Lookup::Hit(same_body.clone())),
-        "two keys with one body are both served"
-    );
+    check.misses(&a, "an empty tier misses").await;
+    for entry in [&a, &b, &same_body] {
+        check.put(entry, "put").await;
+    }
+    check.finds(&a, "get after put").await;
+    check
+        .finds(&same_body, "two keys with one body are both served")
+        .await;
 
-    let mut newer = a.clone();
-    newer.body.stdout = b"alpha v2\n".to_vec();
-    newer = Entry::new(
-        newer.manifest.key,
+    let newer = Entry::new(
+        a.manifest.key,
         "test-scope",
         "o/a",
         Duration::from_secs(60),
-        newer.body,
+        Body {
+            stdout: b"alpha v2\n".to_vec(),
+            stderr: a.body.stderr.clone(),
+        },
         Some("\"v2\"".into()),
     );
-    tier.put(&newer).await.ok();
-    assert_eq!(
-        tier.get(&a.manifest.key).await.ok(),
-        Some(Lookup::Hit(newer)),
-        "put replaces"
-    );
+    check.put(&newer, "put of a stored key").await;
+    check.finds(&newer, "put replaces").await;
 
-    let dropped = tier.invalidate(&Selector::Repo("o/b".into())).await.ok();
-    assert_eq!(
-        dropped,
-        Some(2),
-        "invalidate by repo drops that repo's entries"
-    );
-    assert_eq!(
-        tier.get(&b.manifest.key).await.ok(),
-        Some(Lookup::Miss),
-        "invalidated entry misses"
-    );
-    assert!(
-        matches!(tier.get(&a.manifest.key).await, Ok(Lookup::Hit(_))),
-        "other repos are kept"
-    );
-    tier.invalidate(&Selector::All).await.ok();
-    assert_eq!(
-        tier.get(&a.manifest.key).await.ok(),
-        Some(Lookup::Miss),
-        "invalidate all"
-    );
+    let dropped = check
+        .invalidate(&Selector::Repo("o/b".into()), "invalidate by repo")
+        .await;
+    match capabilities.invalidation {
+        Invalidation::Drops if capabilities.stores => assert_eq!(
+            dropped,
+            2,
+            "{}: invalidate by repo drops that repo's entries and counts them",
+            tier.name()
+        ),
+        Invalidation::Drops | Invalidation::Marks | Invalidation::Announces => {}
+    }
+    if capabilities.invalidation != Invalidation::Announces {
+        check.misses(&b, "an invalidated entry misses").await;
+        check
+            .misses(&same_body, "every entry of the repository")
+            .await;
+    }
+    check.finds(&newer, "other repos are kept").await;
+
+    check.invalidate(&Selector::All, "invalidate all").await;
+    if capabilities.invalidation != Invalidation::Announces {
+        check.misses(&newer, "after invalidate all").await;
+    }
+}
+
+/// One tier under the suite, and the assertions that name it.
+struct Check<'a> {
+    tier: &'a dyn CacheTier,
+    capabilities: Capabilities,
+}
+
+impl Check<'_> {
+    async fn get(&self, entry: &Entry, rule: &str) -> Lookup {
+        match self.tier.get(&entry.manifest.key).await {
+            Ok(found) => found,
+            Err(err) => panic!("{}: {rule}: get failed: {err}", self.tier.name()),
+        }
+    }
+
+    async fn misses(&self, entry: &Entry, rule: &str) {
+        let found = self.get(entry, rule).await;
+        assert_eq!(found, Lookup::Miss, "{}: {rule}", self.tier.name());
+    }
+
+    /// `entry` is found, or, in a tier that does not store, nothing is.
+    async fn finds(&self, entry: &Entry, rule: &str) {
+        if !self.capabilities.stores {
+            return self.misses(entry, rule).await;
+        }
+        let name = self.tier.name();
+        let Lookup::Hit(mut found) = self.get(entry, rule).await else {
+            panic!("{name}: {rule}: missed");
+        };
+        if self.capabilities.signs {
+            assert!(
+                found.manifest.producer.is_some() && found.manifest.signature.is_some(),
+                "{name}: {rule}: a signing tier returned an unsigned entry"
+            );
+            found.manifest.producer = entry.manifest.producer.clone();
+            found.manifest.signature = entry.manifest.signature.clone();
+            found.manifest.cid = entry.manifest.cid.clone();
+        }
+        assert_eq!(&found, entry, "{name}: {rule}");
+    }
+
+    async fn put(&self, entry: &Entry, rule: &str) {
+        match self.tier.put(entry).await {
+            Ok(()) => {}
+            Err(TierError::ReadOnly { .. }) if !self.capabilities.stores => {}
+            Err(err) => panic!("{}: {rule}: put failed: {err}", self.tier.name()),
+        }
+    }
+
+    async fn invalidate(&self, selector: &Selector, rule: &str) -> u64 {
+        match self.tier.invalidate(selector).await {
+            Ok(dropped) => dropped,
+            Err(err) => panic!("{}: {rule}: invalidate failed: {err}", self.tier.name()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_memory_tier_passes_the_conformance_suite() {
+        conformance(&MemoryTier::new("memory"), Capabilities::STORES).await;
+    }
 }

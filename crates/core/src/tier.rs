@@ -1,3 +1,7 @@
+//! The tier port: [`CacheTier`], what every tier implements (the local store, the swarm, IPFS,
+//! the chain itself), what a lookup finds ([`Lookup`]) and what an invalidation drops
+//! ([`Selector`]).
+
 use async_trait::async_trait;
 
 use crate::entry::{Entry, Manifest};

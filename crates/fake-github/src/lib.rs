@@ -71,6 +71,8 @@ struct State {
     latency: Duration,
     fault: Option<Fault>,
     charged_total: u64,
+    /// Requests received, answered or not yet (still waiting out the latency).
+    arrived: usize,
 }
 
 #[derive(Debug, Default, Clone)]

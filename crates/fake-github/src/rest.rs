@@ -15,6 +15,8 @@ pub struct Reply {
     /// When the resource last changed (seconds since the Unix epoch), for `Last-Modified`: set
     /// on single resources, as GitHub sends it, and not on lists.
     pub modified: Option<u64>,
+    /// The `Link` header of one page of a list, when there are others.
+    pub link: Option<String>,
 }
 
 impl Reply {
@@ -24,6 +26,7 @@ impl Reply {
             body: value.to_string().into_bytes(),
             content_type: "application/json; charset=utf-8",
             modified: None,
+            link: None,
         }
     }
 
@@ -33,6 +36,7 @@ impl Reply {
             body: body.into_bytes(),
             content_type,
             modified: None,
+            link: None,
         }
     }
 
@@ -88,12 +92,13 @@ pub fn answer(
                 Some("all") => None,
                 _ => Some(true),
             };
-            let issues: Vec<Json> = world
-                .listed(&repo, open)
-                .iter()
-                .map(|i| issue(&repo, i))
-                .collect();
-            Reply::json(200, Json::Array(issues))
+            let listed = world.listed(&repo, open);
+            let (range, link) =
+                page_of(listed.len(), &format!("repos/{owner}/{name}/issues"), query);
+            let issues: Vec<Json> = listed[range].iter().map(|i| issue(&repo, i)).collect();
+            let mut reply = Reply::json(200, Json::Array(issues));
+            reply.link = link;
+            reply
         }
         (false, ["repos", owner, name, "issues"]) if method == "POST" => {
             let repo = repo_key(owner, name);
@@ -155,6 +160,18 @@ pub fn answer(
             Reply::json(200, run(owner, name, id.parse().unwrap_or(1), "success"))
                 .modified(TIME_SECS)
         }
+        (true, ["repos", owner, name, "actions", "runs", id, "jobs"])
+        | (true, ["repos", owner, name, "actions", "runs", id, "attempts", _, "jobs"]) => {
+            let id = id.parse().unwrap_or(1);
+            Reply::json(
+                200,
+                json!({"total_count": 1, "jobs": [job(owner, name, id)]}),
+            )
+        }
+        (true, ["repos", _, _, "actions", "runs", _, "artifacts"]) => {
+            Reply::json(200, json!({"total_count": 0, "artifacts": []}))
+        }
+        (true, ["repos", _, _, "check-runs", _, "annotations"]) => Reply::json(200, json!([])),
         (true, ["repos", _, _, "actions", "workflows"]) => Reply::json(
             200,
             json!({"total_count": 2, "workflows": [workflow(7, "CI", "ci.yml"), workflow(8, "Release", "release.yml")]}),
@@ -203,9 +220,51 @@ pub fn answer(
             body: Vec::new(),
             content_type: "application/json; charset=utf-8",
             modified: None,
+            link: None,
         },
         (false, _) => Reply::json(200, json!({"ok": true})),
     }
+}
+
+/// Which items of a list of `total` the page that `query` asks for holds (`per_page`, 30 by
+/// default and at most 100, and `page`, from 1, as GitHub reads them), and the `Link` header
+/// that names the other pages, as GitHub writes it.
+fn page_of(total: usize, path: &str, query: &str) -> (std::ops::Range<usize>, Option<String>) {
+    let number = |name: &str| param(query, name).and_then(|v| v.parse::<usize>().ok());
+    let per_page = number("per_page").unwrap_or(30).clamp(1, 100);
+    let pages = total.div_ceil(per_page).max(1);
+    let page = number("page").unwrap_or(1).max(1);
+    let start = (page - 1).saturating_mul(per_page).min(total);
+    let range = start..(start + per_page).min(total);
+    if pages == 1 {
+        return (range, None);
+    }
+    let others: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            !pair.is_empty() && !pair.starts_with("page=") && !pair.starts_with("per_page=")
+        })
+        .collect();
+    let url = |page: usize| {
+        let mut params = others.clone();
+        let per_page = format!("per_page={per_page}");
+        let page = format!("page={page}");
+        params.push(&per_page);
+        params.push(&page);
+        format!("<https://api.github.com/{path}?{}>", params.join("&"))
+    };
+    let mut rels = Vec::new();
+    if page > 1 {
+        rels.push(format!("{}; rel=\"prev\"", url(page - 1)));
+    }
+    if page < pages {
+        rels.push(format!("{}; rel=\"next\"", url(page + 1)));
+        rels.push(format!("{}; rel=\"last\"", url(pages)));
+    }
+    if page > 1 {
+        rels.push(format!("{}; rel=\"first\"", url(1)));
+    }
+    (range, Some(rels.join(", ")))
 }
 
 /// A query-string parameter, percent-decoded.
@@ -306,6 +365,28 @@ fn run(owner_login: &str, name: &str, id: u64, conclusion: &str) -> Json {
         "head_commit": {"id": SHA, "message": "A commit", "author": {"name": "octocat"}},
         "actor": owner("octocat"), "triggering_actor": owner("octocat"),
         "repository": {"full_name": full}, "head_repository": {"full_name": full}
+    })
+}
+
+/// The one job of run `id`: its id is the run's times ten.
+fn job(owner_login: &str, name: &str, run_id: u64) -> Json {
+    let full = format!("{owner_login}/{name}");
+    let id = run_id * 10;
+    let step = |number: u64, step: &str| {
+        json!({"name": step, "status": "completed", "conclusion": "success", "number": number,
+               "started_at": TIME, "completed_at": TIME})
+    };
+    json!({
+        "id": id, "run_id": run_id, "node_id": format!("J_{id}"), "head_sha": SHA,
+        "run_url": format!("https://api.github.com/repos/{full}/actions/runs/{run_id}"),
+        "url": format!("https://api.github.com/repos/{full}/actions/jobs/{id}"),
+        "html_url": format!("https://github.com/{full}/actions/runs/{run_id}/job/{id}"),
+        "check_run_url": format!("https://api.github.com/repos/{full}/check-runs/{id}"),
+        "status": "completed", "conclusion": "success", "name": "build",
+        "started_at": TIME, "completed_at": TIME, "workflow_name": "CI", "head_branch": "main",
+        "steps": [step(1, "Set up job"), step(2, "Run tests"), step(3, "Complete job")],
+        "labels": ["ubuntu-latest"], "runner_id": 1, "runner_name": "runner 1",
+        "runner_group_id": 1, "runner_group_name": "GitHub Actions"
     })
 }
 

@@ -99,6 +99,12 @@ impl FakeGithub {
         self.shared.lock().log.len()
     }
 
+    /// How many requests arrived, including those not answered yet (held by the latency): a
+    /// test can wait for a request to be in flight.
+    pub fn arrived(&self) -> usize {
+        self.shared.lock().arrived
+    }
+
     /// How many requests counted against the rate limit (a 304 does not).
     pub fn charged_count(&self) -> usize {
         self.shared.lock().log.iter().filter(|r| r.charged).count()
@@ -184,6 +190,12 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
             .unwrap_or("")
             .to_owned()
     };
+    // The API host asked: absolute-form through a proxy, else the `Host` header.
+    let host = req
+        .uri()
+        .host()
+        .map(str::to_owned)
+        .unwrap_or_else(|| header("host"));
     let accept = header("accept");
     let authorization = header("authorization");
     let if_none_match = header("if-none-match");
@@ -202,7 +214,8 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
         return Ok(self::control(&shared, control, &query));
     }
     let (latency, fault) = {
-        let state = shared.lock();
+        let mut state = shared.lock();
+        state.arrived += 1;
         (state.latency, state.fault)
     };
     if !latency.is_zero() {
@@ -214,6 +227,7 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
     } else {
         (None, None)
     };
+    let mut link = None;
     let (status, content_type, bytes, modified) = match fault {
         Some(Fault::ServerError) => (
             502,
@@ -241,7 +255,10 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
         }
         None => {
             let answer = rest::answer(&method, &path, &query, &accept, &body, &mut shared.lock().world);
-            (answer.status, answer.content_type, answer.body, answer.modified)
+            link = answer
+                .link
+                .map(|l| String::from_utf8_lossy(&on_host(l.into_bytes(), &host)).into_owned());
+            (answer.status, answer.content_type, on_host(answer.body, &host), answer.modified)
         }
     };
     let read = method == "GET" || method == "HEAD";
@@ -324,11 +341,39 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
     }
     if let Some(etag) = etag.and_then(|e| e.parse().ok()) {
         headers.insert("etag", etag);
+        // As GitHub says of its REST answers to a token.
+        headers.insert(
+            "cache-control",
+            hyper::header::HeaderValue::from_static("private, max-age=60, s-maxage=60"),
+        );
     }
     if let Some(value) = last_modified.and_then(|secs| date::format(secs).parse().ok()) {
         headers.insert("last-modified", value);
     }
+    if let Some(value) = link.filter(|_| !not_modified).and_then(|l| l.parse().ok()) {
+        headers.insert("link", value);
+    }
     Ok(response)
+}
+
+/// `body` with GitHub's API URLs naming the host that was asked, as GitHub's own answers do:
+/// gh follows some of them (a run's `jobs_url`), and must reach this server again.
+fn on_host(body: Vec<u8>, host: &str) -> Vec<u8> {
+    const API: &[u8] = b"https://api.github.com/";
+    let host = host.split(':').next().unwrap_or("");
+    if !host.ends_with(".localhost") || !body.windows(API.len()).any(|w| w == API) {
+        return body;
+    }
+    let base = format!("http://{host}/");
+    let mut out = Vec::with_capacity(body.len());
+    let mut rest = &body[..];
+    while let Some(at) = rest.windows(API.len()).position(|w| w == API) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(base.as_bytes());
+        rest = &rest[at + API.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 /// When the rate-limit window resets: the next full hour, as Unix seconds, so it is in the

@@ -17,6 +17,8 @@ pub struct Config {
     /// token: an ETag is sent back only under the token that obtained it, and under another
     /// `If-Modified-Since` is sent instead where the answer had a `Last-Modified`.
     pub token: Option<[u8; 32]>,
+    /// Variables added to gh's environment (the HTTP level's `GH_CONFIG_DIR`).
+    pub env: Vec<(OsString, OsString)>,
 }
 
 impl Config {
@@ -34,12 +36,19 @@ impl Config {
             sink: None,
             max_entry_size: Self::DEFAULT_MAX_ENTRY_SIZE,
             token: None,
+            env: Vec::new(),
         }
     }
 
     /// gh sends the token whose [`ghcache_core::Manifest::token_hash`] is `hash`.
     pub fn with_token(mut self, hash: [u8; 32]) -> Self {
         self.token = Some(hash);
+        self
+    }
+
+    /// Runs gh with `env` added to its environment.
+    pub fn with_env(mut self, env: Vec<(OsString, OsString)>) -> Self {
+        self.env = env;
         self
     }
 

@@ -22,4 +22,4 @@ mod writer;
 pub use config::{Config, Sink};
 pub use origin::Origin;
 pub use pager::user_pager;
-pub use process::{exec, run_inherited};
+pub use process::{exec, run_attached, run_captured, run_inherited};

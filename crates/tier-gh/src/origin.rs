@@ -30,6 +30,7 @@ impl Origin {
         Run {
             program: &self.config.program,
             argv: &plan.argv,
+            env: &self.config.env,
             output: request.input.output,
             reading: Reading {
                 reads_head: plan.reads_head,

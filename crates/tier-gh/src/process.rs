@@ -1,6 +1,6 @@
 //! gh with the user's terminal: for commands that are not cached.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::process::{Command, ExitStatus};
 
@@ -39,7 +39,7 @@ pub fn run_inherited(program: &OsStr, args: &[String]) -> std::io::Result<i32> {
             .enable_all()
             .build()
             .ok()?;
-        Some(runtime.block_on(run_forwarding(program, args)))
+        Some(runtime.block_on(run_attached(program, args, &[])))
     };
     let ran = std::thread::scope(|scope| {
         std::thread::Builder::new()
@@ -55,10 +55,23 @@ pub fn run_inherited(program: &OsStr, args: &[String]) -> std::io::Result<i32> {
     }
 }
 
-async fn run_forwarding(program: &OsStr, args: &[String]) -> std::io::Result<i32> {
+/// [`run_inherited`] in the caller's tokio runtime (I/O enabled), with `env` added to gh's
+/// environment: for a caller that serves gh meanwhile on the same runtime (the HTTP level's
+/// socket, which `env` names to gh).
+///
+/// # Errors
+/// gh could not be started.
+pub async fn run_attached(
+    program: &OsStr,
+    args: &[String],
+    env: &[(OsString, OsString)],
+) -> std::io::Result<i32> {
     // Before gh starts: from then on, these signals no longer end this process.
     let mut signals = Signals::listen();
-    let mut child = tokio::process::Command::new(program).args(args).spawn()?;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .spawn()?;
     loop {
         tokio::select! {
             status = child.wait() => return status.map(exit_code),
@@ -70,6 +83,24 @@ async fn run_forwarding(program: &OsStr, args: &[String]) -> std::io::Result<i32
             }
         }
     }
+}
+
+/// Runs gh with no terminal (stdin empty) and returns what it printed, for a program that uses
+/// ghcache as a library and prints answers itself.
+///
+/// # Errors
+/// gh could not be started, or its output could not be read.
+pub fn run_captured(program: &OsStr, args: &[String]) -> std::io::Result<ghcache_core::Output> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    Ok(ghcache_core::Output {
+        stdout: out.stdout,
+        stderr: out.stderr,
+        exit_code: exit_code(out.status),
+        stdout_printed: false,
+    })
 }
 
 /// gh's exit code as a shell reports it: 128 + the signal number when a signal ended it.

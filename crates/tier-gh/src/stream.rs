@@ -50,6 +50,8 @@ pub(crate) struct Ran {
 pub(crate) struct Run<'a> {
     pub program: &'a OsStr,
     pub argv: &'a [String],
+    /// Added to gh's environment.
+    pub env: &'a [(std::ffi::OsString, std::ffi::OsString)],
     pub output: OutputMode,
     pub reading: Reading,
     /// `None`: hold everything, print nothing.
@@ -75,6 +77,7 @@ impl Run<'_> {
         let mut command = tokio::process::Command::new(self.program);
         command
             .args(self.argv)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -11,7 +11,8 @@ use crate::http::{self, Failure, Target};
 const MAX_JSON: usize = 64 * 1024;
 /// Default deadline of calls that take none (`add`, `files/write`, `id`, ...).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-const BOUNDARY: &str = "ghcache-part-5c1f0e2a9b7d";
+/// How every multipart boundary starts; the rest is derived from the file it frames.
+const BOUNDARY_PREFIX: &str = "ghcache-part-";
 
 /// A Kubo RPC API endpoint, e.g. `http://127.0.0.1:5001`. Kubo's API is admin-level: keep it on
 /// loopback (the default) or a trusted network.
@@ -223,11 +224,12 @@ impl Kubo {
         let mut request = hyper::Request::post(path_and_query(endpoint, query));
         let body = match file {
             Some(bytes) => {
+                let (boundary, body) = multipart(&bytes);
                 request = request.header(
                     CONTENT_TYPE,
-                    format!("multipart/form-data; boundary={BOUNDARY}"),
+                    format!("multipart/form-data; boundary={boundary}"),
                 );
-                multipart(&bytes)
+                body
             }
             None => Vec::new(),
         };
@@ -305,18 +307,53 @@ fn percent_encode(value: &str) -> String {
     out
 }
 
-/// One file part, with the Content-Type that Kubo and js-ipfs both accept.
-fn multipart(bytes: &[u8]) -> Vec<u8> {
+/// One file part, with the Content-Type that Kubo and js-ipfs both accept, and the boundary
+/// that frames it (for the request's Content-Type).
+///
+/// A receiver ends the part at the first `CRLF--boundary` in the body (RFC 2046, 5.1.1), so a
+/// file that held the boundary would be cut there: the boundary is one that `bytes` does not
+/// hold ([`boundary_for`]).
+fn multipart(bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = boundary_for(bytes);
     let head = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"entry\"\r\n\
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"entry\"\r\n\
          Content-Type: application/octet-stream\r\n\r\n"
     );
-    let tail = format!("\r\n--{BOUNDARY}--\r\n");
+    let tail = format!("\r\n--{boundary}--\r\n");
     let mut out = Vec::with_capacity(head.len() + bytes.len() + tail.len());
     out.extend_from_slice(head.as_bytes());
     out.extend_from_slice(bytes);
     out.extend_from_slice(tail.as_bytes());
-    out
+    (boundary, out)
+}
+
+/// A multipart boundary that does not occur in `bytes`: [`BOUNDARY_PREFIX`] and 32 hex digits of
+/// a hash of the file and a counter, the first that the file does not hold. A file that holds
+/// a hash of itself is not to be found, so the first candidate is the one in practice; the
+/// search makes it a certainty, and the same file always gets the same boundary.
+fn boundary_for(bytes: &[u8]) -> String {
+    first_boundary_absent(&blake3::hash(bytes), bytes)
+}
+
+/// The first of the boundaries derived from `seed` that `bytes` does not hold.
+fn first_boundary_absent(seed: &blake3::Hash, bytes: &[u8]) -> String {
+    let mut attempt: u64 = 0;
+    loop {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(seed.as_bytes());
+        hasher.update(&attempt.to_le_bytes());
+        let hex = hasher.finalize().to_hex();
+        let boundary = format!("{BOUNDARY_PREFIX}{}", &hex[..32]);
+        if !holds(bytes, boundary.as_bytes()) {
+            return boundary;
+        }
+        attempt = attempt.wrapping_add(1);
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -367,11 +404,75 @@ mod tests {
 
     #[test]
     fn a_multipart_body_frames_the_bytes_exactly() {
-        let body = multipart(b"a\r\n--b");
+        let (boundary, body) = multipart(b"a\r\n--b");
         let text = String::from_utf8_lossy(&body);
-        assert!(text.starts_with(&format!("--{BOUNDARY}\r\n")));
+        assert!(boundary.starts_with(BOUNDARY_PREFIX) && boundary.len() <= 70);
+        assert!(text.starts_with(&format!("--{boundary}\r\n")));
         assert!(text.contains("Content-Type: application/octet-stream\r\n\r\na\r\n--b\r\n"));
-        assert!(text.ends_with(&format!("--{BOUNDARY}--\r\n")));
+        assert!(text.ends_with(&format!("--{boundary}--\r\n")));
+        assert_eq!(
+            multipart(b"a\r\n--b"),
+            (boundary, body),
+            "the same file, the same body"
+        );
+    }
+
+    /// The file of a one-part multipart body as a receiver reads it (RFC 2046, 5.1.1): from the
+    /// end of the part's headers to the first `CRLF--boundary`.
+    fn received_file<'a>(boundary: &str, body: &'a [u8]) -> Option<&'a [u8]> {
+        let delimiter = format!("\r\n--{boundary}");
+        let start = body.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        let rest = &body[start..];
+        let end = rest
+            .windows(delimiter.len())
+            .position(|w| w == delimiter.as_bytes())?;
+        Some(&rest[..end])
+    }
+
+    /// The boundary this client once sent with every file.
+    const OLD_FIXED_BOUNDARY: &str = "ghcache-part-5c1f0e2a9b7d";
+
+    #[test]
+    fn a_file_holding_the_old_fixed_boundary_is_received_whole() {
+        let file = format!(
+            "{{\"body\":\"a\r\n--{OLD_FIXED_BOUNDARY}\r\nContent-Type: text/plain\r\n\r\nx\r\n\
+             --{OLD_FIXED_BOUNDARY}--\r\n\"}}"
+        );
+        let (boundary, body) = multipart(file.as_bytes());
+        assert_ne!(boundary, OLD_FIXED_BOUNDARY);
+        assert_eq!(received_file(&boundary, &body), Some(file.as_bytes()));
+        // With the fixed boundary the receiver cut the file at its first delimiter.
+        let cut = received_file(OLD_FIXED_BOUNDARY, &body).map(<[u8]>::len);
+        assert!(cut.is_none_or(|n| n < file.len()));
+    }
+
+    #[test]
+    fn a_file_that_holds_a_candidate_boundary_gets_the_next_one() {
+        let seed = blake3::hash(b"seed");
+        let first = first_boundary_absent(&seed, b"");
+        let file = format!("a\r\n--{first}\r\nb");
+        let second = first_boundary_absent(&seed, file.as_bytes());
+        assert_ne!(second, first);
+        let file = format!("{file}\r\n--{second}--\r\n");
+        let third = first_boundary_absent(&seed, file.as_bytes());
+        assert!(third != first && third != second);
+        assert!(!holds(file.as_bytes(), third.as_bytes()));
+        assert!(holds(b"xx--abc--", b"abc") && !holds(b"ab", b"abc"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_file_is_received_whole(
+            mut file in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            at in 0usize..512,
+        ) {
+            let at = at.min(file.len());
+            let splice = format!("\r\n--{OLD_FIXED_BOUNDARY}--\r\n");
+            file.splice(at..at, splice.bytes());
+            let (boundary, body) = multipart(&file);
+            proptest::prop_assert!(!holds(&file, boundary.as_bytes()));
+            proptest::prop_assert_eq!(received_file(&boundary, &body), Some(&file[..]));
+        }
     }
 
     /// A one-connection server on loopback that answers with `response` (or never, if `None`).

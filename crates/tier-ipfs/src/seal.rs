@@ -6,6 +6,7 @@
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use ghcache_core::ScopeId;
 
 const MAGIC: &[u8; 4] = b"GHE1";
 const NONCE: usize = 24;
@@ -35,10 +36,10 @@ pub struct OpenError(&'static str);
 
 impl BodyKey {
     /// The key of scope `scope_id` in the swarm whose pre-shared key is `swarm_psk`.
-    pub fn derive(swarm_psk: &[u8; 32], scope_id: &[u8; 32]) -> BodyKey {
+    pub fn derive(swarm_psk: &[u8; 32], scope_id: &ScopeId) -> BodyKey {
         let mut material = [0u8; 64];
         material[..32].copy_from_slice(swarm_psk);
-        material[32..].copy_from_slice(scope_id);
+        material[32..].copy_from_slice(scope_id.as_bytes());
         BodyKey {
             cipher: blake3::derive_key("ghcache ipfs body key v1", &material),
             nonce: blake3::derive_key("ghcache ipfs body nonce v1", &material),
@@ -85,7 +86,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn key(scope: u8) -> BodyKey {
-        BodyKey::derive(&[7; 32], &[scope; 32])
+        BodyKey::derive(&[7; 32], &ScopeId([scope; 32]))
     }
 
     proptest! {

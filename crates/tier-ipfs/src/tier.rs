@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ghcache_core::{
-    now_ms, Body, CacheKey, CacheTier, Entry, Lookup, Manifest, Selector, TierError,
+    now_ms, Body, CacheKey, CacheTier, Entry, Lookup, Manifest, ScopeId, Selector, TierError,
 };
 
 use crate::error::Error;
@@ -27,7 +27,7 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 #[async_trait]
 pub trait ManifestSource: Send + Sync {
     /// The manifest announced for `key` in scope `scope_id`, if any.
-    async fn manifest(&self, key: &CacheKey, scope_id: &[u8; 32]) -> Option<Manifest>;
+    async fn manifest(&self, key: &CacheKey, scope_id: &ScopeId) -> Option<Manifest>;
 }
 
 /// Checks a manifest's signature and producer (the swarm's trust rules).
@@ -36,19 +36,18 @@ pub type Verify = Arc<dyn Fn(&Manifest) -> Result<(), String> + Send + Sync>;
 pub type Sign = Arc<dyn Fn(&mut Manifest) -> Result<(), String> + Send + Sync>;
 
 /// Where the manifest of `key` in scope `scope_id` lives in the node's MFS.
-pub fn mfs_path(scope_id: &[u8; 32], key: &CacheKey) -> String {
+pub fn mfs_path(scope_id: &ScopeId, key: &CacheKey) -> String {
     format!("{}/{}", scope_dir(scope_id), key.to_hex())
 }
 
-fn scope_dir(scope_id: &[u8; 32]) -> String {
-    let scope: String = scope_id.iter().map(|b| format!("{b:02x}")).collect();
-    format!("/ghcache/v1/{scope}")
+fn scope_dir(scope_id: &ScopeId) -> String {
+    format!("/ghcache/v1/{}", scope_id.to_hex())
 }
 
 /// Where the time of the last write to `repo` is kept: entries about the repository made before
 /// it are out of date. (Manifests are stored by key, so a write cannot find them by repository;
 /// the lookup finds the mark instead.)
-fn tombstone_path(scope_id: &[u8; 32], repo: &str) -> String {
+fn tombstone_path(scope_id: &ScopeId, repo: &str) -> String {
     let repo = blake3::hash(repo.as_bytes()).to_hex();
     format!("{}/invalidated/{repo}", scope_dir(scope_id))
 }
@@ -80,7 +79,7 @@ impl Node {
 /// The IPFS tier of one scope.
 pub struct Tier {
     node: Node,
-    scope_id: [u8; 32],
+    scope_id: ScopeId,
     seal: Option<BodyKey>,
     verify: Verify,
     sign: Sign,
@@ -103,7 +102,7 @@ impl Tier {
     /// before they are added and opened after they are read.
     pub fn new(
         kubo: Kubo,
-        scope_id: [u8; 32],
+        scope_id: ScopeId,
         seal: Option<BodyKey>,
         verify: Verify,
         sign: Sign,
@@ -130,7 +129,7 @@ impl Tier {
     /// the node's write marks cannot be read through a gateway.
     pub fn with_gateway(
         gateway: Gateway,
-        scope_id: [u8; 32],
+        scope_id: ScopeId,
         seal: Option<BodyKey>,
         verify: Verify,
         directory: Option<Arc<dyn ManifestSource>>,

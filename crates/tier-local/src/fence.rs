@@ -266,7 +266,8 @@ impl Fences {
     /// open the cache's index; [`crate::Tier`]'s invalidation does this and drops the rows too.
     ///
     /// # Errors
-    /// As [`Fences::move_for`].
+    /// Neither the fence file nor its overflow file could be written; the caller must tell the
+    /// user that answers about the repository may be out of date.
     pub fn invalidate(&self, selector: &Selector) -> io::Result<Moved> {
         self.move_for(Target::of(selector).unwrap_or(Target::All))
     }

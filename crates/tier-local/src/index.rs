@@ -49,6 +49,19 @@ const MIGRATIONS: &[&str] = &[
     // And the resource the answer shows (`policy::Resource` codes; 7 is "other").
     "ALTER TABLE entries ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE entries ADD COLUMN resource INTEGER NOT NULL DEFAULT 7;",
+    // 4: hits by tier name, so that a new tier is counted without a new column; the counts of
+    // the columns that stood for the three tiers of the time move over.
+    "CREATE TABLE hits (
+        tier TEXT PRIMARY KEY NOT NULL,
+        count INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO hits (tier, count)
+        SELECT 'local', hits_local FROM stats WHERE id = 1 AND hits_local <> 0
+        UNION ALL SELECT 'p2p', hits_p2p FROM stats WHERE id = 1 AND hits_p2p <> 0
+        UNION ALL SELECT 'ipfs', hits_ipfs FROM stats WHERE id = 1 AND hits_ipfs <> 0;
+    ALTER TABLE stats DROP COLUMN hits_local;
+    ALTER TABLE stats DROP COLUMN hits_p2p;
+    ALTER TABLE stats DROP COLUMN hits_ipfs;",
 ];
 
 /// The schema version this build writes.
@@ -438,17 +451,23 @@ pub(crate) async fn add_counts(
     requests: i64,
     c: &Counts,
 ) -> sqlx::Result<()> {
+    for (tier, n) in &c.hits {
+        sqlx::query(
+            "INSERT INTO hits (tier, count) VALUES (?, ?)
+             ON CONFLICT (tier) DO UPDATE SET count = count + excluded.count",
+        )
+        .bind(tier)
+        .bind(n)
+        .execute(&mut *conn)
+        .await?;
+    }
     sqlx::query(
         "UPDATE stats SET requests = requests + ?,
-            hits_local = hits_local + ?, hits_p2p = hits_p2p + ?, hits_ipfs = hits_ipfs + ?,
             misses = misses + ?, bypassed = bypassed + ?, revalidated = revalidated + ?,
             stale_served = stale_served + ?, errors = errors + ?, corrupt = corrupt + ?
          WHERE id = 1",
     )
     .bind(requests)
-    .bind(c.hits_local)
-    .bind(c.hits_p2p)
-    .bind(c.hits_ipfs)
     .bind(c.misses)
     .bind(c.bypassed)
     .bind(c.revalidated)
@@ -463,11 +482,14 @@ pub(crate) async fn add_counts(
 pub(crate) async fn stats(conn: &mut SqliteConnection) -> sqlx::Result<Stats> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let row = sqlx::query(
-        "SELECT requests, hits_local, hits_p2p, hits_ipfs, misses, bypassed, revalidated,
-            stale_served, errors, corrupt, created_at_ms FROM stats WHERE id = 1",
+        "SELECT requests, misses, bypassed, revalidated, stale_served, errors, corrupt,
+            created_at_ms FROM stats WHERE id = 1",
     )
     .fetch_optional(&mut *tx)
     .await?;
+    let hits: Vec<(String, i64)> = sqlx::query_as("SELECT tier, count FROM hits")
+        .fetch_all(&mut *tx)
+        .await?;
     let (entries, ipfs_entries): (i64, i64) =
         sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(has_cid), 0) FROM entries")
             .fetch_one(&mut *tx)
@@ -475,6 +497,10 @@ pub(crate) async fn stats(conn: &mut SqliteConnection) -> sqlx::Result<Stats> {
     let bytes = total_bytes(&mut tx).await?;
     tx.commit().await?;
     let mut stats = Stats {
+        hits: hits
+            .into_iter()
+            .map(|(tier, n)| (tier, to_u64(n)))
+            .collect(),
         entries: to_u64(entries),
         bytes,
         ipfs_entries: to_u64(ipfs_entries),
@@ -483,16 +509,13 @@ pub(crate) async fn stats(conn: &mut SqliteConnection) -> sqlx::Result<Stats> {
     if let Some(row) = row {
         let get = |i: usize| row.try_get::<i64, _>(i).map(to_u64);
         stats.requests = get(0)?;
-        stats.hits_local = get(1)?;
-        stats.hits_p2p = get(2)?;
-        stats.hits_ipfs = get(3)?;
-        stats.misses = get(4)?;
-        stats.bypassed = get(5)?;
-        stats.revalidated = get(6)?;
-        stats.stale_served = get(7)?;
-        stats.errors = get(8)?;
-        stats.corrupt = get(9)?;
-        stats.created_at_ms = get(10)?;
+        stats.misses = get(1)?;
+        stats.bypassed = get(2)?;
+        stats.revalidated = get(3)?;
+        stats.stale_served = get(4)?;
+        stats.errors = get(5)?;
+        stats.corrupt = get(6)?;
+        stats.created_at_ms = get(7)?;
     }
     Ok(stats)
 }
@@ -503,4 +526,42 @@ pub(crate) fn to_i64(n: u64) -> i64 {
 
 pub(crate) fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection as _;
+
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_hits_of_an_index_from_before_hits_by_name_move_to_their_tiers() -> sqlx::Result<()>
+    {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await?;
+        // The index as the build before hits by name left it: schema 3, a column per tier.
+        for sql in &MIGRATIONS[..3] {
+            sqlx::Executor::execute(&mut conn, *sql).await?;
+        }
+        sqlx::query(
+            "INSERT INTO stats (id, requests, hits_local, hits_p2p, hits_ipfs, misses,
+                created_at_ms) VALUES (1, 9, 5, 0, 3, 1, 42)",
+        )
+        .execute(&mut conn)
+        .await?;
+        sqlx::Executor::execute(&mut conn, "PRAGMA user_version = 3").await?;
+
+        assert!(matches!(migrate(&mut conn, 1).await?, Schema::Current));
+        let mut more = Counts::default();
+        more.add_hits("local", 1);
+        more.add_hits("http", 2);
+        add_counts(&mut conn, 1, &more).await?;
+        let read = stats(&mut conn).await?;
+        let hits: Vec<(&str, u64)> = read.hits.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(hits, vec![("http", 2), ("ipfs", 3), ("local", 6)]);
+        assert_eq!(
+            (read.requests, read.misses, read.created_at_ms),
+            (10, 1, 42)
+        );
+        conn.close().await
+    }
 }

@@ -13,6 +13,19 @@
 //! A hit that opens no index at all (see the record module) also notes here when it used an
 //! entry, at most once per entry per touch interval, and the fold moves that into the index's
 //! access times, which eviction orders by.
+//!
+//! The lines, one `write` each:
+//!
+//! ```text
+//! v2 <requests> <misses> <bypassed> <revalidated> <stale served> <errors> <corrupt> <n> <tier>=<hits> ...
+//! v1 <requests> <local> <p2p> <ipfs> <misses> <bypassed> <revalidated> <stale served> <errors> <corrupt>
+//! t1 <key hex> <ms>
+//! ```
+//!
+//! `v2` counts hits by tier name, `n` pairs of them (the tiers that had hits), so that a new
+//! tier needs no new format; `v1`, with a position per tier, was written by earlier builds and
+//! is still read. A line that does not parse whole (torn by a crash, or followed by the next
+//! append where its newline was lost) is skipped.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
@@ -24,14 +37,16 @@ use rustix::fs::{flock, FlockOperation};
 
 use crate::blobs::is_decimal;
 use crate::lock::still_at;
-use crate::stats::Counts;
+use crate::stats::{is_tier_name, Counts};
 
 /// The file processes append to.
 const PENDING: &str = "stats.pending";
 /// Claimed files: `stats.pending.<pid>.<ms>.<n>`.
 const CLAIMED_PREFIX: &str = "stats.pending.";
-/// Format tag of a counts line; lines with another tag, or torn by a crash, are skipped.
-const TAG: &str = "v1";
+/// Format tag of a counts line with hits by tier name; lines with an unknown tag are skipped.
+const TAG: &str = "v2";
+/// Format tag of the counts lines of earlier builds: one position per tier.
+const TAG_V1: &str = "v1";
 /// Format tag of an access line: `t1 <key hex> <ms>`.
 const TOUCH_TAG: &str = "t1";
 
@@ -56,19 +71,28 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 /// append goes ahead only while the locked file is still the pending file, and otherwise opens
 /// the new one.
 pub(crate) fn append(dir: &Path, counts: &Counts) -> io::Result<u64> {
-    let line = format!(
-        "{TAG} 1 {} {} {} {} {} {} {} {} {}\n",
-        counts.hits_local,
-        counts.hits_p2p,
-        counts.hits_ipfs,
+    append_line(dir, &counts_line(counts))
+}
+
+/// The `v2` line of one request's `counts`.
+fn counts_line(counts: &Counts) -> String {
+    use std::fmt::Write as _;
+    let mut line = format!(
+        "{TAG} 1 {} {} {} {} {} {} {}",
         counts.misses,
         counts.bypassed,
         counts.revalidated,
         counts.stale_served,
         counts.errors,
-        counts.corrupt
+        counts.corrupt,
+        counts.hits.len()
     );
-    append_line(dir, &line)
+    // `Counts` holds only names that `is_tier_name` accepts: no space, no `=`.
+    for (tier, n) in &counts.hits {
+        let _ = write!(line, " {tier}={n}");
+    }
+    line.push('\n');
+    line
 }
 
 /// Notes that the entry of `key` was used at `at_ms`; returns the file's size after the append.
@@ -181,25 +205,15 @@ fn parse(text: &str) -> Pending {
             }
             continue;
         }
-        if tag != Some(TAG) {
-            continue;
-        }
-        let numbers: Vec<i64> = fields.filter_map(|f| f.parse().ok()).collect();
-        let [r, hl, hp, hi, mi, by, rv, ss, er, co] = numbers[..] else {
-            continue;
+        let parsed = match tag {
+            Some(TAG) => parse_v2(fields),
+            Some(TAG_V1) => parse_v1(fields),
+            _ => None,
         };
-        requests += r;
-        total.add(&Counts {
-            hits_local: hl,
-            hits_p2p: hp,
-            hits_ipfs: hi,
-            misses: mi,
-            bypassed: by,
-            revalidated: rv,
-            stale_served: ss,
-            errors: er,
-            corrupt: co,
-        });
+        if let Some((r, counts)) = parsed {
+            requests += r;
+            total.add(&counts);
+        }
     }
     Pending {
         requests,
@@ -208,9 +222,65 @@ fn parse(text: &str) -> Pending {
     }
 }
 
+/// The fields of a `v2` line after its tag: `(requests, counts)`, or `None` unless the line
+/// parses whole.
+fn parse_v2<'a>(mut fields: impl Iterator<Item = &'a str>) -> Option<(i64, Counts)> {
+    let mut number = || fields.next().and_then(|f| f.parse::<i64>().ok());
+    let (requests, misses, bypassed) = (number()?, number()?, number()?);
+    let (revalidated, stale_served, errors, corrupt) = (number()?, number()?, number()?, number()?);
+    let pairs = usize::try_from(number()?).ok()?;
+    let mut counts = Counts {
+        misses,
+        bypassed,
+        revalidated,
+        stale_served,
+        errors,
+        corrupt,
+        ..Counts::default()
+    };
+    let mut seen = 0;
+    for field in fields.by_ref() {
+        let (tier, n) = field.split_once('=')?;
+        if !is_tier_name(tier) {
+            return None;
+        }
+        counts.add_hits(tier, n.parse().ok()?);
+        seen += 1;
+    }
+    (seen == pairs).then_some((requests, counts))
+}
+
+/// The fields of a `v1` line after its tag (earlier builds): `(requests, counts)`.
+fn parse_v1<'a>(fields: impl Iterator<Item = &'a str>) -> Option<(i64, Counts)> {
+    let numbers: Vec<i64> = fields.filter_map(|f| f.parse().ok()).collect();
+    let [requests, local, p2p, ipfs, misses, bypassed, revalidated, stale_served, errors, corrupt] =
+        numbers[..]
+    else {
+        return None;
+    };
+    let mut counts = Counts {
+        misses,
+        bypassed,
+        revalidated,
+        stale_served,
+        errors,
+        corrupt,
+        ..Counts::default()
+    };
+    // The tiers that v1's positions stood for.
+    for (tier, n) in [("local", local), ("p2p", p2p), ("ipfs", ipfs)] {
+        counts.add_hits(tier, n);
+    }
+    Some((requests, counts))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hits(counts: &Counts) -> Vec<(&str, i64)> {
+        counts.hits.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+    }
 
     #[test]
     fn lines_add_up_and_torn_lines_are_skipped() {
@@ -221,17 +291,41 @@ mod tests {
         ));
         let c = pending.counts;
         assert_eq!(pending.requests, 2);
-        assert_eq!((c.hits_local, c.hits_p2p, c.misses), (1, 1, 1));
-        assert_eq!(pending.touches, vec![([0xab; 32], 9)], "the latest use of each key");
+        assert_eq!(hits(&c), vec![("local", 1), ("p2p", 1)]);
+        assert_eq!(c.misses, 1);
+        assert_eq!(
+            pending.touches,
+            vec![([0xab; 32], 9)],
+            "the latest use of each key"
+        );
+    }
+
+    #[test]
+    fn v2_lines_carry_any_tier_and_read_beside_v1_lines() {
+        let counts = Counts::of(&[
+            ghcache_core::Event::Hit("http"),
+            ghcache_core::Event::Hit("local"),
+            ghcache_core::Event::Miss,
+        ]);
+        let line = counts_line(&counts);
+        assert_eq!(line, "v2 1 1 0 0 0 0 0 2 http=1 local=1\n");
+        let torn = &line[..line.len() - 3];
+        let pending = parse(&format!(
+            "{line}v1 1 1 0 0 0 0 0 0 0 0\n{torn}{line}v2 1 0 0 0 0 0 0 1 a b=1\n\
+             v2 1 0 0 0 0 0 0 2 p2p=1\nv2 1 0 0 0 0 0 0 0\n"
+        ));
+        assert_eq!(
+            pending.requests, 3,
+            "a torn line and the line it ran into are skipped, and lines that do not parse whole"
+        );
+        assert_eq!(hits(&pending.counts), vec![("http", 1), ("local", 2)]);
+        assert_eq!(pending.counts.misses, 1);
     }
 
     #[test]
     fn appended_counts_are_claimed_and_summed() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let hit = Counts {
-            hits_local: 1,
-            ..Counts::default()
-        };
+        let hit = Counts::of(&[ghcache_core::Event::Hit("local")]);
         for _ in 0..3 {
             append(dir.path(), &hit).unwrap_or_else(|e| panic!("{e}"));
         }
@@ -239,7 +333,10 @@ mod tests {
         let files = claim(dir.path(), 1);
         assert_eq!(files.len(), 1);
         let pending = sum(&files[0]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((pending.requests, pending.counts.hits_local), (3, 3));
+        assert_eq!(
+            (pending.requests, hits(&pending.counts)),
+            (3, vec![("local", 3)])
+        );
         assert!(
             claim(dir.path(), 2).len() == 1,
             "the claimed file stays until removed"

@@ -28,6 +28,7 @@ mod index;
 mod journal;
 mod lazy;
 mod lock;
+mod open;
 mod reader;
 mod record;
 mod stats;

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use ghcache_core::{now_ms, Body, CacheKey, Digest, Entry, Event, Manifest};
+use ghcache_core::{now_ms, Body, CacheKey, Digest, Entry, Event, FenceState, Manifest};
 
 use crate::blobs::Blobs;
 use crate::cachedir::settled;
@@ -18,9 +18,10 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::fence::Fences;
 use crate::journal;
+use crate::open::header_problem;
 use crate::record;
 use crate::stats::Counts;
-use crate::tier::{header_problem, DB};
+use crate::tier::DB;
 
 /// The cache at a directory, read without its index.
 #[derive(Debug)]
@@ -64,6 +65,9 @@ pub struct Found {
     /// The entry: its body matched its digest, and its fence mark holds. It may be stale: the
     /// caller judges freshness.
     pub entry: Entry,
+    /// The fence of the entry's repository as this read found it, for the caller to judge the
+    /// entry by the chain's rules (`ChainConfig::judge`) without reading it again.
+    pub fence: FenceState,
     /// What [`Reader::record`] needs to note its use.
     pub used: Used,
 }
@@ -110,17 +114,16 @@ impl Reader {
         if manifest.key != *key {
             return Read::AskIndex;
         }
-        match self.fences.state(&manifest.repo, manifest.resource) {
-            Ok(state) if state.mark.0 == record.mark => {}
+        let fence = match self.fences.state(&manifest.repo, manifest.resource) {
+            Ok(state) if state.mark.0 == record.mark => state,
             // The index row carries the same mark: it is fenced too.
             Ok(_) => return Read::Missing,
             Err(_) => return Read::AskIndex,
-        }
+        };
         let Ok(bytes) = self.blobs.read(&manifest.body_digest) else {
             return Read::AskIndex;
         };
-        if bytes.len() as u64 != manifest.body_size || Digest::of(&bytes) != manifest.body_digest
-        {
+        if bytes.len() as u64 != manifest.body_size || Digest::of(&bytes) != manifest.body_digest {
             return Read::AskIndex;
         }
         let Ok(body) = Body::decode_owned(bytes) else {
@@ -131,6 +134,7 @@ impl Reader {
             .ok();
         Read::Found(Found {
             entry: Entry { manifest, body },
+            fence,
             used: Used { key: *key, noted },
         })
     }

@@ -174,8 +174,7 @@ pub(crate) fn sweep(dir: &Path, keep: &HashSet<[u8; 32]>) {
             // Sweeps run inside the index's write transaction, so no writer of ours is between
             // its temp file and its rename now.
             let dead_tmp = name.strip_prefix(".tmp-").is_some_and(|rest| {
-                rest.split('-').count() == 2
-                    && rest.split('-').all(crate::blobs::is_decimal)
+                rest.split('-').count() == 2 && rest.split('-').all(crate::blobs::is_decimal)
             });
             if orphan || dead_tmp {
                 let _ = std::fs::remove_file(file.path());

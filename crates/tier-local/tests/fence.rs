@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ghcache_core::testkit::sample_entry;
 use ghcache_core::policy::{Resource, Resources};
+use ghcache_core::testkit::sample_entry;
 use ghcache_core::{CacheTier, Entry, Fence, Lookup, Selector, CLOCK_SKEW};
 use ghcache_tier_local::{Config, Tier};
 
@@ -183,7 +183,11 @@ async fn a_stored_answer_described_anew_after_a_write_keeps_its_place() {
 }
 
 fn about(seed: u8, repo: &str, resource: Resource) -> Entry {
-    let mut entry = sample_entry(seed, repo, format!("{repo} {}\n", resource.name()).as_bytes());
+    let mut entry = sample_entry(
+        seed,
+        repo,
+        format!("{repo} {}\n", resource.name()).as_bytes(),
+    );
     entry.manifest.resource = resource;
     entry
 }

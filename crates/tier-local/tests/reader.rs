@@ -173,7 +173,7 @@ async fn hits_without_the_index_count_and_keep_entries_in_use() {
         assert!(!fold, "far from the fold size");
     }
     let stats = tier.stats().await.unwrap_or_else(|e| panic!("stats: {e}"));
-    assert_eq!((stats.requests, stats.hits_local), (3, 3));
+    assert_eq!((stats.requests, stats.hits_of("local")), (3, 3));
     assert_eq!(
         tier.keys(1).await.ok(),
         Some(vec![entry.manifest.key]),

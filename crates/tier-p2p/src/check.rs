@@ -1,16 +1,22 @@
 //! The checks of everything a peer sends before it is used, stored or passed on: entries
-//! (fetch responses) and manifests (gossip announcements, directory replies).
+//! (fetch responses), manifests (gossip announcements, directory replies) and gossip messages
+//! (what a message may say on a scope's topic, and which messages are forwarded).
 //!
 //! Each refusal says why, and whether the peer must have lied: a forged signature, a digest that
 //! does not match, an entry of another scope or key cannot be an honest mistake, and the peer is
 //! disconnected; an untrusted producer or a stale entry can be (another trust list, another
 //! clock), and the peer is only counted.
 
-use ghcache_core::{now_ms, Body, Entry, Manifest, CLOCK_SKEW};
+use std::time::Duration;
+
+use ghcache_core::{now_ms, Body, Entry, Manifest, ScopeId, CLOCK_SKEW};
 use libp2p::PeerId;
 
 use crate::sign::{self, Rejection};
-use crate::wire::{self, FetchRequest};
+use crate::wire::{self, FetchRequest, Gossip, Invalidation};
+
+/// Invalidations older than this are replays or very late: ignored.
+const INVALIDATION_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// Why something from a peer was refused, and whether the peer must have lied.
 pub(crate) type Refusal = (String, bool);
@@ -68,7 +74,7 @@ pub(crate) fn entry(
 /// those, but clocks and caps differ between versions).
 pub(crate) fn manifest(
     trusted: &[PeerId],
-    scope_id: &[u8; 32],
+    scope_id: &ScopeId,
     bytes: &[u8],
 ) -> Result<Option<Manifest>, Refusal> {
     let manifest = Manifest::decode(bytes).map_err(|e| lie(e.to_string()))?;
@@ -80,6 +86,73 @@ pub(crate) fn manifest(
         return Ok(None);
     }
     Ok(Some(manifest))
+}
+
+/// What a gossip message that passed its checks says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Heard {
+    /// `source` holds the entry that `manifest` describes.
+    Announcement {
+        /// Checked as [`manifest`] checks it.
+        manifest: Box<Manifest>,
+        /// The peer that signed the message: it announced the entry.
+        source: PeerId,
+    },
+    /// A write changed what `invalidation` names.
+    Invalidation {
+        /// Of the topic's scope, and recent.
+        invalidation: Invalidation,
+        /// The peer that signed the message.
+        source: PeerId,
+    },
+}
+
+/// The checks of a gossip message on scope `scope_id`'s topic before anything in it is used
+/// or the message is forwarded. `source` is who signed it (gossipsub checked the signature).
+///
+/// It must be signed and decode. An announcement's manifest is checked as [`manifest`] checks
+/// one. An invalidation must be of the topic's scope and, with a trust list, from a trusted
+/// peer; one older than [`INVALIDATION_MAX_AGE`] or from the future (past [`CLOCK_SKEW`]) is a
+/// replay or a wrong clock. `Ok(None)` for a message that passes but is of no use (not
+/// forwarded either).
+pub(crate) fn gossip(
+    trusted: &[PeerId],
+    scope_id: &ScopeId,
+    source: Option<PeerId>,
+    data: &[u8],
+) -> Result<Option<Heard>, Refusal> {
+    let Some(source) = source else {
+        return Err(lie("unsigned gossip"));
+    };
+    match Gossip::decode(data).map_err(|e| lie(e.to_string()))? {
+        Gossip::Announcement { manifest: bytes } => match manifest(trusted, scope_id, &bytes) {
+            Ok(Some(manifest)) => Ok(Some(Heard::Announcement {
+                manifest: Box::new(manifest),
+                source,
+            })),
+            Ok(None) => Ok(None),
+            Err((reason, disconnect)) => Err((format!("announcement: {reason}"), disconnect)),
+        },
+        Gossip::Invalidation(invalidation) => {
+            if invalidation.scope_id != *scope_id {
+                return Err(lie("invalidation on another scope's topic"));
+            }
+            if !trusted.is_empty() && !trusted.contains(&source) {
+                return Err((format!("invalidation from untrusted {source}"), false));
+            }
+            let now = now_ms();
+            let too_old =
+                now.saturating_sub(invalidation.at_ms) > INVALIDATION_MAX_AGE.as_millis() as u64;
+            let too_new = invalidation.at_ms > now.saturating_add(CLOCK_SKEW.as_millis() as u64);
+            if too_old || too_new {
+                return Ok(None);
+            }
+            Ok(Some(Heard::Invalidation {
+                invalidation,
+                source,
+            }))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -137,7 +210,7 @@ mod tests {
         unsigned.manifest.producer = None;
         unsigned.manifest.signature = None;
         let other_scope = FetchRequest {
-            scope_id: [0; 32],
+            scope_id: ScopeId([0; 32]),
             ..request.clone()
         };
         let other_key = FetchRequest {
@@ -202,7 +275,10 @@ mod tests {
             manifest(&[], &scope, &forged.encode()),
             Err((_, true))
         ));
-        assert!(matches!(manifest(&[], &[0; 32], &bytes), Err((_, true))));
+        assert!(matches!(
+            manifest(&[], &ScopeId([0; 32]), &bytes),
+            Err((_, true))
+        ));
         assert!(matches!(manifest(&[], &scope, b"garbage"), Err((_, true))));
         let stranger = Keypair::generate_ed25519().public().to_peer_id();
         assert!(matches!(
@@ -215,5 +291,89 @@ mod tests {
         sign::sign(&mut stale, &keypair)?;
         assert_eq!(manifest(&[], &stale.scope_id, &stale.encode()), Ok(None));
         Ok(())
+    }
+
+    fn invalidation(scope_id: ScopeId, at_ms: u64) -> Vec<u8> {
+        Gossip::Invalidation(Invalidation {
+            scope_id,
+            repo: "o/r".into(),
+            resources: None,
+            at_ms,
+        })
+        .encode()
+    }
+
+    #[test]
+    fn gossip_is_signed_decodable_and_of_its_topic_scope() -> Result<(), Error> {
+        let keypair = Keypair::generate_ed25519();
+        let source = keypair.public().to_peer_id();
+        let (honest, _) = honest(&keypair)?;
+        let scope = honest.manifest.scope_id;
+        let announcement = Gossip::Announcement {
+            manifest: honest.manifest.encode(),
+        }
+        .encode();
+        assert_eq!(
+            gossip(&[], &scope, Some(source), &announcement),
+            Ok(Some(Heard::Announcement {
+                manifest: Box::new(honest.manifest.clone()),
+                source
+            }))
+        );
+        let unsigned = gossip(&[], &scope, None, &announcement);
+        assert_eq!(unsigned, Err(("unsigned gossip".to_owned(), true)));
+        assert!(matches!(
+            gossip(&[], &scope, Some(source), b"\x11garbage"),
+            Err((_, true))
+        ));
+        // An announcement is held to the checks of a manifest, and says so.
+        let elsewhere = gossip(&[], &ScopeId([9; 32]), Some(source), &announcement);
+        assert!(
+            matches!(&elsewhere, Err((reason, true)) if reason.starts_with("announcement: ")),
+            "{elsewhere:?}"
+        );
+        let stranger = Keypair::generate_ed25519().public().to_peer_id();
+        let untrusted = gossip(&[stranger], &scope, Some(source), &announcement);
+        assert!(matches!(untrusted, Err((_, false))), "{untrusted:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn invalidations_are_of_the_topic_scope_trusted_and_recent() {
+        let scope = ScopeId::of("team");
+        let source = Keypair::generate_ed25519().public().to_peer_id();
+        let now = now_ms();
+        let fresh = invalidation(scope, now);
+        let heard = gossip(&[], &scope, Some(source), &fresh);
+        assert!(
+            matches!(&heard, Ok(Some(Heard::Invalidation { invalidation, source: s }))
+                if invalidation.repo == "o/r" && *s == source),
+            "{heard:?}"
+        );
+        assert_eq!(
+            gossip(&[], &ScopeId::of("other"), Some(source), &fresh),
+            Err(("invalidation on another scope's topic".to_owned(), true))
+        );
+        // Another trust list is no lie: the peer is counted, not cut off.
+        let stranger = Keypair::generate_ed25519().public().to_peer_id();
+        assert!(matches!(
+            gossip(&[stranger], &scope, Some(source), &fresh),
+            Err((_, false))
+        ));
+        assert!(matches!(
+            gossip(&[source], &scope, Some(source), &fresh),
+            Ok(Some(_))
+        ));
+        // Replays and clocks far ahead are ignored.
+        let old = now - INVALIDATION_MAX_AGE.as_millis() as u64 - 1_000;
+        assert_eq!(
+            gossip(&[], &scope, Some(source), &invalidation(scope, old)),
+            Ok(None)
+        );
+        let ahead = now + CLOCK_SKEW.as_millis() as u64 + 60_000;
+        assert_eq!(
+            gossip(&[], &scope, Some(source), &invalidation(scope, ahead)),
+            Ok(None)
+        );
     }
 }

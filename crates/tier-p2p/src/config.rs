@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use ghcache_core::CacheKey;
+use ghcache_core::{CacheKey, ScopeId};
 use libp2p::{Multiaddr, PeerId};
 
 use crate::swarm_key::SwarmKey;
@@ -30,7 +30,7 @@ pub struct Config {
     pub keep: bool,
     /// Scopes followed from the start: the scope that this machine's CLI uses, so the daemon
     /// hears its announcements and asks peers for its directory before the first lookup.
-    pub scopes: Vec<[u8; 32]>,
+    pub scopes: Vec<ScopeId>,
     /// If not empty, the only producers whose entries and invalidations are accepted.
     pub trusted_peers: Vec<PeerId>,
     /// How long one fetch request to a peer may take before it is abandoned.

@@ -33,8 +33,10 @@ use tokio::sync::{oneshot, Notify};
 use tokio::time::{timeout, Instant};
 
 use crate::fetches::lookup;
-use crate::node::{bump, log, Command, Shared};
+use crate::node::{log, Command, Shared};
 use crate::sign;
+use crate::status::bump;
+use crate::tier::REPLY_ALLOWANCE;
 use crate::wire::{self, Control, FrameBudget, Reply};
 
 /// Connections served at once. A `ghcache gh` holds one for its whole run (lookup, then the
@@ -53,9 +55,12 @@ const FRAME_DEADLINE: Duration = Duration::from_secs(5);
 const REPLY_DEADLINE: Duration = Duration::from_secs(5);
 /// Memory that requests being read may hold between them: two of the largest publishes.
 const REQUEST_MEMORY: usize = 2 * wire::MAX_CONTROL_REQUEST;
-/// Deadline of a CLI `Get` when it asks for none, and the most it may ask for.
-const DEFAULT_DEADLINE: Duration = Duration::from_millis(150);
-const MAX_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a `Get` that names no deadline searches the swarm: as a CLI with the default p2p
+/// deadline asks (see `tier::search_ms`).
+const DEFAULT_SEARCH: Duration = ghcache_core::layers::P2P_DEADLINE.saturating_sub(REPLY_ALLOWANCE);
+/// The longest search a client may ask for: not a deadline of ours but a bound on the work one
+/// request can make the daemon do, far above any deadline a CLI is configured with.
+const MAX_SEARCH: Duration = Duration::from_secs(10);
 /// At most one line per this interval about closed connections: under a flood, the count in
 /// `status` tells the rest.
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -329,8 +334,8 @@ async fn handle(shared: &Arc<Shared>, request: Control) -> Reply {
             deadline_ms,
         } => {
             let deadline = match deadline_ms {
-                0 => DEFAULT_DEADLINE,
-                ms => Duration::from_millis(ms.into()).min(MAX_DEADLINE),
+                0 => DEFAULT_SEARCH,
+                ms => Duration::from_millis(ms.into()).min(MAX_SEARCH),
             };
             bump(&shared.counters.lookups);
             let reply = lookup(shared, key, scope_id, deadline).await;
@@ -363,7 +368,7 @@ async fn handle(shared: &Arc<Shared>, request: Control) -> Reply {
             repo,
             resources,
         } => {
-            if shared.read_only {
+            if !shared.role.invalidates() {
                 return Reply::Ok;
             }
             let command = Command::Invalidate {
@@ -382,8 +387,9 @@ async fn handle(shared: &Arc<Shared>, request: Control) -> Reply {
             if !shared.send(Command::Status { reply: tx }).await {
                 return Reply::Error("daemon is shutting down".into());
             }
-            match rx.await {
-                Ok(json) => Reply::Status(json),
+            match rx.await.map(|status| status.to_json()) {
+                Ok(Ok(json)) => Reply::Status(json),
+                Ok(Err(e)) => Reply::Error(format!("cannot write the status: {e}")),
                 Err(_) => Reply::Error("daemon is shutting down".into()),
             }
         }
@@ -403,7 +409,7 @@ async fn publish(shared: &Arc<Shared>, manifest: &[u8], body: &[u8]) -> Reply {
     if !entry.verify_body() {
         return Reply::Error("body does not match the manifest's digest".into());
     }
-    if shared.read_only {
+    if !shared.role.announces() {
         return Reply::Ok;
     }
     if entry.manifest.producer.is_some() {

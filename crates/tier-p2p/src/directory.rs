@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use ghcache_core::{CacheKey, Manifest};
+use ghcache_core::{CacheKey, Manifest, ScopeId};
 use libp2p::PeerId;
 
 use crate::wire::{self, Invalidation};
@@ -61,7 +61,7 @@ impl Directory {
     }
 
     /// Peers that announced `key` in scope `scope_id`.
-    pub(crate) fn providers(&self, key: &CacheKey, scope_id: &[u8; 32]) -> Vec<PeerId> {
+    pub(crate) fn providers(&self, key: &CacheKey, scope_id: &ScopeId) -> Vec<PeerId> {
         match self.entries.get(key) {
             Some((manifest, providers)) if &manifest.scope_id == scope_id => {
                 providers.iter().copied().collect()
@@ -71,7 +71,7 @@ impl Directory {
     }
 
     /// The manifest announced for `key` in scope `scope_id`, whoever still holds it.
-    pub(crate) fn manifest(&self, key: &CacheKey, scope_id: &[u8; 32]) -> Option<&Manifest> {
+    pub(crate) fn manifest(&self, key: &CacheKey, scope_id: &ScopeId) -> Option<&Manifest> {
         self.entries
             .get(key)
             .map(|(manifest, _)| manifest)
@@ -90,7 +90,7 @@ impl Directory {
     /// one: what a peer that asks for this node's directory gets.
     pub(crate) fn newest(
         &self,
-        scope_id: &[u8; 32],
+        scope_id: &ScopeId,
         limit: usize,
         now_ms: u64,
         first: &PeerId,
@@ -156,8 +156,14 @@ mod tests {
         let m = sample_entry(1, "o/r", b"x").manifest;
         dir.insert(m.clone(), peer);
         assert_eq!(dir.providers(&m.key, &m.scope_id), vec![peer]);
-        assert!(dir.providers(&m.key, &[0; 32]).is_empty(), "other scope");
-        assert!(dir.manifest(&m.key, &[0; 32]).is_none(), "other scope");
+        assert!(
+            dir.providers(&m.key, &ScopeId([0; 32])).is_empty(),
+            "other scope"
+        );
+        assert!(
+            dir.manifest(&m.key, &ScopeId([0; 32])).is_none(),
+            "other scope"
+        );
         let mut with_cid = m.clone();
         with_cid.cid = Some("bafy".into());
         dir.insert(with_cid.clone(), peer);
@@ -195,7 +201,7 @@ mod tests {
         stale.created_at_ms = now - 3_600_000;
         dir.insert(stale, other);
         let mut elsewhere = sample_entry(21, "o/r", b"x").manifest;
-        elsewhere.scope_id = [9; 32];
+        elsewhere.scope_id = ScopeId([9; 32]);
         dir.insert(elsewhere, other);
         dir.insert(made[9].clone(), me);
         for _ in 0..10 {

@@ -7,7 +7,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ghcache_core::{now_ms, CacheKey, Entry, Lookup, Manifest};
+use ghcache_core::{now_ms, CacheKey, Entry, Lookup, Manifest, ScopeId};
 use libp2p::futures::stream::FuturesUnordered;
 use libp2p::futures::StreamExt;
 use libp2p::request_response::ResponseChannel;
@@ -16,8 +16,9 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::check;
-use crate::node::{bump, log, Command, Shared};
+use crate::node::{log, Command, Shared};
 use crate::sign;
+use crate::status::bump;
 use crate::wire::{self, FetchRequest, FetchResponse, Reply};
 
 /// Fetches in flight per lookup: a hedge against one slow provider, not a flood.
@@ -43,7 +44,7 @@ pub(crate) struct Candidates {
 pub(crate) async fn lookup(
     shared: &Arc<Shared>,
     key: CacheKey,
-    scope_id: [u8; 32],
+    scope_id: ScopeId,
     deadline: Duration,
 ) -> Reply {
     let until = Instant::now() + deadline;
@@ -220,7 +221,7 @@ pub(crate) async fn serve(
     channel: ResponseChannel<FetchResponse>,
 ) {
     let mut found = stored(&shared, peer, &request).await;
-    if found.is_none() && shared.keep {
+    if found.is_none() && shared.role.keeps() {
         let (tx, rx) = oneshot::channel();
         let asked = shared
             .send(Command::AwaitKept {
@@ -258,7 +259,7 @@ async fn stored(shared: &Shared, peer: PeerId, request: &FetchRequest) -> Option
 }
 
 /// The entry as it may be sent to a peer of scope `scope_id`, or `None` if it may not.
-fn servable(shared: &Shared, mut entry: Entry, scope_id: &[u8; 32]) -> Option<Entry> {
+fn servable(shared: &Shared, mut entry: Entry, scope_id: &ScopeId) -> Option<Entry> {
     if &entry.manifest.scope_id != scope_id
         || !entry.manifest.is_fresh(now_ms(), Duration::ZERO)
         || entry.manifest.body_size > wire::MAX_BODY as u64

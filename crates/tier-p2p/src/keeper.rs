@@ -14,11 +14,12 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use ghcache_core::{CacheKey, Manifest};
+use ghcache_core::{CacheKey, Manifest, ScopeId};
 use libp2p::PeerId;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::status::Keeping;
 use crate::wire::{self, Invalidation};
 
 /// The agent version a daemon sends in identify: how peers tell a keeper from other peers.
@@ -111,25 +112,12 @@ struct Flight {
 #[derive(Debug, Default)]
 pub(crate) struct Keeper {
     limits: Limits,
-    scopes: HashSet<[u8; 32]>,
+    scopes: HashSet<ScopeId>,
     queue: VecDeque<Job>,
     in_flight: HashMap<CacheKey, Flight>,
     bytes_in_flight: u64,
     waiters: HashMap<CacheKey, Vec<oneshot::Sender<()>>>,
     waiting: usize,
-}
-
-/// Numbers for `status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Load {
-    /// Scopes followed.
-    pub(crate) scopes: usize,
-    /// Fetches waiting.
-    pub(crate) queued: usize,
-    /// Fetches under way.
-    pub(crate) in_flight: usize,
-    /// Bytes those fetches may bring.
-    pub(crate) bytes_in_flight: u64,
 }
 
 impl Keeper {
@@ -142,7 +130,7 @@ impl Keeper {
     }
 
     /// Follows `scope` (a peer subscribed to its topic, or this machine uses it).
-    pub(crate) fn follow(&mut self, scope: [u8; 32]) -> Follow {
+    pub(crate) fn follow(&mut self, scope: ScopeId) -> Follow {
         if self.scopes.contains(&scope) {
             Follow::Already
         } else if self.scopes.len() >= self.limits.scopes {
@@ -154,7 +142,7 @@ impl Keeper {
     }
 
     /// Whether `scope` is followed.
-    pub(crate) fn follows(&self, scope: &[u8; 32]) -> bool {
+    pub(crate) fn follows(&self, scope: &ScopeId) -> bool {
         self.scopes.contains(scope)
     }
 
@@ -278,8 +266,8 @@ impl Keeper {
     }
 
     /// The numbers `status` reports.
-    pub(crate) fn load(&self) -> Load {
-        Load {
+    pub(crate) fn load(&self) -> Keeping {
+        Keeping {
             scopes: self.scopes.len(),
             queued: self.queue.len(),
             in_flight: self.in_flight.len(),
@@ -387,14 +375,14 @@ mod tests {
     fn scopes_followed_are_capped() {
         let mut keeper = Keeper::new(small());
         for n in 0..SCOPE_LIMIT {
-            assert_eq!(keeper.follow([n as u8; 32]), Follow::Started);
+            assert_eq!(keeper.follow(ScopeId([n as u8; 32])), Follow::Started);
         }
-        assert_eq!(keeper.follow([0; 32]), Follow::Already);
-        assert_eq!(keeper.follow([99; 32]), Follow::Full);
-        assert!(!keeper.follows(&[99; 32]));
+        assert_eq!(keeper.follow(ScopeId([0; 32])), Follow::Already);
+        assert_eq!(keeper.follow(ScopeId([99; 32])), Follow::Full);
+        assert!(!keeper.follows(&ScopeId([99; 32])));
         let m = manifest(1, "o/r", 10);
         let mut other = m.clone();
-        other.scope_id = [99; 32];
+        other.scope_id = ScopeId([99; 32]);
         assert_eq!(keeper.offer(other, vec![]), Offer::NotFollowed);
         assert_eq!(keeper.load().scopes, SCOPE_LIMIT);
     }
@@ -419,7 +407,7 @@ mod tests {
         assert_eq!(keeper.next(), None, "two in flight at most");
         assert_eq!(
             keeper.load(),
-            Load {
+            Keeping {
                 scopes: 1,
                 queued: 1,
                 in_flight: 2,

@@ -8,35 +8,32 @@
 //! it connects to, keepers first, for the manifests they hold or know in its scopes, so a runner
 //! that joins after an answer was announced knows at once where it is. Every manifest received
 //! is checked ([`crate::check`]) before the directory keeps it.
+//!
+//! The daemon's rooms: this file starts and stops it and runs the swarm task's event loop;
+//! [`crate::swarm`] builds the swarm, [`crate::check`] holds the checks of everything peers
+//! send (gossip validation among them), [`crate::control`] serves the CLI's socket,
+//! [`crate::fetches`] runs lookups and fetches, and [`mod@crate::status`] is what `status` reports.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ghcache_core::policy::Resources;
-use ghcache_core::{now_ms, CacheKey, CacheTier, Manifest, CLOCK_SKEW};
-use libp2p::core::muxing::StreamMuxerBox;
-use libp2p::core::transport::{upgrade::Version, Boxed};
+use ghcache_core::{now_ms, CacheKey, CacheTier, Manifest, ScopeId};
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
-use libp2p::multiaddr::Protocol;
-use libp2p::pnet::PnetConfig;
-use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
-use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{DialError, NetworkBehaviour, SwarmEvent};
-use libp2p::{
-    gossipsub, identify, kad, mdns, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol,
-    Swarm, Transport,
-};
+use libp2p::swarm::{DialError, SwarmEvent};
+use libp2p::{gossipsub, identify, kad, mdns, PeerId, Swarm};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::check;
+use crate::check::{self, Heard};
 use crate::config::Config;
 use crate::control;
 use crate::dials::{FailedDials, Reach};
@@ -46,24 +43,17 @@ use crate::fetches::{self, Candidates};
 use crate::identity;
 use crate::invalidations::Invalidations;
 use crate::keeper::{self, Follow, Handoff, Keeper, Offer};
-use crate::traffic::{Metered, Traffic};
+use crate::role::Role;
+use crate::status::{bump, LiveCounters, Status};
+use crate::swarm::{self, scope_of, topic, Behaviour, BehaviourEvent, MAX_PROVIDED_KEYS};
+use crate::traffic::Traffic;
 use crate::wire::{
-    self, DirectoryCodec, DirectoryItem, DirectoryRequest, DirectoryResponse, FetchCodec,
-    FetchRequest, FetchResponse, Gossip, Invalidation,
+    self, DirectoryItem, DirectoryRequest, DirectoryResponse, FetchRequest, FetchResponse, Gossip,
+    Invalidation,
 };
 
-/// Kademlia protocol name: private, so our DHT never merges with the public IPFS one.
-const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ghcache/kad/1.0.0");
-/// Identify protocol version string.
-const ID_PROTOCOL: &str = "/ghcache/id/1.0.0";
-/// Invalidations older than this are replays or very late: ignored.
-const INVALIDATION_MAX_AGE: Duration = Duration::from_secs(600);
 /// Queue from tasks to the swarm task.
 const COMMAND_QUEUE: usize = 256;
-/// Concurrent request-response streams per connection.
-const MAX_STREAMS: usize = 32;
-/// Provider records this node keeps (its own and others'): one per cached key.
-const MAX_PROVIDED_KEYS: usize = 100_000;
 /// How long a stopping daemon still spends applying invalidations it received.
 const INVALIDATION_DRAIN: Duration = Duration::from_secs(5);
 /// How long a stopping daemon waits for connected keepers to take what it announced lately.
@@ -82,80 +72,14 @@ const DIRECTORY_FANOUT: usize = 4;
 const MAX_DIRECTORY_ASKS: usize = 32;
 /// (peer, scope) pairs asked on the connections open now: each is asked once per connection.
 const MAX_ASKED: usize = 4096;
-/// How long a directory request may take: the answer is a few kilobytes from memory.
-const DIRECTORY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Path of the control socket of the daemon for cache dir `dir`.
 pub(crate) fn socket_path(dir: &Path) -> PathBuf {
     identity::p2p_dir(dir).join("daemon.sock")
 }
 
-/// Prefix of every scope's gossip topic.
-const TOPIC_PREFIX: &str = "ghcache/v1/";
-
-/// Gossip topic of a scope: scopes never share a topic, so entries never cross scopes.
-fn topic(scope_id: &[u8; 32]) -> gossipsub::IdentTopic {
-    gossipsub::IdentTopic::new(format!("{TOPIC_PREFIX}{}", hex(scope_id)))
-}
-
-/// The scope a gossip topic is about, if it is one of ours (a keeper learns its peers' scopes
-/// from the topics they subscribe to).
-fn scope_of(topic: &gossipsub::TopicHash) -> Option<[u8; 32]> {
-    let hex = topic.as_str().strip_prefix(TOPIC_PREFIX)?;
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut scope = [0u8; 32];
-    for (i, byte) in scope.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(scope)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 pub(crate) fn log(line: std::fmt::Arguments<'_>) {
     eprintln!("ghcache daemon: {line}");
-}
-
-#[derive(NetworkBehaviour)]
-struct Behaviour {
-    identify: identify::Behaviour,
-    ping: ping::Behaviour,
-    mdns: Toggle<mdns::tokio::Behaviour>,
-    kad: kad::Behaviour<kad::store::MemoryStore>,
-    gossipsub: gossipsub::Behaviour,
-    fetch: request_response::Behaviour<FetchCodec>,
-    directory: request_response::Behaviour<DirectoryCodec>,
-}
-
-/// Counters reported by `status`.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    announcements_received: AtomicU64,
-    invalidations_received: AtomicU64,
-    pub(crate) fetches_served: AtomicU64,
-    pub(crate) lookups: AtomicU64,
-    pub(crate) hits: AtomicU64,
-    rejected: AtomicU64,
-    /// Control connections the daemon closed: idle or slow past a deadline, evicted to make
-    /// room, or sending garbage.
-    pub(crate) clients_dropped: AtomicU64,
-    /// Entries a keeper fetched from the peer that announced them, checked and stored.
-    kept: AtomicU64,
-    /// Entries announced on a scope a keeper follows that it did not keep: its queue was full,
-    /// no peer that holds it was connected, or the fetch failed its checks.
-    keep_missed: AtomicU64,
-    /// Directory requests answered.
-    directories_served: AtomicU64,
-    /// Manifests learned from peers' directories.
-    directory_learned: AtomicU64,
-}
-
-pub(crate) fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// What tasks ask of the swarm task.
@@ -164,7 +88,7 @@ pub(crate) enum Command {
     /// the connected keepers, without peers known to be unreachable.
     FindProviders {
         key: CacheKey,
-        scope_id: [u8; 32],
+        scope_id: ScopeId,
         reply: oneshot::Sender<Candidates>,
     },
     /// Walk the DHT for `key`'s providers; reply with them, ranked as above.
@@ -175,7 +99,7 @@ pub(crate) enum Command {
     /// Reply with the manifest the swarm announced for `key`, if any.
     Manifest {
         key: CacheKey,
-        scope_id: [u8; 32],
+        scope_id: ScopeId,
         reply: oneshot::Sender<Option<Manifest>>,
     },
     /// Ask `peer` for an entry; reply `None` if the request failed.
@@ -196,7 +120,7 @@ pub(crate) enum Command {
         disconnect: bool,
     },
     /// Join a scope's topic (a local CLI uses that scope).
-    Subscribe { scope_id: [u8; 32] },
+    Subscribe { scope_id: ScopeId },
     /// Announce a signed manifest (when not read-only) and provide its key.
     Announce { manifest: Box<Manifest> },
     /// This node now holds the entry `manifest` describes (fetched from a peer): provide it,
@@ -215,12 +139,12 @@ pub(crate) enum Command {
     },
     /// Tell a scope that a repository's entries are out of date.
     Invalidate {
-        scope_id: [u8; 32],
+        scope_id: ScopeId,
         repo: String,
         resources: Option<Resources>,
     },
-    /// Reply with the JSON status.
-    Status { reply: oneshot::Sender<String> },
+    /// Reply with the status.
+    Status { reply: oneshot::Sender<Status> },
 }
 
 /// What the tasks share: everything but the swarm.
@@ -228,10 +152,9 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn CacheTier>,
     pub(crate) keypair: Keypair,
     pub(crate) trusted: Vec<PeerId>,
-    pub(crate) read_only: bool,
-    /// This node is a keeper.
-    pub(crate) keep: bool,
-    pub(crate) counters: Counters,
+    /// What this node does for the swarm: every check of what it may do asks this.
+    pub(crate) role: Role,
+    pub(crate) counters: LiveCounters,
     traffic: Arc<Traffic>,
     commands: mpsc::Sender<Command>,
     invalidations: Invalidations,
@@ -264,38 +187,30 @@ pub async fn run(
     store: Arc<dyn CacheTier>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    if config.keep && config.read_only {
-        return Err(Error::Node(
-            "a keeper serves what it keeps: keep and read-only exclude each other".into(),
-        ));
-    }
+    let role = Role::of(&config)?;
     let keypair = identity::load_or_create(dir)?;
     let socket = socket_path(dir);
     let listener = bind(dir, &socket).await?;
     let traffic = Arc::new(Traffic::default());
-    let mut swarm = build_swarm(&config, &keypair, traffic.clone())?;
+    let mut swarm = swarm::build(&config, &keypair, traffic.clone())?;
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
             .map_err(|e| Error::Node(format!("cannot listen on {addr}: {e}")))?;
     }
     for addr in &config.bootstrap {
-        dial_bootstrap(&mut swarm, addr);
+        swarm::dial_bootstrap(&mut swarm, addr);
     }
-    let role = match (config.keep, config.read_only) {
-        (true, _) => ", keeper",
-        (_, true) => ", read-only",
-        _ => "",
-    };
     let reach = if config.listen.is_empty() {
         ", not listening (dials out only)"
     } else {
         ""
     };
     log(format_args!(
-        "peer id {} (swarm key fingerprint {}){role}{reach}",
+        "peer id {} (swarm key fingerprint {}){}{reach}",
         swarm.local_peer_id(),
         config.swarm_key.fingerprint(),
+        role.label(),
     ));
 
     let (commands, mut command_rx) = mpsc::channel(COMMAND_QUEUE);
@@ -303,9 +218,8 @@ pub async fn run(
         store,
         keypair,
         trusted: config.trusted_peers.clone(),
-        read_only: config.read_only,
-        keep: config.keep,
-        counters: Counters::default(),
+        role,
+        counters: LiveCounters::default(),
         traffic,
         commands,
         invalidations: Invalidations::default(),
@@ -325,7 +239,7 @@ pub async fn run(
         pending_fetches: HashMap::new(),
         connected: HashSet::new(),
         keepers: HashSet::new(),
-        keeper: config.keep.then(|| Keeper::new(keeper::Limits::default())),
+        keeper: role.keeps().then(|| Keeper::new(keeper::Limits::default())),
         dials: FailedDials::default(),
         asking: HashMap::new(),
         asked: HashSet::new(),
@@ -333,7 +247,7 @@ pub async fn run(
         warned_scope_cap: false,
         listening: !config.listen.is_empty(),
     };
-    if !config.read_only && !config.held.is_empty() {
+    if role.provides() && !config.held.is_empty() {
         let held = config.held.len().min(MAX_PROVIDED_KEYS);
         for key in config.held.iter().take(held) {
             node.provide(*key);
@@ -387,139 +301,12 @@ async fn bind(dir: &Path, socket: &Path) -> Result<UnixListener, Error> {
     UnixListener::bind(socket).map_err(fail)
 }
 
-/// The swarm's transport: TCP, then pnet with the swarm key (without it, not even the noise
-/// handshake starts), noise, yamux. Public so that test peers speak exactly what daemons speak.
-///
-/// # Errors
-/// [`Error::Node`] when the noise keys cannot be made from `keypair`.
-pub fn transport(
-    keypair: &Keypair,
-    swarm_key: &crate::SwarmKey,
-    traffic: Arc<Traffic>,
-) -> Result<Boxed<(PeerId, StreamMuxerBox)>, Error> {
-    let psk = swarm_key.psk();
-    let noise = noise::Config::new(keypair).map_err(|e| Error::Node(format!("noise: {e}")))?;
-    Ok(
-        tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-            .and_then(move |socket, _| {
-                PnetConfig::new(psk).handshake(Metered::new(socket, traffic.clone()))
-            })
-            .upgrade(Version::V1Lazy)
-            .authenticate(noise)
-            .multiplex(yamux::Config::default())
-            .timeout(Duration::from_secs(10))
-            .boxed(),
-    )
-}
-
-fn build_swarm(
-    config: &Config,
-    keypair: &Keypair,
-    traffic: Arc<Traffic>,
-) -> Result<Swarm<Behaviour>, Error> {
-    let node_err = |what: &str, e: &dyn std::fmt::Display| Error::Node(format!("{what}: {e}"));
-    let peer_id = keypair.public().to_peer_id();
-    let transport = transport(keypair, &config.swarm_key, traffic)?;
-
-    let gossipsub_config = gossipsub::ConfigBuilder::default()
-        .validation_mode(gossipsub::ValidationMode::Strict)
-        .validate_messages()
-        .max_transmit_size(wire::MAX_GOSSIP + 1024)
-        .build()
-        .map_err(|e| node_err("gossipsub config", &e))?;
-    let gossipsub = gossipsub::Behaviour::new(
-        gossipsub::MessageAuthenticity::Signed(keypair.clone()),
-        gossipsub_config,
-    )
-    .map_err(|e| node_err("gossipsub", &e))?;
-
-    let mut kad_config = kad::Config::new(KAD_PROTOCOL);
-    kad_config.set_query_timeout(Duration::from_secs(10));
-    let store = kad::store::MemoryStore::with_config(
-        peer_id,
-        kad::store::MemoryStoreConfig {
-            max_provided_keys: MAX_PROVIDED_KEYS,
-            ..Default::default()
-        },
-    );
-    let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
-    // A node that listens may be asked by every member. One that does not (a runner behind
-    // NAT) runs in client mode: it asks the DHT but is never put in others' routing tables,
-    // where every query that picked it would wait for a dial that cannot succeed.
-    kad.set_mode(Some(if config.listen.is_empty() {
-        kad::Mode::Client
-    } else {
-        kad::Mode::Server
-    }));
-
-    let mdns = if config.mdns {
-        Some(
-            mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
-                .map_err(|e| node_err("mdns", &e))?,
-        )
-    } else {
-        None
-    };
-
-    let fetch = request_response::Behaviour::with_codec(
-        FetchCodec,
-        [(wire::FETCH_PROTOCOL, ProtocolSupport::Full)],
-        request_response::Config::default()
-            .with_request_timeout(config.fetch_timeout)
-            .with_max_concurrent_streams(MAX_STREAMS),
-    );
-    let directory = request_response::Behaviour::with_codec(
-        DirectoryCodec,
-        [(wire::DIRECTORY_PROTOCOL, ProtocolSupport::Full)],
-        request_response::Config::default()
-            .with_request_timeout(DIRECTORY_TIMEOUT)
-            .with_max_concurrent_streams(MAX_STREAMS),
-    );
-
-    let behaviour = Behaviour {
-        identify: identify::Behaviour::new(
-            identify::Config::new(ID_PROTOCOL.into(), keypair.public())
-                // How peers tell a keeper: lookups ask keepers first.
-                .with_agent_version(keeper::agent_version(config.keep)),
-        ),
-        ping: ping::Behaviour::default(),
-        mdns: Toggle::from(mdns),
-        kad,
-        gossipsub,
-        fetch,
-        directory,
-    };
-    Ok(Swarm::new(
-        transport,
-        behaviour,
-        peer_id,
-        libp2p::swarm::Config::with_tokio_executor()
-            // Keep peers connected between CLI calls: a fresh dial costs more than the deadline.
-            .with_idle_connection_timeout(Duration::from_secs(300)),
-    ))
-}
-
-fn dial_bootstrap(swarm: &mut Swarm<Behaviour>, addr: &Multiaddr) {
-    let mut bare = addr.clone();
-    match bare.pop() {
-        Some(Protocol::P2p(peer)) => {
-            swarm.behaviour_mut().kad.add_address(&peer, bare);
-        }
-        _ => log(format_args!(
-            "bootstrap address {addr} has no /p2p/<peer id>; dialing it anyway"
-        )),
-    }
-    if let Err(e) = swarm.dial(addr.clone()) {
-        log(format_args!("cannot dial {addr}: {e}"));
-    }
-}
-
 /// The swarm task's state.
 struct Node {
     swarm: Swarm<Behaviour>,
     shared: Arc<Shared>,
     directory: Directory,
-    topics: HashMap<gossipsub::TopicHash, [u8; 32]>,
+    topics: HashMap<gossipsub::TopicHash, ScopeId>,
     pending_providers: HashMap<kad::QueryId, oneshot::Sender<Vec<PeerId>>>,
     pending_fetches: HashMap<OutboundRequestId, oneshot::Sender<Option<FetchResponse>>>,
     connected: HashSet<PeerId>,
@@ -529,9 +316,9 @@ struct Node {
     keeper: Option<Keeper>,
     dials: FailedDials,
     /// Directory requests in flight: whom they asked, about which scope.
-    asking: HashMap<OutboundRequestId, (PeerId, [u8; 32])>,
+    asking: HashMap<OutboundRequestId, (PeerId, ScopeId)>,
     /// (peer, scope) pairs asked for a directory on the connections open now.
-    asked: HashSet<(PeerId, [u8; 32])>,
+    asked: HashSet<(PeerId, ScopeId)>,
     /// What this node announced that no keeper is known to hold.
     handoff: Handoff,
     /// Whether the log said that the keeper follows as many scopes as it may.
@@ -560,7 +347,7 @@ impl Node {
     async fn hand_off(&mut self, commands: &mut mpsc::Receiver<Command>) {
         let now = Instant::now();
         let due = self.handoff_due(now);
-        if due.is_empty() || self.keepers.is_empty() || self.shared.read_only {
+        if due.is_empty() || self.keepers.is_empty() || !self.shared.role.hands_off() {
             return;
         }
         log(format_args!(
@@ -606,7 +393,7 @@ impl Node {
     /// Asks each connected keeper again for its directory of the scopes of `due`, unless a
     /// request about that scope is still in flight.
     fn ask_keepers_again(&mut self, due: &[Manifest]) {
-        let mut scopes: Vec<[u8; 32]> = due.iter().map(|m| m.scope_id).collect();
+        let mut scopes: Vec<ScopeId> = due.iter().map(|m| m.scope_id).collect();
         scopes.sort();
         scopes.dedup();
         let keepers: Vec<PeerId> = self.keepers.iter().copied().collect();
@@ -658,7 +445,7 @@ impl Node {
 
     /// Joins a scope's topic. A scope followed for the first time has its directory asked of
     /// the connected peers, keepers first.
-    fn subscribe(&mut self, scope_id: [u8; 32]) -> gossipsub::IdentTopic {
+    fn subscribe(&mut self, scope_id: ScopeId) -> gossipsub::IdentTopic {
         let topic = topic(&scope_id);
         if let Some(keeper) = self.keeper.as_mut() {
             // Its own machine's scopes count against the cap like its peers'.
@@ -675,7 +462,7 @@ impl Node {
 
     /// Asks up to [`DIRECTORY_FANOUT`] connected peers for their directory of `scope_id`:
     /// keepers first, then peers subscribed to its topic.
-    fn ask_directories(&mut self, scope_id: [u8; 32]) {
+    fn ask_directories(&mut self, scope_id: ScopeId) {
         let hash = topic(&scope_id).hash();
         let mut keepers: Vec<PeerId> = self.keepers.iter().copied().collect();
         keepers.sort();
@@ -695,7 +482,7 @@ impl Node {
 
     /// Asks connected `peer` for its directory of `scope_id`, once per connection, within the
     /// bounds on requests in flight.
-    fn ask_directory(&mut self, peer: PeerId, scope_id: [u8; 32]) {
+    fn ask_directory(&mut self, peer: PeerId, scope_id: ScopeId) {
         if peer == self.local_id()
             || !self.connected.contains(&peer)
             || self.asking.len() >= MAX_DIRECTORY_ASKS
@@ -728,7 +515,7 @@ impl Node {
         } else if self.keeper.is_some() {
             return;
         }
-        let scopes: Vec<[u8; 32]> = self.topics.values().copied().collect();
+        let scopes: Vec<ScopeId> = self.topics.values().copied().collect();
         for scope_id in scopes {
             let asked = self.asked.iter().filter(|(_, s)| *s == scope_id).count();
             if is_keeper || asked < DIRECTORY_FANOUT {
@@ -748,7 +535,7 @@ impl Node {
         };
         match keeper.follow(scope_id) {
             Follow::Started => {
-                log(format_args!("keeping scope {}", &hex(&scope_id)[..12]));
+                log(format_args!("keeping scope {}", scope_id.short()));
                 self.subscribe(scope_id);
             }
             Follow::Already => {
@@ -915,7 +702,7 @@ impl Node {
                 self.provide(key);
             }
             Command::Held { manifest } => {
-                if !self.shared.read_only {
+                if self.shared.role.provides() {
                     let key = manifest.key;
                     let me = self.local_id();
                     self.directory.insert(*manifest, me);
@@ -982,7 +769,7 @@ impl Node {
     }
 
     fn provide(&mut self, key: CacheKey) {
-        if self.shared.read_only || !self.listening {
+        if !self.shared.role.provides() || !self.listening {
             return;
         }
         if let Err(e) = self
@@ -995,52 +782,30 @@ impl Node {
         }
     }
 
-    fn status(&self) -> String {
-        let c = &self.shared.counters;
-        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    /// What `status` reports now.
+    fn status(&self) -> Status {
         let strings = |peers: &mut dyn Iterator<Item = &PeerId>| -> Vec<String> {
             peers.map(|p| p.to_string()).collect()
         };
-        let keep = self.keeper.as_ref().map(|k| {
-            let load = k.load();
-            serde_json::json!({
-                "scopes": load.scopes,
-                "queued": load.queued,
-                "in_flight": load.in_flight,
-                "bytes_in_flight": load.bytes_in_flight,
-            })
-        });
-        serde_json::json!({
-            "peer_id": self.local_id().to_string(),
-            "pid": std::process::id(),
-            "metrics_url": self.shared.metrics.map(|addr| format!("http://{addr}/metrics")),
-            "listen_addrs": self.swarm.listeners().map(|a| a.to_string()).collect::<Vec<_>>(),
-            "connected_peers": strings(&mut self.swarm.connected_peers()),
-            "keepers": strings(&mut self.keepers.iter()),
-            "unreachable_peers": self.dials.count(Instant::now()),
-            "read_only": self.shared.read_only,
-            "keeper": self.shared.keep,
-            "keep": keep,
-            "trusted_peers": strings(&mut self.shared.trusted.iter()),
-            "scopes": self.topics.len(),
-            "directory_entries": self.directory.len(),
-            "counters": {
-                "announcements_received": n(&c.announcements_received),
-                "invalidations_received": n(&c.invalidations_received),
-                "fetches_served": n(&c.fetches_served),
-                "lookups": n(&c.lookups),
-                "hits": n(&c.hits),
-                "rejected": n(&c.rejected),
-                "clients_dropped": n(&c.clients_dropped),
-                "kept": n(&c.kept),
-                "keep_missed": n(&c.keep_missed),
-                "directories_served": n(&c.directories_served),
-                "directory_learned": n(&c.directory_learned),
-                "bytes_in": self.shared.traffic.bytes_in(),
-                "bytes_out": self.shared.traffic.bytes_out(),
-            },
-        })
-        .to_string()
+        Status {
+            connected_peers: strings(&mut self.swarm.connected_peers()),
+            counters: self.shared.counters.snapshot(&self.shared.traffic),
+            directory_entries: self.directory.len(),
+            keep: self.keeper.as_ref().map(Keeper::load),
+            keeper: self.shared.role.keeps(),
+            keepers: strings(&mut self.keepers.iter()),
+            listen_addrs: self.swarm.listeners().map(|a| a.to_string()).collect(),
+            metrics_url: self
+                .shared
+                .metrics
+                .map(|addr| format!("http://{addr}/metrics")),
+            peer_id: self.local_id().to_string(),
+            pid: std::process::id(),
+            read_only: self.shared.role == Role::ReadOnly,
+            scopes: self.topics.len(),
+            trusted_peers: strings(&mut self.shared.trusted.iter()),
+            unreachable_peers: self.dials.count(Instant::now()),
+        }
     }
 
     fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -1172,7 +937,7 @@ impl Node {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    if self.shared.read_only {
+                    if !self.shared.role.serves() {
                         let _ = self
                             .swarm
                             .behaviour_mut()
@@ -1281,7 +1046,7 @@ impl Node {
     /// that it holds or knows a holder of. A read-only node vouches for nothing and answers
     /// with none.
     fn directory_of(&self, peer: PeerId, request: &DirectoryRequest) -> DirectoryResponse {
-        if self.shared.read_only {
+        if !self.shared.role.serves() {
             return DirectoryResponse::default();
         }
         let limit = usize::from(request.limit).min(wire::MAX_DIRECTORY_ITEMS);
@@ -1303,7 +1068,7 @@ impl Node {
     /// Takes in `peer`'s directory of `scope_id`. Each manifest is checked as an announcement
     /// is; a forged one is a lie: the peer is counted, cut off, and the rest of its reply
     /// dropped. A keeper queues fetches of what it learned.
-    fn learn_directory(&mut self, peer: PeerId, scope_id: [u8; 32], response: DirectoryResponse) {
+    fn learn_directory(&mut self, peer: PeerId, scope_id: ScopeId, response: DirectoryResponse) {
         let me = self.local_id();
         let mut learned = 0u64;
         for item in response.items {
@@ -1341,7 +1106,8 @@ impl Node {
         }
     }
 
-    /// App-level validation of a gossip message: only what passes is forwarded to other peers.
+    /// App-level validation of a gossip message: only what passes its checks
+    /// ([`check::gossip`]) is used, and forwarded to other peers.
     fn on_gossip(
         &mut self,
         from: PeerId,
@@ -1351,78 +1117,29 @@ impl Node {
         let Some(&scope_id) = self.topics.get(&message.topic) else {
             return Ignore;
         };
-        let Some(source) = message.source else {
-            self.reject(from, "unsigned gossip", true);
-            return Reject;
-        };
-        let gossip = match Gossip::decode(&message.data) {
-            Ok(g) => g,
-            Err(e) => {
-                self.reject(from, &e.to_string(), true);
-                return Reject;
+        let trusted = &self.shared.trusted;
+        match check::gossip(trusted, &scope_id, message.source, &message.data) {
+            Err((reason, disconnect)) => {
+                self.reject(from, &reason, disconnect);
+                Reject
             }
-        };
-        match gossip {
-            Gossip::Announcement { manifest } => {
-                let manifest = match check::manifest(&self.shared.trusted, &scope_id, &manifest) {
-                    Ok(Some(m)) => m,
-                    Ok(None) => return Ignore,
-                    Err((reason, disconnect)) => {
-                        self.reject(from, &format!("announcement: {reason}"), disconnect);
-                        return Reject;
-                    }
-                };
+            Ok(None) => Ignore,
+            Ok(Some(Heard::Announcement { manifest, source })) => {
                 bump(&self.shared.counters.announcements_received);
-                self.directory.insert(manifest.clone(), source);
-                self.offer_to_keeper(manifest, vec![source]);
+                self.directory.insert((*manifest).clone(), source);
+                self.offer_to_keeper(*manifest, vec![source]);
                 Accept
             }
-            Gossip::Invalidation(inv) => {
-                if inv.scope_id != scope_id {
-                    self.reject(from, "invalidation on another scope's topic", true);
-                    return Reject;
-                }
-                if !self.shared.trusted.is_empty() && !self.shared.trusted.contains(&source) {
-                    self.reject(
-                        from,
-                        &format!("invalidation from untrusted {source}"),
-                        false,
-                    );
-                    return Reject;
-                }
-                let now = now_ms();
-                let too_old =
-                    now.saturating_sub(inv.at_ms) > INVALIDATION_MAX_AGE.as_millis() as u64;
-                let too_new = inv.at_ms > now.saturating_add(CLOCK_SKEW.as_millis() as u64);
-                if too_old || too_new {
-                    return Ignore;
-                }
+            Ok(Some(Heard::Invalidation {
+                invalidation: inv,
+                source,
+            })) => {
                 bump(&self.shared.counters.invalidations_received);
                 log(format_args!("invalidation of {} from {source}", inv.repo));
                 self.drop_covered(&inv);
                 self.shared.invalidations.push(inv.selector());
                 Accept
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_topic_names_its_scope_and_only_ours_parse() {
-        let scope = Manifest::scope_id_of("team");
-        assert_eq!(scope_of(&topic(&scope).hash()), Some(scope));
-        for other in [
-            "ghcache/v1/zz",
-            "ghcache/v2/00",
-            "meshsub",
-            "ghcache/v1/ÿÿ000000000000000000000000000000000000000000000000000000000000",
-        ] {
-            let hash = gossipsub::IdentTopic::new(other).hash();
-            assert_eq!(scope_of(&hash), None, "{other}");
         }
     }
 }

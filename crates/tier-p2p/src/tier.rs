@@ -4,17 +4,23 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ghcache_core::{Body, CacheKey, CacheTier, Entry, Lookup, Manifest, Selector, TierError};
+use ghcache_core::{
+    Body, CacheKey, CacheTier, Entry, Lookup, Manifest, ScopeId, Selector, TierError,
+};
 use tokio::net::UnixStream;
 use tokio::sync::Mutex;
 
 use crate::error::Error;
 use crate::node::socket_path;
+use crate::status::Status;
 use crate::wire::{self, Control, Invalidation, Reply};
 
 const NAME: &str = "p2p";
-/// Added to the lookup deadline for the socket round trip and local store write.
-const MARGIN: Duration = Duration::from_millis(50);
+/// Of a lookup's deadline, what the daemon leaves for the store of an entry it found and for
+/// its reply over the socket (a round trip well under a millisecond, a store of a few): it
+/// searches the swarm for the rest, so that its answer, a hit or a miss, arrives within the
+/// deadline instead of being cut off by it and counted as a failure.
+pub(crate) const REPLY_ALLOWANCE: Duration = Duration::from_millis(20);
 /// How long a publish or invalidation may take: the daemon only queues them.
 const SHORT: Duration = Duration::from_secs(1);
 /// How long a directory question may take: the daemon answers from memory.
@@ -26,7 +32,7 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Debug)]
 pub struct Tier {
     socket: PathBuf,
-    scope_id: [u8; 32],
+    scope_id: ScopeId,
     deadline: Duration,
     // One request at a time per connection: replies come back in order.
     conn: Mutex<Option<UnixStream>>,
@@ -34,11 +40,13 @@ pub struct Tier {
 
 impl Tier {
     /// Connects to the daemon of cache dir `dir`, for entries of scope `scope_id`; lookups take
-    /// at most `deadline` (plus a few ms for the socket).
+    /// at most `deadline` (the CLI's `GH_CACHE_P2P_DEADLINE`, by default
+    /// [`P2P_DEADLINE`](ghcache_core::layers::P2P_DEADLINE); the chain bounds the whole call by
+    /// the same number with a [`Deadline`](ghcache_core::layers::Deadline) layer).
     ///
     /// Returns `None` at once, after one failed connect, when no daemon runs: a CLI without a
     /// daemon pays no timeout.
-    pub async fn connect(dir: &Path, scope_id: [u8; 32], deadline: Duration) -> Option<Tier> {
+    pub async fn connect(dir: &Path, scope_id: ScopeId, deadline: Duration) -> Option<Tier> {
         let socket = socket_path(dir);
         let stream = UnixStream::connect(&socket).await.ok()?;
         Some(Tier {
@@ -103,6 +111,14 @@ impl Tier {
     }
 }
 
+/// How long, in the wire's milliseconds, the daemon may search the swarm for a lookup that must
+/// be answered within `deadline`: all of it but [`REPLY_ALLOWANCE`], and at least 1 ms (0 would
+/// ask for the daemon's default).
+pub(crate) fn search_ms(deadline: Duration) -> u32 {
+    let search = deadline.saturating_sub(REPLY_ALLOWANCE).as_millis();
+    u32::try_from(search).unwrap_or(u32::MAX).max(1)
+}
+
 /// Sends one request frame and reads its reply; `Ok(None)` when the daemon closed the
 /// connection before replying.
 async fn ask(stream: &mut UnixStream, payload: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
@@ -146,13 +162,12 @@ impl CacheTier for Tier {
     /// [`TierError::Deadline`] when the daemon does not answer within the deadline,
     /// [`TierError::Corrupt`] when it answers with an entry that fails its checks.
     async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
-        let deadline_ms = u32::try_from(self.deadline.as_millis()).unwrap_or(u32::MAX);
         let request = Control::Get {
             key: *key,
             scope_id: self.scope_id,
-            deadline_ms,
+            deadline_ms: search_ms(self.deadline),
         };
-        match self.call(request, self.deadline + MARGIN).await? {
+        match self.call(request, self.deadline).await? {
             Reply::Hit { manifest, body } => {
                 let corrupt = |reason: String| TierError::Corrupt { tier: NAME, reason };
                 let manifest = Manifest::decode(&manifest).map_err(|e| corrupt(e.to_string()))?;
@@ -211,15 +226,15 @@ impl CacheTier for Tier {
     }
 }
 
-/// The status of cache dir `dir`'s daemon, as JSON text (for `ghcache daemon status`).
+/// The status of cache dir `dir`'s daemon (for `ghcache daemon status` and the metrics).
 ///
 /// # Errors
 /// [`Error::NoDaemon`] only when nothing listens on the socket (no socket file, or one left by a
 /// daemon that died); [`Error::Unresponsive`] when a daemon holds the socket but accepts no
 /// connection or does not answer within 3 s; [`Error::Socket`] when the socket cannot be used
 /// at all (permissions); [`Error::Protocol`] on a garbled answer or a connection closed
-/// without one.
-pub async fn status(dir: &Path) -> Result<String, Error> {
+/// without one, or a status that does not read as one.
+pub async fn status(dir: &Path) -> Result<Status, Error> {
     use std::io::ErrorKind::{ConnectionRefused, NotFound, WouldBlock};
     let socket = socket_path(dir);
     let unresponsive = |what: String| Error::Unresponsive {
@@ -247,12 +262,13 @@ pub async fn status(dir: &Path) -> Result<String, Error> {
     };
     let tier = Tier {
         socket: socket.clone(),
-        scope_id: [0; 32],
+        scope_id: ScopeId([0; 32]),
         deadline: Duration::ZERO,
         conn: Mutex::new(Some(stream)),
     };
     match tier.call(Control::Status, STATUS_TIMEOUT).await {
-        Ok(Reply::Status(json)) => Ok(json),
+        Ok(Reply::Status(json)) => Status::from_json(&json)
+            .map_err(|e| Error::Protocol(format!("the daemon sent an unreadable status: {e}"))),
         Ok(other) => Err(Error::Protocol(format!("unexpected reply: {other:?}"))),
         Err(TierError::Deadline { deadline, .. }) => Err(unresponsive(format!(
             "did not answer within {}s",
@@ -318,7 +334,8 @@ mod tests {
     async fn a_connection_the_daemon_closed_between_requests_is_reopened() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
         closing_daemon(dir.path()).await?;
-        let Some(tier) = Tier::connect(dir.path(), [1; 32], Duration::from_secs(1)).await else {
+        let Some(tier) = Tier::connect(dir.path(), ScopeId([1; 32]), Duration::from_secs(1)).await
+        else {
             panic!("no connection to the test daemon");
         };
         let entry = sample_entry(1, "o/r", b"x");
@@ -358,7 +375,7 @@ mod tests {
     async fn a_call_dropped_by_its_caller_does_not_answer_the_next_one() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
         slow_daemon(dir.path()).await?;
-        let tier = Tier::connect(dir.path(), [1; 32], Duration::from_secs(1)).await;
+        let tier = Tier::connect(dir.path(), ScopeId([1; 32]), Duration::from_secs(1)).await;
         let Some(tier) = tier else {
             panic!("no connection to the test daemon");
         };

@@ -3,15 +3,17 @@
 //! Four channels carry them: gossipsub ([`Gossip`]), two request-response protocols between
 //! peers, `/ghcache/fetch/1` ([`FetchRequest`], [`FetchResponse`]) and `/ghcache/directory/1`
 //! ([`DirectoryRequest`], [`DirectoryResponse`]), and the daemon's Unix control socket
-//! ([`Control`], [`Reply`]). Anything read from a peer or a socket is decoded here with
-//! size caps checked before any allocation, and never panics.
+//! ([`Control`], [`Reply`]). Anything read from a peer or a socket is decoded here, with the
+//! core's bounded [`Reader`] (the one that reads manifests and bodies too): size caps are checked
+//! before any allocation, and nothing received makes it panic.
 
 use std::io;
 use std::ops::Deref;
 use std::sync::Arc;
 
 use ghcache_core::policy::Resources;
-use ghcache_core::{CacheKey, Manifest, Selector};
+use ghcache_core::wire::{put_bytes, Reader};
+use ghcache_core::{CacheKey, DecodeError, Manifest, ScopeId, Selector};
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::request_response;
 use libp2p::{PeerId, StreamProtocol};
@@ -72,6 +74,15 @@ pub struct WireError {
     pub reason: &'static str,
 }
 
+impl From<DecodeError> for WireError {
+    fn from(e: DecodeError) -> Self {
+        WireError {
+            what: e.what,
+            reason: e.reason,
+        }
+    }
+}
+
 impl From<WireError> for io::Error {
     fn from(e: WireError) -> Self {
         io::Error::new(io::ErrorKind::InvalidData, e)
@@ -95,7 +106,7 @@ pub enum Gossip {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalidation {
     /// Scope whose topic carried it.
-    pub scope_id: [u8; 32],
+    pub scope_id: ScopeId,
     /// Repository (`owner/name`, lowercase); empty with `resources: None` for everything.
     pub repo: String,
     /// The resources the write changed; `None` for all of the repository.
@@ -110,7 +121,7 @@ const WHOLE_REPOSITORY: u16 = u16::MAX;
 impl Invalidation {
     /// The invalidation that makes peers drop what `selector` drops here; `None` for one key,
     /// which is not a write's to announce.
-    pub fn of(scope_id: [u8; 32], selector: &Selector, at_ms: u64) -> Option<Invalidation> {
+    pub fn of(scope_id: ScopeId, selector: &Selector, at_ms: u64) -> Option<Invalidation> {
         let (repo, resources) = match selector {
             Selector::All => (String::new(), None),
             Selector::Repo(repo) => (repo.clone(), None),
@@ -162,7 +173,7 @@ pub struct FetchRequest {
     /// Which entry.
     pub key: CacheKey,
     /// Scope the asker is in: the server answers only with entries of this scope.
-    pub scope_id: [u8; 32],
+    pub scope_id: ScopeId,
 }
 
 /// A peer's answer to a [`FetchRequest`].
@@ -183,7 +194,7 @@ pub enum FetchResponse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectoryRequest {
     /// The scope asked about: the answer holds only manifests of this scope.
-    pub scope_id: [u8; 32],
+    pub scope_id: ScopeId,
     /// At most this many manifests (and never more than [`MAX_DIRECTORY_ITEMS`]).
     pub limit: u16,
 }
@@ -213,7 +224,7 @@ pub enum Control {
         /// Which entry.
         key: CacheKey,
         /// The CLI's scope.
-        scope_id: [u8; 32],
+        scope_id: ScopeId,
         /// How long the daemon may look.
         deadline_ms: u32,
     },
@@ -227,7 +238,7 @@ pub enum Control {
     /// Tell the scope's peers that a write changed what a selector names.
     Invalidate {
         /// The CLI's scope.
-        scope_id: [u8; 32],
+        scope_id: ScopeId,
         /// Repository (`owner/name`, lowercase); empty with `resources: None` for everything.
         repo: String,
         /// The resources the write changed; `None` for all of the repository.
@@ -241,7 +252,7 @@ pub enum Control {
         /// Which entry.
         key: CacheKey,
         /// The CLI's scope.
-        scope_id: [u8; 32],
+        scope_id: ScopeId,
     },
 }
 
@@ -310,13 +321,13 @@ impl Gossip {
         match self {
             Gossip::Announcement { manifest } => {
                 out.push(TAG_ANNOUNCE);
-                put(&mut out, manifest);
+                put_bytes(&mut out, manifest);
             }
             Gossip::Invalidation(inv) => {
                 out.push(TAG_INVALIDATE);
-                out.extend_from_slice(&inv.scope_id);
+                out.extend_from_slice(inv.scope_id.as_bytes());
                 out.extend_from_slice(&inv.at_ms.to_le_bytes());
-                put(&mut out, inv.repo.as_bytes());
+                put_bytes(&mut out, inv.repo.as_bytes());
                 out.extend_from_slice(&inv.resources_bits().to_le_bytes());
             }
         }
@@ -330,14 +341,14 @@ impl Gossip {
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(bytes, "gossip message");
         if bytes.len() > MAX_GOSSIP {
-            return Err(r.err("too large"));
+            return Err(r.err("too large").into());
         }
         let msg = match r.u8()? {
             TAG_ANNOUNCE => Gossip::Announcement {
                 manifest: r.bytes(MAX_MANIFEST)?.to_vec(),
             },
             TAG_INVALIDATE => {
-                let scope_id = r.array()?;
+                let scope_id = ScopeId(r.array()?);
                 let at_ms = r.u64()?;
                 let repo = r.string(MAX_REPO)?;
                 let resources = resources_of(u16::from_le_bytes(r.array()?))
@@ -349,7 +360,7 @@ impl Gossip {
                     at_ms,
                 })
             }
-            _ => return Err(r.err("unknown tag")),
+            _ => return Err(r.err("unknown tag").into()),
         };
         r.finish()?;
         Ok(msg)
@@ -362,7 +373,7 @@ impl FetchRequest {
         let mut out = Vec::with_capacity(65);
         out.push(TAG_FETCH);
         out.extend_from_slice(&self.key.0);
-        out.extend_from_slice(&self.scope_id);
+        out.extend_from_slice(self.scope_id.as_bytes());
         out
     }
 
@@ -373,10 +384,10 @@ impl FetchRequest {
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(bytes, "fetch request");
         if r.u8()? != TAG_FETCH {
-            return Err(r.err("unknown tag"));
+            return Err(r.err("unknown tag").into());
         }
         let key = CacheKey(r.array()?);
-        let scope_id = r.array()?;
+        let scope_id = ScopeId(r.array()?);
         r.finish()?;
         Ok(FetchRequest { key, scope_id })
     }
@@ -399,11 +410,11 @@ impl FetchResponse {
         let mut r = Reader::new(bytes, "fetch response");
         let msg = match r.u8()? {
             TAG_FOUND => {
-                let (manifest, body) = r.pair()?;
+                let (manifest, body) = read_pair(&mut r)?;
                 FetchResponse::Found { manifest, body }
             }
             TAG_NOT_FOUND => FetchResponse::NotFound,
-            _ => return Err(r.err("unknown tag")),
+            _ => return Err(r.err("unknown tag").into()),
         };
         r.finish()?;
         Ok(msg)
@@ -415,7 +426,7 @@ impl DirectoryRequest {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(MAX_DIRECTORY_REQUEST);
         out.push(TAG_DIRECTORY_ASK);
-        out.extend_from_slice(&self.scope_id);
+        out.extend_from_slice(self.scope_id.as_bytes());
         out.extend_from_slice(&self.limit.to_le_bytes());
         out
     }
@@ -427,9 +438,9 @@ impl DirectoryRequest {
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(bytes, "directory request");
         if r.u8()? != TAG_DIRECTORY_ASK {
-            return Err(r.err("unknown tag"));
+            return Err(r.err("unknown tag").into());
         }
-        let scope_id = r.array()?;
+        let scope_id = ScopeId(r.array()?);
         let limit = u16::from_le_bytes(r.array()?);
         r.finish()?;
         Ok(DirectoryRequest { scope_id, limit })
@@ -444,11 +455,11 @@ impl DirectoryResponse {
         let mut out = vec![TAG_DIRECTORY];
         out.extend_from_slice(&(items.len() as u32).to_le_bytes());
         for item in items {
-            put(&mut out, &item.manifest);
+            put_bytes(&mut out, &item.manifest);
             let providers = &item.providers[..item.providers.len().min(MAX_DIRECTORY_PROVIDERS)];
             out.push(providers.len() as u8);
             for peer in providers {
-                put(&mut out, &peer.to_bytes());
+                put_bytes(&mut out, &peer.to_bytes());
             }
         }
         out
@@ -462,21 +473,21 @@ impl DirectoryResponse {
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(bytes, "directory response");
         if bytes.len() > MAX_DIRECTORY_RESPONSE {
-            return Err(r.err("too large"));
+            return Err(r.err("too large").into());
         }
         if r.u8()? != TAG_DIRECTORY {
-            return Err(r.err("unknown tag"));
+            return Err(r.err("unknown tag").into());
         }
         let count = u32::from_le_bytes(r.array()?) as usize;
         if count > MAX_DIRECTORY_ITEMS {
-            return Err(r.err("too many manifests"));
+            return Err(r.err("too many manifests").into());
         }
         let mut items = Vec::with_capacity(count);
         for _ in 0..count {
             let manifest = r.bytes(MAX_MANIFEST)?.to_vec();
             let n = usize::from(r.u8()?);
             if n > MAX_DIRECTORY_PROVIDERS {
-                return Err(r.err("too many providers"));
+                return Err(r.err("too many providers").into());
             }
             let mut providers = Vec::with_capacity(n);
             for _ in 0..n {
@@ -506,7 +517,7 @@ impl Control {
             } => {
                 out.push(TAG_GET);
                 out.extend_from_slice(&key.0);
-                out.extend_from_slice(scope_id);
+                out.extend_from_slice(scope_id.as_bytes());
                 out.extend_from_slice(&deadline_ms.to_le_bytes());
             }
             Control::Publish { manifest, body } => return pair(TAG_PUBLISH, manifest, body),
@@ -516,8 +527,8 @@ impl Control {
                 resources,
             } => {
                 out.push(TAG_CTL_INVALIDATE);
-                out.extend_from_slice(scope_id);
-                put(&mut out, repo.as_bytes());
+                out.extend_from_slice(scope_id.as_bytes());
+                put_bytes(&mut out, repo.as_bytes());
                 let bits = resources.map_or(WHOLE_REPOSITORY, Resources::bits);
                 out.extend_from_slice(&bits.to_le_bytes());
             }
@@ -525,7 +536,7 @@ impl Control {
             Control::Manifest { key, scope_id } => {
                 out.push(TAG_MANIFEST);
                 out.extend_from_slice(&key.0);
-                out.extend_from_slice(scope_id);
+                out.extend_from_slice(scope_id.as_bytes());
             }
         }
         out
@@ -540,15 +551,15 @@ impl Control {
         let msg = match r.u8()? {
             TAG_GET => Control::Get {
                 key: CacheKey(r.array()?),
-                scope_id: r.array()?,
+                scope_id: ScopeId(r.array()?),
                 deadline_ms: u32::from_le_bytes(r.array()?),
             },
             TAG_PUBLISH => {
-                let (manifest, body) = r.pair()?;
+                let (manifest, body) = read_pair(&mut r)?;
                 Control::Publish { manifest, body }
             }
             TAG_CTL_INVALIDATE => Control::Invalidate {
-                scope_id: r.array()?,
+                scope_id: ScopeId(r.array()?),
                 repo: r.string(MAX_REPO)?,
                 resources: resources_of(u16::from_le_bytes(r.array()?))
                     .ok_or_else(|| r.err("unknown resources"))?,
@@ -556,9 +567,9 @@ impl Control {
             TAG_STATUS => Control::Status,
             TAG_MANIFEST => Control::Manifest {
                 key: CacheKey(r.array()?),
-                scope_id: r.array()?,
+                scope_id: ScopeId(r.array()?),
             },
-            _ => return Err(r.err("unknown tag")),
+            _ => return Err(r.err("unknown tag").into()),
         };
         r.finish()?;
         Ok(msg)
@@ -575,15 +586,15 @@ impl Reply {
             Reply::Ok => out.push(TAG_OK),
             Reply::Status(text) => {
                 out.push(TAG_STATUS_TEXT);
-                put(&mut out, text.as_bytes());
+                put_bytes(&mut out, text.as_bytes());
             }
             Reply::Error(text) => {
                 out.push(TAG_ERROR);
-                put(&mut out, text.as_bytes());
+                put_bytes(&mut out, text.as_bytes());
             }
             Reply::Manifest(manifest) => {
                 out.push(TAG_MANIFEST_BYTES);
-                put(&mut out, manifest);
+                put_bytes(&mut out, manifest);
             }
         }
         out
@@ -597,7 +608,7 @@ impl Reply {
         let mut r = Reader::new(bytes, "control reply");
         let msg = match r.u8()? {
             TAG_HIT => {
-                let (manifest, body) = r.pair()?;
+                let (manifest, body) = read_pair(&mut r)?;
                 Reply::Hit { manifest, body }
             }
             TAG_MISS => Reply::Miss,
@@ -605,93 +616,26 @@ impl Reply {
             TAG_STATUS_TEXT => Reply::Status(r.string(MAX_STATUS)?),
             TAG_ERROR => Reply::Error(r.string(MAX_ERROR_TEXT)?),
             TAG_MANIFEST_BYTES => Reply::Manifest(r.bytes(MAX_MANIFEST)?.to_vec()),
-            _ => return Err(r.err("unknown tag")),
+            _ => return Err(r.err("unknown tag").into()),
         };
         r.finish()?;
         Ok(msg)
     }
 }
 
-fn put(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(bytes);
-}
-
 fn pair(tag: u8, manifest: &[u8], body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(9 + manifest.len() + body.len());
     out.push(tag);
-    put(&mut out, manifest);
-    put(&mut out, body);
+    put_bytes(&mut out, manifest);
+    put_bytes(&mut out, body);
     out
 }
 
-/// Bounds-checked reader over a received message.
-struct Reader<'a> {
-    rest: &'a [u8],
-    what: &'static str,
-}
-
-impl<'a> Reader<'a> {
-    fn new(rest: &'a [u8], what: &'static str) -> Self {
-        Reader { rest, what }
-    }
-
-    fn err(&self, reason: &'static str) -> WireError {
-        WireError {
-            what: self.what,
-            reason,
-        }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
-        if self.rest.len() < n {
-            return Err(self.err("truncated"));
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    fn u8(&mut self) -> Result<u8, WireError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u64(&mut self) -> Result<u64, WireError> {
-        Ok(u64::from_le_bytes(self.array()?))
-    }
-
-    fn bytes(&mut self, max: usize) -> Result<&'a [u8], WireError> {
-        let len = u32::from_le_bytes(self.array()?) as usize;
-        if len > max {
-            return Err(self.err("field too large"));
-        }
-        self.take(len)
-    }
-
-    fn string(&mut self, max: usize) -> Result<String, WireError> {
-        let bytes = self.bytes(max)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| self.err("not UTF-8"))
-    }
-
-    fn pair(&mut self) -> Result<(Vec<u8>, Vec<u8>), WireError> {
-        let manifest = self.bytes(MAX_MANIFEST)?.to_vec();
-        let body = self.bytes(MAX_BODY)?.to_vec();
-        Ok((manifest, body))
-    }
-
-    fn finish(&self) -> Result<(), WireError> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(self.err("trailing bytes"))
-        }
-    }
+/// The two `u32`-prefixed halves of an entry: a manifest and a body, each under its cap.
+fn read_pair(r: &mut Reader<'_>) -> Result<(Vec<u8>, Vec<u8>), DecodeError> {
+    let manifest = r.bytes(MAX_MANIFEST)?.to_vec();
+    let body = r.bytes(MAX_BODY)?.to_vec();
+    Ok((manifest, body))
 }
 
 /// First allocation for a frame; it then doubles up to the announced length, never past it, so
@@ -992,8 +936,8 @@ framed_codec!(
 
 #[cfg(test)]
 mod tests {
-    use ghcache_core::policy::Resource;
     use super::*;
+    use ghcache_core::policy::Resource;
     use proptest::prelude::*;
     use std::time::Duration;
 
@@ -1003,13 +947,13 @@ mod tests {
                 manifest: vec![1, 2, 3],
             },
             Gossip::Invalidation(Invalidation {
-                scope_id: [3; 32],
+                scope_id: ScopeId([3; 32]),
                 repo: "o/r".into(),
                 resources: Some(Resources::of(&[Resource::Issues, Resource::Search])),
                 at_ms: 42,
             }),
             Gossip::Invalidation(Invalidation {
-                scope_id: [3; 32],
+                scope_id: ScopeId([3; 32]),
                 repo: String::new(),
                 resources: None,
                 at_ms: 43,
@@ -1025,7 +969,7 @@ mod tests {
         let control = vec![
             Control::Get {
                 key: CacheKey([1; 32]),
-                scope_id: [2; 32],
+                scope_id: ScopeId([2; 32]),
                 deadline_ms: 150,
             },
             Control::Publish {
@@ -1033,14 +977,14 @@ mod tests {
                 body: vec![2, 3],
             },
             Control::Invalidate {
-                scope_id: [4; 32],
+                scope_id: ScopeId([4; 32]),
                 repo: "o/r".into(),
                 resources: None,
             },
             Control::Status,
             Control::Manifest {
                 key: CacheKey([7; 32]),
-                scope_id: [8; 32],
+                scope_id: ScopeId([8; 32]),
             },
         ];
         let replies = vec![
@@ -1055,6 +999,61 @@ mod tests {
             Reply::Manifest(vec![4, 5]),
         ];
         (gossip, fetch, control, replies)
+    }
+
+    /// Every tag of every message kind, for the fuzz test to start messages with.
+    const ALL_TAGS: [u8; 18] = [
+        TAG_ANNOUNCE,
+        TAG_INVALIDATE,
+        TAG_FETCH,
+        TAG_FOUND,
+        TAG_NOT_FOUND,
+        TAG_DIRECTORY_ASK,
+        TAG_DIRECTORY,
+        TAG_GET,
+        TAG_PUBLISH,
+        TAG_CTL_INVALIDATE,
+        TAG_STATUS,
+        TAG_MANIFEST,
+        TAG_HIT,
+        TAG_MISS,
+        TAG_OK,
+        TAG_STATUS_TEXT,
+        TAG_ERROR,
+        TAG_MANIFEST_BYTES,
+    ];
+
+    #[test]
+    fn the_fuzz_test_covers_every_message_kind_and_tags_are_distinct() {
+        let (gossip, fetch, control, replies) = samples();
+        let mut encoded: Vec<Vec<u8>> = Vec::new();
+        encoded.extend(gossip.iter().map(Gossip::encode));
+        encoded.extend(fetch.iter().map(FetchResponse::encode));
+        encoded.extend(control.iter().map(Control::encode));
+        encoded.extend(replies.iter().map(Reply::encode));
+        encoded.push(
+            FetchRequest {
+                key: CacheKey([5; 32]),
+                scope_id: ScopeId([6; 32]),
+            }
+            .encode(),
+        );
+        encoded.push(
+            DirectoryRequest {
+                scope_id: ScopeId([4; 32]),
+                limit: 1,
+            }
+            .encode(),
+        );
+        encoded.push(DirectoryResponse::default().encode());
+        let mut used: Vec<u8> = encoded.iter().map(|bytes| bytes[0]).collect();
+        used.sort_unstable();
+        used.dedup();
+        let mut fuzzed = ALL_TAGS.to_vec();
+        fuzzed.sort_unstable();
+        fuzzed.dedup();
+        assert_eq!(fuzzed.len(), ALL_TAGS.len(), "tags are distinct");
+        assert_eq!(used, fuzzed, "every kind sent is fuzzed, and only those");
     }
 
     #[test]
@@ -1074,7 +1073,7 @@ mod tests {
         }
         let req = FetchRequest {
             key: CacheKey([5; 32]),
-            scope_id: [6; 32],
+            scope_id: ScopeId([6; 32]),
         };
         assert!(req.encode().len() <= MAX_FETCH_REQUEST);
         assert_eq!(FetchRequest::decode(&req.encode()), Ok(req));
@@ -1083,7 +1082,7 @@ mod tests {
     #[test]
     fn directory_messages_round_trip_within_their_caps() {
         let request = DirectoryRequest {
-            scope_id: [4; 32],
+            scope_id: ScopeId([4; 32]),
             limit: u16::MAX,
         };
         assert_eq!(request.encode().len(), MAX_DIRECTORY_REQUEST);
@@ -1134,16 +1133,16 @@ mod tests {
 
         let mut providers = vec![TAG_DIRECTORY];
         providers.extend_from_slice(&1u32.to_le_bytes());
-        put(&mut providers, b"m");
+        put_bytes(&mut providers, b"m");
         providers.push(MAX_DIRECTORY_PROVIDERS as u8 + 1);
         let err = DirectoryResponse::decode(&providers);
         assert_eq!(err.map_err(|e| e.reason), Err("too many providers"));
 
         let mut bad_peer = vec![TAG_DIRECTORY];
         bad_peer.extend_from_slice(&1u32.to_le_bytes());
-        put(&mut bad_peer, b"m");
+        put_bytes(&mut bad_peer, b"m");
         bad_peer.push(1);
-        put(&mut bad_peer, b"not a peer id");
+        put_bytes(&mut bad_peer, b"not a peer id");
         let err = DirectoryResponse::decode(&bad_peer);
         assert_eq!(err.map_err(|e| e.reason), Err("bad peer id"));
 
@@ -1199,7 +1198,7 @@ mod tests {
         let largest = [
             Control::Get {
                 key: CacheKey([1; 32]),
-                scope_id: [2; 32],
+                scope_id: ScopeId([2; 32]),
                 deadline_ms: u32::MAX,
             },
             Control::Publish {
@@ -1207,14 +1206,14 @@ mod tests {
                 body: vec![0; MAX_BODY],
             },
             Control::Invalidate {
-                scope_id: [4; 32],
+                scope_id: ScopeId([4; 32]),
                 repo: "r".repeat(MAX_REPO),
                 resources: Some(Resources::of(&Resource::ALL)),
             },
             Control::Status,
             Control::Manifest {
                 key: CacheKey([7; 32]),
-                scope_id: [8; 32],
+                scope_id: ScopeId([8; 32]),
             },
         ];
         for request in largest {
@@ -1336,11 +1335,7 @@ mod tests {
 
         #[test]
         fn tags_with_random_tails_never_panic(
-            tag in prop::sample::select(vec![
-                TAG_ANNOUNCE, TAG_INVALIDATE, TAG_FETCH, TAG_FOUND, TAG_NOT_FOUND, TAG_GET,
-                TAG_PUBLISH, TAG_CTL_INVALIDATE, TAG_STATUS, TAG_HIT, TAG_MISS, TAG_OK,
-                TAG_STATUS_TEXT, TAG_ERROR, TAG_DIRECTORY_ASK, TAG_DIRECTORY,
-            ]),
+            tag in prop::sample::select(ALL_TAGS.to_vec()),
             tail in proptest::collection::vec(any::<u8>(), 0..256),
         ) {
             let mut bytes = vec![tag];

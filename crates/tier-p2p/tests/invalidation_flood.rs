@@ -3,16 +3,14 @@
 //! drops everything rather than too little).
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ghcache_core::testkit::{sample_entry, MemoryTier};
-use ghcache_core::{CacheKey, CacheTier, Entry, Lookup, Manifest, Selector, TierError};
-use ghcache_tier_p2p::{run, status, Config, Error, Multiaddr, SwarmKey, Tier};
-use serde_json::Value;
+use ghcache_core::{CacheKey, CacheTier, Entry, Lookup, ScopeId, Selector, TierError};
+use ghcache_tier_p2p::{run, status, Config, Counters, Error, Multiaddr, Status, SwarmKey, Tier};
 use tempfile::TempDir;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -21,8 +19,8 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn scope() -> [u8; 32] {
-    Manifest::scope_id_of("flood-scope")
+fn scope() -> ScopeId {
+    ScopeId::of("flood-scope")
 }
 
 /// A store whose invalidations wait until the gate opens, and which records them.
@@ -94,21 +92,14 @@ impl Daemon {
             })
             .await
         });
-        let json = wait_for(WAIT, || async {
-            let json = status_of(dir.path()).await?;
-            let listening = json["listen_addrs"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty());
-            listening.then_some(json)
+        let status = wait_for(WAIT, || async {
+            let status = status(dir.path()).await.ok()?;
+            let listening = !status.listen_addrs.is_empty();
+            listening.then_some(status)
         })
         .await
         .ok_or("daemon did not start listening")?;
-        let addr = format!(
-            "{}/p2p/{}",
-            json["listen_addrs"][0].as_str().unwrap_or_default(),
-            json["peer_id"].as_str().unwrap_or_default()
-        )
-        .parse()?;
+        let addr = format!("{}/p2p/{}", status.listen_addrs[0], status.peer_id).parse()?;
         Ok(Daemon {
             dir,
             addr,
@@ -125,12 +116,13 @@ impl Daemon {
         )
     }
 
-    async fn status(&self) -> Value {
-        status_of(self.dir.path()).await.unwrap_or(Value::Null)
+    /// The daemon's status; the default one when it does not answer.
+    async fn status(&self) -> Status {
+        status(self.dir.path()).await.unwrap_or_default()
     }
 
-    async fn counter(&self, name: &str) -> u64 {
-        self.status().await["counters"][name].as_u64().unwrap_or(0)
+    async fn counters(&self) -> Counters {
+        self.status().await.counters
     }
 
     async fn stop(mut self) -> Result<(), Box<dyn std::error::Error>> {
@@ -140,11 +132,6 @@ impl Daemon {
         (&mut self.task).await??;
         Ok(())
     }
-}
-
-async fn status_of(dir: &Path) -> Option<Value> {
-    let text = status(dir).await.ok()?;
-    serde_json::from_str(&text).ok()
 }
 
 /// Polls `probe` until it yields a value or `limit` passes.
@@ -198,7 +185,7 @@ async fn a_flood_of_invalidations_is_applied_one_at_a_time_and_none_is_lost() ->
             .await
             .ok()?;
         wait_for(Duration::from_millis(300), || async {
-            (b.counter("invalidations_received").await >= 1).then_some(())
+            (b.counters().await.invalidations_received >= 1).then_some(())
         })
         .await
     })
@@ -213,10 +200,10 @@ async fn a_flood_of_invalidations_is_applied_one_at_a_time_and_none_is_lost() ->
         }
         let sent = 1 + (batch * 100 + repos.len()) as u64;
         let heard = wait_for(WAIT, || async {
-            (b.counter("invalidations_received").await >= sent).then_some(())
+            (b.counters().await.invalidations_received >= sent).then_some(())
         })
         .await;
-        assert!(heard.is_some(), "{sent} sent: {}", b.status().await);
+        assert!(heard.is_some(), "{sent} sent: {:?}", b.status().await);
     }
     assert_eq!(
         store.most_at_once.load(Ordering::SeqCst),

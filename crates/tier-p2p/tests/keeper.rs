@@ -4,21 +4,21 @@
 
 use std::future::Future;
 use std::io;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ghcache_core::testkit::{sample_entry, MemoryTier};
-use ghcache_core::{now_ms, CacheTier, Entry, Lookup, Manifest};
+use ghcache_core::{now_ms, CacheTier, Entry, Lookup, Manifest, ScopeId};
 use ghcache_tier_p2p::wire::{
     self, DirectoryItem, DirectoryRequest, DirectoryResponse, DIRECTORY_PROTOCOL,
 };
-use ghcache_tier_p2p::{run, sign, status, Config, Error, Keypair, Multiaddr, SwarmKey, Tier};
+use ghcache_tier_p2p::{
+    run, sign, status, Config, Counters, Error, Keypair, Multiaddr, Status, SwarmKey, Tier,
+};
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, StreamProtocol, Swarm};
-use serde_json::Value;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -27,8 +27,8 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn scope() -> [u8; 32] {
-    Manifest::scope_id_of("keeper-scope")
+fn scope() -> ScopeId {
+    ScopeId::of("keeper-scope")
 }
 
 struct Daemon {
@@ -64,23 +64,15 @@ impl Daemon {
             })
             .await
         });
-        let json = wait_for(WAIT, || async {
-            let json = status_of(dir.path()).await?;
-            let listening = json["listen_addrs"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty());
-            (listening || !listens).then_some(json)
+        let status = wait_for(WAIT, || async {
+            let status = status(dir.path()).await.ok()?;
+            let listening = !status.listen_addrs.is_empty();
+            (listening || !listens).then_some(status)
         })
         .await
         .ok_or("daemon did not start")?;
-        let addr = match json["listen_addrs"][0].as_str() {
-            Some(listen) => Some(
-                format!(
-                    "{listen}/p2p/{}",
-                    json["peer_id"].as_str().unwrap_or_default()
-                )
-                .parse()?,
-            ),
+        let addr = match status.listen_addrs.first() {
+            Some(listen) => Some(format!("{listen}/p2p/{}", status.peer_id).parse()?),
             None => None,
         };
         Ok(Daemon {
@@ -104,18 +96,17 @@ impl Daemon {
         )
     }
 
-    async fn status(&self) -> Value {
-        status_of(self.dir.path()).await.unwrap_or(Value::Null)
+    /// The daemon's status; the default one when it does not answer.
+    async fn status(&self) -> Status {
+        status(self.dir.path()).await.unwrap_or_default()
     }
 
-    async fn counter(&self, name: &str) -> u64 {
-        self.status().await["counters"][name].as_u64().unwrap_or(0)
+    async fn counters(&self) -> Counters {
+        self.status().await.counters
     }
 
     async fn peers(&self) -> usize {
-        self.status().await["connected_peers"]
-            .as_array()
-            .map_or(0, Vec::len)
+        self.status().await.connected_peers.len()
     }
 
     async fn stop(mut self) -> Result<(), Box<dyn std::error::Error>> {
@@ -125,11 +116,6 @@ impl Daemon {
         (&mut self.task).await??;
         Ok(())
     }
-}
-
-async fn status_of(dir: &Path) -> Option<Value> {
-    let text = status(dir).await.ok()?;
-    serde_json::from_str(&text).ok()
 }
 
 /// Polls `probe` until it yields a value or `limit` passes.
@@ -184,17 +170,14 @@ async fn runners_that_do_not_listen_share_through_a_keeper() -> TestResult {
         kept.is_some(),
         "the keeper fetched A's entry over A's connection"
     );
-    assert!(keeper.counter("kept").await >= 1);
-    let a_id: libp2p::PeerId = a.status().await["peer_id"]
-        .as_str()
-        .unwrap_or_default()
-        .parse()?;
+    assert!(keeper.counters().await.kept >= 1);
+    let a_id: libp2p::PeerId = a.status().await.peer_id.parse()?;
     a.stop().await?;
 
     // C joins after A left, and nobody but the keeper can serve it.
     let c = Daemon::start(key, &keeper.addr(), runner).await?;
     let learned = wait_for(WAIT, || async {
-        (c.counter("directory_learned").await >= 1).then_some(())
+        (c.counters().await.directory_learned >= 1).then_some(())
     })
     .await;
     assert!(
@@ -202,15 +185,13 @@ async fn runners_that_do_not_listen_share_through_a_keeper() -> TestResult {
         "C learned the entry from the keeper's directory on joining"
     );
     assert!(
-        c.status().await["keepers"]
-            .as_array()
-            .is_some_and(|k| k.len() == 1),
+        c.status().await.keepers.len() == 1,
         "C knows the keeper for one"
     );
     let c_tier = c.tier().await?;
     let got = c_tier.get(&entry.manifest.key).await?;
     let Lookup::Hit(got) = got else {
-        panic!("C missed: {}", c.status().await);
+        panic!("C missed: {:?}", c.status().await);
     };
     assert_eq!(got.body, entry.body, "byte-identical body");
     assert_eq!(
@@ -218,7 +199,7 @@ async fn runners_that_do_not_listen_share_through_a_keeper() -> TestResult {
         Some(a_id),
         "still signed by A, who fetched it"
     );
-    assert!(keeper.counter("fetches_served").await >= 1);
+    assert!(keeper.counters().await.fetches_served >= 1);
     c.stop().await?;
     keeper.stop().await?;
     Ok(())
@@ -383,7 +364,7 @@ async fn directory_replies_are_checked_before_they_are_believed() -> TestResult 
     let mut forged = honest.clone();
     forged.ttl_ms += 3_600_000; // signed, then changed: the signature no longer covers it
     let mut elsewhere = fresh_entry(3, b"other scope\n").manifest;
-    elsewhere.scope_id = Manifest::scope_id_of("someone else's scope");
+    elsewhere.scope_id = ScopeId::of("someone else's scope");
     sign::sign(&mut elsewhere, &producer)?;
     // More manifests than a reply may carry: refused before any is read.
     let mut too_many = vec![0x25];
@@ -399,24 +380,24 @@ async fn directory_replies_are_checked_before_they_are_believed() -> TestResult 
         let daemon = Daemon::start(key, &[fake], |_| {}).await?;
         if believed {
             let learned = wait_for(WAIT, || async {
-                (daemon.counter("directory_learned").await == 1).then_some(())
+                (daemon.counters().await.directory_learned == 1).then_some(())
             })
             .await;
-            assert!(learned.is_some(), "{what}: {}", daemon.status().await);
-            assert_eq!(daemon.status().await["directory_entries"], 1, "{what}");
-            assert_eq!(daemon.counter("rejected").await, 0, "{what}");
+            assert!(learned.is_some(), "{what}: {:?}", daemon.status().await);
+            assert_eq!(daemon.status().await.directory_entries, 1, "{what}");
+            assert_eq!(daemon.counters().await.rejected, 0, "{what}");
         } else {
             let rejected = wait_for(WAIT, || async {
-                (daemon.counter("rejected").await >= 1).then_some(())
+                (daemon.counters().await.rejected >= 1).then_some(())
             })
             .await;
             assert!(
                 rejected.is_some(),
-                "{what} is counted: {}",
+                "{what} is counted: {:?}",
                 daemon.status().await
             );
-            assert_eq!(daemon.status().await["directory_entries"], 0, "{what}");
-            assert_eq!(daemon.counter("directory_learned").await, 0, "{what}");
+            assert_eq!(daemon.status().await.directory_entries, 0, "{what}");
+            assert_eq!(daemon.counters().await.directory_learned, 0, "{what}");
             let cut_off = wait_for(WAIT, || async { (daemon.peers().await == 0).then_some(()) });
             assert!(cut_off.await.is_some(), "{what}: the liar is disconnected");
         }

@@ -1,16 +1,14 @@
 //! Real daemons on loopback, asked through the same Unix-socket adapter the CLI uses.
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ghcache_core::testkit::{sample_entry, MemoryTier};
-use ghcache_core::{CacheKey, CacheTier, Entry, Lookup, Manifest, Selector};
+use ghcache_core::testkit::{conformance, sample_entry, Capabilities, Invalidation, MemoryTier};
+use ghcache_core::{CacheKey, CacheTier, Entry, Lookup, ScopeId, Selector};
 use ghcache_tier_p2p::{
-    run, sign, status, Config, Error, Keypair, Multiaddr, PeerId, SwarmKey, Tier,
+    run, sign, status, Config, Counters, Error, Keypair, Multiaddr, PeerId, Status, SwarmKey, Tier,
 };
-use serde_json::Value;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -19,8 +17,8 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn scope() -> [u8; 32] {
-    Manifest::scope_id_of("test-scope")
+fn scope() -> ScopeId {
+    ScopeId::of("test-scope")
 }
 
 struct Daemon {
@@ -54,20 +52,15 @@ impl Daemon {
             })
             .await
         });
-        let json = wait_for(WAIT, || async {
-            let json = status_of(dir.path()).await?;
-            let listening = json["listen_addrs"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty());
-            listening.then_some(json)
+        let status = wait_for(WAIT, || async {
+            let status = status(dir.path()).await.ok()?;
+            let listening = !status.listen_addrs.is_empty();
+            listening.then_some(status)
         })
         .await
         .ok_or("daemon did not start listening")?;
-        let peer_id: PeerId = json["peer_id"].as_str().unwrap_or_default().parse()?;
-        let addr: Multiaddr = json["listen_addrs"][0]
-            .as_str()
-            .unwrap_or_default()
-            .parse()?;
+        let peer_id: PeerId = status.peer_id.parse()?;
+        let addr: Multiaddr = status.listen_addrs[0].parse()?;
         Ok(Daemon {
             dir,
             store,
@@ -90,19 +83,18 @@ impl Daemon {
             .ok_or("no daemon")?)
     }
 
-    async fn status(&self) -> Value {
-        status_of(self.dir.path()).await.unwrap_or(Value::Null)
+    /// The daemon's status; the default one when it does not answer.
+    async fn status(&self) -> Status {
+        status(self.dir.path()).await.unwrap_or_default()
     }
 
-    async fn counter(&self, name: &str) -> u64 {
-        self.status().await["counters"][name].as_u64().unwrap_or(0)
+    async fn counters(&self) -> Counters {
+        self.status().await.counters
     }
 
     async fn connected_to(&self, other: &Daemon) -> bool {
         let peer = other.peer_id.to_string();
-        self.status().await["connected_peers"]
-            .as_array()
-            .is_some_and(|peers| peers.iter().any(|p| p.as_str() == Some(peer.as_str())))
+        self.status().await.connected_peers.contains(&peer)
     }
 
     async fn stop(mut self) -> Result<(), Box<dyn std::error::Error>> {
@@ -112,11 +104,6 @@ impl Daemon {
         (&mut self.task).await??;
         Ok(())
     }
-}
-
-async fn status_of(dir: &Path) -> Option<Value> {
-    let text = status(dir).await.ok()?;
-    serde_json::from_str(&text).ok()
 }
 
 /// Polls `probe` until it yields a value or `limit` passes.
@@ -195,7 +182,7 @@ async fn entry_published_by_one_peer_is_fetched_verified_and_stored_by_another()
         .await
         .ok_or("b stored it")?;
     assert_eq!(kept, got, "b keeps the producer's signature");
-    assert!(a.counter("fetches_served").await >= 1);
+    assert!(a.counters().await.fetches_served >= 1);
 
     // Warm round trips: CLI -> socket -> b's daemon -> a -> checks -> b's store -> CLI.
     let rounds = 20;
@@ -238,14 +225,14 @@ async fn announcements_reach_subscribed_peers() -> TestResult {
     let heard = wait_for(WAIT, || async {
         a_tier.put(&entry).await.ok()?;
         let heard = wait_for(Duration::from_millis(300), || async {
-            (b.counter("announcements_received").await >= 1).then_some(())
+            (b.counters().await.announcements_received >= 1).then_some(())
         })
         .await;
         heard
     })
     .await;
     assert!(heard.is_some(), "b heard the announcement");
-    assert!(b.status().await["directory_entries"].as_u64() >= Some(1));
+    assert!(b.status().await.directory_entries >= 1);
     let got = get_until_hit(&b_tier, &entry.manifest.key).await;
     assert_eq!(got.map(|e| e.body), Some(entry.body));
     b.stop().await?;
@@ -304,7 +291,7 @@ async fn a_forged_signature_is_rejected_and_counted() -> TestResult {
     a_tier.put(&announced).await?;
     let rejected = wait_for(WAIT, || async {
         let _ = b_tier.get(&forged.manifest.key).await;
-        (b.counter("rejected").await >= 1).then_some(())
+        (b.counters().await.rejected >= 1).then_some(())
     })
     .await;
     assert!(rejected.is_some(), "b counted the rejection");
@@ -348,7 +335,7 @@ async fn trust_list_admits_only_named_producers() -> TestResult {
             Some(Lookup::Hit(entry.clone())),
             "untrusted entry used"
         );
-        (picky.counter("rejected").await >= 1).then_some(())
+        (picky.counters().await.rejected >= 1).then_some(())
     })
     .await;
     assert!(rejected.is_some());
@@ -387,7 +374,7 @@ async fn read_only_nodes_consume_but_never_serve() -> TestResult {
     assert_eq!(b_tier.get(&mine.manifest.key).await?, Lookup::Miss);
     // Even the entry it fetched is not re-served.
     assert_eq!(b_tier.get(&theirs.manifest.key).await?, Lookup::Miss);
-    assert_eq!(ro.counter("fetches_served").await, 0);
+    assert_eq!(ro.counters().await.fetches_served, 0);
     b.stop().await?;
     ro.stop().await?;
     Ok(())
@@ -426,7 +413,7 @@ async fn invalidation_from_one_peer_drops_the_others_entries() -> TestResult {
         stored(&b.store, &other.manifest.key).await.is_some(),
         "other repos kept"
     );
-    assert!(b.counter("invalidations_received").await >= 1);
+    assert!(b.counters().await.invalidations_received >= 1);
     b.stop().await?;
     a.stop().await?;
     Ok(())
@@ -490,7 +477,7 @@ async fn one_daemon_per_cache_dir_and_stale_sockets_are_replaced() -> TestResult
         })
         .await
     });
-    let up = wait_for(WAIT, || async { status_of(dir.path()).await }).await;
+    let up = wait_for(WAIT, || async { status(dir.path()).await.ok() }).await;
     assert!(up.is_some(), "new daemon answers");
     let _ = stop.send(());
     task.await??;
@@ -498,6 +485,78 @@ async fn one_daemon_per_cache_dir_and_stale_sockets_are_replaced() -> TestResult
         !dir.path().join("p2p/daemon.sock").exists(),
         "socket removed on shutdown"
     );
+    a.stop().await?;
+    Ok(())
+}
+
+/// The p2p tier as the conformance suite sees it: two machines of one swarm. A `put` is what
+/// the producer's chain does with an answer from GitHub (its local store, then its daemon, which
+/// signs and announces it), and returns once the consumer's daemon has heard the announcement:
+/// in a swarm, stored means findable. A `get` asks the consumer's daemon, which fetches from
+/// the producer; an `invalidate` is announced by the consumer's.
+struct Pair<'a> {
+    producer: &'a Daemon,
+    producer_tier: Tier,
+    consumer_tier: Tier,
+}
+
+#[async_trait::async_trait]
+impl CacheTier for Pair<'_> {
+    fn name(&self) -> &'static str {
+        self.consumer_tier.name()
+    }
+
+    async fn get(&self, key: &CacheKey) -> Result<Lookup, ghcache_core::TierError> {
+        self.consumer_tier.get(key).await
+    }
+
+    async fn put(&self, entry: &Entry) -> Result<(), ghcache_core::TierError> {
+        self.producer.store.put(entry).await?;
+        self.producer_tier.put(entry).await?;
+        let heard = wait_for(WAIT, || async {
+            let known = self
+                .consumer_tier
+                .announced_manifest(&entry.manifest.key)
+                .await?;
+            (known.body_digest == entry.manifest.body_digest).then_some(())
+        })
+        .await;
+        heard.ok_or_else(|| ghcache_core::TierError::Unavailable {
+            tier: "p2p",
+            reason: format!(
+                "the consumer never heard the announcement of {}",
+                entry.manifest.key.short()
+            ),
+        })
+    }
+
+    async fn invalidate(&self, selector: &Selector) -> Result<u64, ghcache_core::TierError> {
+        self.consumer_tier.invalidate(selector).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_pass_the_conformance_suite() -> TestResult {
+    let key = SwarmKey::generate()?;
+    let follow = |config: &mut Config| config.scopes = vec![scope()];
+    let a = Daemon::start(key, &[], follow).await?;
+    let b = Daemon::start(key, &[&a], follow).await?;
+    assert!(connected(&a, &b).await, "a and b connect");
+    // A deadline for a loaded test machine, not the CLI's: the suite checks answers, not speed.
+    let deadline = Duration::from_secs(5);
+    let pair = Pair {
+        producer: &a,
+        producer_tier: a.tier(deadline).await?,
+        consumer_tier: b.tier(deadline).await?,
+    };
+    let capabilities = Capabilities {
+        signs: true,
+        invalidation: Invalidation::Announces,
+        ..Capabilities::STORES
+    };
+    conformance(&pair, capabilities).await;
+    drop(pair);
+    b.stop().await?;
     a.stop().await?;
     Ok(())
 }

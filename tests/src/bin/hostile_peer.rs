@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use ghcache_core::{now_ms, Body, CacheKey, Digest, Entry, Manifest};
+use ghcache_core::{now_ms, Body, CacheKey, Digest, Entry, Manifest, ScopeId};
 use ghcache_tier_p2p::wire::{self, FetchCodec, FetchResponse, Gossip};
 use ghcache_tier_p2p::{sign, SwarmKey};
 use libp2p::futures::StreamExt as _;
@@ -109,7 +109,7 @@ fn lie(kind: &str, honest: &Entry, keypair: &Keypair) -> Result<Entry, String> {
             entry.manifest.ttl_ms += 3_600_000;
             return Ok(entry);
         }
-        "wrong-scope" => entry.manifest.scope_id = Manifest::scope_id_of("someone else's scope"),
+        "wrong-scope" => entry.manifest.scope_id = ScopeId::of("someone else's scope"),
         "wrong-key" => entry.manifest.key = CacheKey(*blake3::hash(b"another command").as_bytes()),
         "expired" => {
             entry.manifest.created_at_ms = now_ms().saturating_sub(3_600_000);
@@ -142,10 +142,7 @@ async fn serve(args: Args) -> Result<(), String> {
         .dial(args.bootstrap.clone())
         .map_err(|e| e.to_string())?;
     let scope = &args.entry.manifest.scope_id;
-    let topic = gossipsub::IdentTopic::new(format!(
-        "ghcache/v1/{}",
-        scope.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ));
+    let topic = gossipsub::IdentTopic::new(format!("ghcache/v1/{}", scope.to_hex()));
     swarm
         .behaviour_mut()
         .gossipsub

@@ -1,3 +1,5 @@
+//! Tests of the request context read from the environment, gh's config and `.git/config`.
+
 use super::*;
 
 const CONFIG: &str = r#"

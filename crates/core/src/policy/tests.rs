@@ -1,3 +1,6 @@
+//! Tests of the policy: which commands are cached, how their arguments are normalised, and
+//! that writes never are.
+
 use proptest::prelude::*;
 
 use super::*;

@@ -399,7 +399,10 @@ impl<'a> Resolver<'a> {
 }
 
 /// Fields that are lists but not connections; answered empty.
-const PLAIN_LISTS: [&str; 6] = [
+const PLAIN_LISTS: [&str; 7] = [
+    // `__type(name: ...) { fields { name } }`: gh asks which fields the schema has before it
+    // builds some queries; an empty list makes it use the fields every GitHub has.
+    "fields",
     "reactionGroups",
     "issueTemplates",
     "pullRequestTemplates",
@@ -564,6 +567,7 @@ fn scalar(name: &str, entity: &Entity, parent: &str) -> Json {
         (_, n)
             if n.starts_with("is")
                 || n.starts_with("has")
+                || n.starts_with("requires")
                 || n.starts_with("viewerCan")
                 || n.starts_with("viewerHas")
                 || n.starts_with("viewerDid")

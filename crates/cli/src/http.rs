@@ -1,0 +1,455 @@
+//! The HTTP level in the CLI (see the `ghcache-http` crate): for every gh that ghcache runs (on
+//! a miss, for a write, for a command that is not cached), a socket that gh sends each of its API
+//! requests into, served by this process for that gh's lifetime. A request is answered from the
+//! same tiers as outputs (this machine, the swarm, IPFS), revalidated, or passed on to GitHub;
+//! a write drops what it changes, at both levels, here and on the peers.
+//!
+//! Off with `GH_CACHE_HTTP=0` (`[http] enabled = false`), with ghcache itself, and for the gh
+//! commands that change gh's own configuration ([`CHANGES_GH_CONFIG`]): what they wrote into
+//! the run's configuration directory would be lost.
+//!
+//! What the level did is counted in `<cache dir>/http-stats` (see [`counts`]), apart from the
+//! output counters, for `ghcache stats`.
+
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read as _, Seek as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ghcache_core::policy::{self, TtlClass};
+use ghcache_core::{CacheTier, Selector};
+use ghcache_http as http;
+use ghcache_tier_local as local;
+use rustix::fs::{flock, FlockOperation};
+
+use crate::config::{Config, Env};
+use crate::context;
+use crate::gh::Session;
+use crate::Failure;
+
+/// gh commands (and their aliases) that change gh's own configuration: `auth` (hosts.yml, the
+/// keyring), `config`, `alias`, `extension`.
+pub(crate) const CHANGES_GH_CONFIG: [&str; 6] =
+    ["auth", "config", "alias", "extension", "extensions", "ext"];
+
+/// The counters file in the cache directory.
+const COUNTS_FILE: &str = "http-stats";
+
+/// First word of the counters file's one line.
+const COUNTS_TAG: &str = "ghcache-http-stats";
+
+/// The most answers of one gh run that are added to IPFS afterwards, one background process
+/// each.
+const IPFS_ADDS_MAX: usize = 16;
+
+/// Whether a gh run for `args` goes through the HTTP level.
+pub(crate) fn applies(config: &Config, args: &[String]) -> bool {
+    let command = args.iter().find(|a| !a.starts_with('-'));
+    config.enabled.value
+        && config.http.enabled.value
+        && !command.is_some_and(|c| CHANGES_GH_CONFIG.contains(&c.as_str()))
+}
+
+/// What a gh run is for, which decides how old an answer the HTTP level may give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A command's answer that will be stored fresh for this long (a miss of the output
+    /// level): gh's requests are not answered older than that, or the output would outlive its
+    /// TTL; and a stale answer when GitHub fails is the output level's call, which knows it is
+    /// one, not the HTTP level's, whose answer would be stored as new.
+    Answer(std::time::Duration),
+    /// A write: fresh answers only.
+    Write,
+    /// A command that is not cached: fresh answers, and stale ones when GitHub fails.
+    Bypass,
+}
+
+/// The HTTP level of one gh run; nothing when it is off or could not be set up (gh then runs
+/// as it is).
+pub(crate) struct Run {
+    session: Option<http::Session>,
+    dir: Option<PathBuf>,
+    ipfs_adds: bool,
+}
+
+impl Run {
+    /// Starts serving the socket for a gh that asks as `scope`, runs for `purpose`, for a
+    /// command about `context_repo` (empty: none known). `local` is the command's local tier,
+    /// if it opened one already. Call inside the runtime that will run gh.
+    #[cfg_attr(not(feature = "p2p"), allow(unused_mut))]
+    #[allow(clippy::too_many_arguments)] // One gh run's context, from three callers.
+    pub(crate) async fn start(
+        config: &Config,
+        args: &[String],
+        local: Option<Arc<local::LazyTier>>,
+        scope: &str,
+        context_repo: &str,
+        purpose: Purpose,
+        gh: &Session,
+    ) -> Run {
+        let off = Run {
+            session: None,
+            dir: None,
+            ipfs_adds: false,
+        };
+        if !applies(config, args) {
+            return off;
+        }
+        let Ok(dir) = config.cache_dir() else {
+            return off;
+        };
+        let local = local.or_else(|| {
+            local::LazyTier::open(crate::gh::local_config(dir, config))
+                .ok()
+                .map(Arc::new)
+        });
+        let mut settings = http::Config::new(http::Scope::Fixed(scope.to_owned()));
+        let ttl = match purpose {
+            Purpose::Answer(ttl) => config.ttl(TtlClass::Api).min(ttl),
+            Purpose::Write | Purpose::Bypass => config.ttl(TtlClass::Api),
+        };
+        settings.rest_ttl = ttl;
+        settings.graphql_ttl = ttl;
+        settings.max_stale = match purpose {
+            Purpose::Bypass => config.max_stale.value,
+            Purpose::Answer(_) | Purpose::Write => std::time::Duration::ZERO,
+        };
+        settings.max_body = http::Config::DEFAULT_MAX_BODY
+            .min(config.max_entry_size.value)
+            .min(config.max_size.value);
+        settings.context_repo = Some(context_repo.to_owned()).filter(|r| !r.is_empty());
+        settings.debug = config.debug.value;
+        // gh reads this process's environment for its proxy: so does the way to GitHub.
+        let upstream = http::Upstream::from_env(&|name| std::env::var(name).ok());
+        let mut level = http::Level::new(settings, Arc::new(upstream));
+        let mut drops = Drops {
+            dir: dir.to_path_buf(),
+            local: local.clone(),
+            peers: None,
+            #[cfg(feature = "ipfs")]
+            ipfs: None,
+            ipfs_deadline: config.ipfs.deadline.value,
+        };
+        if let Some(local) = &local {
+            level = level
+                .with_fence(Arc::new(local.fences().clone()))
+                .with_tier(local.clone() as Arc<dyn CacheTier>);
+        }
+        #[cfg(feature = "p2p")]
+        let peers = crate::gh::p2p_client(config, dir, scope).await;
+        #[cfg(feature = "p2p")]
+        if let Some(peers) = &peers {
+            level = level.with_tier(ghcache_core::layers::Deadline::wrap(
+                peers.clone() as Arc<dyn CacheTier>,
+                config.p2p.deadline.value,
+            ));
+            drops.peers = Some(peers.clone() as Arc<dyn CacheTier>);
+        }
+        #[cfg(feature = "ipfs")]
+        let mut ipfs_adds = false;
+        #[cfg(feature = "ipfs")]
+        {
+            #[cfg(feature = "p2p")]
+            let directory = peers.clone().map(|daemon| {
+                Arc::new(crate::ipfs::Directory(daemon))
+                    as Arc<dyn ghcache_tier_ipfs::ManifestSource>
+            });
+            #[cfg(not(feature = "p2p"))]
+            let directory = None;
+            if let Some(ipfs) = crate::ipfs::tier(config, dir, scope, directory).map(Arc::new) {
+                use ghcache_core::layers::{Deadline, LookupOnly};
+                // Stored into after gh is done (see `finish`), never while it waits.
+                level = level.with_tier(LookupOnly::wrap(Deadline::wrap(
+                    ipfs.clone() as Arc<dyn CacheTier>,
+                    config.ipfs.deadline.value,
+                )));
+                drops.ipfs = Some(ipfs);
+                ipfs_adds = true;
+            }
+        }
+        #[cfg(not(feature = "ipfs"))]
+        let ipfs_adds = false;
+        let writable = local.as_ref().is_some_and(|l| !l.is_read_only());
+        let level = Arc::new(level.with_invalidate(Arc::new(drops)));
+        let user_config = context::gh_config_dir(&|name| std::env::var(name).ok());
+        let temp = std::env::temp_dir();
+        let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+        let mut bases: Vec<&Path> = runtime_dir.iter().map(PathBuf::as_path).collect();
+        // A long TMPDIR may not hold a socket path: /tmp then.
+        bases.extend([temp.as_path(), Path::new("/tmp")]);
+        match http::Session::start(level, &bases, user_config.as_deref()) {
+            Ok(session) => Run {
+                session: Some(session),
+                // Counted only in a directory that is a cache this user may write.
+                dir: writable.then(|| dir.to_path_buf()),
+                ipfs_adds,
+            },
+            Err(err) => {
+                gh.note(&format!("running gh without the HTTP level: {err}"));
+                off
+            }
+        }
+    }
+
+    /// The variables that point gh at the socket; none when the level is off.
+    pub(crate) fn gh_env(&self) -> Vec<(OsString, OsString)> {
+        self.session
+            .as_ref()
+            .map(http::Session::gh_env)
+            .unwrap_or_default()
+    }
+
+    /// Stops serving (gh has exited), tells the user what the level had to say, counts what it
+    /// did, and adds what it fetched to IPFS in the background. Afterwards nothing of the run
+    /// holds the tiers it was given.
+    pub(crate) async fn finish(self, config: &Config, gh: &Session) {
+        let Some(session) = self.session else {
+            return;
+        };
+        let level = session.level().clone();
+        let counts = session.finish().await;
+        for line in level.take_warnings() {
+            gh.warn(&line);
+        }
+        let fetched = if self.ipfs_adds {
+            level.fetched()
+        } else {
+            Vec::new()
+        };
+        drop(level);
+        if let Some(dir) = &self.dir {
+            if let Err(err) = add_counts(dir, &counts) {
+                gh.note(&format!("could not count the HTTP level's requests: {err}"));
+            }
+        }
+        #[cfg(feature = "ipfs")]
+        for (key, scope) in fetched.iter().take(IPFS_ADDS_MAX) {
+            if let Err(err) = crate::gh::spawn_ipfs_store(config, key, scope) {
+                gh.note(&format!("cannot start ghcache ipfs-store: {err}"));
+                break;
+            }
+        }
+        #[cfg(not(feature = "ipfs"))]
+        let _ = (config, fetched, IPFS_ADDS_MAX);
+    }
+}
+
+/// Runs gh attached to the terminal (prompts, signals, exit code as with plain gh) with its API
+/// requests through the HTTP level: for a command that is not cached (`write_about` is
+/// `None`), or a write about a repository. `None` when the level does not apply: the caller
+/// runs gh as it would have.
+///
+/// # Errors
+/// gh could not be started.
+pub(crate) fn run_attached(
+    config: &Config,
+    env: Env<'_>,
+    args: &[String],
+    write_about: Option<&str>,
+) -> Option<Result<i32, Failure>> {
+    if !applies(config, args) {
+        return None;
+    }
+    let runtime = crate::gh::runtime().ok()?;
+    let gh = Session::printing(config);
+    let host = context::host(env);
+    let scope = context::scope(env, config.scope.value.as_deref(), &host);
+    let (repo, purpose) = match write_about {
+        Some(repo) => (repo.to_owned(), Purpose::Write),
+        None => (
+            context::repo(env, policy::repo_flag(args).as_deref(), &host),
+            Purpose::Bypass,
+        ),
+    };
+    Some(runtime.block_on(async {
+        let run = Run::start(config, args, None, &scope, &repo, purpose, &gh).await;
+        let code = ghcache_tier_gh::run_attached(&config.gh.value, args, &run.gh_env()).await;
+        run.finish(config, &gh).await;
+        code.map_err(|e| crate::gh::spawn_failure(config, &e))
+    }))
+}
+
+/// What a write that passes through the HTTP level drops: as `ghcache gh` does after a write
+/// command, the answers on this machine (the fence moves even when the index cannot be
+/// written), the peers', and the IPFS copies'.
+struct Drops {
+    dir: PathBuf,
+    local: Option<Arc<local::LazyTier>>,
+    peers: Option<Arc<dyn CacheTier>>,
+    #[cfg(feature = "ipfs")]
+    ipfs: Option<Arc<crate::ipfs::Lookups>>,
+    #[cfg_attr(not(feature = "ipfs"), allow(dead_code))]
+    ipfs_deadline: std::time::Duration,
+}
+
+#[async_trait]
+impl http::Invalidate for Drops {
+    async fn invalidate(&self, selector: &Selector) {
+        let dropped = match &self.local {
+            Some(local) => local.invalidate(selector).await.map(drop),
+            None => Err(ghcache_core::TierError::Unavailable {
+                tier: "local",
+                reason: "not open".into(),
+            }),
+        };
+        if dropped.is_err() {
+            // Then nothing older than the write is served, even if nothing could be dropped.
+            let _ = local::Fences::new(&self.dir).invalidate(selector);
+        }
+        if let Some(peers) = &self.peers {
+            let _ = peers.invalidate(selector).await;
+        }
+        #[cfg(feature = "ipfs")]
+        if let Some(ipfs) = &self.ipfs {
+            ipfs.after_write(selector, self.ipfs_deadline).await;
+        }
+    }
+}
+
+/// The HTTP level's counters since the cache was made (all zero when there are none yet).
+pub(crate) fn counts(dir: &Path) -> http::Counts {
+    let mut text = String::new();
+    let read = File::open(dir.join(COUNTS_FILE)).and_then(|mut file| {
+        flock(&file, FlockOperation::LockShared)?;
+        file.read_to_string(&mut text)
+    });
+    match read {
+        Ok(_) => parse_counts(&text),
+        Err(_) => http::Counts::default(),
+    }
+}
+
+/// Adds `counts` to the counters file, under an exclusive lock: one small read and write in
+/// place, once per gh run. A file torn by a crash reads as zeros: counts are lost, nothing else.
+fn add_counts(dir: &Path, counts: &http::Counts) -> io::Result<()> {
+    if *counts == http::Counts::default() {
+        return Ok(());
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(dir.join(COUNTS_FILE))?;
+    flock(&file, FlockOperation::LockExclusive)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    let mut total = parse_counts(&text);
+    total.add(counts);
+    let line = format_counts(&total);
+    file.rewind()?;
+    file.write_all(line.as_bytes())?;
+    file.set_len(line.len() as u64)?;
+    Ok(())
+}
+
+/// The counters as fields of `name=value`, in one order for writing and reading.
+fn fields(counts: &mut http::Counts) -> [(&'static str, &mut u64); 11] {
+    let http::Counts {
+        hits_local,
+        hits_p2p,
+        hits_ipfs,
+        misses,
+        revalidated,
+        stale_served,
+        writes,
+        passed,
+        streamed_bytes,
+        errors,
+        corrupt,
+    } = counts;
+    [
+        ("hits_local", hits_local),
+        ("hits_p2p", hits_p2p),
+        ("hits_ipfs", hits_ipfs),
+        ("misses", misses),
+        ("revalidated", revalidated),
+        ("stale_served", stale_served),
+        ("writes", writes),
+        ("passed", passed),
+        ("streamed_bytes", streamed_bytes),
+        ("errors", errors),
+        ("corrupt", corrupt),
+    ]
+}
+
+fn format_counts(counts: &http::Counts) -> String {
+    let mut copy = *counts;
+    let mut line = format!("{COUNTS_TAG} 1");
+    for (name, value) in fields(&mut copy) {
+        line.push_str(&format!(" {name}={value}"));
+    }
+    line.push('\n');
+    line
+}
+
+fn parse_counts(text: &str) -> http::Counts {
+    let mut counts = http::Counts::default();
+    let mut words = text.split_whitespace();
+    if words.next() != Some(COUNTS_TAG) || words.next() != Some("1") || !text.ends_with('\n') {
+        return counts;
+    }
+    let pairs: Vec<(&str, u64)> = words
+        .filter_map(|w| w.split_once('='))
+        .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+        .collect();
+    for (name, slot) in fields(&mut counts) {
+        if let Some((_, value)) = pairs.iter().find(|(k, _)| *k == name) {
+            *slot = *value;
+        }
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_that_change_gh_config_run_without_the_level() {
+        let env = |_: &str| None;
+        let config = Config::load(&env, &crate::config::Flags::default());
+        let Ok(config) = config else {
+            panic!("default config");
+        };
+        let args = |line: &str| {
+            line.split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert!(applies(&config, &args("pr status")));
+        for line in [
+            "auth login",
+            "config set editor vim",
+            "alias set co 'pr checkout'",
+            "ext install x/y",
+        ] {
+            assert!(!applies(&config, &args(line)), "{line}");
+        }
+    }
+
+    #[test]
+    fn counts_add_up_across_runs_and_a_torn_file_reads_as_zero() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let one = http::Counts {
+            hits_local: 2,
+            revalidated: 1,
+            streamed_bytes: 10,
+            ..http::Counts::default()
+        };
+        add_counts(dir.path(), &one)?;
+        add_counts(dir.path(), &one)?;
+        let total = counts(dir.path());
+        assert_eq!(
+            (total.hits_local, total.revalidated, total.streamed_bytes),
+            (4, 2, 20)
+        );
+        std::fs::write(dir.path().join(COUNTS_FILE), "ghcache-http-stats 1 hits_lo")?;
+        assert_eq!(counts(dir.path()), http::Counts::default());
+        Ok(())
+    }
+}

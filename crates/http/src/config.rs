@@ -1,0 +1,66 @@
+use std::time::Duration;
+
+use ghcache_core::policy::TtlClass;
+
+/// Who is asking: the scope of the entries a [`crate::Level`] reads and stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Scope {
+    /// One scope for every request: the one ghcache worked out for the gh it runs (from
+    /// `GH_CACHE_SCOPE`, the Actions job, the token in the environment or the login).
+    Fixed(String),
+}
+
+impl Scope {
+    /// The scope string of a request.
+    pub(crate) fn of(&self) -> &str {
+        match self {
+            Scope::Fixed(scope) => scope,
+        }
+    }
+}
+
+/// Settings of a [`crate::Level`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Who is asking.
+    pub scope: Scope,
+    /// How long a REST answer stays fresh, unless GitHub's `Cache-Control: max-age` says less.
+    pub rest_ttl: Duration,
+    /// How long an answer to a GraphQL query stays fresh.
+    pub graphql_ttl: Duration,
+    /// How long past its TTL a stored answer may still stand in when GitHub fails.
+    pub max_stale: Duration,
+    /// The largest body that is stored; a larger one is streamed to gh as it comes and not
+    /// kept (logs, archives, release assets).
+    pub max_body: u64,
+    /// The repository the command is about (`owner/name`, lowercase), if ghcache knows it: a
+    /// GraphQL mutation does not name its repository in a form ghcache can read (it names a
+    /// node id), so the write is taken to be about this one. Without it, such a write drops
+    /// every stored answer.
+    pub context_repo: Option<String>,
+    /// One line per request on stderr.
+    pub debug: bool,
+}
+
+impl Config {
+    /// [`Config::max_body`] by default: 8 MiB. A page of 100 issues is a few hundred KiB; what
+    /// is larger is a log, an archive or an asset, which gh writes to a file or a pager and
+    /// which nobody asks for twice a minute. Held in memory while it is stored, so kept well
+    /// below the largest output entry.
+    pub const DEFAULT_MAX_BODY: u64 = 8 << 20;
+
+    /// The settings for `scope` with every other value at its default.
+    pub fn new(scope: Scope) -> Config {
+        Config {
+            scope,
+            rest_ttl: TtlClass::Api.default_ttl(),
+            graphql_ttl: TtlClass::Api.default_ttl(),
+            max_stale: Duration::from_secs(24 * 3600),
+            max_body: Self::DEFAULT_MAX_BODY,
+            context_repo: None,
+            debug: false,
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The daemon's status: one type that the node makes and every reader takes, from
+//! `ghcache daemon status` (a table, or `--json`) to the metrics endpoint and the tests.
+//!
+//! It travels over the control socket as JSON text ([`crate::wire::Reply::Status`]) with the
+//! field names that `ghcache daemon status --json` has always printed. Fields are declared in
+//! name order, the order in which that JSON has always listed them, so the text is the same as
+//! before the status was a type. A field that a daemon of another version does not send reads
+//! as its default; one this version does not know is ignored.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::traffic::Traffic;
+
+/// A running daemon's state, as it answers a status request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Status {
+    /// Peers connected now (peer ids).
+    pub connected_peers: Vec<String>,
+    /// What the daemon counted since it started.
+    pub counters: Counters,
+    /// Entries the daemon knows a holder of (announced, learned from directories, its own).
+    pub directory_entries: usize,
+    /// A keeper's work now; `None` when the daemon is no keeper.
+    pub keep: Option<Keeping>,
+    /// Whether the daemon is a keeper (`--keep`).
+    pub keeper: bool,
+    /// Connected peers that said they are keepers (peer ids).
+    pub keepers: Vec<String>,
+    /// Where the daemon listens (multiaddrs); empty for one that only dials out.
+    pub listen_addrs: Vec<String>,
+    /// Where the daemon's metrics are served (`http://ADDR/metrics`), when they are.
+    pub metrics_url: Option<String>,
+    /// The daemon's peer id.
+    pub peer_id: String,
+    /// The daemon's process id.
+    pub pid: u32,
+    /// Whether the daemon is read-only: it consumes, and never announces or serves.
+    pub read_only: bool,
+    /// Scopes whose gossip topic the daemon follows.
+    pub scopes: usize,
+    /// The producers whose entries the daemon accepts (peer ids); empty for any swarm member.
+    pub trusted_peers: Vec<String>,
+    /// Peers that lookups skip now, because dialing them failed lately.
+    pub unreachable_peers: usize,
+}
+
+impl Status {
+    /// The JSON text that travels over the control socket and `--json` prints.
+    ///
+    /// # Errors
+    /// None in practice: every field is a string, a number or a list of those.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
+
+    /// Reads [`Status::to_json`]'s text.
+    ///
+    /// # Errors
+    /// Text that is not JSON, or a field of the wrong type.
+    pub fn from_json(text: &str) -> Result<Status, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+/// What a daemon counted since it started. Each only grows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Counters {
+    /// Announcements received on gossip that passed their checks.
+    pub announcements_received: u64,
+    /// Bytes the swarm's connections received.
+    pub bytes_in: u64,
+    /// Bytes the swarm's connections sent.
+    pub bytes_out: u64,
+    /// Control connections the daemon closed: idle or slow past a deadline, evicted to make
+    /// room, or sending garbage.
+    pub clients_dropped: u64,
+    /// Directory requests answered.
+    pub directories_served: u64,
+    /// Manifests learned from peers' directories.
+    pub directory_learned: u64,
+    /// Entries served to peers.
+    pub fetches_served: u64,
+    /// Lookups for a CLI that found a valid entry.
+    pub hits: u64,
+    /// Invalidations received on gossip that passed their checks.
+    pub invalidations_received: u64,
+    /// Entries announced on a scope a keeper follows that it did not keep: its queue was full,
+    /// no peer that holds it was connected, or the fetch failed its checks.
+    pub keep_missed: u64,
+    /// Entries a keeper fetched from the peer that announced them, checked and stored.
+    pub kept: u64,
+    /// Lookups asked by CLI processes.
+    pub lookups: u64,
+    /// Data from peers that failed a check (forged, malformed, untrusted, off-scope).
+    pub rejected: u64,
+}
+
+impl Counters {
+    /// Every counter with its JSON name, in name order: how `ghcache daemon status` lists them
+    /// and the metrics endpoint exports them.
+    pub fn named(&self) -> [(&'static str, u64); 13] {
+        [
+            ("announcements_received", self.announcements_received),
+            ("bytes_in", self.bytes_in),
+            ("bytes_out", self.bytes_out),
+            ("clients_dropped", self.clients_dropped),
+            ("directories_served", self.directories_served),
+            ("directory_learned", self.directory_learned),
+            ("fetches_served", self.fetches_served),
+            ("hits", self.hits),
+            ("invalidations_received", self.invalidations_received),
+            ("keep_missed", self.keep_missed),
+            ("kept", self.kept),
+            ("lookups", self.lookups),
+            ("rejected", self.rejected),
+        ]
+    }
+}
+
+/// A keeper's work now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Keeping {
+    /// Bytes the fetches under way may bring.
+    pub bytes_in_flight: u64,
+    /// Fetches under way.
+    pub in_flight: usize,
+    /// Fetches waiting.
+    pub queued: usize,
+    /// Scopes followed.
+    pub scopes: usize,
+}
+
+impl Keeping {
+    /// Each number with its JSON name, in name order, as `ghcache daemon status` lists them.
+    pub fn named(&self) -> [(&'static str, u64); 4] {
+        [
+            ("bytes_in_flight", self.bytes_in_flight),
+            ("in_flight", self.in_flight as u64),
+            ("queued", self.queued as u64),
+            ("scopes", self.scopes as u64),
+        ]
+    }
+}
+
+/// The counters while the daemon runs: its tasks bump them, a status request reads them.
+#[derive(Debug, Default)]
+pub(crate) struct LiveCounters {
+    pub(crate) announcements_received: AtomicU64,
+    pub(crate) invalidations_received: AtomicU64,
+    pub(crate) fetches_served: AtomicU64,
+    pub(crate) lookups: AtomicU64,
+    pub(crate) hits: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) clients_dropped: AtomicU64,
+    pub(crate) kept: AtomicU64,
+    pub(crate) keep_missed: AtomicU64,
+    pub(crate) directories_served: AtomicU64,
+    pub(crate) directory_learned: AtomicU64,
+}
+
+impl LiveCounters {
+    /// Their values now, with the bytes that `traffic` counted.
+    pub(crate) fn snapshot(&self, traffic: &Traffic) -> Counters {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Counters {
+            announcements_received: n(&self.announcements_received),
+            bytes_in: traffic.bytes_in(),
+            bytes_out: traffic.bytes_out(),
+            clients_dropped: n(&self.clients_dropped),
+            directories_served: n(&self.directories_served),
+            directory_learned: n(&self.directory_learned),
+            fetches_served: n(&self.fetches_served),
+            hits: n(&self.hits),
+            invalidations_received: n(&self.invalidations_received),
+            keep_missed: n(&self.keep_missed),
+            kept: n(&self.kept),
+            lookups: n(&self.lookups),
+            rejected: n(&self.rejected),
+        }
+    }
+}
+
+/// Adds one to `counter`.
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Status {
+        let mut counters = Counters::default();
+        for (i, value) in [
+            &mut counters.announcements_received,
+            &mut counters.bytes_in,
+            &mut counters.bytes_out,
+            &mut counters.clients_dropped,
+            &mut counters.directories_served,
+            &mut counters.directory_learned,
+            &mut counters.fetches_served,
+            &mut counters.hits,
+            &mut counters.invalidations_received,
+            &mut counters.keep_missed,
+            &mut counters.kept,
+            &mut counters.lookups,
+            &mut counters.rejected,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            *value = i as u64 + 1;
+        }
+        Status {
+            connected_peers: vec!["12D3KooWA".into(), "12D3KooWB".into()],
+            counters,
+            directory_entries: 7,
+            keep: Some(Keeping {
+                bytes_in_flight: 4096,
+                in_flight: 2,
+                queued: 3,
+                scopes: 1,
+            }),
+            keeper: true,
+            keepers: vec!["12D3KooWB".into()],
+            listen_addrs: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+            metrics_url: Some("http://127.0.0.1:9100/metrics".into()),
+            peer_id: "12D3KooWC".into(),
+            pid: 4242,
+            read_only: false,
+            scopes: 1,
+            trusted_peers: Vec::new(),
+            unreachable_peers: 0,
+        }
+    }
+
+    #[test]
+    fn the_status_round_trips_through_its_json() -> Result<(), serde_json::Error> {
+        let status = sample();
+        assert_eq!(Status::from_json(&status.to_json()?)?, status);
+        let idle = Status::default();
+        assert_eq!(Status::from_json(&idle.to_json()?)?, idle);
+        Ok(())
+    }
+
+    /// The text `--json` printed when the status was built field by field: users' scripts read
+    /// these names.
+    #[test]
+    fn the_json_keeps_the_names_and_order_it_always_had() -> Result<(), serde_json::Error> {
+        let expected = concat!(
+            r#"{"connected_peers":["12D3KooWA","12D3KooWB"],"counters":{"#,
+            r#""announcements_received":1,"bytes_in":2,"bytes_out":3,"clients_dropped":4,"#,
+            r#""directories_served":5,"directory_learned":6,"fetches_served":7,"hits":8,"#,
+            r#""invalidations_received":9,"keep_missed":10,"kept":11,"lookups":12,"rejected":13},"#,
+            r#""directory_entries":7,"keep":{"bytes_in_flight":4096,"in_flight":2,"queued":3,"#,
+            r#""scopes":1},"keeper":true,"keepers":["12D3KooWB"],"#,
+            r#""listen_addrs":["/ip4/127.0.0.1/tcp/4001"],"#,
+            r#""metrics_url":"http://127.0.0.1:9100/metrics","peer_id":"12D3KooWC","pid":4242,"#,
+            r#""read_only":false,"scopes":1,"trusted_peers":[],"unreachable_peers":0}"#,
+        );
+        assert_eq!(sample().to_json()?, expected);
+        let plain = Status::default().to_json()?;
+        assert!(plain.contains(r#""keep":null"#), "{plain}");
+        assert!(plain.contains(r#""metrics_url":null"#), "{plain}");
+        Ok(())
+    }
+
+    #[test]
+    fn named_lists_match_the_json_names_in_order() -> Result<(), serde_json::Error> {
+        let status = sample();
+        let json: serde_json::Value = serde_json::from_str(&status.to_json()?)?;
+        let names = |value: &serde_json::Value| -> Vec<String> {
+            value
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        let counters: Vec<(String, u64)> = status
+            .counters
+            .named()
+            .iter()
+            .map(|(name, n)| ((*name).to_owned(), *n))
+            .collect();
+        let in_json: Vec<(String, u64)> = names(&json["counters"])
+            .into_iter()
+            .map(|name| {
+                let n = json["counters"][&name].as_u64().unwrap_or(u64::MAX);
+                (name, n)
+            })
+            .collect();
+        assert_eq!(counters, in_json);
+        let keeping = status.keep.unwrap_or_default();
+        let keep_names: Vec<&str> = keeping.named().iter().map(|(name, _)| *name).collect();
+        assert_eq!(keep_names, names(&json["keep"]));
+        Ok(())
+    }
+
+    #[test]
+    fn a_status_from_another_version_reads_what_it_can() -> Result<(), serde_json::Error> {
+        let older = r#"{"peer_id":"12D3KooWC","counters":{"hits":3},"listen_addrs":[]}"#;
+        let status = Status::from_json(older)?;
+        assert_eq!(status.peer_id, "12D3KooWC");
+        assert_eq!(status.counters.hits, 3);
+        assert_eq!(status.counters.lookups, 0);
+        assert_eq!(status.keep, None);
+        let newer = r#"{"peer_id":"p","a_field_from_later":{"x":1},"counters":{"new":1}}"#;
+        assert_eq!(Status::from_json(newer)?.peer_id, "p");
+        assert!(Status::from_json(r#"{"pid":"not a number"}"#).is_err());
+        assert!(Status::from_json("").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn a_snapshot_reads_every_live_counter() {
+        let live = LiveCounters::default();
+        bump(&live.hits);
+        bump(&live.hits);
+        bump(&live.rejected);
+        let counters = live.snapshot(&Traffic::default());
+        assert_eq!(counters.hits, 2);
+        assert_eq!(counters.rejected, 1);
+        assert_eq!(counters.named().iter().map(|(_, n)| n).sum::<u64>(), 3);
+    }
+}

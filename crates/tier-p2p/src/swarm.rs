@@ -1,0 +1,224 @@
+//! The swarm a daemon runs: its transport, its behaviours and how they are configured, and the
+//! gossip topics that scopes map to.
+//!
+//! Everything here is built once, when the daemon starts; [`crate::node`] drives the swarm.
+//!
+//! ```text
+//! transport   TCP -> pnet (the swarm key) -> noise -> yamux
+//! behaviours  identify, ping, mDNS, Kademlia (private protocol), gossipsub,
+//!             /ghcache/fetch/1 and /ghcache/directory/1 (request-response)
+//! topics      ghcache/v1/<scope id in hex>, one per scope
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ghcache_core::ScopeId;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::{upgrade::Version, Boxed};
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::pnet::PnetConfig;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{
+    gossipsub, identify, kad, mdns, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol,
+    Swarm, Transport,
+};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::keeper;
+use crate::node::log;
+use crate::traffic::{Metered, Traffic};
+use crate::wire::{self, DirectoryCodec, FetchCodec};
+
+/// Kademlia protocol name: private, so our DHT never merges with the public IPFS one.
+const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ghcache/kad/1.0.0");
+/// Identify protocol version string.
+const ID_PROTOCOL: &str = "/ghcache/id/1.0.0";
+/// Concurrent request-response streams per connection.
+const MAX_STREAMS: usize = 32;
+/// Provider records this node keeps (its own and others'): one per cached key.
+pub(crate) const MAX_PROVIDED_KEYS: usize = 100_000;
+/// How long a directory request may take: the answer is a few kilobytes from memory.
+const DIRECTORY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prefix of every scope's gossip topic.
+const TOPIC_PREFIX: &str = "ghcache/v1/";
+
+/// Gossip topic of a scope: scopes never share a topic, so entries never cross scopes.
+pub(crate) fn topic(scope_id: &ScopeId) -> gossipsub::IdentTopic {
+    gossipsub::IdentTopic::new(format!("{TOPIC_PREFIX}{}", scope_id.to_hex()))
+}
+
+/// The scope a gossip topic is about, if it is one of ours (a keeper learns its peers' scopes
+/// from the topics they subscribe to).
+pub(crate) fn scope_of(topic: &gossipsub::TopicHash) -> Option<ScopeId> {
+    ScopeId::from_hex(topic.as_str().strip_prefix(TOPIC_PREFIX)?)
+}
+
+/// The behaviours every daemon runs, in this order; `BehaviourEvent` is what they report.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) gossipsub: gossipsub::Behaviour,
+    pub(crate) fetch: request_response::Behaviour<FetchCodec>,
+    pub(crate) directory: request_response::Behaviour<DirectoryCodec>,
+}
+
+/// The swarm's transport: TCP, then pnet with the swarm key (without it, not even the noise
+/// handshake starts), noise, yamux. Public so that test peers speak exactly what daemons speak.
+///
+/// # Errors
+/// [`Error::Node`] when the noise keys cannot be made from `keypair`.
+pub fn transport(
+    keypair: &Keypair,
+    swarm_key: &crate::SwarmKey,
+    traffic: Arc<Traffic>,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, Error> {
+    let psk = swarm_key.psk();
+    let noise = noise::Config::new(keypair).map_err(|e| Error::Node(format!("noise: {e}")))?;
+    Ok(
+        tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+            .and_then(move |socket, _| {
+                PnetConfig::new(psk).handshake(Metered::new(socket, traffic.clone()))
+            })
+            .upgrade(Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux::Config::default())
+            .timeout(Duration::from_secs(10))
+            .boxed(),
+    )
+}
+
+/// The swarm a daemon with `config` runs as `keypair`, its transport counting into `traffic`.
+///
+/// # Errors
+/// [`Error::Node`] when a behaviour cannot be set up from `config`.
+pub(crate) fn build(
+    config: &Config,
+    keypair: &Keypair,
+    traffic: Arc<Traffic>,
+) -> Result<Swarm<Behaviour>, Error> {
+    let node_err = |what: &str, e: &dyn std::fmt::Display| Error::Node(format!("{what}: {e}"));
+    let peer_id = keypair.public().to_peer_id();
+    let transport = transport(keypair, &config.swarm_key, traffic)?;
+
+    let gossipsub_config = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .max_transmit_size(wire::MAX_GOSSIP + 1024)
+        .build()
+        .map_err(|e| node_err("gossipsub config", &e))?;
+    let gossipsub = gossipsub::Behaviour::new(
+        gossipsub::MessageAuthenticity::Signed(keypair.clone()),
+        gossipsub_config,
+    )
+    .map_err(|e| node_err("gossipsub", &e))?;
+
+    let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+    kad_config.set_query_timeout(Duration::from_secs(10));
+    let store = kad::store::MemoryStore::with_config(
+        peer_id,
+        kad::store::MemoryStoreConfig {
+            max_provided_keys: MAX_PROVIDED_KEYS,
+            ..Default::default()
+        },
+    );
+    let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
+    // A node that listens may be asked by every member. One that does not (a runner behind
+    // NAT) runs in client mode: it asks the DHT but is never put in others' routing tables,
+    // where every query that picked it would wait for a dial that cannot succeed.
+    kad.set_mode(Some(if config.listen.is_empty() {
+        kad::Mode::Client
+    } else {
+        kad::Mode::Server
+    }));
+
+    let mdns = if config.mdns {
+        Some(
+            mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                .map_err(|e| node_err("mdns", &e))?,
+        )
+    } else {
+        None
+    };
+
+    let fetch = request_response::Behaviour::with_codec(
+        FetchCodec,
+        [(wire::FETCH_PROTOCOL, ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(config.fetch_timeout)
+            .with_max_concurrent_streams(MAX_STREAMS),
+    );
+    let directory = request_response::Behaviour::with_codec(
+        DirectoryCodec,
+        [(wire::DIRECTORY_PROTOCOL, ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(DIRECTORY_TIMEOUT)
+            .with_max_concurrent_streams(MAX_STREAMS),
+    );
+
+    let behaviour = Behaviour {
+        identify: identify::Behaviour::new(
+            identify::Config::new(ID_PROTOCOL.into(), keypair.public())
+                // How peers tell a keeper: lookups ask keepers first.
+                .with_agent_version(keeper::agent_version(config.keep)),
+        ),
+        ping: ping::Behaviour::default(),
+        mdns: Toggle::from(mdns),
+        kad,
+        gossipsub,
+        fetch,
+        directory,
+    };
+    Ok(Swarm::new(
+        transport,
+        behaviour,
+        peer_id,
+        libp2p::swarm::Config::with_tokio_executor()
+            // Keep peers connected between CLI calls: a fresh dial costs more than the deadline.
+            .with_idle_connection_timeout(Duration::from_secs(300)),
+    ))
+}
+
+/// Dials a bootstrap peer, first telling the DHT where it is when `addr` names it.
+pub(crate) fn dial_bootstrap(swarm: &mut Swarm<Behaviour>, addr: &Multiaddr) {
+    let mut bare = addr.clone();
+    match bare.pop() {
+        Some(Protocol::P2p(peer)) => {
+            swarm.behaviour_mut().kad.add_address(&peer, bare);
+        }
+        _ => log(format_args!(
+            "bootstrap address {addr} has no /p2p/<peer id>; dialing it anyway"
+        )),
+    }
+    if let Err(e) = swarm.dial(addr.clone()) {
+        log(format_args!("cannot dial {addr}: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topic_names_its_scope_and_only_ours_parse() {
+        let scope = ScopeId::of("team");
+        assert_eq!(scope_of(&topic(&scope).hash()), Some(scope));
+        for other in [
+            "ghcache/v1/zz",
+            "ghcache/v2/00",
+            "meshsub",
+            "ghcache/v1/ÿÿ000000000000000000000000000000000000000000000000000000000000",
+        ] {
+            let hash = gossipsub::IdentTopic::new(other).hash();
+            assert_eq!(scope_of(&hash), None, "{other}");
+        }
+    }
+}
