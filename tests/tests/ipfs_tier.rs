@@ -197,9 +197,11 @@ fn a_manifest_that_points_at_another_body_is_refused_and_github_answers() {
     let elsewhere = only_manifest(&other.cache_dir());
     // A validly signed manifest (A's own key) whose CID names another entry's body.
     manifest.cid = elsewhere.cid.clone();
-    let keypair = ghcache_tier_p2p::identity::load_or_create(&a.cache_dir())
+    let file = std::fs::read(a.cache_dir().join("p2p/identity"))
         .unwrap_or_else(|e| panic!("A's identity: {e}"));
-    ghcache_tier_p2p::sign::sign(&mut manifest, &keypair).unwrap_or_else(|e| panic!("sign: {e}"));
+    let identity = ghcache_core::producer::Identity::decode(&file)
+        .unwrap_or_else(|e| panic!("A's identity: {e}"));
+    identity.sign(&mut manifest);
     runtime()
         .block_on(kubo(&node).files_write(&mfs_path(&manifest), manifest.encode()))
         .unwrap_or_else(|e| panic!("write the MFS manifest: {e}"));

@@ -50,21 +50,9 @@ pub struct Flags {
     metrics: Option<String>,
 }
 
-const NO_KEY: &str = "p2p needs the swarm's pre-shared key: make one with \
-`ghcache swarm-key new --out swarm.key`, share it with the team, and pass --swarm-key swarm.key \
-(or set GH_CACHE_SWARM_KEY to its text)";
-
-/// Reads the configured swarm key, or says how to make one.
+/// Reads the configured swarm key (see `keys::swarm_key`), or says how to make one.
 pub fn swarm_key(config: &Config) -> Result<p2p::SwarmKey, Failure> {
-    let text = match &config.p2p.swarm_key.value {
-        None => return Err(Failure::Usage(NO_KEY.to_owned())),
-        Some(SwarmKeySource::Text(text)) => text.clone(),
-        // Refused when other users can read it.
-        Some(SwarmKeySource::File(path)) => {
-            return p2p::SwarmKey::read_file(path).map_err(|e| Failure::Usage(e.to_string()))
-        }
-    };
-    p2p::SwarmKey::parse(&text).map_err(|e| Failure::Usage(e.to_string()))
+    crate::keys::swarm_key(config).map(|key| p2p::SwarmKey::from_bytes(*key.as_bytes()))
 }
 
 /// `ghcache swarm-key new [--out FILE]`: a fresh key in the IPFS `swarm.key` format, printed,
@@ -109,6 +97,9 @@ pub fn run(config: &mut Config, flags: Flags) -> Result<i32, Failure> {
             eprintln!("ghcache daemon: warning: {line}");
         }
         let mut p2p_config = p2p_config;
+        // The identity the CLI signs with too (for IPFS): one producer per machine. Made once
+        // the cache dir is set up, which adopts only a new or empty directory or a cache.
+        p2p_config.identity = crate::keys::identity(&dir)?;
         // What this machine already holds is findable again after a restart.
         p2p_config.held = store.keys(100_000).await.unwrap_or_default();
         let store: Arc<dyn CacheTier> = Arc::new(store);

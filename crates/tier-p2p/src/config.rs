@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use ghcache_core::producer::Identity;
 use ghcache_core::{CacheKey, ScopeId};
 use libp2p::{Multiaddr, PeerId};
 
@@ -13,6 +14,10 @@ use crate::swarm_key::SwarmKey;
 pub struct Config {
     /// The private swarm's pre-shared key: only holders can connect.
     pub swarm_key: SwarmKey,
+    /// The node's identity: its peer id, and the key that signs the manifests it produces.
+    /// A new one by default; the `ghcache` binary gives the one kept in the cache dir, so that
+    /// the node keeps its peer id across restarts.
+    pub identity: Identity,
     /// Addresses to listen on. Default `/ip4/0.0.0.0/tcp/4001`. Empty: listen nowhere and only
     /// dial out, as a runner behind NAT that nobody can dial; the DHT then runs in client mode,
     /// so that no peer's query waits on a dial to this node.
@@ -45,14 +50,22 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for a swarm with this key.
+    /// Defaults for a swarm with this key, and a new identity.
     pub fn new(swarm_key: SwarmKey) -> Self {
+        let mut secret = [0u8; 32];
+        // A failing system random source leaves the identity derived from the swarm key's hash
+        // and the time: still unique enough for a test, and the binary always sets its own.
+        if getrandom::fill(&mut secret).is_err() {
+            let seed = format!("{:?}", std::time::SystemTime::now());
+            secret = blake3::keyed_hash(swarm_key.as_bytes(), seed.as_bytes()).into();
+        }
         let listen = "/ip4/0.0.0.0/tcp/4001"
             .parse()
             .map(|a| vec![a])
             .unwrap_or_default();
         Config {
             swarm_key,
+            identity: Identity::from_secret(&secret),
             listen,
             bootstrap: Vec::new(),
             mdns: true,

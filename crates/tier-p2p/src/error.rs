@@ -21,14 +21,6 @@ pub enum Error {
         /// What is wrong, and what to do.
         reason: String,
     },
-    /// The node's identity file could not be read or written.
-    #[error("p2p identity {path}: {reason}")]
-    Identity {
-        /// The identity file.
-        path: PathBuf,
-        /// What failed.
-        reason: String,
-    },
     /// Another daemon already answers on this cache dir's socket.
     #[error("a ghcache daemon is already running for cache dir {dir} (socket {socket})")]
     AlreadyRunning {

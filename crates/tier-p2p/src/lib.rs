@@ -14,7 +14,6 @@ mod dials;
 mod directory;
 mod error;
 mod fetches;
-pub mod identity;
 mod invalidations;
 mod keeper;
 mod node;

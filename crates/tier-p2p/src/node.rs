@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -40,7 +41,6 @@ use crate::dials::{FailedDials, Reach};
 use crate::directory::Directory;
 use crate::error::Error;
 use crate::fetches::{self, Candidates};
-use crate::identity;
 use crate::invalidations::Invalidations;
 use crate::keeper::{self, Follow, Handoff, Keeper, Offer};
 use crate::role::Role;
@@ -75,7 +75,7 @@ const MAX_ASKED: usize = 4096;
 
 /// Path of the control socket of the daemon for cache dir `dir`.
 pub(crate) fn socket_path(dir: &Path) -> PathBuf {
-    identity::p2p_dir(dir).join("daemon.sock")
+    dir.join("p2p").join("daemon.sock")
 }
 
 pub(crate) fn log(line: std::fmt::Arguments<'_>) {
@@ -171,14 +171,15 @@ impl Shared {
 /// Runs the p2p daemon for cache dir `dir` until `shutdown` completes.
 ///
 /// # Behavior
-/// Loads (or creates) the node identity, binds `<dir>/p2p/daemon.sock`, joins the private swarm
+/// Takes the node identity from `config`, binds `<dir>/p2p/daemon.sock`, joins the private swarm
 /// with `config`, and serves CLI requests and peers' fetches from `store` (the local tier).
 /// Logs one line per notable event to stderr. On shutdown it waits up to 5 s for connected
 /// keepers to take what it announced lately, applies the invalidations it received, and
 /// removes the socket file.
 ///
 /// # Errors
-/// [`Error::AlreadyRunning`] if another daemon answers on the socket, [`Error::Identity`],
+/// [`Error::AlreadyRunning`] if another daemon answers on the socket, [`Error::Node`] for an
+/// identity libp2p does not take,
 /// [`Error::Socket`], or [`Error::Node`] when the swarm cannot listen on `config.listen` or
 /// `config` asks for a read-only keeper.
 pub async fn run(
@@ -188,7 +189,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let role = Role::of(&config)?;
-    let keypair = identity::load_or_create(dir)?;
+    let keypair = Keypair::ed25519_from_bytes(config.identity.secret())
+        .map_err(|e| Error::Node(format!("cannot use the node's identity: {e}")))?;
     let socket = socket_path(dir);
     let listener = bind(dir, &socket).await?;
     let traffic = Arc::new(Traffic::default());
@@ -289,6 +291,14 @@ async fn bind(dir: &Path, socket: &Path) -> Result<UnixListener, Error> {
         path: socket.to_owned(),
         source,
     };
+    if let Some(parent) = socket.parent() {
+        // Private: whoever can write it can stand in for the daemon.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(fail)?;
+    }
     if socket.exists() {
         if UnixStream::connect(socket).await.is_ok() {
             return Err(Error::AlreadyRunning {

@@ -1,42 +1,14 @@
-//! Producer signatures on manifests: who fetched an entry from GitHub vouches for it.
+//! Producer signatures on manifests, with libp2p's types: the checks themselves are core's
+//! (`ghcache_core::producer`), which the IPFS tier uses too, so that both agree byte for byte.
 
-use std::fmt;
-
+use ghcache_core::producer::{self, ProducerId};
 use ghcache_core::Manifest;
-use libp2p::identity::{Keypair, PublicKey};
+use libp2p::identity::Keypair;
 use libp2p::PeerId;
 
 use crate::error::Error;
 
-/// Multihash code of the identity hash: ed25519 peer ids carry the public key itself.
-const IDENTITY_MULTIHASH: u64 = 0;
-
-/// Why a manifest received from a peer was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Rejection {
-    /// No producer: unsigned entries never travel between peers.
-    Unsigned,
-    /// The producer field is not a peer id whose public key can be recovered from it.
-    BadProducer,
-    /// The signature does not match the producer's key and the manifest's bytes.
-    BadSignature,
-    /// The producer is not on the configured list of trusted peers.
-    Untrusted(PeerId),
-}
-
-impl fmt::Display for Rejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Rejection::Unsigned => f.write_str("manifest is not signed"),
-            Rejection::BadProducer => f.write_str("producer is not an ed25519 peer id"),
-            Rejection::BadSignature => f.write_str("signature does not verify"),
-            Rejection::Untrusted(peer) => write!(f, "producer {peer} is not trusted"),
-        }
-    }
-}
-
-impl std::error::Error for Rejection {}
+pub use ghcache_core::producer::Rejection;
 
 /// Makes `keypair`'s peer the producer of `manifest` and signs it.
 ///
@@ -51,15 +23,6 @@ pub fn sign(manifest: &mut Manifest, keypair: &Keypair) -> Result<(), Error> {
     Ok(())
 }
 
-/// The public key inlined in an ed25519 (or other short-key) peer id.
-pub fn public_key_of(peer: &PeerId) -> Option<PublicKey> {
-    let multihash = peer.as_ref();
-    if multihash.code() != IDENTITY_MULTIHASH {
-        return None;
-    }
-    PublicKey::try_decode_protobuf(multihash.digest()).ok()
-}
-
 /// Checks `manifest`'s producer signature and the trust policy; returns the producer.
 ///
 /// An empty `trusted` list trusts every member of the swarm (holding the swarm key is the
@@ -68,68 +31,41 @@ pub fn public_key_of(peer: &PeerId) -> Option<PublicKey> {
 /// # Errors
 /// The [`Rejection`] that says which check failed.
 pub fn verify(manifest: &Manifest, trusted: &[PeerId]) -> Result<PeerId, Rejection> {
-    let producer = manifest.producer.as_deref().ok_or(Rejection::Unsigned)?;
-    let signature = manifest.signature.as_deref().ok_or(Rejection::Unsigned)?;
-    let peer = PeerId::from_bytes(producer).map_err(|_| Rejection::BadProducer)?;
-    let key = public_key_of(&peer).ok_or(Rejection::BadProducer)?;
-    if key.to_peer_id() != peer {
-        return Err(Rejection::BadProducer);
-    }
-    if !key.verify(&manifest.signing_bytes(), signature) {
-        return Err(Rejection::BadSignature);
-    }
-    if !trusted.is_empty() && !trusted.contains(&peer) {
-        return Err(Rejection::Untrusted(peer));
-    }
-    Ok(peer)
+    let trusted: Vec<ProducerId> = trusted
+        .iter()
+        .filter_map(|peer| ProducerId::from_bytes(&peer.to_bytes()))
+        .collect();
+    let producer = producer::verify(manifest, &trusted)?;
+    PeerId::from_bytes(producer.as_bytes()).map_err(|_| Rejection::BadProducer)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ghcache_core::producer::Identity;
     use ghcache_core::testkit::sample_entry;
 
     #[test]
-    fn signed_manifest_verifies_and_names_its_producer() -> Result<(), Error> {
-        let keypair = Keypair::generate_ed25519();
-        let mut manifest = sample_entry(1, "o/r", b"x").manifest;
-        sign(&mut manifest, &keypair)?;
-        let me = keypair.public().to_peer_id();
-        assert_eq!(verify(&manifest, &[]), Ok(me));
-        assert_eq!(verify(&manifest, &[me]), Ok(me));
-        // The signature survives the wire encoding.
-        let decoded =
-            Manifest::decode(&manifest.encode()).map_err(|e| Error::Protocol(e.to_string()))?;
-        assert_eq!(verify(&decoded, &[]), Ok(me));
-        Ok(())
-    }
-
-    #[test]
-    fn every_tampering_is_caught() -> Result<(), Error> {
-        let keypair = Keypair::generate_ed25519();
-        let other = Keypair::generate_ed25519();
-        let mut manifest = sample_entry(1, "o/r", b"x").manifest;
-        assert_eq!(verify(&manifest, &[]), Err(Rejection::Unsigned));
-        sign(&mut manifest, &keypair)?;
-
-        let mut changed = manifest.clone();
-        changed.ttl_ms += 1;
-        assert_eq!(verify(&changed, &[]), Err(Rejection::BadSignature));
-
-        let mut impostor = manifest.clone();
-        impostor.producer = Some(other.public().to_peer_id().to_bytes());
-        assert_eq!(verify(&impostor, &[]), Err(Rejection::BadSignature));
-
-        let mut garbage = manifest.clone();
-        garbage.producer = Some(vec![0, 3, 1, 2, 3]);
-        assert_eq!(verify(&garbage, &[]), Err(Rejection::BadProducer));
-
-        let stranger = other.public().to_peer_id();
-        let me = keypair.public().to_peer_id();
-        assert_eq!(
-            verify(&manifest, &[stranger]),
-            Err(Rejection::Untrusted(me))
-        );
+    fn libp2p_and_core_name_and_sign_alike() -> Result<(), Error> {
+        let identity = Identity::from_secret(&[5; 32]);
+        let keypair = Keypair::ed25519_from_bytes(identity.secret())
+            .map_err(|e| Error::Node(e.to_string()))?;
+        let peer = keypair.public().to_peer_id();
+        assert_eq!(peer.to_bytes(), identity.id().as_bytes());
+        assert_eq!(peer.to_string(), identity.id().to_string());
+        let mut ours = sample_entry(1, "o/r", b"x").manifest;
+        let mut theirs = ours.clone();
+        sign(&mut theirs, &keypair)?;
+        identity.sign(&mut ours);
+        assert_eq!(ours, theirs, "ed25519 signatures are deterministic");
+        assert_eq!(verify(&theirs, &[peer]), Ok(peer));
+        let stranger = Keypair::generate_ed25519().public().to_peer_id();
+        assert!(matches!(
+            verify(&theirs, &[stranger]),
+            Err(Rejection::Untrusted(_))
+        ));
+        theirs.ttl_ms += 1;
+        assert_eq!(verify(&theirs, &[]), Err(Rejection::BadSignature));
         Ok(())
     }
 }

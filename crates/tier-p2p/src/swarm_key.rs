@@ -1,18 +1,15 @@
 //! The pre-shared key of a private swarm, in the IPFS `swarm.key` format.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read as _, Write as _};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::OpenOptions;
+use std::io::{self, Write as _};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::str::FromStr;
 
 use libp2p::pnet::PreSharedKey;
 
 use crate::error::Error;
-
-const HEADER: &str = "/key/swarm/psk/1.0.0/";
-const ENCODING: &str = "/base16/";
 
 /// The 32-byte secret every member of a private swarm holds; connections without it fail at the
 /// first handshake, before any peer learns anything.
@@ -50,56 +47,9 @@ impl SwarmKey {
     /// # Errors
     /// [`Error::SwarmKey`] naming the first line that is wrong.
     pub fn parse(text: &str) -> Result<Self, Error> {
-        let bad = |reason: &str| Error::SwarmKey {
-            reason: reason.to_owned(),
-        };
-        let mut lines = text.lines().map(str::trim);
-        if lines.next() != Some(HEADER) {
-            return Err(bad(&format!("first line must be `{HEADER}`")));
-        }
-        if lines.next() != Some(ENCODING) {
-            return Err(bad(&format!(
-                "second line must be `{ENCODING}` (only base16 keys are supported)"
-            )));
-        }
-        let hex = lines.next().unwrap_or("");
-        if lines.any(|l| !l.is_empty()) {
-            return Err(bad("unexpected text after the key"));
-        }
-        parse_hex(hex)
-            .map(SwarmKey)
-            .ok_or_else(|| bad("third line must be 64 hex digits"))
-    }
-
-    /// Reads a `swarm.key` file that only its owner can read.
-    ///
-    /// # Errors
-    /// [`Error::KeyFile`] when the file cannot be read, or group or others can read or write
-    /// it (the message says `chmod 600 FILE`); [`Error::SwarmKey`] when its text is not a key.
-    pub fn read_file(path: &Path) -> Result<Self, Error> {
-        let fail = |reason: String| Error::KeyFile {
-            path: path.to_owned(),
-            reason,
-        };
-        let mut file = File::open(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
-        // The mode of the file that was opened, not of whatever the name points to later.
-        let mode = file
-            .metadata()
-            .map_err(|e| fail(format!("cannot read it: {e}")))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(fail(format!(
-                "other users can read or change it (mode {:o}), and it is the swarm's only \
-                 secret; run `chmod 600 {}`",
-                mode & 0o777,
-                path.display()
-            )));
-        }
-        let mut text = String::new();
-        file.read_to_string(&mut text)
-            .map_err(|e| fail(format!("cannot read it: {e}")))?;
-        SwarmKey::parse(&text)
+        ghcache_core::swarm_key::SwarmKey::parse(text)
+            .map(|key| SwarmKey(*key.as_bytes()))
+            .map_err(|reason| Error::SwarmKey { reason })
     }
 
     /// Writes the key to a new file at `path` that only its owner can read (mode 0600).
@@ -152,20 +102,6 @@ impl SwarmKey {
     }
 }
 
-fn parse_hex(s: &str) -> Option<[u8; 32]> {
-    let bytes = s.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
-    }
-    Some(out)
-}
-
 impl FromStr for SwarmKey {
     type Err = Error;
 
@@ -177,12 +113,7 @@ impl FromStr for SwarmKey {
 /// The full `swarm.key` text, secret included: this is what `ghcache swarm-key new` prints.
 impl fmt::Display for SwarmKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{HEADER}")?;
-        writeln!(f, "{ENCODING}")?;
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        writeln!(f)
+        ghcache_core::swarm_key::SwarmKey::from_bytes(self.0).fmt(f)
     }
 }
 
@@ -243,35 +174,21 @@ mod tests {
         let key = SwarmKey::generate()?;
         key.write_new(&path)?;
         assert_eq!(
-            std::fs::metadata(&path)?.permissions().mode() & 0o777,
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path)?.permissions())
+                & 0o777,
             0o600
         );
-        assert_eq!(SwarmKey::read_file(&path)?, key);
+        assert_eq!(SwarmKey::parse(&std::fs::read_to_string(&path)?)?, key);
         let again = SwarmKey::generate()?
             .write_new(&path)
             .err()
             .map(|e| e.to_string());
         assert!(again.unwrap_or_default().contains("already exists"));
-        assert_eq!(SwarmKey::read_file(&path)?, key, "the first key is kept");
-        Ok(())
-    }
-
-    #[test]
-    fn a_key_file_that_others_can_read_is_refused() -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("swarm.key");
-        std::fs::write(&path, SwarmKey::generate()?.to_string())?;
-        for mode in [0o644, 0o640, 0o604, 0o620] {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
-            let message = SwarmKey::read_file(&path).err().map(|e| e.to_string());
-            let message = message.unwrap_or_default();
-            assert!(
-                message.contains(&format!("chmod 600 {}", path.display())),
-                "{mode:o}: {message}"
-            );
-        }
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        SwarmKey::read_file(&path)?;
+        assert_eq!(
+            SwarmKey::parse(&std::fs::read_to_string(&path)?)?,
+            key,
+            "the first key is kept"
+        );
         Ok(())
     }
 
