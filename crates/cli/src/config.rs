@@ -79,6 +79,8 @@ pub struct Config {
     /// The largest answer that is stored; a larger one is printed and not stored.
     pub max_entry_size: Setting<u64>,
     pub max_stale: Setting<Duration>,
+    /// How far another machine's clock may run ahead of this one's (`ghcache_core::CLOCK_SKEW`).
+    pub clock_skew: Setting<Duration>,
     pub lock_timeout: Setting<Duration>,
     pub ttl: BTreeMap<TtlClass, Setting<Duration>>,
     pub p2p: P2p,
@@ -191,6 +193,7 @@ impl Config {
             max_size: Setting::default(512 * 1024 * 1024),
             max_entry_size: Setting::default(ghcache_tier_gh::Config::DEFAULT_MAX_ENTRY_SIZE),
             max_stale: Setting::default(Duration::from_secs(24 * 3600)),
+            clock_skew: Setting::default(ghcache_core::CLOCK_SKEW),
             lock_timeout: Setting::default(Duration::from_secs(120)),
             ttl: TtlClass::ALL
                 .iter()
@@ -264,6 +267,10 @@ impl Config {
                 "max_stale" => {
                     let d = duration_value(value).ok_or_else(|| bad(key, DURATION_HINT))?;
                     self.max_stale.set(d, o);
+                }
+                "clock_skew" => {
+                    let d = duration_value(value).ok_or_else(|| bad(key, DURATION_HINT))?;
+                    self.clock_skew.set(d, o);
                 }
                 "lock_timeout" => {
                     let d = duration_value(value).ok_or_else(|| bad(key, DURATION_HINT))?;
@@ -446,6 +453,10 @@ impl Config {
             let d = parse_duration(&v).ok_or_else(|| bad("GH_CACHE_MAX_STALE", DURATION_HINT))?;
             self.max_stale.set(d, Origin::Env("GH_CACHE_MAX_STALE"));
         }
+        if let Some(v) = env("GH_CACHE_CLOCK_SKEW") {
+            let d = parse_duration(&v).ok_or_else(|| bad("GH_CACHE_CLOCK_SKEW", DURATION_HINT))?;
+            self.clock_skew.set(d, Origin::Env("GH_CACHE_CLOCK_SKEW"));
+        }
         if let Some(v) = env("GH_CACHE_P2P").filter(|v| !v.is_empty()) {
             let b = bool_text(&v).ok_or_else(|| bad("GH_CACHE_P2P", "must be 0 or 1"))?;
             self.p2p.enabled.set(Some(b), Origin::Env("GH_CACHE_P2P"));
@@ -581,7 +592,7 @@ const BOOL_HINT: &str = "must be true or false";
 const STRING_HINT: &str = "must be a string (in quotes)";
 
 /// The variables that ghcache reads, besides the TTL classes' ([`ttl_env_name`]).
-const ENV_VARS: [&str; 19] = [
+const ENV_VARS: [&str; 20] = [
     "GH_CACHE_CONFIG",
     "GH_CACHE_ENABLED",
     "GH_CACHE_DEBUG",
@@ -591,6 +602,7 @@ const ENV_VARS: [&str; 19] = [
     "GH_CACHE_MAX_SIZE",
     "GH_CACHE_MAX_ENTRY_SIZE",
     "GH_CACHE_MAX_STALE",
+    "GH_CACHE_CLOCK_SKEW",
     "GH_CACHE_P2P",
     "GH_CACHE_P2P_DEADLINE",
     "GH_CACHE_SWARM_KEY_FILE",

@@ -82,7 +82,7 @@ pub fn run(config: &mut Config, flags: Flags) -> Result<i32, Failure> {
         .build()
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let mut local_config = local::Config::new(&dir);
+        let mut local_config = crate::gh::local_config(&dir, config);
         // A keeper's store is what it keeps for the fleet: its own cap, least recently used out
         // first (a `ghcache gh` on the same cache dir evicts down to `max_size` when it stores).
         local_config.max_bytes = if config.p2p.keep.value {
@@ -168,6 +168,7 @@ fn apply_flags(config: &mut Config, flags: Flags) -> Result<(), Failure> {
 fn node_config(config: &Config) -> Result<p2p::Config, Failure> {
     let settings = &config.p2p;
     let mut node = p2p::Config::new(swarm_key(config)?);
+    node.clock_skew = config.clock_skew.value;
     let addrs = |items: &[String], what: &str| {
         items
             .iter()

@@ -150,10 +150,18 @@ fn build_request(
     request
 }
 
+/// The chain's settings for this configuration.
+pub(crate) fn chain_config(config: &Config) -> ChainConfig {
+    ChainConfig {
+        clock_skew: config.clock_skew.value,
+    }
+}
+
 /// The local tier's settings for this configuration.
 pub(crate) fn local_config(dir: &std::path::Path, config: &Config) -> local::Config {
     let mut local_config = local::Config::new(dir);
     local_config.max_bytes = config.max_size.value;
+    local_config.clock_skew = config.clock_skew.value;
     local_config
 }
 
@@ -167,7 +175,7 @@ fn quick_hit(config: &Config, request: &Request, session: &Session) -> Option<Ou
     let found = reader.get(&request.key).found()?;
     // The chain's own rules, under the fence as the reader found it: what the chain would not
     // serve, this path does not either.
-    if !fresh_by_the_chain(&found.entry, request, Some(&found.fence)) {
+    if !fresh_by_the_chain(config, &found.entry, request, Some(&found.fence)) {
         return None;
     }
     let used = found.used;
@@ -223,7 +231,9 @@ async fn serve(
                 if tier
                     .fences()
                     .state(&request.repo, request.resource)
-                    .is_ok_and(|fence| fresh_by_the_chain(&entry, &request, Some(&fence))) =>
+                    .is_ok_and(|fence| {
+                        fresh_by_the_chain(config, &entry, &request, Some(&fence))
+                    }) =>
             {
                 let output = Output::from(entry);
                 session.answer(&output, &request);
@@ -270,7 +280,7 @@ async fn serve(
     )
     .await;
     let origin = Arc::new(origin(config, &request, session, http.gh_env()));
-    let mut chain = Chain::new(origin, recorder.clone());
+    let mut chain = Chain::new(origin, recorder.clone()).with_config(chain_config(config));
     let remote = match &tier {
         Some(tier) => {
             chain = chain
@@ -597,11 +607,12 @@ async fn record(tier: &local::LazyTier, events: &[Event], session: &Session) {
 /// entries ([`ChainConfig::judge`]), for the paths that answer from the local tier before the
 /// chain starts. `fence`: the fence of the request's repository as read now.
 fn fresh_by_the_chain(
+    config: &Config,
     entry: &ghcache_core::Entry,
     request: &Request,
     fence: Option<&ghcache_core::FenceState>,
 ) -> bool {
-    let verdict = ChainConfig::default().judge(entry, request, fence, ghcache_core::now_ms());
+    let verdict = chain_config(config).judge(entry, request, fence, ghcache_core::now_ms());
     verdict == Verdict::Fresh
 }
 

@@ -113,6 +113,7 @@ impl Run {
         };
         settings.rest_ttl = ttl;
         settings.graphql_ttl = ttl;
+        settings.clock_skew = config.clock_skew.value;
         settings.max_stale = match purpose {
             Purpose::Bypass => config.max_stale.value,
             Purpose::Answer(_) | Purpose::Write => std::time::Duration::ZERO,

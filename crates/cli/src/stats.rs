@@ -419,6 +419,11 @@ pub fn describe_config(config: &Config) -> String {
         &config.max_stale.origin,
     );
     line(
+        "clock_skew",
+        format!("\"{}\"", show_duration(config.clock_skew.value)),
+        &config.clock_skew.origin,
+    );
+    line(
         "lock_timeout",
         format!("\"{}\"", show_duration(config.lock_timeout.value)),
         &config.lock_timeout.origin,

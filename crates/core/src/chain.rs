@@ -92,7 +92,13 @@ impl ChainConfig {
         fence: Option<&FenceState>,
         now_ms: u64,
     ) -> Verdict {
-        if !admits(entry, &request.repo, request.resource, fence) {
+        if !admits(
+            entry,
+            &request.repo,
+            request.resource,
+            fence,
+            self.clock_skew,
+        ) {
             return Verdict::Refused;
         }
         let ttl = match request.capped_by_entry_ttl {
@@ -110,13 +116,19 @@ impl ChainConfig {
 }
 
 /// Whether `entry` may be used for an answer about `resource` of `repo` under `fence`.
-fn admits(entry: &Entry, repo: &str, resource: Resource, fence: Option<&FenceState>) -> bool {
+fn admits(
+    entry: &Entry,
+    repo: &str,
+    resource: Resource,
+    fence: Option<&FenceState>,
+    skew: Duration,
+) -> bool {
     // Both are derived from what the key is made of, so an honest producer names the same
     // ones; one that names others would slip past the fence.
     if entry.manifest.repo != repo || entry.manifest.resource != resource {
         return false;
     }
-    fence.is_none_or(|state| state.admits(&entry.manifest))
+    fence.is_none_or(|state| state.admits(&entry.manifest, skew))
 }
 
 /// Reads tiers in order, falls through to the origin, backfills and writes through.
@@ -449,9 +461,15 @@ impl CacheTier for Chain {
                 continue;
             };
             let (repo, resource) = (&entry.manifest.repo, entry.manifest.resource);
-            let admitted = self
-                .fence_now(repo, resource)
-                .is_ok_and(|fence| admits(&entry, repo, resource, fence.as_ref()));
+            let admitted = self.fence_now(repo, resource).is_ok_and(|fence| {
+                admits(
+                    &entry,
+                    repo,
+                    resource,
+                    fence.as_ref(),
+                    self.config.clock_skew,
+                )
+            });
             if admitted {
                 // The fence is read after the lookup: a backfill is checked by the tiers that
                 // keep fences, against the entry's own time, as a plain put is.

@@ -16,10 +16,18 @@ use crate::entry::Manifest;
 use crate::error::TierError;
 use crate::policy::Resource;
 
-/// How far a producer's clock may run ahead of ours. Entries "made" further in the future are
-/// not trusted to be fresh, and entries made less than this after an invalidation are not
-/// trusted to be newer than it.
-pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
+/// How far a producer's clock may run ahead of ours, by default (`GH_CACHE_CLOCK_SKEW` sets
+/// it). Entries "made" further in the future are not trusted to be fresh, and entries made by
+/// another machine less than this after an invalidation are not trusted to be newer than it:
+/// for that long after a write, the swarm's copies of what it changed are not used.
+///
+/// Two seconds: machines that share a fleet keep their clocks within milliseconds of each other
+/// (NTP, chrony; GitHub's hosted runners are synchronised), and every second of margin is a
+/// second after each write in which runners ask GitHub again (a 30 s margin cost a replayed
+/// hosted fleet 8 points of its cut in requests, `docs/benchmarks.md`). A team whose machines'
+/// clocks drift further sets a larger one; a producer whose clock runs further ahead than this
+/// has its fresh announcements refused as "from the future", which the daemon logs.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(2);
 
 /// The state of a repository's fence at one moment: opaque, compared for equality only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,10 +48,10 @@ impl FenceState {
     ///
     /// # Behavior
     /// An entry that this machine fetched (no producer) was made by our own clock: its fetch must
-    /// have begun no earlier than the last invalidation was recorded. An entry signed by a producer (a peer, or an entry
-    /// found in IPFS) must have been made more than [`CLOCK_SKEW`] after it, because its clock
-    /// may run ahead of ours by that much.
-    pub fn admits(&self, manifest: &Manifest) -> bool {
+    /// have begun no earlier than the last invalidation was recorded. An entry signed by a
+    /// producer (a peer, or an entry found in IPFS) must have been made more than `skew` after
+    /// it, because the producer's clock may run ahead of ours by that much ([`CLOCK_SKEW`]).
+    pub fn admits(&self, manifest: &Manifest, skew: Duration) -> bool {
         if self.invalidated_at_ms == 0 {
             return true;
         }
@@ -55,7 +63,7 @@ impl FenceState {
                 manifest.created_at_ms
                     > self
                         .invalidated_at_ms
-                        .saturating_add(CLOCK_SKEW.as_millis() as u64)
+                        .saturating_add(skew.as_millis() as u64)
             }
         }
     }
@@ -86,22 +94,25 @@ mod tests {
             invalidated_at_ms: at,
         };
         manifest.created_at_ms = at + 1;
-        assert!(state.admits(&manifest));
+        assert!(state.admits(&manifest, CLOCK_SKEW));
         manifest.created_at_ms = at - 1;
         assert!(
-            !state.admits(&manifest),
+            !state.admits(&manifest, CLOCK_SKEW),
             "began before the write was recorded"
         );
         manifest.producer = Some(vec![1]);
         manifest.created_at_ms = at + 1;
-        assert!(!state.admits(&manifest), "a producer's clock may be ahead");
+        assert!(
+            !state.admits(&manifest, CLOCK_SKEW),
+            "a producer's clock may be ahead"
+        );
         manifest.created_at_ms = at + CLOCK_SKEW.as_millis() as u64 + 1;
-        assert!(state.admits(&manifest));
+        assert!(state.admits(&manifest, CLOCK_SKEW));
         let never = FenceState {
             mark: Mark(0),
             invalidated_at_ms: 0,
         };
         manifest.created_at_ms = 0;
-        assert!(never.admits(&manifest));
+        assert!(never.admits(&manifest, CLOCK_SKEW));
     }
 }

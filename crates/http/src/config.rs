@@ -32,6 +32,9 @@ pub struct Config {
     pub graphql_ttl: Duration,
     /// How long past its TTL a stored answer may still stand in when GitHub fails.
     pub max_stale: Duration,
+    /// How far another machine's clock may run ahead of this one's
+    /// (`ghcache_core::CLOCK_SKEW`).
+    pub clock_skew: Duration,
     /// The largest body that is stored; a larger one is streamed to gh as it comes and not
     /// kept (logs, archives, release assets).
     pub max_body: u64,
@@ -58,6 +61,7 @@ impl Config {
             rest_ttl: TtlClass::Api.default_ttl(),
             graphql_ttl: TtlClass::Api.default_ttl(),
             max_stale: Duration::from_secs(24 * 3600),
+            clock_skew: ghcache_core::CLOCK_SKEW,
             max_body: Self::DEFAULT_MAX_BODY,
             context_repo: None,
             debug: false,

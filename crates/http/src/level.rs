@@ -284,7 +284,11 @@ impl Level {
             streamed: self.streamed.clone(),
             handoff: Mutex::new(None),
         });
-        let mut chain = Chain::new(forward.clone(), self.recorder.clone());
+        let mut chain = Chain::new(forward.clone(), self.recorder.clone()).with_config(
+            ghcache_core::ChainConfig {
+                clock_skew: self.config.clock_skew,
+            },
+        );
         if let Some(fence) = &self.fence {
             chain = chain.with_fence(fence.clone());
         }

@@ -20,6 +20,9 @@ pub struct Config {
     /// once the file is larger than this, so that a cache that only ever hits does not grow it
     /// without bound. Default 256 KiB (about 11,000 hits).
     pub fold_counters_at: u64,
+    /// How far another machine's clock may run ahead of ours: an entry it made less than this
+    /// after an invalidation seen here is not stored (see `ghcache_core::CLOCK_SKEW`).
+    pub clock_skew: Duration,
 }
 
 impl Config {
@@ -30,6 +33,7 @@ impl Config {
             max_bytes: DEFAULT_MAX_BYTES,
             touch_every: Duration::from_secs(600),
             fold_counters_at: 256 * 1024,
+            clock_skew: ghcache_core::CLOCK_SKEW,
         }
     }
 }

@@ -1,6 +1,7 @@
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ghcache_core::{
@@ -40,6 +41,7 @@ pub struct Tier {
     max_bytes: u64,
     touch_every_ms: i64,
     fold_counters_at: u64,
+    clock_skew: Duration,
     read_only: bool,
     conn: Mutex<SqliteConnection>,
     blobs: Blobs,
@@ -84,6 +86,7 @@ impl Tier {
             max_bytes: config.max_bytes,
             touch_every_ms: i64::try_from(config.touch_every.as_millis()).unwrap_or(i64::MAX),
             fold_counters_at: config.fold_counters_at,
+            clock_skew: config.clock_skew,
             read_only: !writable,
             conn: Mutex::new(conn),
             identity,
@@ -651,7 +654,9 @@ impl Tier {
                     reason: format!("cannot read the fence file: {err}"),
                 })
             })?;
-        if !admitted(&state, mark, entry) && !self.describes_stored(entry, &digest, &state).await {
+        if !admitted(&state, mark, entry, self.clock_skew)
+            && !self.describes_stored(entry, &digest, &state).await
+        {
             // Older than a write this machine has seen: storing it would bring the old answer
             // back. Not an error: the caller has nothing to fix.
             return Ok(());
@@ -728,13 +733,13 @@ impl Tier {
 }
 
 /// Whether an entry may be stored under the fence as it reads now (`state`).
-fn admitted(state: &FenceState, mark: Option<Mark>, entry: &Entry) -> bool {
+fn admitted(state: &FenceState, mark: Option<Mark>, entry: &Entry, skew: Duration) -> bool {
     match mark {
         // Fetched by a chain that read the fence before it began: the mark alone tells whether
         // a write finished since; our own clock is not needed.
         Some(mark) if entry.manifest.producer.is_none() => state.mark == mark,
-        Some(mark) => state.mark == mark && state.admits(&entry.manifest),
-        None => state.admits(&entry.manifest),
+        Some(mark) => state.mark == mark && state.admits(&entry.manifest, skew),
+        None => state.admits(&entry.manifest, skew),
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use ghcache_core::{now_ms, Body, Entry, Manifest, ScopeId, CLOCK_SKEW};
+use ghcache_core::{now_ms, Body, Entry, Manifest, ScopeId};
 use libp2p::PeerId;
 
 use crate::sign::{self, Rejection};
@@ -17,6 +17,15 @@ use crate::wire::{self, FetchRequest, Gossip, Invalidation};
 
 /// Invalidations older than this are replays or very late: ignored.
 const INVALIDATION_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// Whom entries are taken from, and how far their clocks may run ahead of ours.
+#[derive(Debug, Clone)]
+pub(crate) struct Acceptance {
+    /// If not empty, the only producers whose entries and invalidations are accepted.
+    pub(crate) trusted: Vec<PeerId>,
+    /// How far a producer's clock may run ahead of ours (see `ghcache_core::CLOCK_SKEW`).
+    pub(crate) skew: Duration,
+}
 
 /// Why something from a peer was refused, and whether the peer must have lied.
 pub(crate) type Refusal = (String, bool);
@@ -39,7 +48,7 @@ fn signature(manifest: &Manifest, trusted: &[PeerId]) -> Result<(), Refusal> {
 /// `request` must be a signed manifest of that key and scope from a trusted producer, with a
 /// body under the size cap that matches its digest, fresh by our clock.
 pub(crate) fn entry(
-    trusted: &[PeerId],
+    accept: &Acceptance,
     request: &FetchRequest,
     manifest: &[u8],
     body: &[u8],
@@ -52,7 +61,7 @@ pub(crate) fn entry(
     if manifest.scope_id != request.scope_id {
         return Err(lie("answered with another scope's entry"));
     }
-    signature(&manifest, trusted)?;
+    signature(&manifest, &accept.trusted)?;
     if manifest.body_size > wire::MAX_BODY as u64 {
         return Err(lie("body over the size cap"));
     }
@@ -60,7 +69,11 @@ pub(crate) fn entry(
     if !entry.verify_body() {
         return Err(lie("body does not match the manifest's digest"));
     }
-    if !entry.manifest.is_fresh(now_ms(), CLOCK_SKEW) {
+    let now = now_ms();
+    if ahead(&entry.manifest, now, accept.skew) {
+        return Err((FROM_THE_FUTURE.into(), false));
+    }
+    if !entry.manifest.is_fresh(now, accept.skew) {
         // Clocks differ; stale is not a lie.
         return Err(("entry is not fresh".into(), false));
     }
@@ -73,19 +86,33 @@ pub(crate) fn entry(
 /// by our clock, or of an entry too large to travel between peers (honest peers do not send
 /// those, but clocks and caps differ between versions).
 pub(crate) fn manifest(
-    trusted: &[PeerId],
+    accept: &Acceptance,
     scope_id: &ScopeId,
     bytes: &[u8],
 ) -> Result<Option<Manifest>, Refusal> {
     let manifest = Manifest::decode(bytes).map_err(|e| lie(e.to_string()))?;
-    signature(&manifest, trusted)?;
+    signature(&manifest, &accept.trusted)?;
     if &manifest.scope_id != scope_id {
         return Err(lie("manifest of another scope"));
     }
-    if !manifest.is_fresh(now_ms(), CLOCK_SKEW) || manifest.body_size > wire::MAX_BODY as u64 {
+    let now = now_ms();
+    if ahead(&manifest, now, accept.skew) {
+        // Honest, but its clock is wrong: said (and counted) so that someone can fix it.
+        return Err((FROM_THE_FUTURE.into(), false));
+    }
+    if !manifest.is_fresh(now, accept.skew) || manifest.body_size > wire::MAX_BODY as u64 {
         return Ok(None);
     }
     Ok(Some(manifest))
+}
+
+/// What a peer is told off for when its entries are dated ahead of our clock.
+const FROM_THE_FUTURE: &str = "made in the future by this machine's clock: the producer's clock \
+runs ahead by more than the allowed skew (GH_CACHE_CLOCK_SKEW); its entries are not used";
+
+/// Whether `manifest` was made further ahead of `now` than `skew` allows.
+fn ahead(manifest: &Manifest, now: u64, skew: Duration) -> bool {
+    manifest.created_at_ms > now.saturating_add(skew.as_millis() as u64)
 }
 
 /// What a gossip message that passed its checks says.
@@ -112,11 +139,11 @@ pub(crate) enum Heard {
 ///
 /// It must be signed and decode. An announcement's manifest is checked as [`manifest`] checks
 /// one. An invalidation must be of the topic's scope and, with a trust list, from a trusted
-/// peer; one older than [`INVALIDATION_MAX_AGE`] or from the future (past [`CLOCK_SKEW`]) is a
-/// replay or a wrong clock. `Ok(None)` for a message that passes but is of no use (not
+/// peer; one older than [`INVALIDATION_MAX_AGE`], or dated further ahead than that, is a replay
+/// or a wrong clock. `Ok(None)` for a message that passes but is of no use (not
 /// forwarded either).
 pub(crate) fn gossip(
-    trusted: &[PeerId],
+    accept: &Acceptance,
     scope_id: &ScopeId,
     source: Option<PeerId>,
     data: &[u8],
@@ -125,7 +152,7 @@ pub(crate) fn gossip(
         return Err(lie("unsigned gossip"));
     };
     match Gossip::decode(data).map_err(|e| lie(e.to_string()))? {
-        Gossip::Announcement { manifest: bytes } => match manifest(trusted, scope_id, &bytes) {
+        Gossip::Announcement { manifest: bytes } => match manifest(accept, scope_id, &bytes) {
             Ok(Some(manifest)) => Ok(Some(Heard::Announcement {
                 manifest: Box::new(manifest),
                 source,
@@ -137,13 +164,16 @@ pub(crate) fn gossip(
             if invalidation.scope_id != *scope_id {
                 return Err(lie("invalidation on another scope's topic"));
             }
-            if !trusted.is_empty() && !trusted.contains(&source) {
+            if !accept.trusted.is_empty() && !accept.trusted.contains(&source) {
                 return Err((format!("invalidation from untrusted {source}"), false));
             }
             let now = now_ms();
             let too_old =
                 now.saturating_sub(invalidation.at_ms) > INVALIDATION_MAX_AGE.as_millis() as u64;
-            let too_new = invalidation.at_ms > now.saturating_add(CLOCK_SKEW.as_millis() as u64);
+            // Not the producers' skew: an invalidation is applied rather than lost to a clock
+            // running ahead; only one dated beyond any plausible clock is a replay.
+            let too_new =
+                invalidation.at_ms > now.saturating_add(INVALIDATION_MAX_AGE.as_millis() as u64);
             if too_old || too_new {
                 return Ok(None);
             }
@@ -161,6 +191,7 @@ mod tests {
     use crate::error::Error;
     use ghcache_core::testkit::sample_entry;
     use ghcache_core::CacheKey;
+    use ghcache_core::CLOCK_SKEW;
     use libp2p::identity::Keypair;
 
     /// A signed entry as an honest peer would send it, and the request it answers.
@@ -174,13 +205,20 @@ mod tests {
         Ok((entry, request))
     }
 
+    fn accept(trusted: &[PeerId]) -> Acceptance {
+        Acceptance {
+            trusted: trusted.to_vec(),
+            skew: CLOCK_SKEW,
+        }
+    }
+
     fn run_check(
         trusted: &[PeerId],
         request: &FetchRequest,
         candidate: &Entry,
     ) -> Result<Entry, Refusal> {
         entry(
-            trusted,
+            &accept(trusted),
             request,
             &candidate.manifest.encode(),
             &candidate.body.encode(),
@@ -228,7 +266,7 @@ mod tests {
             let result = run_check(&[], request, candidate);
             assert!(matches!(result, Err((_, true))), "{what}: {result:?}");
         }
-        let garbage = entry(&[], &request, b"garbage", &honest.body.encode());
+        let garbage = entry(&accept(&[]), &request, b"garbage", &honest.body.encode());
         assert!(matches!(garbage, Err((_, true))));
         Ok(())
     }
@@ -265,31 +303,37 @@ mod tests {
         let scope = honest.manifest.scope_id;
         let bytes = honest.manifest.encode();
         assert_eq!(
-            manifest(&[], &scope, &bytes),
+            manifest(&accept(&[]), &scope, &bytes),
             Ok(Some(honest.manifest.clone()))
         );
 
         let mut forged = honest.manifest.clone();
         forged.ttl_ms += 1;
         assert!(matches!(
-            manifest(&[], &scope, &forged.encode()),
+            manifest(&accept(&[]), &scope, &forged.encode()),
             Err((_, true))
         ));
         assert!(matches!(
-            manifest(&[], &ScopeId([0; 32]), &bytes),
+            manifest(&accept(&[]), &ScopeId([0; 32]), &bytes),
             Err((_, true))
         ));
-        assert!(matches!(manifest(&[], &scope, b"garbage"), Err((_, true))));
+        assert!(matches!(
+            manifest(&accept(&[]), &scope, b"garbage"),
+            Err((_, true))
+        ));
         let stranger = Keypair::generate_ed25519().public().to_peer_id();
         assert!(matches!(
-            manifest(&[stranger], &scope, &bytes),
+            manifest(&accept(&[stranger]), &scope, &bytes),
             Err((_, false))
         ));
 
         let mut stale = sample_entry(2, "o/r", b"old\n").manifest;
         stale.created_at_ms = now_ms() - 3_600_000;
         sign::sign(&mut stale, &keypair)?;
-        assert_eq!(manifest(&[], &stale.scope_id, &stale.encode()), Ok(None));
+        assert_eq!(
+            manifest(&accept(&[]), &stale.scope_id, &stale.encode()),
+            Ok(None)
+        );
         Ok(())
     }
 
@@ -314,26 +358,26 @@ mod tests {
         }
         .encode();
         assert_eq!(
-            gossip(&[], &scope, Some(source), &announcement),
+            gossip(&accept(&[]), &scope, Some(source), &announcement),
             Ok(Some(Heard::Announcement {
                 manifest: Box::new(honest.manifest.clone()),
                 source
             }))
         );
-        let unsigned = gossip(&[], &scope, None, &announcement);
+        let unsigned = gossip(&accept(&[]), &scope, None, &announcement);
         assert_eq!(unsigned, Err(("unsigned gossip".to_owned(), true)));
         assert!(matches!(
-            gossip(&[], &scope, Some(source), b"\x11garbage"),
+            gossip(&accept(&[]), &scope, Some(source), b"\x11garbage"),
             Err((_, true))
         ));
         // An announcement is held to the checks of a manifest, and says so.
-        let elsewhere = gossip(&[], &ScopeId([9; 32]), Some(source), &announcement);
+        let elsewhere = gossip(&accept(&[]), &ScopeId([9; 32]), Some(source), &announcement);
         assert!(
             matches!(&elsewhere, Err((reason, true)) if reason.starts_with("announcement: ")),
             "{elsewhere:?}"
         );
         let stranger = Keypair::generate_ed25519().public().to_peer_id();
-        let untrusted = gossip(&[stranger], &scope, Some(source), &announcement);
+        let untrusted = gossip(&accept(&[stranger]), &scope, Some(source), &announcement);
         assert!(matches!(untrusted, Err((_, false))), "{untrusted:?}");
         Ok(())
     }
@@ -344,36 +388,79 @@ mod tests {
         let source = Keypair::generate_ed25519().public().to_peer_id();
         let now = now_ms();
         let fresh = invalidation(scope, now);
-        let heard = gossip(&[], &scope, Some(source), &fresh);
+        let heard = gossip(&accept(&[]), &scope, Some(source), &fresh);
         assert!(
             matches!(&heard, Ok(Some(Heard::Invalidation { invalidation, source: s }))
                 if invalidation.repo == "o/r" && *s == source),
             "{heard:?}"
         );
         assert_eq!(
-            gossip(&[], &ScopeId::of("other"), Some(source), &fresh),
+            gossip(&accept(&[]), &ScopeId::of("other"), Some(source), &fresh),
             Err(("invalidation on another scope's topic".to_owned(), true))
         );
         // Another trust list is no lie: the peer is counted, not cut off.
         let stranger = Keypair::generate_ed25519().public().to_peer_id();
         assert!(matches!(
-            gossip(&[stranger], &scope, Some(source), &fresh),
+            gossip(&accept(&[stranger]), &scope, Some(source), &fresh),
             Err((_, false))
         ));
         assert!(matches!(
-            gossip(&[source], &scope, Some(source), &fresh),
+            gossip(&accept(&[source]), &scope, Some(source), &fresh),
             Ok(Some(_))
         ));
-        // Replays and clocks far ahead are ignored.
+        // Replays are ignored; a writer whose clock runs ahead is still heard: dropping
+        // entries is never wrong, missing a write is.
         let old = now - INVALIDATION_MAX_AGE.as_millis() as u64 - 1_000;
         assert_eq!(
-            gossip(&[], &scope, Some(source), &invalidation(scope, old)),
+            gossip(
+                &accept(&[]),
+                &scope,
+                Some(source),
+                &invalidation(scope, old)
+            ),
             Ok(None)
         );
-        let ahead = now + CLOCK_SKEW.as_millis() as u64 + 60_000;
+        let minute_ahead = now + 60_000;
+        assert!(matches!(
+            gossip(
+                &accept(&[]),
+                &scope,
+                Some(source),
+                &invalidation(scope, minute_ahead)
+            ),
+            Ok(Some(_))
+        ));
+        let far_ahead = now + INVALIDATION_MAX_AGE.as_millis() as u64 + 60_000;
         assert_eq!(
-            gossip(&[], &scope, Some(source), &invalidation(scope, ahead)),
+            gossip(
+                &accept(&[]),
+                &scope,
+                Some(source),
+                &invalidation(scope, far_ahead)
+            ),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn a_producer_whose_clock_runs_ahead_is_refused_and_told_why() -> Result<(), Error> {
+        let keypair = Keypair::generate_ed25519();
+        let mut ahead = sample_entry(3, "o/r", b"out\n");
+        ahead.manifest.created_at_ms = now_ms() + CLOCK_SKEW.as_millis() as u64 + 5_000;
+        sign::sign(&mut ahead.manifest, &keypair)?;
+        let request = FetchRequest {
+            key: ahead.manifest.key,
+            scope_id: ahead.manifest.scope_id,
+        };
+        assert_eq!(
+            run_check(&[], &request, &ahead),
+            Err((FROM_THE_FUTURE.to_owned(), false))
+        );
+        let scope = ahead.manifest.scope_id;
+        assert_eq!(
+            manifest(&accept(&[]), &scope, &ahead.manifest.encode()),
+            Err((FROM_THE_FUTURE.to_owned(), false))
+        );
+        Ok(())
     }
 }

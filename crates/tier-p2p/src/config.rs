@@ -38,6 +38,10 @@ pub struct Config {
     pub scopes: Vec<ScopeId>,
     /// If not empty, the only producers whose entries and invalidations are accepted.
     pub trusted_peers: Vec<PeerId>,
+    /// How far a producer's clock may run ahead of ours (`ghcache_core::CLOCK_SKEW` by
+    /// default): entries dated further ahead are refused, and entries made less than this after
+    /// an invalidation are not used.
+    pub clock_skew: Duration,
     /// How long one fetch request to a peer may take before it is abandoned.
     pub fetch_timeout: Duration,
     /// Keys already in the local store when the daemon starts: provided in the DHT again, so
@@ -73,6 +77,7 @@ impl Config {
             keep: false,
             scopes: Vec::new(),
             trusted_peers: Vec::new(),
+            clock_skew: ghcache_core::CLOCK_SKEW,
             fetch_timeout: Duration::from_secs(5),
             held: Vec::new(),
             metrics: None,

@@ -415,7 +415,7 @@ async fn publish(shared: &Arc<Shared>, manifest: &[u8], body: &[u8]) -> Reply {
     if entry.manifest.producer.is_some() {
         // Signed already: by this machine's CLI (the same identity, after adding the body to
         // IPFS), or by another peer (an entry found in IPFS). Announce it as theirs, if it checks out.
-        let mut trusted = shared.trusted.clone();
+        let mut trusted = shared.accept.trusted.clone();
         if !trusted.is_empty() {
             trusted.push(shared.keypair.public().to_peer_id());
         }

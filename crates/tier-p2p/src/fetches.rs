@@ -116,7 +116,7 @@ pub(crate) async fn lookup(
                 let Some(FetchResponse::Found { manifest, body }) = response else {
                     continue;
                 };
-                match check::entry(&shared.trusted, &request, &manifest, &body) {
+                match check::entry(&shared.accept, &request, &manifest, &body) {
                     Ok(entry) => {
                         if let Err(e) = shared.store.put(&entry).await {
                             log(format_args!("cannot store {}: {e}", key.short()));
@@ -187,7 +187,7 @@ pub(crate) async fn keep(shared: Arc<Shared>, peer: PeerId, announced: Manifest)
     let (_, response) = fetch(&shared, peer, request.clone()).await;
     let kept = match response {
         Some(FetchResponse::Found { manifest, body }) => {
-            match check::entry(&shared.trusted, &request, &manifest, &body) {
+            match check::entry(&shared.accept, &request, &manifest, &body) {
                 Ok(entry) => match shared.store.put(&entry).await {
                     Ok(()) => Some(Box::new(entry.manifest)),
                     Err(e) => {

@@ -151,7 +151,8 @@ pub(crate) enum Command {
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn CacheTier>,
     pub(crate) keypair: Keypair,
-    pub(crate) trusted: Vec<PeerId>,
+    /// Whom entries are taken from, and how far their clocks may run ahead.
+    pub(crate) accept: check::Acceptance,
     /// What this node does for the swarm: every check of what it may do asks this.
     pub(crate) role: Role,
     pub(crate) counters: LiveCounters,
@@ -219,7 +220,10 @@ pub async fn run(
     let shared = Arc::new(Shared {
         store,
         keypair,
-        trusted: config.trusted_peers.clone(),
+        accept: check::Acceptance {
+            trusted: config.trusted_peers.clone(),
+            skew: config.clock_skew,
+        },
         role,
         counters: LiveCounters::default(),
         traffic,
@@ -813,7 +817,7 @@ impl Node {
             pid: std::process::id(),
             read_only: self.shared.role == Role::ReadOnly,
             scopes: self.topics.len(),
-            trusted_peers: strings(&mut self.shared.trusted.iter()),
+            trusted_peers: strings(&mut self.shared.accept.trusted.iter()),
             unreachable_peers: self.dials.count(Instant::now()),
         }
     }
@@ -1082,7 +1086,7 @@ impl Node {
         let me = self.local_id();
         let mut learned = 0u64;
         for item in response.items {
-            match check::manifest(&self.shared.trusted, &scope_id, &item.manifest) {
+            match check::manifest(&self.shared.accept, &scope_id, &item.manifest) {
                 Ok(Some(manifest)) => {
                     let holders: Vec<PeerId> =
                         item.providers.into_iter().filter(|p| *p != me).collect();
@@ -1127,8 +1131,8 @@ impl Node {
         let Some(&scope_id) = self.topics.get(&message.topic) else {
             return Ignore;
         };
-        let trusted = &self.shared.trusted;
-        match check::gossip(trusted, &scope_id, message.source, &message.data) {
+        let accept = &self.shared.accept;
+        match check::gossip(accept, &scope_id, message.source, &message.data) {
             Err((reason, disconnect)) => {
                 self.reject(from, &reason, disconnect);
                 Reject
