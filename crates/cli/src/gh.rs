@@ -3,9 +3,10 @@
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+#[cfg(feature = "ipfs")]
+use std::time::Duration;
+use std::time::Instant;
 
-#[cfg(any(feature = "p2p", feature = "ipfs"))]
 use ghcache_core::layers;
 use ghcache_core::policy::{self, Decision};
 use ghcache_core::{
@@ -287,7 +288,7 @@ async fn serve(
                 .with_fence(Arc::new(tier.fences().clone()))
                 .with_tier(tier.clone() as Arc<dyn CacheTier>);
             let remote = Remote::connect(config, dir, &request.input.scope).await;
-            chain = remote.join(chain, config);
+            chain = remote.join(chain, config, session);
             remote
         }
         None => Remote::default(),
@@ -373,20 +374,22 @@ impl Remote {
 
     /// Appends the remote tiers to `chain`, nearest first.
     #[cfg_attr(not(feature = "p2p"), allow(unused_variables, unused_mut))]
-    fn join(&self, mut chain: Chain, config: &Config) -> Chain {
+    fn join(&self, mut chain: Chain, config: &Config, session: &Session) -> Chain {
         #[cfg(feature = "p2p")]
         if let Some(peers) = &self.peers {
-            chain = chain.with_tier(layers::Deadline::wrap(
+            chain = chain.with_tier(layers::Deadline::budgeted(
                 peers.clone() as Arc<dyn CacheTier>,
                 config.p2p.deadline.value,
+                session.p2p_budget.clone(),
             ));
         }
         #[cfg(feature = "ipfs")]
         if let Some(ipfs) = &self.ipfs {
             // Stored into after the answer is printed (see `after_origin`), never before.
-            chain = chain.with_tier(layers::LookupOnly::wrap(layers::Deadline::wrap(
+            chain = chain.with_tier(layers::LookupOnly::wrap(layers::Deadline::budgeted(
                 ipfs.clone() as Arc<dyn CacheTier>,
                 config.ipfs.deadline.value,
+                session.ipfs_budget.clone(),
             )));
         }
         chain
@@ -766,6 +769,12 @@ pub(crate) struct Session {
     capture: bool,
     debug: Debug,
     warnings: std::sync::Mutex<Vec<String>>,
+    /// What the command may wait on each remote tier in all: its own lookup and, through gh's
+    /// HTTP level, every one of gh's requests share one deadline (DESIGN.md invariant 5).
+    #[cfg_attr(not(feature = "p2p"), allow(dead_code))]
+    pub(crate) p2p_budget: Arc<layers::Budget>,
+    #[cfg_attr(not(feature = "ipfs"), allow(dead_code))]
+    pub(crate) ipfs_budget: Arc<layers::Budget>,
 }
 
 impl Session {
@@ -787,6 +796,8 @@ impl Session {
                 started: Instant::now(),
             },
             warnings: std::sync::Mutex::new(Vec::new()),
+            p2p_budget: layers::Budget::new(config.p2p.deadline.value),
+            ipfs_budget: layers::Budget::new(config.ipfs.deadline.value),
         }
     }
 

@@ -143,9 +143,10 @@ impl Run {
         let peers = crate::gh::p2p_client(config, dir, scope).await;
         #[cfg(feature = "p2p")]
         if let Some(peers) = &peers {
-            level = level.with_tier(ghcache_core::layers::Deadline::wrap(
+            level = level.with_tier(ghcache_core::layers::Deadline::budgeted(
                 peers.clone() as Arc<dyn CacheTier>,
                 config.p2p.deadline.value,
+                gh.p2p_budget.clone(),
             ));
             drops.peers = Some(peers.clone() as Arc<dyn CacheTier>);
         }
@@ -163,9 +164,10 @@ impl Run {
             if let Some(ipfs) = crate::ipfs::tier(config, dir, scope, directory).map(Arc::new) {
                 use ghcache_core::layers::{Deadline, LookupOnly};
                 // Stored into after gh is done (see `finish`), never while it waits.
-                level = level.with_tier(LookupOnly::wrap(Deadline::wrap(
+                level = level.with_tier(LookupOnly::wrap(Deadline::budgeted(
                     ipfs.clone() as Arc<dyn CacheTier>,
                     config.ipfs.deadline.value,
+                    gh.ipfs_budget.clone(),
                 )));
                 drops.ipfs = Some(ipfs);
                 ipfs_adds = true;

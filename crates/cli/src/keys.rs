@@ -7,7 +7,9 @@ use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use ghcache_core::producer::{Identity, ProducerId};
+use ghcache_core::producer::Identity;
+#[cfg(feature = "ipfs")]
+use ghcache_core::producer::ProducerId;
 use ghcache_core::swarm_key::SwarmKey;
 
 use crate::config::{Config, SwarmKeySource};
@@ -62,6 +64,7 @@ fn read_key_file(path: &Path) -> Result<SwarmKey, Failure> {
 }
 
 /// The producers whose entries are accepted (empty: any member of the swarm).
+#[cfg(feature = "ipfs")]
 ///
 /// # Errors
 /// [`Failure::Usage`] naming an entry that is not an ed25519 peer id.

@@ -42,6 +42,7 @@ pub mod gh;
 mod http;
 #[cfg(feature = "ipfs")]
 mod ipfs;
+#[cfg(any(feature = "p2p", feature = "ipfs"))]
 mod keys;
 #[doc(hidden)]
 pub mod shell;

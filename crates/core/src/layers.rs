@@ -5,6 +5,9 @@
 //!   (DESIGN.md invariant 5: a slow tier costs at most its deadline).
 //! - [`LookupOnly`]: lookups go through, stores are refused with [`TierError::ReadOnly`] (a tier
 //!   that its caller stores into itself, after the user has the answer).
+//! - A [`Budget`] that several [`Deadline`]s share: one command asks a tier for its own answer
+//!   and then, through gh's HTTP level, for each of gh's requests; together those lookups wait
+//!   no longer than one deadline.
 //!
 //! A layer is itself a [`CacheTier`], with the wrapped tier's name, so layers compose and the
 //! chain, the stats and the debug lines see the tier they wrap. Every method passes through,
@@ -54,12 +57,59 @@ pub const IPFS_DEADLINE: Duration = Duration::from_millis(500);
 pub struct Deadline {
     inner: Arc<dyn CacheTier>,
     deadline: Duration,
+    budget: Option<Arc<Budget>>,
+}
+
+/// Time that the lookups of several [`Deadline`]s share: what one command may spend waiting on a
+/// tier in all, however many times it asks it. A lookup gets what is left, at most its own
+/// deadline; once nothing is left, lookups fail at once without asking.
+#[derive(Debug)]
+pub struct Budget {
+    left: std::sync::Mutex<Duration>,
+}
+
+impl Budget {
+    /// A budget of `total`.
+    pub fn new(total: Duration) -> Arc<Budget> {
+        Arc::new(Budget {
+            left: std::sync::Mutex::new(total),
+        })
+    }
+
+    /// What is left.
+    pub fn left(&self) -> Duration {
+        self.left.lock().map_or(Duration::ZERO, |left| *left)
+    }
+
+    fn spend(&self, spent: Duration) {
+        if let Ok(mut left) = self.left.lock() {
+            *left = left.saturating_sub(spent);
+        }
+    }
 }
 
 impl Deadline {
     /// `inner`, whose calls are given up after `deadline`.
     pub fn new(inner: Arc<dyn CacheTier>, deadline: Duration) -> Self {
-        Deadline { inner, deadline }
+        Deadline {
+            inner,
+            deadline,
+            budget: None,
+        }
+    }
+
+    /// `inner`, whose lookups are given up after `deadline` or when `budget` runs out, whichever
+    /// comes first, and spend from `budget`; its stores and invalidations keep `deadline`.
+    pub fn budgeted(
+        inner: Arc<dyn CacheTier>,
+        deadline: Duration,
+        budget: Arc<Budget>,
+    ) -> Arc<dyn CacheTier> {
+        Arc::new(Deadline {
+            inner,
+            deadline,
+            budget: Some(budget),
+        })
     }
 
     /// [`Deadline::new`], as a tier ready for the chain.
@@ -102,7 +152,21 @@ impl CacheTier for Deadline {
     }
 
     async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
-        self.within(self.inner.get(key)).await
+        let Some(budget) = &self.budget else {
+            return self.within(self.inner.get(key)).await;
+        };
+        let allowed = self.deadline.min(budget.left());
+        let late = TierError::Deadline {
+            tier: self.inner.name(),
+            deadline: self.deadline,
+        };
+        if allowed.is_zero() {
+            return Err(late);
+        }
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(allowed, self.inner.get(key)).await;
+        budget.spend(started.elapsed());
+        answer.unwrap_or(Err(late))
     }
 
     async fn put(&self, entry: &Entry) -> Result<(), TierError> {
@@ -198,6 +262,7 @@ mod tests {
     struct Recording {
         stores: Mutex<Vec<Option<Mark>>>,
         hang: bool,
+        gets: std::sync::atomic::AtomicUsize,
     }
 
     impl Recording {
@@ -214,6 +279,7 @@ mod tests {
             "p2p"
         }
         async fn get(&self, _: &CacheKey) -> Result<Lookup, TierError> {
+            self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.wait().await;
             Ok(Lookup::Miss)
         }
@@ -244,6 +310,36 @@ mod tests {
         assert_eq!(block_on(tier.invalidate(&Selector::All)).ok(), Some(7));
         let stores = inner.stores.lock().map(|s| s.clone()).unwrap_or_default();
         assert_eq!(stores, vec![Some(Mark(3)), None]);
+    }
+
+    #[test]
+    fn lookups_that_share_a_budget_wait_no_longer_than_it_in_all() {
+        let hanging = Arc::new(Recording {
+            hang: true,
+            ..Recording::default()
+        });
+        let budget = Budget::new(Duration::from_millis(60));
+        // The command's own lookup, then two of gh's requests, each with the full deadline.
+        let output = Deadline::budgeted(hanging.clone(), Duration::from_millis(50), budget.clone());
+        let http = Deadline::budgeted(hanging.clone(), Duration::from_millis(50), budget.clone());
+        let key = sample_entry(1, "o/r", b"x\n").manifest.key;
+        for tier in [&output, &http, &http] {
+            assert!(matches!(
+                block_on(tier.get(&key)),
+                Err(TierError::Deadline { tier: "p2p", .. })
+            ));
+        }
+        assert_eq!(budget.left(), Duration::ZERO);
+        // 50 ms, then the 10 ms left, then nothing: the third lookup is not even asked.
+        let asked = hanging.gets.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(asked, 2);
+        // A tier that answers spends what it took.
+        let quick = Deadline::budgeted(
+            Arc::new(Recording::default()),
+            Duration::from_millis(50),
+            Budget::new(Duration::from_secs(1)),
+        );
+        assert_eq!(block_on(quick.get(&key)).ok(), Some(Lookup::Miss));
     }
 
     #[test]
