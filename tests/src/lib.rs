@@ -1,5 +1,6 @@
-//! Harness for ghcache's end-to-end tests: isolated "machines" (a home, a cache dir, a gh config
-//! dir each) that run the real `ghcache` binary and the real `gh` against one fake GitHub.
+//! Harness for ghcache's end-to-end tests and for `cargo xtask`'s bench, fleet replay, scale run
+//! and demo: isolated "machines" (a home, a cache dir, a gh config dir each) that run the real
+//! `ghcache` binary, its daemon and the real `gh` against one fake GitHub.
 
 use std::ffi::OsStr;
 use std::io::Read;
@@ -95,26 +96,8 @@ impl World {
 
     /// A fresh machine: its own home, cache dir, gh config dir and temp dir.
     pub fn machine(&self, name: &str) -> Machine {
-        let home = self.root.path().join(name);
-        for dir in ["cache", "gh-config", "tmp", "work", "xdg-config"] {
-            std::fs::create_dir_all(home.join(dir)).unwrap_or_else(|e| panic!("mkdir: {e}"));
-        }
-        let mut env: Vec<(String, String)> = self.github.gh_env();
-        let path = |p: &str| home.join(p).display().to_string();
-        env.extend([
-            ("HOME".to_owned(), home.display().to_string()),
-            ("GH_CACHE_DIR".to_owned(), path("cache")),
-            ("GH_CONFIG_DIR".to_owned(), path("gh-config")),
-            ("XDG_CONFIG_HOME".to_owned(), path("xdg-config")),
-            ("TMPDIR".to_owned(), path("tmp")),
-            ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
-            ("LANG".to_owned(), "C.UTF-8".to_owned()),
-        ]);
-        Machine {
-            cwd: home.join("work"),
-            home,
-            env,
-        }
+        Machine::new(self.root.path(), name, &self.github, &ghcache_bin())
+            .unwrap_or_else(|e| panic!("machine {name}: {e}"))
     }
 
     /// Requests that reached the fake GitHub so far.
@@ -129,17 +112,63 @@ impl Default for World {
     }
 }
 
-/// A simulated machine: one environment, one cache dir, one working directory.
+/// A simulated machine: one environment, one cache dir, one working directory, one `ghcache`
+/// binary. The tests (through [`World::machine`]) and `cargo xtask` (bench, fleet, scale, demo)
+/// both make theirs here.
 #[derive(Clone)]
 pub struct Machine {
+    /// What the machine is called (its home's name), for messages.
+    pub name: String,
     /// Home directory.
     pub home: PathBuf,
     /// Working directory for commands.
     pub cwd: PathBuf,
+    ghcache: PathBuf,
     env: Vec<(String, String)>,
 }
 
 impl Machine {
+    /// A fresh machine in `root/name` (a home with a cache dir, a gh config dir, a temp dir and
+    /// a working directory) whose gh talks to `github` and which runs the `ghcache` binary at
+    /// `ghcache`.
+    ///
+    /// # Errors
+    /// The directories cannot be made.
+    pub fn new(
+        root: &Path,
+        name: &str,
+        github: &FakeGithub,
+        ghcache: &Path,
+    ) -> std::io::Result<Machine> {
+        let home = root.join(name);
+        for dir in ["cache", "gh-config", "tmp", "work", "xdg-config"] {
+            std::fs::create_dir_all(home.join(dir))?;
+        }
+        let mut env: Vec<(String, String)> = github.gh_env();
+        let path = |p: &str| home.join(p).display().to_string();
+        env.extend([
+            ("HOME".to_owned(), home.display().to_string()),
+            ("GH_CACHE_DIR".to_owned(), path("cache")),
+            ("GH_CONFIG_DIR".to_owned(), path("gh-config")),
+            ("XDG_CONFIG_HOME".to_owned(), path("xdg-config")),
+            ("TMPDIR".to_owned(), path("tmp")),
+            ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
+            ("LANG".to_owned(), "C.UTF-8".to_owned()),
+        ]);
+        Ok(Machine {
+            name: name.to_owned(),
+            cwd: home.join("work"),
+            home,
+            ghcache: ghcache.to_owned(),
+            env,
+        })
+    }
+
+    /// The `ghcache` binary this machine runs.
+    pub fn ghcache_bin(&self) -> &Path {
+        &self.ghcache
+    }
+
     /// The cache dir.
     pub fn cache_dir(&self) -> PathBuf {
         self.home.join("cache")
@@ -168,12 +197,12 @@ impl Machine {
 
     /// `ghcache <args>`, piped.
     pub fn ghcache(&self, args: &[&str]) -> Run {
-        run_piped(self.command(ghcache_bin()).args(args))
+        run_piped(self.command(&self.ghcache).args(args))
     }
 
     /// `ghcache gh <args>`, piped.
     pub fn cached(&self, args: &[&str]) -> Run {
-        run_piped(self.command(ghcache_bin()).arg("gh").args(args))
+        run_piped(self.command(&self.ghcache).arg("gh").args(args))
     }
 
     /// Plain `gh <args>`, piped.
@@ -183,7 +212,7 @@ impl Machine {
 
     /// `ghcache gh <args>` with stdout on a terminal of `width` columns.
     pub fn cached_tty(&self, args: &[&str], width: u16) -> Run {
-        run_tty(self.command(ghcache_bin()).arg("gh").args(args), width)
+        run_tty(self.command(&self.ghcache).arg("gh").args(args), width)
     }
 
     /// Plain `gh <args>` with stdout on a terminal of `width` columns.
@@ -193,9 +222,59 @@ impl Machine {
 
     /// `ghcache stats --json`.
     pub fn stats(&self) -> serde_json::Value {
-        let run = self.ghcache(&["stats", "--json"]).ok();
-        serde_json::from_slice(&run.stdout)
-            .unwrap_or_else(|e| panic!("stats JSON: {e}: {}", run.out()))
+        self.try_stats().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `ghcache stats --json`, or why there is none.
+    ///
+    /// # Errors
+    /// ghcache cannot be run, fails, or prints no JSON.
+    pub fn try_stats(&self) -> std::io::Result<serde_json::Value> {
+        let output = self
+            .command(&self.ghcache)
+            .args(["stats", "--json"])
+            .output()?;
+        serde_json::from_slice(&output.stdout).map_err(|e| {
+            std::io::Error::other(format!(
+                "`ghcache stats --json` of {} printed no JSON ({e}): {}",
+                self.name,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ))
+        })
+    }
+
+    /// Runs `program args` on this machine, piped; returns its output and wall time.
+    ///
+    /// # Errors
+    /// The program cannot be started.
+    pub fn time(
+        &self,
+        program: &Path,
+        args: &[&str],
+    ) -> std::io::Result<(std::process::Output, Duration)> {
+        let mut cmd = self.command(program);
+        cmd.args(args);
+        let started = Instant::now();
+        let output = cmd.output().map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot run {} {}: {e}", program.display(), args.join(" ")),
+            )
+        })?;
+        Ok((output, started.elapsed()))
+    }
+
+    /// `ghcache gh GH_ARGS` on this machine, timed like [`Machine::time`].
+    ///
+    /// # Errors
+    /// ghcache cannot be started.
+    pub fn time_cached(
+        &self,
+        gh_args: &[&str],
+    ) -> std::io::Result<(std::process::Output, Duration)> {
+        let mut args = vec!["gh"];
+        args.extend(gh_args);
+        self.time(&self.ghcache, &args)
     }
 
     /// Makes the working directory a git checkout with these remotes (`name`, `url`).
@@ -352,36 +431,72 @@ pub struct Daemon {
     machine: Machine,
     /// The daemon's peer id.
     pub peer_id: String,
-    /// Where other daemons bootstrap from: `/ip4/127.0.0.1/tcp/PORT/p2p/PEER_ID`.
+    /// Where other daemons bootstrap from: `/ip4/127.0.0.1/tcp/PORT/p2p/PEER_ID`; empty for a
+    /// daemon that does not listen.
     pub addr: String,
+}
+
+/// Where a daemon listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen<'a> {
+    /// A free port on loopback.
+    Loopback,
+    /// This multiaddr.
+    At(&'a str),
+    /// Nowhere: it only dials out (`--no-listen`), as a runner behind NAT.
+    Nowhere,
+}
+
+/// A TCP port that is free on loopback now (in the calling thread's network namespace).
+///
+/// # Errors
+/// No socket can be bound.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl Machine {
     /// Starts `ghcache daemon` for this machine's cache dir with swarm key `key`, listening on
     /// a free loopback port, without mDNS, plus `extra` flags; returns once it answers `status`.
     pub fn daemon(&self, key: &Path, extra: &[&str]) -> Daemon {
-        self.daemon_with(key, Some("/ip4/127.0.0.1/tcp/0"), extra)
+        self.daemon_on(key, Listen::Loopback, extra)
     }
 
-    /// Starts `ghcache daemon` as [`Machine::daemon`] does, but listening on `listen`, or (with
-    /// `None`) on what `extra` says, such as `--no-listen`. Returns once it answers `status`
-    /// and, when it listens, once it has a listen address; `addr` is empty when it has none.
-    pub fn daemon_with(&self, key: &Path, listen: Option<&str>, extra: &[&str]) -> Daemon {
-        let log = std::fs::File::create(self.home.join("daemon.log"))
-            .unwrap_or_else(|e| panic!("daemon log: {e}"));
-        let mut command = self.command(ghcache_bin());
+    /// [`Machine::daemon`], listening where `listen` says.
+    pub fn daemon_on(&self, key: &Path, listen: Listen<'_>, extra: &[&str]) -> Daemon {
+        self.start_daemon(key, listen, extra)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts `ghcache daemon` (swarm key `key`, no mDNS, listening where `listen` says, plus
+    /// `extra` flags) and returns once it answers `status` and, unless it listens nowhere, once
+    /// it has a listen address; or says why it did not come up within 30 s.
+    ///
+    /// # Errors
+    /// The daemon cannot be started or does not come up.
+    pub fn start_daemon(
+        &self,
+        key: &Path,
+        listen: Listen<'_>,
+        extra: &[&str],
+    ) -> std::io::Result<Daemon> {
+        let log = std::fs::File::create(self.home.join("daemon.log"))?;
+        let mut command = self.command(&self.ghcache);
         command.arg("daemon");
-        if let Some(addr) = listen {
-            command.args(["--listen", addr]);
-        }
+        match listen {
+            Listen::Loopback => command.args(["--listen", "/ip4/127.0.0.1/tcp/0"]),
+            Listen::At(addr) => command.args(["--listen", addr]),
+            Listen::Nowhere => command.arg("--no-listen"),
+        };
         let child = command
             .args(["--no-mdns", "--swarm-key"])
             .arg(key)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn daemon: {e}"));
+            .spawn()?;
         let mut daemon = Daemon {
             child,
             machine: self.clone(),
@@ -392,14 +507,27 @@ impl Machine {
         let up = wait_until(Duration::from_secs(30), || {
             status = daemon.status();
             let listening = !status.listen_addrs.is_empty();
-            !status.peer_id.is_empty() && (listening || listen.is_none())
+            !status.peer_id.is_empty() && (listening || listen == Listen::Nowhere)
         });
-        assert!(up, "the daemon did not come up: {}", daemon.log());
+        if !up {
+            return Err(std::io::Error::other(format!(
+                "the daemon of {} did not come up in 30 s: {}",
+                self.name,
+                daemon.log().trim()
+            )));
+        }
         daemon.peer_id = status.peer_id.clone();
         if let Some(listen) = status.listen_addrs.first() {
             daemon.addr = format!("{listen}/p2p/{}", daemon.peer_id);
         }
-        daemon
+        Ok(daemon)
+    }
+
+    /// `ghcache daemon status --json` of this machine, read as the daemon's status type; the
+    /// default status (no peer id) when no daemon answers.
+    pub fn daemon_status(&self) -> Status {
+        let run = self.ghcache(&["daemon", "status", "--json"]);
+        serde_json::from_slice(&run.stdout).unwrap_or_default()
     }
 }
 
@@ -407,8 +535,22 @@ impl Daemon {
     /// `ghcache daemon status --json`, read as the daemon's status type; the default status
     /// (no peer id) when it does not answer.
     pub fn status(&self) -> Status {
-        let run = self.machine.ghcache(&["daemon", "status", "--json"]);
-        serde_json::from_slice(&run.stdout).unwrap_or_default()
+        self.machine.daemon_status()
+    }
+
+    /// Waits up to 30 s until the daemon is connected to at least `n` peers, or says it is not.
+    ///
+    /// # Errors
+    /// It is not, after 30 s.
+    pub fn expect_peers(&self, n: usize) -> std::io::Result<()> {
+        if self.wait_peers(n) {
+            return Ok(());
+        }
+        Err(std::io::Error::other(format!(
+            "the daemon of {} found {} of {n} peers in 30 s",
+            self.machine.name,
+            self.status().connected_peers.len()
+        )))
     }
 
     /// Waits until the daemon is connected to at least `n` peers.
@@ -557,10 +699,7 @@ impl Netns {
 
     /// A TCP port that is free on loopback in this namespace now.
     pub fn free_port(&self) -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("free port: {e}"))
+        free_port().unwrap_or_else(|e| panic!("free port: {e}"))
     }
 }
 

@@ -17,7 +17,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ghcache_tests::{wait_until, Daemon, Machine, Netns, Run, World};
+use ghcache_tests::{wait_until, Daemon, Listen, Machine, Netns, Run, World};
 
 const LIST: [&str; 4] = ["pr", "list", "-R", "o/r"];
 /// The p2p deadline of the runners' `ghcache gh`: these tests count where answers come from, not
@@ -71,12 +71,10 @@ fn runner(machine: &Machine, key: &Path, seed: &Daemon, runners: Runners<'_>) ->
             ns.drop_inbound(port)
                 .unwrap_or_else(|e| panic!("firewall rule: {e}"));
             let listen = format!("/ip4/127.0.0.1/tcp/{port}");
-            machine.daemon_with(key, Some(&listen), &bootstrap)
+            machine.daemon_on(key, Listen::At(&listen), &bootstrap)
         }
         Runners::Dialable => machine.daemon(key, &bootstrap),
-        Runners::NotListening => {
-            machine.daemon_with(key, None, &["--no-listen", bootstrap[0], bootstrap[1]])
-        }
+        Runners::NotListening => machine.daemon_on(key, Listen::Nowhere, &bootstrap),
     }
 }
 

@@ -9,7 +9,7 @@ use anyhow::{bail, Context as _, Result};
 use serde_json::json;
 
 use crate::charts::{bar_chart, Bar};
-use crate::sandbox::{self, Machine};
+use crate::sandbox::{self, Listen, Machine};
 use crate::stats::{median, min_max, ms, percentile};
 use crate::{fleet, scale};
 
@@ -73,8 +73,11 @@ const REAL_LATENCY: Duration = Duration::from_millis(150);
 /// runs a reduced set (CI smoke).
 pub fn run(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
-    if let Some(bad) = args.iter().find(|a| *a != "--quick") {
-        bail!("unknown bench flag `{bad}`; usage: cargo xtask bench [--quick]");
+    if let Some(bad) = args.iter().find(|a| *a != "--quick" && *a != "--http") {
+        bail!("unknown bench flag `{bad}`; usage: cargo xtask bench [--quick] [--http]");
+    }
+    if args.iter().any(|a| a == "--http") {
+        return http_level_only(quick);
     }
     let started = std::time::Instant::now();
     let gh = sandbox::require_gh()?;
@@ -87,12 +90,15 @@ pub fn run(args: &[String]) -> Result<()> {
     let measuring = std::time::Instant::now();
 
     let tiers = tier_latency(quick, &gh, &ghcache, &github, root.path(), &key, &node)?;
+    let http = http_level(quick, &gh, &ghcache, &github, root.path())?;
+    // The fleet replay starts IPFS nodes of its own, in the network namespaces of its hosted
+    // runners.
+    drop(node);
     let fleet_options = if quick {
         fleet::Options::quick()
     } else {
         fleet::Options::full()
     };
-    let api = node.api_url();
     let fleet = fleet::run(
         &fleet_options,
         &fleet::Tools {
@@ -100,10 +106,8 @@ pub fn run(args: &[String]) -> Result<()> {
             ghcache: &ghcache,
             root: root.path(),
             swarm_key: &key,
-            ipfs_api: &api,
         },
     )?;
-    drop(node);
     let scale_options = if quick {
         scale::Options::quick()
     } else {
@@ -117,6 +121,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "seconds_measuring": measuring.elapsed().as_secs_f64(),
         "seconds_total": started.elapsed().as_secs_f64(),
         "tiers": tiers,
+        "http_level": http,
         "fleet": fleet,
         "scale": scale,
     });
@@ -143,36 +148,39 @@ fn tier_latency(
 ) -> Result<serde_json::Value> {
     let (runs, warmup) = if quick { (10, 2) } else { (40, 5) };
     let empty = empty_program(root)?;
-    let machine = Machine::new(root, "bench", github)?;
+    let machine = Machine::new(root, "bench", github, ghcache)?;
     // Two peers for the p2p hit: A fetched the entry; B asks its daemon, which asks A's.
-    let peer_a = Machine::new(root, "peer-a", github)?;
-    let peer_b = Machine::new(root, "peer-b", github)?;
-    let daemon_a = peer_a.daemon(ghcache, key, &[])?;
-    let _daemon_b = peer_b.daemon(ghcache, key, &["--bootstrap", &daemon_a.addr])?;
-    peer_b.wait_for_peer(ghcache)?;
+    let peer_a = Machine::new(root, "peer-a", github, ghcache)?;
+    let peer_b = Machine::new(root, "peer-b", github, ghcache)?;
+    let daemon_a = peer_a.start_daemon(key, Listen::Loopback, &[])?;
+    let daemon_b = peer_b.start_daemon(key, Listen::Loopback, &["--bootstrap", &daemon_a.addr])?;
+    daemon_b.expect_peers(1)?;
     // Misses: a machine whose cache is emptied before each sample, so ghcache runs gh.
-    let misser = Machine::new(root, "miss", github)?;
+    let misser = Machine::new(root, "miss", github, ghcache)?;
     let command = ["repo", "view", "o/r", "--json", "name"];
     let mut cached_args = vec!["gh"];
     cached_args.extend(command);
     // The IPFS hit: D fetched the entry (added to IPFS, manifest announced with its CID) and is
     // gone; C knows the manifest from the announcement, finds no live peer, and reads IPFS.
     // Their own scope keeps A's live copy of the same command out of C's way.
-    let mut ipfs_fetcher = Machine::new(root, "ipfs-fetcher", github)?;
-    let mut ipfs_reader = Machine::new(root, "ipfs-reader", github)?;
+    let mut ipfs_fetcher = Machine::new(root, "ipfs-fetcher", github, ghcache)?;
+    let mut ipfs_reader = Machine::new(root, "ipfs-reader", github, ghcache)?;
     for m in [&mut ipfs_fetcher, &mut ipfs_reader] {
         m.set_env("GH_CACHE_IPFS", "1");
         m.set_env("GH_CACHE_IPFS_API", &node.api_url());
         m.set_env("GH_CACHE_SCOPE", "bench-ipfs");
         m.set_env("GH_CACHE_SWARM_KEY_FILE", &key.display().to_string());
     }
-    let daemon_fetcher = ipfs_fetcher.daemon(ghcache, key, &[])?;
-    let _daemon_reader =
-        ipfs_reader.daemon(ghcache, key, &["--bootstrap", &daemon_fetcher.addr])?;
-    ipfs_reader.wait_for_peer(ghcache)?;
+    let daemon_fetcher = ipfs_fetcher.start_daemon(key, Listen::Loopback, &[])?;
+    let daemon_reader = ipfs_reader.start_daemon(
+        key,
+        Listen::Loopback,
+        &["--bootstrap", &daemon_fetcher.addr],
+    )?;
+    daemon_reader.expect_peers(1)?;
     // The reader's daemon follows a scope's announcements once a command of that scope ran.
-    ipfs_reader.time_cached(ghcache, &["release", "list", "-R", "o/r"])?;
-    let heard = ipfs_reader.daemon_counter(ghcache, "announcements_received");
+    ipfs_reader.time_cached(&["release", "list", "-R", "o/r"])?;
+    let heard = ipfs_reader.daemon_status().counters.announcements_received;
     let (fetched, _) = ipfs_fetcher.time(ghcache, &cached_args)?;
     if !fetched.status.success() {
         bail!(
@@ -182,7 +190,7 @@ fn tier_latency(
     }
     // Announced when stored, and again with the CID once it was in IPFS.
     let until = std::time::Instant::now() + Duration::from_secs(15);
-    while ipfs_reader.daemon_counter(ghcache, "announcements_received") < heard + 2 {
+    while ipfs_reader.daemon_status().counters.announcements_received < heard + 2 {
         if std::time::Instant::now() > until {
             bail!("the reader never heard the announcement of the IPFS copy");
         }
@@ -333,7 +341,7 @@ fn tier_latency(
         }
     }
     github.set_latency(Duration::ZERO);
-    let ipfs_hits = ipfs_reader.stats(ghcache)?["hits"]["ipfs"]
+    let ipfs_hits = ipfs_reader.try_stats()?["hits"]["ipfs"]
         .as_u64()
         .unwrap_or(0);
     if ipfs_hits < (warmup + runs) as u64 {
@@ -450,17 +458,6 @@ fn charts(doc: &serde_json::Value) -> Vec<(&'static str, String)> {
             note: None,
         })
         .collect();
-    let fleet: Vec<Bar> = rows(&doc["fleet"]["configurations"])
-        .iter()
-        .map(|c| Bar {
-            label: c["configuration"].as_str().unwrap_or("?").to_owned(),
-            value: number(&c["requests_to_github"]),
-            note: Some(format!(
-                "{} charged",
-                c["charged_requests"].as_u64().unwrap_or(0)
-            )),
-        })
-        .collect();
     vec![
         (
             "tier-latency.svg",
@@ -470,14 +467,7 @@ fn charts(doc: &serde_json::Value) -> Vec<(&'static str, String)> {
                 &tiers,
             ),
         ),
-        (
-            "fleet-github-requests.svg",
-            bar_chart(
-                "Fleet replay: requests that reached GitHub, per configuration",
-                "requests",
-                &fleet,
-            ),
-        ),
+        fleet::chart(&doc["fleet"]),
     ]
 }
 
@@ -512,4 +502,181 @@ fn machine_info(gh: &Path) -> serde_json::Value {
         "gh": text(&gh.display().to_string(), &["--version"]),
         "rustc": text("rustc", &["--version"]),
     })
+}
+
+/// A command that no output entry answers, so that gh runs for it every time: what the HTTP
+/// level costs there, and what it saves.
+const HTTP_LEVEL_COMMAND: [&str; 4] = ["issue", "status", "-R", "o/r"];
+
+/// `cargo xtask bench --http`: the HTTP level's contenders alone, into `bench-http.json`.
+fn http_level_only(quick: bool) -> Result<()> {
+    let gh = sandbox::require_gh()?;
+    let ghcache = sandbox::build_release()?;
+    let github = fake_github::FakeGithub::start()?;
+    let root = crate::sandbox::scratch()?;
+    let doc = json!({
+        "machine": machine_info(&gh),
+        "quick": quick,
+        "http_level": http_level(quick, &gh, &ghcache, &github, root.path())?,
+    });
+    let file = sandbox::write_results("bench-http.json", &doc)?;
+    println!("JSON: {}", file.display());
+    Ok(())
+}
+
+/// One contender of [`http_level`].
+struct HttpContender<'a> {
+    name: &'static str,
+    on: &'a Machine,
+    program: &'a Path,
+    args: &'a [&'a str],
+    /// Before each sample, untimed: empty the machine's cache.
+    clear_first: bool,
+    /// Each sample must reach GitHub (or must not).
+    reaches_github: bool,
+}
+
+/// The HTTP level against plain gh for a command that is not cached ([`HTTP_LEVEL_COMMAND`]),
+/// at 0 ms and at [`REAL_LATENCY`] of GitHub latency, interleaved round by round:
+/// - cold: the cache emptied before each sample (untimed), so each of gh's requests passes
+///   through the socket to GitHub and is stored: the level's whole overhead;
+/// - warm: gh's requests answered by the level from this machine's disk;
+/// - off (`GH_CACHE_HTTP=0`): ghcache replaces itself with gh, as before the level existed.
+fn http_level(
+    quick: bool,
+    gh: &Path,
+    ghcache: &Path,
+    github: &fake_github::FakeGithub,
+    root: &Path,
+) -> Result<serde_json::Value> {
+    let (runs, warmup) = if quick { (10, 2) } else { (40, 5) };
+    let plain = Machine::new(root, "http-plain", github, ghcache)?;
+    let cold = Machine::new(root, "http-cold", github, ghcache)?;
+    let warm = Machine::new(root, "http-warm", github, ghcache)?;
+    let mut off = Machine::new(root, "http-off", github, ghcache)?;
+    off.set_env("GH_CACHE_HTTP", "0");
+    let mut cached = vec!["gh"];
+    cached.extend(HTTP_LEVEL_COMMAND);
+    let contender = |name, on, program, args, clear_first, reaches_github| HttpContender {
+        name,
+        on,
+        program,
+        args,
+        clear_first,
+        reaches_github,
+    };
+    let contenders = [
+        contender("plain gh", &plain, gh, &HTTP_LEVEL_COMMAND, false, true),
+        contender(
+            "ghcache, HTTP level, cold",
+            &cold,
+            ghcache,
+            &cached,
+            true,
+            true,
+        ),
+        contender(
+            "ghcache, HTTP level, warm",
+            &warm,
+            ghcache,
+            &cached,
+            false,
+            false,
+        ),
+        contender(
+            "ghcache, HTTP level off",
+            &off,
+            ghcache,
+            &cached,
+            false,
+            true,
+        ),
+    ];
+    for c in &contenders {
+        let (out, _) = c.on.time(c.program, c.args)?;
+        if !out.status.success() {
+            bail!(
+                "{} failed: {}",
+                c.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    println!(
+        "\n## The HTTP level: `gh {}`, not cached as a command\n",
+        HTTP_LEVEL_COMMAND.join(" ")
+    );
+    println!("| GitHub latency | contender | median ms | p95 ms | median ratio to plain gh |");
+    println!("| ---: | --- | ---: | ---: | ---: |");
+    let mut blocks = Vec::new();
+    for latency in [Duration::ZERO, REAL_LATENCY] {
+        github.set_latency(latency);
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
+        for round in 0..warmup + runs {
+            for (i, c) in contenders.iter().enumerate() {
+                if c.clear_first {
+                    c.on.command(ghcache).args(["clear", "--all"]).output()?;
+                }
+                let before = github.request_count();
+                let (out, took) = c.on.time(c.program, c.args)?;
+                if !out.status.success() {
+                    bail!("{} failed during the run", c.name);
+                }
+                if (github.request_count() != before) != c.reaches_github {
+                    bail!(
+                        "a `{}` sample did not do what it measures (GitHub reached: {})",
+                        c.name,
+                        !c.reaches_github
+                    );
+                }
+                if round >= warmup {
+                    samples[i].push(ms(took));
+                }
+            }
+        }
+        let mut rows = Vec::new();
+        for (i, HttpContender { name, .. }) in contenders.iter().enumerate() {
+            let ratios: Vec<f64> = samples[i]
+                .iter()
+                .zip(&samples[0])
+                .map(|(x, plain)| x / plain.max(1e-6))
+                .collect();
+            let (m, p95, ratio) = (
+                median(&samples[i]),
+                percentile(&samples[i], 0.95),
+                median(&ratios),
+            );
+            println!(
+                "| {} ms | {name} | {m:.2} | {p95:.2} | {ratio:.3} |",
+                latency.as_millis()
+            );
+            rows.push(json!({
+                "name": name,
+                "median_ms": m,
+                "p95_ms": p95,
+                "median_ratio_to_plain_gh": ratio,
+                "samples_ms": samples[i],
+            }));
+        }
+        let overhead = rows[1]["median_ratio_to_plain_gh"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+            - 1.0;
+        println!(
+            "\nat {} ms: the HTTP level, cold, costs {:+.1}% against plain gh\n",
+            latency.as_millis(),
+            overhead * 100.0
+        );
+        blocks.push(json!({
+            "github_latency_ms": latency.as_millis() as u64,
+            "cold_overhead": overhead,
+            "contenders": rows,
+        }));
+    }
+    github.set_latency(Duration::ZERO);
+    Ok(json!({
+        "command": format!("gh {}", HTTP_LEVEL_COMMAND.join(" ")),
+        "runs": runs,
+        "latencies": blocks,
+    }))
 }

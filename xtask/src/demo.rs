@@ -7,11 +7,10 @@
 //! IPFS, GitHub), how long it took, and how many requests reached GitHub. The same session
 //! through plain gh is the baseline.
 
-use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::sandbox::{self, Machine};
+use crate::sandbox::{self, Listen, Machine};
 
 const SESSION: &[&[&str]] = &[
     &["repo", "view", "acme/widgets", "--json", "name,description"],
@@ -50,7 +49,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let key = sandbox::new_swarm_key(&ghcache, root.path())?;
     let mut runners = Vec::new();
     for i in 1..=4 {
-        let mut m = Machine::new(root.path(), &format!("runner-{i}"), &github)?;
+        let mut m = Machine::new(root.path(), &format!("runner-{i}"), &github, &ghcache)?;
         m.set_env("GH_CACHE_DEBUG", "1");
         m.set_env("GH_CACHE_IPFS", "1");
         m.set_env("GH_CACHE_IPFS_API", &node.api_url());
@@ -59,11 +58,12 @@ pub fn run(args: &[String]) -> Result<()> {
         runners.push(m);
     }
     let late = runners.pop().context("four runners")?;
-    let seed = runners[0].daemon(&ghcache, &key, &[])?;
+    let seed = runners[0].start_daemon(&key, Listen::Loopback, &[])?;
     let mut daemons = Vec::new();
     for runner in &runners[1..] {
-        daemons.push(runner.daemon(&ghcache, &key, &["--bootstrap", &seed.addr])?);
-        runner.wait_for_peer(&ghcache)?;
+        let daemon = runner.start_daemon(&key, Listen::Loopback, &["--bootstrap", &seed.addr])?;
+        daemon.expect_peers(1)?;
+        daemons.push(daemon);
     }
     println!("swarm: runner-1 is the seed peer, runner-2 and runner-3 bootstrap from it\n");
     println!(
@@ -72,7 +72,7 @@ pub fn run(args: &[String]) -> Result<()> {
     );
     for runner in &runners {
         for args in SESSION {
-            call(&ghcache, runner, args, &github)?;
+            call(runner, args, &github)?;
         }
     }
     println!(
@@ -80,14 +80,13 @@ pub fn run(args: &[String]) -> Result<()> {
          is in the IPFS node:"
     );
     for args in SESSION {
-        call(&ghcache, &late, args, &github)?;
+        call(&late, args, &github)?;
     }
     println!(
         "\na write through ghcache drops the repository's cached answers on every peer, \
          so everyone sees it:"
     );
     call(
-        &ghcache,
         &runners[0],
         &[
             "issue",
@@ -104,17 +103,12 @@ pub fn run(args: &[String]) -> Result<()> {
     // Invalidations travel by gossip; give them a moment to arrive.
     std::thread::sleep(std::time::Duration::from_millis(300));
     for runner in [&runners[0], &runners[1], &runners[2], &runners[0]] {
-        call(
-            &ghcache,
-            runner,
-            &["issue", "list", "-R", "acme/widgets"],
-            &github,
-        )?;
+        call(runner, &["issue", "list", "-R", "acme/widgets"], &github)?;
     }
     let with_cache = github.request_count();
 
     github.clear_log();
-    let plain = Machine::new(root.path(), "plain-gh", &github)?;
+    let plain = Machine::new(root.path(), "plain-gh", &github, &ghcache)?;
     for _ in 0..=runners.len() {
         for args in SESSION {
             plain.time(&gh, args)?;
@@ -135,14 +129,9 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn call(
-    ghcache: &Path,
-    runner: &Machine,
-    args: &[&str],
-    github: &fake_github::FakeGithub,
-) -> Result<()> {
+fn call(runner: &Machine, args: &[&str], github: &fake_github::FakeGithub) -> Result<()> {
     let before = github.request_count();
-    let (out, took) = runner.time_cached(ghcache, args)?;
+    let (out, took) = runner.time_cached(args)?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let source = stderr
         .lines()

@@ -7,11 +7,12 @@
 //!
 //! [`install`] replaces the default action. The handler only stores the signal number in an
 //! atomic, which is all a signal handler may safely do; a watcher thread notices it, stops every
-//! registered process and every direct child of this process, removes every registered
-//! directory, and exits with 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
+//! direct child of this process (the daemons, the IPFS node, `gh` calls), removes every
+//! registered directory, and exits with 128 + the signal number (130 for SIGINT, 143 for
+//! SIGTERM).
 //!
-//! Registering ([`register_pid`], [`register_dir`]) costs nothing when [`install`] was never
-//! called: nothing reads the registry then.
+//! Registering a directory ([`register_dir`]) costs nothing when [`install`] was never called:
+//! nothing reads the registry then.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -31,15 +32,14 @@ const GRACE: Duration = Duration::from_secs(2);
 /// How long to wait for processes to be gone after SIGKILL (the kernel needs a moment).
 const KILL_WAIT: Duration = Duration::from_millis(500);
 
-/// What to stop and remove on a signal.
+/// What to remove on a signal.
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry::new());
 
-/// Processes to stop and directories to remove on a signal.
+/// Directories to remove on a signal.
 struct Registry {
-    pids: Vec<u32>,
     dirs: Vec<PathBuf>,
-    /// Set by the watcher once it has taken the lists: whatever is registered later is stopped
-    /// or removed right away, by the thread registering it.
+    /// Set by the watcher once it has taken the list: whatever is registered later is removed
+    /// right away, by the thread registering it.
     closed: bool,
 }
 
@@ -55,20 +55,9 @@ struct Report {
 impl Registry {
     const fn new() -> Registry {
         Registry {
-            pids: Vec::new(),
             dirs: Vec::new(),
             closed: false,
         }
-    }
-
-    fn add_pid(&mut self, pid: u32) {
-        if !self.pids.contains(&pid) {
-            self.pids.push(pid);
-        }
-    }
-
-    fn remove_pid(&mut self, pid: u32) {
-        self.pids.retain(|&p| p != pid);
     }
 
     fn add_dir(&mut self, dir: PathBuf) {
@@ -78,16 +67,13 @@ impl Registry {
     }
 
     /// Empties the registry; returns what it held.
-    fn take(&mut self) -> (Vec<u32>, Vec<PathBuf>) {
-        (
-            std::mem::take(&mut self.pids),
-            std::mem::take(&mut self.dirs),
-        )
+    fn take(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.dirs)
     }
 }
 
-/// The registry, also after a thread panicked while holding it: its lists stay consistent
-/// (every change is a single push or retain).
+/// The registry, also after a thread panicked while holding it: its list stays consistent
+/// (every change is a single push).
 fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -143,23 +129,6 @@ pub fn wait_for_exit() -> ! {
     loop {
         std::thread::park();
     }
-}
-
-/// Stops `pid` on a signal (SIGTERM, then SIGKILL if it is still there after a grace period).
-/// After a signal has arrived, stops it at once.
-pub fn register_pid(pid: u32) {
-    let mut registry = registry();
-    if registry.closed {
-        drop(registry);
-        stop(&BTreeSet::from([pid]), GRACE);
-        return;
-    }
-    registry.add_pid(pid);
-}
-
-/// Forgets `pid`: its owner has stopped it (or is stopping it).
-pub fn unregister_pid(pid: u32) {
-    registry().remove_pid(pid);
 }
 
 /// Removes `dir` and everything in it on a signal. After a signal has arrived, removes it at
@@ -220,19 +189,14 @@ fn watch(task: &str) {
     std::process::exit(128 + signal);
 }
 
-/// The watcher's cleanup: the registry's processes and this process's children, then the
-/// registry's directories.
+/// The watcher's cleanup: this process's children, then the registry's directories.
 fn shut_down() -> Report {
-    let (pids, dirs) = {
+    let dirs = {
         let mut registry = registry();
         registry.closed = true;
         registry.take()
     };
-    // Children cover what was started but not yet registered (the IPFS node while it starts, a
-    // daemon between its spawn and its registration) and the short-lived `gh` calls.
-    let mut all: BTreeSet<u32> = pids.into_iter().collect();
-    all.extend(children());
-    let mut report = clean(all, &dirs, GRACE);
+    let mut report = clean(children(), &dirs, GRACE);
     // The main thread runs on until the process exits, and may have started more child processes
     // meanwhile, which may write into the directories again: stop them (they are short-lived
     // commands, no grace) and remove the directories once more. Once the directories are gone,
@@ -375,13 +339,12 @@ fn set_handler(signal: libc::c_int) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    /// What the watcher does with the registry after a signal, without its sweep of this
-    /// process's other children (here, the test harness's): stops every registered process,
-    /// removes every registered directory, empties the registry; returns how many of the
-    /// processes were still running.
-    fn cleanup() -> usize {
-        let (pids, dirs) = registry().take();
-        let report = clean(pids.into_iter().collect(), &dirs, GRACE);
+    /// What the watcher does after a signal, with `pids` in place of this process's children
+    /// (here, the test harness's): stops them, removes every registered directory, empties the
+    /// registry; returns how many of the processes were still running.
+    fn cleanup(pids: BTreeSet<u32>) -> usize {
+        let dirs = registry().take();
+        let report = clean(pids, &dirs, GRACE);
         for (dir, err) in &report.failed {
             eprintln!("could not remove {}: {err}", dir.display());
         }
@@ -396,20 +359,13 @@ mod tests {
     }
 
     #[test]
-    fn registry_adds_and_removes() {
+    fn registry_adds_each_dir_once() {
         let mut registry = Registry::new();
-        registry.add_pid(10);
-        registry.add_pid(11);
-        registry.add_pid(10);
-        registry.remove_pid(11);
-        registry.remove_pid(12);
         registry.add_dir(PathBuf::from("/a"));
         registry.add_dir(PathBuf::from("/a"));
-        assert_eq!(registry.pids, vec![10]);
         assert_eq!(registry.dirs, vec![PathBuf::from("/a")]);
-        let (pids, dirs) = registry.take();
-        assert_eq!((pids.len(), dirs.len()), (1, 1));
-        assert!(registry.pids.is_empty() && registry.dirs.is_empty());
+        assert_eq!(registry.take().len(), 1);
+        assert!(registry.dirs.is_empty());
     }
 
     #[test]
@@ -422,23 +378,20 @@ mod tests {
 
     /// The only test that touches the global registry (tests run on threads of one process).
     #[test]
-    fn cleanup_stops_registered_processes_and_removes_registered_dirs() -> std::io::Result<()> {
+    fn cleanup_stops_the_processes_and_removes_registered_dirs() -> std::io::Result<()> {
         let mut doomed = Command::new("sleep").arg("30").spawn()?;
         let mut spared = Command::new("sleep").arg("30").spawn()?;
         let dir = tempfile::tempdir()?.keep();
         std::fs::create_dir_all(dir.join("a/b"))?;
         std::fs::write(dir.join("a/b/file"), "x")?;
-        register_pid(doomed.id());
-        register_pid(spared.id());
-        unregister_pid(spared.id());
         register_dir(dir.clone());
         register_dir(dir.join("never-existed"));
 
-        assert_eq!(cleanup(), 1);
-        assert!(!alive(doomed.id()), "the registered child is still there");
+        assert_eq!(cleanup(BTreeSet::from([doomed.id()])), 1);
+        assert!(!alive(doomed.id()), "the child is still there");
         assert!(!dir.exists(), "the registered dir is still there");
-        assert!(alive(spared.id()), "the unregistered child was stopped");
-        assert_eq!(cleanup(), 0, "the registry was not emptied");
+        assert!(alive(spared.id()), "a process not named was stopped");
+        assert_eq!(cleanup(BTreeSet::new()), 0, "the registry was not emptied");
 
         spared.kill()?;
         spared.wait()?;

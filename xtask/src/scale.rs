@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use serde_json::json;
 
-use crate::sandbox::{counter, Daemon, Machine};
+use crate::sandbox::{Daemon, Listen, Machine};
 use crate::stats::{median, ms, percentile};
 
 /// What to measure.
@@ -104,7 +104,7 @@ fn size(
 ) -> Result<Row> {
     let scope = format!("scale-{n}");
     let node = |name: &str| -> Result<Machine> {
-        let mut m = Machine::new(root, name, github)?;
+        let mut m = Machine::new(root, name, github, ghcache)?;
         m.set_env("GH_CACHE_SCOPE", &scope);
         m.set_env("GH_CACHE_SWARM_KEY_FILE", &key.display().to_string());
         Ok(m)
@@ -114,10 +114,10 @@ fn size(
     for i in 0..n {
         let m = node(&format!("node-{i}"))?;
         let daemon = match daemons.first() {
-            None => m.daemon(ghcache, key, &[])?,
+            None => m.start_daemon(key, Listen::Loopback, &[])?,
             Some(seed) => {
-                let d = m.daemon(ghcache, key, &["--bootstrap", &seed.addr])?;
-                m.wait_for_peer(ghcache)?;
+                let d = m.start_daemon(key, Listen::Loopback, &["--bootstrap", &seed.addr])?;
+                d.expect_peers(1)?;
                 d
             }
         };
@@ -127,7 +127,7 @@ fn size(
     // Every node uses the scope once (its daemon then follows the scope's topic).
     for (i, m) in machines.iter().enumerate() {
         let repo = format!("repos/scale/warm-{n}-{i}");
-        cached(m, ghcache, &["api", &repo])?;
+        cached(m, &["api", &repo])?;
     }
     // Gossipsub builds its mesh on heartbeats (one a second): let it settle.
     std::thread::sleep(Duration::from_secs(3));
@@ -135,9 +135,8 @@ fn size(
     let traffic = |ms: &[Machine]| -> u64 {
         ms.iter()
             .map(|m| {
-                m.daemon_status(ghcache).map_or(0, |status| {
-                    counter(&status, "bytes_in") + counter(&status, "bytes_out")
-                })
+                let counters = m.daemon_status().counters;
+                counters.bytes_in + counters.bytes_out
             })
             .sum()
     };
@@ -154,7 +153,7 @@ fn size(
     } else {
         &machines[0]
     };
-    let heard = |m: &Machine| m.daemon_counter(ghcache, "announcements_received");
+    let heard = |m: &Machine| m.daemon_status().counters.announcements_received;
     let heard_before: Vec<u64> = machines.iter().map(heard).collect();
     let before = traffic(&machines);
     let started = Instant::now();
@@ -162,7 +161,7 @@ fn size(
         .map(|k| format!("repos/scale/entry-{n}-{k}"))
         .collect();
     for k in &keys {
-        cached(producer, ghcache, &["api", k])?;
+        cached(producer, &["api", k])?;
     }
     let until = Instant::now() + Duration::from_secs(30);
     loop {
@@ -188,7 +187,7 @@ fn size(
     for s in 0..o.samples {
         far.command(ghcache).args(["clear", "--all"]).output()?;
         let requests = github.request_count();
-        let (_, took) = cached(far, ghcache, &["api", &keys[s % keys.len()]])?;
+        let (_, took) = cached(far, &["api", &keys[s % keys.len()]])?;
         if github.request_count() != requests {
             bail!("with {n} daemons, a p2p sample on the far node reached GitHub");
         }
@@ -197,16 +196,17 @@ fn size(
 
     // A node that joins now heard none of it: its lookups ask the DHT for providers.
     let late = node("late")?;
-    let _late_daemon = late.daemon(ghcache, key, &["--bootstrap", &daemons[0].addr])?;
-    late.wait_for_peer(ghcache)?;
+    let late_daemon =
+        late.start_daemon(key, Listen::Loopback, &["--bootstrap", &daemons[0].addr])?;
+    late_daemon.expect_peers(1)?;
     // Its routing table fills once identify has run on the bootstrap connection; the first
     // command (a key nobody holds) gives it that moment, as a runner's first command would.
-    cached(&late, ghcache, &["api", &format!("repos/scale/late-{n}")])?;
+    cached(&late, &["api", &format!("repos/scale/late-{n}")])?;
     let mut dht_hit_ms = Vec::new();
     let mut dht_misses = 0;
     for k in &keys {
         let requests = github.request_count();
-        let (_, took) = cached(&late, ghcache, &["api", k])?;
+        let (_, took) = cached(&late, &["api", k])?;
         if github.request_count() == requests {
             dht_hit_ms.push(ms(took));
         } else {
@@ -226,8 +226,8 @@ fn size(
 }
 
 /// `ghcache gh ARGS` on `m`; fails unless it succeeds.
-fn cached(m: &Machine, ghcache: &Path, args: &[&str]) -> Result<(std::process::Output, Duration)> {
-    let (out, took) = m.time_cached(ghcache, args)?;
+fn cached(m: &Machine, args: &[&str]) -> Result<(std::process::Output, Duration)> {
+    let (out, took) = m.time_cached(args)?;
     if !out.status.success() {
         bail!(
             "`ghcache gh {}` failed on {}: {}",

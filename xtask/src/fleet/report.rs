@@ -23,10 +23,10 @@ struct Floors {
 }
 
 impl Floors {
-    fn of(rule: Invalidation, floors: &Floors) -> &(Floor, Sum) {
+    fn get(&self, rule: Invalidation) -> &(Floor, Sum) {
         match rule {
-            Invalidation::PerClass => &floors.per_class,
-            Invalidation::WholeRepository => &floors.whole_repository,
+            Invalidation::PerClass => &self.per_class,
+            Invalidation::WholeRepository => &self.whole_repository,
         }
     }
 }
@@ -178,7 +178,7 @@ fn topology(r: &Replayed, steps: &[(Duration, Step)]) -> serde_json::Value {
     }
     let mut floors_json = serde_json::Map::new();
     for rule in Invalidation::ALL {
-        let (f, sum) = Floors::of(rule, &floors);
+        let (f, sum) = floors.get(rule);
         let requests_cut = cut(sum.requests, base_requests);
         println!(
             "| the trace's floor, writes dropping {} | {} | {} | {} | | | | | {} reads | -{requests_cut:.0}% | {:.1}x |",
