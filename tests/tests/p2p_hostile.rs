@@ -156,8 +156,9 @@ fn a_lie_is_refused_and_github_answers(lie: &str, cut_off: bool) {
     // A large lie may still be arriving when the lookup's deadline sends B to GitHub.
     assert!(
         wait_until(Duration::from_secs(15), || db.counters().rejected >= 1),
-        "counted: {:?}",
-        db.status()
+        "counted: {:?}\nB's daemon: {}",
+        db.status(),
+        db.log()
     );
     let peers = || db.status().connected_peers.len();
     if cut_off {

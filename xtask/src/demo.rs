@@ -7,7 +7,6 @@
 //! IPFS, GitHub), how long it took, and how many requests reached GitHub. The same session
 //! through plain gh is the baseline.
 
-
 use anyhow::{bail, Context as _, Result};
 
 use crate::sandbox::{self, Listen, Machine};

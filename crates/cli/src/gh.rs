@@ -268,20 +268,19 @@ async fn serve(
     };
     let recorder = Arc::new(Recorder::default());
     // gh's own API requests go through the HTTP level while it runs.
-    let scope = &request.input.scope;
-    let purpose = crate::http::Purpose::Answer(request.ttl);
-    let http = crate::http::Run::start(
-        config,
-        &request.argv,
-        tier.clone(),
-        scope,
-        &request.repo,
-        purpose,
-        session,
-    )
-    .await;
-    let origin = Arc::new(origin(config, &request, session, http.gh_env()));
-    let mut chain = Chain::new(origin, recorder.clone()).with_config(chain_config(config));
+    let origin = Arc::new(crate::http::LazyLevelOrigin::new(
+        gh_config(config, &request, session),
+        crate::http::LevelStart {
+            config: config.clone(),
+            args: request.argv.clone(),
+            local: tier.clone(),
+            scope: request.input.scope.clone(),
+            context_repo: request.repo.clone(),
+            purpose: crate::http::Purpose::Answer(request.ttl),
+            budgets: session.budgets(),
+        },
+    ));
+    let mut chain = Chain::new(origin.clone(), recorder.clone()).with_config(chain_config(config));
     let remote = match &tier {
         Some(tier) => {
             chain = chain
@@ -294,7 +293,9 @@ async fn serve(
         None => Remote::default(),
     };
     let resolved = chain.resolve(&request).await;
-    http.finish(config, session).await;
+    if let Some(http) = origin.take_run().await {
+        http.finish(config, session).await;
+    }
     let chain_events = recorder.drain();
     let chain_dropped_corrupt = chain_events.iter().any(|e| matches!(e, Event::Corrupt(_)));
     let mut events = early;
@@ -325,7 +326,6 @@ async fn serve(
         }
         record(tier, &events, session).await;
     }
-    drop(remote);
     finish(tier, session).await;
     Ok((resolved.output, resolved.source))
 }
@@ -532,19 +532,13 @@ fn source_label(resolved: &Resolved) -> &'static str {
     }
 }
 
-/// gh, printing what it writes to stdout as it comes (through the user's pager on a terminal,
-/// as [`print`] does) and keeping answers up to `max_entry_size` for the cache.
-fn origin(
-    config: &Config,
-    request: &Request,
-    session: &Session,
-    gh_env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
-) -> ghcache_tier_gh::Origin {
+/// How gh runs as the origin: printing what it writes to stdout as it comes (through the
+/// user's pager on a terminal, as [`print`] does) and keeping answers up to `max_entry_size`
+/// for the cache.
+fn gh_config(config: &Config, request: &Request, session: &Session) -> ghcache_tier_gh::Config {
     // An entry larger than the whole cache would only push everything else out, then itself.
     let largest = config.max_entry_size.value.min(config.max_size.value);
-    let mut gh = ghcache_tier_gh::Config::new(config.gh.value.clone())
-        .with_max_entry_size(largest)
-        .with_env(gh_env);
+    let mut gh = ghcache_tier_gh::Config::new(config.gh.value.clone()).with_max_entry_size(largest);
     if !session.capture {
         let sink = match request.input.output {
             ghcache_core::OutputMode::Tty { .. } => ghcache_tier_gh::user_pager()
@@ -559,7 +553,7 @@ fn origin(
     if let Some(hash) = context::token_hash(&env, &request.input.host) {
         gh = gh.with_token(hash);
     }
-    ghcache_tier_gh::Origin::new(gh)
+    gh
 }
 
 /// Writes the answer as gh would have: stdout (through the user's pager on a terminal), unless
@@ -798,6 +792,14 @@ impl Session {
             warnings: std::sync::Mutex::new(Vec::new()),
             p2p_budget: layers::Budget::new(config.p2p.deadline.value),
             ipfs_budget: layers::Budget::new(config.ipfs.deadline.value),
+        }
+    }
+
+    /// The remote tiers' budgets, for the HTTP level of this command's gh.
+    pub(crate) fn budgets(&self) -> crate::http::Budgets {
+        crate::http::Budgets {
+            p2p: self.p2p_budget.clone(),
+            ipfs: self.ipfs_budget.clone(),
         }
     }
 

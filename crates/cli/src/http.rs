@@ -73,6 +73,18 @@ pub(crate) struct Run {
     session: Option<http::Session>,
     dir: Option<PathBuf>,
     ipfs_adds: bool,
+    /// Why the level is off, for `--debug`, told in [`Run::finish`].
+    note: Option<String>,
+}
+
+/// What the remote tiers may wait in all, shared by a command's own lookup and its gh's
+/// requests (see `Session`).
+#[derive(Clone)]
+pub(crate) struct Budgets {
+    #[cfg_attr(not(feature = "p2p"), allow(dead_code))]
+    pub(crate) p2p: Arc<ghcache_core::layers::Budget>,
+    #[cfg_attr(not(feature = "ipfs"), allow(dead_code))]
+    pub(crate) ipfs: Arc<ghcache_core::layers::Budget>,
 }
 
 impl Run {
@@ -88,16 +100,19 @@ impl Run {
         scope: &str,
         context_repo: &str,
         purpose: Purpose,
-        gh: &Session,
+        budgets: &Budgets,
     ) -> Run {
         let off = Run {
             session: None,
             dir: None,
             ipfs_adds: false,
+            note: None,
         };
         if !applies(config, args) {
             return off;
         }
+        #[cfg(not(any(feature = "p2p", feature = "ipfs")))]
+        let _ = budgets;
         let Ok(dir) = config.cache_dir() else {
             return off;
         };
@@ -146,7 +161,7 @@ impl Run {
             level = level.with_tier(ghcache_core::layers::Deadline::budgeted(
                 peers.clone() as Arc<dyn CacheTier>,
                 config.p2p.deadline.value,
-                gh.p2p_budget.clone(),
+                budgets.p2p.clone(),
             ));
             drops.peers = Some(peers.clone() as Arc<dyn CacheTier>);
         }
@@ -167,7 +182,7 @@ impl Run {
                 level = level.with_tier(LookupOnly::wrap(Deadline::budgeted(
                     ipfs.clone() as Arc<dyn CacheTier>,
                     config.ipfs.deadline.value,
-                    gh.ipfs_budget.clone(),
+                    budgets.ipfs.clone(),
                 )));
                 drops.ipfs = Some(ipfs);
                 ipfs_adds = true;
@@ -189,11 +204,12 @@ impl Run {
                 // Counted only in a directory that is a cache this user may write.
                 dir: writable.then(|| dir.to_path_buf()),
                 ipfs_adds,
+                note: None,
             },
-            Err(err) => {
-                gh.note(&format!("running gh without the HTTP level: {err}"));
-                off
-            }
+            Err(err) => Run {
+                note: Some(format!("running gh without the HTTP level: {err}")),
+                ..off
+            },
         }
     }
 
@@ -209,6 +225,9 @@ impl Run {
     /// did, and adds what it fetched to IPFS in the background. Afterwards nothing of the run
     /// holds the tiers it was given.
     pub(crate) async fn finish(self, config: &Config, gh: &Session) {
+        if let Some(note) = &self.note {
+            gh.note(note);
+        }
         let Some(session) = self.session else {
             return;
         };
@@ -240,6 +259,72 @@ impl Run {
     }
 }
 
+/// gh as a command's origin, its API requests through the HTTP level, which is set up when gh
+/// is about to run and not before: an answer from the swarm or IPFS does not wait for the
+/// level's socket, its gh configuration and its own connection to the daemon.
+pub(crate) struct LazyLevelOrigin {
+    gh: ghcache_tier_gh::Config,
+    start: LevelStart,
+    run: tokio::sync::Mutex<Option<Run>>,
+}
+
+/// What [`Run::start`] is given, owned until gh is about to run.
+pub(crate) struct LevelStart {
+    pub(crate) config: Config,
+    pub(crate) args: Vec<String>,
+    pub(crate) local: Option<Arc<local::LazyTier>>,
+    pub(crate) scope: String,
+    pub(crate) context_repo: String,
+    pub(crate) purpose: Purpose,
+    pub(crate) budgets: Budgets,
+}
+
+impl LazyLevelOrigin {
+    /// gh as `gh` says (without the level's variables), with the level `start` describes.
+    pub(crate) fn new(gh: ghcache_tier_gh::Config, start: LevelStart) -> LazyLevelOrigin {
+        LazyLevelOrigin {
+            gh,
+            start,
+            run: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The level of the gh that ran, if one did, for [`Run::finish`].
+    pub(crate) async fn take_run(&self) -> Option<Run> {
+        self.run.lock().await.take()
+    }
+}
+
+#[async_trait]
+impl ghcache_core::Origin for LazyLevelOrigin {
+    async fn fetch(
+        &self,
+        request: &ghcache_core::Request,
+        prior: Option<&ghcache_core::Entry>,
+    ) -> Result<ghcache_core::Fetched, ghcache_core::OriginError> {
+        let env = {
+            let mut run = self.run.lock().await;
+            if run.is_none() {
+                let s = &self.start;
+                let started = Run::start(
+                    &s.config,
+                    &s.args,
+                    s.local.clone(),
+                    &s.scope,
+                    &s.context_repo,
+                    s.purpose,
+                    &s.budgets,
+                )
+                .await;
+                *run = Some(started);
+            }
+            run.as_ref().map(Run::gh_env).unwrap_or_default()
+        };
+        let gh = ghcache_tier_gh::Origin::new(self.gh.clone().with_env(env));
+        ghcache_core::Origin::fetch(&gh, request, prior).await
+    }
+}
+
 /// Runs gh attached to the terminal (prompts, signals, exit code as with plain gh) with its API
 /// requests through the HTTP level: for a command that is not cached (`write_about` is
 /// `None`), or a write about a repository. `None` when the level does not apply: the caller
@@ -268,7 +353,7 @@ pub(crate) fn run_attached(
         ),
     };
     Some(runtime.block_on(async {
-        let run = Run::start(config, args, None, &scope, &repo, purpose, &gh).await;
+        let run = Run::start(config, args, None, &scope, &repo, purpose, &gh.budgets()).await;
         let code = ghcache_tier_gh::run_attached(&config.gh.value, args, &run.gh_env()).await;
         run.finish(config, &gh).await;
         code.map_err(|e| crate::gh::spawn_failure(config, &e))
