@@ -136,6 +136,51 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// One untimed run of a contender before its samples, which fills the caches it reads (this
+/// machine's, and gh's own for `gh api --cache`); fails unless it succeeds.
+fn prime(on: &Machine, name: &str, program: &Path, args: &[&str]) -> Result<()> {
+    let (out, _) = on.time(program, args)?;
+    if !out.status.success() {
+        bail!("{name} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// One timed sample of a contender: `on`'s cache emptied first (untimed) when `clear_first`;
+/// fails unless the run succeeds and reaches GitHub as `expect` says, so that a sample measures
+/// what its contender names.
+fn sample(
+    github: &fake_github::FakeGithub,
+    on: &Machine,
+    name: &str,
+    program: &Path,
+    args: &[&str],
+    clear_first: bool,
+    expect: Expect,
+) -> Result<Duration> {
+    if clear_first {
+        on.command(on.ghcache_bin())
+            .args(["clear", "--all"])
+            .output()?;
+    }
+    let before = github.request_count();
+    let (out, took) = on.time(program, args)?;
+    if !out.status.success() {
+        bail!("{name} failed during the run");
+    }
+    let reached = github.request_count() != before;
+    match expect {
+        Expect::NoRequest if reached => {
+            bail!("a `{name}` sample reached GitHub: it was not a hit")
+        }
+        Expect::Request if !reached => {
+            bail!("a `{name}` sample did not reach GitHub: it was not a miss")
+        }
+        _ => {}
+    }
+    Ok(took)
+}
+
 /// Whole-process wall time of every contender, interleaved round by round.
 fn tier_latency(
     quick: bool,
@@ -181,7 +226,7 @@ fn tier_latency(
     // The reader's daemon follows a scope's announcements once a command of that scope ran.
     ipfs_reader.time_cached(&["release", "list", "-R", "o/r"])?;
     let heard = ipfs_reader.daemon_status().counters.announcements_received;
-    let (fetched, _) = ipfs_fetcher.time(ghcache, &cached_args)?;
+    let (fetched, _) = ipfs_fetcher.time_cached(&command)?;
     if !fetched.status.success() {
         bail!(
             "the IPFS fetcher could not fetch: {}",
@@ -286,7 +331,7 @@ fn tier_latency(
         },
     ];
     // A fetches the entry that B's samples get from it.
-    let (fetched, _) = peer_a.time(ghcache, &cached_args)?;
+    let (fetched, _) = peer_a.time_cached(&command)?;
     if !fetched.status.success() {
         bail!(
             "peer A could not fetch: {}",
@@ -295,14 +340,7 @@ fn tier_latency(
     }
     // Prime the caches (this machine's, and gh's own for `gh api --cache`).
     for c in &contenders {
-        let (out, _) = machines[c.on].time(&c.program, &c.args)?;
-        if !out.status.success() {
-            bail!(
-                "{} failed: {}",
-                c.name,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        prime(machines[c.on], c.name, &c.program, &c.args)?;
     }
     // One block per GitHub latency; inside a block, contenders take turns (A B C A B C ...)
     // so that the machine's noise falls on all of them alike.
@@ -313,27 +351,15 @@ fn tier_latency(
         for round in 0..warmup + runs {
             for c in contenders.iter_mut().filter(|c| c.latency == latency) {
                 let on = machines[c.on];
-                if c.clear_first {
-                    on.command(ghcache).args(["clear", "--all"]).output()?;
-                }
-                let before = github.request_count();
-                let (out, took) = on.time(&c.program, &c.args)?;
-                if !out.status.success() {
-                    bail!("{} failed during the run", c.name);
-                }
-                let reached = github.request_count() != before;
-                match c.expect {
-                    Expect::NoRequest if reached => {
-                        bail!("a `{}` sample reached GitHub: it was not a hit", c.name)
-                    }
-                    Expect::Request if !reached => {
-                        bail!(
-                            "a `{}` sample did not reach GitHub: it was not a miss",
-                            c.name
-                        )
-                    }
-                    _ => {}
-                }
+                let took = sample(
+                    github,
+                    on,
+                    c.name,
+                    &c.program,
+                    &c.args,
+                    c.clear_first,
+                    c.expect,
+                )?;
                 if round >= warmup {
                     c.samples.push(ms(took));
                 }
@@ -532,8 +558,7 @@ struct HttpContender<'a> {
     args: &'a [&'a str],
     /// Before each sample, untimed: empty the machine's cache.
     clear_first: bool,
-    /// Each sample must reach GitHub (or must not).
-    reaches_github: bool,
+    expect: Expect,
 }
 
 /// The HTTP level against plain gh for a command that is not cached ([`HTTP_LEVEL_COMMAND`]),
@@ -561,23 +586,30 @@ fn http_level(
     off.set_env("GH_CACHE_HTTP", "0");
     let mut cached = vec!["gh"];
     cached.extend(HTTP_LEVEL_COMMAND);
-    let contender = |name, on, program, args, clear_first, reaches_github| HttpContender {
+    let contender = |name, on, program, args, clear_first, expect| HttpContender {
         name,
         on,
         program,
         args,
         clear_first,
-        reaches_github,
+        expect,
     };
     let contenders = [
-        contender("plain gh", &plain, gh, &HTTP_LEVEL_COMMAND, false, true),
+        contender(
+            "plain gh",
+            &plain,
+            gh,
+            &HTTP_LEVEL_COMMAND,
+            false,
+            Expect::Request,
+        ),
         contender(
             "ghcache, HTTP level, cold",
             &cold,
             ghcache,
             &cached,
             true,
-            true,
+            Expect::Request,
         ),
         contender(
             "ghcache, HTTP level, warm",
@@ -585,7 +617,7 @@ fn http_level(
             ghcache,
             &cached,
             false,
-            false,
+            Expect::NoRequest,
         ),
         contender(
             "ghcache, HTTP level off",
@@ -593,18 +625,11 @@ fn http_level(
             ghcache,
             &cached,
             false,
-            true,
+            Expect::Request,
         ),
     ];
     for c in &contenders {
-        let (out, _) = c.on.time(c.program, c.args)?;
-        if !out.status.success() {
-            bail!(
-                "{} failed: {}",
-                c.name,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        prime(c.on, c.name, c.program, c.args)?;
     }
     println!(
         "\n## The HTTP level: `gh {}`, not cached as a command\n",
@@ -618,21 +643,15 @@ fn http_level(
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
         for round in 0..warmup + runs {
             for (i, c) in contenders.iter().enumerate() {
-                if c.clear_first {
-                    c.on.command(ghcache).args(["clear", "--all"]).output()?;
-                }
-                let before = github.request_count();
-                let (out, took) = c.on.time(c.program, c.args)?;
-                if !out.status.success() {
-                    bail!("{} failed during the run", c.name);
-                }
-                if (github.request_count() != before) != c.reaches_github {
-                    bail!(
-                        "a `{}` sample did not do what it measures (GitHub reached: {})",
-                        c.name,
-                        !c.reaches_github
-                    );
-                }
+                let took = sample(
+                    github,
+                    c.on,
+                    c.name,
+                    c.program,
+                    c.args,
+                    c.clear_first,
+                    c.expect,
+                )?;
                 if round >= warmup {
                     samples[i].push(ms(took));
                 }

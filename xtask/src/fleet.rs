@@ -507,7 +507,7 @@ impl JobEnv {
             m.set_env("GITHUB_ACTIONS", "true");
             m.set_env("GITHUB_REPOSITORY", repo);
             if self.setup != Setup::NoCache {
-                let (name, value) = declare(&m, t.ghcache, &token)?;
+                let (name, value) = declare(&m, &token)?;
                 m.set_env(&name, &value);
             }
         }
@@ -518,9 +518,9 @@ impl JobEnv {
 
 /// `ghcache actions declare` with `GITHUB_TOKEN` set, as a job's setup step runs it: the
 /// variable it prints for `$GITHUB_ENV`, as a name and a value.
-fn declare(m: &Machine, ghcache: &Path, token: &str) -> Result<(String, String)> {
+fn declare(m: &Machine, token: &str) -> Result<(String, String)> {
     let out = m
-        .command(ghcache)
+        .command(m.ghcache_bin())
         .args(["actions", "declare"])
         .env("GITHUB_TOKEN", token)
         .output()

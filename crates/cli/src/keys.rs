@@ -64,10 +64,10 @@ fn read_key_file(path: &Path) -> Result<SwarmKey, Failure> {
 }
 
 /// The producers whose entries are accepted (empty: any member of the swarm).
-#[cfg(feature = "ipfs")]
 ///
 /// # Errors
 /// [`Failure::Usage`] naming an entry that is not an ed25519 peer id.
+#[cfg(feature = "ipfs")]
 pub fn trusted_producers(config: &Config) -> Result<Vec<ProducerId>, Failure> {
     config
         .p2p

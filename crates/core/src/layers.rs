@@ -122,16 +122,23 @@ impl Deadline {
         self.deadline
     }
 
+    /// `call`, given up after `limit`.
     async fn within<T>(
         &self,
+        limit: Duration,
         call: impl std::future::Future<Output = Result<T, TierError>>,
     ) -> Result<T, TierError> {
-        match tokio::time::timeout(self.deadline, call).await {
-            Ok(answer) => answer,
-            Err(_) => Err(TierError::Deadline {
-                tier: self.inner.name(),
-                deadline: self.deadline,
-            }),
+        tokio::time::timeout(limit, call)
+            .await
+            .unwrap_or_else(|_| Err(self.late()))
+    }
+
+    /// The error of a call given up: named by the wrapped tier and its own deadline, also when
+    /// a shared budget cut the wait shorter.
+    fn late(&self) -> TierError {
+        TierError::Deadline {
+            tier: self.inner.name(),
+            deadline: self.deadline,
         }
     }
 }
@@ -153,32 +160,30 @@ impl CacheTier for Deadline {
 
     async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
         let Some(budget) = &self.budget else {
-            return self.within(self.inner.get(key)).await;
+            return self.within(self.deadline, self.inner.get(key)).await;
         };
         let allowed = self.deadline.min(budget.left());
-        let late = TierError::Deadline {
-            tier: self.inner.name(),
-            deadline: self.deadline,
-        };
         if allowed.is_zero() {
-            return Err(late);
+            return Err(self.late());
         }
         let started = std::time::Instant::now();
-        let answer = tokio::time::timeout(allowed, self.inner.get(key)).await;
+        let answer = self.within(allowed, self.inner.get(key)).await;
         budget.spend(started.elapsed());
-        answer.unwrap_or(Err(late))
+        answer
     }
 
     async fn put(&self, entry: &Entry) -> Result<(), TierError> {
-        self.within(self.inner.put(entry)).await
+        self.within(self.deadline, self.inner.put(entry)).await
     }
 
     async fn put_fenced(&self, entry: &Entry, mark: Mark) -> Result<(), TierError> {
-        self.within(self.inner.put_fenced(entry, mark)).await
+        self.within(self.deadline, self.inner.put_fenced(entry, mark))
+            .await
     }
 
     async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
-        self.within(self.inner.invalidate(selector)).await
+        self.within(self.deadline, self.inner.invalidate(selector))
+            .await
     }
 }
 
