@@ -114,12 +114,13 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     let without_cache = github.request_count();
-    drop(daemons);
-    drop(seed);
-    drop(node);
+    // While its daemon and the IPFS node still run, so that the report shows them.
     println!("\nfinal stats of runner-2 (`ghcache stats`):");
     let (out, _) = runners[1].time(&ghcache, &["stats"])?;
     print!("{}", String::from_utf8_lossy(&out.stdout));
+    drop(daemons);
+    drop(seed);
+    drop(node);
     println!(
         "\nthe same {} read calls: plain gh sent {without_cache} requests to GitHub; \
          through ghcache, {with_cache} (including the write and the re-reads after it)",
@@ -132,9 +133,7 @@ fn call(runner: &Machine, args: &[&str], github: &fake_github::FakeGithub) -> Re
     let before = github.request_count();
     let (out, took) = runner.time_cached(args)?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let source = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("ghcache: "))
+    let source = sandbox::answer_line(&stderr)
         .map(|l| l.split(" key=").next().unwrap_or(l).to_owned())
         .unwrap_or_else(|| "?".into());
     if !out.status.success() {

@@ -567,12 +567,7 @@ fn answered_by(setup: Setup, stderr: &str) -> String {
     if setup == Setup::NoCache {
         return "github".into();
     }
-    // The command's own line; the HTTP level's lines about gh's requests come before it.
-    let line = stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("ghcache: "))
-        .find(|l| !l.starts_with("http"))
-        .unwrap_or("");
+    let line = crate::sandbox::answer_line(stderr).unwrap_or("");
     for tier in ["local", "p2p", "ipfs"] {
         if line.starts_with(&format!("{tier} hit")) {
             return tier.into();

@@ -141,6 +141,16 @@ pub fn new_swarm_key(ghcache: &Path, dir: &Path) -> Result<PathBuf> {
     Ok(key)
 }
 
+/// The command's own `GH_CACHE_DEBUG` line in `stderr` (`local hit key=...`, `miss, fetched
+/// from github ...`), without its `ghcache: ` prefix. The HTTP level's lines about gh's
+/// requests (`http ...`) come before it and are not the command's.
+pub fn answer_line(stderr: &str) -> Option<&str> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("ghcache: "))
+        .find(|l| !l.starts_with("http"))
+}
+
 /// The machines, daemons and listening modes are the end-to-end tests' own (one harness for
 /// both); xtask's machines run the release build it passes to [`Machine::new`].
 pub use ghcache_tests::{free_port, Daemon, Listen, Machine};
