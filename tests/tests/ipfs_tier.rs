@@ -152,15 +152,26 @@ fn a_runner_that_is_gone_still_answers_through_ipfs() {
         .block_on(kubo(&node).files_write(&mfs_path(&manifest), b"not a manifest".to_vec()))
         .unwrap_or_else(|e| panic!("overwrite the MFS manifest: {e}"));
 
+    let stores_before = db.counters().local_stores;
     let on_b = b.cached(&RELEASES).ok();
     assert_eq!(world.requests(), requests, "no request reached GitHub");
     assert_eq!(on_b.stdout, fetched.stdout, "byte-identical");
     assert_eq!(on_b.stderr, fetched.stderr);
     assert_eq!(b.stats()["hits"]["ipfs"], 1);
     assert_eq!(b.stats()["hits"]["p2p"], 0, "A was gone");
-    // Now on B's disk: a local hit.
-    b.cached(&RELEASES).ok();
+    // B's daemon stored it on B's disk for the command, before the command exited: with the
+    // daemon gone, a local hit.
+    assert_eq!(
+        db.counters().local_stores,
+        stores_before + 1,
+        "{}",
+        db.log()
+    );
+    db.stop();
+    let again = b.cached(&RELEASES).ok();
+    assert_eq!(again.stdout, fetched.stdout);
     assert_eq!(b.stats()["hits"]["local"], 1);
+    assert_eq!(world.requests(), requests, "no request reached GitHub");
 }
 
 #[test]

@@ -73,11 +73,22 @@ const REAL_LATENCY: Duration = Duration::from_millis(150);
 /// runs a reduced set (CI smoke).
 pub fn run(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
-    if let Some(bad) = args.iter().find(|a| *a != "--quick" && *a != "--http") {
-        bail!("unknown bench flag `{bad}`; usage: cargo xtask bench [--quick] [--http]");
+    if let Some(bad) = args
+        .iter()
+        .find(|a| !["--quick", "--http", "--tiers"].contains(&a.as_str()))
+    {
+        bail!("unknown bench flag `{bad}`; usage: cargo xtask bench [--quick] [--http | --tiers]");
     }
-    if args.iter().any(|a| a == "--http") {
+    let http_only = args.iter().any(|a| a == "--http");
+    let tiers_only = args.iter().any(|a| a == "--tiers");
+    if http_only && tiers_only {
+        bail!("`--http` and `--tiers` each run one part alone; give one of them");
+    }
+    if http_only {
         return http_level_only(quick);
+    }
+    if tiers_only {
+        return tier_latency_only(quick);
     }
     let started = std::time::Instant::now();
     let gh = sandbox::require_gh()?;
@@ -546,6 +557,26 @@ fn http_level_only(quick: bool) -> Result<()> {
         "http_level": http_level(quick, &gh, &ghcache, &github, root.path())?,
     });
     let file = sandbox::write_results("bench-http.json", &doc)?;
+    println!("JSON: {}", file.display());
+    Ok(())
+}
+
+/// `cargo xtask bench --tiers`: the tier latency alone, into `bench-tiers.json` (a few
+/// minutes, so that the p2p hit can be measured in several runs in a row).
+fn tier_latency_only(quick: bool) -> Result<()> {
+    let gh = sandbox::require_gh()?;
+    let ghcache = sandbox::build_release()?;
+    ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
+    let github = fake_github::FakeGithub::start()?;
+    let root = crate::sandbox::scratch()?;
+    let key = sandbox::new_swarm_key(&ghcache, root.path())?;
+    let node = ghcache_tests::ipfs::IpfsNode::try_start().map_err(anyhow::Error::msg)?;
+    let doc = json!({
+        "machine": machine_info(&gh),
+        "quick": quick,
+        "tiers": tier_latency(quick, &gh, &ghcache, &github, root.path(), &key, &node)?,
+    });
+    let file = sandbox::write_results("bench-tiers.json", &doc)?;
     println!("JSON: {}", file.display());
     Ok(())
 }

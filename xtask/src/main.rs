@@ -2,8 +2,9 @@
 //!
 //! - `test`: builds ghcache and runs every test (unit, proptest, end-to-end with the real gh),
 //!   then the GitHub Action's tests (Node's test runner) against the archive `dist` makes.
-//! - `bench [--quick]`: tier latency against what users run instead, the fleet replay and the
-//!   scale measurements; a Markdown table, JSON and SVG charts in `target/bench/`.
+//! - `bench [--quick] [--http | --tiers]`: tier latency against what users run instead, the HTTP
+//!   level, the fleet replay and the scale measurements; a Markdown table, JSON and SVG charts in
+//!   `target/bench/`. `--http` or `--tiers` runs that part alone.
 //! - `demo`: a scripted session on the fake GitHub, showing what each call cost.
 //! - `fleet [flags]`: a CI fleet's traffic replayed per cache configuration ([`fleet::FLEET_USAGE`]).
 //! - `scale [--quick]`: the p2p tier's traffic and lookup latency for growing swarms.
@@ -48,7 +49,7 @@ fn run() -> Result<()> {
         "ipfs-node" => ipfs_node(rest),
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <test [-- nextest args] | bench [--quick] | fleet {} | scale [--quick] | demo | install | dist {} | ipfs-node install|run>",
+                "usage: cargo xtask <test [-- nextest args] | bench [--quick] [--http | --tiers] | fleet {} | scale [--quick] | demo | install | dist {} | ipfs-node install|run>",
                 fleet::FLEET_USAGE,
                 dist::DIST_USAGE
             );

@@ -283,10 +283,10 @@ async fn serve(
     let mut chain = Chain::new(origin.clone(), recorder.clone()).with_config(chain_config(config));
     let remote = match &tier {
         Some(tier) => {
+            let remote = Remote::connect(config, dir, &request.input.scope).await;
             chain = chain
                 .with_fence(Arc::new(tier.fences().clone()))
-                .with_tier(tier.clone() as Arc<dyn CacheTier>);
-            let remote = Remote::connect(config, dir, &request.input.scope).await;
+                .with_tier(remote.local_store(tier));
             chain = remote.join(chain, config, session);
             remote
         }
@@ -370,6 +370,19 @@ impl Remote {
             #[cfg(feature = "p2p")]
             peers,
         }
+    }
+
+    /// This machine's cache as the chain stores into it: through the daemon when one runs (its
+    /// index is open already), else directly.
+    fn local_store(&self, local: &Arc<local::LazyTier>) -> Arc<dyn CacheTier> {
+        #[cfg(feature = "p2p")]
+        if let Some(daemon) = &self.peers {
+            return Arc::new(crate::daemon_store::StoredByDaemon::new(
+                local.clone(),
+                daemon.clone(),
+            ));
+        }
+        local.clone()
     }
 
     /// Appends the remote tiers to `chain`, nearest first.

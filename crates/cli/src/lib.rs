@@ -37,6 +37,8 @@ pub mod context;
 #[doc(hidden)]
 #[cfg(feature = "p2p")]
 pub mod daemon;
+#[cfg(feature = "p2p")]
+mod daemon_store;
 #[doc(hidden)]
 pub mod gh;
 mod http;

@@ -46,10 +46,12 @@ fn scope_dir(scope_id: &ScopeId) -> String {
 
 /// Where the time of the last write to `repo` is kept: entries about the repository made before
 /// it are out of date. (Manifests are stored by key, so a write cannot find them by repository;
-/// the lookup finds the mark instead.)
+/// the lookup finds the mark instead.) Every lookup reads it, and a node resolves an MFS path one
+/// directory at a time, so it sits one level under the root; clearing a scope keeps its marks,
+/// as manifests of that scope may still be announced.
 fn tombstone_path(scope_id: &ScopeId, repo: &str) -> String {
     let repo = blake3::hash(repo.as_bytes()).to_hex();
-    format!("{}/invalidated/{repo}", scope_dir(scope_id))
+    format!("/ghcache-v1-marks/{}-{repo}", scope_id.to_hex())
 }
 
 /// Where bodies are read from (and added to).

@@ -141,6 +141,14 @@ impl LazyTier {
     }
 }
 
+impl LazyTier {
+    /// Whether the record of `entry`'s key holds exactly `entry`, stored under `mark`: storing it
+    /// again would change nothing. Reads one small file.
+    pub fn holds(&self, entry: &Entry, mark: Mark) -> bool {
+        self.reader.holds(entry, mark.0)
+    }
+}
+
 #[async_trait]
 impl CacheTier for LazyTier {
     fn name(&self) -> &'static str {
@@ -169,7 +177,7 @@ impl CacheTier for LazyTier {
     /// entry that this machine's daemon stored before handing it over): then the index is not
     /// opened at all.
     async fn put_fenced(&self, entry: &Entry, mark: Mark) -> Result<(), TierError> {
-        if self.reader.holds(entry, mark.0) {
+        if self.holds(entry, mark) {
             return Ok(());
         }
         self.index().await?.put_fenced(entry, mark).await

@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use ghcache_core::{Body, Entry, Manifest};
+use ghcache_core::{Body, Entry, Manifest, Mark};
 use tokio::io::AsyncReadExt as _;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{oneshot, Notify};
@@ -345,6 +345,11 @@ async fn handle(shared: &Arc<Shared>, request: Control) -> Reply {
             reply
         }
         Control::Publish { manifest, body } => publish(shared, &manifest, &body).await,
+        Control::Store {
+            manifest,
+            body,
+            mark,
+        } => store_for_cli(shared, &manifest, &body, mark).await,
         Control::Manifest { key, scope_id } => {
             shared.send(Command::Subscribe { scope_id }).await;
             let (tx, rx) = oneshot::channel();
@@ -393,6 +398,40 @@ async fn handle(shared: &Arc<Shared>, request: Control) -> Reply {
                 Err(_) => Reply::Error("daemon is shutting down".into()),
             }
         }
+    }
+}
+
+/// Stores an entry the CLI found or fetched in the machine's cache, under the CLI's fence mark:
+/// the same checks as the CLI's own store, through an index that is open already.
+async fn store_for_cli(
+    shared: &Arc<Shared>,
+    manifest: &[u8],
+    body: &[u8],
+    mark: Option<u64>,
+) -> Reply {
+    let manifest = match Manifest::decode(manifest) {
+        Ok(m) => m,
+        Err(e) => return Reply::Error(e.to_string()),
+    };
+    let body = match Body::decode(body) {
+        Ok(b) => b,
+        Err(e) => return Reply::Error(e.to_string()),
+    };
+    let entry = Entry { manifest, body };
+    if !entry.verify_body() {
+        return Reply::Error("body does not match the manifest's digest".into());
+    }
+    let stored = match mark {
+        Some(mark) => shared.store.put_fenced(&entry, Mark(mark)).await,
+        None => shared.store.put(&entry).await,
+    };
+    match stored {
+        Ok(()) => {
+            bump(&shared.counters.local_stores);
+            Reply::Ok
+        }
+        // The CLI stores it itself, and reports what fails there as it always does.
+        Err(e) => Reply::Error(e.to_string()),
     }
 }
 

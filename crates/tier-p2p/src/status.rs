@@ -95,6 +95,10 @@ pub struct Counters {
     pub keep_missed: u64,
     /// Entries a keeper fetched from the peer that announced them, checked and stored.
     pub kept: u64,
+    /// Entries this machine's commands found or fetched and handed over to be stored in their
+    /// cache, through the daemon's open index (one that a write made out of date since is
+    /// dropped there, as the command would have dropped it).
+    pub local_stores: u64,
     /// Lookups asked by CLI processes.
     pub lookups: u64,
     /// Data from peers that failed a check (forged, malformed, untrusted, off-scope).
@@ -104,7 +108,7 @@ pub struct Counters {
 impl Counters {
     /// Every counter with its JSON name, in name order: how `ghcache daemon status` lists them
     /// and the metrics endpoint exports them.
-    pub fn named(&self) -> [(&'static str, u64); 13] {
+    pub fn named(&self) -> [(&'static str, u64); 14] {
         [
             ("announcements_received", self.announcements_received),
             ("bytes_in", self.bytes_in),
@@ -117,6 +121,7 @@ impl Counters {
             ("invalidations_received", self.invalidations_received),
             ("keep_missed", self.keep_missed),
             ("kept", self.kept),
+            ("local_stores", self.local_stores),
             ("lookups", self.lookups),
             ("rejected", self.rejected),
         ]
@@ -161,6 +166,7 @@ pub(crate) struct LiveCounters {
     pub(crate) rejected: AtomicU64,
     pub(crate) clients_dropped: AtomicU64,
     pub(crate) kept: AtomicU64,
+    pub(crate) local_stores: AtomicU64,
     pub(crate) keep_missed: AtomicU64,
     pub(crate) directories_served: AtomicU64,
     pub(crate) directory_learned: AtomicU64,
@@ -182,6 +188,7 @@ impl LiveCounters {
             invalidations_received: n(&self.invalidations_received),
             keep_missed: n(&self.keep_missed),
             kept: n(&self.kept),
+            local_stores: n(&self.local_stores),
             lookups: n(&self.lookups),
             rejected: n(&self.rejected),
         }
@@ -211,6 +218,7 @@ mod tests {
             &mut counters.invalidations_received,
             &mut counters.keep_missed,
             &mut counters.kept,
+            &mut counters.local_stores,
             &mut counters.lookups,
             &mut counters.rejected,
         ]
@@ -259,7 +267,8 @@ mod tests {
             r#"{"connected_peers":["12D3KooWA","12D3KooWB"],"counters":{"#,
             r#""announcements_received":1,"bytes_in":2,"bytes_out":3,"clients_dropped":4,"#,
             r#""directories_served":5,"directory_learned":6,"fetches_served":7,"hits":8,"#,
-            r#""invalidations_received":9,"keep_missed":10,"kept":11,"lookups":12,"rejected":13},"#,
+            r#""invalidations_received":9,"keep_missed":10,"kept":11,"local_stores":12,"#,
+            r#""lookups":13,"rejected":14},"#,
             r#""directory_entries":7,"keep":{"bytes_in_flight":4096,"in_flight":2,"queued":3,"#,
             r#""scopes":1},"keeper":true,"keepers":["12D3KooWB"],"#,
             r#""listen_addrs":["/ip4/127.0.0.1/tcp/4001"],"#,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ghcache_core::{
-    Body, CacheKey, CacheTier, Entry, Lookup, Manifest, ScopeId, Selector, TierError,
+    Body, CacheKey, CacheTier, Entry, Lookup, Manifest, Mark, ScopeId, Selector, TierError,
 };
 use tokio::net::UnixStream;
 use tokio::sync::Mutex;
@@ -23,6 +23,9 @@ const NAME: &str = "p2p";
 pub(crate) const REPLY_ALLOWANCE: Duration = Duration::from_millis(20);
 /// How long a publish or invalidation may take: the daemon only queues them.
 const SHORT: Duration = Duration::from_secs(1);
+/// How long the daemon may take to store an entry for the CLI: a store through its open index
+/// takes a few milliseconds; past this the CLI stores the entry itself.
+const STORE_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long a directory question may take: the daemon answers from memory.
 const MANIFEST_TIMEOUT: Duration = Duration::from_millis(100);
 /// How long `status` waits.
@@ -146,6 +149,38 @@ impl Tier {
                 .ok()
                 .filter(|m| m.key == *key && m.scope_id == self.scope_id),
             _ => None,
+        }
+    }
+
+    /// Has the daemon store `entry` in this machine's cache (the local tier of the same cache
+    /// dir) under fence mark `mark`, as [`CacheTier::put_fenced`] (or [`CacheTier::put`] without
+    /// a mark) would: the daemon's index is open already, where the CLI would open its own
+    /// for one store. The daemon reads the same fence and applies the same checks.
+    ///
+    /// # Errors
+    /// The daemon could not store it (an entry too large for a control frame, an old daemon, a
+    /// read-only or full disk, a timeout): the caller stores it itself, and learns the reason
+    /// there.
+    pub async fn store(&self, entry: &Entry, mark: Option<Mark>) -> Result<(), TierError> {
+        let manifest = entry.manifest.encode();
+        let body = entry.body.encode();
+        if manifest.len() > wire::MAX_MANIFEST || body.len() > wire::MAX_BODY {
+            return Err(TierError::Unavailable {
+                tier: NAME,
+                reason: "too large for the daemon's socket".into(),
+            });
+        }
+        let request = Control::Store {
+            manifest,
+            body,
+            mark: mark.map(|m| m.0),
+        };
+        match self.call(request, STORE_TIMEOUT).await? {
+            Reply::Ok => Ok(()),
+            other => Err(TierError::Unavailable {
+                tier: NAME,
+                reason: format!("the daemon did not store it: {other:?}"),
+            }),
         }
     }
 }

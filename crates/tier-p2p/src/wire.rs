@@ -36,8 +36,13 @@ pub const MAX_GOSSIP: usize = 8 << 10;
 /// Largest control-socket frame: a reply carrying a whole entry. Requests have their own,
 /// smaller caps per kind (see [`control_request_cap`]).
 pub const MAX_CONTROL_FRAME: usize = MAX_FETCH_RESPONSE + 64;
-/// Largest control request of any kind: a `Publish` of the biggest entry peers exchange.
-pub const MAX_CONTROL_REQUEST: usize = 1 + 4 + MAX_MANIFEST + 4 + MAX_BODY;
+/// Largest control request of any kind: a `Store` (a `Publish` and a fence mark) of the biggest
+/// entry peers exchange.
+pub const MAX_CONTROL_REQUEST: usize = MAX_PUBLISH + STORE_MARK;
+/// Largest `Publish`: a tag and the biggest entry peers exchange.
+const MAX_PUBLISH: usize = 1 + 4 + MAX_MANIFEST + 4 + MAX_BODY;
+/// A `Store`'s fence mark: whether there is one, and its value.
+const STORE_MARK: usize = 1 + 8;
 /// Largest JSON status text.
 const MAX_STATUS: usize = 1 << 20;
 /// Largest error text in a reply.
@@ -254,6 +259,17 @@ pub enum Control {
         /// The CLI's scope.
         scope_id: ScopeId,
     },
+    /// An entry the CLI found or fetched: store it in this machine's cache, as the CLI's own
+    /// store would (the daemon's index is open already, the CLI's is not), before replying.
+    Store {
+        /// `Manifest::encode` bytes.
+        manifest: Vec<u8>,
+        /// `Body::encode` bytes.
+        body: Vec<u8>,
+        /// The fence mark the CLI's request began under (`CacheTier::put_fenced`); `None` to
+        /// store by the fence's time rule alone (`CacheTier::put`).
+        mark: Option<u64>,
+    },
 }
 
 /// The daemon's answer to a [`Control`] request.
@@ -292,6 +308,7 @@ const TAG_PUBLISH: u8 = 0x32;
 const TAG_CTL_INVALIDATE: u8 = 0x33;
 const TAG_STATUS: u8 = 0x34;
 const TAG_MANIFEST: u8 = 0x35;
+const TAG_STORE: u8 = 0x36;
 const TAG_HIT: u8 = 0x41;
 const TAG_MISS: u8 = 0x42;
 const TAG_OK: u8 = 0x43;
@@ -300,16 +317,17 @@ const TAG_ERROR: u8 = 0x45;
 const TAG_MANIFEST_BYTES: u8 = 0x46;
 
 /// Largest control request of the kind that `tag` (a request's first byte) names, or `None` when
-/// no request has that tag. Only a `Publish` carries an entry; every other request is a few
+/// no request has that tag. Only a `Publish` and a `Store` carry an entry; every other request is a few
 /// fixed fields, so a frame that declares more than its kind can hold is refused before any of
 /// it is read.
 pub fn control_request_cap(tag: u8) -> Option<usize> {
     match tag {
         TAG_GET => Some(1 + 32 + 32 + 4),
-        TAG_PUBLISH => Some(MAX_CONTROL_REQUEST),
+        TAG_PUBLISH => Some(MAX_PUBLISH),
         TAG_CTL_INVALIDATE => Some(1 + 32 + 4 + MAX_REPO + 2),
         TAG_STATUS => Some(1),
         TAG_MANIFEST => Some(1 + 32 + 32),
+        TAG_STORE => Some(MAX_CONTROL_REQUEST),
         _ => None,
     }
 }
@@ -538,6 +556,18 @@ impl Control {
                 out.extend_from_slice(&key.0);
                 out.extend_from_slice(scope_id.as_bytes());
             }
+            Control::Store {
+                manifest,
+                body,
+                mark,
+            } => {
+                out.reserve(STORE_MARK + 9 + manifest.len() + body.len());
+                out.push(TAG_STORE);
+                out.push(u8::from(mark.is_some()));
+                out.extend_from_slice(&mark.unwrap_or(0).to_le_bytes());
+                put_bytes(&mut out, manifest);
+                put_bytes(&mut out, body);
+            }
         }
         out
     }
@@ -569,6 +599,20 @@ impl Control {
                 key: CacheKey(r.array()?),
                 scope_id: ScopeId(r.array()?),
             },
+            TAG_STORE => {
+                let has_mark = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(r.err("bad fence mark flag").into()),
+                };
+                let mark = r.u64()?;
+                let (manifest, body) = read_pair(&mut r)?;
+                Control::Store {
+                    manifest,
+                    body,
+                    mark: has_mark.then_some(mark),
+                }
+            }
             _ => return Err(r.err("unknown tag").into()),
         };
         r.finish()?;
@@ -986,6 +1030,16 @@ mod tests {
                 key: CacheKey([7; 32]),
                 scope_id: ScopeId([8; 32]),
             },
+            Control::Store {
+                manifest: vec![5],
+                body: vec![6, 7],
+                mark: Some(u64::MAX),
+            },
+            Control::Store {
+                manifest: vec![],
+                body: vec![],
+                mark: None,
+            },
         ];
         let replies = vec![
             Reply::Hit {
@@ -1002,7 +1056,7 @@ mod tests {
     }
 
     /// Every tag of every message kind, for the fuzz test to start messages with.
-    const ALL_TAGS: [u8; 18] = [
+    const ALL_TAGS: [u8; 19] = [
         TAG_ANNOUNCE,
         TAG_INVALIDATE,
         TAG_FETCH,
@@ -1015,6 +1069,7 @@ mod tests {
         TAG_CTL_INVALIDATE,
         TAG_STATUS,
         TAG_MANIFEST,
+        TAG_STORE,
         TAG_HIT,
         TAG_MISS,
         TAG_OK,
@@ -1215,6 +1270,11 @@ mod tests {
                 key: CacheKey([7; 32]),
                 scope_id: ScopeId([8; 32]),
             },
+            Control::Store {
+                manifest: vec![0; MAX_MANIFEST],
+                body: vec![0; MAX_BODY],
+                mark: Some(1),
+            },
         ];
         for request in largest {
             let bytes = request.encode();
@@ -1267,7 +1327,7 @@ mod tests {
         let (mut client, mut server) = tokio::io::duplex(1 << 20);
         let arrived = 100 << 10;
         let len = MAX_CONTROL_REQUEST as u32;
-        let bytes = partial_request(TAG_PUBLISH, len, arrived);
+        let bytes = partial_request(TAG_STORE, len, arrived);
         client.write_all(&bytes[4..]).await?;
         let prefix = len.to_le_bytes();
         let reader = read_request(&mut server, prefix, &budget);
