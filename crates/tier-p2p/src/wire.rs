@@ -437,6 +437,29 @@ impl FetchResponse {
         r.finish()?;
         Ok(msg)
     }
+
+    /// Whether the first bytes of a response frame already show it cannot decode: a field
+    /// whose length prefix is over its cap. A peer that declares a body over the cap is refused
+    /// when its prefix arrives, not after the megabytes that follow it.
+    fn refuse_early(head: &[u8]) -> Result<(), DecodeError> {
+        let mut r = Reader::new(head, "fetch response");
+        if head.is_empty() || r.u8()? != TAG_FOUND {
+            return Ok(());
+        }
+        let Ok(manifest_len) = r.u32() else {
+            return Ok(());
+        };
+        if manifest_len as usize > MAX_MANIFEST {
+            return Err(r.err("field too large"));
+        }
+        if r.take(manifest_len as usize).is_err() {
+            return Ok(());
+        }
+        match r.u32() {
+            Ok(body_len) if body_len as usize > MAX_BODY => Err(r.err("field too large")),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl DirectoryRequest {
@@ -873,7 +896,13 @@ where
 }
 
 /// The same framing over a libp2p stream.
-async fn read_stream_frame<T>(io: &mut T, cap: usize) -> io::Result<Vec<u8>>
+/// Reads one frame of at most `cap` bytes; `refuse_early` is asked after each read whether the
+/// bytes so far already show the frame cannot decode, so that the rest is not waited for.
+async fn read_stream_frame<T>(
+    io: &mut T,
+    cap: usize,
+    refuse_early: fn(&[u8]) -> Result<(), DecodeError>,
+) -> io::Result<Vec<u8>>
 where
     T: AsyncRead + Unpin + Send,
 {
@@ -889,8 +918,14 @@ where
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         buf.extend_from_slice(&chunk[..n]);
+        refuse_early(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     }
     Ok(buf)
+}
+
+/// For frames whose first bytes tell nothing in advance.
+fn no_early_refusal(_: &[u8]) -> Result<(), DecodeError> {
+    Ok(())
 }
 
 async fn write_stream_frame<T>(io: &mut T, payload: &[u8]) -> io::Result<()>
@@ -906,7 +941,7 @@ where
 
 /// A request-response codec: one length-prefixed frame each way, each read under its cap.
 macro_rules! framed_codec {
-    ($(#[$doc:meta])* $name:ident, $request:ty, $request_cap:expr, $response:ty, $response_cap:expr) => {
+    ($(#[$doc:meta])* $name:ident, $request:ty, $request_cap:expr, $response:ty, $response_cap:expr, $refuse_early:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, Default)]
         pub struct $name;
@@ -920,7 +955,7 @@ macro_rules! framed_codec {
             where
                 T: AsyncRead + Unpin + Send,
             {
-                let frame = read_stream_frame(io, $request_cap).await?;
+                let frame = read_stream_frame(io, $request_cap, no_early_refusal).await?;
                 Ok(<$request>::decode(&frame)?)
             }
 
@@ -928,7 +963,7 @@ macro_rules! framed_codec {
             where
                 T: AsyncRead + Unpin + Send,
             {
-                let frame = read_stream_frame(io, $response_cap).await?;
+                let frame = read_stream_frame(io, $response_cap, $refuse_early).await?;
                 Ok(<$response>::decode(&frame)?)
             }
 
@@ -965,7 +1000,8 @@ framed_codec!(
     FetchRequest,
     MAX_FETCH_REQUEST,
     FetchResponse,
-    MAX_FETCH_RESPONSE
+    MAX_FETCH_RESPONSE,
+    FetchResponse::refuse_early
 );
 
 framed_codec!(
@@ -975,7 +1011,8 @@ framed_codec!(
     DirectoryRequest,
     MAX_DIRECTORY_REQUEST,
     DirectoryResponse,
-    MAX_DIRECTORY_RESPONSE
+    MAX_DIRECTORY_RESPONSE,
+    no_early_refusal
 );
 
 #[cfg(test)]
@@ -1378,6 +1415,84 @@ mod tests {
         drop(first);
         let mut again: &[u8] = &publish;
         assert!(read_request(&mut again, prefix, &budget).await.is_ok());
+        Ok(())
+    }
+
+    /// Gives `head`, then never another byte: a peer that stalls after its first bytes.
+    struct Stalls {
+        head: Vec<u8>,
+    }
+
+    impl AsyncRead for Stalls {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            if self.head.is_empty() {
+                return std::task::Poll::Pending;
+            }
+            let n = buf.len().min(self.head.len());
+            buf[..n].copy_from_slice(&self.head[..n]);
+            self.head.drain(..n);
+            std::task::Poll::Ready(Ok(n))
+        }
+    }
+
+    /// The first bytes of a fetch response frame: its length prefix, the tag, a small manifest
+    /// and the body's length prefix, which declares `body_len`.
+    fn response_head(body_len: usize) -> Vec<u8> {
+        let manifest = [7u8; 100];
+        let len = 1 + 4 + manifest.len() + 4 + body_len;
+        let mut head = (len as u32).to_le_bytes().to_vec();
+        head.push(TAG_FOUND);
+        put_bytes(&mut head, &manifest);
+        head.extend_from_slice(&(body_len as u32).to_le_bytes());
+        head.extend_from_slice(&[0; 64]);
+        head
+    }
+
+    #[tokio::test]
+    async fn a_body_declared_over_the_cap_is_refused_before_it_arrives() {
+        use request_response::Codec as _;
+        let protocol = FETCH_PROTOCOL;
+        let mut codec = FetchCodec;
+        let mut over = Stalls {
+            head: response_head(MAX_BODY + 1),
+        };
+        let read = codec.read_response(&protocol, &mut over);
+        match tokio::time::timeout(Duration::from_secs(5), read).await {
+            Ok(Err(e)) => assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}"),
+            Ok(Ok(_)) => panic!("an oversized body was accepted"),
+            Err(_) => panic!("the read waited for the megabytes behind the prefix"),
+        }
+        // At the cap, the read waits for the body, as it must.
+        let mut at_cap = Stalls {
+            head: response_head(MAX_BODY),
+        };
+        let read = codec.read_response(&protocol, &mut at_cap);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), read)
+                .await
+                .is_err(),
+            "a body at the cap is read to its end"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_whole_response_still_reads_through_the_codec() -> io::Result<()> {
+        let found = FetchResponse::Found {
+            manifest: vec![1; 300],
+            body: vec![2; 70_000],
+        };
+        let payload = found.encode();
+        let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&payload);
+        let mut input = Stalls { head: frame };
+        let read =
+            request_response::Codec::read_response(&mut FetchCodec, &FETCH_PROTOCOL, &mut input)
+                .await?;
+        assert_eq!(read, found);
         Ok(())
     }
 
