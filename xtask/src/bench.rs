@@ -91,13 +91,14 @@ pub fn run(args: &[String]) -> Result<()> {
         return tier_latency_only(quick);
     }
     let started = std::time::Instant::now();
-    let gh = sandbox::require_gh()?;
-    let ghcache = sandbox::build_release()?;
-    ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
-    let github = fake_github::FakeGithub::start()?;
-    let root = crate::sandbox::scratch()?;
-    let key = sandbox::new_swarm_key(&ghcache, root.path())?;
-    let node = ghcache_tests::ipfs::IpfsNode::try_start().map_err(anyhow::Error::msg)?;
+    let TierSetup {
+        gh,
+        ghcache,
+        github,
+        root,
+        key,
+        node,
+    } = TierSetup::start()?;
     let measuring = std::time::Instant::now();
 
     let tiers = tier_latency(quick, &gh, &ghcache, &github, root.path(), &key, &node)?;
@@ -561,16 +562,48 @@ fn http_level_only(quick: bool) -> Result<()> {
     Ok(())
 }
 
+/// What the tier latency needs: gh, the release build, the fake GitHub, a scratch dir, a swarm
+/// key and a js-ipfs node (installed first if need be).
+struct TierSetup {
+    gh: PathBuf,
+    ghcache: PathBuf,
+    github: fake_github::FakeGithub,
+    root: tempfile::TempDir,
+    key: PathBuf,
+    node: ghcache_tests::ipfs::IpfsNode,
+}
+
+impl TierSetup {
+    fn start() -> Result<TierSetup> {
+        let gh = sandbox::require_gh()?;
+        let ghcache = sandbox::build_release()?;
+        ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
+        let github = fake_github::FakeGithub::start()?;
+        let root = crate::sandbox::scratch()?;
+        let key = sandbox::new_swarm_key(&ghcache, root.path())?;
+        let node = ghcache_tests::ipfs::IpfsNode::try_start().map_err(anyhow::Error::msg)?;
+        Ok(TierSetup {
+            gh,
+            ghcache,
+            github,
+            root,
+            key,
+            node,
+        })
+    }
+}
+
 /// `cargo xtask bench --tiers`: the tier latency alone, into `bench-tiers.json` (a few
 /// minutes, so that the p2p hit can be measured in several runs in a row).
 fn tier_latency_only(quick: bool) -> Result<()> {
-    let gh = sandbox::require_gh()?;
-    let ghcache = sandbox::build_release()?;
-    ghcache_tests::ipfs::install().map_err(anyhow::Error::msg)?;
-    let github = fake_github::FakeGithub::start()?;
-    let root = crate::sandbox::scratch()?;
-    let key = sandbox::new_swarm_key(&ghcache, root.path())?;
-    let node = ghcache_tests::ipfs::IpfsNode::try_start().map_err(anyhow::Error::msg)?;
+    let TierSetup {
+        gh,
+        ghcache,
+        github,
+        root,
+        key,
+        node,
+    } = TierSetup::start()?;
     let doc = json!({
         "machine": machine_info(&gh),
         "quick": quick,

@@ -409,18 +409,10 @@ async fn store_for_cli(
     body: &[u8],
     mark: Option<u64>,
 ) -> Reply {
-    let manifest = match Manifest::decode(manifest) {
-        Ok(m) => m,
-        Err(e) => return Reply::Error(e.to_string()),
+    let entry = match checked_entry(manifest, body) {
+        Ok(entry) => entry,
+        Err(reply) => return reply,
     };
-    let body = match Body::decode(body) {
-        Ok(b) => b,
-        Err(e) => return Reply::Error(e.to_string()),
-    };
-    let entry = Entry { manifest, body };
-    if !entry.verify_body() {
-        return Reply::Error("body does not match the manifest's digest".into());
-    }
     let stored = match mark {
         Some(mark) => shared.store.put_fenced(&entry, Mark(mark)).await,
         None => shared.store.put(&entry).await,
@@ -435,19 +427,25 @@ async fn store_for_cli(
     }
 }
 
-async fn publish(shared: &Arc<Shared>, manifest: &[u8], body: &[u8]) -> Reply {
-    let manifest = match Manifest::decode(manifest) {
-        Ok(m) => m,
-        Err(e) => return Reply::Error(e.to_string()),
-    };
-    let body = match Body::decode(body) {
-        Ok(b) => b,
-        Err(e) => return Reply::Error(e.to_string()),
-    };
-    let mut entry = Entry { manifest, body };
+/// The entry a CLI sent (`Manifest::encode` and `Body::encode` bytes), if it decodes and its body
+/// matches the manifest's digest; else the error reply that says why.
+fn checked_entry(manifest: &[u8], body: &[u8]) -> Result<Entry, Reply> {
+    let manifest = Manifest::decode(manifest).map_err(|e| Reply::Error(e.to_string()))?;
+    let body = Body::decode(body).map_err(|e| Reply::Error(e.to_string()))?;
+    let entry = Entry { manifest, body };
     if !entry.verify_body() {
-        return Reply::Error("body does not match the manifest's digest".into());
+        return Err(Reply::Error(
+            "body does not match the manifest's digest".into(),
+        ));
     }
+    Ok(entry)
+}
+
+async fn publish(shared: &Arc<Shared>, manifest: &[u8], body: &[u8]) -> Reply {
+    let mut entry = match checked_entry(manifest, body) {
+        Ok(entry) => entry,
+        Err(reply) => return reply,
+    };
     if !shared.role.announces() {
         return Reply::Ok;
     }
