@@ -69,10 +69,20 @@ pub(crate) fn answer(
         }
         Decision::Write(write) => {
             let host = context::host(env);
+            // Empty: a write whose repository is not proven, which drops everything.
             let repo = match (&write.repo_flag, &write.named_repo) {
+                _ if write.unproven => String::new(),
                 (Some(flag), _) => context::repo(env, Some(flag), &host),
                 (None, Some(named)) => named.clone(),
                 (None, None) => context::repo(env, None, &host),
+            };
+            let also = match &write.also {
+                _ if repo.is_empty() => None,
+                Some(policy::AlsoChanged::Repo(other)) => Some(other.clone()),
+                Some(policy::AlsoChanged::SameOwner(name)) => repo
+                    .split_once('/')
+                    .map(|(owner, _)| format!("{owner}/{name}")),
+                None => None,
             };
             let output = if session.capture {
                 ghcache_tier_gh::run_captured(&config.gh.value, &args)
@@ -93,6 +103,9 @@ pub(crate) fn answer(
             // reached GitHub, and dropping answers only costs a fetch.
             let scope = context::scope(env, config.scope.value.as_deref(), &host);
             invalidate_after_write(config, &repo, write.changes, &scope, session);
+            if let Some(other) = also {
+                invalidate_after_write(config, &other, write.changes, &scope, session);
+            }
             Ok(Outcome::Answered {
                 output,
                 source: None,
@@ -653,14 +666,11 @@ fn invalidate_after_write(
         return;
     };
     let Ok(rt) = runtime() else { return };
-    let selector = match changes {
-        // A write whose repository we cannot tell may have changed anything.
-        _ if repo.is_empty() => Selector::All,
-        policy::Changes::Repository => Selector::Repo(repo.to_owned()),
-        policy::Changes::Resources(resources) => Selector::Resources {
-            repo: repo.to_owned(),
-            resources,
-        },
+    // A write whose repository we cannot tell may have changed anything.
+    let selector = Selector::of_write(repo, changes);
+    let (what, clear) = match repo {
+        "" => ("every repository".to_owned(), "ghcache clear".to_owned()),
+        repo => (repo.to_owned(), format!("ghcache clear --repo {repo}")),
     };
     rt.block_on(async {
         let tier = local::Tier::open(local_config(dir, config)).await;
@@ -674,11 +684,10 @@ fn invalidate_after_write(
                 .map_err(|e| e.to_string()),
         };
         match dropped {
-            Ok(n) => session.debug(&format!("write; dropped {n} cached entries of {repo}"), "-"),
+            Ok(n) => session.debug(&format!("write; dropped {n} cached entries of {what}"), "-"),
             Err(err) => session.warn(&format!(
-                "could not record the write to {repo} in the cache ({err}); cached answers \
-                 about it may be out of date: run `ghcache clear --repo {repo}` once the cache \
-                 can be written"
+                "could not record the write to {what} in the cache ({err}); cached answers \
+                 about it may be out of date: run `{clear}` once the cache can be written"
             )),
         }
         // Peers drop theirs too, so the user sees their own write on every machine.

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ghcache_core::policy::{self, TtlClass};
+use ghcache_core::policy::TtlClass;
 use ghcache_core::{CacheTier, Selector};
 use ghcache_http as http;
 use ghcache_tier_local as local;
@@ -61,7 +61,7 @@ pub(crate) enum Purpose {
     /// TTL; and a stale answer when GitHub fails is the output level's call, which knows it is
     /// one, not the HTTP level's, whose answer would be stored as new.
     Answer(std::time::Duration),
-    /// A write: fresh answers only.
+    /// A write: fresh answers only, never one on its TTL (gh acts on what it reads).
     Write,
     /// A command that is not cached: fresh answers, and stale ones when GitHub fails.
     Bypass,
@@ -137,6 +137,7 @@ impl Run {
             .min(config.max_entry_size.value)
             .min(config.max_size.value);
         settings.context_repo = Some(context_repo.to_owned()).filter(|r| !r.is_empty());
+        settings.fresh_only = purpose == Purpose::Write;
         settings.debug = config.debug.value;
         // gh reads this process's environment for its proxy: so does the way to GitHub.
         let upstream = http::Upstream::from_env(&|name| std::env::var(name).ok());
@@ -345,12 +346,11 @@ pub(crate) fn run_attached(
     let gh = Session::printing(config);
     let host = context::host(env);
     let scope = context::scope(env, config.scope.value.as_deref(), &host);
+    // A command that is not cached proves no repository: what it writes through GraphQL (an
+    // extension, an alias, `gh project`) may be about any, so it drops everything.
     let (repo, purpose) = match write_about {
         Some(repo) => (repo.to_owned(), Purpose::Write),
-        None => (
-            context::repo(env, policy::repo_flag(args).as_deref(), &host),
-            Purpose::Bypass,
-        ),
+        None => (String::new(), Purpose::Bypass),
     };
     Some(runtime.block_on(async {
         let run = Run::start(config, args, None, &scope, &repo, purpose, &gh.budgets()).await;

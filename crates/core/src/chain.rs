@@ -101,6 +101,9 @@ impl ChainConfig {
         ) {
             return Verdict::Refused;
         }
+        if request.fresh_only {
+            return Verdict::Stale;
+        }
         let ttl = match request.capped_by_entry_ttl {
             true => request
                 .ttl

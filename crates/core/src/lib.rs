@@ -12,6 +12,7 @@ pub mod context;
 mod entry;
 mod error;
 pub mod fence;
+pub mod graphql;
 mod key;
 pub mod layers;
 mod origin;

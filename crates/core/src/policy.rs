@@ -11,6 +11,8 @@
 
 use std::time::Duration;
 
+use crate::graphql::{self, Operation};
+
 /// Freshness class of a cacheable command; each has its own TTL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TtlClass {
@@ -79,7 +81,9 @@ pub enum Resource {
     Labels,
     /// The repository itself: description, settings, rulesets.
     Metadata,
-    /// Search results: they span repositories, so a write to any repository can change them.
+    /// Search results, and every answer whose repository the request does not prove (`gh api
+    /// user`, `repo list`, a GraphQL query that names no repository): they span repositories,
+    /// so every write, to any repository, drops them.
     Search,
     /// Anything not classified (GraphQL queries, other REST paths): every write to the
     /// repository may change it.
@@ -190,8 +194,46 @@ pub struct Write {
     pub repo_flag: Option<String>,
     /// A repository named by the arguments themselves (`api repos/o/r/...`, `repo edit o/r`).
     pub named_repo: Option<String>,
+    /// A second repository the write changes: `issue transfer`'s destination, `repo rename`'s
+    /// new name.
+    pub also: Option<AlsoChanged>,
+    /// The arguments do not prove which repository the write changes (a GraphQL mutation names
+    /// its target by node id; `api user/repos`; `repo fork` makes a repository under a login
+    /// the arguments do not give): it drops every answer, wherever the command runs.
+    pub unproven: bool,
     /// What it can change.
     pub changes: Changes,
+}
+
+/// The second repository of a write that touches two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlsoChanged {
+    /// `owner/name`, lowercase.
+    Repo(String),
+    /// A repository of the same owner as the write's own, by this name (`repo rename NEW`).
+    SameOwner(String),
+}
+
+impl Write {
+    /// A write of `changes` to the repository the command's context proves (`-R`, `GH_REPO`,
+    /// the checkout) or its arguments name.
+    fn of(repo_flag: Option<String>, named_repo: Option<String>, changes: Changes) -> Write {
+        Write {
+            repo_flag,
+            named_repo,
+            also: None,
+            unproven: false,
+            changes,
+        }
+    }
+
+    /// A write whose repository cannot be proven: it drops everything.
+    fn unproven() -> Write {
+        Write {
+            unproven: true,
+            ..Write::of(None, None, Changes::Repository)
+        }
+    }
 }
 
 /// What to do with a `gh` invocation.
@@ -252,15 +294,7 @@ pub fn classify(argv: &[String]) -> Decision {
         });
     }
     if is_write(command, sub) {
-        let named_repo = match command {
-            "repo" => operand.and_then(crate::context::normalize_repo),
-            _ => None,
-        };
-        return Decision::Write(Write {
-            repo_flag,
-            named_repo,
-            changes: changes_of_group(command),
-        });
+        return Decision::Write(write_of_command(command, sub, repo_flag, &positionals[1..]));
     }
     Decision::Passthrough("not on the read-only allowlist")
 }
@@ -273,8 +307,9 @@ fn read_only(command: &str, sub: &str, operand: Option<&str>) -> Option<(TtlClas
     use TtlClass::*;
     let found = match (command, sub) {
         ("repo", "view") => (RepoView, Metadata),
-        // The repositories of an owner: no write to one repository is known to change the list.
-        ("repo", "list") => (List, Other),
+        // The repositories of an owner, not of the repository context: about no repository the
+        // arguments prove, so every write drops it (`repo create`, `rename`, `archive` do change it).
+        ("repo", "list") => (List, Resource::Search),
         // Without a number these resolve the pull request from the current git branch.
         ("pr", "view" | "diff" | "checks") if operand.is_some() => (View, PullRequests),
         ("pr", "list") => (List, PullRequests),
@@ -296,6 +331,41 @@ fn read_only(command: &str, sub: &str, operand: Option<&str>) -> Option<(TtlClas
         _ => return None,
     };
     Some(found)
+}
+
+/// The write of `gh COMMAND SUB OPERANDS...`: its repository, and the second one of the
+/// commands that touch two.
+fn write_of_command(
+    command: &str,
+    sub: &str,
+    repo_flag: Option<String>,
+    operands: &[String],
+) -> Write {
+    let operand = |i: usize| operands.get(i).map(String::as_str);
+    let named_repo = match command {
+        "repo" if sub != "rename" => operand(0).and_then(crate::context::normalize_repo),
+        _ => None,
+    };
+    let mut write = Write::of(repo_flag, named_repo, changes_of_group(command));
+    match (command, sub) {
+        // `issue transfer <issue> <destination-repo>`: the issue leaves one and joins the other.
+        ("issue", "transfer") => match operand(1).and_then(crate::context::normalize_repo) {
+            Some(destination) => write.also = Some(AlsoChanged::Repo(destination)),
+            None => return Write::unproven(),
+        },
+        // `repo rename <new-name>`: the same owner's repository under the new name.
+        ("repo", "rename") => match operand(0) {
+            Some(name) if !name.contains('/') && !name.is_empty() => {
+                write.also = Some(AlsoChanged::SameOwner(name.to_ascii_lowercase()));
+            }
+            _ => return Write::unproven(),
+        },
+        // The fork is made under the user's login or `--org`, with a name `--fork-name` may
+        // change: not proven by the arguments alone.
+        ("repo", "fork") => return Write::unproven(),
+        _ => {}
+    }
+    write
 }
 
 /// What a write of a gh command group can change. Generous where a write has side effects: a
@@ -320,8 +390,8 @@ pub fn changes_of_group(command: &str) -> Changes {
 
 /// What a REST path of a repository shows (`repos/o/r/issues/1` -> issues).
 pub fn resource_of_path(endpoint: &str) -> Resource {
-    let path = endpoint.split(['?', '#']).next().unwrap_or("");
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let path = api_path(endpoint).split(['?', '#']).next().unwrap_or("");
+    let parts: Vec<&str> = path.split('/').collect();
     match parts.as_slice() {
         ["search", ..] => Resource::Search,
         ["repos", _, _] => Resource::Metadata,
@@ -512,8 +582,7 @@ fn classify_api(args: &[String]) -> Decision {
     let mut method: Option<String> = None;
     let mut has_body = false;
     let mut endpoint: Option<&str> = None;
-    let mut query: Option<&str> = None;
-    let mut query_from_file = false;
+    let mut fields = Fields::default();
     let mut paginate = false;
     let mut include_headers = false;
     let mut iter = args.iter();
@@ -537,15 +606,11 @@ fn classify_api(args: &[String]) -> Decision {
                 "-X" | "--method" => method = Some(value.to_ascii_uppercase()),
                 "-f" | "--raw-field" | "-F" | "--field" => {
                     has_body = true;
-                    if let Some(q) = value.strip_prefix("query=") {
-                        query_from_file = flag.ends_with('F') || flag == "--field";
-                        query_from_file &= q.starts_with('@');
-                        query = Some(q);
-                    }
+                    fields.add(value, flag == "-F" || flag == "--field");
                 }
                 "--input" => {
                     has_body = true;
-                    query_from_file = true;
+                    fields.from_file = true;
                 }
                 _ => {}
             }
@@ -568,93 +633,155 @@ fn classify_api(args: &[String]) -> Decision {
         return Decision::Passthrough("gh api without an endpoint");
     };
     let method = method.unwrap_or_else(|| if has_body { "POST" } else { "GET" }.to_owned());
-    let named_repo = api_repo(endpoint);
-    let is_graphql = endpoint.trim_start_matches('/') == "graphql";
-    let write = Decision::Write(Write {
-        repo_flag: None,
-        named_repo: named_repo.clone(),
-        changes: if is_graphql {
-            Changes::Repository
-        } else {
-            changes_of_path(endpoint)
-        },
-    });
-    let cacheable = |class| {
-        Decision::Cache(Cacheable {
-            class,
-            resource: if is_graphql {
-                Resource::Other
-            } else {
-                resource_of_path(endpoint)
-            },
-            key_argv: std::iter::once("api".to_owned())
-                .chain(args.iter().cloned())
-                .collect(),
-            repo_flag: None,
-            named_repo: named_repo.clone(),
-            api_get: method == "GET" && !paginate,
-            include_headers,
-        })
-    };
-    if is_graphql {
-        if method != "POST" {
-            return write;
-        }
-        // GraphQL is always a POST; the document says whether it reads or writes.
-        return match query {
-            Some(q) if !query_from_file && is_graphql_query(q) => {
-                let mut decision = cacheable(TtlClass::Api);
-                if let Decision::Cache(c) = &mut decision {
-                    c.api_get = false;
-                }
-                decision
-            }
-            // A mutation, or a document we cannot read: treat it as a write.
-            _ => write,
+    let path = api_path(endpoint);
+    if path == "graphql" {
+        // GraphQL is always a POST; the document says whether it reads or writes. A mutation
+        // names what it changes by node id, which proves no repository.
+        return match (method.as_str(), fields.operation()) {
+            ("POST", Some(Operation::Query { searches })) => Decision::Cache(Cacheable {
+                class: TtlClass::Api,
+                resource: match fields.repo() {
+                    Some(_) if !searches => Resource::Other,
+                    _ => Resource::Search,
+                },
+                key_argv: api_key_argv(args),
+                repo_flag: None,
+                named_repo: fields.repo().flatten(),
+                api_get: false,
+                include_headers,
+            }),
+            _ => Decision::Write(Write::unproven()),
         };
     }
-    match method.as_str() {
-        "GET" | "HEAD" => cacheable(TtlClass::Api),
-        _ => write,
+    let about = api_about(path);
+    if !matches!(method.as_str(), "GET" | "HEAD") {
+        return Decision::Write(match about {
+            About::Named(repo) => Write::of(None, Some(repo), changes_of_path(path)),
+            About::Context => Write::of(None, None, changes_of_path(path)),
+            About::Unknown => Write::unproven(),
+        });
     }
-}
-
-/// Whether a GraphQL document is a query (not a mutation or subscription).
-pub fn is_graphql_query(document: &str) -> bool {
-    let mut rest = document;
-    loop {
-        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ',');
-        match rest.strip_prefix('#') {
-            Some(comment) => rest = comment.split_once('\n').map_or("", |(_, r)| r),
-            None => break,
-        }
-    }
-    if rest.starts_with('{') {
-        return true;
-    }
-    let word: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect();
-    // Any mutation anywhere in the document makes the whole request a write.
-    word == "query"
-        && !contains_operation(document, "mutation")
-        && !contains_operation(document, "subscription")
-}
-
-fn contains_operation(document: &str, word: &str) -> bool {
-    document.match_indices(word).any(|(i, _)| {
-        let before = document[..i].chars().next_back();
-        let after = document[i + word.len()..].chars().next();
-        !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"')
-            && !after.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"')
+    Decision::Cache(Cacheable {
+        class: TtlClass::Api,
+        resource: match about {
+            About::Unknown => Resource::Search,
+            About::Named(_) | About::Context => resource_of_path(path),
+        },
+        key_argv: api_key_argv(args),
+        repo_flag: None,
+        named_repo: match about {
+            About::Named(repo) => Some(repo),
+            About::Context | About::Unknown => None,
+        },
+        api_get: method == "GET" && !paginate,
+        include_headers,
     })
 }
 
-/// The repository a REST path names: `repos/OWNER/NAME/...`.
+fn api_key_argv(args: &[String]) -> Vec<String> {
+    std::iter::once("api".to_owned())
+        .chain(args.iter().cloned())
+        .collect()
+}
+
+/// The fields of a `gh api` call that tell what a GraphQL request does and is about. gh sends
+/// `query` and `operationName` as themselves and every other field as a variable.
+#[derive(Debug, Default)]
+struct Fields<'a> {
+    query: Option<&'a str>,
+    operation_name: Option<&'a str>,
+    owner: Option<Field<'a>>,
+    name: Option<Field<'a>>,
+    /// The document (or the whole body) comes from a file: not read here.
+    from_file: bool,
+}
+
+/// A field's value and whether gh fills `{owner}`-style placeholders in it (`-F`).
+#[derive(Debug, Clone, Copy)]
+struct Field<'a> {
+    value: &'a str,
+    typed: bool,
+}
+
+impl<'a> Fields<'a> {
+    fn add(&mut self, field: &'a str, typed: bool) {
+        let Some((key, value)) = field.split_once('=') else {
+            return;
+        };
+        // `-F key=@file` reads the value from a file.
+        if typed && value.starts_with('@') && matches!(key, "query" | "owner" | "name" | "repo") {
+            self.from_file = true;
+        }
+        let field = Field { value, typed };
+        match key {
+            "query" => self.query = Some(value),
+            "operationName" => self.operation_name = Some(value),
+            "owner" => self.owner = Some(field),
+            "name" | "repo" => self.name = Some(field),
+            _ => {}
+        }
+    }
+
+    /// What the GraphQL request does; `None` when its document is not in the arguments.
+    fn operation(&self) -> Option<Operation> {
+        if self.from_file {
+            return None;
+        }
+        self.query
+            .map(|document| graphql::operation(document, self.operation_name))
+    }
+
+    /// The repository the variables `owner` and `name` (or `repo`) name: `Some(None)` for the
+    /// repository context (`-F owner='{owner}' -F name='{repo}'`, which gh fills from it),
+    /// `None` when they name none.
+    fn repo(&self) -> Option<Option<String>> {
+        let (owner, name) = (self.owner?, self.name?);
+        if owner.typed && name.typed && owner.value == "{owner}" && name.value == "{repo}" {
+            return Some(None);
+        }
+        crate::context::normalize_repo(&format!("{}/{}", owner.value, name.value)).map(Some)
+    }
+}
+
+/// What repository a `gh api` path is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum About {
+    /// `repos/OWNER/NAME/...`.
+    Named(String),
+    /// `repos/{owner}/{repo}/...`: gh fills the placeholders from the repository context.
+    Context,
+    /// Anything else (`user`, `orgs/o/...`, `repositories/123`): no repository the path proves.
+    Unknown,
+}
+
+fn api_about(path: &str) -> About {
+    if let Some(repo) = api_repo(path) {
+        return About::Named(repo);
+    }
+    let mut parts = path.split(['?', '#']).next().unwrap_or("").split('/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("repos"), Some("{owner}"), Some("{repo}")) => About::Context,
+        _ => About::Unknown,
+    }
+}
+
+/// A `gh api` endpoint as a path of the REST API: a full URL (`https://api.github.com/...`,
+/// or GitHub Enterprise Server's `https://HOST/api/v3/...`) without its scheme and host, and
+/// without the leading slash.
+pub fn api_path(endpoint: &str) -> &str {
+    let path = match endpoint.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |at| &rest[at..]),
+        None => endpoint,
+    };
+    let path = path.strip_prefix("/api/v3/").unwrap_or(path);
+    path.trim_start_matches('/')
+}
+
+/// The repository a REST path names: `repos/OWNER/NAME/...` (a full URL's path too).
 pub fn api_repo(endpoint: &str) -> Option<String> {
-    let path = endpoint.split(['?', '#']).next().unwrap_or("");
-    let mut parts = path.trim_start_matches('/').split('/');
+    let path = api_path(endpoint);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let mut parts = path.split('/');
     if parts.next() != Some("repos") {
         return None;
     }

@@ -30,6 +30,11 @@ pub struct Request {
     /// answers, whose producer kept GitHub's `Cache-Control: max-age` there. A producer can so
     /// make an entry stale sooner, never fresher.
     pub capped_by_entry_ttl: bool,
+    /// Never answered from a stored entry on its TTL: gh's reads inside a write command (it
+    /// reads the labels, then sets them) must see GitHub as it is now. A stored entry still
+    /// serves to revalidate (a free 304) and, past a failure, as stale-if-error where
+    /// `max_stale` allows.
+    pub fresh_only: bool,
 }
 
 impl Request {
@@ -46,6 +51,7 @@ impl Request {
             max_stale: Duration::from_secs(24 * 3600),
             revalidate: false,
             capped_by_entry_ttl: false,
+            fresh_only: false,
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::entry::{Entry, Manifest};
 use crate::error::TierError;
 use crate::fence::Mark;
 use crate::key::CacheKey;
-use crate::policy::{Resource, Resources};
+use crate::policy::{Changes, Resource, Resources};
 
 /// What a tier has for a key. A miss is a value, not an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,14 +23,17 @@ pub enum Lookup {
 }
 
 /// Which entries to drop.
+///
+/// Every selector of a write also drops every entry of
+/// [`Resource::Search`](crate::policy::Resource::Search), whatever its repository: searches, and
+/// answers about no repository their request proves, span repositories.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selector {
     /// Every entry about this repository (`owner/name`, lowercase), in every scope.
     Repo(String),
-    /// The entries about these resources of a repository, its entries of
-    /// [`Resource::Other`](crate::policy::Resource::Other), and with
-    /// [`Resource::Search`](crate::policy::Resource::Search) every search, in every scope: what
-    /// a write whose effects are known can change.
+    /// The entries about these resources of a repository and its entries of
+    /// [`Resource::Other`](crate::policy::Resource::Other), in every scope: what a write whose
+    /// effects are known can change.
     Resources {
         /// `owner/name`, lowercase.
         repo: String,
@@ -44,16 +47,29 @@ pub enum Selector {
 }
 
 impl Selector {
+    /// What a write that can change `changes` of `repo` drops; everything when `repo` is
+    /// empty (a write whose repository is not proven).
+    pub fn of_write(repo: &str, changes: Changes) -> Selector {
+        match changes {
+            _ if repo.is_empty() => Selector::All,
+            Changes::Repository => Selector::Repo(repo.to_owned()),
+            Changes::Resources(resources) => Selector::Resources {
+                repo: repo.to_owned(),
+                resources,
+            },
+        }
+    }
+
     /// Whether the entry that `manifest` describes is one this selector names. A write changes
     /// GitHub for everyone, so the scope does not matter.
     pub fn covers(&self, manifest: &Manifest) -> bool {
         match self {
             Selector::All => true,
             Selector::Key(key) => manifest.key == *key,
-            Selector::Repo(repo) => manifest.repo == *repo,
+            Selector::Repo(repo) => manifest.resource == Resource::Search || manifest.repo == *repo,
             Selector::Resources { repo, resources } => {
                 let resource = manifest.resource;
-                (resource == Resource::Search && resources.contains(Resource::Search))
+                resource == Resource::Search
                     || (manifest.repo == *repo
                         && (resources.contains(resource) || resource == Resource::Other))
             }

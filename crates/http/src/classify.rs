@@ -13,7 +13,8 @@
 //!   names none, or a GraphQL query that searches (its results span repositories), counts as a
 //!   search: every write drops those (see [`write_of_path`]).
 
-use ghcache_core::policy::{self, Changes, Resource, Resources};
+use ghcache_core::graphql::{self, Operation};
+use ghcache_core::policy::{self, Changes, Resource};
 use ghcache_core::Selector;
 use hyper::header::{HeaderMap, CACHE_CONTROL, CONTENT_LENGTH, PRAGMA, TRANSFER_ENCODING};
 use hyper::Method;
@@ -126,21 +127,10 @@ fn write_of_path(path: &str) -> Selector {
     }
 }
 
-/// The selector of a write to `repo` that can change `changes`, searches included.
+/// The selector of a write to `repo` that can change `changes` (every search too: see
+/// `Selector`).
 fn selector(repo: String, changes: Changes) -> Selector {
-    match changes {
-        Changes::Repository => Selector::Repo(repo),
-        Changes::Resources(resources) => {
-            let with_search: Vec<Resource> = resources
-                .iter()
-                .chain(std::iter::once(Resource::Search))
-                .collect();
-            Selector::Resources {
-                repo,
-                resources: Resources::of(&with_search),
-            }
-        }
-    }
+    Selector::of_write(&repo, changes)
 }
 
 /// `path` as the REST API names it: without the `/api/v3` (or `/api/uploads`) of GitHub
@@ -167,108 +157,40 @@ fn asks_fresh(headers: &HeaderMap) -> bool {
     says(CACHE_CONTROL, &["no-cache", "no-store", "max-age=0"]) || says(PRAGMA, &["no-cache"])
 }
 
-/// Classifies a GraphQL request by its body: a query is a read; a mutation, a subscription or
-/// anything that cannot be read is a write, about the repository its variables name, else
-/// `context_repo`, else every repository.
+/// Classifies a GraphQL request by its body (see `ghcache_core::graphql`): a query is a read,
+/// about the repository its variables name; anything else is a write. A mutation names what it
+/// changes by node id, so its repository is the one the command that sent it proved
+/// (`context_repo`: `-R`, the checkout, the repository a gh command names), else unknown: then
+/// it drops everything.
 pub(crate) fn graphql(body: &[u8], context_repo: Option<&str>) -> Kind {
     let Ok(request) = serde_json::from_slice::<Json>(body) else {
-        return graphql_write(None, context_repo, "");
+        return graphql_write(context_repo, None);
     };
     let document = request.get("query").and_then(Json::as_str).unwrap_or("");
-    let named = variables_repo(request.get("variables"));
-    if is_query(document) {
-        return Kind::Read(match named {
-            Some(repo) if !searches(document) => Read {
-                repo,
-                resource: Resource::Other,
-            },
-            _ => Read {
-                repo: String::new(),
-                resource: Resource::Search,
-            },
-        });
+    let operation_name = request.get("operationName").and_then(Json::as_str);
+    match graphql::operation(document, operation_name) {
+        Operation::Query { searches } => {
+            Kind::Read(match variables_repo(request.get("variables")) {
+                Some(repo) if !searches => Read {
+                    repo,
+                    resource: Resource::Other,
+                },
+                _ => Read {
+                    repo: String::new(),
+                    resource: Resource::Search,
+                },
+            })
+        }
+        Operation::Mutation { first_field } => graphql_write(context_repo, first_field.as_deref()),
+        Operation::Unknown => graphql_write(context_repo, None),
     }
-    graphql_write(named, context_repo, document)
 }
 
-fn graphql_write(named: Option<String>, context_repo: Option<&str>, document: &str) -> Kind {
-    let repo = named.or_else(|| context_repo.filter(|r| !r.is_empty()).map(str::to_owned));
-    Kind::Write(match repo {
-        Some(repo) => selector(repo, mutation_changes(document)),
+fn graphql_write(context_repo: Option<&str>, first_field: Option<&str>) -> Kind {
+    Kind::Write(match context_repo.filter(|r| !r.is_empty()) {
+        Some(repo) => selector(repo.to_owned(), mutation_changes(first_field.unwrap_or(""))),
         None => Selector::All,
     })
-}
-
-/// Whether a GraphQL document only reads: its top-level definitions are queries (a selection set
-/// alone is one) and fragments, at least one query, and nothing else. gh puts its fragments
-/// before its query, so the first word does not tell. Braces, parentheses, strings (`"..."`,
-/// `"""..."""`) and comments (`#`) are skipped as GraphQL defines them; a document that cannot
-/// be read so is not a query.
-fn is_query(document: &str) -> bool {
-    let bytes = document.as_bytes();
-    let (mut depth, mut i) = (0usize, 0usize);
-    let mut expecting = true;
-    let mut queries = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        match b {
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-                continue;
-            }
-            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
-                let Some(end) = document[i + 3..].find("\"\"\"") else {
-                    return false;
-                };
-                i += 3 + end + 3;
-                continue;
-            }
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                if i >= bytes.len() {
-                    return false;
-                }
-            }
-            b'{' | b'(' | b'[' => {
-                if depth == 0 && b == b'{' && expecting {
-                    // A selection set alone: a query.
-                    queries += 1;
-                }
-                expecting = false;
-                depth += 1;
-            }
-            b'}' | b')' | b']' => {
-                let Some(outer) = depth.checked_sub(1) else {
-                    return false;
-                };
-                depth = outer;
-                expecting = depth == 0 && b == b'}';
-            }
-            b if b.is_ascii_alphabetic() || b == b'_' => {
-                let start = i;
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                    i += 1;
-                }
-                if depth == 0 && expecting {
-                    match &document[start..i] {
-                        "query" => queries += 1,
-                        "fragment" => {}
-                        _ => return false,
-                    }
-                    expecting = false;
-                }
-                continue;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    depth == 0 && queries > 0
 }
 
 /// The repository that a GraphQL request's variables name: `owner` with `repo` or `name`, as
@@ -281,21 +203,11 @@ fn variables_repo(variables: Option<&Json>) -> Option<String> {
     ghcache_core::context::normalize_repo(&format!("{owner}/{name}"))
 }
 
-/// Whether a document asks for a search (`search(...)`), whose results span repositories.
-fn searches(document: &str) -> bool {
-    document.match_indices("search").any(|(at, word)| {
-        let before = document[..at].chars().next_back();
-        let after = document[at + word.len()..].trim_start().chars().next();
-        !before.is_some_and(|c| c.is_alphanumeric() || c == '_') && after == Some('(')
-    })
-}
-
 /// What a mutation can change, from the name of its first field (`createIssue`,
 /// `mergePullRequest`, `addLabelsToLabelable`): as the gh command group of the same resource;
 /// anything else (`addComment`, which may be on an issue or a pull request) may change
 /// anything in the repository.
-fn mutation_changes(document: &str) -> Changes {
-    let field = first_mutation_field(document).unwrap_or("");
+fn mutation_changes(field: &str) -> Changes {
     const GROUPS: [(&str, &str); 5] = [
         ("PullRequest", "pr"),
         ("Issue", "issue"),
@@ -309,35 +221,6 @@ fn mutation_changes(document: &str) -> Changes {
         .map_or(Changes::Repository, |(_, group)| {
             policy::changes_of_group(group)
         })
-}
-
-/// The first field of the first mutation in `document`, past an alias.
-fn first_mutation_field(document: &str) -> Option<&str> {
-    let at = document.match_indices("mutation").find_map(|(at, word)| {
-        let before = document[..at].chars().next_back();
-        let after = document[at + word.len()..].chars().next();
-        let word_alone = !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
-            && !after.is_some_and(|c| c.is_alphanumeric() || c == '_');
-        word_alone.then_some(at)
-    })?;
-    let body = &document[at..];
-    let open = body.find('{')?;
-    let mut rest = &body[open + 1..];
-    let ident = |text: &str| -> usize {
-        text.find(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .unwrap_or(text.len())
-    };
-    rest = rest.trim_start();
-    let len = ident(rest);
-    let (first, after) = rest.split_at(len);
-    // `alias: field(...)`.
-    match after.trim_start().strip_prefix(':') {
-        Some(aliased) => {
-            let aliased = aliased.trim_start();
-            Some(&aliased[..ident(aliased)])
-        }
-        None => Some(first),
-    }
 }
 
 #[cfg(test)]
@@ -461,7 +344,7 @@ mod tests {
     }
 
     #[test]
-    fn graphql_mutations_are_writes_about_a_repository_they_or_the_command_name() {
+    fn graphql_mutations_are_writes_about_the_repository_the_command_proved() {
         let create = br#"{"query":"mutation IssueCreate($input: CreateIssueInput!) { createIssue(input: $input) { issue { url } } }","variables":{"input":{"repositoryId":"R_1","title":"t"}}}"#;
         let kind = graphql(create, Some("o/r"));
         assert!(
@@ -469,9 +352,11 @@ mod tests {
             "{kind:?}"
         );
         assert_eq!(graphql(create, None), Kind::Write(Selector::All));
+        // A mutation names its target by node id: variables prove no repository.
         let comment = br#"{"query":"mutation { c: addComment(input: {subjectId: \"x\", body: \"y\"}) { clientMutationId } }","variables":{"owner":"o","repo":"r"}}"#;
+        assert_eq!(graphql(comment, None), Kind::Write(Selector::All));
         assert_eq!(
-            graphql(comment, None),
+            graphql(comment, Some("o/r")),
             Kind::Write(Selector::Repo("o/r".into()))
         );
         for unreadable in [&b"not json"[..], br#"{"query": 3}"#, br#"{}"#] {
@@ -482,42 +367,17 @@ mod tests {
     }
 
     #[test]
-    fn documents_are_queries_only_when_every_operation_is_one() {
-        for query in [
-            "{ viewer { login } }",
-            "query Q($a: String = \"mutation {\") { viewer { login } }",
-            "fragment pr on PullRequest { number }\n\nquery PullRequestStatus($owner: String!) { repository(owner: $owner, name: \"r\") { ...pr } }",
-            "# mutation { x }\nquery { a }",
-            "query A { a } query B { b }",
-            "query { a(text: \"\"\"block } mutation {\"\"\") }",
-        ] {
-            assert!(is_query(query), "{query}");
-        }
-        for write in [
-            "",
-            "mutation { deleteIssue(input: {}) { clientMutationId } }",
-            "fragment f on X { a } mutation M { m { ...f } }",
-            "query { a } mutation { b }",
-            "subscription { s }",
-            "query { a",
-            "query { a } }",
-            "query { a(s: \"unterminated) }",
-            "fragment f on X { a }",
-        ] {
-            assert!(!is_query(write), "{write}");
-        }
-    }
-
-    #[test]
-    fn the_first_mutation_field_is_found_past_aliases_and_variables() {
-        assert_eq!(
-            first_mutation_field("mutation M($a: X!) { mergePullRequest(input: $a) { x } }"),
-            Some("mergePullRequest")
+    fn the_operation_that_runs_decides_as_graphql_reads_it() {
+        // A `#` comment ends at CR too: the mutation is a definition of its own, and it runs.
+        let hidden = br#"{"query":"query UserCurrent { viewer { login } }\n#\rmutation M { deleteIssue(input: {}) { clientMutationId } }","operationName":"M"}"#;
+        assert_eq!(graphql(hidden, None), Kind::Write(Selector::All));
+        let named = br#"{"query":"query A { viewer { login } } query B { viewer { name } }","operationName":"B"}"#;
+        assert_eq!(graphql(named, None), read("", Resource::Search));
+        let unnamed = br#"{"query":"query A { viewer { login } } query B { viewer { name } }"}"#;
+        assert_eq!(graphql(unnamed, None), Kind::Write(Selector::All));
+        let merge = br#"{"query":"mutation M($a: X!) { m: mergePullRequest(input: $a) { x } }"}"#;
+        assert!(
+            matches!(graphql(merge, Some("o/r")), Kind::Write(Selector::Resources { repo, resources }) if repo == "o/r" && resources.contains(Resource::PullRequests)),
         );
-        assert_eq!(
-            first_mutation_field("mutation{ alias : closeIssue(input: {}) { x } }"),
-            Some("closeIssue")
-        );
-        assert_eq!(first_mutation_field("query { mutations }"), None);
     }
 }

@@ -43,6 +43,9 @@ pub struct Config {
     /// node id), so the write is taken to be about this one. Without it, such a write drops
     /// every stored answer.
     pub context_repo: Option<String>,
+    /// Reads are never answered on their TTL, only revalidated or fetched: the gh that runs is
+    /// a write command, which acts on what it reads (see `Request::fresh_only`).
+    pub fresh_only: bool,
     /// One line per request on stderr.
     pub debug: bool,
 }
@@ -64,6 +67,7 @@ impl Config {
             clock_skew: ghcache_core::CLOCK_SKEW,
             max_body: Self::DEFAULT_MAX_BODY,
             context_repo: None,
+            fresh_only: false,
             debug: false,
         }
     }

@@ -271,6 +271,7 @@ impl Level {
         request.resource = read.resource;
         request.max_stale = self.config.max_stale;
         request.capped_by_entry_ttl = true;
+        request.fresh_only = self.config.fresh_only;
         let forward = Arc::new(Forward {
             upstream: self.upstream.clone(),
             route: route.clone(),

@@ -150,6 +150,29 @@ async fn a_fresh_answer_is_served_from_the_tier_and_a_stale_one_revalidated() {
 }
 
 #[tokio::test]
+async fn reads_of_a_write_command_are_revalidated_never_served_on_their_ttl() {
+    let setup = Setup::new();
+    let reader = setup.session(|_| {});
+    let first = send(&reader.socket(), "GET", "/repos/o/r", "").await;
+    reader.finish().await;
+    // gh of a write command reads before it writes (labels, then set them): it must see
+    // GitHub as it is, though the stored answer is well within its TTL.
+    let writer = setup.session(|config| config.fresh_only = true);
+    let read = send(&writer.socket(), "GET", "/repos/o/r", "").await;
+    assert_eq!((read.status, read.body), (200, first.body));
+    assert_eq!(setup.statuses(), [200, 304], "revalidated, a free 304");
+    let graphql = r#"{"query":"query { viewer { login } }"}"#;
+    send(&writer.socket(), "POST", "/graphql", graphql).await;
+    send(&writer.socket(), "POST", "/graphql", graphql).await;
+    assert_eq!(
+        setup.statuses(),
+        [200, 304, 200, 200],
+        "a GraphQL query has no ETag: fetched each time"
+    );
+    assert_eq!(writer.finish().await.hits_local, 0);
+}
+
+#[tokio::test]
 async fn a_write_passes_through_and_drops_what_it_changes() {
     let setup = Setup::new();
     let session = setup.session(|_| {});

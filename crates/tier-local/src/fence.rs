@@ -73,11 +73,11 @@ impl<'a> Target<'a> {
     fn slots(self) -> Vec<usize> {
         match self {
             Target::All => vec![0],
-            // Searches span repositories: a write of unknown effect may change them too.
+            // Searches span repositories: every write may change them (see `Selector`).
             Target::Repo(repo) => vec![repo_slot(repo), resource_slot(repo, Resource::Search)],
             Target::Resources(repo, resources) => resources
                 .iter()
-                .chain([Resource::Other])
+                .chain([Resource::Other, Resource::Search])
                 .map(|resource| resource_slot(repo, resource))
                 .collect(),
         }

@@ -258,8 +258,7 @@ pub(crate) async fn delete_if(
 pub(crate) enum Which<'a> {
     Key(&'a [u8]),
     Repo(&'a str),
-    /// The rows about these resources of a repository and its unclassified ones, and with
-    /// [`Resource::Search`] every search (see `Selector::Resources`).
+    /// The rows about these resources of a repository and its unclassified ones.
     Resources(&'a str, Resources),
     All,
 }
@@ -275,18 +274,23 @@ enum Bound<'a> {
 fn condition(which: Which<'_>) -> (String, Bound<'_>) {
     match which {
         Which::Key(key) => ("key = ?".into(), Bound::Bytes(key)),
-        Which::Repo(repo) => ("repo = ?".into(), Bound::Text(repo)),
+        // And every search, whatever its repository, as with every write (see `Selector`).
+        // Our own small integers, not input: safe to write into the statements.
+        Which::Repo(repo) => (
+            format!("repo = ? OR resource = {}", Resource::Search.code()),
+            Bound::Text(repo),
+        ),
         Which::Resources(repo, resources) => {
-            // Our own small integers, not input: safe to write into the statement.
             let codes: Vec<String> = resources
                 .iter()
                 .chain([Resource::Other])
                 .map(|r| r.code().to_string())
                 .collect();
-            let mut sql = format!("(repo = ? AND resource IN ({}))", codes.join(", "));
-            if resources.contains(Resource::Search) {
-                sql.push_str(&format!(" OR resource = {}", Resource::Search.code()));
-            }
+            let sql = format!(
+                "(repo = ? AND resource IN ({})) OR resource = {}",
+                codes.join(", "),
+                Resource::Search.code()
+            );
             (sql, Bound::Text(repo))
         }
         Which::All => ("1".into(), Bound::Nothing),

@@ -156,19 +156,120 @@ fn repo_flag_is_keyed_separately() {
     );
 }
 
+fn write(line: &str) -> Write {
+    match decide(line) {
+        Decision::Write(w) => w,
+        other => panic!("{line}: expected a write, got {other:?}"),
+    }
+}
+
 #[test]
-fn graphql_documents() {
-    assert!(is_graphql_query("query { viewer { login } }"));
-    assert!(is_graphql_query("  # comment\n{ viewer { login } }"));
-    assert!(is_graphql_query(
-        "query Q($n: String!) { repository(name: $n) { id } }"
-    ));
-    assert!(!is_graphql_query("mutation { addStar { x } }"));
-    assert!(!is_graphql_query("subscription { x }"));
-    assert!(!is_graphql_query("query A { x } mutation B { y }"));
-    assert!(is_graphql_query(
-        "query { search(query: \"mutation\") { x } }"
-    ));
+fn reads_about_no_repository_their_request_proves_count_as_searches() {
+    for line in [
+        "api user",
+        "api orgs/o/repos",
+        "api https://api.github.com/user",
+        "api graphql -f query=query{viewer{login}}",
+        "api graphql -f query=query($owner:String!){repositoryOwner(login:$owner){id}} -f owner=o",
+        "repo list o",
+        "search issues x",
+    ] {
+        let read = cacheable(line);
+        assert_eq!(read.resource, Resource::Search, "{line}");
+        assert_eq!(read.named_repo, None, "{line}");
+    }
+    let named = cacheable(
+        "api graphql -f query=query($owner:String!,$name:String!){repository(owner:$owner,name:$name){description}} -f owner=O -f name=R",
+    );
+    assert_eq!(
+        (named.named_repo.as_deref(), named.resource),
+        (Some("o/r"), Resource::Other)
+    );
+    let searched = cacheable(
+        "api graphql -f query=query{search(query:\"x\",type:ISSUE){issueCount}} -f owner=o -f repo=r",
+    );
+    assert_eq!(searched.resource, Resource::Search);
+    let placeholders = cacheable(
+        "api graphql -f query=query($owner:String!,$repo:String!){repository(owner:$owner,name:$repo){id}} -F owner={owner} -F repo={repo}",
+    );
+    assert_eq!(
+        (placeholders.named_repo, placeholders.resource),
+        (None, Resource::Other),
+        "gh fills them from the repository context"
+    );
+    let url = cacheable("api https://api.github.com/repos/O/R/issues?state=all");
+    assert_eq!(
+        (url.named_repo.as_deref(), url.resource),
+        (Some("o/r"), Resource::Issues)
+    );
+    let enterprise = cacheable("api https://ghe.example/api/v3/repos/o/r/pulls");
+    assert_eq!(
+        (enterprise.named_repo.as_deref(), enterprise.resource),
+        (Some("o/r"), Resource::PullRequests)
+    );
+    assert_eq!(
+        cacheable("api repos/{owner}/{repo}/releases").resource,
+        Resource::Releases
+    );
+}
+
+#[test]
+fn the_operation_that_runs_decides_whether_a_graphql_call_reads() {
+    let hidden = vec![
+        "api".to_owned(),
+        "graphql".to_owned(),
+        "-f".to_owned(),
+        "query=query UserCurrent { viewer { login } }\n#\rmutation M { deleteIssue(input: {}) { clientMutationId } }".to_owned(),
+        "-f".to_owned(),
+        "operationName=M".to_owned(),
+    ];
+    assert!(matches!(classify(&hidden), Decision::Write(_)));
+    assert!(is_write("api graphql -f query=query{a}mutation{b}"));
+    assert!(is_write("api graphql -f query=query{a"));
+    assert!(is_write("api graphql -F query=@doc.graphql"));
+    assert!(is_write("api graphql -f query=query{a} -F owner=@file"));
+}
+
+#[test]
+fn writes_whose_repository_is_not_proven_drop_everything() {
+    for line in [
+        "api graphql -f query=mutation{closeIssue(input:{issueId:\"I_1\"}){clientMutationId}}",
+        "api graphql -f query=mutation{closeIssue(input:{issueId:\"I_1\"}){clientMutationId}} -f owner=o -f name=r",
+        "api -X POST user/repos -f name=x",
+        "api -X PUT https://api.github.com/user/starred/o/r",
+        "repo fork o/r",
+        "issue transfer 5",
+    ] {
+        assert!(write(line).unproven, "{line}");
+    }
+    for line in [
+        "api -X POST repos/o/r/issues -f title=x",
+        "api -X POST https://api.github.com/repos/o/r/issues -f title=x",
+        "api -X POST repos/{owner}/{repo}/issues -f title=x",
+        "issue create -t x",
+    ] {
+        assert!(!write(line).unproven, "{line}");
+    }
+    assert_eq!(
+        write("api -X POST https://api.github.com/repos/O/R/labels -f name=x")
+            .named_repo
+            .as_deref(),
+        Some("o/r")
+    );
+}
+
+#[test]
+fn writes_that_touch_two_repositories_name_both() {
+    let transfer = write("issue transfer 5 O/Other -R o/r");
+    assert_eq!(transfer.repo_flag.as_deref(), Some("o/r"));
+    assert_eq!(transfer.also, Some(AlsoChanged::Repo("o/other".into())));
+    let rename = write("repo rename New -R o/r");
+    assert_eq!(rename.also, Some(AlsoChanged::SameOwner("new".into())));
+    assert_eq!(
+        rename.named_repo, None,
+        "the new name is not the repository renamed"
+    );
+    assert!(write("repo rename a/b").unproven);
 }
 
 fn word() -> impl Strategy<Value = String> {

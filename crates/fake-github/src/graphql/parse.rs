@@ -86,7 +86,8 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
         if c.is_whitespace() || c == ',' || c == '\u{feff}' {
             i += 1;
         } else if c == '#' {
-            while i < chars.len() && chars[i] != '\n' {
+            // A comment runs to the end of the line, and GraphQL ends lines at CR as at LF.
+            while i < chars.len() && chars[i] != '\n' && chars[i] != '\r' {
                 i += 1;
             }
         } else if c == '.' {
@@ -111,7 +112,11 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
                     if j >= chars.len() {
                         return Err("unterminated block string".into());
                     }
-                    j += 1;
+                    // `\"""` is a quote inside the block string, not its end.
+                    j += match chars[j..] {
+                        ['\\', '"', '"', '"', ..] => 4,
+                        _ => 1,
+                    };
                 }
                 tokens.push(Token::Str(chars[start..j].iter().collect()));
                 i = j + 3;
