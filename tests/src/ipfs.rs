@@ -192,6 +192,14 @@ impl IpfsNode {
         format!("http://127.0.0.1:{}", self.gateway_port)
     }
 
+    /// Is `cid` pinned (recursively), as `pin/ls` tells?
+    pub fn pinned(&self, cid: &str) -> bool {
+        let path = format!("/api/v0/pin/ls?arg={cid}&type=recursive");
+        post(self.port, &path, Duration::from_secs(10)).is_ok_and(|(status, body)| {
+            status == 200 && String::from_utf8_lossy(&body).contains(cid)
+        })
+    }
+
     /// What the daemon printed.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.root.path().join("daemon.log")).unwrap_or_default()
