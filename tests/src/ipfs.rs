@@ -192,6 +192,11 @@ impl IpfsNode {
         format!("http://127.0.0.1:{}", self.gateway_port)
     }
 
+    /// Is `cid` pinned (recursively), as `pin/ls` tells?
+    pub fn pinned(&self, cid: &str) -> bool {
+        pinned(self.port, cid)
+    }
+
     /// What the daemon printed.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.root.path().join("daemon.log")).unwrap_or_default()
@@ -328,6 +333,14 @@ fn free_port() -> Result<u16, String> {
         .local_addr()
         .map(|a| a.port())
         .map_err(|e| e.to_string())
+}
+
+/// Is `cid` pinned (recursively) on the node whose API is on loopback port `port`, as
+/// `pin/ls` tells? (Kubo and js-ipfs both refuse to list a CID that is not pinned.)
+pub fn pinned(port: u16, cid: &str) -> bool {
+    let path = format!("/api/v0/pin/ls?arg={cid}&type=recursive");
+    post(port, &path, Duration::from_secs(10))
+        .is_ok_and(|(status, body)| status == 200 && String::from_utf8_lossy(&body).contains(cid))
 }
 
 /// A bodiless `POST` to the node's API over a plain socket: status and body.

@@ -441,10 +441,14 @@ fn answers_to_gh_s_requests_travel_through_ipfs() {
     let world = World::new();
     let gh = ghcache_tests::gh_bin();
     let node = ghcache_tests::ipfs::IpfsNode::start();
+    // Members of one swarm: without its key (or trusted producers) IPFS entries of other
+    // machines are not used.
+    let key = world.swarm_key("team");
     let with_ipfs = |name| {
         let mut m = machine(&world, name, &gh);
         m.set_env("GH_CACHE_IPFS", "1");
         m.set_env("GH_CACHE_IPFS_API", &node.api_url());
+        m.set_env("GH_CACHE_SWARM_KEY_FILE", &key.display().to_string());
         m
     };
     let (a, b) = (with_ipfs("a"), with_ipfs("b"));

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use ghcache_core::producer::{self, Identity};
-use ghcache_core::testkit::{conformance, Capabilities, Invalidation};
-use ghcache_core::{Manifest, ScopeId};
+use ghcache_core::testkit::{conformance, sample_entry, Capabilities, Invalidation};
+use ghcache_core::{now_ms, Body, CacheTier as _, Digest, Entry, Manifest, ScopeId, Selector};
 use ghcache_tests::ipfs::IpfsNode;
 use ghcache_tests::{wait_until, Machine, World};
 use ghcache_tier_ipfs::Kubo;
@@ -83,6 +83,51 @@ fn kubo(node: &IpfsNode) -> Kubo {
 
 fn mfs_path(manifest: &Manifest) -> String {
     ghcache_tier_ipfs::mfs_path(&manifest.scope_id, &manifest.key)
+}
+
+/// Makes `machine` trust the producer `identity` (`[p2p] trusted_peers` in its config file).
+fn trust(machine: &Machine, identity: &Identity) {
+    let dir = machine.home.join("xdg-config/ghcache");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let text = format!("[p2p]\ntrusted_peers = [\"{}\"]\n", identity.id());
+    std::fs::write(dir.join("config.toml"), text).unwrap_or_else(|e| panic!("config: {e}"));
+}
+
+/// A machine of the swarm whose key is `key`, using `node`.
+fn member(world: &World, name: &str, node: &IpfsNode, key: &Path) -> Machine {
+    let mut machine = with_ipfs(world, name, node);
+    machine.set_env("GH_CACHE_SWARM_KEY_FILE", &key.display().to_string());
+    machine
+}
+
+/// The identity (signing key) of a machine that added something to IPFS.
+fn identity_of(machine: &Machine) -> Identity {
+    let file = std::fs::read(machine.cache_dir().join("p2p/identity"))
+        .unwrap_or_else(|e| panic!("{}'s identity: {e}", machine.name));
+    Identity::decode(&file).unwrap_or_else(|e| panic!("{}'s identity: {e}", machine.name))
+}
+
+/// What someone who reaches the node's API and holds no key of the team's can do: add a body
+/// of their own and write, where `genuine` is indexed, a manifest for it signed by a key of
+/// their own.
+fn plant_forgery(node: &IpfsNode, genuine: &Manifest, stdout: &[u8]) {
+    let body = Body {
+        stdout: stdout.to_vec(),
+        stderr: Vec::new(),
+    }
+    .encode();
+    let cid = runtime()
+        .block_on(kubo(node).add(body.clone()))
+        .unwrap_or_else(|e| panic!("add the forged body: {e}"));
+    let mut forged = genuine.clone();
+    forged.cid = Some(cid);
+    forged.body_digest = Digest::of(&body);
+    forged.body_size = body.len() as u64;
+    forged.created_at_ms = now_ms();
+    Identity::from_secret(&[0x5a; 32]).sign(&mut forged);
+    runtime()
+        .block_on(kubo(node).files_write(&mfs_path(&forged), forged.encode()))
+        .unwrap_or_else(|e| panic!("plant the forged manifest: {e}"));
 }
 
 #[test]
@@ -175,10 +220,14 @@ fn a_runner_that_is_gone_still_answers_through_ipfs() {
 }
 
 #[test]
-fn two_cache_dirs_share_entries_through_one_node_without_any_daemon() {
+fn two_cache_dirs_of_a_swarm_share_entries_through_one_node_without_any_daemon() {
     let world = World::new();
     let node = IpfsNode::start();
-    let (a, b) = (with_ipfs(&world, "a", &node), with_ipfs(&world, "b", &node));
+    let key = world.swarm_key("team");
+    let (a, b) = (
+        member(&world, "a", &node, &key),
+        member(&world, "b", &node, &key),
+    );
     let fetched = a.cached(&RELEASES).ok();
     assert_eq!(world.requests(), 1);
     wait_in_ipfs(&a, 1);
@@ -216,6 +265,8 @@ fn a_manifest_that_points_at_another_body_is_refused_and_github_answers() {
     runtime()
         .block_on(kubo(&node).files_write(&mfs_path(&manifest), manifest.encode()))
         .unwrap_or_else(|e| panic!("write the MFS manifest: {e}"));
+    // No swarm key: B takes A's entries because it trusts A.
+    trust(&b, &identity);
 
     let before = world.requests();
     let answer = b.cached(&RELEASES).ok();
@@ -337,7 +388,11 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 fn after_a_write_the_node_no_longer_answers_with_the_old_list() {
     let world = World::new();
     let node = IpfsNode::start();
-    let (a, b) = (with_ipfs(&world, "a", &node), with_ipfs(&world, "b", &node));
+    let key = world.swarm_key("team");
+    let (a, b) = (
+        member(&world, "a", &node, &key),
+        member(&world, "b", &node, &key),
+    );
     let issues = ["issue", "list", "-R", "o/r"];
     let before_write = a.cached(&issues).ok();
     wait_in_ipfs(&a, 1);
@@ -361,7 +416,7 @@ fn after_a_write_the_node_no_longer_answers_with_the_old_list() {
     assert_eq!(a.stats()["hits"]["ipfs"], 0);
     wait_in_ipfs(&a, 1);
     // A machine that joins later gets the new list (from the node, added by A's re-read).
-    let c = with_ipfs(&world, "c", &node);
+    let c = member(&world, "c", &node, &key);
     let later = c.cached(&issues).ok();
     assert_eq!(later.stdout, own.stdout);
     assert_eq!(c.stats()["hits"]["ipfs"], 1);
@@ -393,4 +448,312 @@ fn a_body_holding_the_old_fixed_multipart_boundary_is_added_whole() {
             String::from_utf8_lossy(&body)
         );
     });
+}
+
+/// Without a swarm key or trusted producers anyone who reaches the node's API can write its
+/// index: a manifest signed by a key of their own, naming a body of their own, is not used (and
+/// the user hears why, once); what the machine itself added still is.
+#[test]
+fn without_a_swarm_key_or_trust_list_only_the_machines_own_ipfs_entries_are_used() {
+    let world = World::new();
+    let node = IpfsNode::start();
+    let (probe, b) = (
+        with_ipfs(&world, "probe", &node),
+        with_ipfs(&world, "b", &node),
+    );
+    // Where B will look: any machine of this world computes the same key and scope.
+    probe.cached(&RELEASES).ok();
+    wait_in_ipfs(&probe, 1);
+    plant_forgery(
+        &node,
+        &only_manifest(&probe.cache_dir()),
+        b"forged release list\n",
+    );
+
+    let before = world.requests();
+    let answer = b.cached(&RELEASES).ok();
+    assert_eq!(world.requests(), before + 1, "GitHub answered");
+    assert!(!contains(&answer.stdout, b"forged"), "{}", answer.out());
+    assert_eq!(b.stats()["hits"]["ipfs"], 0);
+    let told: Vec<String> = answer
+        .err()
+        .lines()
+        .filter(|l| l.starts_with("ghcache:"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(told.len(), 1, "one line: {}", answer.err());
+    assert!(told[0].contains("not used"), "{}", told[0]);
+    let plain = b.gh(&RELEASES).ok();
+    assert_eq!(answer.stdout, plain.stdout, "what gh prints");
+    // Told once: B's next pass over another machine's entry is quiet.
+    let view = ["repo", "view", "o/r"];
+    probe.cached(&view).ok();
+    wait_in_ipfs(&probe, 2);
+    let before = world.requests();
+    let quiet = b.cached(&view).ok();
+    assert!(world.requests() > before, "GitHub answered");
+    assert!(!quiet.err().contains("ghcache:"), "{}", quiet.err());
+
+    // B's own answer (added by B, replacing the forgery) is used by a machine with B's key.
+    wait_in_ipfs(&b, 1);
+    let b2 = with_identity_of(&world, "b2", &b, &node);
+    let requests = world.requests();
+    let own = b2.cached(&RELEASES).ok();
+    assert_eq!(world.requests(), requests, "answered from IPFS");
+    assert_eq!(own.stdout, plain.stdout);
+    assert_eq!(b2.stats()["hits"]["ipfs"], 1);
+    assert!(!own.err().contains("ghcache:"), "{}", own.err());
+}
+
+/// A machine that uses `node` and signs with `of`'s identity (this machine's other cache dir).
+fn with_identity_of(world: &World, name: &str, of: &Machine, node: &IpfsNode) -> Machine {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    let machine = with_ipfs(world, name, node);
+    // A cache dir that holds files is ghcache's only with its tag.
+    let tag = "CACHEDIR.TAG";
+    std::fs::copy(of.cache_dir().join(tag), machine.cache_dir().join(tag))
+        .unwrap_or_else(|e| panic!("{tag}: {e}"));
+    let p2p = machine.cache_dir().join("p2p");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&p2p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p2p.display()));
+    let file = p2p.join("identity");
+    std::fs::write(&file, identity_of(of).encode())
+        .and_then(|()| std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)))
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    machine
+}
+
+/// With a swarm key, only members write manifests that are used: one written to the node's
+/// index without the key is refused, even one that names a body the swarm sealed itself (here
+/// another answer's, so a member would have printed the wrong answer).
+#[test]
+fn with_a_swarm_key_a_manifest_planted_without_it_is_refused() {
+    let world = World::new();
+    let node = IpfsNode::start();
+    let key = world.swarm_key("team");
+    let (a, b) = (
+        member(&world, "a", &node, &key),
+        member(&world, "b", &node, &key),
+    );
+    let releases = a.cached(&RELEASES).ok();
+    wait_in_ipfs(&a, 1);
+    let genuine = only_manifest(&a.cache_dir());
+    a.cached(&["repo", "view", "o/r"]).ok();
+    wait_in_ipfs(&a, 2);
+    let view = stored_manifests(&a.cache_dir())
+        .into_iter()
+        .find(|m| m.key != genuine.key)
+        .unwrap_or_else(|| panic!("the view's manifest"));
+    // The releases' place in the index, the view's sealed body, a stranger's signature.
+    let mut planted = genuine.clone();
+    planted.cid = view.cid.clone();
+    planted.body_digest = view.body_digest;
+    planted.body_size = view.body_size;
+    planted.created_at_ms = now_ms();
+    Identity::from_secret(&[0x5a; 32]).sign(&mut planted);
+    runtime()
+        .block_on(kubo(&node).files_write(&mfs_path(&planted), planted.encode()))
+        .unwrap_or_else(|e| panic!("plant: {e}"));
+
+    let before = world.requests();
+    let answer = b.cached(&RELEASES).ok();
+    assert_eq!(world.requests(), before + 1, "GitHub answered");
+    assert_eq!(answer.stdout, releases.stdout, "the right answer");
+    let stats = b.stats();
+    assert_eq!(stats["hits"]["ipfs"], 0, "{stats}");
+    assert_eq!(
+        stats["corrupt"], 1,
+        "the planted manifest was counted: {stats}"
+    );
+}
+
+/// The user's `max_entry_size` holds for IPFS too: a larger answer is not taken from the node.
+#[test]
+fn an_entry_over_max_entry_size_is_not_taken_from_ipfs() {
+    let world = World::new();
+    let node = IpfsNode::start();
+    let key = world.swarm_key("team");
+    let a = member(&world, "a", &node, &key);
+    let fetched = a.cached(&RELEASES).ok();
+    wait_in_ipfs(&a, 1);
+    let size = only_manifest(&a.cache_dir()).body_size;
+    let mut small = member(&world, "small", &node, &key);
+    small.set_env("GH_CACHE_MAX_ENTRY_SIZE", &(size - 1).to_string());
+    let before = world.requests();
+    let answer = small.cached(&RELEASES).ok();
+    assert_eq!(world.requests(), before + 1, "GitHub answered");
+    assert_eq!(answer.stdout, fetched.stdout);
+    assert_eq!(small.stats()["hits"]["ipfs"], 0);
+    // The control: with room for it, the node answers.
+    let mut roomy = member(&world, "roomy", &node, &key);
+    roomy.set_env("GH_CACHE_MAX_ENTRY_SIZE", &size.to_string());
+    assert_eq!(roomy.cached(&RELEASES).ok().stdout, fetched.stdout);
+    assert_eq!(world.requests(), before + 1, "answered from IPFS");
+    assert_eq!(roomy.stats()["hits"]["ipfs"], 1);
+}
+
+/// The tier's own cap: an entry over it is not added.
+#[test]
+fn an_entry_over_the_tiers_cap_is_not_added() {
+    let node = IpfsNode::start();
+    let (tier, _) = plain_tier(&node, "cap-test");
+    let entry = sample_entry(1, "o/r", &[b'x'; 100]);
+    let tier = tier.with_max_entry(entry.manifest.body_size - 1);
+    let stored = runtime().block_on(tier.store(&entry));
+    assert!(stored.is_err(), "{stored:?}");
+    let listed = runtime()
+        .block_on(kubo(&node).files_read(
+            &mfs_path(&entry.manifest),
+            1 << 16,
+            Duration::from_secs(5),
+        ))
+        .unwrap_or_else(|e| panic!("read: {e}"));
+    assert_eq!(listed, None, "nothing was indexed");
+}
+
+/// A tier over `node` for `scope`, without keys, signing and trusting one identity.
+fn plain_tier(node: &IpfsNode, scope: &str) -> (ghcache_tier_ipfs::Tier, Identity) {
+    let identity = Identity::from_secret(&[7; 32]);
+    let producer = identity.id();
+    let verify: ghcache_tier_ipfs::Verify = Arc::new(move |manifest: &Manifest| {
+        producer::verify(manifest, std::slice::from_ref(&producer))
+            .map(drop)
+            .map_err(|r| r.to_string())
+    });
+    let signer = identity.clone();
+    let sign: ghcache_tier_ipfs::Sign = Arc::new(move |manifest: &mut Manifest| {
+        signer.sign(manifest);
+        Ok(())
+    });
+    let tier = ghcache_tier_ipfs::Tier::new(kubo(node), ScopeId::of(scope), None, verify, sign);
+    (tier, identity)
+}
+
+/// An entry of `scope` for `key`, answering `stdout`, made `age` ago.
+fn entry_of_age(scope: &str, key: u8, stdout: &[u8], age: Duration) -> Entry {
+    let mut entry = sample_entry(key, "o/r", stdout);
+    entry.manifest.scope_id = ScopeId::of(scope);
+    entry.manifest.created_at_ms = now_ms().saturating_sub(age.as_millis() as u64);
+    entry
+}
+
+/// The node does not grow forever: after a later command's store, an entry that can no longer
+/// be served even stale (older than its TTL and `max_stale`) is unpinned and out of the index;
+/// a fresh one stays.
+#[test]
+fn entries_past_max_stale_are_unpinned_after_a_later_store_and_fresh_ones_are_not() {
+    let world = World::new();
+    let node = IpfsNode::start();
+    let mut a = with_ipfs(&world, "a", &node);
+    a.set_env("GH_CACHE_SCOPE", "sweep-test");
+    a.set_env("GH_CACHE_MAX_STALE", "1h");
+    a.cached(&RELEASES).ok();
+    wait_in_ipfs(&a, 1);
+    let fresh = only_manifest(&a.cache_dir());
+    let fresh_cid = fresh.cid.clone().unwrap_or_default();
+    // An answer A added three days ago (TTL 60 s): past any use.
+    let signer = identity_of(&a);
+    let sign: ghcache_tier_ipfs::Sign = Arc::new(move |m: &mut Manifest| {
+        signer.sign(m);
+        Ok(())
+    });
+    let verify: ghcache_tier_ipfs::Verify = Arc::new(|_: &Manifest| Ok(()));
+    let tier =
+        ghcache_tier_ipfs::Tier::new(kubo(&node), ScopeId::of("sweep-test"), None, verify, sign);
+    let old = entry_of_age(
+        "sweep-test",
+        9,
+        b"an old answer\n",
+        Duration::from_secs(3 * 86_400),
+    );
+    let old = runtime()
+        .block_on(tier.store(&old))
+        .unwrap_or_else(|e| panic!("store the old entry: {e}"));
+    let old_cid = old.cid.clone().unwrap_or_default();
+    assert!(
+        node.pinned(&old_cid) && node.pinned(&fresh_cid),
+        "both pinned"
+    );
+
+    a.cached(&["repo", "view", "o/r"]).ok();
+    wait_in_ipfs(&a, 2);
+    assert!(
+        wait_until(Duration::from_secs(15), || !node.pinned(&old_cid)),
+        "the old body is still pinned"
+    );
+    assert!(node.pinned(&fresh_cid), "the fresh body was unpinned");
+    let read = |m: &Manifest| {
+        runtime()
+            .block_on(kubo(&node).files_read(&mfs_path(m), 1 << 16, Duration::from_secs(5)))
+            .unwrap_or_else(|e| panic!("read: {e}"))
+    };
+    assert_eq!(read(&old), None, "the old manifest is out of the index");
+    assert!(read(&fresh).is_some(), "the fresh one stays");
+    // And the fresh one still answers.
+    let mut b = with_identity_of(&world, "b", &a, &node);
+    b.set_env("GH_CACHE_SCOPE", "sweep-test");
+    b.set_env("GH_CACHE_DEBUG", "1");
+    let before = world.requests();
+    let hit = b.cached(&RELEASES).ok();
+    assert_eq!(
+        world.requests(),
+        before,
+        "answered from IPFS: {}",
+        hit.err()
+    );
+}
+
+/// Bodies that no manifest of the index names any more are unpinned: a replaced answer's, a
+/// dropped key's, and (by a sweep) those of an index dropped whole, except a body that the
+/// index names again.
+#[test]
+fn replaced_and_dropped_index_entries_are_unpinned() {
+    let node = IpfsNode::start();
+    let scope = "evict-test";
+    let (tier, _) = plain_tier(&node, scope);
+    let hour = Duration::from_secs(3600);
+    let store = |entry: &Entry| -> String {
+        runtime()
+            .block_on(tier.store(entry))
+            .unwrap_or_else(|e| panic!("store: {e}"))
+            .cid
+            .unwrap_or_default()
+    };
+    let now = Duration::ZERO;
+    let first = store(&entry_of_age(scope, 1, b"one\n", now));
+    let replaced_by = store(&entry_of_age(scope, 1, b"one, changed\n", now));
+    assert!(!node.pinned(&first), "the replaced body is unpinned");
+    assert!(node.pinned(&replaced_by));
+
+    let dropped = store(&entry_of_age(scope, 2, b"two\n", now));
+    runtime()
+        .block_on(tier.invalidate(&Selector::Key(ghcache_core::CacheKey([2; 32]))))
+        .unwrap_or_else(|e| panic!("invalidate: {e}"));
+    assert!(!node.pinned(&dropped), "the dropped key's body is unpinned");
+
+    let three = store(&entry_of_age(scope, 3, b"three\n", now));
+    let again = entry_of_age(scope, 4, b"four\n", now);
+    let four = store(&again);
+    runtime()
+        .block_on(tier.invalidate(&Selector::All))
+        .unwrap_or_else(|e| panic!("invalidate all: {e}"));
+    // Fetched again after the drop, the same answer: its body is named again.
+    assert_eq!(store(&again), four);
+    let swept = runtime()
+        .block_on(tier.sweep(32, hour))
+        .unwrap_or_else(|e| panic!("sweep: {e}"));
+    assert!(swept.removed >= 3, "{swept:?}");
+    assert!(!node.pinned(&three), "evicted with the index: unpinned");
+    assert!(
+        !node.pinned(&replaced_by),
+        "evicted with the index: unpinned"
+    );
+    assert!(node.pinned(&four), "named again by the index");
+    let missing = runtime()
+        .block_on(tier.get(&ghcache_core::CacheKey([3; 32])))
+        .unwrap_or_else(|e| panic!("get: {e}"));
+    assert!(matches!(missing, ghcache_core::Lookup::Miss));
 }

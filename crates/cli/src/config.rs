@@ -177,6 +177,13 @@ impl Config {
         Ok(config)
     }
 
+    /// The largest answer that is stored, added to IPFS or taken from it: `max_entry_size`,
+    /// and never more than the whole cache (such an entry would only push everything else
+    /// out, then itself).
+    pub fn largest_entry(&self) -> u64 {
+        self.max_entry_size.value.min(self.max_size.value)
+    }
+
     fn defaults(env: Env<'_>) -> Result<Config, ConfigError> {
         let cache_dir = match (env("XDG_CACHE_HOME"), env("HOME")) {
             (Some(xdg), _) if !xdg.is_empty() => PathBuf::from(xdg).join("ghcache"),

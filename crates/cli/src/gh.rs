@@ -539,6 +539,12 @@ pub fn ipfs_store(config: &Config, key: &str, scope: &str) -> Result<i32, Failur
         remote
             .store_in_ipfs(&tier, &key, BACKGROUND_STORE_BUDGET, &session)
             .await;
+        // Nobody waits for this process: it also unpins a few entries that can no longer be
+        // served, so that the node does not grow forever.
+        if let Some(ipfs) = &remote.ipfs {
+            ipfs.sweep(config.max_stale.value, BACKGROUND_STORE_BUDGET)
+                .await;
+        }
         tier.close().await;
     });
     Ok(0)
@@ -562,9 +568,8 @@ fn source_label(resolved: &Resolved) -> &'static str {
 /// user's pager on a terminal, as [`print`] does) and keeping answers up to `max_entry_size`
 /// for the cache.
 fn gh_config(config: &Config, request: &Request, session: &Session) -> ghcache_tier_gh::Config {
-    // An entry larger than the whole cache would only push everything else out, then itself.
-    let largest = config.max_entry_size.value.min(config.max_size.value);
-    let mut gh = ghcache_tier_gh::Config::new(config.gh.value.clone()).with_max_entry_size(largest);
+    let mut gh = ghcache_tier_gh::Config::new(config.gh.value.clone())
+        .with_max_entry_size(config.largest_entry());
     if !session.capture {
         let sink = match request.input.output {
             ghcache_core::OutputMode::Tty { .. } => ghcache_tier_gh::user_pager()

@@ -1,6 +1,11 @@
 //! The IPFS tier's wiring: which node (its API, or a gateway where no API is configured), which
-//! body key, who signs, where announced manifests are found, and when the user hears that the
-//! node is down.
+//! body and index keys, who signs, whose entries are used, where announced manifests are found,
+//! and when the user hears that the node is down or that others' entries are passed over.
+//!
+//! Whose entries are used (DESIGN.md, invariant 8): anyone who reaches the node's API can write
+//! to it. With the swarm key, the index's manifests are sealed with a key derived from it, so
+//! only members write ones that are used; with a list of trusted producers, only theirs (and
+//! this machine's) are used; with neither, only this machine's own.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +22,17 @@ use crate::Failure;
 /// Marker file holding the address of a node found unreachable, once the user was told: quiet
 /// about that node until it answers again.
 const UNREACHABLE_MARKER: &str = "ipfs-unreachable";
+/// Marker file: the user was told that others' entries in IPFS are not used without a swarm key
+/// or trusted producers; later passes are debug notices.
+const OWN_ONLY_MARKER: &str = "ipfs-own-only";
+/// What the user is told, once per cache dir, the first time an entry another machine added to
+/// the node is passed over.
+const OWN_ONLY_WARNING: &str = "an answer another machine added to IPFS was not used: without \
+a swarm key (GH_CACHE_SWARM_KEY_FILE) or trusted producers (`[p2p] trusted_peers`) only this \
+machine's own entries are used, as anyone who reaches the node's API could have written it";
+/// Most index entries one `ghcache ipfs-store` sweeps (reads; each removal is two more calls):
+/// a few tens of milliseconds in a process that nobody waits for.
+pub const SWEEP_LIMIT: usize = 32;
 
 /// The IPFS tier of one request, as the chain sees it: lookups, and whether the node answered.
 pub struct Lookups {
@@ -26,6 +42,8 @@ pub struct Lookups {
     api: String,
     /// `config.debug`: the one switch every debug notice obeys.
     debug: bool,
+    /// Where the user, once told that others' entries are not used, is remembered as told.
+    own_only_marker: PathBuf,
     /// The node answered the lookup (hit or miss): storing there is worth a try.
     answered: AtomicBool,
 }
@@ -57,6 +75,32 @@ impl Lookups {
                 ));
                 None
             }
+        }
+    }
+
+    /// Unpins and removes from the node's index, within `budget`, at most [`SWEEP_LIMIT`]
+    /// entries that can no longer be served (see [`ipfs::Tier::sweep`]).
+    pub async fn sweep(&self, max_stale: Duration, budget: Duration) {
+        match tokio::time::timeout(budget, self.inner.sweep(SWEEP_LIMIT, max_stale)).await {
+            Ok(Ok(swept)) => self.note(&format!(
+                "ipfs sweep: read {} index entries, unpinned and removed {}",
+                swept.visited, swept.removed
+            )),
+            Ok(Err(err)) => self.note(&format!("ipfs sweep: {err}")),
+            Err(_) => self.note(&format!(
+                "ipfs sweep: not done within {}ms",
+                budget.as_millis()
+            )),
+        }
+    }
+
+    /// Tells the user, once per cache dir, that an entry of another producer was passed over.
+    fn passed_over(&self) {
+        if self.own_only_marker.exists() {
+            self.note(OWN_ONLY_WARNING);
+        } else {
+            warn(OWN_ONLY_WARNING);
+            let _ = std::fs::write(&self.own_only_marker, b"");
         }
     }
 
@@ -108,7 +152,11 @@ impl CacheTier for Lookups {
     }
 
     async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
+        let passed_over = self.inner.passed_over();
         let result = self.inner.get(key).await;
+        if self.inner.passed_over() > passed_over {
+            self.passed_over();
+        }
         match &result {
             Ok(_) | Err(TierError::Corrupt { .. }) => {
                 self.answered.store(true, Ordering::Relaxed);
@@ -172,8 +220,10 @@ impl Node {
 
 struct Settings {
     node: Node,
-    /// The swarm key, when bodies are encrypted.
+    /// The swarm key, if one is configured: it seals the index's manifests.
     psk: Option<[u8; 32]>,
+    /// Bodies are sealed (with a key derived from `psk`).
+    encrypt: bool,
     trusted: Vec<ghcache_core::producer::ProducerId>,
 }
 
@@ -191,21 +241,19 @@ fn settings(config: &Config) -> Result<Settings, Failure> {
         Some(_) => Some(crate::keys::swarm_key(config)?),
         None => None,
     };
-    let encrypt = ipfs.encrypt.value.unwrap_or(key.is_some());
-    let psk = match (encrypt, key) {
-        (false, _) => None,
-        (true, Some(key)) => Some(*key.as_bytes()),
-        (true, None) => {
-            return Err(Failure::Usage(
-                "--ipfs-encrypt derives its key from the swarm key: set GH_CACHE_SWARM_KEY or \
-                 --swarm-key (make one with `ghcache swarm-key new`), or pass --no-ipfs-encrypt"
-                    .to_owned(),
-            ))
-        }
-    };
+    let psk = key.map(|key| *key.as_bytes());
+    let encrypt = ipfs.encrypt.value.unwrap_or(psk.is_some());
+    if encrypt && psk.is_none() {
+        return Err(Failure::Usage(
+            "--ipfs-encrypt derives its key from the swarm key: set GH_CACHE_SWARM_KEY or \
+             --swarm-key (make one with `ghcache swarm-key new`), or pass --no-ipfs-encrypt"
+                .to_owned(),
+        ));
+    }
     Ok(Settings {
         node,
         psk,
+        encrypt,
         trusted: crate::keys::trusted_producers(config)?,
     })
 }
@@ -238,7 +286,14 @@ pub fn tier(
     // Checked before the request started (see `check`); a failure here is not expected.
     let settings = settings(config).ok()?;
     let scope_id = ScopeId::of(scope);
-    let trusted = settings.trusted;
+    let own = crate::keys::own_id(dir);
+    // Nobody else is trusted without a swarm key or a list: only this machine's entries.
+    let only_own = settings.psk.is_none() && settings.trusted.is_empty();
+    let mut trusted = settings.trusted;
+    if !trusted.is_empty() {
+        // This machine's own entries are as good as its disk.
+        trusted.extend(own.clone());
+    }
     let verify: ipfs::Verify = Arc::new(move |manifest: &Manifest| {
         ghcache_core::producer::verify(manifest, &trusted)
             .map(|_| ())
@@ -253,9 +308,10 @@ pub fn tier(
     });
     let seal = settings
         .psk
+        .filter(|_| settings.encrypt)
         .map(|psk| ipfs::BodyKey::derive(&psk, &scope_id));
     let api = settings.node.url().to_owned();
-    let tier = match settings.node {
+    let mut tier = match settings.node {
         Node::Api(kubo) => {
             let tier = ipfs::Tier::new(kubo, scope_id, seal, verify, sign);
             match directory {
@@ -267,11 +323,19 @@ pub fn tier(
             ipfs::Tier::with_gateway(gateway, scope_id, seal, verify, directory)
         }
     };
+    if let Some(psk) = &settings.psk {
+        tier = tier.with_index_key(ipfs::IndexKey::derive(psk, &scope_id));
+    }
+    if only_own {
+        tier = tier.only_own(own);
+    }
+    let tier = tier.with_max_entry(config.largest_entry());
     Some(Lookups {
         inner: Arc::new(tier),
         marker: dir.join(UNREACHABLE_MARKER),
         api,
         debug: config.debug.value,
+        own_only_marker: dir.join(OWN_ONLY_MARKER),
         answered: AtomicBool::new(false),
     })
 }

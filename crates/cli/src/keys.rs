@@ -134,6 +134,16 @@ pub fn identity(dir: &Path) -> Result<Identity, Failure> {
     }
 }
 
+/// This machine's producer id, if it has an identity yet (read, never made: a lookup must not
+/// write to the cache dir).
+#[cfg(feature = "ipfs")]
+pub fn own_id(dir: &Path) -> Option<ProducerId> {
+    read_identity(&identity_path(dir))
+        .ok()
+        .flatten()
+        .map(|identity| identity.id())
+}
+
 /// The identity in `file`, `None` when there is none.
 fn read_identity(file: &Path) -> Result<Option<Identity>, String> {
     let mut opened = match fs::File::open(file) {

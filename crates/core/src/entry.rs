@@ -20,6 +20,12 @@ use crate::wire::{put_bytes, put_opt_bytes, Reader};
 /// Version of the manifest encoding. 2: the resource, `Last-Modified` and the ETag's token.
 pub const MANIFEST_VERSION: u8 = 2;
 
+/// Largest encoded manifest that any tier reads or sends (a peer's message, a file in IPFS's
+/// MFS): every field has its own cap below, and the largest manifest they allow (about 2.5 KiB;
+/// real ones are a few hundred bytes) fits under it. One number, so that a manifest one tier
+/// accepts is never refused by another.
+pub const MAX_MANIFEST: usize = 4 << 10;
+
 const MAX_REPO: usize = 512;
 const MAX_ETAG: usize = 1024;
 const MAX_LAST_MODIFIED: usize = 128;
@@ -356,6 +362,20 @@ mod tests {
         e.manifest.last_modified = Some("Thu, 01 Jan 2026 00:00:00 GMT".into());
         e.manifest.etag_token = Some(Manifest::token_hash("token"));
         e
+    }
+
+    #[test]
+    fn the_largest_manifest_the_field_caps_allow_fits_under_the_manifest_cap() {
+        let mut m = sample().manifest;
+        m.repo = "r".repeat(MAX_REPO);
+        m.etag = Some("e".repeat(MAX_ETAG));
+        m.last_modified = Some("l".repeat(MAX_LAST_MODIFIED));
+        m.cid = Some("c".repeat(MAX_CID));
+        m.producer = Some(vec![1; MAX_PRODUCER]);
+        m.signature = Some(vec![2; MAX_SIGNATURE]);
+        let encoded = m.encode();
+        assert_eq!(Manifest::decode(&encoded), Ok(m));
+        assert!(encoded.len() <= MAX_MANIFEST, "{} bytes", encoded.len());
     }
 
     #[test]

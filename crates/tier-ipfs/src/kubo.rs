@@ -111,6 +111,24 @@ impl Kubo {
         .map(|_| ())
     }
 
+    /// Unpins `cid` (a recursive pin), so the node's garbage collector may take its blocks; a
+    /// CID that is not pinned is not an error.
+    ///
+    /// # Errors
+    /// The node cannot be reached or fails.
+    pub async fn pin_rm(&self, cid: &str) -> Result<(), Error> {
+        let query = [("arg", cid), ("recursive", "true")];
+        match self
+            .call("/api/v0/pin/rm", &query, None, MAX_JSON, DEFAULT_TIMEOUT)
+            .await
+        {
+            Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
+            // Kubo: "not pinned or pinned indirectly"; js-ipfs: "... is not pinned".
+            Err(Error::Node { message, .. }) if message.contains("not pinned") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The node's peer id.
     ///
     /// # Errors
@@ -162,6 +180,69 @@ impl Kubo {
             Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// The names in the MFS directory `path`, at most `max_bytes` of listing; none if it does
+    /// not exist.
+    ///
+    /// # Errors
+    /// The node cannot be reached, fails, sends too much, or answers with something else than
+    /// a listing.
+    pub async fn files_ls(&self, path: &str, max_bytes: usize) -> Result<Vec<String>, Error> {
+        const ENDPOINT: &str = "/api/v0/files/ls";
+        let reply = match self
+            .call(ENDPOINT, &[("arg", path)], None, max_bytes, DEFAULT_TIMEOUT)
+            .await
+        {
+            Ok(reply) => reply,
+            Err(Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let value: serde_json::Value = serde_json::from_slice(&reply)
+            .map_err(|_| self.protocol(ENDPOINT, "the answer is not JSON"))?;
+        // Kubo answers `"Entries": null` for an empty directory.
+        let entries = match &value["Entries"] {
+            serde_json::Value::Null => return Ok(Vec::new()),
+            serde_json::Value::Array(entries) => entries,
+            _ => return Err(self.protocol(ENDPOINT, "the answer has no Entries")),
+        };
+        Ok(entries
+            .iter()
+            .filter_map(|e| e["Name"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Moves the MFS file or directory `from` to `to`, creating nothing on the way: `to`'s
+    /// parent must exist.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when `from` does not exist; the node cannot be reached or fails.
+    pub async fn files_mv(&self, from: &str, to: &str) -> Result<(), Error> {
+        self.call(
+            "/api/v0/files/mv",
+            &[("arg", from), ("arg", to)],
+            None,
+            MAX_JSON,
+            DEFAULT_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Makes the MFS directory `path` and its parents; an existing one is not an error.
+    ///
+    /// # Errors
+    /// The node cannot be reached or fails.
+    pub async fn files_mkdir(&self, path: &str) -> Result<(), Error> {
+        self.call(
+            "/api/v0/files/mkdir",
+            &[("arg", path), ("parents", "true")],
+            None,
+            MAX_JSON,
+            DEFAULT_TIMEOUT,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Reads the MFS file `path`, at most `max_bytes`, within `timeout`; `None` if it does not exist.

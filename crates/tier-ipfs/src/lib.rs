@@ -17,6 +17,12 @@
 //!
 //! Anything added to a node that joins the public IPFS network is readable by whoever learns its
 //! CID. With a swarm key, bodies are therefore sealed ([`BodyKey`]) before they are added.
+//! Anyone who reaches the node's API can write its MFS: with a swarm key, manifests there are
+//! sealed too ([`IndexKey`]), so only members write ones that are used; without one, the
+//! composition root trusts a list of producers or only this machine ([`Tier::only_own`]).
+//!
+//! Bodies are pinned when added and unpinned when no manifest can use them any more
+//! ([`Tier::sweep`]), so the node does not grow forever.
 
 mod error;
 mod gateway;
@@ -28,5 +34,5 @@ mod tier;
 pub use error::Error;
 pub use gateway::Gateway;
 pub use kubo::Kubo;
-pub use seal::{BodyKey, OpenError, SEAL_OVERHEAD};
-pub use tier::{mfs_path, ManifestSource, Sign, Tier, Verify};
+pub use seal::{BodyKey, IndexKey, OpenError, SEAL_OVERHEAD};
+pub use tier::{mfs_path, ManifestSource, Sign, Swept, Tier, Verify};

@@ -1,4 +1,5 @@
-//! Sealing bodies before they are added to IPFS, so that a leaked CID reveals nothing.
+//! Sealing bodies before they are added to IPFS, so that a leaked CID reveals nothing, and the
+//! manifests of the node's MFS index, so that only holders of the swarm key can write one.
 //!
 //! Deterministic authenticated encryption: XChaCha20-Poly1305 with the nonce derived from the
 //! plaintext under a second key (a synthetic IV). The same body sealed twice gives the same bytes,
@@ -34,15 +35,69 @@ impl std::fmt::Debug for BodyKey {
 #[error("cannot open the body from IPFS: {0}")]
 pub struct OpenError(&'static str);
 
+/// The key that seals the manifests of one scope in the node's MFS index, derived from the
+/// swarm key (apart from the bodies' key, so that one is never taken for the other).
+///
+/// Anyone who reaches the node's API can write to MFS; a manifest that does not open with this
+/// key was not written by a member of the swarm, whoever signed it. It also keeps what the
+/// manifests tell (repositories, times) from those who read the node.
+#[derive(Clone)]
+pub struct IndexKey(BodyKey);
+
+impl std::fmt::Debug for IndexKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IndexKey(..)")
+    }
+}
+
+impl IndexKey {
+    /// The index key of scope `scope_id` in the swarm whose pre-shared key is `swarm_psk`.
+    pub fn derive(swarm_psk: &[u8; 32], scope_id: &ScopeId) -> IndexKey {
+        IndexKey(BodyKey::derive_as(
+            "ghcache ipfs index key v1",
+            "ghcache ipfs index nonce v1",
+            swarm_psk,
+            scope_id,
+        ))
+    }
+
+    /// The manifest's encoding, sealed.
+    pub fn seal(&self, encoded: &[u8]) -> Vec<u8> {
+        self.0.seal(encoded)
+    }
+
+    /// Inverse of [`IndexKey::seal`].
+    ///
+    /// # Errors
+    /// Anything not sealed with this key (a manifest written without the swarm key), or altered.
+    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+        self.0.open(sealed)
+    }
+}
+
 impl BodyKey {
     /// The key of scope `scope_id` in the swarm whose pre-shared key is `swarm_psk`.
     pub fn derive(swarm_psk: &[u8; 32], scope_id: &ScopeId) -> BodyKey {
+        BodyKey::derive_as(
+            "ghcache ipfs body key v1",
+            "ghcache ipfs body nonce v1",
+            swarm_psk,
+            scope_id,
+        )
+    }
+
+    fn derive_as(
+        cipher_context: &str,
+        nonce_context: &str,
+        swarm_psk: &[u8; 32],
+        scope_id: &ScopeId,
+    ) -> BodyKey {
         let mut material = [0u8; 64];
         material[..32].copy_from_slice(swarm_psk);
         material[32..].copy_from_slice(scope_id.as_bytes());
         BodyKey {
-            cipher: blake3::derive_key("ghcache ipfs body key v1", &material),
-            nonce: blake3::derive_key("ghcache ipfs body nonce v1", &material),
+            cipher: blake3::derive_key(cipher_context, &material),
+            nonce: blake3::derive_key(nonce_context, &material),
         }
     }
 
@@ -97,6 +152,18 @@ mod tests {
             prop_assert_eq!(key(1).open(&sealed), Ok(plain.clone()));
             prop_assert_eq!(key(1).seal(&plain), sealed.clone(), "deterministic");
             prop_assert!(key(2).open(&sealed).is_err(), "another scope's key");
+        }
+
+        #[test]
+        fn the_index_key_and_the_body_key_do_not_open_each_other(
+            plain in proptest::collection::vec(any::<u8>(), 0..512),
+        ) {
+            let index = IndexKey::derive(&[7; 32], &ScopeId([1; 32]));
+            prop_assert_eq!(index.open(&index.seal(&plain)), Ok(plain.clone()));
+            prop_assert!(key(1).open(&index.seal(&plain)).is_err());
+            prop_assert!(index.open(&key(1).seal(&plain)).is_err());
+            let outsider = IndexKey::derive(&[8; 32], &ScopeId([1; 32]));
+            prop_assert!(outsider.open(&index.seal(&plain)).is_err(), "another swarm's key");
         }
 
         #[test]

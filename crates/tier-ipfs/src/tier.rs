@@ -1,24 +1,44 @@
 //! The `ipfs` tier: manifests from the swarm's directory or the node's MFS, bodies by CID from
 //! the node's API or, where no API is configured, from an HTTP gateway.
+//!
+//! Who may have written what a lookup uses: anyone who reaches the node's API can write to its
+//! MFS and add blocks, so a manifest found there is used only when a member of the swarm wrote
+//! it (it opens with the scope's [`IndexKey`]) or its producer is one the verifier trusts; with
+//! neither (no swarm key, no trust list), only this machine's own ([`Tier::only_own`]).
+//!
+//! What the node keeps: every body is added pinned; what can no longer be served (older than
+//! its TTL and `max_stale`) or was replaced, dropped or evicted from the index is unpinned and
+//! removed from MFS, a bounded number per [`Tier::sweep`], off the lookup path.
 
+use std::hash::{BuildHasher as _, Hasher as _};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ghcache_core::producer::ProducerId;
 use ghcache_core::{
     now_ms, Body, CacheKey, CacheTier, Entry, Lookup, Manifest, ScopeId, Selector, TierError,
+    MAX_MANIFEST,
 };
 
 use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::kubo::Kubo;
-use crate::seal::{BodyKey, SEAL_OVERHEAD};
+use crate::seal::{BodyKey, IndexKey, SEAL_OVERHEAD};
 
 const NAME: &str = "ipfs";
-/// Encoded manifests are a few hundred bytes; anything much larger is not one.
-const MAX_MANIFEST: usize = 16 * 1024;
-/// Default cap on an entry's body.
+/// Largest manifest file in MFS: the core's cap on a manifest, sealed.
+const MAX_INDEX_FILE: usize = MAX_MANIFEST + SEAL_OVERHEAD;
+/// Cap on an entry's body until the composition root gives the user's `max_entry_size`
+/// ([`Tier::with_max_entry`]).
 const DEFAULT_MAX_ENTRY: u64 = 16 * 1024 * 1024;
+/// Largest MFS directory listing a sweep reads: about 100 bytes per name, so some 40,000
+/// entries of one scope; a larger scope is swept through the names that fit.
+const MAX_LISTING: usize = 4 << 20;
+/// Where index directories dropped whole (after a write whose repository cannot be told) wait
+/// for a sweep to unpin what they name.
+const EVICTED_DIR: &str = "/ghcache-v1-evicted";
 /// A lookup's own bound on each node call; the chain's deadline is usually shorter.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -78,11 +98,26 @@ impl Node {
     }
 }
 
+/// What one [`Tier::sweep`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Manifests read.
+    pub visited: usize,
+    /// Manifests removed from MFS (their bodies unpinned).
+    pub removed: usize,
+}
+
 /// The IPFS tier of one scope.
 pub struct Tier {
     node: Node,
     scope_id: ScopeId,
     seal: Option<BodyKey>,
+    index: Option<IndexKey>,
+    /// `Some`: only manifests this producer signed are used (`None` inside: no identity yet,
+    /// so none are).
+    own: Option<Option<ProducerId>>,
+    /// Manifests of other producers passed over because of `own`.
+    passed_over: AtomicU64,
     verify: Verify,
     sign: Sign,
     directory: Option<Arc<dyn ManifestSource>>,
@@ -95,6 +130,8 @@ impl std::fmt::Debug for Tier {
             .field("node", &self.node.url())
             .field("gateway", &matches!(self.node, Node::Gateway(_)))
             .field("sealed", &self.seal.is_some())
+            .field("index_sealed", &self.index.is_some())
+            .field("only_own", &self.own.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -113,6 +150,9 @@ impl Tier {
             node: Node::Api(kubo),
             scope_id,
             seal,
+            index: None,
+            own: None,
+            passed_over: AtomicU64::new(0),
             verify,
             sign,
             directory: None,
@@ -140,6 +180,9 @@ impl Tier {
             node: Node::Gateway(gateway),
             scope_id,
             seal,
+            index: None,
+            own: None,
+            passed_over: AtomicU64::new(0),
             verify,
             sign: Arc::new(|_: &mut Manifest| Err("a gateway takes no additions".to_owned())),
             directory,
@@ -158,14 +201,71 @@ impl Tier {
         self
     }
 
-    /// Refuses entries whose body is larger than `bytes`.
+    /// Refuses entries whose body is larger than `bytes`: they are neither added nor taken from
+    /// the node (the user's `max_entry_size`, as for every tier).
     pub fn with_max_entry(mut self, bytes: u64) -> Tier {
         self.max_entry = bytes;
         self
     }
 
+    /// Seals the manifests written to the node's MFS with `key`, and uses only manifests there
+    /// that open with it: a manifest planted by someone who reaches the node's API without the
+    /// swarm key is refused, whatever key signed it.
+    pub fn with_index_key(mut self, key: IndexKey) -> Tier {
+        self.index = Some(key);
+        self
+    }
+
+    /// Uses only the manifests that `own` (this machine) signed; `None`: this machine has no
+    /// identity yet, so none. For a node shared without a swarm key or a list of trusted
+    /// producers: anyone who reaches its API can write a manifest signed by a key of their own.
+    /// Others' manifests are misses, counted ([`Tier::passed_over`]), not errors.
+    pub fn only_own(mut self, own: Option<ProducerId>) -> Tier {
+        self.own = Some(own);
+        self
+    }
+
+    /// How many manifests of other producers lookups passed over ([`Tier::only_own`]).
+    pub fn passed_over(&self) -> u64 {
+        self.passed_over.load(Ordering::Relaxed)
+    }
+
+    /// A manifest as it is written to MFS: sealed with the index key, if there is one.
+    fn index_bytes(&self, manifest: &Manifest) -> Vec<u8> {
+        match &self.index {
+            Some(key) => key.seal(&manifest.encode()),
+            None => manifest.encode(),
+        }
+    }
+
+    /// Inverse of [`Tier::index_bytes`].
+    fn index_manifest(&self, bytes: &[u8]) -> Result<Manifest, String> {
+        let opened;
+        let encoded = match &self.index {
+            Some(key) => {
+                opened = key.open(bytes).map_err(|e| {
+                    format!("{e} (not written by a member of the swarm, or another swarm's)")
+                })?;
+                &opened[..]
+            }
+            None => bytes,
+        };
+        Manifest::decode(encoded).map_err(|e| e.to_string())
+    }
+
+    /// The manifest at `path` in MFS, if there is one that opens and decodes.
+    async fn read_index(&self, kubo: &Kubo, path: &str) -> Option<Manifest> {
+        let bytes = kubo
+            .files_read(path, MAX_INDEX_FILE, LOOKUP_TIMEOUT)
+            .await
+            .ok()??;
+        self.index_manifest(&bytes).ok()
+    }
+
     /// Adds the entry's body (sealed, if configured) to the node, pinned; signs the manifest with
-    /// its CID and writes it to the node's MFS. Returns the signed manifest.
+    /// its CID and writes it to the node's MFS (sealed with the index key, if configured),
+    /// replacing the key's last one, whose body is unpinned if it was another. Returns the
+    /// signed manifest.
     ///
     /// # Errors
     /// [`TierError::Unavailable`] when the node cannot be reached or fails;
@@ -190,9 +290,18 @@ impl Tier {
         manifest.producer = None;
         manifest.signature = None;
         (self.sign)(&mut manifest).map_err(|reason| TierError::Corrupt { tier: NAME, reason })?;
-        kubo.files_write(&mfs_path(&self.scope_id, &manifest.key), manifest.encode())
+        let path = mfs_path(&self.scope_id, &manifest.key);
+        let replaced = self.read_index(kubo, &path).await;
+        kubo.files_write(&path, self.index_bytes(&manifest))
             .await
             .map_err(unavailable)?;
+        if let Some(old) = replaced
+            .and_then(|m| m.cid)
+            .filter(|c| manifest.cid.as_ref() != Some(c))
+        {
+            // Nothing names it any more; if unpinning fails, the body only takes room.
+            let _ = kubo.pin_rm(&old).await;
+        }
         Ok(manifest)
     }
 
@@ -204,12 +313,13 @@ impl Tier {
         };
         let path = mfs_path(&self.scope_id, key);
         let bytes = kubo
-            .files_read(&path, MAX_MANIFEST, LOOKUP_TIMEOUT)
+            .files_read(&path, MAX_INDEX_FILE, LOOKUP_TIMEOUT)
             .await
             .map_err(unavailable)?;
         match bytes {
             None => Ok(None),
-            Some(bytes) => Manifest::decode(&bytes)
+            Some(bytes) => self
+                .index_manifest(&bytes)
                 .map(Some)
                 .map_err(|e| corrupt(format!("manifest at {path}: {e}"))),
         }
@@ -243,6 +353,13 @@ impl Tier {
     ) -> Result<Option<Entry>, TierError> {
         if manifest.key != *key || manifest.scope_id != self.scope_id {
             return Err(corrupt("the manifest answers another key or scope".into()));
+        }
+        if let Some(own) = &self.own {
+            let producer = manifest.producer.as_deref();
+            if own.as_ref().map(ProducerId::as_bytes) != producer || producer.is_none() {
+                self.passed_over.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
         }
         (self.verify)(&manifest).map_err(corrupt)?;
         let Some(cid) = manifest.cid.clone() else {
@@ -352,11 +469,143 @@ impl CacheTier for Tier {
                 kubo.files_write(&path, now_ms().to_string().into_bytes())
                     .await
             }
-            Selector::Key(key) => kubo.files_rm(&mfs_path(&self.scope_id, key)).await,
-            Selector::All => kubo.files_rm(&scope_dir(&self.scope_id)).await,
+            Selector::Key(key) => {
+                let path = mfs_path(&self.scope_id, key);
+                let dropped = self.read_index(kubo, &path).await;
+                let done = kubo.files_rm(&path).await;
+                if let (Ok(()), Some(cid)) = (&done, dropped.and_then(|m| m.cid)) {
+                    let _ = kubo.pin_rm(&cid).await;
+                }
+                done
+            }
+            // One move, however many entries the scope has: a later sweep unpins their bodies.
+            Selector::All => self.evict_scope(kubo).await,
         };
         done.map(|()| 0).map_err(unavailable)
     }
+}
+
+impl Tier {
+    /// Moves the scope's whole index aside ([`EVICTED_DIR`]) for sweeps to unpin.
+    async fn evict_scope(&self, kubo: &Kubo) -> Result<(), Error> {
+        kubo.files_mkdir(EVICTED_DIR).await?;
+        let aside = format!("{EVICTED_DIR}/{}-{}", self.scope_id.to_hex(), now_ms());
+        match kubo.files_mv(&scope_dir(&self.scope_id), &aside).await {
+            Ok(()) | Err(Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Unpins and removes from MFS, reading at most `limit` manifests, what the scope's index
+    /// no longer serves: what was evicted from it whole (after a write whose repository could
+    /// not be told), then, from a random place in the index on, entries that can no longer be
+    /// served even stale (older than their TTL and `max_stale`, by the producer's clock) and
+    /// manifests that do not open or decode. Bounded so that the command or daemon that runs it
+    /// pays a known cost; repeated runs cover the whole index.
+    ///
+    /// # Behavior
+    /// A body is not unpinned while the index's manifest of the same key names it (the answer
+    /// was fetched again and came out the same). Two keys whose answers are byte for byte the
+    /// same share a body; once one of them is swept, the other's body may be collected by the
+    /// node, and that entry is then a miss until it is stored again.
+    ///
+    /// # Errors
+    /// [`TierError::ReadOnly`] through a gateway; [`TierError::Unavailable`] when the node
+    /// cannot be reached or fails.
+    pub async fn sweep(&self, limit: usize, max_stale: Duration) -> Result<Swept, TierError> {
+        let Node::Api(kubo) = &self.node else {
+            return Err(TierError::ReadOnly { tier: NAME });
+        };
+        let mut swept = Swept::default();
+        self.sweep_evicted(kubo, limit, &mut swept)
+            .await
+            .map_err(unavailable)?;
+        let dir = scope_dir(&self.scope_id);
+        let names = kubo
+            .files_ls(&dir, MAX_LISTING)
+            .await
+            .map_err(unavailable)?;
+        if names.is_empty() || swept.visited >= limit {
+            return Ok(swept);
+        }
+        let start = random_index(names.len());
+        let now = now_ms();
+        let stale_ms = u64::try_from(max_stale.as_millis()).unwrap_or(u64::MAX);
+        for name in names.iter().cycle().skip(start).take(names.len()) {
+            if swept.visited >= limit {
+                break;
+            }
+            swept.visited += 1;
+            let path = format!("{dir}/{name}");
+            let bytes = match kubo.files_read(&path, MAX_INDEX_FILE, LOOKUP_TIMEOUT).await {
+                Ok(Some(bytes)) => Some(bytes),
+                Ok(None) => continue,
+                // Too large to be a manifest: not one.
+                Err(Error::TooLarge { .. }) => None,
+                Err(e) => return Err(unavailable(e)),
+            };
+            let manifest = bytes.and_then(|bytes| self.index_manifest(&bytes).ok());
+            let dead = manifest.as_ref().is_none_or(|m| {
+                let servable_until = m
+                    .created_at_ms
+                    .saturating_add(m.ttl_ms)
+                    .saturating_add(stale_ms);
+                now > servable_until
+            });
+            if !dead {
+                continue;
+            }
+            kubo.files_rm(&path).await.map_err(unavailable)?;
+            swept.removed += 1;
+            if let Some(cid) = manifest.and_then(|m| m.cid) {
+                kubo.pin_rm(&cid).await.map_err(unavailable)?;
+            }
+        }
+        Ok(swept)
+    }
+
+    /// The part of [`Tier::sweep`] that empties this scope's evicted indexes.
+    async fn sweep_evicted(
+        &self,
+        kubo: &Kubo,
+        limit: usize,
+        swept: &mut Swept,
+    ) -> Result<(), Error> {
+        let prefix = format!("{}-", self.scope_id.to_hex());
+        let evicted = kubo.files_ls(EVICTED_DIR, MAX_LISTING).await?;
+        for aside in evicted.iter().filter(|name| name.starts_with(&prefix)) {
+            let dir = format!("{EVICTED_DIR}/{aside}");
+            let names = kubo.files_ls(&dir, MAX_LISTING).await?;
+            for name in &names {
+                if swept.visited >= limit {
+                    return Ok(());
+                }
+                swept.visited += 1;
+                let path = format!("{dir}/{name}");
+                let dropped = self.read_index(kubo, &path).await;
+                kubo.files_rm(&path).await?;
+                swept.removed += 1;
+                let Some(manifest) = dropped else { continue };
+                let Some(cid) = manifest.cid else { continue };
+                let live = self
+                    .read_index(kubo, &mfs_path(&self.scope_id, &manifest.key))
+                    .await;
+                if live.and_then(|m| m.cid).as_ref() != Some(&cid) {
+                    kubo.pin_rm(&cid).await?;
+                }
+            }
+            kubo.files_rm(&dir).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A random index below `len` (> 0): where a sweep starts, so that runs that each read a part
+/// of a large index cover all of it.
+fn random_index(len: usize) -> usize {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(now_ms());
+    usize::try_from(hasher.finish() % len.max(1) as u64).unwrap_or(0)
 }
 
 fn unavailable(e: Error) -> TierError {

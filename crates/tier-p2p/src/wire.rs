@@ -23,8 +23,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Largest encoded body that travels between peers. Bigger entries stay on the machine that made
 /// them (and in IPFS).
 pub const MAX_BODY: usize = 8 << 20;
-/// Largest encoded manifest (its fields are capped well below this by `Manifest::decode`).
-pub const MAX_MANIFEST: usize = 4 << 10;
+/// Largest encoded manifest: the core's one cap, which the IPFS tier uses too.
+pub use ghcache_core::MAX_MANIFEST;
 /// Largest repository name in an invalidation.
 pub const MAX_REPO: usize = 512;
 /// Largest fetch request: a tag, a key and a scope id.
