@@ -422,6 +422,40 @@ fn after_a_write_the_node_no_longer_answers_with_the_old_list() {
     assert_eq!(c.stats()["hits"]["ipfs"], 1);
 }
 
+/// An answer about no repository its request proves (here a GraphQL query that names its
+/// repository in the document) counts as a search: every write, to any repository, makes its
+/// IPFS copy out of date for a machine that never heard of the write.
+#[test]
+fn after_any_write_the_node_no_longer_answers_a_search() {
+    let world = World::new();
+    let node = IpfsNode::start();
+    let key = world.swarm_key("team");
+    let a = member(&world, "a", &node, &key);
+    let query = [
+        "api",
+        "graphql",
+        "-f",
+        "query=query { repository(owner: \"o\", name: \"r\") { issues(states: OPEN) { totalCount } } }",
+    ];
+    let before_write = a.cached(&query).ok();
+    wait_in_ipfs(&a, 1);
+    let b = member(&world, "b", &node, &key);
+    assert_eq!(b.cached(&query).ok().stdout, before_write.stdout);
+    assert_eq!(b.stats()["hits"]["ipfs"], 1, "the answer is in IPFS");
+
+    a.cached(&["issue", "create", "-R", "o/other", "-t", "t", "-b", "x"])
+        .ok();
+    a.cached(&["issue", "create", "-R", "o/r", "-t", "t", "-b", "x"])
+        .ok();
+    // C never heard of the writes: only the node's marks can tell it.
+    let c = member(&world, "c", &node, &key);
+    let before = world.requests();
+    let later = c.cached(&query).ok();
+    assert!(world.requests() > before, "C asked GitHub");
+    assert_ne!(later.stdout, before_write.stdout, "C sees the new count");
+    assert_eq!(c.stats()["hits"]["ipfs"], 0);
+}
+
 /// A body that holds the multipart boundary the client once sent with every file (a fixed
 /// string, which cut such a body where it appeared) is added whole: the node gives back what
 /// was sent, byte for byte.

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ghcache_core::policy::Resource;
 use ghcache_core::producer::ProducerId;
 use ghcache_core::{
     now_ms, Body, CacheKey, CacheTier, Entry, Lookup, Manifest, ScopeId, Selector, TierError,
@@ -72,6 +73,21 @@ fn scope_dir(scope_id: &ScopeId) -> String {
 fn tombstone_path(scope_id: &ScopeId, repo: &str) -> String {
     let repo = blake3::hash(repo.as_bytes()).to_hex();
     format!("/ghcache-v1-marks/{}-{repo}", scope_id.to_hex())
+}
+
+/// Where the time of the last write to any repository is kept: every write drops every search
+/// and every answer about no repository its request proves (`Resource::Search`).
+fn searches_mark_path(scope_id: &ScopeId) -> String {
+    format!("/ghcache-v1-marks/{}-searches", scope_id.to_hex())
+}
+
+/// The mark that dates the writes which make `manifest`'s entry out of date.
+fn mark_of(scope_id: &ScopeId, manifest: &Manifest) -> Option<String> {
+    match manifest.resource {
+        Resource::Search => Some(searches_mark_path(scope_id)),
+        _ if manifest.repo.is_empty() => None,
+        _ => Some(tombstone_path(scope_id, &manifest.repo)),
+    }
 }
 
 /// Where bodies are read from (and added to).
@@ -331,10 +347,9 @@ impl Tier {
         let Node::Api(kubo) = &self.node else {
             return Ok(false);
         };
-        if manifest.repo.is_empty() {
+        let Some(path) = mark_of(&self.scope_id, manifest) else {
             return Ok(false);
-        }
-        let path = tombstone_path(&self.scope_id, &manifest.repo);
+        };
         let mark = kubo
             .files_read(&path, 64, LOOKUP_TIMEOUT)
             .await
@@ -465,9 +480,15 @@ impl CacheTier for Tier {
             // The mark is per repository: a write of known effects marks it whole, which only
             // costs fetches.
             Selector::Repo(repo) | Selector::Resources { repo, .. } => {
-                let path = tombstone_path(&self.scope_id, repo);
-                kubo.files_write(&path, now_ms().to_string().into_bytes())
-                    .await
+                let at = now_ms().to_string().into_bytes();
+                let searches = searches_mark_path(&self.scope_id);
+                match kubo.files_write(&searches, at.clone()).await {
+                    Ok(()) => {
+                        let path = tombstone_path(&self.scope_id, repo);
+                        kubo.files_write(&path, at).await
+                    }
+                    err => err,
+                }
             }
             Selector::Key(key) => {
                 let path = mfs_path(&self.scope_id, key);
