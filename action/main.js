@@ -10,7 +10,7 @@ const { spawnSync } = require('node:child_process');
 
 const runner = require('./lib/runner');
 const { StepError, info, input } = runner;
-const { archiveUrl, hostTarget, install, ownVersion, runnerTemp, which } = require('./lib/install');
+const { choose, install, ownRelease, ownVersion, runnerTemp, which } = require('./lib/install');
 const daemon = require('./lib/daemon');
 
 /** Is this job a pull request from a fork, whose code nobody reviewed yet? */
@@ -80,9 +80,6 @@ function ghcacheOutput(ghcache, args, env = process.env) {
 }
 
 async function main() {
-  const version = input('version').replace(/^v/, '') || ownVersion();
-  const target = hostTarget();
-  const url = archiveUrl(input('url'), version, target);
   const summary = runner.booleanInput('summary');
   const annotations = runner.booleanInput('annotations');
   let keep = runner.booleanInput('keep');
@@ -100,7 +97,19 @@ async function main() {
   const swarmKey = input('swarm-key');
   if (swarmKey) runner.mask(swarmKey);
 
-  const toolDir = await install({ version, target, url, sha256Input: input('sha256') });
+  const chosen = choose({
+    version: input('version').replace(/^v/, '') || ownVersion(),
+    urlInput: input('url'),
+    sha256Input: input('sha256'),
+    release: ownRelease(),
+  });
+  if (chosen.none) {
+    // Nothing installed, nothing exported: the job's gh stays as it was, and the job goes on.
+    runner.annotate('notice', `${chosen.none}: nothing installed, gh runs as it is, without the cache`, 'ghcache');
+    return;
+  }
+  const { version } = chosen;
+  const toolDir = await install(chosen);
   const ghcache = path.join(toolDir, 'ghcache');
   runner.saveState('ghcache', ghcache);
   runner.saveState('summary', String(summary));
@@ -156,9 +165,7 @@ async function main() {
     runner.exportVariable('GH_CACHE_SWARM_KEY_FILE', keyFile);
     runner.exportVariable('GH_CACHE_P2P', '1');
     const log = path.join(temp, 'daemon.log');
-    const env = { ...process.env };
-    // The daemon follows the scope that this job's gh calls will have from the start.
-    if (token && !env.GH_TOKEN) env.GH_TOKEN = token;
+    const env = daemon.environment(process.env, { declared: Boolean(token) });
     const pid = daemon.start(ghcache, daemon.flags({ keep, readOnly, bootstrap }), log, env);
     runner.saveState('pid', String(pid));
     const status = await daemon.waitJoined({

@@ -25,6 +25,47 @@ function flags({ keep, readOnly, bootstrap }) {
   return args;
 }
 
+/**
+ * What the daemon sees of the step's environment, by name: where its files are (`HOME`, the
+ * XDG directories, `TMPDIR`), `PATH`, ghcache's own settings (`GH_CACHE_*`, the swarm key's
+ * file among them) and what its scope is derived from, none of it a secret. Everything else
+ * stays out: the inputs (`INPUT_SWARM-KEY`, `INPUT_TOKEN`), the job's tokens (`GH_TOKEN`,
+ * `GITHUB_TOKEN`, `ACTIONS_*`), whatever the workflow put in `env:`. The daemon outlives
+ * this step and talks to the swarm; it needs none of them.
+ */
+const DAEMON_ENV = [
+  'PATH',
+  'HOME',
+  'TMPDIR',
+  'XDG_CACHE_HOME',
+  'XDG_CONFIG_HOME',
+  'XDG_STATE_HOME',
+  'XDG_RUNTIME_DIR',
+  'GITHUB_ACTIONS',
+  'GITHUB_REPOSITORY',
+  'GH_HOST',
+  'GH_CONFIG_DIR',
+];
+
+/**
+ * The daemon's environment from the step's `env` (see [`DAEMON_ENV`]). `declared`: the job
+ * declared its own token, so its gh calls have the scope `actions:<repository>` (core's
+ * `context::scope`, rule 2); the daemon is told that scope, as it is not given the token to
+ * work it out, and follows it from the start. A `GH_CACHE_SCOPE` of the job's wins, as it
+ * does for the job's gh calls.
+ */
+function environment(env, { declared }) {
+  const out = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && (DAEMON_ENV.includes(name) || name.startsWith('GH_CACHE_'))) out[name] = value;
+  }
+  const repository = env.GITHUB_ACTIONS === 'true' ? (env.GITHUB_REPOSITORY || '').trim() : '';
+  if (declared && repository && !(out.GH_CACHE_SCOPE || '').trim()) {
+    out.GH_CACHE_SCOPE = `actions:${repository.toLowerCase()}`;
+  }
+  return out;
+}
+
 /** Starts `ghcache daemon` detached, logging to `log`; returns its pid. */
 function start(ghcache, args, log, env) {
   const out = fs.openSync(log, 'a');
@@ -139,4 +180,4 @@ async function stop(pid) {
   return !alive(pid);
 }
 
-module.exports = { alive, flags, start, status, stop, waitJoined };
+module.exports = { DAEMON_ENV, alive, environment, flags, start, status, stop, waitJoined };

@@ -8,12 +8,13 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
+const https = require('node:https');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
 const { after, before, test } = require('node:test');
 
-const { Job, ROOT, run } = require('./runner-sim');
+const { Job, ROOT, run, stageAction } = require('./runner-sim');
 const { hostTarget, ownVersion } = require('../lib/install');
 const daemon = require('../lib/daemon');
 
@@ -29,15 +30,55 @@ const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'ghcache-action-test-'));
 let archive;
 let server;
 let baseUrl;
+/** Paths that the release server was asked for, in order. */
+const served = [];
+/** The release this run's `cargo xtask dist` wrote (release.json), published on `baseUrl`. */
+let release;
+/** The action, with this run's release.json in place of the repository's. */
+let actionRoot;
 let github;
 let githubPort;
 let runnerBin;
 let ghcache;
 const cleanups = [];
 
+/** Lines of stdout that are annotations of `kind` (error, warning, notice). */
+function annotations(result, kind) {
+  return result.stdout.split(/\r?\n/).filter((l) => l.startsWith(`::${kind}`));
+}
+
 /** Lines of stdout that are error annotations. */
 function errors(result) {
-  return result.stdout.split('\n').filter((l) => l.startsWith('::error'));
+  return annotations(result, 'error');
+}
+
+/** A server of `handler` on `host`, closed after the tests; its `http(s)://host:port`. */
+async function serve(host, handler, tls = null) {
+  const made = tls ? https.createServer(tls, handler) : http.createServer(handler);
+  await new Promise((resolve) => made.listen(0, host, resolve));
+  cleanups.push(() => new Promise((resolve) => made.close(resolve)));
+  return `${tls ? 'https' : 'http'}://${host}:${made.address().port}`;
+}
+
+/** A self-signed certificate for 127.0.0.1 (openssl): `{ key, cert, file }`, file holding cert. */
+function certificate() {
+  const dir = fs.mkdtempSync(path.join(scratch, 'tls-'));
+  const made = spawnSync('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem',
+    '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+  ], { cwd: dir, encoding: 'utf8' });
+  if (made.error) throw new Error(`openssl is not installed: apt-get install -y openssl (${made.error.message})`);
+  assert.equal(made.status, 0, made.stderr);
+  const file = path.join(dir, 'cert.pem');
+  return { key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(file), file };
+}
+
+/** Every file under `dir`. */
+function walk(dir) {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const file = path.join(dir, entry.name);
+    return entry.isDirectory() ? walk(file) : [file];
+  });
 }
 
 /** `fn` until it returns a truthy value or `ms` pass; that value, or null. */
@@ -96,7 +137,7 @@ function ghEnv(job) {
 
 /** A job whose PATH holds only what a runner has: node, gh, tar, gzip, sh (no Rust toolchain). */
 function newJob(options = {}) {
-  const job = new Job({ env: { PATH: runnerBin }, token: GH_TOKEN, ...options });
+  const job = new Job({ env: { PATH: runnerBin }, token: GH_TOKEN, actionRoot, ...options });
   cleanups.push(async () => {
     // A test that failed before the post step leaves the job's daemon running.
     if (job.state.pid) await daemon.stop(Number(job.state.pid));
@@ -151,21 +192,29 @@ before(async () => {
   }
   fs.symlinkSync(process.execPath, path.join(runnerBin, 'node'));
 
-  // The release server: the archive, its checksum, and nothing else.
+  // The release server: the release's archive, where the action's release.json says it is,
+  // beside a .sha256 that the action must not use for it; the archive for url inputs, with its
+  // checksum; and one whose published checksum is wrong.
   const bytes = fs.readFileSync(archive);
+  const zeros = Buffer.from(`${'0'.repeat(64)}  ghcache.tar.gz\n`);
   const files = new Map([
+    [`/releases/download/v${VERSION}/${ARCHIVE_NAME}`, bytes],
+    [`/releases/download/v${VERSION}/${ARCHIVE_NAME}.sha256`, zeros],
     [`/${ARCHIVE_NAME}`, bytes],
     [`/${ARCHIVE_NAME}.sha256`, fs.readFileSync(`${archive}.sha256`)],
     ['/bad-checksum/ghcache.tar.gz', bytes],
-    ['/bad-checksum/ghcache.tar.gz.sha256', Buffer.from(`${'0'.repeat(64)}  ghcache.tar.gz\n`)],
+    ['/bad-checksum/ghcache.tar.gz.sha256', zeros],
   ]);
   server = http.createServer((request, response) => {
+    served.push(request.url);
     const body = files.get(request.url);
     response.writeHead(body ? 200 : 404, { 'content-type': 'application/octet-stream' });
     response.end(body || 'not found\n');
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   baseUrl = `http://127.0.0.1:${server.address().port}`;
+  release = JSON.parse(fs.readFileSync(path.join(DIST, 'release.json'), 'utf8'));
+  actionRoot = stageAction(path.join(scratch, 'action'), { ...release, repository: baseUrl });
 
   github = spawn(FAKE_GITHUB, ['--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   githubPort = await new Promise((resolve, reject) => {
@@ -223,6 +272,9 @@ test('the archive holds the binary, README, licences, completions and man pages,
   }
   const digest = crypto.createHash('sha256').update(fs.readFileSync(archive)).digest('hex');
   assert.equal(fs.readFileSync(`${archive}.sha256`, 'utf8'), `${digest}  ${ARCHIVE_NAME}\n`);
+  // What the action installs by default is checked against release.json, which dist wrote.
+  assert.equal(release.version, VERSION);
+  assert.equal(release.archives[TARGET], digest);
 });
 
 test('the binary in the archive runs with no Rust toolchain on PATH', async () => {
@@ -289,14 +341,14 @@ test('main and post: gh through the shim, two identical calls reach GitHub once,
 
 test('a second job on the runner takes ghcache from the tool cache', async () => {
   const first = newJob();
-  const url = `${baseUrl}/${ARCHIVE_NAME}`;
-  assert.equal((await first.action('main', { url })).code, 0);
+  assert.equal((await first.action('main')).code, 0);
   const second = newJob({ toolCache: first.toolCache });
-  // Nothing to download from: the tool cache must answer. The summary and the notice are off.
-  const inputs = { url: `${baseUrl}/gone/${ARCHIVE_NAME}`, summary: 'false', annotations: 'false' };
-  const main = await second.action('main', inputs);
+  // The tool cache answers: nothing is downloaded. The summary and the notice are off.
+  const asked = served.length;
+  const main = await second.action('main', { summary: 'false', annotations: 'false' });
   assert.equal(main.code, 0, main.stdout);
   assert.match(main.stdout, /from the tool cache/);
+  assert.deepEqual(served.slice(asked), []);
   const post = await second.action('post');
   assert.equal(post.code, 0, post.stdout);
   assert.ok(!post.stdout.includes('::notice'), post.stdout);
@@ -322,7 +374,7 @@ test('a wrong checksum fails the step with one line and installs nothing', async
 test('a missing archive fails the step with one line', async () => {
   const job = newJob();
   const url = `${baseUrl}/v9.9.9/ghcache-9.9.9-${TARGET}.tar.gz`;
-  const main = await job.action('main', { url });
+  const main = await job.action('main', { url, sha256: 'a'.repeat(64) });
   assert.equal(main.code, 1);
   assert.deepEqual(errors(main), [
     `::error::ghcache: cannot download ${url}: HTTP 404; check the version and url inputs`,
@@ -366,7 +418,7 @@ test('a pull request from a fork is read-only and never a keeper', async () => {
     'ipfs-api': 'http://127.0.0.1:5001',
   });
   assert.equal(main.code, 0, main.stdout);
-  const status = daemon.status(path.join(job.toolCache, 'ghcache', VERSION, process.arch, 'ghcache'), job.stepEnv());
+  const status = daemon.status(job.outputs.path, job.stepEnv());
   assert.equal(status.read_only, true);
   assert.notEqual(status.keeper, true);
   assert.equal(job.exported.GH_CACHE_IPFS_API, undefined, 'read-only jobs add nothing to IPFS');
@@ -378,4 +430,198 @@ test('a wrong input fails with one line that names it', async () => {
   const main = await job.action('main', { url: `${baseUrl}/${ARCHIVE_NAME}`, summary: 'yes' });
   assert.equal(main.code, 1);
   assert.deepEqual(errors(main), ['::error::ghcache: input summary is "yes": give true or false']);
+});
+
+test('by default the release is installed, checked against the checksum the action carries, not a .sha256 beside it', async () => {
+  const job = newJob();
+  const asked = served.length;
+  const main = await job.action('main');
+  assert.equal(main.code, 0, main.stdout);
+  assert.deepEqual(annotations(main, 'warning'), []);
+  // The server's .sha256 for the release is wrong: asking for it would have failed the step.
+  assert.deepEqual(served.slice(asked), [`/releases/download/v${VERSION}/${ARCHIVE_NAME}`]);
+  assert.ok(main.stdout.split('\n').includes(`ghcache ${VERSION}`), main.stdout);
+});
+
+test('a url input without a sha256 input is checked against the .sha256 beside it, with one warning', async () => {
+  const url = `${baseUrl}/${ARCHIVE_NAME}`;
+  const job = newJob();
+  const main = await job.action('main', { url });
+  assert.equal(main.code, 0, main.stdout);
+  assert.deepEqual(annotations(main, 'warning'), [
+    `::warning title=ghcache::no sha256 input: the archive is checked against ${url}.sha256, which comes from the same server as the archive; give the sha256 input to pin it`,
+  ]);
+  // With the sha256 input, the .sha256 is not asked for.
+  const pinned = newJob();
+  const asked = served.length;
+  const quiet = await pinned.action('main', { url, sha256: release.archives[TARGET] });
+  assert.equal(quiet.code, 0, quiet.stdout);
+  assert.deepEqual(annotations(quiet, 'warning'), []);
+  assert.deepEqual(served.slice(asked), [`/${ARCHIVE_NAME}`]);
+});
+
+test('another version than the action\'s, without a sha256 input, is refused: the action has no checksum for it', async () => {
+  const job = newJob();
+  const asked = served.length;
+  const main = await job.action('main', { version: '9.9.9' });
+  assert.equal(main.code, 1);
+  assert.deepEqual(errors(main), [
+    `::error::ghcache: this action knows the checksums of ghcache ${VERSION}, not 9.9.9: give the sha256 input, or use the action's v9.9.9`,
+  ]);
+  assert.deepEqual(served.slice(asked), []);
+  assert.deepEqual(job.paths, []);
+});
+
+test('plain http is refused except to this machine', async () => {
+  // 127.0.0.2 is this machine too, but not a name the action accepts for plain http: it stands
+  // for any address that a network between the runner and it could answer for.
+  const seen = [];
+  const bytes = fs.readFileSync(archive);
+  const elsewhere = await serve('127.0.0.2', (request, response) => {
+    seen.push(request.url);
+    response.end(bytes);
+  });
+  const job = newJob();
+  const url = `${elsewhere}/${ARCHIVE_NAME}`;
+  const main = await job.action('main', { url, sha256: release.archives[TARGET] });
+  assert.equal(main.code, 1, main.stdout);
+  assert.deepEqual(errors(main), [
+    `::error::ghcache: refusing to download ${url}: plain http is refused except to this machine (localhost, 127.0.0.1, ::1): use https`,
+  ]);
+  assert.deepEqual(seen, []);
+  assert.deepEqual(job.paths, []);
+});
+
+test('a redirect from https to plain http is refused', async () => {
+  const tls = certificate();
+  const bytes = fs.readFileSync(archive);
+  const secure = await serve('127.0.0.1', (request, response) => {
+    if (request.url === `/${ARCHIVE_NAME}`) {
+      response.end(bytes);
+      return;
+    }
+    response.writeHead(302, { location: `${baseUrl}/${ARCHIVE_NAME}` });
+    response.end();
+  }, { key: tls.key, cert: tls.cert });
+  const env = { PATH: runnerBin, NODE_EXTRA_CA_CERTS: tls.file };
+  const sha256 = release.archives[TARGET];
+  // Over https the archive is installed: the test's certificate is trusted.
+  const direct = newJob({ env });
+  const ok = await direct.action('main', { url: `${secure}/${ARCHIVE_NAME}`, sha256 });
+  assert.equal(ok.code, 0, ok.stdout);
+  const job = newJob({ env });
+  const asked = served.length;
+  const url = `${secure}/moved/${ARCHIVE_NAME}`;
+  const main = await job.action('main', { url, sha256 });
+  assert.equal(main.code, 1, main.stdout);
+  assert.deepEqual(errors(main), [
+    `::error::ghcache: refusing to download ${baseUrl}/${ARCHIVE_NAME}: a redirect from ${url} must not leave https`,
+  ]);
+  assert.deepEqual(served.slice(asked), []);
+  assert.deepEqual(job.paths, []);
+});
+
+test('a tool-cache copy without the expected checksum is downloaded again, not run', async () => {
+  const inputs = { url: `${baseUrl}/${ARCHIVE_NAME}`, sha256: release.archives[TARGET] };
+  const first = newJob();
+  assert.equal((await first.action('main', inputs)).code, 0);
+  // Another job on a self-hosted runner replaced what the tool cache holds with a ghcache of its own.
+  const top = `ghcache-${VERSION}-${TARGET}`;
+  const evil = path.join(first.root, 'evil');
+  fs.mkdirSync(path.join(evil, top), { recursive: true });
+  const script = '#!/bin/sh\necho "ghcache 6.6.6 (planted)"\n';
+  fs.writeFileSync(path.join(evil, top, 'ghcache'), script, { mode: 0o755 });
+  const evilArchive = path.join(first.root, 'evil.tar.gz');
+  assert.equal(spawnSync('tar', ['-czf', evilArchive, '-C', evil, top]).status, 0);
+  let replaced = 0;
+  for (const file of walk(path.join(first.toolCache, 'ghcache'))) {
+    if (file.endsWith('.tar.gz')) fs.copyFileSync(evilArchive, file);
+    else if (path.basename(file) === 'ghcache') fs.writeFileSync(file, script);
+    else continue;
+    replaced += 1;
+  }
+  assert.ok(replaced > 0, 'the tool cache holds ghcache');
+
+  const second = newJob({ toolCache: first.toolCache });
+  const asked = served.length;
+  const main = await second.action('main', inputs);
+  assert.equal(main.code, 0, main.stdout);
+  assert.ok(!main.stdout.includes('6.6.6'), main.stdout);
+  assert.match(main.stdout, /the tool cache's \S+ has sha256 [0-9a-f]{64}, not [0-9a-f]{64}: downloading/);
+  assert.deepEqual(served.slice(asked), [`/${ARCHIVE_NAME}`]);
+  const version = await second.run(second.outputs.path, ['--version']);
+  assert.equal(version.stdout, `ghcache ${VERSION}\n`);
+  // The release is back in the tool cache: a third job takes it from there.
+  const third = newJob({ toolCache: first.toolCache });
+  const again = served.length;
+  const cached = await third.action('main', inputs);
+  assert.equal(cached.code, 0, cached.stdout);
+  assert.match(cached.stdout, /from the tool cache/);
+  assert.deepEqual(served.slice(again), []);
+});
+
+test('the daemon is started without the inputs, the tokens or any other variable of the job', async () => {
+  const key = swarmKey();
+  const secrets = {
+    GH_TOKEN: 'ghp_step_token_0001',
+    GITHUB_TOKEN: 'ghs_job_token_0002',
+    ACTIONS_RUNTIME_TOKEN: 'runtime_token_0003',
+    ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'oidc_request_0004',
+    DEPLOY_PASSWORD: 'deploy_password_0005',
+  };
+  const job = newJob({ env: { PATH: runnerBin, ...secrets } });
+  const main = await job.action('main', { url: `${baseUrl}/${ARCHIVE_NAME}`, 'swarm-key': key });
+  assert.equal(main.code, 0, main.stdout);
+  const pid = Number(job.state.pid);
+  const environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean);
+  const names = environ.map((entry) => entry.slice(0, entry.indexOf('=')));
+  assert.deepEqual(names.filter((name) => !daemon.DAEMON_ENV.includes(name) && !name.startsWith('GH_CACHE_')), []);
+  for (const secret of [...Object.values(secrets), GH_TOKEN, key.trim().split('\n').pop()]) {
+    assert.ok(!environ.some((entry) => entry.includes(secret)), `${secret} reached the daemon`);
+  }
+  // The scope that the job's gh calls have under the declared token, without the token.
+  assert.ok(environ.includes('GH_CACHE_SCOPE=actions:o/r'), environ.join('\n'));
+  assert.ok(environ.includes(`GH_CACHE_SWARM_KEY_FILE=${job.exported.GH_CACHE_SWARM_KEY_FILE}`));
+  assert.equal((await job.action('post')).code, 0);
+});
+
+/** A job and its runner after the main step put nothing in place: no PATH, no variable, no state. */
+async function assertLeftAlone(job, main, notice) {
+  assert.equal(main.code, 0, main.stdout + main.stderr);
+  assert.deepEqual(errors(main), []);
+  assert.deepEqual(annotations(main, 'notice'), [`::notice title=ghcache::${notice}`]);
+  assert.deepEqual(job.paths, []);
+  assert.deepEqual(job.exported, {});
+  assert.deepEqual(fs.readdirSync(job.toolCache), []);
+  const post = await job.action('post');
+  assert.equal(post.code, 0, post.stdout);
+  assert.deepEqual(annotations(post, 'notice'), []);
+  assert.deepEqual(errors(post), []);
+}
+
+test('on Windows nothing is installed, gh is left as it is, one notice says so, and the step succeeds', async () => {
+  const env = {
+    PATH: runnerBin,
+    NODE_OPTIONS: `--require ${path.join(__dirname, 'platform.js')}`,
+    GHCACHE_TEST_PLATFORM: 'win32/x64',
+  };
+  const job = newJob({ env });
+  const asked = served.length;
+  const main = await job.action('main', { 'swarm-key': swarmKey() });
+  await assertLeftAlone(job, main, 'there is no ghcache build for win32/x64: nothing installed, gh runs as it is, without the cache');
+  assert.deepEqual(served.slice(asked), []);
+});
+
+test('a target the release has no archive for: nothing installed, one notice, and the step succeeds', async () => {
+  const other = TARGET === 'aarch64-apple-darwin' ? 'x86_64-apple-darwin' : 'aarch64-apple-darwin';
+  const partial = { ...release, repository: baseUrl, archives: { [other]: '0'.repeat(64) } };
+  const job = newJob({ actionRoot: stageAction(path.join(scratch, 'action-partial'), partial) });
+  const asked = served.length;
+  const main = await job.action('main');
+  await assertLeftAlone(
+    job,
+    main,
+    `the ghcache ${VERSION} release has no build for ${TARGET} (it has: ${other}): nothing installed, gh runs as it is, without the cache`,
+  );
+  assert.deepEqual(served.slice(asked), []);
 });

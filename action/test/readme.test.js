@@ -1,5 +1,6 @@
 'use strict';
-// README's "Use in GitHub Actions" lists exactly action.yml's inputs, with their defaults.
+// README's "Use in GitHub Actions" lists exactly action.yml's inputs, with their defaults; the
+// action's own files are what it needs.
 
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
@@ -7,6 +8,7 @@ const path = require('node:path');
 const { test } = require('node:test');
 
 const { ROOT, actionInputs } = require('./runner-sim');
+const { ownRelease, ownVersion } = require('../lib/install');
 
 /** The inputs table of README's "Use in GitHub Actions": name and default, in order. */
 function readmeInputs() {
@@ -48,4 +50,14 @@ test('action.yml runs plain Node: node20, main and post, no npm dependencies', (
       }
     }
   }
+});
+
+test('the action reads the checksums it carries (action/release.json), made for its own version', () => {
+  // Its bytes are held to what `cargo xtask dist` writes by the xtask's own test.
+  const release = ownRelease();
+  assert.equal(release.version, ownVersion(), 'run cargo xtask dist and commit action/release.json');
+  const manifest = fs.readFileSync(path.join(ROOT, 'Cargo.toml'), 'utf8');
+  assert.equal(release.repository, manifest.match(/^repository\s*=\s*"([^"]+)"/m)[1]);
+  assert.match(release.repository, /^https:\/\//);
+  assert.ok(Object.keys(release.archives).length > 0, 'a release has archives');
 });

@@ -62,13 +62,28 @@ function parseFileCommands(text) {
   return out;
 }
 
+/**
+ * A copy of the action in `dir` (action.yml, action/, the Cargo.toml its version is read from)
+ * whose `action/release.json` is `release`: the action as it would be released with the
+ * archives of this test run, which are not the ones whose checksums the repository carries.
+ */
+function stageAction(dir, release) {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const file of ['Cargo.toml', 'action.yml']) fs.copyFileSync(path.join(ROOT, file), path.join(dir, file));
+  fs.cpSync(path.join(ROOT, 'action'), path.join(dir, 'action'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'action', 'release.json'), `${JSON.stringify(release, null, 2)}\n`);
+  return dir;
+}
+
 /** One job on one simulated runner. */
 class Job {
   /**
    * `env`: the job's environment (PATH included); `toolCache`: a tool cache shared with other
-   * jobs of the same runner, else one of its own; `token`: what `${{ github.token }}` is.
+   * jobs of the same runner, else one of its own; `token`: what `${{ github.token }}` is;
+   * `actionRoot`: the action's checkout (see [`stageAction`]).
    */
-  constructor({ env, toolCache, token = 'ghs_job_token' }) {
+  constructor({ env, toolCache, token = 'ghs_job_token', actionRoot = ROOT }) {
+    this.actionRoot = actionRoot;
     this.root = fs.mkdtempSync(path.join(os.tmpdir(), 'ghcache-job-'));
     this.temp = path.join(this.root, 'runner-temp');
     this.toolCache = toolCache || path.join(this.root, 'tool-cache');
@@ -119,7 +134,7 @@ class Job {
       env[`INPUT_${input.name.toUpperCase()}`] = String(value);
     }
     for (const [name, value] of Object.entries(this.state)) env[`STATE_${name}`] = value;
-    const script = path.join(ROOT, 'action', which === 'post' ? 'post.js' : 'main.js');
+    const script = path.join(this.actionRoot, 'action', which === 'post' ? 'post.js' : 'main.js');
     const result = await run(process.execPath, [script], { env, cwd: this.root });
     Object.assign(this.exported, parseFileCommands(fs.readFileSync(files.GITHUB_ENV, 'utf8')));
     const added = fs.readFileSync(files.GITHUB_PATH, 'utf8').split(/\r?\n/).filter(Boolean);
@@ -165,4 +180,4 @@ function run(program, args, options) {
   });
 }
 
-module.exports = { Job, ROOT, actionInputs, parseFileCommands, run };
+module.exports = { Job, ROOT, actionInputs, parseFileCommands, run, stageAction };

@@ -13,13 +13,28 @@
 //!
 //! Completions and man pages come from the binary itself (`ghcache completions`, `ghcache
 //! man`), so they match its clap definitions. Archives are reproducible for one binary: entries
-//! sorted, owned by 0:0, dated `SOURCE_DATE_EPOCH` (else the commit's time), gzip without a
-//! timestamp.
+//! sorted, owned by 0:0, dated `SOURCE_DATE_EPOCH` (else the time of the last commit that changed
+//! more than `action/release.json`), gzip without a timestamp.
+//!
+//! Beside them, `release.json` ([`Release`]): the version, the repository whose releases hold
+//! the archives, and each archive's SHA-256. `cargo xtask dist` also writes it to
+//! `action/release.json`, which the release commits: the GitHub Action of that ref installs only
+//! an archive with one of those checksums, so a checksum never comes from the server that sends
+//! the archive.
+//!
+//! The binary is not reproducible across machines (the static build links the build machine's
+//! glibc; the toolchain and paths differ), so the committed checksums are those of the archives
+//! that the release built and published, and no other build can be checked against them. The
+//! test run checks what it can: the committed file is one that `dist` writes, for this version
+//! (a unit test below), and the Action's tests install this run's archive against the
+//! `release.json` that this run's `dist` wrote, through the same code path as the release.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context as _, Result};
+use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use crate::sandbox;
@@ -27,9 +42,50 @@ use crate::sandbox;
 /// `cargo xtask dist [--target TRIPLE]... [--out DIR]`.
 pub const DIST_USAGE: &str = "[--target TRIPLE]... [--out DIR]";
 
+/// Where the Action's copy of [`Release`] is, from the workspace root.
+pub const ACTION_RELEASE: &str = "action/release.json";
+
+/// The checksums of one version's archives, as the GitHub Action reads them
+/// (`action/lib/install.js`, `ownRelease`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    /// The version the archives are of.
+    pub version: String,
+    /// The repository whose GitHub releases hold the archives:
+    /// `<repository>/releases/download/v<version>/ghcache-<version>-<target>.tar.gz`.
+    pub repository: String,
+    /// Each target's archive's SHA-256, hex, by target triple.
+    pub archives: BTreeMap<String, String>,
+}
+
+impl Release {
+    /// The release of this workspace's version made of `archives`.
+    pub fn of(archives: &[Archive]) -> Release {
+        Release {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            repository: env!("CARGO_PKG_REPOSITORY").to_owned(),
+            archives: archives
+                .iter()
+                .map(|a| (a.target.clone(), a.sha256.clone()))
+                .collect(),
+        }
+    }
+
+    /// The file's text: pretty JSON, targets sorted, a final newline.
+    ///
+    /// # Errors
+    /// Never in practice (strings and a map of strings always serialize).
+    pub fn to_text(&self) -> Result<String> {
+        Ok(format!("{}\n", serde_json::to_string_pretty(self)?))
+    }
+}
+
 /// One archive made by [`run`].
 #[derive(Debug)]
 pub struct Archive {
+    /// The target triple it was built for.
+    pub target: String,
     /// `.../ghcache-<version>-<target>.tar.gz`.
     pub path: PathBuf,
     /// Its SHA-256, hex.
@@ -48,7 +104,8 @@ pub struct Dist {
     pub skipped: Vec<(String, String)>,
 }
 
-/// `cargo xtask dist`: builds, packs and prints the archives.
+/// `cargo xtask dist`: builds, packs and prints the archives, and writes their checksums for
+/// the Action ([`ACTION_RELEASE`]), to be committed with the release.
 pub fn main(args: &[String]) -> Result<()> {
     let mut targets = Vec::new();
     let mut out = None;
@@ -61,6 +118,8 @@ pub fn main(args: &[String]) -> Result<()> {
         }
     }
     let dist = run(&targets, out)?;
+    let action = sandbox::workspace_root().join(ACTION_RELEASE);
+    write_atomically(&action, Release::of(&dist.archives).to_text()?.as_bytes())?;
     for archive in &dist.archives {
         let size = std::fs::metadata(&archive.path).map_or(0, |m| m.len());
         println!(
@@ -73,11 +132,23 @@ pub fn main(args: &[String]) -> Result<()> {
     for (target, why) in &dist.skipped {
         println!("skipped {target}: {why}");
     }
+    println!(
+        "{}: the checksums the Action installs by; commit it with the release",
+        action.display()
+    );
     Ok(())
 }
 
+/// Writes `bytes` beside `path`, then renames: a reader sees the old file or the new one.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().context("a file name")?.to_string_lossy();
+    let partial = path.with_file_name(format!(".{name}.partial"));
+    std::fs::write(&partial, bytes).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Builds the release binary for `targets` (default: every installed target) and packs one
-/// archive per target into `out` (default: `target/dist`).
+/// archive per target into `out` (default: `target/dist`), with `release.json` for them.
 ///
 /// # Errors
 /// The host's build fails, a target asked for fails, or an archive cannot be written.
@@ -119,6 +190,10 @@ pub fn run(targets: &[String], out: Option<PathBuf>) -> Result<Dist> {
         dist.archives
             .push(pack(version, target, &bin, docs.path(), &dir)?);
     }
+    write_atomically(
+        &dir.join("release.json"),
+        Release::of(&dist.archives).to_text()?.as_bytes(),
+    )?;
     Ok(dist)
 }
 
@@ -284,6 +359,7 @@ fn pack(version: &str, target: &str, bin: &Path, docs: &Path, out: &Path) -> Res
     let line = format!("{sha256}  {name}.tar.gz\n");
     std::fs::write(out.join(format!("{name}.tar.gz.sha256")), line)?;
     Ok(Archive {
+        target: target.to_owned(),
         path: archive,
         sha256,
     })
@@ -296,7 +372,8 @@ fn copy(from: &Path, to: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
-/// `SOURCE_DATE_EPOCH`, else the time of the commit checked out, else 0.
+/// `SOURCE_DATE_EPOCH`, else the time of the last commit that changed anything but
+/// [`ACTION_RELEASE`], else 0: committing the checksums does not change the archives they are of.
 fn source_date_epoch() -> u64 {
     if let Some(epoch) = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
@@ -305,11 +382,67 @@ fn source_date_epoch() -> u64 {
         return epoch;
     }
     Command::new("git")
-        .args(["log", "-1", "--format=%ct"])
+        .args(["log", "-1", "--format=%ct", "--", "."])
+        .arg(format!(":(exclude){ACTION_RELEASE}"))
         .current_dir(sandbox::workspace_root())
         .stderr(Stdio::null())
         .output()
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The release's checksums are committed as `cargo xtask dist` wrote them, for the version
+    /// this workspace builds: bumping the version without running `dist` fails here.
+    #[test]
+    fn the_committed_release_json_is_what_dist_writes_for_this_version() -> Result<()> {
+        let path = sandbox::workspace_root().join(ACTION_RELEASE);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let release: Release = serde_json::from_str(&text)?;
+        let hint = "run `cargo xtask dist` and commit action/release.json";
+        assert_eq!(release.version, env!("CARGO_PKG_VERSION"), "{hint}");
+        assert_eq!(release.repository, env!("CARGO_PKG_REPOSITORY"), "{hint}");
+        assert_eq!(release.to_text()?, text, "{hint}");
+        assert!(!release.archives.is_empty(), "{hint}");
+        for (target, sha256) in &release.archives {
+            let hex = sha256.len() == 64
+                && sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            assert!(
+                hex,
+                "{target}: {sha256:?} is not a SHA-256 in lowercase hex"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn release_json_lists_each_archive_by_target_sorted() -> Result<()> {
+        let archive = |target: &str, sha256: &str| Archive {
+            target: target.to_owned(),
+            path: PathBuf::from(format!("ghcache-0-{target}.tar.gz")),
+            sha256: sha256.to_owned(),
+        };
+        let release = Release::of(&[
+            archive("x86_64-unknown-linux-gnu", &"b".repeat(64)),
+            archive("aarch64-apple-darwin", &"a".repeat(64)),
+        ]);
+        let expected = format!(
+            "{{\n  \"version\": \"{}\",\n  \"repository\": \"{}\",\n  \"archives\": {{\n    \
+             \"aarch64-apple-darwin\": \"{}\",\n    \"x86_64-unknown-linux-gnu\": \"{}\"\n  }}\n}}\n",
+            env!("CARGO_PKG_VERSION"),
+            env!("CARGO_PKG_REPOSITORY"),
+            "a".repeat(64),
+            "b".repeat(64),
+        );
+        assert_eq!(release.to_text()?, expected);
+        assert_eq!(serde_json::from_str::<Release>(&expected)?, release);
+        Ok(())
+    }
 }

@@ -9,7 +9,8 @@
 //! - `fleet [flags]`: a CI fleet's traffic replayed per cache configuration ([`fleet::FLEET_USAGE`]).
 //! - `scale [--quick]`: the p2p tier's traffic and lookup latency for growing swarms.
 //! - `install`: builds the release binary (static where supported) into cargo's bin directory.
-//! - `dist [--target T]... [--out DIR]`: release archives with checksums in `target/dist`.
+//! - `dist [--target T]... [--out DIR]`: release archives with checksums in `target/dist`, and
+//!   their checksums for the GitHub Action in `action/release.json`.
 //! - `ipfs-node install|run`: the real IPFS node (js-ipfs from npm) that tests and the demo use.
 
 mod bench;
@@ -84,8 +85,10 @@ fn test(extra: &[String]) -> Result<()> {
 }
 
 /// The Action's tests (`action/test/*.test.js`, Node's test runner, nothing from npm), against
-/// the host's archive that `dist` builds: the same release build that `bench` and `install`
-/// use. Other installed targets are left to `cargo xtask dist`: each costs a build of its own.
+/// the host's archive that `dist` builds and the `release.json` it writes beside it (not the
+/// committed `action/release.json`, whose archives are the release's): the same release build
+/// that `bench` and `install` use. Other installed targets are left to `cargo xtask dist`: each
+/// costs a build of its own.
 fn action_tests() -> Result<()> {
     let dist = dist::run(&[dist::host_target()?], None)?;
     let root = sandbox::workspace_root();
