@@ -315,7 +315,8 @@ pub const ALLOW_SKIP: &str = "GHCACHE_TEST_ALLOW_SKIP";
 /// is not something a tier's tests may depend on).
 ///
 /// # Panics
-/// Unless skipping is allowed.
+/// Unless skipping is allowed; the panic names the test's line, not this one.
+#[track_caller]
 pub fn skip(why: &str) {
     if std::env::var_os(ALLOW_SKIP).is_some_and(|v| v == "1") {
         eprintln!("SKIPPED: {why}");
