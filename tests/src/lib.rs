@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use fake_github::{FakeGithub, Fault};
+/// Ends a test that cannot run here: a failure unless `GHCACHE_TEST_ALLOW_SKIP=1`.
+pub use ghcache_core::testkit::skip;
 use ghcache_tier_p2p::{Counters, Status};
 
 pub mod current_gh;

@@ -17,7 +17,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ghcache_tests::{wait_until, Daemon, Listen, Machine, Netns, Run, World};
+use ghcache_tests::{skip, wait_until, Daemon, Listen, Machine, Netns, Run, World};
 
 const LIST: [&str; 4] = ["pr", "list", "-R", "o/r"];
 /// The p2p deadline of the runners' `ghcache gh`: these tests count where answers come from, not
@@ -158,10 +158,10 @@ fn namespace(tag: &str) -> Option<Netns> {
     match Netns::enter(tag) {
         Ok(ns) => Some(ns),
         Err(reason) => {
-            eprintln!(
-                "SKIPPED: runners that nobody can dial need a network namespace and iptables \
-                 (root, iproute2, iptables): {reason}"
-            );
+            skip(&format!(
+                "runners that nobody can dial need a network namespace and iptables (root, \
+                 iproute2, iptables): {reason}"
+            ));
             None
         }
     }

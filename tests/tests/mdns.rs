@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use ghcache_tests::{ghcache_bin, wait_until, Machine, World};
+use ghcache_tests::{ghcache_bin, skip, wait_until, Machine, World};
 use ghcache_tier_p2p::Status;
 
 const LIST: [&str; 4] = ["pr", "list", "-R", "o/r"];
@@ -168,9 +168,9 @@ fn daemons_on_one_link_find_each_other_with_mdns_and_share_entries() {
     let link = match Link::new() {
         Ok(link) => link,
         Err(reason) => {
-            eprintln!(
-                "SKIPPED: the mDNS test needs network namespaces (root and iproute2): {reason}"
-            );
+            skip(&format!(
+                "the mDNS test needs network namespaces (root and iproute2): {reason}"
+            ));
             return;
         }
     };

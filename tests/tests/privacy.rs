@@ -3,14 +3,24 @@
 //! refused (one warning, then plain gh); the dir carries `CACHEDIR.TAG`, and ghcache deletes
 //! only files of its own formats.
 //!
+//! Every socket ghcache talks to is one it made, or sits in a directory it accepted with a
+//! process of the same user on the other end.
+//!
 //! The tests run as root: "another user" is uid 65534 (nobody) or a group/other write bit.
 
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::Child;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use ghcache_tests::{ghcache_bin, spawn_piped, wait_piped, wait_until, Machine, Run, World};
+use ghcache_core::policy::Resource;
+use ghcache_core::{Body, Entry};
+use ghcache_tests::{ghcache_bin, skip, spawn_piped, wait_piped, wait_until, Machine, Run, World};
+use ghcache_tier_p2p::wire::{Control, Reply, MAX_CONTROL_FRAME};
 
 const ARGS: [&str; 4] = ["pr", "list", "-R", "o/r"];
 const PLANTED: &str = "PWNED: attacker-chosen answer\n";
@@ -426,4 +436,249 @@ fn eviction_removes_only_what_ghcache_made() {
             path.display()
         );
     }
+}
+
+/// What another user's stand-in for the daemon answers every lookup with: an HTTP answer for gh
+/// (the HTTP level's stored form) and, at the command level, the same bytes as gh's output.
+const FORGED_JSON: &str =
+    "{\"full_name\":\"o/r\",\"description\":\"PWNED: forged by another user\"}";
+
+/// A daemon socket that a process of uid [`NOBODY`] listens on, answering every lookup with a
+/// hit for [`FORGED_JSON`] (key, scope, repository and resource as the CLI expects them, digest
+/// right: what the CLI checks of its daemon's answers) and everything else with `Ok`: what
+/// another user could run.
+///
+/// The listener is a thread of this test with credentials of its own (Linux keeps them per
+/// thread; rustix's `set_thread_res_uid` changes this thread's alone), so the kernel records
+/// uid 65534 for the socket when it listens, as it would for that user's process. It binds in a
+/// scratch directory of that user's; the socket is then moved to `at` (the kernel keeps the
+/// listener's credentials wherever the file is), so that it can stand in a directory this user
+/// cannot otherwise reach.
+struct ForgedDaemon {
+    socket: PathBuf,
+    /// Request frames read: anything ghcache sent to it.
+    heard: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _scratch: tempfile::TempDir,
+}
+
+impl ForgedDaemon {
+    fn listen_at(at: &Path) -> ForgedDaemon {
+        // Beside `at` (one filesystem, for the move); uid 65534 may pass through, not list.
+        let scratch =
+            tempfile::tempdir_in(std::env::temp_dir()).unwrap_or_else(|e| panic!("tempdir: {e}"));
+        chmod(scratch.path(), 0o711);
+        let theirs = scratch.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        chown(&theirs, NOBODY);
+        let bound_at = theirs.join("daemon.sock");
+        let heard = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready, listening) = mpsc::channel();
+        let thread = {
+            let (heard, stop, bound_at) = (heard.clone(), stop.clone(), bound_at.clone());
+            std::thread::spawn(move || {
+                let nobody = rustix::process::Uid::from_raw(NOBODY);
+                let listener = rustix::thread::set_thread_res_uid(nobody, nobody, nobody)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| UnixListener::bind(&bound_at));
+                let listener = match listener {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        let _ = ready.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(()));
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if let Ok(stream) = stream {
+                        let heard = heard.clone();
+                        std::thread::spawn(move || answer_forged(stream, &heard));
+                    }
+                }
+            })
+        };
+        let bound = listening
+            .recv()
+            .unwrap_or_else(|e| panic!("listener thread: {e}"));
+        bound.unwrap_or_else(|e| panic!("listen as uid {NOBODY}: {e}"));
+        std::fs::rename(&bound_at, at).unwrap_or_else(|e| panic!("move the socket: {e}"));
+        ForgedDaemon {
+            socket: at.to_owned(),
+            heard,
+            stop,
+            thread: Some(thread),
+            _scratch: scratch,
+        }
+    }
+
+    fn heard(&self) -> usize {
+        self.heard.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for ForgedDaemon {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop, which then sees `stop`.
+        let _ = UnixStream::connect(&self.socket);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Serves one connection as [`ForgedDaemon`] describes.
+fn answer_forged(mut stream: UnixStream, heard: &AtomicUsize) {
+    loop {
+        let mut prefix = [0u8; 4];
+        if stream.read_exact(&mut prefix).is_err() {
+            return;
+        }
+        let len = u32::from_le_bytes(prefix) as usize;
+        if len > MAX_CONTROL_FRAME {
+            return;
+        }
+        let mut frame = vec![0u8; len];
+        if stream.read_exact(&mut frame).is_err() {
+            return;
+        }
+        heard.fetch_add(1, Ordering::SeqCst);
+        let reply = match Control::decode(&frame) {
+            Ok(Control::Get { key, scope_id, .. }) => {
+                let body = Body {
+                    stdout: FORGED_JSON.as_bytes().to_vec(),
+                    stderr: b"ghcache-http 1\n200\ncontent-type: application/json; charset=utf-8\n"
+                        .to_vec(),
+                };
+                let mut entry = Entry::new(key, "", "o/r", Duration::from_secs(3600), body, None);
+                entry.manifest.scope_id = scope_id;
+                // What an honest producer names for `repos/o/r`: the chain checks it.
+                entry.manifest.resource = Resource::Metadata;
+                Reply::Hit {
+                    manifest: entry.manifest.encode(),
+                    body: entry.body.encode(),
+                }
+            }
+            _ => Reply::Ok,
+        };
+        let reply = reply.encode();
+        let Ok(len) = u32::try_from(reply.len()) else {
+            return;
+        };
+        if stream.write_all(&len.to_le_bytes()).is_err() || stream.write_all(&reply).is_err() {
+            return;
+        }
+    }
+}
+
+/// Whether this test can act as another user (as root); if not, [`skip`] says so.
+fn root() -> bool {
+    let root = rustix::process::geteuid().is_root();
+    if !root {
+        skip("acting as another user (uid 65534) needs root");
+    }
+    root
+}
+
+/// `gh api repos/o/r` through ghcache on `machine`, whose daemon socket `forged` holds: GitHub's
+/// answer, GitHub asked, nothing sent to the socket; returns the run and plain gh's.
+fn answered_by_github_not_the_socket(
+    world: &World,
+    machine: &Machine,
+    forged: &ForgedDaemon,
+) -> (Run, Run) {
+    let args = ["api", "repos/o/r"];
+    let plain = machine.gh(&args).ok();
+    assert!(!plain.out().contains("PWNED"));
+    let before = world.requests();
+    let run = machine.cached(&args);
+    assert_eq!(
+        (run.code, run.out()),
+        (0, plain.out()),
+        "GitHub's answer, not the forged one; stderr: {}",
+        run.err()
+    );
+    assert!(world.requests() > before, "the request reached GitHub");
+    assert_eq!(forged.heard(), 0, "nothing was sent to the socket");
+    (run, plain)
+}
+
+#[test]
+fn a_refused_cache_dirs_daemon_socket_is_not_used() {
+    if !root() {
+        return;
+    }
+    let world = World::new();
+    let victim = world.machine("socket-in-refused-dir");
+    victim.cached(&ARGS).ok(); // a cache, then left to another user
+    let cache = victim.cache_dir();
+    let p2p = cache.join("p2p");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&p2p)
+        .unwrap_or_else(|e| panic!("mkdir: {e}"));
+    for path in tree(&cache) {
+        chown(&path, NOBODY);
+    }
+    chown(&cache, NOBODY);
+    let forged = ForgedDaemon::listen_at(&p2p.join("daemon.sock"));
+    let (run, plain) = answered_by_github_not_the_socket(&world, &victim, &forged);
+    let warning = one_warning(&run, &plain);
+    assert!(warning.contains("refusing the cache"), "{warning}");
+    assert!(warning.contains("without the cache"), "{warning}");
+}
+
+#[test]
+fn a_daemon_socket_that_another_user_listens_on_is_not_used() {
+    if !root() {
+        return;
+    }
+    let world = World::new();
+    let machine = world.machine("socket-of-another-user");
+    machine.cached(&ARGS).ok(); // a cache of this user's
+    let p2p = machine.cache_dir().join("p2p");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&p2p)
+        .unwrap_or_else(|e| panic!("mkdir: {e}"));
+    let socket = p2p.join("daemon.sock");
+    let forged = ForgedDaemon::listen_at(&socket);
+    let (run, plain) = answered_by_github_not_the_socket(&world, &machine, &forged);
+    // The command's own lookup and gh's HTTP level both found it: one warning.
+    let warning = one_warning(&run, &plain);
+    assert!(
+        warning.contains(&format!("not using the daemon socket {}", socket.display())),
+        "{warning}"
+    );
+    assert!(
+        warning.contains(&format!("runs as uid {NOBODY}, not as you (uid 0)")),
+        "{warning}"
+    );
+    // And `daemon status` says so instead of asking it.
+    let status = machine.ghcache(&["daemon", "status"]);
+    assert_eq!(status.code, 1, "{}", status.err());
+    assert!(
+        status.err().contains("not using the daemon socket"),
+        "{}",
+        status.err()
+    );
+    // Nor does a daemon of this user's start on top of it.
+    let key = machine.home.join("swarm.key");
+    let printed = machine.ghcache(&["swarm-key", "new"]).ok();
+    std::fs::write(&key, printed.stdout).unwrap_or_else(|e| panic!("write: {e}"));
+    chmod(&key, 0o600);
+    let daemon = refused_daemon(spawn_daemon(&machine, &key));
+    assert_eq!(daemon.code, 1, "{}", daemon.err());
+    assert!(
+        daemon.err().contains("not using the daemon socket"),
+        "{}",
+        daemon.err()
+    );
+    assert_eq!(forged.heard(), 0, "status and the daemon sent nothing");
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ghcache_tests::{ghcache_bin, spawn_piped, wait_until, Machine, World};
+use ghcache_tests::{ghcache_bin, skip, spawn_piped, wait_until, Machine, World};
 
 const ARGS: [&str; 4] = ["pr", "list", "-R", "o/r"];
 
@@ -171,7 +171,7 @@ fn a_full_disk_costs_a_warning_not_a_wrong_answer() {
     let world = World::new();
     let machine = world.machine("full");
     let Some(_mount) = Mount::tmpfs(&machine.cache_dir(), "size=512k") else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); full-disk case not exercised");
+        skip("cannot mount a tmpfs here (needs root); full-disk case not exercised");
         return;
     };
     machine.cached(&["repo", "view", "o/r"]).ok();
@@ -209,7 +209,7 @@ fn a_read_only_cache_dir_serves_what_it_has_and_answers_the_rest_from_github() {
     let world = World::new();
     let machine = world.machine("readonly");
     let Some(mount) = Mount::tmpfs(&machine.cache_dir(), "size=4m") else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); read-only case not exercised");
+        skip("cannot mount a tmpfs here (needs root); read-only case not exercised");
         return;
     };
     let cached = machine.cached(&["repo", "view", "o/r"]).ok();
@@ -325,7 +325,7 @@ fn a_write_on_a_full_disk_still_stops_the_old_answers() {
     let world = World::new();
     let machine = world.machine("full-write");
     let Some(_mount) = Mount::tmpfs(&machine.cache_dir(), "size=512k") else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); full-disk case not exercised");
+        skip("cannot mount a tmpfs here (needs root); full-disk case not exercised");
         return;
     };
     machine.cached(&["issue", "list", "-R", "o/w"]).ok();
@@ -346,7 +346,7 @@ fn a_write_with_a_read_only_cache_still_stops_the_old_answers() {
     let world = World::new();
     let machine = world.machine("readonly-write");
     let Some(mount) = Mount::tmpfs(&machine.cache_dir(), "size=4m") else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); read-only case not exercised");
+        skip("cannot mount a tmpfs here (needs root); read-only case not exercised");
         return;
     };
     machine.cached(&["issue", "list", "-R", "o/w"]).ok();

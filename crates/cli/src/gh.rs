@@ -296,7 +296,7 @@ async fn serve(
     let mut chain = Chain::new(origin.clone(), recorder.clone()).with_config(chain_config(config));
     let remote = match &tier {
         Some(tier) => {
-            let remote = Remote::connect(config, dir, &request.input.scope).await;
+            let remote = Remote::connect(config, dir, &request.input.scope, session).await;
             chain = chain
                 .with_fence(Arc::new(tier.fences().clone()))
                 .with_tier(remote.local_store(tier));
@@ -366,10 +366,21 @@ struct Remote {
 }
 
 impl Remote {
+    /// The remote tiers of cache dir `dir`, which the caller accepted (see [`p2p_client`]).
     #[cfg_attr(not(feature = "p2p"), allow(unused_variables))]
-    async fn connect(config: &Config, dir: &std::path::Path, scope: &str) -> Remote {
+    async fn connect(
+        config: &Config,
+        dir: &std::path::Path,
+        scope: &str,
+        session: &Session,
+    ) -> Remote {
         #[cfg(feature = "p2p")]
-        let peers = p2p_client(config, dir, scope).await;
+        let peers = p2p_client(config, dir, scope)
+            .await
+            .unwrap_or_else(|warning| {
+                session.warn(&warning);
+                None
+            });
         // The daemon knows which manifests (and CIDs) the swarm announced.
         #[cfg(all(feature = "ipfs", feature = "p2p"))]
         let directory = peers.clone().map(|daemon| {
@@ -534,8 +545,8 @@ pub fn ipfs_store(config: &Config, key: &str, scope: &str) -> Result<i32, Failur
         let Ok(tier) = local::Tier::open(local_config(dir, config)).await else {
             return;
         };
-        let remote = Remote::connect(config, dir, scope).await;
         let session = Session::printing(config);
+        let remote = Remote::connect(config, dir, scope, &session).await;
         remote
             .store_in_ipfs(&tier, &key, BACKGROUND_STORE_BUDGET, &session)
             .await;
@@ -695,15 +706,30 @@ fn invalidate_after_write(
                  about it may be out of date: run `{clear}` once the cache can be written"
             )),
         }
+        // A refused dir refuses everything in it: its daemon socket and its identity (which
+        // signs IPFS marks) are not used. A cache that is only read-only or damaged is this
+        // user's, and its daemon and IPFS are told.
+        let refused = matches!(
+            &tier,
+            Err(local::Error::Unsafe { .. } | local::Error::NotACache { .. })
+        );
         // Peers drop theirs too, so the user sees their own write on every machine.
-        if let Some(peers) = p2p_tier(config, dir, scope).await {
+        let peers = if refused {
+            None
+        } else {
+            p2p_tier(config, dir, scope, session).await
+        };
+        if let Some(peers) = peers {
             if let Err(err) = peers.invalidate(&selector).await {
                 session.note(&format!("could not tell peers about the write: {err}"));
             }
         }
         // And IPFS copies of the old answers are marked out of date for everyone who reads them.
         #[cfg(feature = "ipfs")]
-        if let Some(ipfs) = crate::ipfs::tier(config, dir, scope, None) {
+        if let Some(ipfs) = (!refused)
+            .then(|| crate::ipfs::tier(config, dir, scope, None))
+            .flatten()
+        {
             ipfs.after_write(&selector, config.ipfs.deadline.value)
                 .await;
         }
@@ -714,20 +740,27 @@ fn invalidate_after_write(
     });
 }
 
-/// The swarm, through this cache dir's daemon; `None` at the cost of one refused connect when no
-/// daemon runs, or when p2p is switched off.
+/// The swarm, through the daemon of cache dir `dir`, which the caller accepted (the local tier
+/// opened it: a refused dir refuses everything in it, its socket too); `None` at the cost of
+/// one refused connect when no daemon runs, or when p2p is switched off.
+///
+/// # Errors
+/// The warning to give, once, when the socket is not one to talk to (another user's process
+/// listens on it, or its directory is not private): the command goes on without the swarm.
 #[cfg(feature = "p2p")]
 pub(crate) async fn p2p_client(
     config: &Config,
     dir: &std::path::Path,
     scope: &str,
-) -> Option<Arc<ghcache_tier_p2p::Tier>> {
+) -> Result<Option<Arc<ghcache_tier_p2p::Tier>>, String> {
     if config.p2p.enabled.value == Some(false) {
-        return None;
+        return Ok(None);
     }
     let scope_id = ghcache_core::ScopeId::of(scope);
-    let tier = ghcache_tier_p2p::Tier::connect(dir, scope_id, config.p2p.deadline.value).await?;
-    Some(Arc::new(tier))
+    match ghcache_tier_p2p::Tier::connect(dir, scope_id, config.p2p.deadline.value).await {
+        Ok(tier) => Ok(tier.map(Arc::new)),
+        Err(err) => Err(format!("{err}; answering without the swarm")),
+    }
 }
 
 #[cfg(feature = "p2p")]
@@ -735,14 +768,25 @@ async fn p2p_tier(
     config: &Config,
     dir: &std::path::Path,
     scope: &str,
+    session: &Session,
 ) -> Option<Arc<dyn CacheTier>> {
-    let tier = p2p_client(config, dir, scope).await?;
-    Some(tier as Arc<dyn CacheTier>)
+    match p2p_client(config, dir, scope).await {
+        Ok(tier) => tier.map(|tier| tier as Arc<dyn CacheTier>),
+        Err(warning) => {
+            session.warn(&warning);
+            None
+        }
+    }
 }
 
 /// Built without the p2p tier.
 #[cfg(not(feature = "p2p"))]
-async fn p2p_tier(_: &Config, _: &std::path::Path, _: &str) -> Option<Arc<dyn CacheTier>> {
+async fn p2p_tier(
+    _: &Config,
+    _: &std::path::Path,
+    _: &str,
+    _: &Session,
+) -> Option<Arc<dyn CacheTier>> {
     None
 }
 
@@ -790,6 +834,9 @@ pub(crate) struct Session {
     capture: bool,
     debug: Debug,
     warnings: std::sync::Mutex<Vec<String>>,
+    /// Every warning given so far: each is given once per command, however many of its parts
+    /// (its own lookup, gh's HTTP level, the write that follows) ran into the same thing.
+    given: std::sync::Mutex<std::collections::HashSet<String>>,
     /// What the command may wait on each remote tier in all: its own lookup and, through gh's
     /// HTTP level, every one of gh's requests share one deadline (DESIGN.md invariant 5).
     #[cfg_attr(not(feature = "p2p"), allow(dead_code))]
@@ -817,6 +864,7 @@ impl Session {
                 started: Instant::now(),
             },
             warnings: std::sync::Mutex::new(Vec::new()),
+            given: std::sync::Mutex::new(std::collections::HashSet::new()),
             p2p_budget: layers::Budget::new(config.p2p.deadline.value),
             ipfs_budget: layers::Budget::new(config.ipfs.deadline.value),
         }
@@ -837,8 +885,13 @@ impl Session {
         }
     }
 
-    /// One warning: on stderr, or kept.
+    /// One warning: on stderr, or kept; not again if it was given already.
     pub(crate) fn warn(&self, line: &str) {
+        if let Ok(mut given) = self.given.lock() {
+            if !given.insert(line.to_owned()) {
+                return;
+            }
+        }
         if self.capture {
             if let Ok(mut kept) = self.warnings.lock() {
                 kept.push(line.to_owned());

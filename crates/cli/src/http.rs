@@ -75,6 +75,8 @@ pub(crate) struct Run {
     ipfs_adds: bool,
     /// Why the level is off, for `--debug`, told in [`Run::finish`].
     note: Option<String>,
+    /// What to warn the user of, in [`Run::finish`] (a daemon socket that was not used).
+    warning: Option<String>,
 }
 
 /// What the remote tiers may wait in all, shared by a command's own lookup and its gh's
@@ -107,6 +109,7 @@ impl Run {
             dir: None,
             ipfs_adds: false,
             note: None,
+            warning: None,
         };
         if !applies(config, args) {
             return off;
@@ -155,8 +158,21 @@ impl Run {
                 .with_fence(Arc::new(local.fences().clone()))
                 .with_tier(local.clone() as Arc<dyn CacheTier>);
         }
+        // A cache dir that the local tier refused (another user's, or one others can write) is
+        // refused whole: its daemon's socket and the identity in it are not used either.
+        let accepted = local.is_some();
+        let mut warning = None;
         #[cfg(feature = "p2p")]
-        let peers = crate::gh::p2p_client(config, dir, scope).await;
+        let peers = if accepted {
+            crate::gh::p2p_client(config, dir, scope)
+                .await
+                .unwrap_or_else(|refused| {
+                    warning = Some(refused);
+                    None
+                })
+        } else {
+            None
+        };
         #[cfg(feature = "p2p")]
         if let Some(peers) = &peers {
             level = level.with_tier(ghcache_core::layers::Deadline::budgeted(
@@ -177,7 +193,10 @@ impl Run {
             });
             #[cfg(not(feature = "p2p"))]
             let directory = None;
-            if let Some(ipfs) = crate::ipfs::tier(config, dir, scope, directory).map(Arc::new) {
+            let ipfs = accepted
+                .then(|| crate::ipfs::tier(config, dir, scope, directory))
+                .flatten();
+            if let Some(ipfs) = ipfs.map(Arc::new) {
                 use ghcache_core::layers::{Deadline, LookupOnly};
                 // Stored into after gh is done (see `finish`), never while it waits.
                 level = level.with_tier(LookupOnly::wrap(Deadline::budgeted(
@@ -191,6 +210,8 @@ impl Run {
         }
         #[cfg(not(feature = "ipfs"))]
         let ipfs_adds = false;
+        #[cfg(not(any(feature = "p2p", feature = "ipfs")))]
+        let _ = accepted;
         let writable = local.as_ref().is_some_and(|l| !l.is_read_only());
         let level = Arc::new(level.with_invalidate(Arc::new(drops)));
         let user_config = context::gh_config_dir(&|name| std::env::var(name).ok());
@@ -206,9 +227,11 @@ impl Run {
                 dir: writable.then(|| dir.to_path_buf()),
                 ipfs_adds,
                 note: None,
+                warning,
             },
             Err(err) => Run {
                 note: Some(format!("running gh without the HTTP level: {err}")),
+                warning,
                 ..off
             },
         }
@@ -228,6 +251,9 @@ impl Run {
     pub(crate) async fn finish(self, config: &Config, gh: &Session) {
         if let Some(note) = &self.note {
             gh.note(note);
+        }
+        if let Some(warning) = &self.warning {
+            gh.warn(warning);
         }
         let Some(session) = self.session else {
             return;

@@ -301,6 +301,33 @@ impl Check<'_> {
     }
 }
 
+/// The environment variable that lets a test pass without running on a machine that lacks what
+/// it needs (see [`skip`]).
+pub const ALLOW_SKIP: &str = "GHCACHE_TEST_ALLOW_SKIP";
+
+/// Ends a test that cannot run on this machine; `why` says what is missing (a tool, root, a
+/// kernel feature). The caller returns right after.
+///
+/// A test that did not run must not be counted as passed, so this fails the test, unless
+/// `GHCACHE_TEST_ALLOW_SKIP=1`: then it prints `SKIPPED: <why>` on stderr and returns. CI
+/// installs what every test needs and never sets the variable. The one rule for every crate's
+/// tests, here because each of them has this crate's test support (the end-to-end `tests` crate
+/// is not something a tier's tests may depend on).
+///
+/// # Panics
+/// Unless skipping is allowed; the panic names the test's line, not this one.
+#[track_caller]
+pub fn skip(why: &str) {
+    if std::env::var_os(ALLOW_SKIP).is_some_and(|v| v == "1") {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    panic!(
+        "this test cannot run here: {why}. Install what it needs (.ci/run does), or set \
+         {ALLOW_SKIP}=1 to let it pass without running."
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

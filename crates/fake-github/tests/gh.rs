@@ -9,6 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use fake_github::{Conditional, FakeGithub, Fault};
+use ghcache_core::testkit::skip;
 
 fn gh_available() -> bool {
     let found = Command::new("gh")
@@ -16,7 +17,7 @@ fn gh_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !found {
-        eprintln!("skipped: the gh binary is not on PATH (apt-get install gh)");
+        skip("the gh binary is not on PATH (apt-get install gh)");
     }
     found
 }
@@ -171,7 +172,7 @@ fn issue_list_resolves_the_repository_from_the_git_remote() {
             .is_ok_and(|o| o.status.success())
     };
     if !git(&["init", "-q"]) {
-        eprintln!("skipped: git is not on PATH");
+        skip("cannot make a git checkout: git is not on PATH (apt-get install git)");
         return;
     }
     assert!(git(&[

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use ghcache_core::testkit::MemoryTier;
+use ghcache_core::testkit::{skip, MemoryTier};
 use ghcache_http::{Config, Level, Scope, Session, Upstream};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
@@ -188,7 +188,9 @@ async fn get(socket: &Path, path: &str) -> (u16, String) {
 async fn requests_reach_an_https_host_through_the_proxy_with_the_systems_roots() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     if !certificates(dir.path()) {
-        eprintln!("SKIPPED: the openssl command is not installed");
+        skip(
+            "cannot make the test certificates with the openssl command (apt-get install openssl)",
+        );
         return;
     }
     // The system's roots are read from here: the test CA alone. Only this test of this binary

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ghcache_core::testkit::sample_entry;
+use ghcache_core::testkit::{sample_entry, skip};
 use ghcache_core::{CacheTier, Event, Lookup, TierError};
 use ghcache_tier_local::{Config, Tier};
 
@@ -48,7 +48,7 @@ async fn a_read_only_cache_serves_what_it_has_and_stores_nothing() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let dir = root.path().join("cache");
     let Some(mount) = Mount::tmpfs(&dir, "size=4m") else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here; read-only case not exercised");
+        skip("cannot mount a tmpfs here (needs root); read-only case not exercised");
         return;
     };
     let a = sample_entry(1, "o/a", b"alpha\n");
@@ -78,7 +78,7 @@ async fn a_full_disk_fails_the_store_and_keeps_what_was_stored() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let dir = root.path().join("cache");
     let Some(_mount) = Mount::tmpfs(&dir, "size=512k") else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here; full-disk case not exercised");
+        skip("cannot mount a tmpfs here (needs root); full-disk case not exercised");
         return;
     };
     let a = sample_entry(1, "o/a", b"alpha\n");

@@ -51,6 +51,16 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The control socket is not one to talk to: it is in a directory that another user owns
+    /// or can write, or another user's process listens on it (see the socket module). It was
+    /// not used.
+    #[error("not using the daemon socket {}: {reason}", socket.display())]
+    Untrusted {
+        /// The socket's path.
+        socket: PathBuf,
+        /// Which check failed.
+        reason: String,
+    },
     /// The libp2p node could not be set up (transport, listen address, behaviour).
     #[error("p2p node: {0}")]
     Node(String),

@@ -6,6 +6,8 @@
 //! runners nobody can dial, which leave when their job ends, still share what they fetched.
 //! CLI processes reach it through [`Tier`], a [`ghcache_core::CacheTier`] that talks to the
 //! daemon over a Unix socket in the cache dir, and costs one refused connect when no daemon runs.
+//! Every connection to that socket is checked first (the socket module): a socket in a directory
+//! another user can write, or one that another user's process listens on, is not used.
 
 mod check;
 mod config;
@@ -19,6 +21,7 @@ mod keeper;
 mod node;
 mod role;
 pub mod sign;
+mod socket;
 mod status;
 mod swarm;
 mod swarm_key;

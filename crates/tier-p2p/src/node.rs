@@ -30,7 +30,7 @@ use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, SwarmEvent};
 use libp2p::{gossipsub, identify, kad, mdns, PeerId, Swarm};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -179,7 +179,8 @@ impl Shared {
 /// removes the socket file.
 ///
 /// # Errors
-/// [`Error::AlreadyRunning`] if another daemon answers on the socket, [`Error::Node`] for an
+/// [`Error::AlreadyRunning`] if another daemon answers on the socket, [`Error::Untrusted`] if
+/// another user's process listens on it or its directory is not private, [`Error::Node`] for an
 /// identity libp2p does not take,
 /// [`Error::Socket`], or [`Error::Node`] when the swarm cannot listen on `config.listen` or
 /// `config` asks for a read-only keeper.
@@ -304,11 +305,17 @@ async fn bind(dir: &Path, socket: &Path) -> Result<UnixListener, Error> {
             .map_err(fail)?;
     }
     if socket.exists() {
-        if UnixStream::connect(socket).await.is_ok() {
-            return Err(Error::AlreadyRunning {
-                dir: dir.to_owned(),
-                socket: socket.to_owned(),
-            });
+        match crate::socket::connect(socket).await {
+            Ok(_) => {
+                return Err(Error::AlreadyRunning {
+                    dir: dir.to_owned(),
+                    socket: socket.to_owned(),
+                })
+            }
+            // Another user's process on this user's socket, or a directory others can write:
+            // said, not quietly replaced.
+            Err(untrusted @ Error::Untrusted { .. }) => return Err(untrusted),
+            Err(_) => {}
         }
         std::fs::remove_file(socket).map_err(fail)?;
     }

@@ -12,6 +12,7 @@ use tokio::sync::Mutex;
 
 use crate::error::Error;
 use crate::node::socket_path;
+use crate::socket;
 use crate::status::Status;
 use crate::wire::{self, Control, Invalidation, Reply};
 
@@ -47,17 +48,30 @@ impl Tier {
     /// [`P2P_DEADLINE`](ghcache_core::layers::P2P_DEADLINE); the chain bounds the whole call by
     /// the same number with a [`Deadline`](ghcache_core::layers::Deadline) layer).
     ///
-    /// Returns `None` at once, after one failed connect, when no daemon runs: a CLI without a
-    /// daemon pays no timeout.
-    pub async fn connect(dir: &Path, scope_id: ScopeId, deadline: Duration) -> Option<Tier> {
+    /// Returns `Ok(None)` at once, after one failed connect, when no daemon runs: a CLI without
+    /// a daemon pays no timeout.
+    ///
+    /// # Errors
+    /// [`Error::Untrusted`] when the socket is not one to talk to: its directory is another
+    /// user's or writable by others, or another user's process listens on it. Nothing was sent;
+    /// the caller goes on without the swarm and tells the user why.
+    pub async fn connect(
+        dir: &Path,
+        scope_id: ScopeId,
+        deadline: Duration,
+    ) -> Result<Option<Tier>, Error> {
         let socket = socket_path(dir);
-        let stream = UnixStream::connect(&socket).await.ok()?;
-        Some(Tier {
+        let stream = match socket::connect(&socket).await {
+            Ok(stream) => stream,
+            Err(untrusted @ Error::Untrusted { .. }) => return Err(untrusted),
+            Err(_) => return Ok(None),
+        };
+        Ok(Some(Tier {
             socket,
             scope_id,
             deadline,
             conn: Mutex::new(Some(stream)),
-        })
+        }))
     }
 
     /// Sends `request` and waits up to `limit` for the reply.
@@ -73,7 +87,7 @@ impl Tier {
             let mut stream = match taken {
                 Some(stream) => stream,
                 // The daemon restarted since the last call: one reconnect, no retry loop.
-                None => UnixStream::connect(&self.socket).await?,
+                None => reconnect(&self.socket).await?,
             };
             match ask(&mut stream, &payload).await {
                 Ok(Some(frame)) => return Ok((frame, stream)),
@@ -84,7 +98,7 @@ impl Tier {
             // The daemon closed the connection without answering: it closes one that idled
             // past its deadline, or the one idle longest when all its slots are taken, and in
             // either case had not started on this request. Once more on a new connection.
-            let mut stream = UnixStream::connect(&self.socket).await?;
+            let mut stream = reconnect(&self.socket).await?;
             let frame = ask(&mut stream, &payload)
                 .await?
                 .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
@@ -120,6 +134,15 @@ impl Tier {
 pub(crate) fn search_ms(deadline: Duration) -> u32 {
     let search = deadline.saturating_sub(REPLY_ALLOWANCE).as_millis();
     u32::try_from(search).unwrap_or(u32::MAX).max(1)
+}
+
+/// A new connection to the daemon, checked as the first one was: whatever listens on the
+/// socket now may not be the daemon that did.
+async fn reconnect(socket: &Path) -> std::io::Result<UnixStream> {
+    socket::connect(socket).await.map_err(|e| match e {
+        Error::Socket { source, .. } => source,
+        other => std::io::Error::other(other.to_string()),
+    })
 }
 
 /// Sends one request frame and reads its reply; `Ok(None)` when the daemon closed the
@@ -266,8 +289,9 @@ impl CacheTier for Tier {
 /// # Errors
 /// [`Error::NoDaemon`] only when nothing listens on the socket (no socket file, or one left by a
 /// daemon that died); [`Error::Unresponsive`] when a daemon holds the socket but accepts no
-/// connection or does not answer within 3 s; [`Error::Socket`] when the socket cannot be used
-/// at all (permissions); [`Error::Protocol`] on a garbled answer or a connection closed
+/// connection or does not answer within 3 s; [`Error::Untrusted`] when the socket is not one
+/// to talk to (another user's directory or process); [`Error::Socket`] when the socket cannot
+/// be used at all (permissions); [`Error::Protocol`] on a garbled answer or a connection closed
 /// without one, or a status that does not read as one.
 pub async fn status(dir: &Path) -> Result<Status, Error> {
     use std::io::ErrorKind::{ConnectionRefused, NotFound, WouldBlock};
@@ -276,24 +300,21 @@ pub async fn status(dir: &Path) -> Result<Status, Error> {
         socket: socket.clone(),
         what,
     };
-    let stream = match UnixStream::connect(&socket).await {
+    let stream = match socket::connect(&socket).await {
         Ok(stream) => stream,
-        Err(e) if matches!(e.kind(), NotFound | ConnectionRefused) => {
+        Err(Error::Socket { source, .. })
+            if matches!(source.kind(), NotFound | ConnectionRefused) =>
+        {
             return Err(Error::NoDaemon {
                 dir: dir.to_owned(),
             })
         }
         // Linux refuses a connection with EAGAIN when the listener's backlog is full: a daemon
         // holds the socket but accepts nobody.
-        Err(e) if e.kind() == WouldBlock => {
+        Err(Error::Socket { source, .. }) if source.kind() == WouldBlock => {
             return Err(unresponsive("accepts no more connections".into()))
         }
-        Err(e) => {
-            return Err(Error::Socket {
-                path: socket.clone(),
-                source: e,
-            })
-        }
+        Err(other) => return Err(other),
     };
     let tier = Tier {
         socket: socket.clone(),
@@ -369,8 +390,8 @@ mod tests {
     async fn a_connection_the_daemon_closed_between_requests_is_reopened() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
         closing_daemon(dir.path()).await?;
-        let Some(tier) = Tier::connect(dir.path(), ScopeId([1; 32]), Duration::from_secs(1)).await
-        else {
+        let connected = Tier::connect(dir.path(), ScopeId([1; 32]), Duration::from_secs(1)).await;
+        let Ok(Some(tier)) = connected else {
             panic!("no connection to the test daemon");
         };
         let entry = sample_entry(1, "o/r", b"x");
@@ -411,7 +432,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         slow_daemon(dir.path()).await?;
         let tier = Tier::connect(dir.path(), ScopeId([1; 32]), Duration::from_secs(1)).await;
-        let Some(tier) = tier else {
+        let Ok(Some(tier)) = tier else {
             panic!("no connection to the test daemon");
         };
         let entry = sample_entry(1, "o/r", b"x");

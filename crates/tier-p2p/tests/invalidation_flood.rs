@@ -111,7 +111,7 @@ impl Daemon {
     async fn tier(&self) -> Result<Tier, Box<dyn std::error::Error>> {
         Ok(
             Tier::connect(self.dir.path(), scope(), Duration::from_millis(150))
-                .await
+                .await?
                 .ok_or("no daemon")?,
         )
     }

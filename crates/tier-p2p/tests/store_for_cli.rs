@@ -90,7 +90,7 @@ async fn a_store_handed_to_the_daemon_keeps_the_commands_fence_mark() -> TestRes
             ScopeId::of("test-scope"),
             Duration::from_millis(150),
         )
-        .await;
+        .await?;
         if tier.is_some() {
             break;
         }

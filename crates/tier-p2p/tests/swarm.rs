@@ -79,7 +79,7 @@ impl Daemon {
 
     async fn tier(&self, deadline: Duration) -> Result<Tier, Box<dyn std::error::Error>> {
         Ok(Tier::connect(self.dir.path(), scope(), deadline)
-            .await
+            .await?
             .ok_or("no daemon")?)
     }
 
@@ -425,7 +425,7 @@ async fn without_a_daemon_the_cli_pays_one_refused_connect() -> TestResult {
     let started = Instant::now();
     assert!(
         Tier::connect(dir.path(), scope(), Duration::from_millis(150))
-            .await
+            .await?
             .is_none()
     );
     assert!(started.elapsed() < Duration::from_millis(50));
