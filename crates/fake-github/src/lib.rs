@@ -10,11 +10,13 @@
 //! issue, a pull request, a release, a run) and honours `If-Modified-Since` whatever the token. Latency and faults (5xx, rate limit) can be
 //! injected, in process or over HTTP (`/_fake/...`) for other processes. With
 //! `FAKE_GITHUB_TRACE=1` in its environment it prints one line per request on stderr (`2`: and
-//! the request body).
+//! the request body). It is also the OIDC issuer of GitHub Actions ([`oidc`]): discovery, key set,
+//! a job's token request, and tokens minted with chosen claims.
 
 mod data;
 mod date;
 mod graphql;
+pub mod oidc;
 mod rest;
 mod server;
 
@@ -73,6 +75,9 @@ struct State {
     charged_total: u64,
     /// Requests received, answered or not yet (still waiting out the latency).
     arrived: usize,
+    /// The claims a job's token request is answered with (its `aud` is the one asked for);
+    /// `None`: a push job of `o/r`.
+    actions_job: Option<oidc::Claims>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -80,6 +85,8 @@ struct Shared {
     state: Arc<Mutex<State>>,
     /// 0: quiet; 1: one line per request on stderr; 2: and its body ([`TRACE_VAR`]).
     trace: u8,
+    /// The port it listens on: the OIDC issuer's URL names it.
+    port: u16,
 }
 
 impl Shared {

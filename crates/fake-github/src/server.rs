@@ -9,7 +9,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use serde_json::json;
 
-use crate::{date, graphql, rest, Conditional, Fault, RequestRecord, Shared};
+use crate::{date, graphql, oidc, rest, Conditional, Fault, RequestRecord, Shared};
 
 /// Largest request body read (GraphQL documents, issue bodies).
 const MAX_BODY: usize = 4 << 20;
@@ -44,6 +44,7 @@ impl FakeGithub {
                 Ok("2") => 2,
                 Ok(_) => 1,
             },
+            port,
             ..Shared::default()
         };
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -70,6 +71,23 @@ impl FakeGithub {
     /// `http://127.0.0.1:PORT`, for `HTTP_PROXY`.
     pub fn proxy_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The URL of its OIDC issuer (the `iss` of its tokens): `http://127.0.0.1:PORT`.
+    pub fn issuer(&self) -> String {
+        self.proxy_url()
+    }
+
+    /// `ACTIONS_ID_TOKEN_REQUEST_URL` of a job whose tokens this server issues (a job appends
+    /// `&audience=...`); [`oidc::REQUEST_TOKEN`] is its `ACTIONS_ID_TOKEN_REQUEST_TOKEN`.
+    pub fn id_token_request_url(&self) -> String {
+        format!("{}{}?api-version=2.0", self.proxy_url(), oidc::TOKEN_PATH)
+    }
+
+    /// The claims a job's token request is answered with from now on (its `aud` becomes the
+    /// audience asked for).
+    pub fn set_actions_job(&self, claims: oidc::Claims) {
+        self.shared.lock().actions_job = Some(claims);
     }
 
     /// The environment that points the real gh at this server.
@@ -212,6 +230,9 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
     };
     if let Some(control) = path.strip_prefix("/_fake/") {
         return Ok(self::control(&shared, control, &query));
+    }
+    if let Some(answer) = issuer(&shared, &path, &query, &authorization) {
+        return Ok(answer);
     }
     let (latency, fault) = {
         let mut state = shared.lock();
@@ -405,6 +426,38 @@ fn token_of(authorization: &str) -> Option<String> {
     let token = token.trim();
     (["token", "bearer"].contains(&scheme.to_ascii_lowercase().as_str()) && !token.is_empty())
         .then(|| token.to_owned())
+}
+
+/// The OIDC issuer's answers, for its three paths; `None` for any other path.
+fn issuer(shared: &Shared, path: &str, query: &str, authorization: &str) -> Option<Reply> {
+    let issuer = format!("http://127.0.0.1:{}", shared.port);
+    let json = |status: u16, value: serde_json::Value| {
+        reply(status, "application/json", value.to_string().into_bytes())
+    };
+    match path {
+        oidc::DISCOVERY_PATH => Some(json(200, oidc::discovery(&issuer))),
+        oidc::JWKS_PATH => Some(json(200, oidc::jwks())),
+        oidc::TOKEN_PATH => {
+            // As GitHub: the job's request token as a bearer token, the audience in the query.
+            if token_of(authorization).as_deref() != Some(oidc::REQUEST_TOKEN) {
+                return Some(json(401, json!({"message": "Bad credentials"})));
+            }
+            let Some(audience) = rest::param(query, "audience") else {
+                return Some(json(400, json!({"message": "audience is required"})));
+            };
+            let mut claims = shared
+                .lock()
+                .actions_job
+                .clone()
+                .unwrap_or_else(|| oidc::Claims::job(&issuer, "o/r", ""));
+            claims.aud = audience;
+            Some(match oidc::mint(&claims, oidc::Signer::Issuer) {
+                Ok(jwt) => json(200, json!({"value": jwt})),
+                Err(e) => json(500, json!({"message": e.to_string()})),
+            })
+        }
+        _ => None,
+    }
 }
 
 fn control(shared: &Shared, what: &str, query: &str) -> Reply {
