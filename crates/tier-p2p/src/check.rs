@@ -12,6 +12,7 @@ use std::time::Duration;
 use ghcache_core::{now_ms, Body, Entry, Manifest, ScopeId};
 use libp2p::PeerId;
 
+use crate::oidc::Binding;
 use crate::sign::{self, Rejection};
 use crate::wire::{self, FetchRequest, Gossip, Invalidation};
 
@@ -25,6 +26,8 @@ pub(crate) struct Acceptance {
     pub(crate) trusted: Vec<PeerId>,
     /// How far a producer's clock may run ahead of ours (see `ghcache_core::CLOCK_SKEW`).
     pub(crate) skew: Duration,
+    /// Which scopes each producer may sign for (its OIDC token).
+    pub(crate) binding: Binding,
 }
 
 /// Why something from a peer was refused, and whether the peer must have lied.
@@ -34,10 +37,15 @@ fn lie(reason: impl Into<String>) -> Refusal {
     (reason.into(), true)
 }
 
-/// The producer's signature and the trust policy.
-fn signature(manifest: &Manifest, trusted: &[PeerId]) -> Result<(), Refusal> {
-    match sign::verify(manifest, trusted) {
-        Ok(_) => Ok(()),
+/// The producer's signature, the trust policy, and whether the producer may sign for the
+/// manifest's scope (its OIDC token: DESIGN.md invariant 8).
+fn signature(manifest: &Manifest, accept: &Acceptance) -> Result<(), Refusal> {
+    match sign::verify(manifest, &accept.trusted) {
+        // Not a lie to cut the peer off for: a relaying peer may not know the producer's token.
+        Ok(producer) => accept
+            .binding
+            .check(&producer, &manifest.scope_id, &accept.trusted)
+            .map_err(|reason| (reason, false)),
         // A member of the swarm, just not one we take entries from.
         Err(r @ Rejection::Untrusted(_)) => Err((r.to_string(), false)),
         Err(r) => Err(lie(r.to_string())),
@@ -61,7 +69,7 @@ pub(crate) fn entry(
     if manifest.scope_id != request.scope_id {
         return Err(lie("answered with another scope's entry"));
     }
-    signature(&manifest, &accept.trusted)?;
+    signature(&manifest, accept)?;
     if manifest.body_size > wire::MAX_BODY as u64 {
         return Err(lie("body over the size cap"));
     }
@@ -91,7 +99,7 @@ pub(crate) fn manifest(
     bytes: &[u8],
 ) -> Result<Option<Manifest>, Refusal> {
     let manifest = Manifest::decode(bytes).map_err(|e| lie(e.to_string()))?;
-    signature(&manifest, &accept.trusted)?;
+    signature(&manifest, accept)?;
     if &manifest.scope_id != scope_id {
         return Err(lie("manifest of another scope"));
     }
@@ -209,6 +217,7 @@ mod tests {
         Acceptance {
             trusted: trusted.to_vec(),
             skew: CLOCK_SKEW,
+            binding: Binding::default(),
         }
     }
 

@@ -51,6 +51,19 @@ pub struct Config {
     /// the node, in the CLI): reported by `status`, so that a port chosen by the system (`:0`)
     /// can be found.
     pub metrics: Option<std::net::SocketAddr>,
+    /// A file holding this job's GitHub Actions OIDC token, whose audience is
+    /// `ghcache:<this node's peer id>`: presented to each peer on connecting, so that peers take
+    /// this node's entries for the scopes its repository allows. Read at each connection, so
+    /// that a refreshed token is presented to peers met later.
+    pub oidc_token_file: Option<std::path::PathBuf>,
+    /// The scope names presented with the token: the scopes this node produces for.
+    pub produces_for: Vec<String>,
+    /// Checks the tokens peers present. Without one, presentations are answered as refused and
+    /// peers are taken as before.
+    pub oidc: Option<crate::oidc::Verifier>,
+    /// Take entries only from producers bound to their scope by a verified token, or named in
+    /// `trusted_peers` (for keepers). Needs `oidc`.
+    pub require_oidc: bool,
 }
 
 impl Config {
@@ -81,6 +94,10 @@ impl Config {
             fetch_timeout: Duration::from_secs(5),
             held: Vec::new(),
             metrics: None,
+            oidc_token_file: None,
+            produces_for: Vec::new(),
+            oidc: None,
+            require_oidc: false,
         }
     }
 }

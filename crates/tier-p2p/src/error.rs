@@ -21,6 +21,9 @@ pub enum Error {
         /// What is wrong, and what to do.
         reason: String,
     },
+    /// An OIDC key set or token file that cannot be used.
+    #[error("{0}")]
+    Oidc(String),
     /// Another daemon already answers on this cache dir's socket.
     #[error("a ghcache daemon is already running for cache dir {dir} (socket {socket})")]
     AlreadyRunning {

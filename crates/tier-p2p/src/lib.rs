@@ -19,6 +19,7 @@ mod fetches;
 mod invalidations;
 mod keeper;
 mod node;
+pub mod oidc;
 mod role;
 pub mod sign;
 mod socket;

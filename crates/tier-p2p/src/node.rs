@@ -43,13 +43,14 @@ use crate::error::Error;
 use crate::fetches::{self, Candidates};
 use crate::invalidations::Invalidations;
 use crate::keeper::{self, Follow, Handoff, Keeper, Offer};
+use crate::oidc::{self, Binding, Verifier};
 use crate::role::Role;
 use crate::status::{bump, LiveCounters, Status};
 use crate::swarm::{self, scope_of, topic, Behaviour, BehaviourEvent, MAX_PROVIDED_KEYS};
 use crate::traffic::Traffic;
 use crate::wire::{
     self, DirectoryItem, DirectoryRequest, DirectoryResponse, FetchRequest, FetchResponse, Gossip,
-    Invalidation,
+    Invalidation, Presentation, Presented,
 };
 
 /// Queue from tasks to the swarm task.
@@ -191,6 +192,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let role = Role::of(&config)?;
+    if config.require_oidc && config.oidc.is_none() {
+        return Err(Error::Oidc(
+            "requiring OIDC tokens needs the issuer's key set to check them with".into(),
+        ));
+    }
     let keypair = Keypair::ed25519_from_bytes(config.identity.secret())
         .map_err(|e| Error::Node(format!("cannot use the node's identity: {e}")))?;
     let socket = socket_path(dir);
@@ -218,15 +224,17 @@ pub async fn run(
     ));
 
     let (commands, mut command_rx) = mpsc::channel(COMMAND_QUEUE);
+    let counters = LiveCounters::default();
     let shared = Arc::new(Shared {
         store,
         keypair,
         accept: check::Acceptance {
             trusted: config.trusted_peers.clone(),
             skew: config.clock_skew,
+            binding: Binding::new(config.require_oidc, counters.unbound.clone()),
         },
         role,
-        counters: LiveCounters::default(),
+        counters,
         traffic,
         commands,
         invalidations: Invalidations::default(),
@@ -253,6 +261,9 @@ pub async fn run(
         handoff: Handoff::default(),
         warned_scope_cap: false,
         listening: !config.listen.is_empty(),
+        token_file: config.oidc_token_file.clone(),
+        produces_for: config.produces_for.clone(),
+        verifier: config.oidc.clone(),
     };
     if role.provides() && !config.held.is_empty() {
         let held = config.held.len().min(MAX_PROVIDED_KEYS);
@@ -347,6 +358,12 @@ struct Node {
     /// Whether this node listens: one that does not is never dialed, so it provides nothing in
     /// the DHT (a record pointing at it would cost every walker a dial that cannot succeed).
     listening: bool,
+    /// This job's OIDC token, presented to each peer on connecting (see the oidc module).
+    token_file: Option<PathBuf>,
+    /// The scope names presented with it.
+    produces_for: Vec<String>,
+    /// Checks the tokens peers present.
+    verifier: Option<Verifier>,
 }
 
 impl Node {
@@ -809,6 +826,7 @@ impl Node {
             peers.map(|p| p.to_string()).collect()
         };
         Status {
+            bound_producers: strings(&mut self.shared.accept.binding.bound().iter()),
             connected_peers: strings(&mut self.swarm.connected_peers()),
             counters: self.shared.counters.snapshot(&self.shared.traffic),
             directory_entries: self.directory.len(),
@@ -841,6 +859,7 @@ impl Node {
                 self.dials.connected(&peer_id);
                 if self.connected.insert(peer_id) {
                     log(format_args!("connected to {peer_id}"));
+                    self.present(peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -948,6 +967,79 @@ impl Node {
             }
             BehaviourEvent::Fetch(event) => self.on_fetch(event),
             BehaviourEvent::Directory(event) => self.on_directory(event),
+            BehaviourEvent::Oidc(event) => self.on_oidc(event),
+            _ => {}
+        }
+    }
+
+    /// Shows `peer` this job's OIDC token and the scopes this node produces for, so that it
+    /// takes this node's entries for them. The file is read each time: a token refreshed
+    /// during a long job reaches the peers met later.
+    fn present(&mut self, peer: PeerId) {
+        let Some(path) = &self.token_file else {
+            return;
+        };
+        match oidc::read_token(path) {
+            Ok(token) => {
+                let presentation = Presentation {
+                    token,
+                    scopes: self.produces_for.clone(),
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .oidc
+                    .send_request(&peer, presentation);
+            }
+            Err(reason) => log(format_args!(
+                "cannot present the OIDC token to {peer}: {reason}"
+            )),
+        }
+    }
+
+    fn on_oidc(&mut self, event: request_response::Event<Presentation, Presented>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let outcome = oidc::answer(
+                        self.verifier.as_ref(),
+                        &self.shared.accept.binding,
+                        peer,
+                        &request,
+                    );
+                    match &outcome {
+                        Ok((job, granted)) => log(format_args!(
+                            "{peer} is a job of {}: it may produce for {granted} of the {} \
+                             scopes it named",
+                            job.repository,
+                            request.scopes.len()
+                        )),
+                        Err(reason) => {
+                            if self.verifier.is_some() {
+                                bump(&self.shared.counters.tokens_refused);
+                            }
+                            log(format_args!("refused the OIDC token of {peer}: {reason}"));
+                        }
+                    }
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .oidc
+                        .send_response(channel, Presented::of(&outcome));
+                }
+                request_response::Message::Response { response, .. } => match response {
+                    Presented::Granted(n) => log(format_args!(
+                        "{peer} took the OIDC token: this node may produce for {n} scopes there"
+                    )),
+                    Presented::Refused(reason) => {
+                        log(format_args!("{peer} refused the OIDC token: {reason}"))
+                    }
+                },
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => log(format_args!(
+                "could not present the OIDC token to {peer}: {error}"
+            )),
             _ => {}
         }
     }

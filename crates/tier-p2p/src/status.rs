@@ -8,6 +8,7 @@
 //! as its default; one this version does not know is ignored.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,9 @@ use crate::traffic::Traffic;
 #[serde(default)]
 #[non_exhaustive]
 pub struct Status {
+    /// Producers held to a GitHub Actions OIDC token they presented (peer ids): they may sign
+    /// entries only for the scopes their token allows (none for a refused token).
+    pub bound_producers: Vec<String>,
     /// Peers connected now (peer ids).
     pub connected_peers: Vec<String>,
     /// What the daemon counted since it started.
@@ -101,14 +105,21 @@ pub struct Counters {
     pub local_stores: u64,
     /// Lookups asked by CLI processes.
     pub lookups: u64,
-    /// Data from peers that failed a check (forged, malformed, untrusted, off-scope).
+    /// Data from peers that failed a check (forged, malformed, untrusted, off-scope, unbound).
     pub rejected: u64,
+    /// OIDC tokens presented by peers that failed their checks (forged, expired, for another
+    /// peer or issuer).
+    pub tokens_refused: u64,
+    /// Entries and manifests refused because their producer may not sign for their scope: its
+    /// OIDC token names another repository, or it presented none where one is required. Also
+    /// counted in `rejected`.
+    pub unbound: u64,
 }
 
 impl Counters {
     /// Every counter with its JSON name, in name order: how `ghcache daemon status` lists them
     /// and the metrics endpoint exports them.
-    pub fn named(&self) -> [(&'static str, u64); 14] {
+    pub fn named(&self) -> [(&'static str, u64); 16] {
         [
             ("announcements_received", self.announcements_received),
             ("bytes_in", self.bytes_in),
@@ -124,6 +135,8 @@ impl Counters {
             ("local_stores", self.local_stores),
             ("lookups", self.lookups),
             ("rejected", self.rejected),
+            ("tokens_refused", self.tokens_refused),
+            ("unbound", self.unbound),
         ]
     }
 }
@@ -170,6 +183,9 @@ pub(crate) struct LiveCounters {
     pub(crate) keep_missed: AtomicU64,
     pub(crate) directories_served: AtomicU64,
     pub(crate) directory_learned: AtomicU64,
+    pub(crate) tokens_refused: AtomicU64,
+    /// Shared with the producer binding, which counts its own refusals.
+    pub(crate) unbound: Arc<AtomicU64>,
 }
 
 impl LiveCounters {
@@ -191,6 +207,8 @@ impl LiveCounters {
             local_stores: n(&self.local_stores),
             lookups: n(&self.lookups),
             rejected: n(&self.rejected),
+            tokens_refused: n(&self.tokens_refused),
+            unbound: n(&self.unbound),
         }
     }
 }
@@ -221,6 +239,8 @@ mod tests {
             &mut counters.local_stores,
             &mut counters.lookups,
             &mut counters.rejected,
+            &mut counters.tokens_refused,
+            &mut counters.unbound,
         ]
         .into_iter()
         .enumerate()
@@ -228,6 +248,7 @@ mod tests {
             *value = i as u64 + 1;
         }
         Status {
+            bound_producers: vec!["12D3KooWA".into()],
             connected_peers: vec!["12D3KooWA".into(), "12D3KooWB".into()],
             counters,
             directory_entries: 7,
@@ -264,11 +285,12 @@ mod tests {
     #[test]
     fn the_json_keeps_the_names_and_order_it_always_had() -> Result<(), serde_json::Error> {
         let expected = concat!(
-            r#"{"connected_peers":["12D3KooWA","12D3KooWB"],"counters":{"#,
+            r#"{"bound_producers":["12D3KooWA"],"#,
+            r#""connected_peers":["12D3KooWA","12D3KooWB"],"counters":{"#,
             r#""announcements_received":1,"bytes_in":2,"bytes_out":3,"clients_dropped":4,"#,
             r#""directories_served":5,"directory_learned":6,"fetches_served":7,"hits":8,"#,
             r#""invalidations_received":9,"keep_missed":10,"kept":11,"local_stores":12,"#,
-            r#""lookups":13,"rejected":14},"#,
+            r#""lookups":13,"rejected":14,"tokens_refused":15,"unbound":16},"#,
             r#""directory_entries":7,"keep":{"bytes_in_flight":4096,"in_flight":2,"queued":3,"#,
             r#""scopes":1},"keeper":true,"keepers":["12D3KooWB"],"#,
             r#""listen_addrs":["/ip4/127.0.0.1/tcp/4001"],"#,

@@ -6,7 +6,7 @@
 //! ```text
 //! transport   TCP -> pnet (the swarm key) -> noise -> yamux
 //! behaviours  identify, ping, mDNS, Kademlia (private protocol), gossipsub,
-//!             /ghcache/fetch/1 and /ghcache/directory/1 (request-response)
+//!             /ghcache/fetch/1, /ghcache/directory/1 and /ghcache/oidc/1 (request-response)
 //! topics      ghcache/v1/<scope id in hex>, one per scope
 //! ```
 
@@ -32,7 +32,7 @@ use crate::error::Error;
 use crate::keeper;
 use crate::node::log;
 use crate::traffic::{Metered, Traffic};
-use crate::wire::{self, DirectoryCodec, FetchCodec};
+use crate::wire::{self, DirectoryCodec, FetchCodec, OidcCodec};
 
 /// Kademlia protocol name: private, so our DHT never merges with the public IPFS one.
 const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ghcache/kad/1.0.0");
@@ -69,6 +69,7 @@ pub(crate) struct Behaviour {
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) fetch: request_response::Behaviour<FetchCodec>,
     pub(crate) directory: request_response::Behaviour<DirectoryCodec>,
+    pub(crate) oidc: request_response::Behaviour<OidcCodec>,
 }
 
 /// The swarm's transport: TCP, then pnet with the swarm key (without it, not even the noise
@@ -164,6 +165,16 @@ pub(crate) fn build(
             .with_max_concurrent_streams(MAX_STREAMS),
     );
 
+    // Every node answers presentations (it may need to know who may produce what); only a
+    // node with a token makes them.
+    let oidc = request_response::Behaviour::with_codec(
+        OidcCodec,
+        [(wire::OIDC_PROTOCOL, ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(DIRECTORY_TIMEOUT)
+            .with_max_concurrent_streams(MAX_STREAMS),
+    );
+
     let behaviour = Behaviour {
         identify: identify::Behaviour::new(
             identify::Config::new(ID_PROTOCOL.into(), keypair.public())
@@ -176,6 +187,7 @@ pub(crate) fn build(
         gossipsub,
         fetch,
         directory,
+        oidc,
     };
     Ok(Swarm::new(
         transport,

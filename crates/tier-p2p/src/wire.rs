@@ -1,8 +1,9 @@
 //! Every message this crate sends or receives, and their bounded encodings.
 //!
-//! Four channels carry them: gossipsub ([`Gossip`]), two request-response protocols between
-//! peers, `/ghcache/fetch/1` ([`FetchRequest`], [`FetchResponse`]) and `/ghcache/directory/1`
-//! ([`DirectoryRequest`], [`DirectoryResponse`]), and the daemon's Unix control socket
+//! Five channels carry them: gossipsub ([`Gossip`]), three request-response protocols between
+//! peers, `/ghcache/fetch/1` ([`FetchRequest`], [`FetchResponse`]), `/ghcache/directory/1`
+//! ([`DirectoryRequest`], [`DirectoryResponse`]) and `/ghcache/oidc/1` ([`Presentation`],
+//! [`Presented`]), and the daemon's Unix control socket
 //! ([`Control`], [`Reply`]). Anything read from a peer or a socket is decoded here, with the
 //! core's bounded [`Reader`] (the one that reads manifests and bodies too): size caps are checked
 //! before any allocation, and nothing received makes it panic.
@@ -14,6 +15,8 @@ use std::sync::Arc;
 use ghcache_core::policy::Resources;
 use ghcache_core::wire::{put_bytes, Reader};
 use ghcache_core::{CacheKey, DecodeError, Manifest, ScopeId, Selector};
+
+use crate::oidc::{MAX_PRESENTED_SCOPES, MAX_SCOPE_NAME, MAX_TOKEN};
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::request_response;
 use libp2p::{PeerId, StreamProtocol};
@@ -68,6 +71,16 @@ pub const MAX_DIRECTORY_REQUEST: usize = 1 + 32 + 2;
 pub const MAX_DIRECTORY_RESPONSE: usize = 1
     + 4
     + MAX_DIRECTORY_ITEMS * (4 + MAX_MANIFEST + 1 + MAX_DIRECTORY_PROVIDERS * (4 + MAX_PEER_ID));
+
+/// Protocol name of a runner's presentation of its job's OIDC token (see the oidc module).
+pub const OIDC_PROTOCOL: StreamProtocol = StreamProtocol::new("/ghcache/oidc/1");
+/// Largest presentation: a tag, the token, a count, and the scope names.
+pub const MAX_PRESENTATION: usize =
+    1 + 4 + MAX_TOKEN + 1 + MAX_PRESENTED_SCOPES * (4 + MAX_SCOPE_NAME);
+/// Longest reason given for a refused token (the verifier's one line, cut).
+pub const MAX_REFUSAL: usize = 256;
+/// Largest answer to a presentation: a tag and a count, or a tag and a reason.
+pub const MAX_PRESENTED: usize = 1 + 4 + MAX_REFUSAL;
 
 /// A message that cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -221,6 +234,25 @@ pub struct DirectoryItem {
     pub providers: Vec<PeerId>,
 }
 
+/// A runner's job token, shown to a peer it connected to, with the scopes it produces for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presentation {
+    /// The GitHub Actions OIDC token (a JWT) whose audience is `ghcache:<the runner's peer id>`.
+    pub token: String,
+    /// Scope names (`actions:o/r`, ...) the runner asks to produce for.
+    pub scopes: Vec<String>,
+}
+
+/// What a peer made of a [`Presentation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    /// The token holds: the runner may produce for this many of the scopes it named.
+    Granted(u32),
+    /// The token was refused, and why (at most [`MAX_REFUSAL`] bytes); the runner produces
+    /// for nothing on that peer.
+    Refused(String),
+}
+
 /// A request from a CLI process to its daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
@@ -303,6 +335,9 @@ const TAG_FOUND: u8 = 0x22;
 const TAG_NOT_FOUND: u8 = 0x23;
 const TAG_DIRECTORY_ASK: u8 = 0x24;
 const TAG_DIRECTORY: u8 = 0x25;
+const TAG_PRESENT: u8 = 0x26;
+const TAG_GRANTED: u8 = 0x27;
+const TAG_REFUSED: u8 = 0x28;
 const TAG_GET: u8 = 0x31;
 const TAG_PUBLISH: u8 = 0x32;
 const TAG_CTL_INVALIDATE: u8 = 0x33;
@@ -543,6 +578,80 @@ impl DirectoryResponse {
         }
         r.finish()?;
         Ok(DirectoryResponse { items })
+    }
+}
+
+impl Presentation {
+    /// Wire encoding. Scope names past [`MAX_PRESENTED_SCOPES`] are left out, so what is sent
+    /// always decodes.
+    pub fn encode(&self) -> Vec<u8> {
+        let scopes = &self.scopes[..self.scopes.len().min(MAX_PRESENTED_SCOPES)];
+        let mut out = vec![TAG_PRESENT];
+        put_bytes(&mut out, self.token.as_bytes());
+        out.push(scopes.len() as u8);
+        for scope in scopes {
+            put_bytes(&mut out, scope.as_bytes());
+        }
+        out
+    }
+
+    /// Inverse of [`Presentation::encode`].
+    ///
+    /// # Errors
+    /// Anything malformed or over its cap.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes, "oidc presentation");
+        if r.u8()? != TAG_PRESENT {
+            return Err(r.err("unknown tag").into());
+        }
+        let token = r.string(MAX_TOKEN)?;
+        let count = usize::from(r.u8()?);
+        if count > MAX_PRESENTED_SCOPES {
+            return Err(r.err("too many scopes").into());
+        }
+        let mut scopes = Vec::with_capacity(count);
+        for _ in 0..count {
+            scopes.push(r.string(MAX_SCOPE_NAME)?);
+        }
+        r.finish()?;
+        Ok(Presentation { token, scopes })
+    }
+}
+
+impl Presented {
+    /// Wire encoding; a reason past [`MAX_REFUSAL`] bytes is cut (at a character boundary).
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Presented::Granted(n) => {
+                let mut out = vec![TAG_GRANTED];
+                out.extend_from_slice(&n.to_le_bytes());
+                out
+            }
+            Presented::Refused(reason) => {
+                let mut end = reason.len().min(MAX_REFUSAL);
+                while !reason.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let mut out = vec![TAG_REFUSED];
+                put_bytes(&mut out, &reason.as_bytes()[..end]);
+                out
+            }
+        }
+    }
+
+    /// Inverse of [`Presented::encode`].
+    ///
+    /// # Errors
+    /// Anything malformed or over its cap.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes, "oidc answer");
+        let presented = match r.u8()? {
+            TAG_GRANTED => Presented::Granted(u32::from_le_bytes(r.array()?)),
+            TAG_REFUSED => Presented::Refused(r.string(MAX_REFUSAL)?),
+            _ => return Err(r.err("unknown tag").into()),
+        };
+        r.finish()?;
+        Ok(presented)
     }
 }
 
@@ -1015,6 +1124,16 @@ framed_codec!(
     no_early_refusal
 );
 
+framed_codec!(
+    /// Request-response codec of `/ghcache/oidc/1`: one length-prefixed, capped frame each way.
+    OidcCodec,
+    Presentation,
+    MAX_PRESENTATION,
+    Presented,
+    MAX_PRESENTED,
+    no_early_refusal
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1092,8 +1211,54 @@ mod tests {
         (gossip, fetch, control, replies)
     }
 
+    fn presentations() -> Vec<Presentation> {
+        vec![
+            Presentation {
+                token: "a.b.c".into(),
+                scopes: vec!["actions:o/a".into(), "actions:o/a#x".into()],
+            },
+            Presentation {
+                token: String::new(),
+                scopes: Vec::new(),
+            },
+        ]
+    }
+
+    fn answers() -> Vec<Presented> {
+        vec![Presented::Granted(2), Presented::Refused("expired".into())]
+    }
+
+    #[test]
+    fn presentations_round_trip_and_stay_under_their_caps() {
+        for m in presentations() {
+            assert_eq!(Presentation::decode(&m.encode()), Ok(m));
+        }
+        for m in answers() {
+            assert_eq!(Presented::decode(&m.encode()), Ok(m));
+        }
+        let largest = Presentation {
+            token: "t".repeat(MAX_TOKEN),
+            scopes: vec!["s".repeat(MAX_SCOPE_NAME); MAX_PRESENTED_SCOPES + 3],
+        };
+        let bytes = largest.encode();
+        assert!(bytes.len() <= MAX_PRESENTATION);
+        assert_eq!(
+            Presentation::decode(&bytes).map(|p| p.scopes.len()),
+            Ok(MAX_PRESENTED_SCOPES)
+        );
+        let long = Presented::Refused("é".repeat(MAX_REFUSAL));
+        assert!(long.encode().len() <= MAX_PRESENTED);
+        assert!(Presented::decode(&long.encode()).is_ok());
+        let mut too_many = vec![TAG_PRESENT, 0, 0, 0, 0];
+        too_many.push(MAX_PRESENTED_SCOPES as u8 + 1);
+        assert!(Presentation::decode(&too_many).is_err());
+    }
+
     /// Every tag of every message kind, for the fuzz test to start messages with.
-    const ALL_TAGS: [u8; 19] = [
+    const ALL_TAGS: [u8; 22] = [
+        TAG_PRESENT,
+        TAG_GRANTED,
+        TAG_REFUSED,
         TAG_ANNOUNCE,
         TAG_INVALIDATE,
         TAG_FETCH,
@@ -1138,6 +1303,8 @@ mod tests {
             .encode(),
         );
         encoded.push(DirectoryResponse::default().encode());
+        encoded.extend(presentations().iter().map(Presentation::encode));
+        encoded.extend(answers().iter().map(Presented::encode));
         let mut used: Vec<u8> = encoded.iter().map(|bytes| bytes[0]).collect();
         used.sort_unstable();
         used.dedup();
@@ -1506,6 +1673,8 @@ mod tests {
             let _ = Reply::decode(&bytes);
             let _ = DirectoryRequest::decode(&bytes);
             let _ = DirectoryResponse::decode(&bytes);
+            let _ = Presentation::decode(&bytes);
+            let _ = Presented::decode(&bytes);
         }
 
         #[test]
@@ -1522,6 +1691,8 @@ mod tests {
             let _ = Reply::decode(&bytes);
             let _ = DirectoryRequest::decode(&bytes);
             let _ = DirectoryResponse::decode(&bytes);
+            let _ = Presentation::decode(&bytes);
+            let _ = Presented::decode(&bytes);
         }
 
         #[test]
