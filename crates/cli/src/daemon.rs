@@ -48,6 +48,28 @@ pub struct Flags {
     /// Serve Prometheus metrics on http://ADDR/metrics
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
+    /// This job's GitHub Actions OIDC token, with audience ghcache:<this daemon's peer id>:
+    /// presented to every peer, which then takes this daemon's entries for the job's repository
+    #[arg(long, value_name = "FILE", env = "GH_CACHE_OIDC_TOKEN_FILE")]
+    oidc_token_file: Option<PathBuf>,
+    /// Take entries only from producers whose OIDC token names their scope's repository, or
+    /// that --trusted-peer names (for keepers)
+    #[arg(long)]
+    require_oidc: bool,
+    /// The OIDC issuer's key set (JWK set JSON) [default: fetched from the issuer, cached]
+    #[arg(long, value_name = "FILE")]
+    oidc_jwks: Option<PathBuf>,
+    /// The OIDC issuer whose tokens are taken
+    #[arg(long, value_name = "URL", default_value = p2p::oidc::GITHUB_ISSUER)]
+    oidc_issuer: String,
+}
+
+/// The daemon's OIDC settings, taken from its flags.
+struct Oidc {
+    token_file: Option<PathBuf>,
+    require: bool,
+    jwks: Option<PathBuf>,
+    issuer: String,
 }
 
 /// Reads the configured swarm key (see `keys::swarm_key`), or says how to make one.
@@ -69,7 +91,13 @@ pub fn new_swarm_key(out: Option<&Path>) -> Result<i32, Failure> {
 }
 
 /// `ghcache daemon`: runs this machine's node until SIGINT or SIGTERM.
-pub fn run(config: &mut Config, flags: Flags) -> Result<i32, Failure> {
+pub fn run(config: &mut Config, mut flags: Flags) -> Result<i32, Failure> {
+    let oidc = Oidc {
+        token_file: flags.oidc_token_file.take(),
+        require: flags.require_oidc,
+        jwks: flags.oidc_jwks.take(),
+        issuer: std::mem::take(&mut flags.oidc_issuer),
+    };
     apply_flags(config, flags)?;
     let dir = config
         .cache_dir()
@@ -100,6 +128,15 @@ pub fn run(config: &mut Config, flags: Flags) -> Result<i32, Failure> {
         // The identity the CLI signs with too (for IPFS): one producer per machine. Made once
         // the cache dir is set up, which adopts only a new or empty directory or a cache.
         p2p_config.identity = crate::keys::identity(&dir)?;
+        p2p_config.oidc = crate::oidc::verifier(
+            &dir,
+            oidc.issuer.trim_end_matches('/'),
+            oidc.jwks.as_deref(),
+            oidc.require,
+        )
+        .await?;
+        p2p_config.require_oidc = oidc.require;
+        p2p_config.oidc_token_file = oidc.token_file;
         // What this machine already holds is findable again after a restart.
         p2p_config.held = store.keys(100_000).await.unwrap_or_default();
         let store: Arc<dyn CacheTier> = Arc::new(store);
@@ -192,17 +229,19 @@ fn node_config(config: &Config) -> Result<p2p::Config, Failure> {
     }
     node.keep = settings.keep.value;
     node.trusted_peers = trusted_peers(config)?;
-    node.scopes = vec![cli_scope_id(config)];
+    let scope = cli_scope(config);
+    node.scopes = vec![ghcache_core::ScopeId::of(&scope)];
+    // The scope named with this job's OIDC token, when it presents one.
+    node.produces_for = vec![scope];
     Ok(node)
 }
 
-/// The scope id of what `ghcache gh` asks on this machine: the daemon runs in the same
+/// The scope of what `ghcache gh` asks on this machine: the daemon runs in the same
 /// environment as the CLI, so it computes the same scope, and follows it from the start.
-fn cli_scope_id(config: &Config) -> ghcache_core::ScopeId {
+fn cli_scope(config: &Config) -> String {
     let env = |name: &str| std::env::var(name).ok();
     let host = crate::context::host(&env);
-    let scope = crate::context::scope(&env, config.scope.value.as_deref(), &host);
-    ghcache_core::ScopeId::of(&scope)
+    crate::context::scope(&env, config.scope.value.as_deref(), &host)
 }
 
 /// The producers whose entries are accepted (empty: any swarm member).
@@ -279,6 +318,10 @@ pub fn status(config: &Config, json: bool) -> Result<i32, Failure> {
     }
     if !status.keepers.is_empty() {
         println!("keepers          {}", status.keepers.join(" "));
+    }
+    if !status.bound_producers.is_empty() {
+        // Held to a GitHub Actions OIDC token: they produce only for their repository's scopes.
+        println!("bound producers  {}", status.bound_producers.len());
     }
     for (name, n) in status.counters.named() {
         println!("{:<16} {n}", name.replace('_', " "));

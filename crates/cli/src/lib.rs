@@ -46,6 +46,8 @@ mod http;
 mod ipfs;
 #[cfg(any(feature = "p2p", feature = "ipfs"))]
 mod keys;
+#[cfg(feature = "p2p")]
+mod oidc;
 #[doc(hidden)]
 pub mod shell;
 #[doc(hidden)]

@@ -103,6 +103,56 @@ impl Upstream {
         }
     }
 
+    /// GETs `url` and returns its body if the answer is a 200 of at most `max` bytes, for the
+    /// few documents ghcache reads itself (an OIDC issuer's discovery document and key set).
+    ///
+    /// # Errors
+    /// One line: a URL that is not `https://` (or `http://` to a loopback host, such as the
+    /// tests' fake issuer), a host that cannot be reached, another status, a larger body.
+    pub async fn get(&self, url: &str, max: usize) -> Result<Vec<u8>, String> {
+        use http_body_util::BodyExt as _;
+        let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+        let host = uri.host().unwrap_or_default().to_ascii_lowercase();
+        let loopback = host == "localhost"
+            || host.ends_with(".localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        let tls = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") if loopback => false,
+            _ => {
+                return Err(format!(
+                    "{url}: only https (or http to this machine) is used"
+                ))
+            }
+        };
+        let route = Route {
+            tls,
+            port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+            host,
+        };
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let authority = uri.authority().map_or("", |a| a.as_str()).to_owned();
+        let request = Request::get(path)
+            .header(HOST, authority)
+            .header(hyper::header::USER_AGENT, "ghcache")
+            .body(Body::empty())
+            .map_err(|e| format!("{url}: {e}"))?;
+        let response = self
+            .send(&route, request, None)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if response.status() != hyper::StatusCode::OK {
+            return Err(format!("{url}: answered {}", response.status()));
+        }
+        let body = http_body_util::Limited::new(response.into_body(), max)
+            .collect()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        Ok(body.to_bytes().to_vec())
+    }
+
     /// Sends `request` (origin-form URI, `Host` header set) to the host of `route`.
     ///
     /// # Behavior

@@ -452,6 +452,37 @@ mod tests {
     }
 
     #[test]
+    fn a_producer_bound_by_its_token_is_refused_elsewhere_without_blame() -> Result<(), Error> {
+        let keypair = Keypair::generate_ed25519();
+        let producer = keypair.public().to_peer_id();
+        let (honest, request) = honest(&keypair)?;
+        let bound = accept(&[]);
+        let job = crate::oidc::Job {
+            repository: "o/a".into(),
+            pull_request: false,
+        };
+        bound
+            .binding
+            .grant(producer, Some(&job), &["actions:o/a".into()]);
+        let refused = entry(
+            &bound,
+            &request,
+            &honest.manifest.encode(),
+            &honest.body.encode(),
+        );
+        assert!(
+            matches!(&refused, Err((reason, false)) if reason.contains("bound")),
+            "{refused:?}"
+        );
+        let scope = honest.manifest.scope_id;
+        assert!(matches!(
+            manifest(&bound, &scope, &honest.manifest.encode()),
+            Err((_, false))
+        ));
+        Ok(())
+    }
+
+    #[test]
     fn a_producer_whose_clock_runs_ahead_is_refused_and_told_why() -> Result<(), Error> {
         let keypair = Keypair::generate_ed25519();
         let mut ahead = sample_entry(3, "o/r", b"out\n");
