@@ -14,19 +14,17 @@ use ghcache_tier_p2p::PeerId;
 
 const LIST: [&str; 4] = ["pr", "list", "-R", "o/r"];
 
-/// A runner of a job of `repository` whose commands use scope `scope`, presenting a token of
-/// the fake issuer: its daemon is started once to learn its peer id (the token's audience),
-/// then again with the token, bootstrapping from `seed`.
+/// A runner of a job of `o/a` whose commands use scope `scope`, presenting a token of the fake
+/// issuer addressed to the peer id `ghcache daemon id` printed, bootstrapping from `seed`.
 fn runner(world: &World, name: &str, key: &Path, seed: &Daemon, scope: &str) -> (Machine, Daemon) {
     let mut machine = world.machine(name);
     machine.set_env("GH_CACHE_SCOPE", scope);
     machine.set_env("GH_CACHE_P2P_DEADLINE", "2s");
-    let first = machine.daemon_on(key, Listen::Nowhere, &[]);
-    let peer: PeerId = first
-        .peer_id
+    let id = machine.ghcache(&["daemon", "id"]).ok().out();
+    let peer: PeerId = id
+        .trim()
         .parse()
-        .unwrap_or_else(|e| panic!("peer id: {e}"));
-    first.stop();
+        .unwrap_or_else(|e| panic!("peer id {id:?}: {e}"));
     let claims = Claims::job(&world.github.issuer(), "o/a", &audience(&peer));
     let token = fake::mint(&claims, Signer::Issuer).unwrap_or_else(|e| panic!("mint: {e}"));
     let file: PathBuf = machine
@@ -38,6 +36,11 @@ fn runner(world: &World, name: &str, key: &Path, seed: &Daemon, scope: &str) -> 
         key,
         Listen::Nowhere,
         &["--bootstrap", &seed.addr, "--oidc-token-file", &token_arg],
+    );
+    assert_eq!(
+        daemon.peer_id,
+        id.trim(),
+        "the daemon has the id it was said to have"
     );
     let bound = wait_until(Duration::from_secs(30), || {
         seed.status().bound_producers.contains(&daemon.peer_id)

@@ -159,6 +159,28 @@ pub fn run(config: &mut Config, mut flags: Flags) -> Result<i32, Failure> {
     Ok(0)
 }
 
+/// `ghcache daemon id`: the peer id of this cache dir's daemon, made now if there is none yet,
+/// so that a job can ask for an OIDC token addressed to it before the daemon starts.
+pub fn id(config: &Config) -> Result<i32, Failure> {
+    let dir = config
+        .cache_dir()
+        .map_err(|e| Failure::Usage(e.to_string()))?
+        .to_path_buf();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
+    // The cache dir is set up (or refused) as the daemon sets it up, before a key goes in it.
+    runtime.block_on(async {
+        local::Tier::open(crate::gh::local_config(&dir, config))
+            .await
+            .map(drop)
+            .map_err(|e| Failure::Runtime(e.to_string()))
+    })?;
+    println!("{}", crate::keys::identity(&dir)?.id());
+    Ok(0)
+}
+
 fn apply_flags(config: &mut Config, flags: Flags) -> Result<(), Failure> {
     use crate::config::Origin::Flag;
     let p2p = &mut config.p2p;

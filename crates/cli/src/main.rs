@@ -163,6 +163,9 @@ enum DaemonAction {
         #[arg(long)]
         json: bool,
     },
+    /// Print the peer id this cache dir's daemon has (made on first use), without starting it:
+    /// the audience `ghcache:<peer id>` of the OIDC token it presents.
+    Id,
 }
 
 #[cfg(feature = "p2p")]
@@ -268,6 +271,11 @@ fn run() -> Result<i32, Failure> {
             action: Some(DaemonAction::Status { json }),
             ..
         } => daemon::status(&config, json),
+        #[cfg(feature = "p2p")]
+        Command::Daemon {
+            action: Some(DaemonAction::Id),
+            ..
+        } => daemon::id(&config),
         #[cfg(feature = "p2p")]
         Command::Daemon {
             action: None,
