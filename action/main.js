@@ -12,6 +12,7 @@ const runner = require('./lib/runner');
 const { StepError, info, input } = runner;
 const { choose, install, ownRelease, ownVersion, runnerTemp, which } = require('./lib/install');
 const daemon = require('./lib/daemon');
+const oidc = require('./lib/oidc');
 
 /** Is this job a pull request from a fork, whose code nobody reviewed yet? */
 function forkPullRequest() {
@@ -33,6 +34,31 @@ function readOnlyInput() {
   const value = input('read-only') || 'auto';
   if (value === 'auto') return { readOnly: forkPullRequest(), auto: true };
   return { readOnly: runner.booleanInput('read-only'), auto: false };
+}
+
+/**
+ * The job's OIDC token for the daemon whose environment is `env`, in a file under `temp`; null
+ * without `permissions: id-token: write` (or when asking fails: one warning). Without a token,
+ * keepers that require one do not take this job's answers; everything else works.
+ */
+async function jobToken(ghcache, env, temp) {
+  const request = oidc.requestFrom(process.env);
+  if (!request) {
+    info('no id-token: write permission: keepers that require an OIDC token do not take this job\'s answers');
+    return null;
+  }
+  const id = spawnSync(ghcache, ['daemon', 'id'], { env, encoding: 'utf8' });
+  const peer = (id.stdout || '').trim();
+  if (id.status !== 0 || !peer) {
+    runner.annotate('warning', `ghcache daemon id failed: ${(id.stderr || '').trim().split('\n').pop()}`, 'ghcache');
+    return null;
+  }
+  try {
+    return oidc.writeToken(temp, await oidc.requestToken(request, `ghcache:${peer}`));
+  } catch (err) {
+    runner.annotate('warning', `${err.message}; this job's answers go only to peers that do not require a token`, 'ghcache');
+    return null;
+  }
 }
 
 /** Multiaddrs separated by spaces, commas or newlines. */
@@ -166,7 +192,8 @@ async function main() {
     runner.exportVariable('GH_CACHE_P2P', '1');
     const log = path.join(temp, 'daemon.log');
     const env = daemon.environment(process.env, { declared: Boolean(token) });
-    const pid = daemon.start(ghcache, daemon.flags({ keep, readOnly, bootstrap }), log, env);
+    const oidcTokenFile = readOnly ? null : await jobToken(ghcache, env, temp);
+    const pid = daemon.start(ghcache, daemon.flags({ keep, readOnly, bootstrap, oidcTokenFile }), log, env);
     runner.saveState('pid', String(pid));
     const status = await daemon.waitJoined({
       ghcache,

@@ -13,8 +13,10 @@ const POLL_MS = 100;
 const STOP_TIMEOUT_MS = 15000;
 
 /** The daemon's flags from the action's inputs. */
-function flags({ keep, readOnly, bootstrap }) {
+function flags({ keep, readOnly, bootstrap, oidcTokenFile }) {
   const args = ['daemon'];
+  // The job's OIDC token, as a file: peers take this runner's answers for its repository.
+  if (oidcTokenFile) args.push('--oidc-token-file', oidcTokenFile);
   // A keeper is dialed by the runners; any other runner sits behind NAT and only dials out.
   if (!keep) args.push('--no-listen');
   if (keep) args.push('--keep');
