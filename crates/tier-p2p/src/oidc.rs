@@ -224,8 +224,10 @@ impl Binding {
     }
 
     /// Holds `producer` to what its token allowed: the scopes in `scopes` that `job` may
-    /// produce for, or nothing for `None` (a token that was refused). Replaces what it presented
-    /// before. Returns how many scopes it may produce for.
+    /// produce for, or nothing for `None` (a token that was refused). A valid token replaces
+    /// what the producer presented before (a self-hosted runner's next job); a refused one does
+    /// not undo a valid one (the same token, expired by the time the runner met another
+    /// connection, proves no less than it did). Returns how many scopes it may produce for.
     pub(crate) fn grant(&self, producer: PeerId, job: Option<&Job>, scopes: &[String]) -> usize {
         let grant = Grant {
             repository: job.map(|j| j.repository.clone()),
@@ -241,6 +243,9 @@ impl Binding {
         };
         let granted = grant.scopes.len();
         let mut grants = self.grants();
+        if job.is_none() && grants.by_producer.contains_key(&producer) {
+            return 0;
+        }
         if grants.by_producer.insert(producer, grant).is_none() {
             grants.order.push_back(producer);
             while grants.order.len() > MAX_GRANTS {
@@ -526,6 +531,22 @@ mod tests {
         assert_eq!(open.check(&runner, &a, &[]), Ok(()));
         assert!(open.check(&runner, &b, &[]).is_err(), "held to its token");
         assert_eq!(open.check(&silent, &b, &[]), Ok(()), "as before");
+        assert_eq!(open.grant(runner, None, &names), 0);
+        assert_eq!(
+            open.check(&runner, &a, &[]),
+            Ok(()),
+            "a later refused token does not undo a valid one"
+        );
+        let elsewhere = Job {
+            repository: "o/b".into(),
+            pull_request: false,
+        };
+        open.grant(runner, Some(&elsewhere), &names);
+        assert!(
+            open.check(&runner, &a, &[]).is_err(),
+            "a new job's token replaces"
+        );
+        assert_eq!(open.check(&runner, &b, &[]), Ok(()));
         open.grant(silent, None, &names);
         assert!(
             open.check(&silent, &b, &[]).is_err(),
