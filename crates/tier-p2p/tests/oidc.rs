@@ -162,15 +162,20 @@ fn entry_of(scope: &str, seed: u8) -> Entry {
     entry
 }
 
-/// A keeper that takes entries only from producers bound by a token of the fake issuer.
-async fn strict_keeper(key: SwarmKey) -> Result<Daemon, Box<dyn std::error::Error>> {
+/// A keeper that checks tokens of the fake issuer and, if `require`, takes entries only from
+/// producers bound by one.
+async fn keeper(key: SwarmKey, require: bool) -> Result<Daemon, Box<dyn std::error::Error>> {
     let verifier = Verifier::new(ISSUER, fake::jwks().to_string().as_bytes())?;
     Daemon::start(key, &[], move |c, _| {
         c.keep = true;
-        c.require_oidc = true;
+        c.require_oidc = require;
         c.oidc = Some(verifier);
     })
     .await
+}
+
+async fn strict_keeper(key: SwarmKey) -> Result<Daemon, Box<dyn std::error::Error>> {
+    keeper(key, true).await
 }
 
 /// A runner that nobody can dial, of a job whose token `token` makes for its own peer id: it
@@ -311,6 +316,40 @@ async fn expired_forged_or_misaddressed_tokens_bind_their_runner_to_nothing() ->
     for daemon in runners {
         daemon.stop().await?;
     }
+    keeper.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_requiring_tokens_a_silent_peer_produces_as_before_and_a_presenter_is_held(
+) -> TestResult {
+    let key = SwarmKey::generate()?;
+    let keeper = keeper(key, false).await?;
+    let (a, _) = runner(key, &keeper, |peer| {
+        mint(&Claims::job(ISSUER, "o/a", &audience(peer)), Signer::Issuer)
+    })
+    .await?;
+    let planted = entry_of(OTHER, 21);
+    let refused = a
+        .publish_until(&planted, OTHER, || async {
+            keeper.counters().await.unbound >= 1
+        })
+        .await;
+    assert!(
+        refused,
+        "a presenter is held to its token: {:?}",
+        keeper.counters().await
+    );
+    assert!(!stored(&keeper.store, &planted).await);
+
+    let silent = Daemon::start(key, &keeper.addr(), |c, _| c.listen = Vec::new()).await?;
+    let theirs = entry_of(OTHER, 22);
+    let kept = silent
+        .publish_until(&theirs, OTHER, || stored(&keeper.store, &theirs))
+        .await;
+    assert!(kept, "a peer that presented nothing is taken as before");
+    silent.stop().await?;
+    a.stop().await?;
     keeper.stop().await?;
     Ok(())
 }
