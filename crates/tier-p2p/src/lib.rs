@@ -20,12 +20,14 @@ mod invalidations;
 mod keeper;
 mod node;
 mod role;
+mod shares;
 pub mod sign;
 mod socket;
 mod status;
 mod swarm;
 mod swarm_key;
 mod tier;
+mod topics;
 mod traffic;
 pub mod wire;
 

@@ -101,6 +101,9 @@ pub struct Counters {
     pub local_stores: u64,
     /// Lookups asked by CLI processes.
     pub lookups: u64,
+    /// What peers asked for past their share ([`crate::shares`]): scopes a keeper did not
+    /// follow for them, and directory records of theirs that were forgotten or refused.
+    pub over_share: u64,
     /// Data from peers that failed a check (forged, malformed, untrusted, off-scope).
     pub rejected: u64,
 }
@@ -108,7 +111,7 @@ pub struct Counters {
 impl Counters {
     /// Every counter with its JSON name, in name order: how `ghcache daemon status` lists them
     /// and the metrics endpoint exports them.
-    pub fn named(&self) -> [(&'static str, u64); 14] {
+    pub fn named(&self) -> [(&'static str, u64); 15] {
         [
             ("announcements_received", self.announcements_received),
             ("bytes_in", self.bytes_in),
@@ -123,6 +126,7 @@ impl Counters {
             ("kept", self.kept),
             ("local_stores", self.local_stores),
             ("lookups", self.lookups),
+            ("over_share", self.over_share),
             ("rejected", self.rejected),
         ]
     }
@@ -170,6 +174,7 @@ pub(crate) struct LiveCounters {
     pub(crate) keep_missed: AtomicU64,
     pub(crate) directories_served: AtomicU64,
     pub(crate) directory_learned: AtomicU64,
+    pub(crate) over_share: AtomicU64,
 }
 
 impl LiveCounters {
@@ -190,6 +195,7 @@ impl LiveCounters {
             kept: n(&self.kept),
             local_stores: n(&self.local_stores),
             lookups: n(&self.lookups),
+            over_share: n(&self.over_share),
             rejected: n(&self.rejected),
         }
     }
@@ -220,6 +226,7 @@ mod tests {
             &mut counters.kept,
             &mut counters.local_stores,
             &mut counters.lookups,
+            &mut counters.over_share,
             &mut counters.rejected,
         ]
         .into_iter()
@@ -268,7 +275,7 @@ mod tests {
             r#""announcements_received":1,"bytes_in":2,"bytes_out":3,"clients_dropped":4,"#,
             r#""directories_served":5,"directory_learned":6,"fetches_served":7,"hits":8,"#,
             r#""invalidations_received":9,"keep_missed":10,"kept":11,"local_stores":12,"#,
-            r#""lookups":13,"rejected":14},"#,
+            r#""lookups":13,"over_share":14,"rejected":15},"#,
             r#""directory_entries":7,"keep":{"bytes_in_flight":4096,"in_flight":2,"queued":3,"#,
             r#""scopes":1},"keeper":true,"keepers":["12D3KooWB"],"#,
             r#""listen_addrs":["/ip4/127.0.0.1/tcp/4001"],"#,
