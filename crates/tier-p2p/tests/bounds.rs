@@ -1,20 +1,26 @@
 //! Bounds that one peer cannot exhaust, with real daemons on loopback: a member that subscribes
 //! to hundreds of scopes does not take every slot of a keeper, a peer that announces a newer
-//! manifest it does not serve does not hide the honest provider, and the scopes a local client
-//! names do not grow the daemon's topic table without end.
+//! manifest it does not serve does not hide the honest provider (from a lookup, nor from a
+//! keeper), and the scopes a local client names do not grow the daemon's topic table without
+//! end.
 
 use std::future::Future;
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ghcache_core::testkit::{sample_entry, MemoryTier};
 use ghcache_core::{now_ms, CacheTier, Entry, Lookup, ScopeId};
+use ghcache_tier_p2p::wire::{
+    self, DirectoryItem, DirectoryRequest, DirectoryResponse, DIRECTORY_PROTOCOL,
+};
 use ghcache_tier_p2p::{
     run, sign, status, Config, Error, Keypair, Multiaddr, Status, SwarmKey, Tier,
 };
-use libp2p::futures::StreamExt;
-use libp2p::swarm::SwarmEvent;
-use libp2p::{gossipsub, Swarm};
+use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{gossipsub, PeerId, StreamProtocol, Swarm};
 use tempfile::TempDir;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -320,5 +326,185 @@ async fn scopes_named_by_local_clients_do_not_grow_the_topic_table_without_end()
     // The 64 named most recently, and the machine's own scope from its configuration.
     assert_eq!(scopes, 64 + 1, "topics followed after naming 200 scopes");
     daemon.stop().await?;
+    Ok(())
+}
+
+/// Codec of a peer that answers directory requests with bytes of its choosing.
+#[derive(Clone, Default)]
+struct RawDirectory;
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, cap: usize) -> io::Result<Vec<u8>> {
+    let mut prefix = [0u8; 4];
+    io.read_exact(&mut prefix).await?;
+    let len = u32::from_le_bytes(prefix) as usize;
+    if len > cap {
+        return Err(io::ErrorKind::InvalidData.into());
+    }
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
+    io.write_all(&(bytes.len() as u32).to_le_bytes()).await?;
+    io.write_all(bytes).await?;
+    io.close().await
+}
+
+impl request_response::Codec for RawDirectory {
+    type Protocol = StreamProtocol;
+    type Request = DirectoryRequest;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Self::Request>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let frame = read_frame(io, wire::MAX_DIRECTORY_REQUEST).await?;
+        DirectoryRequest::decode(&frame).map_err(io::Error::from)
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io, wire::MAX_DIRECTORY_RESPONSE).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: DirectoryRequest,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &req.encode()).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &res).await
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct Informant {
+    gossipsub: gossipsub::Behaviour,
+    directory: request_response::Behaviour<RawDirectory>,
+}
+
+/// A swarm member that joins `scope()`'s topic on `to` and answers every directory request
+/// with `answer`.
+fn informant(
+    key: SwarmKey,
+    to: Multiaddr,
+    answer: Vec<u8>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let keypair = Keypair::generate_ed25519();
+    let transport = ghcache_tier_p2p::transport(&keypair, &key, Default::default())?;
+    let behaviour = Informant {
+        gossipsub: gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(keypair.clone()),
+            gossipsub::Config::default(),
+        )?,
+        directory: request_response::Behaviour::with_codec(
+            RawDirectory,
+            [(DIRECTORY_PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default(),
+        ),
+    };
+    let mut swarm = Swarm::new(
+        transport,
+        behaviour,
+        keypair.public().to_peer_id(),
+        libp2p::swarm::Config::with_tokio_executor()
+            .with_idle_connection_timeout(Duration::from_secs(60)),
+    );
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&gossipsub::IdentTopic::new(format!(
+            "ghcache/v1/{}",
+            scope().to_hex()
+        )))?;
+    swarm.dial(to)?;
+    tokio::spawn(async move {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::Behaviour(InformantEvent::Directory(
+                    request_response::Event::Message {
+                        message: request_response::Message::Request { channel, .. },
+                        ..
+                    },
+                )) => {
+                    let _ = swarm
+                        .behaviour_mut()
+                        .directory
+                        .send_response(channel, answer.clone());
+                }
+                SwarmEvent::ConnectionClosed { .. } => break,
+                _ => {}
+            }
+        }
+    });
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_fetches_from_the_next_holder_when_the_first_has_nothing() -> TestResult {
+    let key = SwarmKey::generate()?;
+    let keeper = Daemon::start(key, &[], |c| c.keep = true).await?;
+    let runner = |cfg: &mut Config| cfg.listen = Vec::new();
+    let empty = Daemon::start(key, &keeper.addr(), runner).await?;
+    let holder = Daemon::start(key, &keeper.addr(), runner).await?;
+    let entry = fresh_entry(4, b"from the second holder\n");
+    holder.store.put(&entry).await?;
+    let both = wait_for(WAIT, || async {
+        (keeper.status().await.connected_peers.len() == 2).then_some(())
+    })
+    .await;
+    assert!(both.is_some(), "both runners connected to the keeper");
+
+    // A peer tells the keeper that the runner with nothing holds the entry, and the holder too:
+    // as a newer announcement from a peer that serves nothing leaves the holders' list.
+    let mut manifest = entry.manifest.clone();
+    sign::sign(&mut manifest, &Keypair::generate_ed25519())?;
+    let first: PeerId = empty.status().await.peer_id.parse()?;
+    let second: PeerId = holder.status().await.peer_id.parse()?;
+    let answer = DirectoryResponse {
+        items: vec![DirectoryItem {
+            manifest: manifest.encode(),
+            providers: vec![first, second],
+        }],
+    }
+    .encode();
+    informant(
+        key,
+        keeper.addr().pop().ok_or("the keeper listens")?,
+        answer,
+    )?;
+
+    let kept = wait_for(WAIT, || async {
+        stored(&keeper.store, &entry).await.then_some(())
+    })
+    .await;
+    assert!(
+        kept.is_some(),
+        "the keeper asked the holder after the first had nothing: {:?}",
+        keeper.status().await
+    );
+    assert_eq!(keeper.status().await.counters.kept, 1);
+    holder.stop().await?;
+    empty.stop().await?;
+    keeper.stop().await?;
     Ok(())
 }
