@@ -492,7 +492,8 @@ impl Node {
     }
 
     /// Has the keeper, if this node is one, follow `scope_id` for `by` (`None`: this machine).
-    /// When every slot is taken, the slots no peer used lately are freed first.
+    /// When every slot is taken, the slots that no peer and no local client used lately are
+    /// freed first (a scope this machine wants followed counts as used).
     fn keep_scope(
         &mut self,
         scope_id: ScopeId,
@@ -503,7 +504,8 @@ impl Node {
         let follow = match keeper.follow(scope_id, by, now) {
             Follow::Full => {
                 let in_use = scopes_in_use(&self.swarm);
-                let freed = keeper.expire(now, |s| in_use.contains(s));
+                let topics = &self.topics;
+                let freed = keeper.expire(now, |s| in_use.contains(s) || topics.wanted(s));
                 let follow = keeper.follow(scope_id, by, now);
                 for scope in freed {
                     self.leave_if_unused(scope);
@@ -541,13 +543,15 @@ impl Node {
         self.asked.retain(|(_, s)| *s != scope_id);
     }
 
-    /// Lets go of what expired by `now`: a keeper's scope slots no peer used lately, and the
+    /// Lets go of what expired by `now`: a keeper's scope slots that no connected peer
+    /// subscribes to and this machine does not want followed, unused for a while, and the
     /// scopes no local client named lately.
     fn sweep(&mut self, now: Instant) {
         let mut freed = self.topics.expire(now);
         if let Some(keeper) = self.keeper.as_mut() {
             let in_use = scopes_in_use(&self.swarm);
-            freed.extend(keeper.expire(now, |s| in_use.contains(s)));
+            let topics = &self.topics;
+            freed.extend(keeper.expire(now, |s| in_use.contains(s) || topics.wanted(s)));
         }
         for scope_id in freed {
             self.leave_if_unused(scope_id);
@@ -627,11 +631,12 @@ impl Node {
             return;
         };
         match self.keep_scope(scope_id, Some(peer), Instant::now()) {
-            Some(Follow::Started) => {
-                log(format_args!("keeping scope {}", scope_id.short()));
-                self.join(scope_id);
-            }
-            Some(Follow::Already) => {
+            Some(follow @ (Follow::Started | Follow::Already)) => {
+                if follow == Follow::Started {
+                    log(format_args!("keeping scope {}", scope_id.short()));
+                }
+                // A topic this machine follows already (its own scope) is not joined again:
+                // its new peer is asked directly.
                 if self.topics.is_joined(topic) {
                     self.ask_directory(peer, scope_id);
                 } else {
