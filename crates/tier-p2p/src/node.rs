@@ -13,6 +13,8 @@
 //! [`crate::swarm`] builds the swarm, [`crate::check`] holds the checks of everything peers
 //! send (gossip validation among them), [`crate::control`] serves the CLI's socket,
 //! [`crate::fetches`] runs lookups and fetches, and [`mod@crate::status`] is what `status` reports.
+//! What one peer may take of the tables peers add to (a keeper's scope slots, the directory) is
+//! in [`crate::shares`]; the gossip topics followed, and why, in [`crate::topics`].
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

@@ -15,6 +15,11 @@
 //! providers of one key     the same: one record per peer a key     one record           INFORMANTS_PER_KEY
 //! ```
 //!
+//! What this node holds itself is recorded apart from the peers' records, under a cap of its
+//! own (`directory::OWN_RECORDS`): no peer's flood forgets it, and it takes no peer's room.
+//! The scopes this machine's own clients name are bounded in [`crate::topics`]; gossipsub
+//! itself takes at most 100 topics of one peer.
+//!
 //! Which peer is charged: the one that said it, as gossipsub's signature or the connection
 //! proves: the signer of an announcement, the sender of a directory reply (not the holders it
 //! names: those ids cost nothing to make up).

@@ -101,7 +101,8 @@ pub struct Counters {
     pub local_stores: u64,
     /// Lookups asked by CLI processes.
     pub lookups: u64,
-    /// What peers asked for past their share ([`crate::shares`]): scopes a keeper did not
+    /// What peers asked for past their share of a table (one peer may have a keeper follow a
+    /// few new scopes, and is told only so many directory records): scopes a keeper did not
     /// follow for them, and directory records of theirs that were forgotten or refused.
     pub over_share: u64,
     /// Data from peers that failed a check (forged, malformed, untrusted, off-scope).
