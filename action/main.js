@@ -105,6 +105,44 @@ function ghcacheOutput(ghcache, args, env = process.env) {
   return run.stdout;
 }
 
+/**
+ * `ghcache actions declare` for `token` and the `permissions` input: the variables it prints
+ * for later steps, by name. A `permissions` input that is not a permissions block fails the
+ * step with ghcache's line about it.
+ */
+function declare(ghcache, token, permissions) {
+  const args = ['actions', 'declare'];
+  if (permissions) args.push('--permissions', permissions);
+  const run = spawnSync(ghcache, args, { env: { ...process.env, GITHUB_TOKEN: token }, encoding: 'utf8' });
+  if (run.error) throw new StepError(`cannot run ${ghcache}: ${run.error.message}`);
+  if (run.status !== 0) {
+    const lines = (run.stderr || '').trim().split('\n');
+    const why = (lines[lines.length - 1] || `exit ${run.status}`).replace(/^ghcache: error: /, '');
+    const refused = why.match(/^--permissions: (.*)$/);
+    throw new StepError(refused ? `input permissions: ${refused[1]}` : `ghcache actions declare failed: ${why}`);
+  }
+  const declared = {};
+  for (const line of run.stdout.split('\n').filter(Boolean)) {
+    const at = line.indexOf('=');
+    if (at <= 0) throw new StepError(`ghcache actions declare printed no declaration: ${JSON.stringify(line)}`);
+    declared[line.slice(0, at)] = line.slice(at + 1);
+  }
+  return declared;
+}
+
+/**
+ * The scope that later steps' gh calls get under the declared token (`ghcache actions scope`,
+ * from the same rule), for the daemon, which is not given the token; '' when the job shares
+ * none, and why, in the log.
+ */
+function sharedScope(ghcache, env) {
+  const run = spawnSync(ghcache, ['actions', 'scope'], { env, encoding: 'utf8' });
+  if (run.status === 0) return run.stdout.trim();
+  const why = (run.stderr || '').trim().split('\n').pop() || (run.error ? run.error.message : `exit ${run.status}`);
+  info(`the job's token shares answers with no other job: ${why.replace(/^ghcache: error: /, '')}`);
+  return '';
+}
+
 async function main() {
   const summary = runner.booleanInput('summary');
   const annotations = runner.booleanInput('annotations');
@@ -157,15 +195,18 @@ async function main() {
   runner.addPath(shimDir);
   info(`gh now runs through ghcache (the real gh: ${realGh}; cache dir: ${dir})`);
 
-  // The scope rule: later steps that call gh with this token share answers with the
-  // repository's other jobs; any other token keeps its own scope.
+  // The scope rule (ghcache's, not the action's): later steps that call gh with this token
+  // share answers with the repository's jobs that declare the same permissions, or without
+  // them with runs of this same job; any other token keeps its own scope.
   const token = input('token');
+  const permissions = input('permissions');
+  let shared = '';
   if (token) {
-    const line = ghcacheOutput(ghcache, ['actions', 'declare'], { ...process.env, GITHUB_TOKEN: token }).trim();
-    const at = line.indexOf('=');
-    if (at <= 0) throw new StepError(`ghcache actions declare printed no declaration: ${JSON.stringify(line)}`);
-    runner.exportVariable(line.slice(0, at), line.slice(at + 1));
+    const declared = declare(ghcache, token, permissions);
+    for (const [name, value] of Object.entries(declared)) runner.exportVariable(name, value);
+    shared = sharedScope(ghcache, { ...process.env, ...declared });
   } else {
+    if (permissions) info('no token input: the permissions input declares nothing');
     info('no token input: each token that later steps use keeps a scope of its own');
   }
   const scope = input('scope');
@@ -191,7 +232,7 @@ async function main() {
     runner.exportVariable('GH_CACHE_SWARM_KEY_FILE', keyFile);
     runner.exportVariable('GH_CACHE_P2P', '1');
     const log = path.join(temp, 'daemon.log');
-    const env = daemon.environment(process.env, { declared: Boolean(token) });
+    const env = daemon.environment({ ...process.env, ...(scope ? { GH_CACHE_SCOPE: scope } : {}) }, { shared });
     const oidcTokenFile = readOnly ? null : await jobToken(ghcache, env, temp);
     const pid = daemon.start(ghcache, daemon.flags({ keep, readOnly, bootstrap, oidcTokenFile }), log, env);
     runner.saveState('pid', String(pid));

@@ -50,21 +50,18 @@ const DAEMON_ENV = [
 ];
 
 /**
- * The daemon's environment from the step's `env` (see [`DAEMON_ENV`]). `declared`: the job
- * declared its own token, so its gh calls have the scope `actions:<repository>` (core's
- * `context::scope`, rule 2); the daemon is told that scope, as it is not given the token to
- * work it out, and follows it from the start. A `GH_CACHE_SCOPE` of the job's wins, as it
- * does for the job's gh calls.
+ * The daemon's environment from the step's `env` (see [`DAEMON_ENV`]). `shared`: the scope
+ * that the job's gh calls have under its declared token (`ghcache actions scope`, from the
+ * rule in ghcache's core: `actions:<repository>#...`), or ''; the daemon is told that scope,
+ * as it is not given the token to work it out, and follows it from the start. A
+ * `GH_CACHE_SCOPE` of the job's wins, as it does for the job's gh calls.
  */
-function environment(env, { declared }) {
+function environment(env, { shared }) {
   const out = {};
   for (const [name, value] of Object.entries(env)) {
     if (value !== undefined && (DAEMON_ENV.includes(name) || name.startsWith('GH_CACHE_'))) out[name] = value;
   }
-  const repository = env.GITHUB_ACTIONS === 'true' ? (env.GITHUB_REPOSITORY || '').trim() : '';
-  if (declared && repository && !(out.GH_CACHE_SCOPE || '').trim()) {
-    out.GH_CACHE_SCOPE = `actions:${repository.toLowerCase()}`;
-  }
+  if (shared && !(out.GH_CACHE_SCOPE || '').trim()) out.GH_CACHE_SCOPE = shared;
   return out;
 }
 

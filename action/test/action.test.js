@@ -570,7 +570,11 @@ test('the daemon is started without the inputs, the tokens or any other variable
     DEPLOY_PASSWORD: 'deploy_password_0005',
   };
   const job = newJob({ env: { PATH: runnerBin, ...secrets } });
-  const main = await job.action('main', { url: `${baseUrl}/${ARCHIVE_NAME}`, 'swarm-key': key });
+  const main = await job.action('main', {
+    url: `${baseUrl}/${ARCHIVE_NAME}`,
+    'swarm-key': key,
+    permissions: 'issues: read\ncontents: read',
+  });
   assert.equal(main.code, 0, main.stdout);
   const pid = Number(job.state.pid);
   const environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean);
@@ -580,9 +584,49 @@ test('the daemon is started without the inputs, the tokens or any other variable
     assert.ok(!environ.some((entry) => entry.includes(secret)), `${secret} reached the daemon`);
   }
   // The scope that the job's gh calls have under the declared token, without the token.
-  assert.ok(environ.includes('GH_CACHE_SCOPE=actions:o/r'), environ.join('\n'));
+  assert.ok(environ.includes('GH_CACHE_SCOPE=actions:o/r#perms=contents:read,issues:read'), environ.join('\n'));
   assert.ok(environ.includes(`GH_CACHE_SWARM_KEY_FILE=${job.exported.GH_CACHE_SWARM_KEY_FILE}`));
   assert.equal((await job.action('post')).code, 0);
+});
+
+test('the permissions input: jobs that declare the same set share, a job that declares less asks GitHub itself', async () => {
+  // One self-hosted runner, one cache dir, three jobs of the repository, one after the other.
+  const cache = fs.mkdtempSync(path.join(scratch, 'shared-cache-'));
+  const issues = ['issue', 'list', '-R', 'o/r'];
+  const jobOf = async (id, permissions) => {
+    const job = newJob({ env: { PATH: runnerBin, GH_CACHE_DIR: cache, GITHUB_JOB: id } });
+    Object.assign(job.env, ghEnv(job));
+    const main = await job.action('main', { url: `${baseUrl}/${ARCHIVE_NAME}`, permissions });
+    assert.equal(main.code, 0, main.stdout + main.stderr);
+    return job;
+  };
+  const triage = await jobOf('triage', 'contents: read\nissues: read\npull-requests: read');
+  assert.equal(triage.exported.GH_CACHE_ACTIONS_PERMISSIONS, 'contents:read,issues:read,pull-requests:read');
+  let before = await githubRequests();
+  const fetched = await triage.run('gh', issues);
+  assert.equal(fetched.code, 0, fetched.stderr);
+  assert.ok((await githubRequests()) > before, 'the first job asked GitHub');
+
+  const lint = await jobOf('lint', 'contents: read');
+  before = await githubRequests();
+  const narrower = await lint.run('gh', issues);
+  assert.equal(narrower.stdout, fetched.stdout);
+  assert.ok((await githubRequests()) > before, 'the job that declared less asked GitHub itself');
+
+  const docs = await jobOf('docs', '{ pull-requests: read, issues: read, contents: read }');
+  before = await githubRequests();
+  const same = await docs.run('gh', issues);
+  assert.equal(same.stdout, fetched.stdout);
+  assert.equal(await githubRequests(), before, 'the job that declared the same set got the first one\'s answer');
+  for (const job of [triage, lint, docs]) assert.equal((await job.action('post')).code, 0);
+});
+
+test('a permissions input that is not a permissions block fails the step with one line', async () => {
+  const job = newJob();
+  const main = await job.action('main', { url: `${baseUrl}/${ARCHIVE_NAME}`, permissions: 'contents: read\nissues: reed' });
+  assert.equal(main.code, 1, main.stdout);
+  assert.deepEqual(errors(main), ['::error::ghcache: input permissions: issues: "reed" is not read, write or none']);
+  assert.equal(job.exported.GH_CACHE_JOB_TOKEN_HASH, undefined, 'nothing declared');
 });
 
 /** A job and its runner after the main step put nothing in place: no PATH, no variable, no state. */

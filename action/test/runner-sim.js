@@ -93,6 +93,9 @@ class Job {
     this.env = {
       GITHUB_ACTIONS: 'true',
       GITHUB_REPOSITORY: 'o/r',
+      GITHUB_WORKFLOW_REF: 'o/r/.github/workflows/ci.yml@refs/heads/main',
+      GITHUB_WORKFLOW_SHA: '0123456789abcdef0123456789abcdef01234567',
+      GITHUB_JOB: 'test',
       GITHUB_EVENT_NAME: 'push',
       RUNNER_TEMP: this.temp,
       RUNNER_TOOL_CACHE: this.toolCache,

@@ -138,22 +138,33 @@ fn a_list_under_a_new_token_is_fetched_whole_and_a_change_is_never_missed() {
     );
 }
 
-/// A GitHub Actions job of repository `o/r` on `machine`, whose own token is `job_token`;
-/// with `declared`, its setup step ran `ghcache actions declare >> "$GITHUB_ENV"`.
+/// A GitHub Actions job of repository `o/r` on `machine` (the same job of the same workflow,
+/// run after run), whose own token is `job_token`; with `declared`, its setup step ran
+/// `ghcache actions declare >> "$GITHUB_ENV"`.
 fn job(machine: &Machine, job_token: &str, declared: bool) -> Machine {
     let mut job = machine.clone();
     job.unset_env("GH_TOKEN");
     job.set_env("GITHUB_ACTIONS", "true");
     job.set_env("GITHUB_REPOSITORY", "o/r");
+    job.set_env(
+        "GITHUB_WORKFLOW_REF",
+        "o/r/.github/workflows/ci.yml@refs/heads/main",
+    );
+    job.set_env(
+        "GITHUB_WORKFLOW_SHA",
+        "0123456789abcdef0123456789abcdef01234567",
+    );
+    job.set_env("GITHUB_JOB", "test");
     job.set_env("GITHUB_TOKEN", job_token);
     if declared {
-        let line = job.ghcache(&["actions", "declare"]).ok().out();
-        let (name, value) = line
-            .trim_end()
-            .split_once('=')
-            .unwrap_or_else(|| panic!("not NAME=VALUE: {line:?}"));
-        assert!(!value.contains(job_token), "{line}");
-        job.set_env(name, value);
+        let printed = job.ghcache(&["actions", "declare"]).ok().out();
+        for line in printed.lines() {
+            let (name, value) = line
+                .split_once('=')
+                .unwrap_or_else(|| panic!("not NAME=VALUE: {printed:?}"));
+            assert!(!value.contains(job_token), "{printed}");
+            job.set_env(name, value);
+        }
     }
     job
 }

@@ -501,14 +501,16 @@ impl JobEnv {
         }
         if self.topology == Topology::Hosted {
             // GitHub Actions: a new token per job, the run's repository, and a setup step that
-            // declares the token as the job's own, so the repository's jobs share one scope.
+            // declares the token as the job's own and the permissions every job of the run
+            // has, so the repository's jobs share one scope.
             let token = format!("ghs_fleetjob{job:06}");
             m.set_env("GH_TOKEN", &token);
             m.set_env("GITHUB_ACTIONS", "true");
             m.set_env("GITHUB_REPOSITORY", repo);
             if self.setup != Setup::NoCache {
-                let (name, value) = declare(&m, &token)?;
-                m.set_env(&name, &value);
+                for (name, value) in declare(&m, &token)? {
+                    m.set_env(&name, &value);
+                }
             }
         }
         // Self-hosted: the fake GitHub's one token (in `Machine::new`'s environment) for all.
@@ -516,20 +518,28 @@ impl JobEnv {
     }
 }
 
-/// `ghcache actions declare` with `GITHUB_TOKEN` set, as a job's setup step runs it: the
-/// variable it prints for `$GITHUB_ENV`, as a name and a value.
-fn declare(m: &Machine, token: &str) -> Result<(String, String)> {
+/// What every job of a fleet's run declares of its permissions: one set, so they share.
+const FLEET_PERMISSIONS: &str = "contents: read, issues: read, pull-requests: read";
+
+/// `ghcache actions declare --permissions ...` with `GITHUB_TOKEN` set, as a job's setup step
+/// runs it: the variables it prints for `$GITHUB_ENV`, as names and values.
+fn declare(m: &Machine, token: &str) -> Result<Vec<(String, String)>> {
     let out = m
         .command(m.ghcache_bin())
-        .args(["actions", "declare"])
+        .args(["actions", "declare", "--permissions", FLEET_PERMISSIONS])
         .env("GITHUB_TOKEN", token)
         .output()
         .context("running ghcache actions declare")?;
     let text = String::from_utf8_lossy(&out.stdout);
-    match text.trim().split_once('=') {
-        Some((name, value)) if out.status.success() && !name.is_empty() => {
-            Ok((name.to_owned(), value.to_owned()))
-        }
+    let lines: Option<Vec<(String, String)>> = text
+        .lines()
+        .map(|line| {
+            let (name, value) = line.split_once('=')?;
+            (!name.is_empty()).then(|| (name.to_owned(), value.to_owned()))
+        })
+        .collect();
+    match lines {
+        Some(lines) if out.status.success() && !lines.is_empty() => Ok(lines),
         _ => bail!(
             "ghcache actions declare printed {:?}: {}",
             text.trim(),

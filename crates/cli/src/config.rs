@@ -624,7 +624,10 @@ const ENV_VARS: [&str; 20] = [
 
 /// Variables that ghcache reads outside the configuration: where the scope is derived
 /// (`context::scope`), like `GITHUB_ACTIONS`, rather than settings of their own.
-const SCOPE_VARS: [&str; 1] = [ghcache_core::context::JOB_TOKEN_HASH_VAR];
+const SCOPE_VARS: [&str; 2] = [
+    ghcache_core::context::JOB_TOKEN_HASH_VAR,
+    ghcache_core::actions::PERMISSIONS_VAR,
+];
 
 /// Checks the `GH_CACHE_*` variables among `vars` (the process's environment) before any is
 /// read, as the config file's keys are checked: a variable that ghcache does not read (a typo,

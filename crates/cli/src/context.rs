@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use ghcache_core::actions::{self, Permissions, PERMISSIONS_VAR};
 use ghcache_core::context::{self, HostsEntry, ScopeInputs, JOB_TOKEN_HASH_VAR};
 use ghcache_core::{Manifest, OutputMode};
 
@@ -34,6 +35,11 @@ pub fn scope(env: Env<'_>, explicit: Option<&str>, host: &str) -> String {
         explicit: explicit.map(str::to_owned),
         actions_repository: actions.then(|| env("GITHUB_REPOSITORY")).flatten(),
         job_token_hash: actions.then(|| env(JOB_TOKEN_HASH_VAR)).flatten(),
+        actions_job: if actions {
+            actions_job(env)
+        } else {
+            actions::Job::default()
+        },
         env_token: env_token(env, host),
         login: None,
         config_token: None,
@@ -94,20 +100,60 @@ fn hosts_entry(env: Env<'_>, host: &str) -> HostsEntry {
         .unwrap_or_default()
 }
 
-/// `ghcache actions declare`: the line that declares, for the rest of a GitHub Actions job,
-/// that `GITHUB_TOKEN` is the job's own token (see [`context::declaration`]).
+/// What the runner and the job's setup step say about this job (see [`actions::Job`]).
+fn actions_job(env: Env<'_>) -> actions::Job {
+    actions::Job {
+        permissions: env(PERMISSIONS_VAR),
+        workflow_ref: env("GITHUB_WORKFLOW_REF"),
+        workflow_sha: env("GITHUB_WORKFLOW_SHA"),
+        job: env("GITHUB_JOB"),
+    }
+}
+
+/// `ghcache actions declare [--permissions P]`: the lines that declare, for the rest of a
+/// GitHub Actions job, that `GITHUB_TOKEN` is the job's own token (see
+/// [`context::declaration`]) and which permissions the job has ([`PERMISSIONS_VAR`], canonical;
+/// empty when none are given, so that a declaration is all of what the job says).
 ///
 /// # Errors
-/// `GITHUB_TOKEN` is not set: the line to say what to do.
-pub fn declare(env: Env<'_>) -> Result<String, String> {
-    match env("GITHUB_TOKEN").filter(|t| !t.trim().is_empty()) {
-        Some(token) => Ok(context::declaration(&token)),
-        None => Err(
+/// `GITHUB_TOKEN` is not set, or the permissions do not parse: the line to say what to do.
+pub fn declare(env: Env<'_>, permissions: Option<&str>) -> Result<String, String> {
+    let declared = Permissions::parse(permissions.unwrap_or_default())
+        .map_err(|e| format!("--permissions: {e}"))?;
+    let Some(token) = env("GITHUB_TOKEN").filter(|t| !t.trim().is_empty()) else {
+        return Err(
             "GITHUB_TOKEN is not set: run this step with the job's own token \
              (`env: GITHUB_TOKEN: ${{ github.token }}`) and append what it prints to $GITHUB_ENV"
                 .to_owned(),
-        ),
-    }
+        );
+    };
+    let permissions = declared.as_ref().map_or("", Permissions::as_str);
+    Ok(format!(
+        "{}\n{PERMISSIONS_VAR}={permissions}",
+        context::declaration(&token)
+    ))
+}
+
+/// `ghcache actions scope`: the scope that gh calls with the job's declared own token get,
+/// for a process that is not given the token (the runner's daemon), from the same rule.
+///
+/// # Errors
+/// Not in GitHub Actions, or the job shares no scope (see [`actions::scope`]): why.
+pub fn actions_scope(env: Env<'_>) -> Result<String, String> {
+    let repository = env("GITHUB_ACTIONS")
+        .filter(|v| v == "true")
+        .and_then(|_| env("GITHUB_REPOSITORY"))
+        .filter(|r| !r.trim().is_empty())
+        .ok_or("not in GitHub Actions: GITHUB_ACTIONS=true and GITHUB_REPOSITORY are not set")?;
+    let job = actions_job(env);
+    actions::scope(&repository, &job).ok_or_else(|| {
+        match job.permissions.as_deref().map(Permissions::parse) {
+            Some(Err(e)) => format!("{PERMISSIONS_VAR}: {e}"),
+            _ => "this job declared no permissions, and GITHUB_WORKFLOW_REF, \
+                  GITHUB_WORKFLOW_SHA or GITHUB_JOB is not set: its token shares no scope"
+                .to_owned(),
+        }
+    })
 }
 
 /// gh's configuration directory, as gh finds it: `GH_CONFIG_DIR`, `$XDG_CONFIG_HOME/gh`,
@@ -251,8 +297,9 @@ mod tests {
             ("GH_CACHE_JOB_TOKEN_HASH", declared),
             ("GH_CONFIG_DIR", "/nonexistent"),
         ];
+        job.push(("GH_CACHE_ACTIONS_PERMISSIONS", "contents:read"));
         let shared = scope(&env_of(&job), None, "github.com");
-        assert_eq!(shared, "actions:acme/widgets");
+        assert_eq!(shared, "actions:acme/widgets#perms=contents:read");
         job.push(("GH_TOKEN", "ghp_personal"));
         let pat = scope(&env_of(&job), None, "github.com");
         assert!(pat.starts_with("token:"), "{pat}");
@@ -261,12 +308,56 @@ mod tests {
 
     #[test]
     fn declare_needs_the_job_token() {
-        let line = declare(&env_of(&[("GITHUB_TOKEN", "ghs_job")]));
-        assert_eq!(line, Ok(context::declaration("ghs_job")));
-        let missing = declare(&env_of(&[("GH_TOKEN", "ghs_job")]));
+        let lines = declare(&env_of(&[("GITHUB_TOKEN", "ghs_job")]), None);
+        let token = context::declaration("ghs_job");
+        assert_eq!(lines, Ok(format!("{token}\nGH_CACHE_ACTIONS_PERMISSIONS=")));
+        let missing = declare(&env_of(&[("GH_TOKEN", "ghs_job")]), None);
         assert!(
             missing.is_err_and(|e| e.starts_with("GITHUB_TOKEN is not set")),
             "a PAT in GH_TOKEN is not the job's token"
         );
+    }
+
+    #[test]
+    fn declare_prints_the_permissions_canonical_or_says_what_is_wrong() {
+        let env = env_of(&[("GITHUB_TOKEN", "ghs_job")]);
+        let lines = declare(&env, Some("issues: read\ncontents: read\n"));
+        let token = context::declaration("ghs_job");
+        let expected = format!("{token}\nGH_CACHE_ACTIONS_PERMISSIONS=contents:read,issues:read");
+        assert_eq!(lines, Ok(expected));
+        assert_eq!(
+            declare(&env, Some("contents: reed")),
+            Err("--permissions: contents: \"reed\" is not read, write or none".to_owned())
+        );
+    }
+
+    #[test]
+    fn the_daemon_s_scope_is_the_one_the_declared_token_gets() {
+        let declaration = context::declaration("ghs_job");
+        let (_, declared) = declaration.split_once('=').unwrap_or_default();
+        let mut job = vec![
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_REPOSITORY", "Acme/Widgets"),
+            (
+                "GITHUB_WORKFLOW_REF",
+                "Acme/Widgets/.github/workflows/ci.yml@refs/heads/main",
+            ),
+            ("GITHUB_WORKFLOW_SHA", "abc123"),
+            ("GITHUB_JOB", "build"),
+            ("GITHUB_TOKEN", "ghs_job"),
+            ("GH_CACHE_JOB_TOKEN_HASH", declared),
+            ("GH_CONFIG_DIR", "/nonexistent"),
+        ];
+        let undeclared = actions_scope(&env_of(&job));
+        assert_eq!(
+            undeclared.as_deref(),
+            Ok("actions:acme/widgets#job=.github/workflows/ci.yml@refs/heads/main:build:abc123")
+        );
+        assert_eq!(undeclared, Ok(scope(&env_of(&job), None, "github.com")));
+        job.push(("GH_CACHE_ACTIONS_PERMISSIONS", "contents:read"));
+        let declared = actions_scope(&env_of(&job));
+        assert_eq!(declared, Ok(scope(&env_of(&job), None, "github.com")));
+        job.retain(|(name, _)| *name != "GITHUB_ACTIONS");
+        assert!(actions_scope(&env_of(&job)).is_err_and(|e| e.starts_with("not in GitHub Actions")));
     }
 }

@@ -144,14 +144,26 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ActionsAction {
-    /// Print the line that declares `GITHUB_TOKEN` to be the job's own token, for $GITHUB_ENV:
-    /// `ghcache actions declare >> "$GITHUB_ENV"`.
+    /// Print the lines that declare `GITHUB_TOKEN` to be the job's own token, and the job's
+    /// permissions, for $GITHUB_ENV: `ghcache actions declare --permissions 'contents: read'
+    /// >> "$GITHUB_ENV"`.
     ///
-    /// Later steps that call gh with that token share answers with the repository's other
-    /// jobs (scope `actions:<owner/repo>`); any other token (a PAT, an App token) keeps its own
-    /// scope. The line holds a hash of the token, never the token. Run it with the job's token:
-    /// `env: GITHUB_TOKEN: ${{ github.token }}`.
-    Declare,
+    /// Later steps that call gh with that token share answers with the repository's jobs that
+    /// declare the same permissions (scope `actions:<owner/repo>#perms=...`), or, without
+    /// `--permissions`, only with runs of the same job of the same workflow at the same commit;
+    /// any other token (a PAT, an App token) keeps its own scope. The lines hold a hash of the
+    /// token, never the token. Run it with the job's token: `env: GITHUB_TOKEN: ${{
+    /// github.token }}`.
+    Declare {
+        /// The job's `permissions:` block, as the workflow writes it (`contents: read, issues:
+        /// read`, one a line or separated by commas, `read-all`, `write-all`, `{}`): declare
+        /// exactly the job's own, or nothing.
+        #[arg(long, value_name = "PERMISSIONS")]
+        permissions: Option<String>,
+    },
+    /// Print the scope that gh calls with the job's declared token get (for the runner's
+    /// daemon, which is not given the token); fails when the job shares none.
+    Scope,
 }
 
 #[cfg(feature = "p2p")]
@@ -296,9 +308,16 @@ fn run() -> Result<i32, Failure> {
             Ok(0)
         }
         Command::Actions {
-            action: ActionsAction::Declare,
+            action: ActionsAction::Declare { permissions },
         } => {
-            println!("{}", context::declare(&env).map_err(Failure::Usage)?);
+            let lines = context::declare(&env, permissions.as_deref()).map_err(Failure::Usage)?;
+            println!("{lines}");
+            Ok(0)
+        }
+        Command::Actions {
+            action: ActionsAction::Scope,
+        } => {
+            println!("{}", context::actions_scope(&env).map_err(Failure::Usage)?);
             Ok(0)
         }
         Command::Completions { shell } => manual::completions(shell),

@@ -246,6 +246,9 @@ pub struct ScopeInputs {
     pub actions_repository: Option<String>,
     /// [`JOB_TOKEN_HASH_VAR`]: the hash of the job's own token, declared by its setup step.
     pub job_token_hash: Option<String>,
+    /// What the job declared of its permissions and which job it is, when `GITHUB_ACTIONS=true`:
+    /// which of the repository's jobs the declared token shares with ([`crate::actions`]).
+    pub actions_job: crate::actions::Job,
     /// The token gh will use from the environment (`GH_TOKEN`, `GITHUB_TOKEN`, ...).
     pub env_token: Option<String>,
     /// The login from `hosts.yml`.
@@ -258,11 +261,13 @@ pub struct ScopeInputs {
 ///
 /// Order:
 /// 1. `GH_CACHE_SCOPE`;
-/// 2. in GitHub Actions, `actions:<repo>` when the token gh will send is the one the job
-///    declared as its own `GITHUB_TOKEN` ([`ScopeInputs::job_token_hash`]): the jobs of a
-///    repository share answers only under their own tokens, which read the same. A PAT or an
-///    App token in `GH_TOKEN` may read what the job token cannot (another private repository),
-///    and looks no different: without the declaration, every token has its own scope;
+/// 2. in GitHub Actions, `actions:<repo>#<suffix>` when the token gh will send is the one the
+///    job declared as its own `GITHUB_TOKEN` ([`ScopeInputs::job_token_hash`]): the jobs of a
+///    repository share answers only under their own tokens, and only with the jobs whose
+///    tokens read the same ([`crate::actions::scope`]: the same declared permissions, else the
+///    same job). A PAT or an App token in `GH_TOKEN` may read what the job token cannot
+///    (another private repository), and looks no different: without the declaration, or where
+///    the job's share cannot be told, every token has its own scope;
 /// 3. a token in the environment (`token:<keyed hash>`), because gh then asks as that token
 ///    rather than as the logged-in user;
 /// 4. the login from `hosts.yml` (`user:<login>`);
@@ -279,7 +284,9 @@ pub fn scope(inputs: &ScopeInputs) -> String {
         token,
     ) {
         if crate::key::parse_hex32(declared) == Some(job_token_hash(token)) {
-            return format!("actions:{}", repo.to_ascii_lowercase());
+            if let Some(shared) = crate::actions::scope(repo, &inputs.actions_job) {
+                return shared;
+            }
         }
     }
     if let Some(token) = nonempty(&inputs.env_token) {

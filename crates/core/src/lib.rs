@@ -7,6 +7,7 @@
 //!
 //! This crate does no I/O of its own and starts no runtime: tiers and the CLI bring those.
 
+pub mod actions;
 mod chain;
 pub mod context;
 mod entry;

@@ -176,33 +176,34 @@ async fn fetch(
     (peer, rx.await.ok().flatten())
 }
 
-/// A keeper's fetch of an announced entry from `peer` (connected: the announcing runner, over
-/// the connection it opened). What arrives is checked as a lookup's answer is, then stored; the
-/// swarm task hears how it ended in [`Command::Kept`], which frees the fetch's slot.
-pub(crate) async fn keep(shared: Arc<Shared>, peer: PeerId, announced: Manifest) {
+/// A keeper's fetch of an announced entry from `holders` in turn (connected: the announcing
+/// runners, over the connections they opened), until one sends an entry that passes. What
+/// arrives is checked as a lookup's answer is, then stored; the swarm task hears how it ended
+/// in [`Command::Kept`], which frees the fetch's slot. Asking the next holder when one has
+/// nothing is what keeps a peer that announced a newer manifest it does not serve from
+/// costing the keeper the entry.
+pub(crate) async fn keep(shared: Arc<Shared>, holders: Vec<PeerId>, announced: Manifest) {
     let request = FetchRequest {
         key: announced.key,
         scope_id: announced.scope_id,
     };
-    let (_, response) = fetch(&shared, peer, request.clone()).await;
-    let kept = match response {
-        Some(FetchResponse::Found { manifest, body }) => {
-            match check::entry(&shared.accept, &request, &manifest, &body) {
-                Ok(entry) => match shared.store.put(&entry).await {
-                    Ok(()) => Some(Box::new(entry.manifest)),
-                    Err(e) => {
-                        log(format_args!("cannot keep {}: {e}", request.key.short()));
-                        None
-                    }
-                },
-                Err((reason, disconnect)) => {
-                    reject(&shared, peer, reason, disconnect).await;
-                    None
+    let mut kept = None;
+    for peer in holders {
+        let (_, response) = fetch(&shared, peer, request.clone()).await;
+        let Some(FetchResponse::Found { manifest, body }) = response else {
+            continue;
+        };
+        match check::entry(&shared.accept, &request, &manifest, &body) {
+            Ok(entry) => {
+                match shared.store.put(&entry).await {
+                    Ok(()) => kept = Some(Box::new(entry.manifest)),
+                    Err(e) => log(format_args!("cannot keep {}: {e}", request.key.short())),
                 }
+                break;
             }
+            Err((reason, disconnect)) => reject(&shared, peer, reason, disconnect).await,
         }
-        Some(FetchResponse::NotFound) | None => None,
-    };
+    }
     shared
         .send(Command::Kept {
             key: request.key,

@@ -10,8 +10,11 @@
 //! This module holds the keeper's bounded bookkeeping; the node drives it. Everything is capped:
 //! scopes followed, fetches queued and in flight, and the bytes those fetches may bring in at
 //! once (what is stored is capped by the store's own size limit, least recently used out first).
+//! A scope slot is charged to the peer whose subscription took it, within its share
+//! ([`crate::shares::SCOPES_PER_PEER`]), and freed when no peer used it for a while
+//! ([`crate::shares::SCOPE_IDLE`]): no peer can hold every slot, nor keep one it left.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use ghcache_core::{CacheKey, Manifest, ScopeId};
@@ -19,6 +22,7 @@ use libp2p::PeerId;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::shares::{SCOPES_PER_PEER, SCOPE_IDLE};
 use crate::status::Keeping;
 use crate::wire::{self, Invalidation};
 
@@ -42,6 +46,10 @@ pub(crate) struct Limits {
     /// Scopes followed because peers use them. A scope is a team, or a repository's Actions
     /// jobs: a fleet has a few, an organisation's seed some hundreds.
     pub(crate) scopes: usize,
+    /// Of those, the new scopes one peer may have followed at once.
+    pub(crate) scopes_per_peer: usize,
+    /// A slot no peer used for this long is freed.
+    pub(crate) scope_idle: Duration,
     /// Fetches at once: enough to keep up with a fleet's announcements over a LAN.
     pub(crate) in_flight: usize,
     /// Fetches waiting for a slot; announcements past it are not kept.
@@ -57,6 +65,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             scopes: 256,
+            scopes_per_peer: SCOPES_PER_PEER,
+            scope_idle: SCOPE_IDLE,
             in_flight: 8,
             queued: 1024,
             bytes_in_flight: 4 * wire::MAX_BODY as u64,
@@ -96,6 +106,17 @@ pub(crate) enum Follow {
     Already,
     /// It was not, and the cap on scopes is reached.
     Full,
+    /// It was not, and the peer that asked has as many scopes followed as its share allows.
+    OverShare,
+}
+
+/// A scope followed.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// The peer whose subscription took the slot; `None` for this machine's own scopes.
+    claimer: Option<PeerId>,
+    /// When a peer or this machine last used the scope.
+    used: Instant,
 }
 
 /// A fetch in flight.
@@ -112,7 +133,7 @@ struct Flight {
 #[derive(Debug, Default)]
 pub(crate) struct Keeper {
     limits: Limits,
-    scopes: HashSet<ScopeId>,
+    scopes: HashMap<ScopeId, Slot>,
     queue: VecDeque<Job>,
     in_flight: HashMap<CacheKey, Flight>,
     bytes_in_flight: u64,
@@ -129,27 +150,70 @@ impl Keeper {
         }
     }
 
-    /// Follows `scope` (a peer subscribed to its topic, or this machine uses it).
-    pub(crate) fn follow(&mut self, scope: ScopeId) -> Follow {
-        if self.scopes.contains(&scope) {
-            Follow::Already
-        } else if self.scopes.len() >= self.limits.scopes {
-            Follow::Full
-        } else {
-            self.scopes.insert(scope);
-            Follow::Started
+    /// Follows `scope` at `now`: peer `by` subscribed to its topic, or (`None`) this machine
+    /// uses it. A scope followed already counts as used; a new one takes a slot, charged to
+    /// `by` within its share.
+    pub(crate) fn follow(&mut self, scope: ScopeId, by: Option<PeerId>, now: Instant) -> Follow {
+        if let Some(slot) = self.scopes.get_mut(&scope) {
+            slot.used = now;
+            return Follow::Already;
         }
+        if let Some(peer) = by {
+            let claimed = self
+                .scopes
+                .values()
+                .filter(|s| s.claimer == Some(peer))
+                .count();
+            if claimed >= self.limits.scopes_per_peer {
+                return Follow::OverShare;
+            }
+        }
+        if self.scopes.len() >= self.limits.scopes {
+            return Follow::Full;
+        }
+        self.scopes.insert(
+            scope,
+            Slot {
+                claimer: by,
+                used: now,
+            },
+        );
+        Follow::Started
+    }
+
+    /// Frees the slots of scopes that no peer used for [`Limits::scope_idle`] by `now`; the
+    /// scopes that `in_use` names (a connected peer subscribes to them) count as used now.
+    /// Returns the scopes no longer followed. What was kept of them stays stored and served.
+    pub(crate) fn expire(
+        &mut self,
+        now: Instant,
+        in_use: impl Fn(&ScopeId) -> bool,
+    ) -> Vec<ScopeId> {
+        let idle = self.limits.scope_idle;
+        let mut freed = Vec::new();
+        self.scopes.retain(|scope, slot| {
+            if in_use(scope) {
+                slot.used = now;
+            }
+            let expired = now.saturating_duration_since(slot.used) >= idle;
+            if expired {
+                freed.push(*scope);
+            }
+            !expired
+        });
+        freed
     }
 
     /// Whether `scope` is followed.
     pub(crate) fn follows(&self, scope: &ScopeId) -> bool {
-        self.scopes.contains(scope)
+        self.scopes.contains_key(scope)
     }
 
     /// Queues a fetch of the entry `manifest` describes, from one of `providers`. A newer
-    /// manifest of a key already queued replaces the queued one; providers are merged.
+    /// manifest of a key already queued replaces the queued one; providers are merged, first
+    /// heard first.
     pub(crate) fn offer(&mut self, manifest: Manifest, providers: Vec<PeerId>) -> Offer {
-        if !self.scopes.contains(&manifest.scope_id) {
+        if !self.scopes.contains_key(&manifest.scope_id) {
             return Offer::NotFollowed;
         }
         if self.in_flight.contains_key(&manifest.key) {
@@ -160,9 +224,11 @@ impl Keeper {
             .iter_mut()
             .find(|job| job.manifest.key == manifest.key)
         {
+            // The newer manifest is fetched; the providers of the older one stay: one peer's
+            // newer announcement must not leave the keeper only that peer to fetch from (what
+            // any of them sends is checked the same way).
             if manifest.created_at_ms > job.manifest.created_at_ms {
                 job.manifest = manifest;
-                job.providers.clear();
             }
             for peer in providers {
                 if job.providers.len() < wire::MAX_DIRECTORY_PROVIDERS
@@ -325,6 +391,8 @@ mod tests {
     fn small() -> Limits {
         Limits {
             scopes: SCOPE_LIMIT,
+            scopes_per_peer: 1,
+            scope_idle: Duration::from_secs(60),
             in_flight: 2,
             queued: 3,
             bytes_in_flight: 1000,
@@ -375,10 +443,14 @@ mod tests {
     fn scopes_followed_are_capped() {
         let mut keeper = Keeper::new(small());
         for n in 0..SCOPE_LIMIT {
-            assert_eq!(keeper.follow(ScopeId([n as u8; 32])), Follow::Started);
+            assert_eq!(
+                keeper.follow(ScopeId([n as u8; 32]), None, Instant::now()),
+                Follow::Started
+            );
         }
-        assert_eq!(keeper.follow(ScopeId([0; 32])), Follow::Already);
-        assert_eq!(keeper.follow(ScopeId([99; 32])), Follow::Full);
+        let now = Instant::now();
+        assert_eq!(keeper.follow(ScopeId([0; 32]), None, now), Follow::Already);
+        assert_eq!(keeper.follow(ScopeId([99; 32]), None, now), Follow::Full);
         assert!(!keeper.follows(&ScopeId([99; 32])));
         let m = manifest(1, "o/r", 10);
         let mut other = m.clone();
@@ -392,7 +464,7 @@ mod tests {
         let mut keeper = Keeper::new(small());
         let peer = PeerId::random();
         let scope = manifest(0, "o/r", 10).scope_id;
-        keeper.follow(scope);
+        keeper.follow(scope, None, Instant::now());
         for n in 0..3 {
             assert_eq!(
                 keeper.offer(manifest(n, "o/r", 10), vec![peer]),
@@ -424,7 +496,7 @@ mod tests {
     fn bytes_in_flight_are_capped_but_one_fetch_always_runs() {
         let mut keeper = Keeper::new(small());
         let scope = manifest(0, "o/r", 10).scope_id;
-        keeper.follow(scope);
+        keeper.follow(scope, None, Instant::now());
         keeper.offer(manifest(1, "o/r", 900), vec![]);
         keeper.offer(manifest(2, "o/r", 200), vec![]);
         let big = keeper.next().map(|j| j.manifest.key);
@@ -434,7 +506,7 @@ mod tests {
         assert!(keeper.next().is_some());
 
         let mut keeper = Keeper::new(small());
-        keeper.follow(scope);
+        keeper.follow(scope, None, Instant::now());
         keeper.offer(manifest(3, "o/r", 5000), vec![]);
         assert!(
             keeper.next().is_some(),
@@ -443,11 +515,11 @@ mod tests {
     }
 
     #[test]
-    fn a_newer_announcement_replaces_the_queued_one() {
+    fn a_newer_announcement_replaces_the_queued_manifest_and_keeps_its_providers() {
         let mut keeper = Keeper::new(small());
         let (a, b) = (PeerId::random(), PeerId::random());
         let old = manifest(1, "o/r", 10);
-        keeper.follow(old.scope_id);
+        keeper.follow(old.scope_id, None, Instant::now());
         keeper.offer(old.clone(), vec![a]);
         let mut new = old.clone();
         new.created_at_ms = now_ms() + 1;
@@ -456,8 +528,9 @@ mod tests {
             keeper.next(),
             Some(Job {
                 manifest: new,
-                providers: vec![b]
-            })
+                providers: vec![a, b]
+            }),
+            "the first to announce is asked first"
         );
     }
 
@@ -465,7 +538,7 @@ mod tests {
     fn invalidations_drop_queued_fetches_and_mark_those_in_flight() {
         let mut keeper = Keeper::new(small());
         let flying = manifest(1, "o/r", 10);
-        keeper.follow(flying.scope_id);
+        keeper.follow(flying.scope_id, None, Instant::now());
         keeper.offer(flying.clone(), vec![]);
         assert!(keeper.next().is_some());
         keeper.offer(manifest(2, "o/r", 10), vec![]);
@@ -487,7 +560,7 @@ mod tests {
     fn waiters_are_woken_when_the_fetch_lands_and_capped() {
         let mut keeper = Keeper::new(small());
         let m = manifest(1, "o/r", 10);
-        keeper.follow(m.scope_id);
+        keeper.follow(m.scope_id, None, Instant::now());
         let (tx, mut not_kept) = oneshot::channel();
         keeper.wait(m.key, tx);
         assert!(
@@ -512,5 +585,68 @@ mod tests {
         keeper.finish(&m.key);
         assert_eq!(rxs[0].try_recv(), Ok(()));
         assert_eq!(rxs[1].try_recv(), Ok(()));
+    }
+
+    #[test]
+    fn one_peer_cannot_take_every_scope_slot() {
+        let limits = Limits {
+            scopes: 16,
+            ..Limits::default()
+        };
+        let mut keeper = Keeper::new(limits);
+        let (hostile, honest) = (PeerId::random(), PeerId::random());
+        let now = Instant::now();
+        let mut taken = 0;
+        for n in 0..=255u8 {
+            match keeper.follow(ScopeId([n; 32]), Some(hostile), now) {
+                Follow::Started => taken += 1,
+                other => assert_eq!(other, Follow::OverShare),
+            }
+        }
+        assert_eq!(taken, SCOPES_PER_PEER);
+        let mine = ScopeId::of("the honest runner's scope");
+        assert_eq!(keeper.follow(mine, Some(honest), now), Follow::Started);
+        assert!(keeper.follows(&mine));
+        // Another peer using a scope the hostile one took costs neither a slot.
+        assert_eq!(
+            keeper.follow(ScopeId([0; 32]), Some(honest), now),
+            Follow::Already
+        );
+        assert_eq!(keeper.load().scopes, SCOPES_PER_PEER + 1);
+    }
+
+    #[test]
+    fn slots_no_peer_used_for_a_while_are_freed() {
+        let mut keeper = Keeper::new(small());
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let start = Instant::now();
+        let (left, stays) = (ScopeId([1; 32]), ScopeId([2; 32]));
+        assert_eq!(keeper.follow(left, Some(a), start), Follow::Started);
+        assert_eq!(keeper.follow(stays, Some(b), start), Follow::Started);
+        assert_eq!(
+            keeper.follow(ScopeId([3; 32]), Some(c), start),
+            Follow::Full
+        );
+        let in_use = |s: &ScopeId| *s == stays;
+        assert!(keeper
+            .expire(start + Duration::from_secs(59), in_use)
+            .is_empty());
+        let later = start + Duration::from_secs(60);
+        assert_eq!(keeper.expire(later, in_use), vec![left], "a's peer left");
+        assert_eq!(
+            keeper.follow(ScopeId([3; 32]), Some(c), later),
+            Follow::Started
+        );
+        // A's share came back with its slot.
+        assert_eq!(
+            keeper.follow(ScopeId([4; 32]), Some(a), later),
+            Follow::Full
+        );
+        assert!(
+            keeper
+                .expire(later + Duration::from_secs(59), |_| false)
+                .is_empty(),
+            "still in use a minute ago"
+        );
     }
 }

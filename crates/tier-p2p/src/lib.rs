@@ -21,12 +21,14 @@ mod keeper;
 mod node;
 pub mod oidc;
 mod role;
+mod shares;
 pub mod sign;
 mod socket;
 mod status;
 mod swarm;
 mod swarm_key;
 mod tier;
+mod topics;
 mod traffic;
 pub mod wire;
 

@@ -13,6 +13,8 @@
 //! [`crate::swarm`] builds the swarm, [`crate::check`] holds the checks of everything peers
 //! send (gossip validation among them), [`crate::control`] serves the CLI's socket,
 //! [`crate::fetches`] runs lookups and fetches, and [`mod@crate::status`] is what `status` reports.
+//! What one peer may take of the tables peers add to (a keeper's scope slots, the directory) is
+//! in [`crate::shares`]; the gossip topics followed, and why, in [`crate::topics`].
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -47,6 +49,7 @@ use crate::oidc::{self, Binding, Verifier};
 use crate::role::Role;
 use crate::status::{bump, LiveCounters, Status};
 use crate::swarm::{self, scope_of, topic, Behaviour, BehaviourEvent, MAX_PROVIDED_KEYS};
+use crate::topics::Topics;
 use crate::traffic::Traffic;
 use crate::wire::{
     self, DirectoryItem, DirectoryRequest, DirectoryResponse, FetchRequest, FetchResponse, Gossip,
@@ -73,6 +76,9 @@ const DIRECTORY_FANOUT: usize = 4;
 const MAX_DIRECTORY_ASKS: usize = 32;
 /// (peer, scope) pairs asked on the connections open now: each is asked once per connection.
 const MAX_ASKED: usize = 4096;
+/// How often the node lets go of what expired: a keeper's idle scope slots and the scopes no
+/// local client named lately (both expire after an hour; a minute late is no matter).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Path of the control socket of the daemon for cache dir `dir`.
 pub(crate) fn socket_path(dir: &Path) -> PathBuf {
@@ -245,11 +251,12 @@ pub async fn run(
     let invalidator = tokio::spawn(async move {
         applier.invalidations.apply(applier.store.as_ref()).await;
     });
+    let me = *swarm.local_peer_id();
     let mut node = Node {
         swarm,
         shared,
-        directory: Directory::default(),
-        topics: HashMap::new(),
+        directory: Directory::new(me),
+        topics: Topics::default(),
         pending_providers: HashMap::new(),
         pending_fetches: HashMap::new(),
         connected: HashSet::new(),
@@ -260,6 +267,7 @@ pub async fn run(
         asked: HashSet::new(),
         handoff: Handoff::default(),
         warned_scope_cap: false,
+        warned_scope_share: false,
         listening: !config.listen.is_empty(),
         token_file: config.oidc_token_file.clone(),
         produces_for: config.produces_for.clone(),
@@ -275,7 +283,8 @@ pub async fn run(
     // The scopes this machine's CLI uses are followed from the start: the daemon hears their
     // announcements, and asks for their directory, before the CLI's first lookup.
     for scope_id in config.scopes.iter().take(MAX_INITIAL_SCOPES) {
-        node.subscribe(*scope_id);
+        node.topics.pin(*scope_id);
+        node.name_scope(*scope_id);
     }
     node.run(&mut command_rx, shutdown).await;
     node.hand_off(&mut command_rx).await;
@@ -338,7 +347,8 @@ struct Node {
     swarm: Swarm<Behaviour>,
     shared: Arc<Shared>,
     directory: Directory,
-    topics: HashMap<gossipsub::TopicHash, ScopeId>,
+    /// The topics joined, and the scopes this machine wants followed.
+    topics: Topics,
     pending_providers: HashMap<kad::QueryId, oneshot::Sender<Vec<PeerId>>>,
     pending_fetches: HashMap<OutboundRequestId, oneshot::Sender<Option<FetchResponse>>>,
     connected: HashSet<PeerId>,
@@ -355,6 +365,8 @@ struct Node {
     handoff: Handoff,
     /// Whether the log said that the keeper follows as many scopes as it may.
     warned_scope_cap: bool,
+    /// Whether the log said that a peer asked the keeper for more scopes than its share.
+    warned_scope_share: bool,
     /// Whether this node listens: one that does not is never dialed, so it provides nothing in
     /// the DHT (a record pointing at it would cost every walker a dial that cannot succeed).
     listening: bool,
@@ -369,11 +381,13 @@ struct Node {
 impl Node {
     async fn run(&mut self, commands: &mut mpsc::Receiver<Command>, shutdown: impl Future) {
         let mut shutdown = std::pin::pin!(shutdown);
+        let mut sweep = tokio::time::interval_at(Instant::now() + SWEEP_EVERY, SWEEP_EVERY);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 event = self.swarm.select_next_some() => self.on_event(event),
                 Some(command) = commands.recv() => self.on_command(command),
+                _ = sweep.tick() => self.sweep(Instant::now()),
             }
         }
     }
@@ -481,21 +495,86 @@ impl Node {
         }
     }
 
-    /// Joins a scope's topic. A scope followed for the first time has its directory asked of
-    /// the connected peers, keepers first.
-    fn subscribe(&mut self, scope_id: ScopeId) -> gossipsub::IdentTopic {
-        let topic = topic(&scope_id);
-        if let Some(keeper) = self.keeper.as_mut() {
-            // Its own machine's scopes count against the cap like its peers'.
-            keeper.follow(scope_id);
+    /// A local client named `scope_id` (a lookup, a publish, a write): its topic is joined, and
+    /// the scopes pushed out of the bounded table of named ones are let go if nothing else
+    /// holds them. Returns the topic.
+    fn name_scope(&mut self, scope_id: ScopeId) -> gossipsub::IdentTopic {
+        let now = Instant::now();
+        let pushed = self.topics.name(scope_id, now);
+        // Its own machine's scopes take keeper slots like its peers', charged to no peer.
+        self.keep_scope(scope_id, None, now);
+        self.join(scope_id);
+        for other in pushed {
+            self.leave_if_unused(other);
         }
-        if self.topics.insert(topic.hash(), scope_id).is_none() {
+        topic(&scope_id)
+    }
+
+    /// Has the keeper, if this node is one, follow `scope_id` for `by` (`None`: this machine).
+    /// When every slot is taken, the slots that no peer and no local client used lately are
+    /// freed first (a scope this machine wants followed counts as used).
+    fn keep_scope(
+        &mut self,
+        scope_id: ScopeId,
+        by: Option<PeerId>,
+        now: Instant,
+    ) -> Option<Follow> {
+        let keeper = self.keeper.as_mut()?;
+        let follow = match keeper.follow(scope_id, by, now) {
+            Follow::Full => {
+                let in_use = scopes_in_use(&self.swarm);
+                let topics = &self.topics;
+                let freed = keeper.expire(now, |s| in_use.contains(s) || topics.wanted(s));
+                let follow = keeper.follow(scope_id, by, now);
+                for scope in freed {
+                    self.leave_if_unused(scope);
+                }
+                follow
+            }
+            follow => follow,
+        };
+        Some(follow)
+    }
+
+    /// Joins a scope's topic, unless it is joined. A scope followed for the first time has its
+    /// directory asked of the connected peers, keepers first.
+    fn join(&mut self, scope_id: ScopeId) {
+        if self.topics.join(scope_id) {
+            let topic = topic(&scope_id);
             if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic) {
                 log(format_args!("cannot subscribe to {topic}: {e}"));
             }
             self.ask_directories(scope_id);
         }
-        topic
+    }
+
+    /// Leaves `scope_id`'s topic when nothing holds it any more: not this machine's
+    /// configuration, no local client lately, no keeper slot.
+    fn leave_if_unused(&mut self, scope_id: ScopeId) {
+        let kept = self.keeper.as_ref().is_some_and(|k| k.follows(&scope_id));
+        if self.topics.wanted(&scope_id) || kept || !self.topics.leave(&scope_id) {
+            return;
+        }
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .unsubscribe(&topic(&scope_id));
+        self.asked.retain(|(_, s)| *s != scope_id);
+    }
+
+    /// Lets go of what expired by `now`: a keeper's scope slots that no connected peer
+    /// subscribes to and this machine does not want followed, unused for a while, and the
+    /// scopes no local client named lately.
+    fn sweep(&mut self, now: Instant) {
+        let mut freed = self.topics.expire(now);
+        if let Some(keeper) = self.keeper.as_mut() {
+            let in_use = scopes_in_use(&self.swarm);
+            let topics = &self.topics;
+            freed.extend(keeper.expire(now, |s| in_use.contains(s) || topics.wanted(s)));
+        }
+        for scope_id in freed {
+            self.leave_if_unused(scope_id);
+        }
     }
 
     /// Asks up to [`DIRECTORY_FANOUT`] connected peers for their directory of `scope_id`:
@@ -553,8 +632,7 @@ impl Node {
         } else if self.keeper.is_some() {
             return;
         }
-        let scopes: Vec<ScopeId> = self.topics.values().copied().collect();
-        for scope_id in scopes {
+        for scope_id in self.topics.scopes() {
             let asked = self.asked.iter().filter(|(_, s)| *s == scope_id).count();
             if is_keeper || asked < DIRECTORY_FANOUT {
                 self.ask_directory(peer, scope_id);
@@ -562,36 +640,51 @@ impl Node {
         }
     }
 
-    /// A keeper follows every scope its peers subscribe to, up to its cap, and asks a peer
-    /// that joins a followed scope for what it holds there.
+    /// A keeper follows every scope its peers subscribe to, up to its cap and each peer's
+    /// share, and asks a peer that joins a followed scope for what it holds there.
     fn on_peer_subscribed(&mut self, peer: PeerId, topic: &gossipsub::TopicHash) {
-        let Some(keeper) = self.keeper.as_mut() else {
+        if self.keeper.is_none() {
             return;
-        };
+        }
         let Some(scope_id) = scope_of(topic) else {
             return;
         };
-        match keeper.follow(scope_id) {
-            Follow::Started => {
-                log(format_args!("keeping scope {}", scope_id.short()));
-                self.subscribe(scope_id);
-            }
-            Follow::Already => {
-                if self.topics.contains_key(topic) {
+        match self.keep_scope(scope_id, Some(peer), Instant::now()) {
+            Some(follow @ (Follow::Started | Follow::Already)) => {
+                if follow == Follow::Started {
+                    log(format_args!("keeping scope {}", scope_id.short()));
+                }
+                // A topic this machine follows already (its own scope) is not joined again:
+                // its new peer is asked directly.
+                if self.topics.is_joined(topic) {
                     self.ask_directory(peer, scope_id);
                 } else {
-                    self.subscribe(scope_id);
+                    self.join(scope_id);
                 }
             }
-            Follow::Full => {
-                if !std::mem::replace(&mut self.warned_scope_cap, true) {
+            Some(Follow::Full) => self.warn_scope_cap(),
+            Some(Follow::OverShare) => {
+                bump(&self.shared.counters.over_share);
+                if !std::mem::replace(&mut self.warned_scope_share, true) {
                     log(format_args!(
-                        "keeping as many scopes as a keeper may ({}); entries of other scopes \
-                         are not kept",
-                        keeper.load().scopes
+                        "{peer} subscribes to more new scopes than one peer may have a keeper \
+                         follow ({}); the others are not kept",
+                        crate::shares::SCOPES_PER_PEER
                     ));
                 }
             }
+            None => {}
+        }
+    }
+
+    /// Says once that the keeper has no scope slot left.
+    fn warn_scope_cap(&mut self) {
+        if !std::mem::replace(&mut self.warned_scope_cap, true) {
+            let scopes = self.keeper.as_ref().map_or(0, |k| k.load().scopes);
+            log(format_args!(
+                "keeping as many scopes as a keeper may ({scopes}); entries of other scopes are \
+                 not kept until a scope no peer uses is let go"
+            ));
         }
     }
 
@@ -619,27 +712,25 @@ impl Node {
         self.start_keeping();
     }
 
-    /// Starts the keeper's queued fetches that its bounds allow, each from a peer that holds
-    /// the entry and is connected: the announcing runner, over the connection it opened. A
-    /// runner that nobody can dial is fetched from while it is there, or not at all.
+    /// Starts the keeper's queued fetches that its bounds allow, each from the peers that hold
+    /// the entry and are connected, in turn: the announcing runner, over the connection it
+    /// opened. A runner that nobody can dial is fetched from while it is there, or not at all.
     fn start_keeping(&mut self) {
         let Some(keeper) = self.keeper.as_mut() else {
             return;
         };
         while let Some(job) = keeper.next() {
-            let holder = job
+            let holders: Vec<PeerId> = job
                 .providers
                 .iter()
-                .find(|p| self.connected.contains(p))
-                .copied();
-            match holder {
-                Some(peer) => {
-                    tokio::spawn(fetches::keep(self.shared.clone(), peer, job.manifest));
-                }
-                None => {
-                    keeper.finish(&job.manifest.key);
-                    bump(&self.shared.counters.keep_missed);
-                }
+                .filter(|p| self.connected.contains(p))
+                .copied()
+                .collect();
+            if holders.is_empty() {
+                keeper.finish(&job.manifest.key);
+                bump(&self.shared.counters.keep_missed);
+            } else {
+                tokio::spawn(fetches::keep(self.shared.clone(), holders, job.manifest));
             }
         }
     }
@@ -653,7 +744,7 @@ impl Node {
     }
 
     fn publish_announcement(&mut self, manifest: &Manifest) {
-        let topic = self.subscribe(manifest.scope_id);
+        let topic = self.name_scope(manifest.scope_id);
         let message = Gossip::Announcement {
             manifest: manifest.encode(),
         };
@@ -729,21 +820,21 @@ impl Node {
                 disconnect,
             } => self.reject(peer, &reason, disconnect),
             Command::Subscribe { scope_id } => {
-                self.subscribe(scope_id);
+                self.name_scope(scope_id);
             }
             Command::Announce { manifest } => {
                 self.publish_announcement(&manifest);
                 let key = manifest.key;
                 let me = self.local_id();
                 self.handoff.announced((*manifest).clone(), Instant::now());
-                self.directory.insert(*manifest, me);
+                self.directory.insert(*manifest, me, &[me]);
                 self.provide(key);
             }
             Command::Held { manifest } => {
                 if self.shared.role.provides() {
                     let key = manifest.key;
                     let me = self.local_id();
-                    self.directory.insert(*manifest, me);
+                    self.directory.insert(*manifest, me, &[me]);
                     self.provide(key);
                 }
             }
@@ -764,7 +855,7 @@ impl Node {
                     resources,
                     at_ms: now_ms(),
                 };
-                let topic = self.subscribe(scope_id);
+                let topic = self.name_scope(scope_id);
                 self.drop_covered(&invalidation);
                 let repo = invalidation.repo.clone();
                 let message = Gossip::Invalidation(invalidation);
@@ -797,7 +888,7 @@ impl Node {
             Some(manifest) if !cancelled => {
                 bump(&self.shared.counters.kept);
                 log(format_args!("kept {}", key.short()));
-                self.directory.insert(*manifest, me);
+                self.directory.insert(*manifest, me, &[me]);
                 self.provide(key);
             }
             Some(_) => {}
@@ -1192,9 +1283,13 @@ impl Node {
                     if holders.is_empty() {
                         continue;
                     }
-                    for holder in &holders {
-                        self.directory.insert(manifest.clone(), *holder);
-                    }
+                    // Charged to the peer that sent the reply: the holders it names cost
+                    // nothing to make up.
+                    let over = self.directory.insert(manifest.clone(), peer, &holders);
+                    self.shared
+                        .counters
+                        .over_share
+                        .fetch_add(over as u64, Ordering::Relaxed);
                     learned += 1;
                     self.offer_to_keeper(manifest, holders);
                 }
@@ -1227,7 +1322,7 @@ impl Node {
         message: gossipsub::Message,
     ) -> gossipsub::MessageAcceptance {
         use gossipsub::MessageAcceptance::{Accept, Ignore, Reject};
-        let Some(&scope_id) = self.topics.get(&message.topic) else {
+        let Some(scope_id) = self.topics.scope(&message.topic) else {
             return Ignore;
         };
         let accept = &self.shared.accept;
@@ -1239,7 +1334,13 @@ impl Node {
             Ok(None) => Ignore,
             Ok(Some(Heard::Announcement { manifest, source })) => {
                 bump(&self.shared.counters.announcements_received);
-                self.directory.insert((*manifest).clone(), source);
+                let over = self
+                    .directory
+                    .insert((*manifest).clone(), source, &[source]);
+                self.shared
+                    .counters
+                    .over_share
+                    .fetch_add(over as u64, Ordering::Relaxed);
                 self.offer_to_keeper(*manifest, vec![source]);
                 Accept
             }
@@ -1255,4 +1356,14 @@ impl Node {
             }
         }
     }
+}
+
+/// The scopes some connected peer subscribes to now: their keeper slots are in use.
+fn scopes_in_use(swarm: &Swarm<Behaviour>) -> HashSet<ScopeId> {
+    swarm
+        .behaviour()
+        .gossipsub
+        .all_peers()
+        .flat_map(|(_, topics)| topics.into_iter().filter_map(scope_of))
+        .collect()
 }

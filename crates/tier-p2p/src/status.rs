@@ -105,6 +105,10 @@ pub struct Counters {
     pub local_stores: u64,
     /// Lookups asked by CLI processes.
     pub lookups: u64,
+    /// What peers asked for past their share of a table (one peer may have a keeper follow a
+    /// few new scopes, and is told only so many directory records): scopes a keeper did not
+    /// follow for them, and directory records of theirs that were forgotten or refused.
+    pub over_share: u64,
     /// Data from peers that failed a check (forged, malformed, untrusted, off-scope, unbound).
     pub rejected: u64,
     /// OIDC tokens presented by peers that failed their checks (forged, expired, for another
@@ -119,7 +123,7 @@ pub struct Counters {
 impl Counters {
     /// Every counter with its JSON name, in name order: how `ghcache daemon status` lists them
     /// and the metrics endpoint exports them.
-    pub fn named(&self) -> [(&'static str, u64); 16] {
+    pub fn named(&self) -> [(&'static str, u64); 17] {
         [
             ("announcements_received", self.announcements_received),
             ("bytes_in", self.bytes_in),
@@ -134,6 +138,7 @@ impl Counters {
             ("kept", self.kept),
             ("local_stores", self.local_stores),
             ("lookups", self.lookups),
+            ("over_share", self.over_share),
             ("rejected", self.rejected),
             ("tokens_refused", self.tokens_refused),
             ("unbound", self.unbound),
@@ -186,6 +191,7 @@ pub(crate) struct LiveCounters {
     pub(crate) tokens_refused: AtomicU64,
     /// Shared with the producer binding, which counts its own refusals.
     pub(crate) unbound: Arc<AtomicU64>,
+    pub(crate) over_share: AtomicU64,
 }
 
 impl LiveCounters {
@@ -206,6 +212,7 @@ impl LiveCounters {
             kept: n(&self.kept),
             local_stores: n(&self.local_stores),
             lookups: n(&self.lookups),
+            over_share: n(&self.over_share),
             rejected: n(&self.rejected),
             tokens_refused: n(&self.tokens_refused),
             unbound: n(&self.unbound),
@@ -238,6 +245,7 @@ mod tests {
             &mut counters.kept,
             &mut counters.local_stores,
             &mut counters.lookups,
+            &mut counters.over_share,
             &mut counters.rejected,
             &mut counters.tokens_refused,
             &mut counters.unbound,
@@ -291,6 +299,7 @@ mod tests {
             r#""directories_served":5,"directory_learned":6,"fetches_served":7,"hits":8,"#,
             r#""invalidations_received":9,"keep_missed":10,"kept":11,"local_stores":12,"#,
             r#""lookups":13,"rejected":14,"tokens_refused":15,"unbound":16},"#,
+            r#""lookups":13,"over_share":14,"rejected":15},"#,
             r#""directory_entries":7,"keep":{"bytes_in_flight":4096,"in_flight":2,"queued":3,"#,
             r#""scopes":1},"keeper":true,"keepers":["12D3KooWB"],"#,
             r#""listen_addrs":["/ip4/127.0.0.1/tcp/4001"],"#,

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ghcache_core::policy::{classify, Changes, Decision, Resource};
+use ghcache_core::policy::{classify, AlsoChanged, Changes, Decision, Resource};
 
 use super::trace::{trace, Step};
 use super::Options;
@@ -25,7 +25,7 @@ use super::Options;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Invalidation {
     /// What `policy::classify` says the write changes, and always the repository's
-    /// unclassified answers; every search for a write that changes search results.
+    /// unclassified answers and every search.
     PerClass,
     /// Everything about the write's repository.
     WholeRepository,
@@ -230,12 +230,28 @@ pub fn floor(steps: &[(Duration, Step)], invalidation: Invalidation, tokens: Tok
                 }
             }
             Decision::Write(w) => {
-                let repo = about(&w.repo_flag, &w.named_repo);
+                // Empty: a write whose repository is not proven, which drops everything.
+                let repo = match w.unproven {
+                    true => String::new(),
+                    false => about(&w.repo_flag, &w.named_repo),
+                };
                 let changes = match invalidation {
                     Invalidation::PerClass => w.changes,
                     Invalidation::WholeRepository => Changes::Repository,
                 };
-                held.retain(|_, h| !drops(&repo, changes, &h.repo, h.resource));
+                let also = match &w.also {
+                    Some(AlsoChanged::Repo(other)) => Some(other.clone()),
+                    Some(AlsoChanged::SameOwner(name)) => repo
+                        .split_once('/')
+                        .map(|(owner, _)| format!("{owner}/{name}")),
+                    None => None,
+                };
+                held.retain(|_, h| {
+                    !drops(&repo, changes, &h.repo, h.resource)
+                        && !also
+                            .as_deref()
+                            .is_some_and(|other| drops(other, changes, &h.repo, h.resource))
+                });
             }
             Decision::Passthrough(_) => {}
         }
@@ -245,17 +261,16 @@ pub fn floor(steps: &[(Duration, Step)], invalidation: Invalidation, tokens: Tok
 
 /// Whether a write to `repo` that changes `changes` drops an answer about `resource` of
 /// `answer_repo`: `Selector::covers` in core's `tier.rs`, on the fields the floor keeps. A write
-/// whose repository cannot be told drops everything, as ghcache's does.
+/// whose repository cannot be told drops everything, and every write every search, as
+/// ghcache's do.
 fn drops(repo: &str, changes: Changes, answer_repo: &str, resource: Resource) -> bool {
-    if repo.is_empty() {
+    if repo.is_empty() || resource == Resource::Search {
         return true;
     }
     match changes {
         Changes::Repository => answer_repo == repo,
         Changes::Resources(resources) => {
-            (resource == Resource::Search && resources.contains(Resource::Search))
-                || (answer_repo == repo
-                    && (resources.contains(resource) || resource == Resource::Other))
+            answer_repo == repo && (resources.contains(resource) || resource == Resource::Other)
         }
     }
 }
@@ -494,6 +509,23 @@ mod tests {
         ];
         let f = floor(&steps, Invalidation::PerClass, Tokens::Fleet);
         assert_eq!(f.reads, [FETCHED, FETCHED, FETCHED, served(3)]);
+    }
+
+    #[test]
+    fn every_write_drops_every_search_and_an_unproven_one_everything() {
+        let steps = vec![
+            start(0, 0, 0, "fleet/a"),
+            run(1, 0, "search issues crash"),
+            run(2, 0, "release list -R fleet/b"),
+            run(3, 0, "release create v9 -R fleet/c"),
+            run(4, 0, "search issues crash"),
+            run(5, 0, "release list -R fleet/b"),
+            run(6, 0, "api -X POST user/repos -f name=x"),
+            run(7, 0, "release list -R fleet/b"),
+            end(8, 0),
+        ];
+        let f = floor(&steps, Invalidation::PerClass, Tokens::Fleet);
+        assert_eq!(f.reads, [FETCHED, FETCHED, FETCHED, served(3), FETCHED]);
     }
 
     #[test]

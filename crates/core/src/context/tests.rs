@@ -122,13 +122,17 @@ fn scope_order_and_token_secrecy() {
         explicit: Some("team".into()),
         actions_repository: Some("Acme/Widgets".into()),
         job_token_hash: Some(declared("ghp_secret_token")),
+        actions_job: crate::actions::Job {
+            permissions: Some("contents: read".into()),
+            ..crate::actions::Job::default()
+        },
         env_token: Some("ghp_secret_token".into()),
         login: Some("octocat".into()),
         config_token: Some("gho_from_the_file".into()),
     };
     assert_eq!(scope(&inputs), "team");
     inputs.explicit = None;
-    assert_eq!(scope(&inputs), "actions:acme/widgets");
+    assert_eq!(scope(&inputs), "actions:acme/widgets#perms=contents:read");
     inputs.actions_repository = None;
     let by_token = scope(&inputs);
     assert!(
@@ -161,6 +165,10 @@ fn in_actions(env_token: Option<&str>, declared_for: Option<&str>) -> ScopeInput
     ScopeInputs {
         actions_repository: Some("acme/widgets".into()),
         job_token_hash: declared_for.map(declared),
+        actions_job: crate::actions::Job {
+            permissions: Some("contents: read".into()),
+            ..crate::actions::Job::default()
+        },
         env_token: env_token.map(str::to_owned),
         ..ScopeInputs::default()
     }
@@ -168,7 +176,7 @@ fn in_actions(env_token: Option<&str>, declared_for: Option<&str>) -> ScopeInput
 
 #[test]
 fn in_actions_only_the_declared_job_token_shares_the_repository_s_scope() {
-    let shared = "actions:acme/widgets";
+    let shared = "actions:acme/widgets#perms=contents:read";
     assert_eq!(scope(&in_actions(Some("ghs_job"), Some("ghs_job"))), shared);
     // Another job, another token, its own declaration: the same scope.
     assert_eq!(
@@ -197,6 +205,18 @@ fn in_actions_only_the_declared_job_token_shares_the_repository_s_scope() {
     file.config_token = Some("ghs_job".into());
     file.login = Some("someone".into());
     assert_eq!(scope(&file), shared);
+}
+
+#[test]
+fn a_declared_job_token_whose_share_cannot_be_told_keeps_a_scope_of_its_own() {
+    let undeclared = scope(&in_actions(Some("ghs_job"), None));
+    // Neither permissions nor the job's identity: nothing to share by.
+    let mut unknown = in_actions(Some("ghs_job"), Some("ghs_job"));
+    unknown.actions_job = crate::actions::Job::default();
+    assert_eq!(scope(&unknown), undeclared);
+    // Permissions that do not parse are not a declaration of anything.
+    unknown.actions_job.permissions = Some("contents: everything".into());
+    assert_eq!(scope(&unknown), undeclared);
 }
 
 #[test]
