@@ -79,8 +79,29 @@ pub(crate) async fn serve(listener: UnixListener, shared: Arc<Shared>) {
                 continue;
             }
         };
+        if let Err(why) = same_user(&stream) {
+            log(format_args!("control socket: closed a connection: {why}"));
+            continue;
+        }
         let ticket = clients.admit(&shared).await;
         tokio::spawn(client(stream, ticket, shared.clone(), budget.clone()));
+    }
+}
+
+/// Whether the process on the other end of `stream` runs as this daemon's user. The daemon
+/// stores what a client hands it and signs it with this machine's identity, for the scope the
+/// client names: only the user whose cache and identity these are may ask that (the socket's
+/// directory is private too; this holds if its mode is ever loosened, and for root's
+/// processes, which pass any mode).
+fn same_user(stream: &UnixStream) -> Result<(), String> {
+    let me = rustix::process::geteuid().as_raw();
+    match stream.peer_cred() {
+        Ok(peer) if peer.uid() == me => Ok(()),
+        Ok(peer) => Err(format!(
+            "the client runs as uid {}, not as this daemon's user (uid {me})",
+            peer.uid()
+        )),
+        Err(e) => Err(format!("cannot tell who the client is: {e}")),
     }
 }
 

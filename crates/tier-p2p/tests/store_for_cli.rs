@@ -131,3 +131,60 @@ async fn a_store_handed_to_the_daemon_keeps_the_commands_fence_mark() -> TestRes
     daemon.await??;
     Ok(())
 }
+
+/// The daemon stores and signs what a client hands it, for the scope the client names: a
+/// process of another user is closed on at once, however the socket's modes were loosened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_another_user_is_not_served() -> TestResult {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::new(SwarmKey::generate()?);
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
+    config.mdns = false;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let path = dir.path().to_owned();
+    let served: Arc<dyn CacheTier> = Arc::new(Fenced::new());
+    let daemon = tokio::spawn(async move {
+        run(config, &path, served, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let socket = dir.path().join("p2p").join("daemon.sock");
+    for _ in 0..200 {
+        if status(dir.path()).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    status(dir.path()).await?;
+    // Modes as loose as a careless hand could leave them: only the uid check is left.
+    let open = |p: &std::path::Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+    };
+    open(dir.path(), 0o711)?;
+    open(&dir.path().join("p2p"), 0o711)?;
+    open(&socket, 0o777)?;
+    // A thread's credentials are its own on Linux: this one becomes nobody, the rest stays.
+    let answered = std::thread::spawn(move || -> Result<usize, String> {
+        let nobody = rustix::process::Uid::from_raw(65_534);
+        rustix::thread::set_thread_res_uid(nobody, nobody, nobody).map_err(|e| e.to_string())?;
+        let mut stream =
+            std::os::unix::net::UnixStream::connect(&socket).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .map_err(|e| e.to_string())?;
+        let mut byte = [0u8; 1];
+        // Closed on at once: end of stream. Served: the daemon waits for a request, and the
+        // read times out.
+        stream.read(&mut byte).map_err(|e| e.to_string())
+    })
+    .join()
+    .map_err(|_| "the client thread panicked")?;
+    assert_eq!(answered, Ok(0), "the daemon closed the connection");
+    let _ = stop.send(());
+    daemon.await??;
+    Ok(())
+}
