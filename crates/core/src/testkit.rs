@@ -332,6 +332,13 @@ pub fn skip(why: &str) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_test_that_cannot_run_fails_unless_skipping_is_allowed() {
+        let allowed = std::env::var_os(ALLOW_SKIP).is_some_and(|v| v == "1");
+        let outcome = std::panic::catch_unwind(|| skip("a tool this machine lacks"));
+        assert_eq!(outcome.is_err(), !allowed, "{ALLOW_SKIP} set: {allowed}");
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn the_memory_tier_passes_the_conformance_suite() {
         conformance(&MemoryTier::new("memory"), Capabilities::STORES).await;
