@@ -192,6 +192,21 @@ pub(crate) fn is_corrupt(err: &sqlx::Error) -> bool {
 /// higher-ranked lifetime limits that sqlx's executor futures otherwise hit in callers.
 type Connecting<'a> = Pin<Box<dyn Future<Output = Result<SqliteConnection, Failure>> + Send + 'a>>;
 
+/// A second connection to an index this process opened already (see `Tier::conn`).
+///
+/// # Errors
+/// Why it cannot be opened, as one line.
+pub(crate) async fn reconnect(db: &Path, writable: bool) -> Result<SqliteConnection, String> {
+    connect(db, writable)
+        .await
+        .map_err(|failure| match failure {
+            Failure::Corrupt(why) | Failure::Busy(why) | Failure::Other(why) => why,
+            Failure::Newer(version) => {
+                format!("the index is of a newer ghcache (schema {version})")
+            }
+        })
+}
+
 /// Opens the index, bringing its schema up to date.
 fn connect(db: &Path, writable: bool) -> Connecting<'_> {
     Box::pin(connect_inner(db, writable))

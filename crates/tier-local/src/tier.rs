@@ -9,7 +9,7 @@ use ghcache_core::{
     Selector, TierError,
 };
 use sqlx::{Connection as _, SqliteConnection};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 
 use crate::blobs::{Blobs, Staged, TMP_GRACE};
 use crate::config::Config;
@@ -95,6 +95,26 @@ impl Tier {
         })
     }
 
+    /// The index connection, locked, and out of any transaction.
+    ///
+    /// Every holder of the lock ends its transaction before it lets go, but a future dropped
+    /// between SQLite's `BEGIN` and sqlx's acknowledgement of it (a request of gh's cut off
+    /// when gh exits, a deadline) leaves no `Transaction` to roll back, and sqlx would then
+    /// refuse every `BEGIN IMMEDIATE` on this connection for the rest of the process: every
+    /// later store and invalidation would fail. A connection found so is replaced by a new one
+    /// (SQLite rolls the abandoned transaction back when the old one closes); if that cannot be
+    /// opened, the old one is kept and the next statement reports its error as before.
+    async fn conn(&self) -> MutexGuard<'_, SqliteConnection> {
+        let mut conn = self.conn.lock().await;
+        if conn.is_in_transaction() {
+            if let Ok(fresh) = open::reconnect(&self.db, !self.read_only).await {
+                let abandoned = std::mem::replace(&mut *conn, fresh);
+                let _ = abandoned.close().await;
+            }
+        }
+        conn
+    }
+
     /// Things to tell the user once: a corrupt index moved aside (the message contains
     /// "corrupt" and where the old file went), a read-only cache directory.
     pub fn warnings(&self) -> Vec<String> {
@@ -148,7 +168,7 @@ impl Tier {
             reason: e.to_string(),
         })?;
         if size > self.fold_counters_at {
-            let mut conn = self.conn.lock().await;
+            let mut conn = self.conn().await;
             self.fold_now(&mut conn).await?;
         }
         Ok(())
@@ -159,7 +179,7 @@ impl Tier {
     /// # Errors
     /// [`Error::Index`] when the index cannot be read.
     pub async fn stats(&self) -> Result<Stats, Error> {
-        let mut conn = self.conn.lock().await;
+        let mut conn = self.conn().await;
         if self.read_only {
             let mut stats = index::stats(&mut conn)
                 .await
@@ -186,7 +206,7 @@ impl Tier {
                 dir: self.dir.clone(),
             });
         }
-        let mut conn = self.conn.lock().await;
+        let mut conn = self.conn().await;
         self.fold_now(&mut conn).await
     }
 
@@ -207,7 +227,7 @@ impl Tier {
     /// # Errors
     /// [`Error::Index`] when the index cannot be read.
     pub async fn keys(&self, limit: u32) -> Result<Vec<CacheKey>, Error> {
-        let mut conn = self.conn.lock().await;
+        let mut conn = self.conn().await;
         index::keys(&mut conn, limit)
             .await
             .map_err(|e| self.index_err(&e))
@@ -312,7 +332,7 @@ impl Tier {
         digest: &str,
         remove_blob: bool,
     ) -> Result<bool, TierError> {
-        let mut conn = self.conn.lock().await;
+        let mut conn = self.conn().await;
         let mut tx = conn
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -423,7 +443,7 @@ impl Tier {
         let m = &entry.manifest;
         let hex = digest.to_hex();
         let manifest = m.encode();
-        let mut conn = self.conn.lock().await;
+        let mut conn = self.conn().await;
         let mut tx = conn
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -481,7 +501,7 @@ impl CacheTier for Tier {
     /// next lookup misses.
     async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
         let stored = {
-            let mut conn = self.conn.lock().await;
+            let mut conn = self.conn().await;
             index::lookup(&mut conn, &key.0)
                 .await
                 .map_err(|e| self.tier_err(&e))?
@@ -549,7 +569,7 @@ impl CacheTier for Tier {
         let now = now_ms();
         if !self.read_only && index::to_i64(now) - stored.last_used_ms > self.touch_every_ms {
             // Best effort: a lost touch only makes eviction a little less accurate.
-            let mut conn = self.conn.lock().await;
+            let mut conn = self.conn().await;
             let _ = index::touch(&mut conn, &key.0, now).await;
         }
         if !self.read_only {
@@ -610,7 +630,7 @@ impl CacheTier for Tier {
             }
         }
         // The rows stay (a full disk, a read-only cache) but are fenced: count them.
-        let mut conn = self.conn.lock().await;
+        let mut conn = self.conn().await;
         index::count(&mut conn, which)
             .await
             .map_err(|e| self.tier_err(&e))
@@ -690,7 +710,7 @@ impl Tier {
     /// new description (signed, or naming its IPFS CID): that changes no answer, however recent
     /// the last write, so the fence's time rule does not apply.
     async fn describes_stored(&self, entry: &Entry, digest: &Digest, state: &FenceState) -> bool {
-        let mut conn = self.conn.lock().await;
+        let mut conn = self.conn().await;
         let Ok(Some(stored)) = index::lookup(&mut conn, &entry.manifest.key.0).await else {
             return false;
         };
@@ -701,7 +721,7 @@ impl Tier {
 
     /// Deletes the rows `selector` names and the body files no row uses any more.
     async fn drop_rows(&self, selector: &Selector) -> Result<u64, TierError> {
-        let mut conn = self.conn.lock().await;
+        let mut conn = self.conn().await;
         let mut tx = conn
             .begin_with("BEGIN IMMEDIATE")
             .await
@@ -747,5 +767,36 @@ fn admitted(state: &FenceState, mark: Option<Mark>, entry: &Entry, skew: Duratio
 fn remove_all(paths: Vec<PathBuf>) {
     for path in paths {
         let _ = std::fs::remove_file(path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ghcache_core::testkit::sample_entry;
+
+    use super::*;
+
+    /// A transaction whose `BEGIN` went through but whose `Transaction` never came back (the
+    /// future was dropped in between) is what `forget` leaves too: stores go on working.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_transaction_abandoned_mid_begin_does_not_stop_later_stores(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let tier = Tier::open(Config::new(dir.path())).await?;
+        {
+            let mut conn = tier.conn.lock().await;
+            let abandoned = conn.begin_with("BEGIN IMMEDIATE").await?;
+            std::mem::forget(abandoned);
+            assert!(conn.is_in_transaction());
+        }
+        let entry = sample_entry(1, "o/r", b"stored after all\n");
+        tier.put(&entry).await?;
+        assert_eq!(
+            tier.get(&entry.manifest.key).await?,
+            Lookup::Hit(entry.clone())
+        );
+        tier.invalidate(&Selector::Repo("o/r".into())).await?;
+        assert_eq!(tier.get(&entry.manifest.key).await?, Lookup::Miss);
+        Ok(())
     }
 }
