@@ -638,18 +638,21 @@ fn classify_api(args: &[String]) -> Decision {
         // GraphQL is always a POST; the document says whether it reads or writes. A mutation
         // names what it changes by node id, which proves no repository.
         return match (method.as_str(), fields.operation()) {
-            ("POST", Some(Operation::Query { searches })) => Decision::Cache(Cacheable {
-                class: TtlClass::Api,
-                resource: match fields.repo() {
-                    Some(_) if !searches => Resource::Other,
-                    _ => Resource::Search,
-                },
-                key_argv: api_key_argv(args),
-                repo_flag: None,
-                named_repo: fields.repo().flatten(),
-                api_get: false,
-                include_headers,
-            }),
+            ("POST", Some(Operation::Query { searches })) => {
+                let repo = fields.repo();
+                Decision::Cache(Cacheable {
+                    class: TtlClass::Api,
+                    resource: match repo {
+                        Some(_) if !searches => Resource::Other,
+                        _ => Resource::Search,
+                    },
+                    key_argv: api_key_argv(args),
+                    repo_flag: None,
+                    named_repo: repo.flatten(),
+                    api_get: false,
+                    include_headers,
+                })
+            }
             _ => Decision::Write(Write::unproven()),
         };
     }
