@@ -10,8 +10,8 @@ use std::time::Instant;
 use ghcache_core::layers;
 use ghcache_core::policy::{self, Decision};
 use ghcache_core::{
-    CacheTier, Chain, ChainConfig, Event, KeyInput, Lookup, Output, Recorder, Request, Resolved,
-    Selector, Source, TierError, Verdict,
+    CacheTier, Chain, ChainConfig, Event, KeyInput, Lookup, Output, Recorder, Request, Selector,
+    Source, TierError, Verdict,
 };
 use ghcache_tier_local as local;
 
@@ -330,7 +330,7 @@ async fn serve(
     if chain_dropped_corrupt {
         session.warn(CORRUPT_WARNING);
     }
-    session.debug(source_label(&resolved), &request.key.short());
+    session.debug(&resolved.source.label(), &request.key.short());
     if let Some(tier) = &tier {
         if resolved.source == Source::Origin {
             remote
@@ -559,20 +559,6 @@ pub fn ipfs_store(config: &Config, key: &str, scope: &str) -> Result<i32, Failur
         tier.close().await;
     });
     Ok(0)
-}
-
-fn source_label(resolved: &Resolved) -> &'static str {
-    match resolved.source {
-        Source::Tier("local") => "local hit",
-        Source::Tier("p2p") => "p2p hit",
-        Source::Tier("ipfs") => "ipfs hit",
-        Source::Tier(_) => "tier hit",
-        Source::Origin => "miss, fetched from github",
-        Source::Revalidated => "revalidated (304)",
-        Source::Stale => "stale (github failed)",
-        Source::OriginFailed => "miss, gh failed (not stored)",
-        Source::OriginTooLarge => "miss, fetched from github (too large to store)",
-    }
 }
 
 /// How gh runs as the origin: printing what it writes to stdout as it comes (through the

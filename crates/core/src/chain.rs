@@ -35,6 +35,21 @@ pub enum Source {
     OriginTooLarge,
 }
 
+impl Source {
+    /// How a debug line names where an answer came from: "local hit", "miss, fetched from
+    /// github", ...
+    pub fn label(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Source::Tier(tier) => format!("{tier} hit").into(),
+            Source::Origin => "miss, fetched from github".into(),
+            Source::Revalidated => "revalidated (304)".into(),
+            Source::Stale => "stale (github failed)".into(),
+            Source::OriginFailed => "miss, github's answer passed on (not stored)".into(),
+            Source::OriginTooLarge => "miss, fetched from github (too large to store)".into(),
+        }
+    }
+}
+
 /// The answer to a request, and what the user should be told about how it was made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {

@@ -314,7 +314,7 @@ impl Level {
                 std::iter::once((request.key, request.input.scope.clone())),
             );
         }
-        let what = source_label(resolved.source);
+        let what = resolved.source.label();
         match stored::decode(&resolved.output.stderr) {
             Some((status, stored_headers)) => {
                 let mut response = Response::new(Body::whole(resolved.output.stdout));
@@ -326,7 +326,7 @@ impl Level {
                         .headers_mut()
                         .insert(CONTENT_LENGTH, HeaderValue::from(len));
                 }
-                (response, what.to_owned())
+                (response, what.into_owned())
             }
             None => {
                 // A tier handed over an answer that is not one (a peer's, since this process
@@ -423,20 +423,6 @@ fn token_hash(headers: &HeaderMap) -> Option<[u8; 32]> {
         _ => value,
     };
     Some(Manifest::token_hash(token))
-}
-
-fn source_label(source: Source) -> &'static str {
-    match source {
-        Source::Tier("local") => "local hit",
-        Source::Tier("p2p") => "p2p hit",
-        Source::Tier("ipfs") => "ipfs hit",
-        Source::Tier(_) => "tier hit",
-        Source::Origin => "miss, fetched from github",
-        Source::Revalidated => "revalidated (304)",
-        Source::Stale => "stale (github failed)",
-        Source::OriginFailed => "miss, passed on (not stored)",
-        Source::OriginTooLarge => "miss, streamed (too large to store)",
-    }
 }
 
 /// An answer of ghcache's own, for a request it could not pass on: gh prints the status and,

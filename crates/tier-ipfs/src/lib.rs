@@ -35,4 +35,4 @@ pub use error::Error;
 pub use gateway::Gateway;
 pub use kubo::Kubo;
 pub use seal::{BodyKey, IndexKey, OpenError, SEAL_OVERHEAD};
-pub use tier::{mfs_path, ManifestSource, Sign, Swept, Tier, Verify};
+pub use tier::{mfs_path, ManifestSource, Sign, Swept, Tier, Verify, NAME};

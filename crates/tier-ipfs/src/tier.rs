@@ -28,7 +28,8 @@ use crate::gateway::Gateway;
 use crate::kubo::Kubo;
 use crate::seal::{BodyKey, IndexKey, SEAL_OVERHEAD};
 
-const NAME: &str = "ipfs";
+/// The IPFS tier's name in counters, debug lines and errors.
+pub const NAME: &str = "ipfs";
 /// Largest manifest file in MFS: the core's cap on a manifest, sealed.
 const MAX_INDEX_FILE: usize = MAX_MANIFEST + SEAL_OVERHEAD;
 /// Cap on an entry's body until the composition root gives the user's `max_entry_size`

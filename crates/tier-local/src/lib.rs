@@ -41,4 +41,4 @@ pub use lazy::LazyTier;
 pub use lock::KeyLock;
 pub use reader::{Found, Read, Reader, Used};
 pub use stats::Stats;
-pub use tier::Tier;
+pub use tier::{Tier, NAME};

@@ -23,7 +23,8 @@ use crate::record;
 use crate::stats::{Counts, Stats};
 
 /// The tier's name in stats and debug lines.
-pub(crate) const NAME: &str = "local";
+/// The local tier's name in counters, debug lines and errors.
+pub const NAME: &str = "local";
 
 /// File name of the index inside the cache directory.
 pub(crate) const DB: &str = "index.db";

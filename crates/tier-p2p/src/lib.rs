@@ -40,5 +40,5 @@ pub use node::run;
 pub use status::{Counters, Keeping, Status};
 pub use swarm::transport;
 pub use swarm_key::SwarmKey;
-pub use tier::{status, Tier};
+pub use tier::{status, Tier, NAME};
 pub use traffic::Traffic;

@@ -16,7 +16,8 @@ use crate::socket;
 use crate::status::Status;
 use crate::wire::{self, Control, Invalidation, Reply};
 
-const NAME: &str = "p2p";
+/// The p2p tier's name in counters, debug lines and errors.
+pub const NAME: &str = "p2p";
 /// Of a lookup's deadline, what the daemon leaves for the store of an entry it found and for
 /// its reply over the socket (a round trip well under a millisecond, a store of a few): it
 /// searches the swarm for the rest, so that its answer, a hit or a miss, arrives within the
