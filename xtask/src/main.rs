@@ -8,6 +8,8 @@
 //! - `demo`: a scripted session on the fake GitHub, showing what each call cost.
 //! - `fleet [flags]`: a CI fleet's traffic replayed per cache configuration ([`fleet::FLEET_USAGE`]).
 //! - `scale [--quick]`: the p2p tier's traffic and lookup latency for growing swarms.
+//! - `rooms [--graph]`: the module graph of every crate, checked for import circles, files past
+//!   their size and tier names outside their tier ([`rooms`]).
 //! - `install`: builds the release binary (static where supported) into cargo's bin directory.
 //! - `dist [--target T]... [--out DIR]`: release archives with checksums in `target/dist`, and
 //!   their checksums for the GitHub Action in `action/release.json`.
@@ -19,6 +21,7 @@ mod demo;
 mod dist;
 mod fleet;
 mod interrupt;
+mod rooms;
 mod sandbox;
 mod scale;
 mod stats;
@@ -45,12 +48,13 @@ fn run() -> Result<()> {
         "demo" => interrupt::guarded("demo", || demo::run(rest)),
         "fleet" => interrupt::guarded("fleet", || fleet::main(rest)),
         "scale" => interrupt::guarded("scale", || scale::main(rest)),
+        "rooms" => rooms::main(rest),
         "install" => install(),
         "dist" => dist::main(rest),
         "ipfs-node" => ipfs_node(rest),
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <test [-- nextest args] | bench [--quick] [--http | --tiers] | fleet {} | scale [--quick] | demo | install | dist {} | ipfs-node install|run>",
+                "usage: cargo xtask <test [-- nextest args] | bench [--quick] [--http | --tiers] | fleet {} | scale [--quick] | demo | rooms [--graph] | install | dist {} | ipfs-node install|run>",
                 fleet::FLEET_USAGE,
                 dist::DIST_USAGE
             );
