@@ -101,7 +101,8 @@ pub(super) fn listing(config: &Config) -> Vec<Line> {
             let (shown, source) = row.kind.show(config)?;
             let value = row.show.map_or(shown, |show| Shown::Text(show(config)));
             let source = match (&row.kind, row.env) {
-                // A class's variable is not guessed from its name as easily as a setting's.
+                // A class's line names its variable too (`ttl.repo_view` is set by
+                // GH_CACHE_TTL_REPO_VIEW), as it always has.
                 (Kind::Ttl(_), Some(var)) => format!("{source} (env {})", var.name),
                 _ => source.to_string(),
             };
