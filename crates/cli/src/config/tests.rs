@@ -411,3 +411,27 @@ fn the_readme_defaults_of_switches_and_durations_are_the_defaults() {
         }
     }
 }
+
+/// The daemon's flags that the rows name (for the README) are flags `ghcache daemon` takes:
+/// they are applied there, so only this test ties the two.
+#[cfg(feature = "p2p")]
+#[test]
+fn the_daemon_flags_the_rows_name_are_the_daemons() {
+    use clap::Args as _;
+    let daemon = crate::daemon::Flags::augment_args(clap::Command::new("daemon"));
+    let longs: Vec<String> = daemon
+        .get_arguments()
+        .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
+        .collect();
+    let named = ROWS
+        .iter()
+        .filter(|row| row.flags.starts_with("`daemon "))
+        .flat_map(|row| row.flags.split(['`', ' ', ',']))
+        .filter(|word| word.starts_with("--"));
+    let mut count = 0;
+    for flag in named {
+        assert!(longs.iter().any(|l| l == flag), "{flag} not in {longs:?}");
+        count += 1;
+    }
+    assert!(count >= 9, "the p2p rows name the daemon's flags");
+}
