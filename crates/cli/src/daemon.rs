@@ -182,7 +182,7 @@ pub fn id(config: &Config) -> Result<i32, Failure> {
 }
 
 fn apply_flags(config: &mut Config, flags: Flags) -> Result<(), Failure> {
-    use crate::config::Origin::Flag;
+    use crate::config::Source::Flag;
     let p2p = &mut config.p2p;
     if !flags.listen.is_empty() {
         p2p.listen.set(flags.listen, Flag("--listen"));

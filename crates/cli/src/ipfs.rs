@@ -261,7 +261,7 @@ fn settings(config: &Config) -> Result<Settings, Failure> {
 /// Are bodies read from the gateway? Only when one is set and no API is: a configured node's API
 /// also takes additions and knows the marks of writes.
 pub fn uses_gateway(config: &Config) -> bool {
-    config.ipfs.gateway.value.is_some() && config.ipfs.api.origin == crate::config::Origin::Default
+    config.ipfs.gateway.value.is_some() && config.ipfs.api.origin == crate::config::Source::Default
 }
 
 /// Where lookups go: the API's or the gateway's address.

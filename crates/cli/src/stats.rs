@@ -2,11 +2,10 @@
 
 use std::fmt::Write as _;
 
-use ghcache_core::policy::TtlClass;
 use ghcache_core::Selector;
 use ghcache_tier_local as local;
 
-use crate::config::{show_duration, ttl_env_name, Config, SwarmKeySource};
+use crate::config::{Config, Shown};
 use crate::Failure;
 
 async fn open(config: &Config) -> Result<local::Tier, Failure> {
@@ -363,7 +362,8 @@ pub fn drop_entries(config: &Config, repo: Option<&str>) -> Result<u64, Failure>
     })
 }
 
-/// The effective configuration, one setting a line, with where it came from.
+/// The effective configuration, one setting a line, with where it came from: the rows of the
+/// settings' table, sizes in binary units like the statistics'.
 pub fn describe_config(config: &Config) -> String {
     let mut out = String::new();
     let file = match &config.file {
@@ -372,163 +372,13 @@ pub fn describe_config(config: &Config) -> String {
         None => "none".to_owned(),
     };
     let _ = writeln!(out, "# config file: {file}");
-    let mut line = |key: &str, value: String, origin: &dyn std::fmt::Display| {
-        let _ = writeln!(out, "{key:<18} = {value:<40} # {origin}");
-    };
-    line(
-        "enabled",
-        config.enabled.value.to_string(),
-        &config.enabled.origin,
-    );
-    line(
-        "debug",
-        config.debug.value.to_string(),
-        &config.debug.origin,
-    );
-    line(
-        "cache_dir",
-        format!("{:?}", config.cache_dir.value.display().to_string()),
-        &config.cache_dir.origin,
-    );
-    line(
-        "gh",
-        format!("{:?}", config.gh.value.to_string_lossy()),
-        &config.gh.origin,
-    );
-    line(
-        "scope",
-        config.scope.value.as_ref().map_or(
-            "(derived: actions repo, token hash, gh login, or anonymous)".into(),
-            |s| format!("{s:?}"),
-        ),
-        &config.scope.origin,
-    );
-    line(
-        "max_size",
-        format!("\"{}\"", human_bytes(config.max_size.value)),
-        &config.max_size.origin,
-    );
-    line(
-        "max_entry_size",
-        format!("\"{}\"", human_bytes(config.max_entry_size.value)),
-        &config.max_entry_size.origin,
-    );
-    line(
-        "max_stale",
-        format!("\"{}\"", show_duration(config.max_stale.value)),
-        &config.max_stale.origin,
-    );
-    line(
-        "clock_skew",
-        format!("\"{}\"", show_duration(config.clock_skew.value)),
-        &config.clock_skew.origin,
-    );
-    line(
-        "lock_timeout",
-        format!("\"{}\"", show_duration(config.lock_timeout.value)),
-        &config.lock_timeout.origin,
-    );
-    for class in TtlClass::ALL {
-        if let Some(setting) = config.ttl.get(&class) {
-            let origin = format!("{} (env {})", setting.origin, ttl_env_name(class));
-            line(
-                &format!("ttl.{}", class.name()),
-                format!("\"{}\"", show_duration(setting.value)),
-                &origin,
-            );
-        }
+    for line in config.listing() {
+        let value = match line.value {
+            Shown::Text(text) => text,
+            Shown::Size(bytes) => format!("\"{}\"", human_bytes(bytes)),
+        };
+        let _ = writeln!(out, "{:<18} = {value:<40} # {}", line.key, line.source);
     }
-    let p2p = &config.p2p;
-    line(
-        "p2p.enabled",
-        match p2p.enabled.value {
-            None => "auto (ask this cache dir's daemon if one runs)".to_owned(),
-            Some(b) => b.to_string(),
-        },
-        &p2p.enabled.origin,
-    );
-    line(
-        "p2p.deadline",
-        format!("\"{}\"", show_duration(p2p.deadline.value)),
-        &p2p.deadline.origin,
-    );
-    line(
-        "p2p.swarm_key",
-        match &p2p.swarm_key.value {
-            None => "none".to_owned(),
-            // Never print the key itself: it is the swarm's only secret.
-            Some(SwarmKeySource::Text(_)) => "(set; hidden)".to_owned(),
-            Some(SwarmKeySource::File(path)) => format!("{:?}", path.display().to_string()),
-        },
-        &p2p.swarm_key.origin,
-    );
-    let list = |items: &[String]| format!("{items:?}");
-    line("p2p.listen", list(&p2p.listen.value), &p2p.listen.origin);
-    line(
-        "p2p.bootstrap",
-        list(&p2p.bootstrap.value),
-        &p2p.bootstrap.origin,
-    );
-    line("p2p.mdns", p2p.mdns.value.to_string(), &p2p.mdns.origin);
-    line(
-        "p2p.read_only",
-        p2p.read_only.value.to_string(),
-        &p2p.read_only.origin,
-    );
-    line(
-        "p2p.trusted_peers",
-        list(&p2p.trusted_peers.value),
-        &p2p.trusted_peers.origin,
-    );
-    line(
-        "p2p.metrics",
-        p2p.metrics
-            .value
-            .clone()
-            .unwrap_or_else(|| "off".to_owned()),
-        &p2p.metrics.origin,
-    );
-    let ipfs = &config.ipfs;
-    line(
-        "ipfs.enabled",
-        ipfs.enabled.value.to_string(),
-        &ipfs.enabled.origin,
-    );
-    line(
-        "ipfs.api",
-        format!("{:?}", ipfs.api.value),
-        &ipfs.api.origin,
-    );
-    line(
-        "ipfs.gateway",
-        match (
-            &ipfs.gateway.value,
-            ipfs.api.origin == crate::config::Origin::Default,
-        ) {
-            (None, _) => "none".to_owned(),
-            (Some(url), true) => format!("{url:?}"),
-            (Some(url), false) => format!("{url:?} (unused: an API is configured)"),
-        },
-        &ipfs.gateway.origin,
-    );
-    line(
-        "ipfs.deadline",
-        format!("\"{}\"", show_duration(ipfs.deadline.value)),
-        &ipfs.deadline.origin,
-    );
-    line(
-        "ipfs.encrypt",
-        match ipfs.encrypt.value {
-            None => "auto (on when a swarm key is set)".to_owned(),
-            Some(b) => b.to_string(),
-        },
-        &ipfs.encrypt.origin,
-    );
-    line(
-        "http.enabled",
-        config.http.enabled.value.to_string(),
-        &config.http.enabled.origin,
-    );
     out
 }
 
