@@ -1,3 +1,6 @@
+//! [`Config`]: how the GitHub tier runs gh, where gh's output goes while it runs, and which
+//! token's ETags may be sent back.
+
 use std::ffi::OsString;
 
 /// How to run gh.

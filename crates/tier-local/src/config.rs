@@ -1,3 +1,5 @@
+//! [`Config`]: where the local tier keeps its files and how much it may keep.
+
 use std::path::PathBuf;
 use std::time::Duration;
 

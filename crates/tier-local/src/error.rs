@@ -1,3 +1,6 @@
+//! [`Error`]: why the local cache could not be opened or used, in words that name the cache
+//! directory and say what to do; it converts into core's [`TierError`] for the chain.
+
 use std::path::PathBuf;
 
 use ghcache_core::TierError;

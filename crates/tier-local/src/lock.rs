@@ -1,3 +1,7 @@
+//! [`KeyLock`]: one process per cache key asks GitHub; the others wait for its answer.
+//!
+//! An `flock` on a file per key, so that a killed holder never leaves a stuck lock behind.
+
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};

@@ -1,3 +1,11 @@
+//! [`Tier`]: the local cache with its index open, the [`CacheTier`] that stores, serves,
+//! invalidates and evicts entries on this machine's disk.
+//!
+//! Every store goes through the index (SQLite) and the blob files; a read checks the body
+//! against its manifest before it is served, so a torn or tampered file is a miss, never a
+//! wrong answer. Commands usually reach it through [`crate::LazyTier`], which opens it only
+//! when the records cannot answer.
+
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
