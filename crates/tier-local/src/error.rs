@@ -82,10 +82,10 @@ impl From<Error> for TierError {
     fn from(err: Error) -> Self {
         match err {
             Error::ReadOnly { .. } => TierError::ReadOnly {
-                tier: crate::tier::NAME,
+                tier: crate::config::NAME,
             },
             other => TierError::Unavailable {
-                tier: crate::tier::NAME,
+                tier: crate::config::NAME,
                 reason: other.to_string(),
             },
         }

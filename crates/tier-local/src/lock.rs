@@ -12,10 +12,8 @@ use ghcache_core::CacheKey;
 use rustix::fs::{flock, FlockOperation};
 
 use crate::blobs::is_hex;
+use crate::cachedir::LOCKS;
 use crate::error::Error;
-
-/// Name of the directory of lock files inside the cache directory.
-pub(crate) const LOCKS: &str = "locks";
 
 /// An exclusive lock on one cache key, held across processes; released when dropped.
 ///
