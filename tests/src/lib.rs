@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 pub use fake_github::{FakeGithub, Fault};
 /// Ends a test that cannot run here: a failure unless `GHCACHE_TEST_ALLOW_SKIP=1`.
 pub use ghcache_core::testkit::skip;
+/// A tmpfs over a machine's cache dir, for a full or read-only disk (needs root).
+pub use ghcache_core::testkit::Mount;
 use ghcache_tier_p2p::{Counters, Status};
 
 pub mod current_gh;

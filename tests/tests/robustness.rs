@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ghcache_tests::{ghcache_bin, skip, spawn_piped, wait_until, Machine, World};
+use ghcache_tests::{ghcache_bin, skip, spawn_piped, wait_until, Machine, Mount, World};
 
 const ARGS: [&str; 4] = ["pr", "list", "-R", "o/r"];
 
@@ -133,37 +133,6 @@ fn an_unusable_cache_dir_still_answers_correctly_with_a_warning() {
     std::fs::write(&file, "x").unwrap_or_else(|e| panic!("{e}"));
     machine.set_env("GH_CACHE_DIR", &file.display().to_string());
     expect_correct(&machine, Some("without the cache"));
-}
-
-/// A tmpfs mounted on `dir` (we need root for it); None where mounting is not permitted.
-struct Mount(PathBuf);
-
-impl Mount {
-    fn tmpfs(dir: &Path, options: &str) -> Option<Mount> {
-        std::fs::create_dir_all(dir).ok()?;
-        // A tmpfs root is 1777 by default; a cache dir other users can write is refused.
-        let options = format!("{options},mode=0700");
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &options, "tmpfs"])
-            .arg(dir)
-            .output()
-            .is_ok_and(|o| o.status.success());
-        ok.then(|| Mount(dir.to_path_buf()))
-    }
-
-    fn remount(&self, options: &str) -> bool {
-        Command::new("mount")
-            .args(["-o", &format!("remount,{options}")])
-            .arg(&self.0)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).output();
-    }
 }
 
 #[test]

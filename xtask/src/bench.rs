@@ -379,7 +379,7 @@ fn tier_latency(
         }
     }
     github.set_latency(Duration::ZERO);
-    let ipfs_hits = ipfs_reader.try_stats()?["hits"]["ipfs"]
+    let ipfs_hits = ipfs_reader.try_stats()?["hits"][ghcache_tier_ipfs::NAME]
         .as_u64()
         .unwrap_or(0);
     if ipfs_hits < (warmup + runs) as u64 {

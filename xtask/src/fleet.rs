@@ -175,10 +175,10 @@ impl Setup {
     fn slug(self) -> &'static str {
         match self {
             Setup::NoCache => "none",
-            Setup::Local => "local",
-            Setup::LocalP2p => "p2p",
+            Setup::Local => ghcache_tier_local::NAME,
+            Setup::LocalP2p => ghcache_tier_p2p::NAME,
             Setup::LocalP2pKeeper => "keeper",
-            Setup::LocalP2pIpfs => "ipfs",
+            Setup::LocalP2pIpfs => ghcache_tier_ipfs::NAME,
             Setup::LocalP2pKeeperHttp => "keeper-http",
         }
     }
@@ -572,14 +572,22 @@ fn runner_daemon(
     Ok(daemon)
 }
 
+/// The tiers a fleet's machines read, fastest first, by the names their debug lines and
+/// counters use.
+const TIERS: [&str; 3] = [
+    ghcache_tier_local::NAME,
+    ghcache_tier_p2p::NAME,
+    ghcache_tier_ipfs::NAME,
+];
+
 /// Which tier answered, from the `GH_CACHE_DEBUG` line.
 fn answered_by(setup: Setup, stderr: &str) -> String {
     if setup == Setup::NoCache {
         return "github".into();
     }
     let line = crate::sandbox::answer_line(stderr).unwrap_or("");
-    for tier in ["local", "p2p", "ipfs"] {
-        if line.starts_with(&format!("{tier} hit")) {
+    for tier in TIERS {
+        if line.starts_with(&*ghcache_core::Source::Tier(tier).label()) {
             return tier.into();
         }
     }

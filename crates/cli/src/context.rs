@@ -62,7 +62,7 @@ pub fn scope(env: Env<'_>, explicit: Option<&str>, host: &str) -> String {
 /// `Last-Modified`, and an ETag of another token costs one charged answer, as a request
 /// without it would; GitHub answers 304 to an ETag only when it matches, so never wrongly. A
 /// keyring login's token lasts, so the ETag is usually its own.
-pub fn token_hash(env: Env<'_>, host: &str) -> Option<[u8; 32]> {
+pub fn token_hash(env: Env<'_>, host: &str) -> Option<ghcache_core::TokenHash> {
     let token = env_token(env, host).or_else(|| hosts_entry(env, host).oauth_token)?;
     Some(Manifest::token_hash(token.trim()))
 }

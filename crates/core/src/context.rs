@@ -221,17 +221,25 @@ pub fn login_from_hosts_yml(hosts_yml: &str, host: &str) -> Option<String> {
 /// declares in `GH_CACHE_JOB_TOKEN_HASH` (see [`declaration`]): a request made with this token
 /// shares the repository's `actions:` scope. A hash of its own, so that the value in the job's
 /// environment is not the one that manifests carry ([`crate::Manifest::token_hash`]).
-pub fn job_token_hash(token: &str) -> [u8; 32] {
-    blake3::derive_key("ghcache actions job token v1", token.trim().as_bytes())
+pub fn job_token_hash(token: &str) -> JobTokenHash {
+    JobTokenHash(blake3::derive_key(
+        "ghcache actions job token v1",
+        token.trim().as_bytes(),
+    ))
 }
+
+/// The hash of a job's own token ([`job_token_hash`]), as its setup step declares it in hex: a
+/// type apart from [`crate::TokenHash`], which manifests carry, so that one is never taken for
+/// the other.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct JobTokenHash(pub [u8; 32]);
+
+crate::hex::hex_id!(JobTokenHash);
 
 /// The environment variable that declares the job's own token, and its value for `token`: the
 /// `NAME=VALUE` line that a job's setup step appends to `$GITHUB_ENV`.
 pub fn declaration(token: &str) -> String {
-    format!(
-        "{JOB_TOKEN_HASH_VAR}={}",
-        crate::key::hex(&job_token_hash(token))
-    )
+    format!("{JOB_TOKEN_HASH_VAR}={}", job_token_hash(token).to_hex())
 }
 
 /// Where a GitHub Actions job declares the hash of its own token ([`job_token_hash`], hex).
@@ -283,7 +291,7 @@ pub fn scope(inputs: &ScopeInputs) -> String {
         nonempty(&inputs.job_token_hash),
         token,
     ) {
-        if crate::key::parse_hex32(declared) == Some(job_token_hash(token)) {
+        if JobTokenHash::from_hex(declared) == Some(job_token_hash(token)) {
             if let Some(shared) = crate::actions::scope(repo, &inputs.actions_job) {
                 return shared;
             }

@@ -8,11 +8,10 @@
 //!           | producer? | signature?          (the signature covers every field before it)
 //! ```
 
-use std::fmt;
 use std::time::Duration;
 
 use crate::error::DecodeError;
-use crate::key::{hex, CacheKey};
+use crate::key::CacheKey;
 use crate::policy::Resource;
 use crate::scope::ScopeId;
 use crate::wire::{put_bytes, put_opt_bytes, Reader};
@@ -42,23 +41,17 @@ impl Digest {
     pub fn of(bytes: &[u8]) -> Self {
         Digest(*blake3::hash(bytes).as_bytes())
     }
-
-    /// Lowercase hex, 64 characters.
-    pub fn to_hex(&self) -> String {
-        hex(&self.0)
-    }
-
-    /// Parses [`Digest::to_hex`] output.
-    pub fn from_hex(s: &str) -> Option<Self> {
-        crate::key::parse_hex32(s).map(Digest)
-    }
 }
 
-impl fmt::Debug for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Digest({})", &self.to_hex()[..12])
-    }
-}
+crate::hex::hex_id!(Digest);
+
+/// A keyed hash of a GitHub token ([`Manifest::token_hash`]): it tells whether two requests used
+/// the same token, and nothing else. A type of its own, so that it cannot be mixed up with a key,
+/// a digest or the job token's hash ([`crate::context::JobTokenHash`]), which is derived apart.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenHash(pub [u8; 32]);
+
+crate::hex::hex_id!(TokenHash);
 
 /// What gh printed: replayed byte for byte on a hit.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -167,7 +160,7 @@ pub struct Manifest {
     pub last_modified: Option<String>,
     /// Keyed hash of the token the ETag was obtained with ([`Manifest::token_hash`]): GitHub's
     /// ETags depend on the token, so `If-None-Match` is sent only with the same one.
-    pub etag_token: Option<[u8; 32]>,
+    pub etag_token: Option<TokenHash>,
     /// IPFS CID of the body, when it was added to IPFS.
     pub cid: Option<String>,
     /// Peer id (protobuf bytes) of the producer, when signed.
@@ -180,8 +173,8 @@ impl Manifest {
     /// The hash of a token that manifests may carry: it tells whether two requests used the
     /// same token, and nothing else (tokens are long random strings; the token itself is never
     /// stored or sent).
-    pub fn token_hash(token: &str) -> [u8; 32] {
-        blake3::derive_key("ghcache token v1", token.as_bytes())
+    pub fn token_hash(token: &str) -> TokenHash {
+        TokenHash(blake3::derive_key("ghcache token v1", token.as_bytes()))
     }
 
     /// Bytes a producer signs: every field but the signature.
@@ -200,7 +193,10 @@ impl Manifest {
         out.push(self.resource.code());
         put_opt_bytes(&mut out, self.etag.as_deref().map(str::as_bytes));
         put_opt_bytes(&mut out, self.last_modified.as_deref().map(str::as_bytes));
-        put_opt_bytes(&mut out, self.etag_token.as_ref().map(<[u8; 32]>::as_slice));
+        put_opt_bytes(
+            &mut out,
+            self.etag_token.as_ref().map(|t| t.as_bytes().as_slice()),
+        );
         put_opt_bytes(&mut out, self.cid.as_deref().map(str::as_bytes));
         put_opt_bytes(&mut out, self.producer.as_deref());
         out
@@ -237,7 +233,8 @@ impl Manifest {
         let etag_token = match r.opt_bytes(32)? {
             None => None,
             Some(bytes) => {
-                Some(<[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| r.err("bad token hash"))?)
+                let bytes = <[u8; 32]>::try_from(bytes.as_slice());
+                Some(TokenHash(bytes.map_err(|_| r.err("bad token hash"))?))
             }
         };
         let cid = r.opt_string(MAX_CID)?;

@@ -1,8 +1,6 @@
 //! Cache keys: everything that makes two `gh` calls different answers ([`KeyInput`]), hashed
 //! with a canonical, versioned encoding into the [`CacheKey`] that every tier indexes by.
 
-use std::fmt;
-
 /// Version of the key encoding. Bump it when [`KeyInput::encode`] changes, so old entries miss.
 pub const KEY_VERSION: u8 = 1;
 
@@ -67,62 +65,15 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// The blake3 hash of a [`KeyInput`]: what every tier indexes entries by.
+/// The blake3 hash of a [`KeyInput`]: what every tier indexes entries by. Its hex form names
+/// files, SQL rows and DHT records.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CacheKey(pub [u8; 32]);
 
-impl CacheKey {
-    /// Lowercase hex, 64 characters: used in file names, SQL and DHT records.
-    pub fn to_hex(&self) -> String {
-        hex(&self.0)
-    }
+crate::hex::hex_id!(CacheKey);
 
-    /// Parses [`CacheKey::to_hex`] output.
-    pub fn from_hex(s: &str) -> Option<Self> {
-        parse_hex32(s).map(CacheKey)
-    }
-
-    /// First 12 hex characters, for debug lines.
-    pub fn short(&self) -> String {
-        self.to_hex()[..12].to_owned()
-    }
-}
-
-impl fmt::Debug for CacheKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CacheKey({})", self.short())
-    }
-}
-
-impl fmt::Display for CacheKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
-
-pub(crate) fn parse_hex32(s: &str) -> Option<[u8; 32]> {
-    let bytes = s.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
-    }
-    Some(out)
-}
+// The swarm key's text form reads and writes its hex through these paths.
+pub(crate) use crate::hex::{encode as hex, parse32 as parse_hex32};
 
 #[cfg(test)]
 mod tests {

@@ -14,6 +14,7 @@ mod entry;
 mod error;
 pub mod fence;
 pub mod graphql;
+mod hex;
 mod key;
 pub mod layers;
 mod origin;
@@ -30,7 +31,7 @@ pub mod wire;
 pub mod testkit;
 
 pub use chain::{Chain, ChainConfig, Resolved, Source, Verdict};
-pub use entry::{Body, Digest, Entry, Manifest, MANIFEST_VERSION, MAX_MANIFEST};
+pub use entry::{Body, Digest, Entry, Manifest, TokenHash, MANIFEST_VERSION, MAX_MANIFEST};
 pub use error::{DecodeError, TierError};
 pub use fence::{Fence, FenceState, Mark, CLOCK_SKEW};
 pub use key::{CacheKey, KeyInput, OutputMode, KEY_VERSION};

@@ -5,14 +5,11 @@
 //! its keyed blake3 hash, so peers can tell whether two entries are of one scope and nothing
 //! else.
 
-use std::fmt;
-
-use crate::key::{hex, parse_hex32};
-
 /// The blake3 key derivation context of scope ids: changing it changes every id.
 const CONTEXT: &str = "ghcache scope id v1";
 
-/// The id of a scope: a keyed blake3 hash of the scope string, 32 bytes.
+/// The id of a scope: a keyed blake3 hash of the scope string, 32 bytes. Gossip topics and IPFS
+/// paths name scopes by its hex form.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ScopeId(pub [u8; 32]);
 
@@ -21,39 +18,9 @@ impl ScopeId {
     pub fn of(scope: &str) -> ScopeId {
         ScopeId(blake3::derive_key(CONTEXT, scope.as_bytes()))
     }
-
-    /// The 32 bytes, as encodings and the index store them.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// Lowercase hex, 64 characters: gossip topics and IPFS paths name scopes so.
-    pub fn to_hex(&self) -> String {
-        hex(&self.0)
-    }
-
-    /// Parses [`ScopeId::to_hex`] output (either case); `None` for anything else.
-    pub fn from_hex(s: &str) -> Option<ScopeId> {
-        parse_hex32(s).map(ScopeId)
-    }
-
-    /// First 12 hex characters, for log lines.
-    pub fn short(&self) -> String {
-        self.to_hex()[..12].to_owned()
-    }
 }
 
-impl fmt::Debug for ScopeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ScopeId({})", self.short())
-    }
-}
-
-impl fmt::Display for ScopeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
+crate::hex::hex_id!(ScopeId);
 
 #[cfg(test)]
 mod tests {

@@ -412,7 +412,7 @@ fn upstream_headers(headers: &HeaderMap, graphql: bool) -> HeaderMap {
 
 /// [`Manifest::token_hash`] of the token in an `Authorization` header (`token T`, `Bearer T`,
 /// or the whole value for another scheme), `None` without one.
-fn token_hash(headers: &HeaderMap) -> Option<[u8; 32]> {
+fn token_hash(headers: &HeaderMap) -> Option<ghcache_core::TokenHash> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
     let token = match value.split_once(' ') {
         Some((scheme, token))

@@ -37,7 +37,7 @@ pub(crate) struct Forward {
     pub body: Bytes,
     pub graphql: bool,
     /// [`Manifest::token_hash`] of the token gh sent, `None` when it sent none.
-    pub token: Option<[u8; 32]>,
+    pub token: Option<ghcache_core::TokenHash>,
     /// The largest body that is stored.
     pub max_body: u64,
     /// Where streamed bodies count their bytes.
@@ -83,7 +83,7 @@ impl Forward {
 /// not make a valid header is not sent.
 pub(crate) fn validator(
     prior: &Manifest,
-    token: Option<[u8; 32]>,
+    token: Option<ghcache_core::TokenHash>,
 ) -> Option<(HeaderName, HeaderValue)> {
     let etag = prior.etag.as_deref().filter(|e| !e.is_empty());
     if let Some(etag) = etag.filter(|_| prior.etag_token == token) {

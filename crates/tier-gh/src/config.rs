@@ -1,4 +1,9 @@
+//! [`Config`]: how the GitHub tier runs gh, where gh's output goes while it runs, and which
+//! token's ETags may be sent back.
+
 use std::ffi::OsString;
+
+use ghcache_core::TokenHash;
 
 /// How to run gh.
 #[derive(Debug, Clone)]
@@ -16,7 +21,7 @@ pub struct Config {
     /// known without running gh (a token in the system keyring). GitHub's ETags depend on the
     /// token: an ETag is sent back only under the token that obtained it, and under another
     /// `If-Modified-Since` is sent instead where the answer had a `Last-Modified`.
-    pub token: Option<[u8; 32]>,
+    pub token: Option<TokenHash>,
     /// Variables added to gh's environment (the HTTP level's `GH_CONFIG_DIR`).
     pub env: Vec<(OsString, OsString)>,
 }
@@ -41,7 +46,7 @@ impl Config {
     }
 
     /// gh sends the token whose [`ghcache_core::Manifest::token_hash`] is `hash`.
-    pub fn with_token(mut self, hash: [u8; 32]) -> Self {
+    pub fn with_token(mut self, hash: TokenHash) -> Self {
         self.token = Some(hash);
         self
     }

@@ -11,7 +11,7 @@
 //! ETag earns a 304 only under the token that obtained it (in GitHub Actions every job has a new
 //! token); `If-Modified-Since` earns one whatever the token. [`validator`] picks between them.
 
-use ghcache_core::Manifest;
+use ghcache_core::{Manifest, TokenHash};
 
 /// `gh api` flags that take a value, so the word after them is that value and not a flag.
 const VALUE_FLAGS: [&str; 15] = [
@@ -68,7 +68,7 @@ impl Validator<'_> {
 /// - Else nothing: an ETag of another token cannot match.
 pub(crate) fn validator<'a>(
     prior: &'a Manifest,
-    token: Option<&[u8; 32]>,
+    token: Option<&TokenHash>,
 ) -> Option<Validator<'a>> {
     let etag = prior.etag.as_deref().filter(|e| !e.is_empty());
     let same_token = token.is_some() && prior.etag_token.as_ref() == token;

@@ -1,3 +1,6 @@
+//! [`Error`]: what went wrong talking to the IPFS node, each naming the node and the endpoint,
+//! so that a user can tell a node that is down from one that is slow or answers nonsense.
+
 use std::time::Duration;
 
 /// What went wrong talking to the IPFS node. Every message names the node and the endpoint.

@@ -9,10 +9,7 @@ use std::time::Duration;
 
 use ghcache_core::Digest;
 
-use crate::cachedir::distrust;
-
-/// Name of the blob directory inside the cache directory.
-pub(crate) const BLOBS: &str = "blobs";
+use crate::cachedir::{distrust, BLOBS};
 
 /// Temporary files are `.tmp-<pid>-<n>-<digest hex>`, beside the blob they become.
 const TMP_PREFIX: &str = ".tmp-";

@@ -21,9 +21,23 @@ use std::io::{self, Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::blobs::BLOBS;
 use crate::error::Error;
-use crate::lock::LOCKS;
+
+// The directory's layout is named here, where the directory is prepared and checked, so that
+// the modules that fill it (blobs, locks, records, the index) and the one that checks it agree
+// without reaching each other.
+
+/// File name of the index inside the cache directory.
+pub(crate) const DB: &str = "index.db";
+
+/// Name of the blob directory inside the cache directory.
+pub(crate) const BLOBS: &str = "blobs";
+
+/// Name of the directory of lock files inside the cache directory.
+pub(crate) const LOCKS: &str = "locks";
+
+/// Name of the directory of records inside the cache directory.
+pub(crate) const RECORDS: &str = "records";
 
 /// File name of the cache directory tag.
 pub(crate) const TAG: &str = "CACHEDIR.TAG";
@@ -128,7 +142,7 @@ pub(crate) fn prepare(dir: &Path, index: &str) -> Result<bool, Error> {
             }
         }
     }
-    for sub in [BLOBS, LOCKS, crate::record::RECORDS, P2P] {
+    for sub in [BLOBS, LOCKS, RECORDS, P2P] {
         let path = dir.join(sub);
         match present(fs::metadata(&path)).map_err(|e| open_err(format!("{sub}: {e}")))? {
             Some(meta) if meta.is_dir() => {
@@ -158,7 +172,7 @@ pub(crate) fn settled(dir: &Path, index: &str) -> bool {
     private(dir)
         && private(&dir.join(index))
         && private(&dir.join(BLOBS))
-        && private(&dir.join(crate::record::RECORDS))
+        && private(&dir.join(RECORDS))
         && fs::symlink_metadata(dir.join(TAG)).is_ok()
 }
 

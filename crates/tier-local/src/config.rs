@@ -1,5 +1,11 @@
+//! [`Config`]: where the local tier keeps its files and how much it may keep.
+
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// The local tier's name in counters, debug lines and errors. Here, in a module that names no
+/// other, so that every module can name the tier without reaching the tier itself.
+pub const NAME: &str = "local";
 
 /// Default size cap of the stored bodies: 512 MiB.
 const DEFAULT_MAX_BYTES: u64 = 512 * 1024 * 1024;

@@ -1,3 +1,6 @@
+//! [`Error`]: why the local cache could not be opened or used, in words that name the cache
+//! directory and say what to do; it converts into core's [`TierError`] for the chain.
+
 use std::path::PathBuf;
 
 use ghcache_core::TierError;
@@ -79,10 +82,10 @@ impl From<Error> for TierError {
     fn from(err: Error) -> Self {
         match err {
             Error::ReadOnly { .. } => TierError::ReadOnly {
-                tier: crate::tier::NAME,
+                tier: crate::config::NAME,
             },
             other => TierError::Unavailable {
-                tier: crate::tier::NAME,
+                tier: crate::config::NAME,
                 reason: other.to_string(),
             },
         }

@@ -315,7 +315,7 @@ impl ghcache_core::Fence for Fences {
     fn read(&self, repo: &str, resource: Resource) -> Result<FenceState, TierError> {
         self.state(repo, resource)
             .map_err(|err| TierError::Unavailable {
-                tier: crate::tier::NAME,
+                tier: crate::config::NAME,
                 reason: format!("cannot read {}: {err}", self.primary.display()),
             })
     }

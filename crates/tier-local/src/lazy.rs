@@ -12,12 +12,12 @@ use async_trait::async_trait;
 use ghcache_core::{CacheKey, CacheTier, Entry, Event, Lookup, Mark, Selector, TierError};
 use tokio::sync::OnceCell;
 
-use crate::cachedir;
-use crate::config::Config;
+use crate::cachedir::{self, DB};
+use crate::config::{Config, NAME};
 use crate::error::Error;
 use crate::fence::Fences;
 use crate::reader::{Read, Reader, Used};
-use crate::tier::{Tier, DB, NAME};
+use crate::tier::Tier;
 
 /// The local tier, opening its index on demand.
 #[derive(Debug)]

@@ -34,11 +34,11 @@ mod record;
 mod stats;
 mod tier;
 
-pub use config::Config;
+pub use config::{Config, NAME};
 pub use error::Error;
 pub use fence::{Fences, Moved};
 pub use lazy::LazyTier;
 pub use lock::KeyLock;
 pub use reader::{Found, Read, Reader, Used};
 pub use stats::Stats;
-pub use tier::{Tier, NAME};
+pub use tier::Tier;

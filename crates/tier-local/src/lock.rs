@@ -1,3 +1,7 @@
+//! [`KeyLock`]: one process per cache key asks GitHub; the others wait for its answer.
+//!
+//! An `flock` on a file per key, so that a killed holder never leaves a stuck lock behind.
+
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -8,10 +12,8 @@ use ghcache_core::CacheKey;
 use rustix::fs::{flock, FlockOperation};
 
 use crate::blobs::is_hex;
+use crate::cachedir::LOCKS;
 use crate::error::Error;
-
-/// Name of the directory of lock files inside the cache directory.
-pub(crate) const LOCKS: &str = "locks";
 
 /// An exclusive lock on one cache key, held across processes; released when dropped.
 ///

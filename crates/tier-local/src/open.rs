@@ -25,12 +25,11 @@ use ghcache_core::now_ms;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions as _, Connection as _, SqliteConnection};
 
-use crate::cachedir;
+use crate::cachedir::{self, DB};
 use crate::error::Error;
 use crate::fence::Fences;
 use crate::index::{self, Schema};
 use crate::lock::{index_lock_path, lock_file};
-use crate::tier::DB;
 
 /// How long SQLite waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

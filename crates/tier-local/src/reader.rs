@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use ghcache_core::{now_ms, Body, CacheKey, Digest, Entry, Event, FenceState, Manifest};
 
 use crate::blobs::Blobs;
-use crate::cachedir::settled;
+use crate::cachedir::{settled, DB};
 use crate::config::Config;
 use crate::error::Error;
 use crate::fence::Fences;
@@ -21,7 +21,6 @@ use crate::journal;
 use crate::open::header_problem;
 use crate::record;
 use crate::stats::Counts;
-use crate::tier::DB;
 
 /// The cache at a directory, read without its index.
 #[derive(Debug)]

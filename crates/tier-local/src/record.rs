@@ -26,10 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ghcache_core::{CacheKey, Manifest};
 
 use crate::blobs::is_hex;
-use crate::cachedir::distrust;
-
-/// Name of the directory of records inside the cache directory.
-pub(crate) const RECORDS: &str = "records";
+use crate::cachedir::{distrust, RECORDS};
 
 const MAGIC: &[u8; 4] = b"GHR1";
 /// Manifests are a few hundred bytes; anything much larger is not a record of ours.

@@ -1,3 +1,11 @@
+//! [`Tier`]: the local cache with its index open, the [`CacheTier`] that stores, serves,
+//! invalidates and evicts entries on this machine's disk.
+//!
+//! Every store goes through the index (SQLite) and the blob files; a read checks the body
+//! against its manifest before it is served, so a torn or tampered file is a miss, never a
+//! wrong answer. Commands usually reach it through [`crate::LazyTier`], which opens it only
+//! when the records cannot answer.
+
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +20,8 @@ use sqlx::{Connection as _, SqliteConnection};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::blobs::{Blobs, Staged, TMP_GRACE};
-use crate::config::Config;
+use crate::cachedir::DB;
+use crate::config::{Config, NAME};
 use crate::error::Error;
 use crate::fence::{Fences, Moved, Target};
 use crate::index::{self, NewRow, Which};
@@ -21,13 +30,6 @@ use crate::lock::KeyLock;
 use crate::open::{self, code, is_corrupt, quarantine, Opened};
 use crate::record;
 use crate::stats::{Counts, Stats};
-
-/// The tier's name in stats and debug lines.
-/// The local tier's name in counters, debug lines and errors.
-pub const NAME: &str = "local";
-
-/// File name of the index inside the cache directory.
-pub(crate) const DB: &str = "index.db";
 
 /// Entries evicted per query while over the cap.
 const EVICT_BATCH: i64 = 64;
@@ -772,32 +774,4 @@ fn remove_all(paths: Vec<PathBuf>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use ghcache_core::testkit::sample_entry;
-
-    use super::*;
-
-    /// A transaction whose `BEGIN` went through but whose `Transaction` never came back (the
-    /// future was dropped in between) is what `forget` leaves too: stores go on working.
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_transaction_abandoned_mid_begin_does_not_stop_later_stores(
-    ) -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let tier = Tier::open(Config::new(dir.path())).await?;
-        {
-            let mut conn = tier.conn.lock().await;
-            let abandoned = conn.begin_with("BEGIN IMMEDIATE").await?;
-            std::mem::forget(abandoned);
-            assert!(conn.is_in_transaction());
-        }
-        let entry = sample_entry(1, "o/r", b"stored after all\n");
-        tier.put(&entry).await?;
-        assert_eq!(
-            tier.get(&entry.manifest.key).await?,
-            Lookup::Hit(entry.clone())
-        );
-        tier.invalidate(&Selector::Repo("o/r".into())).await?;
-        assert_eq!(tier.get(&entry.manifest.key).await?, Lookup::Miss);
-        Ok(())
-    }
-}
+mod tests;

@@ -1,41 +1,11 @@
 //! A read-only or full cache directory (a tmpfs; skipped where mounting is not permitted).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use ghcache_core::testkit::{sample_entry, skip};
+use ghcache_core::testkit::{sample_entry, skip, Mount};
 use ghcache_core::{CacheTier, Event, Lookup, TierError};
 use ghcache_tier_local::{Config, Tier};
-
-struct Mount(PathBuf);
-
-impl Mount {
-    fn tmpfs(dir: &Path, options: &str) -> Option<Mount> {
-        std::fs::create_dir_all(dir).ok()?;
-        // A tmpfs root is 1777 by default; a cache dir other users can write is refused.
-        let options = format!("{options},mode=0700");
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &options, "tmpfs"])
-            .arg(dir)
-            .output()
-            .is_ok_and(|o| o.status.success());
-        ok.then(|| Mount(dir.to_path_buf()))
-    }
-
-    fn remount(&self, options: &str) -> bool {
-        Command::new("mount")
-            .args(["-o", &format!("remount,{options}")])
-            .arg(&self.0)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).output();
-    }
-}
 
 async fn open(dir: &Path) -> Tier {
     Tier::open(Config::new(dir))

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use ghcache_core::testkit::{conformance, sample_entry, Capabilities};
 use ghcache_core::{CacheKey, CacheTier, Event, Lookup, Selector, TierError};
-use ghcache_tier_local::{Config, KeyLock, Stats, Tier};
+use ghcache_tier_local::{Config, KeyLock, LazyTier, Stats, Tier};
 
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"))
@@ -52,6 +52,15 @@ async fn passes_the_conformance_suite() {
     assert_eq!(tier.name(), "local");
     conformance(&tier, Capabilities::STORES).await;
     tier.close().await;
+}
+
+/// The tier every command uses: lookups from the records, the index opened on demand.
+#[tokio::test]
+async fn the_lazy_tier_passes_the_conformance_suite() {
+    let dir = tempdir();
+    let tier = LazyTier::open(Config::new(dir.path())).unwrap_or_else(|e| panic!("open: {e}"));
+    conformance(&tier, Capabilities::STORES).await;
+    tier.close_before_exit().await;
 }
 
 #[tokio::test]
@@ -526,13 +535,18 @@ fn a_key_lock_excludes_others_until_dropped() {
     let unrelated =
         KeyLock::acquire(dir.path(), &other, Duration::ZERO).unwrap_or_else(|e| panic!("{e}"));
     assert!(unrelated.is_some(), "other keys are not blocked");
+    // The waiter says when it has found the lock held; only then is the lock released, so that
+    // what is tested is a wait, whatever the threads' timing.
+    let (refused, waiting) = std::sync::mpsc::sync_channel(1);
     let waiter = {
         let dir = dir.path().to_path_buf();
         std::thread::spawn(move || {
+            let held = KeyLock::acquire(&dir, &key, Duration::ZERO).map(|l| l.is_none());
+            let _ = refused.send(held.is_ok_and(|held| held));
             KeyLock::acquire(&dir, &key, Duration::from_secs(10)).map(|l| l.is_some())
         })
     };
-    std::thread::sleep(Duration::from_millis(50));
+    let _ = waiting.recv_timeout(Duration::from_secs(10));
     drop(first);
     assert!(
         matches!(waiter.join().ok(), Some(Ok(true))),

@@ -142,9 +142,9 @@ fn topology(r: &Replayed, steps: &[(Duration, Step)]) -> serde_json::Value {
             out.requests,
             out.charged,
             out.not_modified,
-            share("local"),
-            share("p2p"),
-            share("ipfs"),
+            share(ghcache_tier_local::NAME),
+            share(ghcache_tier_p2p::NAME),
+            share(ghcache_tier_ipfs::NAME),
             github,
             cut,
             multiplier
