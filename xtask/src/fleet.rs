@@ -25,6 +25,8 @@
 //! trace's floor ([`floor`]).
 
 mod floor;
+mod options;
+mod outcome;
 mod report;
 mod trace;
 
@@ -36,169 +38,12 @@ use anyhow::{bail, Context as _, Result};
 
 use crate::sandbox::{Daemon, Listen, Machine};
 use crate::stats::ms;
-use floor::{Cost, Revalidation, Tokens};
+use floor::{Cost, Revalidation};
+pub use options::{Options, Topology};
+use outcome::{Outcome, Replayed, Setup};
 use trace::Step;
 
 pub use report::chart;
-
-/// Trace parameters.
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub seed: u64,
-    /// Runners: each runs one job at a time.
-    pub runners: usize,
-    /// Workflow runs in the trace.
-    pub workflow_runs: usize,
-    /// Repositories the runs are for (Zipf: the first is the busiest).
-    pub repos: usize,
-    /// Matrix widths a run picks from (jobs per run).
-    pub matrix: &'static [usize],
-    /// gh reads in a run's script.
-    pub script_len: usize,
-    /// Runs arrive within this time.
-    pub span: Duration,
-    /// Between a job's commands.
-    pub gap: Duration,
-    /// A job is picked up by a runner within this time after its run arrives.
-    pub pickup: Duration,
-    /// Share of jobs that end with a write.
-    pub write_percent: u64,
-    /// Added to every request the fake GitHub answers.
-    pub latency: Duration,
-    /// The topologies replayed, in order.
-    pub topologies: Vec<Topology>,
-    /// Hosted runners do not listen at all (`--no-listen`, as the GitHub Action starts them),
-    /// rather than listening behind the firewall.
-    pub no_listen: bool,
-}
-
-impl Options {
-    pub fn full() -> Options {
-        Options {
-            seed: 42,
-            runners: 8,
-            workflow_runs: 12,
-            repos: 6,
-            matrix: &[4, 6, 8, 12],
-            script_len: 6,
-            span: Duration::from_secs(180),
-            gap: Duration::from_secs(2),
-            pickup: Duration::from_secs(3),
-            write_percent: 10,
-            latency: Duration::from_millis(50),
-            topologies: Topology::ALL.to_vec(),
-            no_listen: false,
-        }
-    }
-
-    pub fn quick() -> Options {
-        Options {
-            runners: 3,
-            workflow_runs: 3,
-            repos: 2,
-            matrix: &[2, 3],
-            script_len: 3,
-            span: Duration::from_secs(4),
-            gap: Duration::from_millis(400),
-            pickup: Duration::from_millis(500),
-            latency: Duration::from_millis(20),
-            ..Options::full()
-        }
-    }
-}
-
-/// How the fleet's runners live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Topology {
-    /// GitHub-hosted: nobody can dial the runners, a fresh machine and a new token per job.
-    Hosted,
-    /// Self-hosted: dialable runners that keep their cache and daemon, one token.
-    SelfHosted,
-}
-
-impl Topology {
-    pub const ALL: [Topology; 2] = [Topology::Hosted, Topology::SelfHosted];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Topology::Hosted => "hosted",
-            Topology::SelfHosted => "self-hosted",
-        }
-    }
-
-    /// Runners keep their cache dir and daemon from job to job.
-    fn persistent(self) -> bool {
-        self == Topology::SelfHosted
-    }
-
-    fn tokens(self) -> Tokens {
-        match self {
-            Topology::Hosted => Tokens::PerJob,
-            Topology::SelfHosted => Tokens::Fleet,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Setup {
-    NoCache,
-    Local,
-    LocalP2p,
-    LocalP2pKeeper,
-    LocalP2pIpfs,
-    /// The keeper configuration with gh's HTTP level on: gh's own requests are cached too.
-    LocalP2pKeeperHttp,
-}
-
-impl Setup {
-    const ALL: [Setup; 6] = [
-        Setup::NoCache,
-        Setup::Local,
-        Setup::LocalP2p,
-        Setup::LocalP2pKeeper,
-        Setup::LocalP2pIpfs,
-        Setup::LocalP2pKeeperHttp,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Setup::NoCache => "no cache (plain gh)",
-            Setup::Local => "local only",
-            Setup::LocalP2p => "local + p2p",
-            Setup::LocalP2pKeeper => "local + p2p with a keeper",
-            Setup::LocalP2pIpfs => "local + p2p + ipfs",
-            Setup::LocalP2pKeeperHttp => "local + p2p with a keeper + HTTP level",
-        }
-    }
-
-    /// A short name for directories.
-    fn slug(self) -> &'static str {
-        match self {
-            Setup::NoCache => "none",
-            Setup::Local => ghcache_tier_local::NAME,
-            Setup::LocalP2p => ghcache_tier_p2p::NAME,
-            Setup::LocalP2pKeeper => "keeper",
-            Setup::LocalP2pIpfs => ghcache_tier_ipfs::NAME,
-            Setup::LocalP2pKeeperHttp => "keeper-http",
-        }
-    }
-
-    fn p2p(self) -> bool {
-        matches!(
-            self,
-            Setup::LocalP2p
-                | Setup::LocalP2pKeeper
-                | Setup::LocalP2pIpfs
-                | Setup::LocalP2pKeeperHttp
-        )
-    }
-
-    /// Whether gh's HTTP level is on: only in its own configuration, so that the others measure
-    /// the output cache alone, against the floor of an output cache.
-    fn http(self) -> bool {
-        self == Setup::LocalP2pKeeperHttp
-    }
-}
 
 /// How runners can be reached.
 #[derive(Clone, Copy)]
@@ -221,43 +66,12 @@ impl Runners<'_> {
     }
 }
 
-/// What one configuration cost.
-#[derive(Debug, Default)]
-struct Outcome {
-    jobs: u64,
-    /// Which tier answered each read, in trace order (one entry per read).
-    tiers: Vec<String>,
-    /// What each read cost GitHub, in trace order.
-    costs: Vec<Cost>,
-    writes: u64,
-    /// Requests the writes made.
-    write_requests: usize,
-    requests: usize,
-    charged: usize,
-    /// Requests answered `304 Not Modified`.
-    not_modified: usize,
-    /// How far the replay fell behind the trace's clock at worst.
-    lag: Duration,
-    /// Wall ms per command (`pr list`, `api`, ...).
-    latency: BTreeMap<String, Vec<f64>>,
-    /// The seed's daemon counters at the end (configurations with a swarm).
-    seed: Option<serde_json::Value>,
-}
-
 /// Everything a replay needs from the benchmark's set-up.
 pub struct Tools<'a> {
     pub gh: &'a Path,
     pub ghcache: &'a Path,
     pub root: &'a Path,
     pub swarm_key: &'a Path,
-}
-
-/// One topology's replays.
-struct Replayed {
-    topology: Topology,
-    /// How the runners could be reached.
-    runners: &'static str,
-    outcomes: Vec<(Setup, Outcome)>,
 }
 
 /// Replays the trace once per topology and configuration; prints the tables; returns the JSON

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use ghcache_core::policy::{classify, AlsoChanged, Changes, Decision, Resource};
 
+use super::options::{Options, Topology};
 use super::trace::{trace, Step};
-use super::Options;
 
 /// What a write drops from the ideal cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +58,16 @@ pub enum Tokens {
     PerJob,
     /// One token for the whole fleet, and so one scope.
     Fleet,
+}
+
+impl Topology {
+    /// Which token a topology's jobs ask with.
+    pub(super) fn tokens(self) -> Tokens {
+        match self {
+            Topology::Hosted => Tokens::PerJob,
+            Topology::SelfHosted => Tokens::Fleet,
+        }
+    }
 }
 
 /// What the ideal cache did with one read.

@@ -6,8 +6,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::floor::{self, Floor, Invalidation, Read, Sum};
+use super::options::{Options, Topology};
+use super::outcome::{Outcome, Replayed, Setup};
 use super::trace::Step;
-use super::{Options, Outcome, Replayed, Setup, Topology};
 use crate::charts::{bar_chart, Bar};
 use crate::stats::percentile;
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::Options;
+use super::options::Options;
 
 /// Read commands, most frequent first (`{repo}`, `{pr}` are filled in per run).
 const READS: [&str; 9] = [

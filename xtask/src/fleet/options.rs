@@ -1,0 +1,94 @@
+//! What a replay is asked to do: the trace's parameters and the runners' topologies.
+
+use std::time::Duration;
+
+/// Trace parameters.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seed: u64,
+    /// Runners: each runs one job at a time.
+    pub runners: usize,
+    /// Workflow runs in the trace.
+    pub workflow_runs: usize,
+    /// Repositories the runs are for (Zipf: the first is the busiest).
+    pub repos: usize,
+    /// Matrix widths a run picks from (jobs per run).
+    pub matrix: &'static [usize],
+    /// gh reads in a run's script.
+    pub script_len: usize,
+    /// Runs arrive within this time.
+    pub span: Duration,
+    /// Between a job's commands.
+    pub gap: Duration,
+    /// A job is picked up by a runner within this time after its run arrives.
+    pub pickup: Duration,
+    /// Share of jobs that end with a write.
+    pub write_percent: u64,
+    /// Added to every request the fake GitHub answers.
+    pub latency: Duration,
+    /// The topologies replayed, in order.
+    pub topologies: Vec<Topology>,
+    /// Hosted runners do not listen at all (`--no-listen`, as the GitHub Action starts them),
+    /// rather than listening behind the firewall.
+    pub no_listen: bool,
+}
+
+impl Options {
+    pub fn full() -> Options {
+        Options {
+            seed: 42,
+            runners: 8,
+            workflow_runs: 12,
+            repos: 6,
+            matrix: &[4, 6, 8, 12],
+            script_len: 6,
+            span: Duration::from_secs(180),
+            gap: Duration::from_secs(2),
+            pickup: Duration::from_secs(3),
+            write_percent: 10,
+            latency: Duration::from_millis(50),
+            topologies: Topology::ALL.to_vec(),
+            no_listen: false,
+        }
+    }
+
+    pub fn quick() -> Options {
+        Options {
+            runners: 3,
+            workflow_runs: 3,
+            repos: 2,
+            matrix: &[2, 3],
+            script_len: 3,
+            span: Duration::from_secs(4),
+            gap: Duration::from_millis(400),
+            pickup: Duration::from_millis(500),
+            latency: Duration::from_millis(20),
+            ..Options::full()
+        }
+    }
+}
+
+/// How the fleet's runners live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// GitHub-hosted: nobody can dial the runners, a fresh machine and a new token per job.
+    Hosted,
+    /// Self-hosted: dialable runners that keep their cache and daemon, one token.
+    SelfHosted,
+}
+
+impl Topology {
+    pub const ALL: [Topology; 2] = [Topology::Hosted, Topology::SelfHosted];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Topology::Hosted => "hosted",
+            Topology::SelfHosted => "self-hosted",
+        }
+    }
+
+    /// Runners keep their cache dir and daemon from job to job.
+    pub(super) fn persistent(self) -> bool {
+        self == Topology::SelfHosted
+    }
+}
