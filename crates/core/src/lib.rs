@@ -30,7 +30,7 @@ pub mod wire;
 pub mod testkit;
 
 pub use chain::{Chain, ChainConfig, Resolved, Source, Verdict};
-pub use entry::{Body, Digest, Entry, Manifest, MANIFEST_VERSION, MAX_MANIFEST};
+pub use entry::{Body, Digest, Entry, Manifest, MANIFEST_VERSION, MAX_MANIFEST, MAX_REPO};
 pub use error::{DecodeError, TierError};
 pub use fence::{Fence, FenceState, Mark, CLOCK_SKEW};
 pub use key::{CacheKey, KeyInput, OutputMode, KEY_VERSION};
