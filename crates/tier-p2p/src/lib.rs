@@ -39,6 +39,6 @@ pub use libp2p::{Multiaddr, PeerId};
 pub use node::run;
 pub use status::{Counters, Keeping, Status};
 pub use swarm::transport;
-pub use swarm_key::SwarmKey;
+pub use swarm_key::{SwarmKey, SwarmKeyExt};
 pub use tier::{status, Tier, NAME};
 pub use traffic::Traffic;

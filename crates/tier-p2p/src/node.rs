@@ -49,6 +49,7 @@ use crate::oidc::{self, Binding, Verifier};
 use crate::role::Role;
 use crate::status::{bump, LiveCounters, Status};
 use crate::swarm::{self, scope_of, topic, Behaviour, BehaviourEvent, MAX_PROVIDED_KEYS};
+use crate::swarm_key::SwarmKeyExt as _;
 use crate::topics::Topics;
 use crate::traffic::Traffic;
 use crate::wire::{

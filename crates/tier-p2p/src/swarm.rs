@@ -31,6 +31,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::keeper;
 use crate::node::log;
+use crate::swarm_key::SwarmKeyExt as _;
 use crate::traffic::{Metered, Traffic};
 use crate::wire::{self, DirectoryCodec, FetchCodec, OidcCodec};
 

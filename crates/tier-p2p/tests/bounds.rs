@@ -15,7 +15,7 @@ use ghcache_tier_p2p::wire::{
     self, DirectoryItem, DirectoryRequest, DirectoryResponse, DIRECTORY_PROTOCOL,
 };
 use ghcache_tier_p2p::{
-    run, sign, status, Config, Error, Keypair, Multiaddr, Status, SwarmKey, Tier,
+    run, sign, status, Config, Error, Keypair, Multiaddr, Status, SwarmKey, SwarmKeyExt as _, Tier,
 };
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};

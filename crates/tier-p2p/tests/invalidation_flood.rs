@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use ghcache_core::testkit::{sample_entry, MemoryTier};
 use ghcache_core::{CacheKey, CacheTier, Entry, Lookup, ScopeId, Selector, TierError};
-use ghcache_tier_p2p::{run, status, Config, Counters, Error, Multiaddr, Status, SwarmKey, Tier};
+use ghcache_tier_p2p::{
+    run, status, Config, Counters, Error, Multiaddr, Status, SwarmKey, SwarmKeyExt as _, Tier,
+};
 use tempfile::TempDir;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;

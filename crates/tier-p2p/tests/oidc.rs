@@ -14,7 +14,7 @@ use ghcache_core::testkit::{sample_entry, MemoryTier};
 use ghcache_core::{CacheTier, Entry, Lookup, ScopeId};
 use ghcache_tier_p2p::oidc::{audience, Verifier};
 use ghcache_tier_p2p::{run, status, Config, Counters, Error, Multiaddr, PeerId, Status};
-use ghcache_tier_p2p::{SwarmKey, Tier};
+use ghcache_tier_p2p::{SwarmKey, SwarmKeyExt as _, Tier};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

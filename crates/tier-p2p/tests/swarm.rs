@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use ghcache_core::testkit::{conformance, sample_entry, Capabilities, Invalidation, MemoryTier};
 use ghcache_core::{CacheKey, CacheTier, Entry, Lookup, ScopeId, Selector};
 use ghcache_tier_p2p::{
-    run, sign, status, Config, Counters, Error, Keypair, Multiaddr, PeerId, Status, SwarmKey, Tier,
+    run, sign, status, Config, Counters, Error, Keypair, Multiaddr, PeerId, Status, SwarmKey,
+    SwarmKeyExt as _, Tier,
 };
 use tempfile::TempDir;
 use tokio::sync::oneshot;
