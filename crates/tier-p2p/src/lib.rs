@@ -12,12 +12,14 @@
 mod check;
 mod config;
 mod control;
+mod daemon;
 mod dials;
 mod directory;
 mod error;
 mod fetches;
 mod invalidations;
 mod keeper;
+mod log;
 mod node;
 pub mod oidc;
 mod role;
