@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use ghcache_core::CacheTier;
 use ghcache_tier_local as local;
 use ghcache_tier_p2p as p2p;
+use ghcache_tier_p2p::SwarmKeyExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{oneshot, Semaphore};
 

@@ -25,7 +25,8 @@ pub const MANIFEST_VERSION: u8 = 2;
 /// accepts is never refused by another.
 pub const MAX_MANIFEST: usize = 4 << 10;
 
-const MAX_REPO: usize = 512;
+/// Largest repository name (`owner/name`): in a manifest, and in an invalidation peers send.
+pub const MAX_REPO: usize = 512;
 const MAX_ETAG: usize = 1024;
 const MAX_LAST_MODIFIED: usize = 128;
 const MAX_CID: usize = 256;

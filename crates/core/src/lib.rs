@@ -31,7 +31,9 @@ pub mod wire;
 pub mod testkit;
 
 pub use chain::{Chain, ChainConfig, Resolved, Source, Verdict};
-pub use entry::{Body, Digest, Entry, Manifest, TokenHash, MANIFEST_VERSION, MAX_MANIFEST};
+pub use entry::{
+    Body, Digest, Entry, Manifest, TokenHash, MANIFEST_VERSION, MAX_MANIFEST, MAX_REPO,
+};
 pub use error::{DecodeError, TierError};
 pub use fence::{Fence, FenceState, Mark, CLOCK_SKEW};
 pub use key::{CacheKey, KeyInput, OutputMode, KEY_VERSION};

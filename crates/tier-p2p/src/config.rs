@@ -1,3 +1,10 @@
+//! What a daemon is told when it starts: its swarm, its identity, where it listens, what it
+//! does for the swarm (read-only, keeper) and whom it takes entries from.
+//!
+//! One `#[non_exhaustive]` struct with public fields: the composition crate fills it from the
+//! settings and flags, and tests adjust it field by field. What the fields allow together is
+//! decided in one place, [`crate::role`], when the daemon starts.
+
 use std::time::Duration;
 
 use ghcache_core::producer::Identity;

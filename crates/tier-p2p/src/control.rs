@@ -32,8 +32,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{oneshot, Notify};
 use tokio::time::{timeout, Instant};
 
+use crate::daemon::{Command, Shared};
 use crate::fetches::lookup;
-use crate::node::{log, Command, Shared};
+use crate::log::log;
 use crate::sign;
 use crate::status::bump;
 use crate::tier::REPLY_ALLOWANCE;

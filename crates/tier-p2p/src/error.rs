@@ -1,3 +1,9 @@
+//! The errors of the p2p tier: what the daemon could not start or do, and what a client of
+//! its socket could not get.
+//!
+//! One public enum, so that the CLI prints each as one line that says what failed and what to
+//! do; what goes wrong inside a lookup is not here but a miss or core's `TierError`.
+
 use std::path::PathBuf;
 
 /// Why the p2p daemon or its client could not do what was asked.

@@ -16,7 +16,8 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::check;
-use crate::node::{log, Command, Shared};
+use crate::daemon::{Command, Shared};
+use crate::log::log;
 use crate::sign;
 use crate::status::bump;
 use crate::wire::{self, FetchRequest, FetchResponse, Reply};
@@ -26,14 +27,6 @@ const HEDGE: usize = 2;
 /// How long a peer's fetch from a keeper may wait for the keeper's own fetch of that entry to
 /// land: the asker gives up at its own deadline anyway, and the wait holds no slot of the swarm.
 const KEEP_WAIT: Duration = Duration::from_secs(2);
-
-/// The peers a lookup may ask at once, best first (see `dials::Reach::rank`).
-#[derive(Debug, Default)]
-pub(crate) struct Candidates {
-    pub(crate) peers: Vec<PeerId>,
-    /// Whether any of them is connected: if none is, every one costs a dial.
-    pub(crate) connected: bool,
-}
 
 /// Finds `key` in the swarm: the peers worth asking now (connected holders and keepers first),
 /// then the DHT's providers; two fetches at once, the first valid entry wins.

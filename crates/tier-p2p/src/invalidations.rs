@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use ghcache_core::{CacheTier, Selector};
 use tokio::sync::Notify;
 
-use crate::node::log;
+use crate::log::log;
 
 /// Selections whose invalidation from peers waits for the local store. Past this, the waiting
 /// ones are replaced by one invalidation of everything (see [`Invalidations`]).

@@ -9,172 +9,72 @@
 //! that joins after an answer was announced knows at once where it is. Every manifest received
 //! is checked ([`crate::check`]) before the directory keeps it.
 //!
-//! The daemon's rooms: this file starts and stops it and runs the swarm task's event loop;
-//! [`crate::swarm`] builds the swarm, [`crate::check`] holds the checks of everything peers
-//! send (gossip validation among them), [`crate::control`] serves the CLI's socket,
-//! [`crate::fetches`] runs lookups and fetches, and [`mod@crate::status`] is what `status` reports.
-//! What one peer may take of the tables peers add to (a keeper's scope slots, the directory) is
-//! in [`crate::shares`]; the gossip topics followed, and why, in [`crate::topics`].
+//! The daemon's rooms: this file starts it and runs the swarm task's event loop, and its
+//! children hold the parts of the loop with a protocol or a phase of their own: `exchange` (the
+//! directory exchange), `keeping` (what a keeper follows and fetches), `tokens` (OIDC tokens
+//! shown and checked) and `stop` (the handoff to keepers, and the stop). [`crate::daemon`] is
+//! what the tasks beside the loop share with it and ask of it; [`crate::swarm`] builds the
+//! swarm, [`crate::check`] holds the checks of everything peers send (gossip validation among
+//! them), [`crate::control`] serves the CLI's socket, [`crate::fetches`] runs lookups and
+//! fetches, and [`mod@crate::status`] is what `status` reports. What one peer may take of the
+//! tables peers add to (a keeper's scope slots, the directory) is in [`crate::shares`]; the
+//! gossip topics followed, and why, in [`crate::topics`].
+
+mod exchange;
+mod keeping;
+mod state;
+mod stop;
+mod tokens;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::os::unix::fs::DirBuilderExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ghcache_core::policy::Resources;
 use ghcache_core::{now_ms, CacheKey, CacheTier, Manifest, ScopeId};
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
-use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::request_response;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, SwarmEvent};
-use libp2p::{gossipsub, identify, kad, mdns, PeerId, Swarm};
+use libp2p::{gossipsub, identify, kad, mdns, PeerId};
 use tokio::net::UnixListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::check::{self, Heard};
 use crate::config::Config;
 use crate::control;
+use crate::daemon::{Candidates, Command, Shared};
 use crate::dials::{FailedDials, Reach};
 use crate::directory::Directory;
 use crate::error::Error;
-use crate::fetches::{self, Candidates};
+use crate::fetches;
 use crate::invalidations::Invalidations;
-use crate::keeper::{self, Follow, Handoff, Keeper, Offer};
-use crate::oidc::{self, Binding, Verifier};
+use crate::keeper::{self, Handoff, Keeper};
+use crate::log::log;
+use crate::oidc::Binding;
 use crate::role::Role;
+use crate::socket;
 use crate::status::{bump, LiveCounters, Status};
-use crate::swarm::{self, scope_of, topic, Behaviour, BehaviourEvent, MAX_PROVIDED_KEYS};
+use crate::swarm::{self, topic, BehaviourEvent, MAX_PROVIDED_KEYS};
+use crate::swarm_key::SwarmKeyExt as _;
 use crate::topics::Topics;
 use crate::traffic::Traffic;
-use crate::wire::{
-    self, DirectoryItem, DirectoryRequest, DirectoryResponse, FetchRequest, FetchResponse, Gossip,
-    Invalidation, Presentation, Presented,
-};
+use crate::wire::{FetchRequest, FetchResponse, Gossip, Invalidation};
+
+use state::{scopes_in_use, Node};
 
 /// Queue from tasks to the swarm task.
 const COMMAND_QUEUE: usize = 256;
-/// How long a stopping daemon still spends applying invalidations it received.
-const INVALIDATION_DRAIN: Duration = Duration::from_secs(5);
-/// How long a stopping daemon waits for connected keepers to take what it announced lately.
-const HANDOFF_DRAIN: Duration = Duration::from_secs(5);
-/// How often a stopping daemon asks the keepers whether they hold what it announced: a keeper
-/// fetches an entry in milliseconds once it heard of it.
-const HANDOFF_POLL: Duration = Duration::from_millis(100);
-/// How long a stopping daemon waits for its connections to close: a close takes a round trip.
-const GOODBYE: Duration = Duration::from_secs(1);
 /// Scopes followed from the start (the scope of this machine's CLI; a few at most).
 const MAX_INITIAL_SCOPES: usize = 16;
-/// Peers asked for a scope's directory when this node starts following the scope, keepers
-/// first: one keeper knows what the fleet fetched; a few peers cover one that left.
-const DIRECTORY_FANOUT: usize = 4;
-/// Directory requests in flight at once; past it, no more are asked until some are answered.
-const MAX_DIRECTORY_ASKS: usize = 32;
-/// (peer, scope) pairs asked on the connections open now: each is asked once per connection.
-const MAX_ASKED: usize = 4096;
 /// How often the node lets go of what expired: a keeper's idle scope slots and the scopes no
 /// local client named lately (both expire after an hour; a minute late is no matter).
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
-
-/// Path of the control socket of the daemon for cache dir `dir`.
-pub(crate) fn socket_path(dir: &Path) -> PathBuf {
-    dir.join("p2p").join("daemon.sock")
-}
-
-pub(crate) fn log(line: std::fmt::Arguments<'_>) {
-    eprintln!("ghcache daemon: {line}");
-}
-
-/// What tasks ask of the swarm task.
-pub(crate) enum Command {
-    /// Reply with the peers worth asking for `key` now, best first: the directory's holders and
-    /// the connected keepers, without peers known to be unreachable.
-    FindProviders {
-        key: CacheKey,
-        scope_id: ScopeId,
-        reply: oneshot::Sender<Candidates>,
-    },
-    /// Walk the DHT for `key`'s providers; reply with them, ranked as above.
-    DhtProviders {
-        key: CacheKey,
-        reply: oneshot::Sender<Vec<PeerId>>,
-    },
-    /// Reply with the manifest the swarm announced for `key`, if any.
-    Manifest {
-        key: CacheKey,
-        scope_id: ScopeId,
-        reply: oneshot::Sender<Option<Manifest>>,
-    },
-    /// Ask `peer` for an entry; reply `None` if the request failed.
-    Fetch {
-        peer: PeerId,
-        request: FetchRequest,
-        reply: oneshot::Sender<Option<FetchResponse>>,
-    },
-    /// Answer a peer's fetch request.
-    Respond {
-        channel: ResponseChannel<FetchResponse>,
-        response: FetchResponse,
-    },
-    /// `peer` sent bad data: count it, and cut it off if it cannot have been an honest mistake.
-    Reject {
-        peer: PeerId,
-        reason: String,
-        disconnect: bool,
-    },
-    /// Join a scope's topic (a local CLI uses that scope).
-    Subscribe { scope_id: ScopeId },
-    /// Announce a signed manifest (when not read-only) and provide its key.
-    Announce { manifest: Box<Manifest> },
-    /// This node now holds the entry `manifest` describes (fetched from a peer): provide it,
-    /// and name this node as a holder in directory replies.
-    Held { manifest: Box<Manifest> },
-    /// A keeper's fetch of `key` ended; `manifest` is set when the entry was checked and stored.
-    Kept {
-        key: CacheKey,
-        manifest: Option<Box<Manifest>>,
-    },
-    /// A peer asked for `key`, which is not stored: `reply` completes when the keeper's own fetch
-    /// of it lands, and is dropped at once when there is none.
-    AwaitKept {
-        key: CacheKey,
-        reply: oneshot::Sender<()>,
-    },
-    /// Tell a scope that a repository's entries are out of date.
-    Invalidate {
-        scope_id: ScopeId,
-        repo: String,
-        resources: Option<Resources>,
-    },
-    /// Reply with the status.
-    Status { reply: oneshot::Sender<Status> },
-}
-
-/// What the tasks share: everything but the swarm.
-pub(crate) struct Shared {
-    pub(crate) store: Arc<dyn CacheTier>,
-    pub(crate) keypair: Keypair,
-    /// Whom entries are taken from, and how far their clocks may run ahead.
-    pub(crate) accept: check::Acceptance,
-    /// What this node does for the swarm: every check of what it may do asks this.
-    pub(crate) role: Role,
-    pub(crate) counters: LiveCounters,
-    traffic: Arc<Traffic>,
-    commands: mpsc::Sender<Command>,
-    invalidations: Invalidations,
-    /// Where the daemon's metrics are served, to be reported by `status`.
-    metrics: Option<std::net::SocketAddr>,
-}
-
-impl Shared {
-    pub(crate) async fn send(&self, command: Command) -> bool {
-        self.commands.send(command).await.is_ok()
-    }
-}
 
 /// Runs the p2p daemon for cache dir `dir` until `shutdown` completes.
 ///
@@ -205,7 +105,7 @@ pub async fn run(
     }
     let keypair = Keypair::ed25519_from_bytes(config.identity.secret())
         .map_err(|e| Error::Node(format!("cannot use the node's identity: {e}")))?;
-    let socket = socket_path(dir);
+    let socket = socket::path(dir);
     let listener = bind(dir, &socket).await?;
     let traffic = Arc::new(Traffic::default());
     let mut swarm = swarm::build(&config, &keypair, traffic.clone())?;
@@ -293,18 +193,7 @@ pub async fn run(
     invalidator.abort();
     // What peers asked to drop is dropped before the daemon goes: a lost invalidation would
     // leave a stale entry for the CLI to serve.
-    let store = node.shared.store.clone();
-    if tokio::time::timeout(
-        INVALIDATION_DRAIN,
-        node.shared.invalidations.drain(store.as_ref()),
-    )
-    .await
-    .is_err()
-    {
-        log(format_args!(
-            "stopped before every invalidation from peers was applied"
-        ));
-    }
+    node.drain_invalidations().await;
     let _ = std::fs::remove_file(&socket);
     log(format_args!("stopped"));
     Ok(())
@@ -325,7 +214,7 @@ async fn bind(dir: &Path, socket: &Path) -> Result<UnixListener, Error> {
             .map_err(fail)?;
     }
     if socket.exists() {
-        match crate::socket::connect(socket).await {
+        match socket::connect(socket).await {
             Ok(_) => {
                 return Err(Error::AlreadyRunning {
                     dir: dir.to_owned(),
@@ -342,42 +231,6 @@ async fn bind(dir: &Path, socket: &Path) -> Result<UnixListener, Error> {
     UnixListener::bind(socket).map_err(fail)
 }
 
-/// The swarm task's state.
-struct Node {
-    swarm: Swarm<Behaviour>,
-    shared: Arc<Shared>,
-    directory: Directory,
-    /// The topics joined, and the scopes this machine wants followed.
-    topics: Topics,
-    pending_providers: HashMap<kad::QueryId, oneshot::Sender<Vec<PeerId>>>,
-    pending_fetches: HashMap<OutboundRequestId, oneshot::Sender<Option<FetchResponse>>>,
-    connected: HashSet<PeerId>,
-    /// Connected peers that said (in identify) they are keepers.
-    keepers: HashSet<PeerId>,
-    /// This node's keeping, when it is a keeper.
-    keeper: Option<Keeper>,
-    dials: FailedDials,
-    /// Directory requests in flight: whom they asked, about which scope.
-    asking: HashMap<OutboundRequestId, (PeerId, ScopeId)>,
-    /// (peer, scope) pairs asked for a directory on the connections open now.
-    asked: HashSet<(PeerId, ScopeId)>,
-    /// What this node announced that no keeper is known to hold.
-    handoff: Handoff,
-    /// Whether the log said that the keeper follows as many scopes as it may.
-    warned_scope_cap: bool,
-    /// Whether the log said that a peer asked the keeper for more scopes than its share.
-    warned_scope_share: bool,
-    /// Whether this node listens: one that does not is never dialed, so it provides nothing in
-    /// the DHT (a record pointing at it would cost every walker a dial that cannot succeed).
-    listening: bool,
-    /// This job's OIDC token, presented to each peer on connecting (see the oidc module).
-    token_file: Option<PathBuf>,
-    /// The scope names presented with it.
-    produces_for: Vec<String>,
-    /// Checks the tokens peers present.
-    verifier: Option<Verifier>,
-}
-
 impl Node {
     async fn run(&mut self, commands: &mut mpsc::Receiver<Command>, shutdown: impl Future) {
         let mut shutdown = std::pin::pin!(shutdown);
@@ -388,94 +241,6 @@ impl Node {
                 event = self.swarm.select_next_some() => self.on_event(event),
                 Some(command) = commands.recv() => self.on_command(command),
                 _ = sweep.tick() => self.sweep(Instant::now()),
-            }
-        }
-    }
-
-    /// Before a runner goes: what it announced lately and no keeper is known to hold is
-    /// announced again, and the node keeps serving for up to [`HANDOFF_DRAIN`], asking the
-    /// connected keepers' directories every [`HANDOFF_POLL`] until each names its keeper as a
-    /// holder. Nobody can fetch from a runner that nobody can dial once it is gone.
-    async fn hand_off(&mut self, commands: &mut mpsc::Receiver<Command>) {
-        let now = Instant::now();
-        let due = self.handoff_due(now);
-        if due.is_empty() || self.keepers.is_empty() || !self.shared.role.hands_off() {
-            return;
-        }
-        log(format_args!(
-            "waiting up to {}s for keepers to take {} entries announced lately",
-            HANDOFF_DRAIN.as_secs(),
-            due.len()
-        ));
-        // A keeper that began to follow the scope after the first announcement never heard it.
-        for manifest in &due {
-            self.publish_announcement(manifest);
-        }
-        let until = now + HANDOFF_DRAIN;
-        let mut poll = tokio::time::interval(HANDOFF_POLL);
-        loop {
-            let due = self.handoff_due(Instant::now());
-            if due.is_empty() {
-                log(format_args!("keepers hold what this node announced"));
-                return;
-            }
-            if self.keepers.is_empty() {
-                log(format_args!("stopping: no keeper is connected any more"));
-                return;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep_until(until) => {
-                    log(format_args!("stopping before keepers took every entry"));
-                    return;
-                }
-                _ = poll.tick() => self.ask_keepers_again(&due),
-                event = self.swarm.select_next_some() => self.on_event(event),
-                Some(command) = commands.recv() => self.on_command(command),
-            }
-        }
-    }
-
-    /// The handoff's entries that no connected keeper is known (from its directory) to hold.
-    fn handoff_due(&mut self, now: Instant) -> Vec<Manifest> {
-        let (directory, keepers) = (&self.directory, &self.keepers);
-        self.handoff
-            .due(now, |m| keepers.iter().any(|k| directory.holds(&m.key, k)))
-    }
-
-    /// Asks each connected keeper again for its directory of the scopes of `due`, unless a
-    /// request about that scope is still in flight.
-    fn ask_keepers_again(&mut self, due: &[Manifest]) {
-        let mut scopes: Vec<ScopeId> = due.iter().map(|m| m.scope_id).collect();
-        scopes.sort();
-        scopes.dedup();
-        let keepers: Vec<PeerId> = self.keepers.iter().copied().collect();
-        for keeper in keepers {
-            for scope_id in &scopes {
-                let pending = self
-                    .asking
-                    .values()
-                    .any(|asked| asked == &(keeper, *scope_id));
-                if !pending && self.asking.len() < MAX_DIRECTORY_ASKS {
-                    self.asked.remove(&(keeper, *scope_id));
-                    self.ask_directory(keeper, *scope_id);
-                }
-            }
-        }
-    }
-
-    /// Closes every connection and waits, up to [`GOODBYE`], until they are closed. A
-    /// connection dropped with the process loses what it had not sent yet, such as the last
-    /// answer to a keeper's fetch, which the keeper then never gets.
-    async fn close_connections(&mut self) {
-        let peers: Vec<PeerId> = self.connected.iter().copied().collect();
-        for peer in peers {
-            let _ = self.swarm.disconnect_peer_id(peer);
-        }
-        let until = Instant::now() + GOODBYE;
-        while !self.connected.is_empty() {
-            tokio::select! {
-                _ = tokio::time::sleep_until(until) => break,
-                event = self.swarm.select_next_some() => self.on_event(event),
             }
         }
     }
@@ -508,32 +273,6 @@ impl Node {
             self.leave_if_unused(other);
         }
         topic(&scope_id)
-    }
-
-    /// Has the keeper, if this node is one, follow `scope_id` for `by` (`None`: this machine).
-    /// When every slot is taken, the slots that no peer and no local client used lately are
-    /// freed first (a scope this machine wants followed counts as used).
-    fn keep_scope(
-        &mut self,
-        scope_id: ScopeId,
-        by: Option<PeerId>,
-        now: Instant,
-    ) -> Option<Follow> {
-        let keeper = self.keeper.as_mut()?;
-        let follow = match keeper.follow(scope_id, by, now) {
-            Follow::Full => {
-                let in_use = scopes_in_use(&self.swarm);
-                let topics = &self.topics;
-                let freed = keeper.expire(now, |s| in_use.contains(s) || topics.wanted(s));
-                let follow = keeper.follow(scope_id, by, now);
-                for scope in freed {
-                    self.leave_if_unused(scope);
-                }
-                follow
-            }
-            follow => follow,
-        };
-        Some(follow)
     }
 
     /// Joins a scope's topic, unless it is joined. A scope followed for the first time has its
@@ -577,161 +316,12 @@ impl Node {
         }
     }
 
-    /// Asks up to [`DIRECTORY_FANOUT`] connected peers for their directory of `scope_id`:
-    /// keepers first, then peers subscribed to its topic.
-    fn ask_directories(&mut self, scope_id: ScopeId) {
-        let hash = topic(&scope_id).hash();
-        let mut keepers: Vec<PeerId> = self.keepers.iter().copied().collect();
-        keepers.sort();
-        let mut subscribed: Vec<PeerId> = self
-            .swarm
-            .behaviour()
-            .gossipsub
-            .all_peers()
-            .filter(|(peer, topics)| topics.contains(&&hash) && !self.keepers.contains(*peer))
-            .map(|(peer, _)| *peer)
-            .collect();
-        subscribed.sort();
-        for peer in keepers.into_iter().chain(subscribed).take(DIRECTORY_FANOUT) {
-            self.ask_directory(peer, scope_id);
-        }
-    }
-
-    /// Asks connected `peer` for its directory of `scope_id`, once per connection, within the
-    /// bounds on requests in flight.
-    fn ask_directory(&mut self, peer: PeerId, scope_id: ScopeId) {
-        if peer == self.local_id()
-            || !self.connected.contains(&peer)
-            || self.asking.len() >= MAX_DIRECTORY_ASKS
-            || self.asked.len() >= MAX_ASKED
-            || !self.asked.insert((peer, scope_id))
-        {
-            return;
-        }
-        let request = DirectoryRequest {
-            scope_id,
-            limit: wire::MAX_DIRECTORY_ITEMS as u16,
-        };
-        let id = self
-            .swarm
-            .behaviour_mut()
-            .directory
-            .send_request(&peer, request);
-        self.asking.insert(id, (peer, scope_id));
-    }
-
-    /// `peer` told identify what it is. A keeper is asked at once for the directory of every
-    /// scope this node follows; another peer too, unless enough were asked already (or this node
-    /// is a keeper: it asks its peers about the scopes they subscribe to).
-    fn on_identified(&mut self, peer: PeerId, is_keeper: bool) {
-        if is_keeper {
-            if !self.keepers.insert(peer) {
-                return;
-            }
-            log(format_args!("{peer} is a keeper"));
-        } else if self.keeper.is_some() {
-            return;
-        }
-        for scope_id in self.topics.scopes() {
-            let asked = self.asked.iter().filter(|(_, s)| *s == scope_id).count();
-            if is_keeper || asked < DIRECTORY_FANOUT {
-                self.ask_directory(peer, scope_id);
-            }
-        }
-    }
-
-    /// A keeper follows every scope its peers subscribe to, up to its cap and each peer's
-    /// share, and asks a peer that joins a followed scope for what it holds there.
-    fn on_peer_subscribed(&mut self, peer: PeerId, topic: &gossipsub::TopicHash) {
-        if self.keeper.is_none() {
-            return;
-        }
-        let Some(scope_id) = scope_of(topic) else {
-            return;
-        };
-        match self.keep_scope(scope_id, Some(peer), Instant::now()) {
-            Some(follow @ (Follow::Started | Follow::Already)) => {
-                if follow == Follow::Started {
-                    log(format_args!("keeping scope {}", scope_id.short()));
-                }
-                // A topic this machine follows already (its own scope) is not joined again:
-                // its new peer is asked directly.
-                if self.topics.is_joined(topic) {
-                    self.ask_directory(peer, scope_id);
-                } else {
-                    self.join(scope_id);
-                }
-            }
-            Some(Follow::Full) => self.warn_scope_cap(),
-            Some(Follow::OverShare) => {
-                bump(&self.shared.counters.over_share);
-                if !std::mem::replace(&mut self.warned_scope_share, true) {
-                    log(format_args!(
-                        "{peer} subscribes to more new scopes than one peer may have a keeper \
-                         follow ({}); the others are not kept",
-                        crate::shares::SCOPES_PER_PEER
-                    ));
-                }
-            }
-            None => {}
-        }
-    }
-
-    /// Says once that the keeper has no scope slot left.
-    fn warn_scope_cap(&mut self) {
-        if !std::mem::replace(&mut self.warned_scope_cap, true) {
-            let scopes = self.keeper.as_ref().map_or(0, |k| k.load().scopes);
-            log(format_args!(
-                "keeping as many scopes as a keeper may ({scopes}); entries of other scopes are \
-                 not kept until a scope no peer uses is let go"
-            ));
-        }
-    }
-
     fn reject(&mut self, peer: PeerId, reason: &str, disconnect: bool) {
         bump(&self.shared.counters.rejected);
         self.directory.forget_peer(&peer);
         log(format_args!("rejected data from {peer}: {reason}"));
         if disconnect {
             let _ = self.swarm.disconnect_peer_id(peer);
-        }
-    }
-
-    /// Queues a keeper's fetch of `manifest`'s entry, unless this node holds it already.
-    fn offer_to_keeper(&mut self, manifest: Manifest, providers: Vec<PeerId>) {
-        let me = self.local_id();
-        let Some(keeper) = self.keeper.as_mut() else {
-            return;
-        };
-        if !keeper.follows(&manifest.scope_id) || self.directory.holds(&manifest.key, &me) {
-            return;
-        }
-        if keeper.offer(manifest, providers) == Offer::Full {
-            bump(&self.shared.counters.keep_missed);
-        }
-        self.start_keeping();
-    }
-
-    /// Starts the keeper's queued fetches that its bounds allow, each from the peers that hold
-    /// the entry and are connected, in turn: the announcing runner, over the connection it
-    /// opened. A runner that nobody can dial is fetched from while it is there, or not at all.
-    fn start_keeping(&mut self) {
-        let Some(keeper) = self.keeper.as_mut() else {
-            return;
-        };
-        while let Some(job) = keeper.next() {
-            let holders: Vec<PeerId> = job
-                .providers
-                .iter()
-                .filter(|p| self.connected.contains(p))
-                .copied()
-                .collect();
-            if holders.is_empty() {
-                keeper.finish(&job.manifest.key);
-                bump(&self.shared.counters.keep_missed);
-            } else {
-                tokio::spawn(fetches::keep(self.shared.clone(), holders, job.manifest));
-            }
         }
     }
 
@@ -874,27 +464,6 @@ impl Node {
                 let _ = reply.send(self.status());
             }
         }
-    }
-
-    /// A keeper's fetch ended: what was kept is held (provided, and named in directory
-    /// replies), unless an invalidation covered it while it was in flight.
-    fn on_kept(&mut self, key: CacheKey, manifest: Option<Box<Manifest>>) {
-        let me = self.local_id();
-        let Some(keeper) = self.keeper.as_mut() else {
-            return;
-        };
-        let cancelled = keeper.finish(&key);
-        match manifest {
-            Some(manifest) if !cancelled => {
-                bump(&self.shared.counters.kept);
-                log(format_args!("kept {}", key.short()));
-                self.directory.insert(*manifest, me, &[me]);
-                self.provide(key);
-            }
-            Some(_) => {}
-            None => bump(&self.shared.counters.keep_missed),
-        }
-        self.start_keeping();
     }
 
     fn provide(&mut self, key: CacheKey) {
@@ -1063,78 +632,6 @@ impl Node {
         }
     }
 
-    /// Shows `peer` this job's OIDC token and the scopes this node produces for, so that it
-    /// takes this node's entries for them. The file is read each time: a token refreshed
-    /// during a long job reaches the peers met later.
-    fn present(&mut self, peer: PeerId) {
-        let Some(path) = &self.token_file else {
-            return;
-        };
-        match oidc::read_token(path) {
-            Ok(token) => {
-                let presentation = Presentation {
-                    token,
-                    scopes: self.produces_for.clone(),
-                };
-                self.swarm
-                    .behaviour_mut()
-                    .oidc
-                    .send_request(&peer, presentation);
-            }
-            Err(reason) => log(format_args!(
-                "cannot present the OIDC token to {peer}: {reason}"
-            )),
-        }
-    }
-
-    fn on_oidc(&mut self, event: request_response::Event<Presentation, Presented>) {
-        match event {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    let outcome = oidc::answer(
-                        self.verifier.as_ref(),
-                        &self.shared.accept.binding,
-                        peer,
-                        &request,
-                    );
-                    match &outcome {
-                        Ok((job, granted)) => log(format_args!(
-                            "{peer} is a job of {}: it may produce for {granted} of the {} \
-                             scopes it named",
-                            job.repository,
-                            request.scopes.len()
-                        )),
-                        Err(reason) => {
-                            if self.verifier.is_some() {
-                                bump(&self.shared.counters.tokens_refused);
-                            }
-                            log(format_args!("refused the OIDC token of {peer}: {reason}"));
-                        }
-                    }
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .oidc
-                        .send_response(channel, Presented::of(&outcome));
-                }
-                request_response::Message::Response { response, .. } => match response {
-                    Presented::Granted(n) => log(format_args!(
-                        "{peer} took the OIDC token: this node may produce for {n} scopes there"
-                    )),
-                    Presented::Refused(reason) => {
-                        log(format_args!("{peer} refused the OIDC token: {reason}"))
-                    }
-                },
-            },
-            request_response::Event::OutboundFailure { peer, error, .. } => log(format_args!(
-                "could not present the OIDC token to {peer}: {error}"
-            )),
-            _ => {}
-        }
-    }
-
     fn on_fetch(&mut self, event: request_response::Event<FetchRequest, FetchResponse>) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
@@ -1195,125 +692,6 @@ impl Node {
         }
     }
 
-    fn on_directory(
-        &mut self,
-        event: request_response::Event<DirectoryRequest, DirectoryResponse>,
-    ) {
-        match event {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    let response = self.directory_of(peer, &request);
-                    bump(&self.shared.counters.directories_served);
-                    // Fails only if the peer gave up waiting: nothing to do.
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .directory
-                        .send_response(channel, response);
-                }
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    if let Some((asked, scope_id)) = self.asking.remove(&request_id) {
-                        self.learn_directory(asked, scope_id, response);
-                    }
-                }
-            },
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                self.asking.remove(&request_id);
-                if let request_response::OutboundFailure::Io(e) = &error {
-                    if e.kind() == std::io::ErrorKind::InvalidData {
-                        self.reject(peer, &format!("bad directory reply: {e}"), true);
-                    }
-                }
-            }
-            request_response::Event::InboundFailure {
-                peer,
-                error: request_response::InboundFailure::Io(e),
-                ..
-            } if e.kind() == std::io::ErrorKind::InvalidData => {
-                self.reject(peer, &format!("bad directory request: {e}"), true);
-            }
-            _ => {}
-        }
-    }
-
-    /// This node's answer to `peer`'s directory request: the newest fresh manifests of the scope
-    /// that it holds or knows a holder of. A read-only node vouches for nothing and answers
-    /// with none.
-    fn directory_of(&self, peer: PeerId, request: &DirectoryRequest) -> DirectoryResponse {
-        if !self.shared.role.serves() {
-            return DirectoryResponse::default();
-        }
-        let limit = usize::from(request.limit).min(wire::MAX_DIRECTORY_ITEMS);
-        let me = self.local_id();
-        let items = self
-            .directory
-            .newest(&request.scope_id, limit, now_ms(), &me)
-            .into_iter()
-            .map(|(manifest, providers)| DirectoryItem {
-                manifest: manifest.encode(),
-                // The asker is no holder worth naming to itself.
-                providers: providers.into_iter().filter(|p| *p != peer).collect(),
-            })
-            .filter(|item| !item.providers.is_empty())
-            .collect();
-        DirectoryResponse { items }
-    }
-
-    /// Takes in `peer`'s directory of `scope_id`. Each manifest is checked as an announcement
-    /// is; a forged one is a lie: the peer is counted, cut off, and the rest of its reply
-    /// dropped. A keeper queues fetches of what it learned.
-    fn learn_directory(&mut self, peer: PeerId, scope_id: ScopeId, response: DirectoryResponse) {
-        let me = self.local_id();
-        let mut learned = 0u64;
-        for item in response.items {
-            match check::manifest(&self.shared.accept, &scope_id, &item.manifest) {
-                Ok(Some(manifest)) => {
-                    let holders: Vec<PeerId> =
-                        item.providers.into_iter().filter(|p| *p != me).collect();
-                    if holders.is_empty() {
-                        continue;
-                    }
-                    // Charged to the peer that sent the reply: the holders it names cost
-                    // nothing to make up.
-                    let over = self.directory.insert(manifest.clone(), peer, &holders);
-                    self.shared
-                        .counters
-                        .over_share
-                        .fetch_add(over as u64, Ordering::Relaxed);
-                    learned += 1;
-                    self.offer_to_keeper(manifest, holders);
-                }
-                Ok(None) => {}
-                Err((reason, true)) => {
-                    self.reject(peer, &format!("directory reply: {reason}"), true);
-                    return;
-                }
-                Err((reason, false)) => {
-                    self.reject(peer, &format!("directory reply: {reason}"), false);
-                }
-            }
-        }
-        if learned > 0 {
-            self.shared
-                .counters
-                .directory_learned
-                .fetch_add(learned, Ordering::Relaxed);
-            log(format_args!(
-                "learned {learned} manifests from {peer}'s directory"
-            ));
-        }
-    }
-
     /// App-level validation of a gossip message: only what passes its checks
     /// ([`check::gossip`]) is used, and forwarded to other peers.
     fn on_gossip(
@@ -1356,14 +734,4 @@ impl Node {
             }
         }
     }
-}
-
-/// The scopes some connected peer subscribes to now: their keeper slots are in use.
-fn scopes_in_use(swarm: &Swarm<Behaviour>) -> HashSet<ScopeId> {
-    swarm
-        .behaviour()
-        .gossipsub
-        .all_peers()
-        .flat_map(|(_, topics)| topics.into_iter().filter_map(scope_of))
-        .collect()
 }

@@ -48,13 +48,9 @@ pub const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
 /// differ a little; a token is valid for minutes, so more would let expired tokens in.
 pub const LEEWAY_SECS: u64 = 30;
 
-/// Largest token presented. GitHub's are about 1 KiB; room for more claims.
-pub const MAX_TOKEN: usize = 8 << 10;
-/// Scope names one presentation may list: a runner produces for its one scope (and a few
-/// `#suffix`es of it).
-pub const MAX_PRESENTED_SCOPES: usize = 16;
-/// Longest scope name presented.
-pub const MAX_SCOPE_NAME: usize = 256;
+/// The presentation's caps are the wire's (where they bound what a peer may send); named here
+/// too, where the token is checked.
+pub use crate::wire::{MAX_PRESENTED_SCOPES, MAX_SCOPE_NAME, MAX_TOKEN};
 /// Producers whose grants a node remembers; the oldest grant is forgotten first (its producer
 /// then counts as one that presented nothing).
 const MAX_GRANTS: usize = 4096;

@@ -78,7 +78,7 @@ impl Role {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::swarm_key::SwarmKey;
+    use crate::swarm_key::{SwarmKey, SwarmKeyExt as _};
 
     #[test]
     fn a_read_only_node_vouches_for_nothing_and_cannot_keep() -> Result<(), Error> {

@@ -17,11 +17,21 @@
 //! A socket that fails either check is not used: [`Error::Untrusted`] says why, in one line.
 
 use std::os::unix::fs::MetadataExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tokio::net::UnixStream;
 
 use crate::error::Error;
+
+/// The cache dir's subdirectory the daemon lives in: its socket. A place on disk, not the tier's
+/// name (`crate::NAME`): it is spelt the same today, but renaming the tier must not move the
+/// socket that CLIs of every version look for, nor the directory the local tier checks.
+const DAEMON_DIR: &str = "p2p";
+
+/// Path of the control socket of the daemon for cache dir `dir`.
+pub(crate) fn path(dir: &Path) -> PathBuf {
+    dir.join(DAEMON_DIR).join("daemon.sock")
+}
 
 /// Connects to the control socket at `socket` if it passes the checks of this module.
 ///
@@ -129,7 +139,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("chmod: {e}"));
         let (theirs, _stop) = listen_as_nobody(scratch.path());
         // Moved into a directory of this user's, as a private p2p/ dir: only the peer differs.
-        let ours = scratch.path().join("p2p");
+        let ours = scratch.path().join(DAEMON_DIR);
         std::fs::create_dir(&ours).unwrap_or_else(|e| panic!("mkdir: {e}"));
         let socket = ours.join("daemon.sock");
         std::fs::rename(&theirs, &socket).unwrap_or_else(|e| panic!("rename: {e}"));

@@ -30,7 +30,8 @@ use libp2p::{
 use crate::config::Config;
 use crate::error::Error;
 use crate::keeper;
-use crate::node::log;
+use crate::log::log;
+use crate::swarm_key::SwarmKeyExt as _;
 use crate::traffic::{Metered, Traffic};
 use crate::wire::{self, DirectoryCodec, FetchCodec, OidcCodec};
 

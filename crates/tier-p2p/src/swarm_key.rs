@@ -1,56 +1,28 @@
-//! The pre-shared key of a private swarm, in the IPFS `swarm.key` format.
+//! What the daemon adds to the swarm key: a new random key, a private key file, and the key as
+//! libp2p's private-network transport takes it.
+//!
+//! The key itself and its `swarm.key` text form are core's ([`SwarmKey`]): the IPFS tier and
+//! the composition crate read the same key without libp2p. What needs libp2p, randomness or a
+//! file is here, as [`SwarmKeyExt`].
 
-use std::fmt;
 use std::fs::OpenOptions;
 use std::io::{self, Write as _};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::str::FromStr;
 
+pub use ghcache_core::swarm_key::SwarmKey;
 use libp2p::pnet::PreSharedKey;
 
 use crate::error::Error;
 
-/// The 32-byte secret every member of a private swarm holds; connections without it fail at the
-/// first handshake, before any peer learns anything.
-///
-/// Text form (the file `swarm.key` that go-ipfs/Kubo also read):
-/// `/key/swarm/psk/1.0.0/\n/base16/\n<64 hex digits>\n`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct SwarmKey([u8; 32]);
-
-impl SwarmKey {
+/// The daemon's side of a [`SwarmKey`]: connections without the key fail at the first
+/// handshake, before any peer learns anything.
+pub trait SwarmKeyExt: Sized {
     /// A new random key from the operating system's generator.
     ///
     /// # Errors
     /// When the system's random source fails (it practically never does).
-    pub fn generate() -> Result<Self, Error> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| Error::SwarmKey {
-            reason: format!("cannot get random bytes: {e}"),
-        })?;
-        Ok(SwarmKey(bytes))
-    }
-
-    /// A key from raw bytes.
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        SwarmKey(bytes)
-    }
-
-    /// The raw key: other secrets (the IPFS body key) are derived from it.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// Parses the `swarm.key` text form. Trailing whitespace and a final newline are accepted.
-    ///
-    /// # Errors
-    /// [`Error::SwarmKey`] naming the first line that is wrong.
-    pub fn parse(text: &str) -> Result<Self, Error> {
-        ghcache_core::swarm_key::SwarmKey::parse(text)
-            .map(|key| SwarmKey(*key.as_bytes()))
-            .map_err(|reason| Error::SwarmKey { reason })
-    }
+    fn generate() -> Result<Self, Error>;
 
     /// Writes the key to a new file at `path` that only its owner can read (mode 0600).
     ///
@@ -60,7 +32,25 @@ impl SwarmKey {
     ///
     /// # Errors
     /// [`Error::KeyFile`] when the file exists or cannot be written; nothing is left behind.
-    pub fn write_new(&self, path: &Path) -> Result<(), Error> {
+    fn write_new(&self, path: &Path) -> Result<(), Error>;
+
+    /// The key as libp2p's pnet transport wants it.
+    fn psk(&self) -> PreSharedKey;
+
+    /// A fingerprint that identifies the key in logs without revealing it (same as go-libp2p's).
+    fn fingerprint(&self) -> String;
+}
+
+impl SwarmKeyExt for SwarmKey {
+    fn generate() -> Result<Self, Error> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| Error::SwarmKey {
+            reason: format!("cannot get random bytes: {e}"),
+        })?;
+        Ok(SwarmKey::from_bytes(bytes))
+    }
+
+    fn write_new(&self, path: &Path) -> Result<(), Error> {
         let fail = |reason: String| Error::KeyFile {
             path: path.to_owned(),
             reason,
@@ -91,48 +81,30 @@ impl SwarmKey {
         Ok(())
     }
 
-    /// The key as libp2p's pnet transport wants it.
-    pub(crate) fn psk(&self) -> PreSharedKey {
-        PreSharedKey::new(self.0)
+    fn psk(&self) -> PreSharedKey {
+        PreSharedKey::new(*self.as_bytes())
     }
 
-    /// A fingerprint that identifies the key in logs without revealing it (same as go-libp2p's).
-    pub fn fingerprint(&self) -> String {
+    fn fingerprint(&self) -> String {
         self.psk().fingerprint().to_string()
-    }
-}
-
-impl FromStr for SwarmKey {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SwarmKey::parse(s)
-    }
-}
-
-/// The full `swarm.key` text, secret included: this is what `ghcache swarm-key new` prints.
-impl fmt::Display for SwarmKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        ghcache_core::swarm_key::SwarmKey::from_bytes(self.0).fmt(f)
-    }
-}
-
-/// Never prints the secret, only its fingerprint.
-impl fmt::Debug for SwarmKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SwarmKey(fingerprint {})", self.fingerprint())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::str::FromStr as _;
+
+    /// Core's parse, its reason in the error the daemon reports.
+    fn parse(text: &str) -> Result<SwarmKey, Error> {
+        SwarmKey::parse(text).map_err(|reason| Error::SwarmKey { reason })
+    }
 
     #[test]
     fn text_round_trips_and_matches_libp2p() -> Result<(), Error> {
         let key = SwarmKey::generate()?;
         let text = key.to_string();
-        assert_eq!(SwarmKey::parse(&text)?, key);
+        assert_eq!(parse(&text)?, key);
         // The same file must work with libp2p's own parser (and so with Kubo).
         let theirs = PreSharedKey::from_str(&text).map_err(|e| Error::SwarmKey {
             reason: e.to_string(),
@@ -159,7 +131,7 @@ mod tests {
             ),
         ];
         for (text, needle) in cases {
-            let message = SwarmKey::parse(text).err().map(|e| e.to_string());
+            let message = parse(text).err().map(|e| e.to_string());
             let message = message.unwrap_or_default();
             assert!(message.contains(needle), "{message}");
             assert!(message.contains("ghcache swarm-key new"), "{message}");
@@ -178,14 +150,14 @@ mod tests {
                 & 0o777,
             0o600
         );
-        assert_eq!(SwarmKey::parse(&std::fs::read_to_string(&path)?)?, key);
+        assert_eq!(parse(&std::fs::read_to_string(&path)?)?, key);
         let again = SwarmKey::generate()?
             .write_new(&path)
             .err()
             .map(|e| e.to_string());
         assert!(again.unwrap_or_default().contains("already exists"));
         assert_eq!(
-            SwarmKey::parse(&std::fs::read_to_string(&path)?)?,
+            parse(&std::fs::read_to_string(&path)?)?,
             key,
             "the first key is kept"
         );

@@ -11,7 +11,6 @@ use tokio::net::UnixStream;
 use tokio::sync::Mutex;
 
 use crate::error::Error;
-use crate::node::socket_path;
 use crate::socket;
 use crate::status::Status;
 use crate::wire::{self, Control, Invalidation, Reply};
@@ -61,7 +60,7 @@ impl Tier {
         scope_id: ScopeId,
         deadline: Duration,
     ) -> Result<Option<Tier>, Error> {
-        let socket = socket_path(dir);
+        let socket = socket::path(dir);
         let stream = match socket::connect(&socket).await {
             Ok(stream) => stream,
             Err(untrusted @ Error::Untrusted { .. }) => return Err(untrusted),
@@ -296,7 +295,7 @@ impl CacheTier for Tier {
 /// without one, or a status that does not read as one.
 pub async fn status(dir: &Path) -> Result<Status, Error> {
     use std::io::ErrorKind::{ConnectionRefused, NotFound, WouldBlock};
-    let socket = socket_path(dir);
+    let socket = socket::path(dir);
     let unresponsive = |what: String| Error::Unresponsive {
         socket: socket.clone(),
         what,
@@ -344,7 +343,7 @@ mod tests {
 
     /// A daemon that answers a `Get` late and everything else at once.
     async fn slow_daemon(dir: &Path) -> std::io::Result<()> {
-        let socket = socket_path(dir);
+        let socket = socket::path(dir);
         std::fs::create_dir_all(socket.parent().unwrap_or(dir))?;
         let listener = UnixListener::bind(&socket)?;
         tokio::spawn(async move {
@@ -374,7 +373,7 @@ mod tests {
     /// A daemon that answers one request per connection and then closes it, as the real one
     /// closes a connection left idle past its deadline or evicted to make room.
     async fn closing_daemon(dir: &Path) -> std::io::Result<()> {
-        let socket = socket_path(dir);
+        let socket = socket::path(dir);
         std::fs::create_dir_all(socket.parent().unwrap_or(dir))?;
         let listener = UnixListener::bind(&socket)?;
         tokio::spawn(async move {
@@ -406,7 +405,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn status_tells_a_daemon_that_does_not_answer_from_no_daemon() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
-        let socket = socket_path(dir.path());
+        let socket = socket::path(dir.path());
         std::fs::create_dir_all(socket.parent().unwrap_or(dir.path()))?;
         // Bound and listening, never accepting: connections wait in the backlog.
         let listener = UnixListener::bind(&socket)?;

@@ -4,26 +4,23 @@
 //! keeper), and the scopes a local client names do not grow the daemon's topic table without
 //! end.
 
-use std::future::Future;
 use std::io;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ghcache_core::testkit::{sample_entry, MemoryTier};
 use ghcache_core::{now_ms, CacheTier, Entry, Lookup, ScopeId};
 use ghcache_tier_p2p::wire::{
     self, DirectoryItem, DirectoryRequest, DirectoryResponse, DIRECTORY_PROTOCOL,
 };
-use ghcache_tier_p2p::{
-    run, sign, status, Config, Error, Keypair, Multiaddr, Status, SwarmKey, Tier,
-};
+use ghcache_tier_p2p::{sign, Config, Keypair, Multiaddr, SwarmKey, SwarmKeyExt as _, Tier};
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{gossipsub, PeerId, StreamProtocol, Swarm};
-use tempfile::TempDir;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
+
+mod harness;
+use harness::{wait_for, Daemon};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -33,98 +30,23 @@ fn scope() -> ScopeId {
     ScopeId::of("bounds-scope")
 }
 
-struct Daemon {
-    dir: TempDir,
-    store: Arc<MemoryTier>,
-    addr: Option<Multiaddr>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), Error>>,
-}
-
 impl Daemon {
     /// A daemon that follows `scope()` from the start, bootstrapping from `bootstrap`.
-    async fn start(
+    async fn following(
         key: SwarmKey,
         bootstrap: &[Multiaddr],
         tweak: impl FnOnce(&mut Config),
     ) -> Result<Daemon, Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let store = Arc::new(MemoryTier::new("local"));
-        let mut config = Config::new(key);
-        config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
-        config.mdns = false;
-        config.bootstrap = bootstrap.to_vec();
-        config.scopes = vec![scope()];
-        tweak(&mut config);
-        let listens = !config.listen.is_empty();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let path = dir.path().to_owned();
-        let local: Arc<dyn CacheTier> = store.clone();
-        let task = tokio::spawn(async move {
-            run(config, &path, local, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        let status = wait_for(WAIT, || async {
-            let status = status(dir.path()).await.ok()?;
-            let listening = !status.listen_addrs.is_empty();
-            (listening || !listens).then_some(status)
+        Daemon::start(key, bootstrap, |config| {
+            config.scopes = vec![scope()];
+            tweak(config);
         })
         .await
-        .ok_or("daemon did not start")?;
-        let addr = match status.listen_addrs.first() {
-            Some(listen) => Some(format!("{listen}/p2p/{}", status.peer_id).parse()?),
-            None => None,
-        };
-        Ok(Daemon {
-            dir,
-            store,
-            addr,
-            stop: Some(stop),
-            task,
-        })
     }
 
-    fn addr(&self) -> Vec<Multiaddr> {
-        self.addr.iter().cloned().collect()
-    }
-
+    /// The CLI's adapter to this daemon, in `scope()`.
     async fn tier(&self, deadline: Duration) -> Result<Tier, Box<dyn std::error::Error>> {
-        Ok(Tier::connect(self.dir.path(), scope(), deadline)
-            .await?
-            .ok_or("no daemon")?)
-    }
-
-    /// The daemon's status; the default one when it does not answer.
-    async fn status(&self) -> Status {
-        status(self.dir.path()).await.unwrap_or_default()
-    }
-
-    async fn stop(mut self) -> Result<(), Box<dyn std::error::Error>> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.task).await??;
-        Ok(())
-    }
-}
-
-/// Polls `probe` until it yields a value or `limit` passes.
-async fn wait_for<T, F, Fut>(limit: Duration, mut probe: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let until = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe().await {
-            return Some(value);
-        }
-        if Instant::now() > until {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.tier_in(scope(), deadline).await
     }
 }
 
@@ -194,7 +116,7 @@ fn subscriber(
 async fn a_member_subscribing_to_hundreds_of_scopes_leaves_a_keeper_slot_for_others() -> TestResult
 {
     let key = SwarmKey::generate()?;
-    let keeper = Daemon::start(key, &[], |c| {
+    let keeper = Daemon::following(key, &[], |c| {
         c.keep = true;
         c.scopes = Vec::new();
     })
@@ -224,7 +146,7 @@ async fn a_member_subscribing_to_hundreds_of_scopes_leaves_a_keeper_slot_for_oth
         }
     }
 
-    let runner = Daemon::start(key, &keeper.addr(), |c| c.listen = Vec::new()).await?;
+    let runner = Daemon::following(key, &keeper.addr(), |c| c.listen = Vec::new()).await?;
     let entry = fresh_entry(1, b"pr list\n");
     runner.store.put(&entry).await?;
     let runner_tier = runner.tier(Duration::from_millis(150)).await?;
@@ -261,10 +183,10 @@ async fn an_honest_provider_is_still_asked_after_a_newer_announcement_from_anoth
     let key = SwarmKey::generate()?;
     // C is reachable; H and X dial it and listen nowhere, so that only their announcements
     // (not the DHT) tell C who holds what.
-    let c = Daemon::start(key, &[], |_| {}).await?;
+    let c = Daemon::following(key, &[], |_| {}).await?;
     let runner = |cfg: &mut Config| cfg.listen = Vec::new();
-    let h = Daemon::start(key, &c.addr(), runner).await?;
-    let x = Daemon::start(key, &c.addr(), runner).await?;
+    let h = Daemon::following(key, &c.addr(), runner).await?;
+    let x = Daemon::following(key, &c.addr(), runner).await?;
     let c_tier = c.tier(Duration::from_secs(3)).await?;
 
     let honest = fresh_entry(2, b"honest answer\n");
@@ -311,7 +233,7 @@ async fn an_honest_provider_is_still_asked_after_a_newer_announcement_from_anoth
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scopes_named_by_local_clients_do_not_grow_the_topic_table_without_end() -> TestResult {
     let key = SwarmKey::generate()?;
-    let daemon = Daemon::start(key, &[], |_| {}).await?;
+    let daemon = Daemon::following(key, &[], |_| {}).await?;
     let deadline = Duration::from_millis(150);
     let probe = fresh_entry(3, b"x\n").manifest.key;
     for n in 0..200 {
@@ -462,10 +384,10 @@ fn informant(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keeper_fetches_from_the_next_holder_when_the_first_has_nothing() -> TestResult {
     let key = SwarmKey::generate()?;
-    let keeper = Daemon::start(key, &[], |c| c.keep = true).await?;
+    let keeper = Daemon::following(key, &[], |c| c.keep = true).await?;
     let runner = |cfg: &mut Config| cfg.listen = Vec::new();
-    let empty = Daemon::start(key, &keeper.addr(), runner).await?;
-    let holder = Daemon::start(key, &keeper.addr(), runner).await?;
+    let empty = Daemon::following(key, &keeper.addr(), runner).await?;
+    let holder = Daemon::following(key, &keeper.addr(), runner).await?;
     let entry = fresh_entry(4, b"from the second holder\n");
     holder.store.put(&entry).await?;
     let both = wait_for(WAIT, || async {

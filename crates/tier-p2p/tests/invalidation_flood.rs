@@ -2,18 +2,18 @@
 //! one at a time instead of starting a task for each, and loses none (past its queue's bound it
 //! drops everything rather than too little).
 
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ghcache_core::testkit::{sample_entry, MemoryTier};
 use ghcache_core::{CacheKey, CacheTier, Entry, Lookup, ScopeId, Selector, TierError};
-use ghcache_tier_p2p::{run, status, Config, Counters, Error, Multiaddr, Status, SwarmKey, Tier};
-use tempfile::TempDir;
-use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
+use ghcache_tier_p2p::{SwarmKey, SwarmKeyExt as _, Tier};
+use tokio::sync::watch;
+
+mod harness;
+use harness::{wait_for, Daemon};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -21,6 +21,13 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn scope() -> ScopeId {
     ScopeId::of("flood-scope")
+}
+
+impl<S: CacheTier + 'static> Daemon<S> {
+    /// The CLI's adapter to this daemon, in `scope()`.
+    async fn tier(&self) -> Result<Tier, Box<dyn std::error::Error>> {
+        self.tier_in(scope(), Duration::from_millis(150)).await
+    }
 }
 
 /// A store whose invalidations wait until the gate opens, and which records them.
@@ -66,92 +73,6 @@ impl CacheTier for SlowStore {
     }
 }
 
-struct Daemon {
-    dir: TempDir,
-    addr: Multiaddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), Error>>,
-}
-
-impl Daemon {
-    async fn start(
-        key: SwarmKey,
-        bootstrap: Option<&Daemon>,
-        store: Arc<dyn CacheTier>,
-    ) -> Result<Daemon, Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let mut config = Config::new(key);
-        config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
-        config.mdns = false;
-        config.bootstrap = bootstrap.map(|d| d.addr.clone()).into_iter().collect();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let path = dir.path().to_owned();
-        let task = tokio::spawn(async move {
-            run(config, &path, store, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        let status = wait_for(WAIT, || async {
-            let status = status(dir.path()).await.ok()?;
-            let listening = !status.listen_addrs.is_empty();
-            listening.then_some(status)
-        })
-        .await
-        .ok_or("daemon did not start listening")?;
-        let addr = format!("{}/p2p/{}", status.listen_addrs[0], status.peer_id).parse()?;
-        Ok(Daemon {
-            dir,
-            addr,
-            stop: Some(stop),
-            task,
-        })
-    }
-
-    async fn tier(&self) -> Result<Tier, Box<dyn std::error::Error>> {
-        Ok(
-            Tier::connect(self.dir.path(), scope(), Duration::from_millis(150))
-                .await?
-                .ok_or("no daemon")?,
-        )
-    }
-
-    /// The daemon's status; the default one when it does not answer.
-    async fn status(&self) -> Status {
-        status(self.dir.path()).await.unwrap_or_default()
-    }
-
-    async fn counters(&self) -> Counters {
-        self.status().await.counters
-    }
-
-    async fn stop(mut self) -> Result<(), Box<dyn std::error::Error>> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.task).await??;
-        Ok(())
-    }
-}
-
-/// Polls `probe` until it yields a value or `limit` passes.
-async fn wait_for<T, F, Fut>(limit: Duration, mut probe: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let until = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe().await {
-            return Some(value);
-        }
-        if Instant::now() > until {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn held(store: &SlowStore, key: &CacheKey) -> bool {
     matches!(store.get(key).await, Ok(Lookup::Hit(_)))
 }
@@ -159,7 +80,7 @@ async fn held(store: &SlowStore, key: &CacheKey) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_invalidations_is_applied_one_at_a_time_and_none_is_lost() -> TestResult {
     let key = SwarmKey::generate()?;
-    let a = Daemon::start(key, None, Arc::new(MemoryTier::new("local"))).await?;
+    let a = Daemon::start(key, &[], |_| {}).await?;
     let (open, gate) = watch::channel(false);
     let store = Arc::new(SlowStore {
         inner: MemoryTier::new("local"),
@@ -168,7 +89,7 @@ async fn a_flood_of_invalidations_is_applied_one_at_a_time_and_none_is_lost() ->
         most_at_once: AtomicUsize::new(0),
         asked: Mutex::new(Vec::new()),
     });
-    let b = Daemon::start(key, Some(&a), store.clone()).await?;
+    let b = Daemon::start_with(store.clone(), key, &a.addr(), |_| {}).await?;
     let repos: Vec<String> = (0..1100).map(|i| format!("o/r{i}")).collect();
     let first = sample_entry(1, &repos[0], b"first\n");
     let last = sample_entry(2, &repos[repos.len() - 1], b"last\n");

@@ -2,26 +2,23 @@
 //! through a keeper; a daemon that joins learns from its peers' directories; a directory reply
 //! that lies is refused and counted.
 
-use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ghcache_core::testkit::{sample_entry, MemoryTier};
 use ghcache_core::{now_ms, CacheTier, Entry, Lookup, Manifest, ScopeId};
 use ghcache_tier_p2p::wire::{
     self, DirectoryItem, DirectoryRequest, DirectoryResponse, DIRECTORY_PROTOCOL,
 };
-use ghcache_tier_p2p::{
-    run, sign, status, Config, Counters, Error, Keypair, Multiaddr, Status, SwarmKey, Tier,
-};
+use ghcache_tier_p2p::{run, sign, Config, Keypair, Multiaddr, SwarmKey, SwarmKeyExt as _, Tier};
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, StreamProtocol, Swarm};
-use tempfile::TempDir;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+
+mod harness;
+use harness::{wait_for, Daemon};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -31,108 +28,23 @@ fn scope() -> ScopeId {
     ScopeId::of("keeper-scope")
 }
 
-struct Daemon {
-    dir: TempDir,
-    store: Arc<MemoryTier>,
-    addr: Option<Multiaddr>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), Error>>,
-}
-
 impl Daemon {
     /// A daemon that follows `scope()` from the start, bootstrapping from `bootstrap`.
-    async fn start(
+    async fn following(
         key: SwarmKey,
         bootstrap: &[Multiaddr],
         tweak: impl FnOnce(&mut Config),
     ) -> Result<Daemon, Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let store = Arc::new(MemoryTier::new("local"));
-        let mut config = Config::new(key);
-        config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
-        config.mdns = false;
-        config.bootstrap = bootstrap.to_vec();
-        config.scopes = vec![scope()];
-        tweak(&mut config);
-        let listens = !config.listen.is_empty();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let path = dir.path().to_owned();
-        let local: Arc<dyn CacheTier> = store.clone();
-        let task = tokio::spawn(async move {
-            run(config, &path, local, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        let status = wait_for(WAIT, || async {
-            let status = status(dir.path()).await.ok()?;
-            let listening = !status.listen_addrs.is_empty();
-            (listening || !listens).then_some(status)
+        Daemon::start(key, bootstrap, |config| {
+            config.scopes = vec![scope()];
+            tweak(config);
         })
         .await
-        .ok_or("daemon did not start")?;
-        let addr = match status.listen_addrs.first() {
-            Some(listen) => Some(format!("{listen}/p2p/{}", status.peer_id).parse()?),
-            None => None,
-        };
-        Ok(Daemon {
-            dir,
-            store,
-            addr,
-            stop: Some(stop),
-            task,
-        })
     }
 
-    fn addr(&self) -> Vec<Multiaddr> {
-        self.addr.iter().cloned().collect()
-    }
-
+    /// The CLI's adapter to this daemon, in `scope()`.
     async fn tier(&self) -> Result<Tier, Box<dyn std::error::Error>> {
-        Ok(
-            Tier::connect(self.dir.path(), scope(), Duration::from_millis(150))
-                .await?
-                .ok_or("no daemon")?,
-        )
-    }
-
-    /// The daemon's status; the default one when it does not answer.
-    async fn status(&self) -> Status {
-        status(self.dir.path()).await.unwrap_or_default()
-    }
-
-    async fn counters(&self) -> Counters {
-        self.status().await.counters
-    }
-
-    async fn peers(&self) -> usize {
-        self.status().await.connected_peers.len()
-    }
-
-    async fn stop(mut self) -> Result<(), Box<dyn std::error::Error>> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.task).await??;
-        Ok(())
-    }
-}
-
-/// Polls `probe` until it yields a value or `limit` passes.
-async fn wait_for<T, F, Fut>(limit: Duration, mut probe: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let until = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe().await {
-            return Some(value);
-        }
-        if Instant::now() > until {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.tier_in(scope(), Duration::from_millis(150)).await
     }
 }
 
@@ -150,9 +62,9 @@ fn fresh_entry(seed: u8, stdout: &[u8]) -> Entry {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runners_that_do_not_listen_share_through_a_keeper() -> TestResult {
     let key = SwarmKey::generate()?;
-    let keeper = Daemon::start(key, &[], |c| c.keep = true).await?;
+    let keeper = Daemon::following(key, &[], |c| c.keep = true).await?;
     let runner = |c: &mut Config| c.listen = Vec::new();
-    let a = Daemon::start(key, &keeper.addr(), runner).await?;
+    let a = Daemon::following(key, &keeper.addr(), runner).await?;
     assert!(a.addr.is_none(), "A listens nowhere");
     let entry = fresh_entry(1, b"pr list\n");
     // The keeper follows A's scope once it sees A subscribe; publish until it took the entry.
@@ -175,7 +87,7 @@ async fn runners_that_do_not_listen_share_through_a_keeper() -> TestResult {
     a.stop().await?;
 
     // C joins after A left, and nobody but the keeper can serve it.
-    let c = Daemon::start(key, &keeper.addr(), runner).await?;
+    let c = Daemon::following(key, &keeper.addr(), runner).await?;
     let learned = wait_for(WAIT, || async {
         (c.counters().await.directory_learned >= 1).then_some(())
     })
@@ -377,7 +289,7 @@ async fn directory_replies_are_checked_before_they_are_believed() -> TestResult 
         ("too many manifests", too_many, false),
     ] {
         let fake = fake_keeper(key, answer)?;
-        let daemon = Daemon::start(key, &[fake], |_| {}).await?;
+        let daemon = Daemon::following(key, &[fake], |_| {}).await?;
         if believed {
             let learned = wait_for(WAIT, || async {
                 (daemon.counters().await.directory_learned == 1).then_some(())

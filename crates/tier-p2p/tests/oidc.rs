@@ -13,11 +13,11 @@ use ghcache_core::producer::Identity;
 use ghcache_core::testkit::{sample_entry, MemoryTier};
 use ghcache_core::{CacheTier, Entry, Lookup, ScopeId};
 use ghcache_tier_p2p::oidc::{audience, Verifier};
-use ghcache_tier_p2p::{run, status, Config, Counters, Error, Multiaddr, PeerId, Status};
-use ghcache_tier_p2p::{SwarmKey, Tier};
-use tempfile::TempDir;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use ghcache_tier_p2p::{run, Config, Multiaddr, PeerId};
+use ghcache_tier_p2p::{SwarmKey, SwarmKeyExt as _, Tier};
+
+mod harness;
+use harness::{wait_for, Daemon};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -26,67 +26,18 @@ const ISSUER: &str = "https://token.actions.githubusercontent.com";
 const OWN: &str = "actions:o/a";
 const OTHER: &str = "actions:o/b";
 
-struct Daemon {
-    dir: TempDir,
-    store: Arc<MemoryTier>,
-    addr: Option<Multiaddr>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), Error>>,
-}
-
 impl Daemon {
-    async fn start(
+    /// A daemon that follows both scopes from the start, bootstrapping from `bootstrap`.
+    async fn following(
         key: SwarmKey,
         bootstrap: &[Multiaddr],
-        tweak: impl FnOnce(&mut Config, &std::path::Path),
+        tweak: impl FnOnce(&mut Config),
     ) -> Result<Daemon, Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let store = Arc::new(MemoryTier::new("local"));
-        let mut config = Config::new(key);
-        config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
-        config.mdns = false;
-        config.bootstrap = bootstrap.to_vec();
-        config.scopes = vec![ScopeId::of(OWN), ScopeId::of(OTHER)];
-        tweak(&mut config, dir.path());
-        let listens = !config.listen.is_empty();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let path = dir.path().to_owned();
-        let local: Arc<dyn CacheTier> = store.clone();
-        let task = tokio::spawn(async move {
-            run(config, &path, local, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        let status = wait_for(WAIT, || async {
-            let status = status(dir.path()).await.ok()?;
-            (!status.listen_addrs.is_empty() || !listens).then_some(status)
+        Daemon::start(key, bootstrap, |config| {
+            config.scopes = vec![ScopeId::of(OWN), ScopeId::of(OTHER)];
+            tweak(config);
         })
         .await
-        .ok_or("daemon did not start")?;
-        let addr = match status.listen_addrs.first() {
-            Some(listen) => Some(format!("{listen}/p2p/{}", status.peer_id).parse()?),
-            None => None,
-        };
-        Ok(Daemon {
-            dir,
-            store,
-            addr,
-            stop: Some(stop),
-            task,
-        })
-    }
-
-    fn addr(&self) -> Vec<Multiaddr> {
-        self.addr.iter().cloned().collect()
-    }
-
-    async fn status(&self) -> Status {
-        status(self.dir.path()).await.unwrap_or_default()
-    }
-
-    async fn counters(&self) -> Counters {
-        self.status().await.counters
     }
 
     /// Publishes `entry` (of scope `scope`) as the CLI does, until `done` holds.
@@ -124,32 +75,6 @@ impl Daemon {
         }
         false
     }
-
-    async fn stop(mut self) -> Result<(), Box<dyn std::error::Error>> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.task).await??;
-        Ok(())
-    }
-}
-
-/// Polls `probe` until it yields a value or `limit` passes.
-async fn wait_for<T, F, Fut>(limit: Duration, mut probe: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let until = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe().await {
-            return Some(value);
-        }
-        if Instant::now() > until {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn stored(store: &MemoryTier, entry: &Entry) -> bool {
@@ -166,7 +91,7 @@ fn entry_of(scope: &str, seed: u8) -> Entry {
 /// producers bound by one.
 async fn keeper(key: SwarmKey, require: bool) -> Result<Daemon, Box<dyn std::error::Error>> {
     let verifier = Verifier::new(ISSUER, fake::jwks().to_string().as_bytes())?;
-    Daemon::start(key, &[], move |c, _| {
+    Daemon::following(key, &[], move |c| {
         c.keep = true;
         c.require_oidc = require;
         c.oidc = Some(verifier);
@@ -193,7 +118,7 @@ async fn runner(
     let token_dir = tempfile::tempdir()?;
     let token_file: PathBuf = token_dir.path().join("oidc-token");
     std::fs::write(&token_file, format!("{token}\n"))?;
-    let daemon = Daemon::start(key, &keeper.addr(), move |c, _| {
+    let daemon = Daemon::following(key, &keeper.addr(), move |c| {
         c.identity = identity;
         c.listen = Vec::new();
         c.oidc_token_file = Some(token_file);
@@ -342,7 +267,7 @@ async fn without_requiring_tokens_a_silent_peer_produces_as_before_and_a_present
     );
     assert!(!stored(&keeper.store, &planted).await);
 
-    let silent = Daemon::start(key, &keeper.addr(), |c, _| c.listen = Vec::new()).await?;
+    let silent = Daemon::following(key, &keeper.addr(), |c| c.listen = Vec::new()).await?;
     let theirs = entry_of(OTHER, 22);
     let kept = silent
         .publish_until(&theirs, OTHER, || stored(&keeper.store, &theirs))

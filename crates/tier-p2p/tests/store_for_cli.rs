@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use ghcache_core::policy::Resource;
 use ghcache_core::testkit::{sample_entry, MemoryFence, MemoryTier};
 use ghcache_core::{CacheKey, CacheTier, Entry, Fence, Lookup, Mark, ScopeId, Selector, TierError};
-use ghcache_tier_p2p::{run, status, Config, SwarmKey, Tier};
+use ghcache_tier_p2p::{run, status, Config, SwarmKey, SwarmKeyExt as _, Tier};
 use tokio::sync::oneshot;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;

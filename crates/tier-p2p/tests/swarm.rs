@@ -1,17 +1,15 @@
 //! Real daemons on loopback, asked through the same Unix-socket adapter the CLI uses.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ghcache_core::testkit::{conformance, sample_entry, Capabilities, Invalidation, MemoryTier};
 use ghcache_core::{CacheKey, CacheTier, Entry, Lookup, ScopeId, Selector};
-use ghcache_tier_p2p::{
-    run, sign, status, Config, Counters, Error, Keypair, Multiaddr, PeerId, Status, SwarmKey, Tier,
-};
-use tempfile::TempDir;
+use ghcache_tier_p2p::{run, sign, status, Config, Keypair, SwarmKey, SwarmKeyExt as _, Tier};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+
+mod harness;
+use harness::{wait_for, Daemon};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -21,106 +19,10 @@ fn scope() -> ScopeId {
     ScopeId::of("test-scope")
 }
 
-struct Daemon {
-    dir: TempDir,
-    store: Arc<MemoryTier>,
-    peer_id: PeerId,
-    addr: Multiaddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), Error>>,
-}
-
 impl Daemon {
-    async fn start(
-        key: SwarmKey,
-        bootstrap: &[&Daemon],
-        tweak: impl FnOnce(&mut Config),
-    ) -> Result<Daemon, Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let store = Arc::new(MemoryTier::new("local"));
-        let mut config = Config::new(key);
-        config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
-        config.mdns = false;
-        config.bootstrap = bootstrap.iter().map(|d| d.full_addr()).collect();
-        tweak(&mut config);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let path = dir.path().to_owned();
-        let local: Arc<dyn CacheTier> = store.clone();
-        let task = tokio::spawn(async move {
-            run(config, &path, local, async {
-                let _ = stopped.await;
-            })
-            .await
-        });
-        let status = wait_for(WAIT, || async {
-            let status = status(dir.path()).await.ok()?;
-            let listening = !status.listen_addrs.is_empty();
-            listening.then_some(status)
-        })
-        .await
-        .ok_or("daemon did not start listening")?;
-        let peer_id: PeerId = status.peer_id.parse()?;
-        let addr: Multiaddr = status.listen_addrs[0].parse()?;
-        Ok(Daemon {
-            dir,
-            store,
-            peer_id,
-            addr,
-            stop: Some(stop),
-            task,
-        })
-    }
-
-    fn full_addr(&self) -> Multiaddr {
-        format!("{}/p2p/{}", self.addr, self.peer_id)
-            .parse()
-            .unwrap_or_else(|_| self.addr.clone())
-    }
-
+    /// The CLI's adapter to this daemon, in `scope()`.
     async fn tier(&self, deadline: Duration) -> Result<Tier, Box<dyn std::error::Error>> {
-        Ok(Tier::connect(self.dir.path(), scope(), deadline)
-            .await?
-            .ok_or("no daemon")?)
-    }
-
-    /// The daemon's status; the default one when it does not answer.
-    async fn status(&self) -> Status {
-        status(self.dir.path()).await.unwrap_or_default()
-    }
-
-    async fn counters(&self) -> Counters {
-        self.status().await.counters
-    }
-
-    async fn connected_to(&self, other: &Daemon) -> bool {
-        let peer = other.peer_id.to_string();
-        self.status().await.connected_peers.contains(&peer)
-    }
-
-    async fn stop(mut self) -> Result<(), Box<dyn std::error::Error>> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.task).await??;
-        Ok(())
-    }
-}
-
-/// Polls `probe` until it yields a value or `limit` passes.
-async fn wait_for<T, F, Fut>(limit: Duration, mut probe: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let until = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe().await {
-            return Some(value);
-        }
-        if Instant::now() > until {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.tier_in(scope(), deadline).await
     }
 }
 
@@ -154,7 +56,7 @@ async fn stored(store: &MemoryTier, key: &CacheKey) -> Option<Entry> {
 async fn entry_published_by_one_peer_is_fetched_verified_and_stored_by_another() -> TestResult {
     let key = SwarmKey::generate()?;
     let a = Daemon::start(key, &[], |_| {}).await?;
-    let b = Daemon::start(key, &[&a], |_| {}).await?;
+    let b = Daemon::start(key, &a.addr(), |_| {}).await?;
     assert!(connected(&a, &b).await, "a and b connect");
 
     let entry = sample_entry(1, "o/r", b"pr list output\n");
@@ -212,7 +114,7 @@ async fn entry_published_by_one_peer_is_fetched_verified_and_stored_by_another()
 async fn announcements_reach_subscribed_peers() -> TestResult {
     let key = SwarmKey::generate()?;
     let a = Daemon::start(key, &[], |_| {}).await?;
-    let b = Daemon::start(key, &[&a], |_| {}).await?;
+    let b = Daemon::start(key, &a.addr(), |_| {}).await?;
     assert!(connected(&a, &b).await);
     let b_tier = b.tier(Duration::from_millis(150)).await?;
     // A first lookup joins the scope's topic.
@@ -243,7 +145,7 @@ async fn announcements_reach_subscribed_peers() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_another_swarm_key_cannot_join() -> TestResult {
     let a = Daemon::start(SwarmKey::generate()?, &[], |_| {}).await?;
-    let c = Daemon::start(SwarmKey::generate()?, &[&a], |_| {}).await?;
+    let c = Daemon::start(SwarmKey::generate()?, &a.addr(), |_| {}).await?;
     let entry = sample_entry(3, "o/r", b"secret\n");
     a.store.put(&entry).await?;
     a.tier(Duration::from_millis(150))
@@ -265,7 +167,7 @@ async fn a_node_with_another_swarm_key_cannot_join() -> TestResult {
 async fn a_forged_signature_is_rejected_and_counted() -> TestResult {
     let key = SwarmKey::generate()?;
     let a = Daemon::start(key, &[], |_| {}).await?;
-    let b = Daemon::start(key, &[&a], |_| {}).await?;
+    let b = Daemon::start(key, &a.addr(), |_| {}).await?;
     assert!(connected(&a, &b).await);
 
     // a holds an entry that claims a as producer with a signature that does not verify: a
@@ -311,8 +213,8 @@ async fn trust_list_admits_only_named_producers() -> TestResult {
     let a = Daemon::start(key, &[], |_| {}).await?;
     let a_id = a.peer_id;
     let stranger = Keypair::generate_ed25519().public().to_peer_id();
-    let picky = Daemon::start(key, &[&a], |c| c.trusted_peers = vec![stranger]).await?;
-    let friendly = Daemon::start(key, &[&a], |c| c.trusted_peers = vec![a_id]).await?;
+    let picky = Daemon::start(key, &a.addr(), |c| c.trusted_peers = vec![stranger]).await?;
+    let friendly = Daemon::start(key, &a.addr(), |c| c.trusted_peers = vec![a_id]).await?;
     assert!(connected(&a, &picky).await && connected(&a, &friendly).await);
 
     let entry = sample_entry(6, "o/r", b"trusted?\n");
@@ -350,7 +252,7 @@ async fn trust_list_admits_only_named_producers() -> TestResult {
 async fn read_only_nodes_consume_but_never_serve() -> TestResult {
     let key = SwarmKey::generate()?;
     let ro = Daemon::start(key, &[], |c| c.read_only = true).await?;
-    let b = Daemon::start(key, &[&ro], |_| {}).await?;
+    let b = Daemon::start(key, &ro.addr(), |_| {}).await?;
     assert!(connected(&ro, &b).await);
 
     let theirs = sample_entry(7, "o/r", b"from b\n");
@@ -384,7 +286,7 @@ async fn read_only_nodes_consume_but_never_serve() -> TestResult {
 async fn invalidation_from_one_peer_drops_the_others_entries() -> TestResult {
     let key = SwarmKey::generate()?;
     let a = Daemon::start(key, &[], |_| {}).await?;
-    let b = Daemon::start(key, &[&a], |_| {}).await?;
+    let b = Daemon::start(key, &a.addr(), |_| {}).await?;
     assert!(connected(&a, &b).await);
     let stale = sample_entry(9, "o/r", b"old\n");
     let other = sample_entry(10, "o/keep", b"keep\n");
@@ -540,7 +442,7 @@ async fn two_daemons_pass_the_conformance_suite() -> TestResult {
     let key = SwarmKey::generate()?;
     let follow = |config: &mut Config| config.scopes = vec![scope()];
     let a = Daemon::start(key, &[], follow).await?;
-    let b = Daemon::start(key, &[&a], follow).await?;
+    let b = Daemon::start(key, &a.addr(), follow).await?;
     assert!(connected(&a, &b).await, "a and b connect");
     // A deadline for a loaded test machine, not the CLI's: the suite checks answers, not speed.
     let deadline = Duration::from_secs(5);

@@ -1,0 +1,122 @@
+//! What the daemon's tasks share with the swarm task, and what they ask of it.
+//!
+//! The swarm task ([`crate::node`]) owns the swarm; the control socket's connections
+//! ([`crate::control`]) and the fetches ([`crate::fetches`]) run in tasks beside it. They hold a
+//! [`Shared`] (everything but the swarm) and send it [`Command`]s over a bounded channel. This
+//! module is the contract between them, apart from the event loop, so that the tasks depend on
+//! the contract and the loop on the tasks, and never the other way round.
+
+use std::sync::Arc;
+
+use ghcache_core::policy::Resources;
+use ghcache_core::{CacheKey, CacheTier, Manifest, ScopeId};
+use libp2p::identity::Keypair;
+use libp2p::request_response::ResponseChannel;
+use libp2p::PeerId;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::check;
+use crate::invalidations::Invalidations;
+use crate::role::Role;
+use crate::status::{LiveCounters, Status};
+use crate::traffic::Traffic;
+use crate::wire::{FetchRequest, FetchResponse};
+
+/// The peers a lookup may ask at once, best first (see `dials::Reach::rank`).
+#[derive(Debug, Default)]
+pub(crate) struct Candidates {
+    pub(crate) peers: Vec<PeerId>,
+    /// Whether any of them is connected: if none is, every one costs a dial.
+    pub(crate) connected: bool,
+}
+
+/// What tasks ask of the swarm task.
+pub(crate) enum Command {
+    /// Reply with the peers worth asking for `key` now, best first: the directory's holders and
+    /// the connected keepers, without peers known to be unreachable.
+    FindProviders {
+        key: CacheKey,
+        scope_id: ScopeId,
+        reply: oneshot::Sender<Candidates>,
+    },
+    /// Walk the DHT for `key`'s providers; reply with them, ranked as above.
+    DhtProviders {
+        key: CacheKey,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    /// Reply with the manifest the swarm announced for `key`, if any.
+    Manifest {
+        key: CacheKey,
+        scope_id: ScopeId,
+        reply: oneshot::Sender<Option<Manifest>>,
+    },
+    /// Ask `peer` for an entry; reply `None` if the request failed.
+    Fetch {
+        peer: PeerId,
+        request: FetchRequest,
+        reply: oneshot::Sender<Option<FetchResponse>>,
+    },
+    /// Answer a peer's fetch request.
+    Respond {
+        channel: ResponseChannel<FetchResponse>,
+        response: FetchResponse,
+    },
+    /// `peer` sent bad data: count it, and cut it off if it cannot have been an honest mistake.
+    Reject {
+        peer: PeerId,
+        reason: String,
+        disconnect: bool,
+    },
+    /// Join a scope's topic (a local CLI uses that scope).
+    Subscribe { scope_id: ScopeId },
+    /// Announce a signed manifest (when not read-only) and provide its key.
+    Announce { manifest: Box<Manifest> },
+    /// This node now holds the entry `manifest` describes (fetched from a peer): provide it,
+    /// and name this node as a holder in directory replies.
+    Held { manifest: Box<Manifest> },
+    /// A keeper's fetch of `key` ended; `manifest` is set when the entry was checked and stored.
+    Kept {
+        key: CacheKey,
+        manifest: Option<Box<Manifest>>,
+    },
+    /// A peer asked for `key`, which is not stored: `reply` completes when the keeper's own fetch
+    /// of it lands, and is dropped at once when there is none.
+    AwaitKept {
+        key: CacheKey,
+        reply: oneshot::Sender<()>,
+    },
+    /// Tell a scope that a repository's entries are out of date.
+    Invalidate {
+        scope_id: ScopeId,
+        repo: String,
+        resources: Option<Resources>,
+    },
+    /// Reply with the status.
+    Status { reply: oneshot::Sender<Status> },
+}
+
+/// What the tasks share: everything but the swarm.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<dyn CacheTier>,
+    pub(crate) keypair: Keypair,
+    /// Whom entries are taken from, and how far their clocks may run ahead.
+    pub(crate) accept: check::Acceptance,
+    /// What this node does for the swarm: every check of what it may do asks this.
+    pub(crate) role: Role,
+    pub(crate) counters: LiveCounters,
+    /// What the transport counts, for `status`.
+    pub(crate) traffic: Arc<Traffic>,
+    /// To the swarm task: sent through [`Shared::send`].
+    pub(crate) commands: mpsc::Sender<Command>,
+    /// Invalidations from peers, waiting for the store.
+    pub(crate) invalidations: Invalidations,
+    /// Where the daemon's metrics are served, to be reported by `status`.
+    pub(crate) metrics: Option<std::net::SocketAddr>,
+}
+
+impl Shared {
+    /// Sends `command` to the swarm task; `false` when the swarm task has stopped.
+    pub(crate) async fn send(&self, command: Command) -> bool {
+        self.commands.send(command).await.is_ok()
+    }
+}

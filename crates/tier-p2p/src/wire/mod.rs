@@ -1,0 +1,55 @@
+//! Every message this crate sends or receives, and their bounded encodings.
+//!
+//! Five channels carry them. What peers send each other: gossipsub ([`Gossip`], in `gossip`),
+//! and three request-response protocols, `/ghcache/fetch/1` ([`FetchRequest`],
+//! [`FetchResponse`], in `fetch`), `/ghcache/directory/1` ([`DirectoryRequest`],
+//! [`DirectoryResponse`], in `directory`) and `/ghcache/oidc/1` ([`Presentation`],
+//! [`Presented`], in `oidc`). What local commands send: the daemon's Unix control socket
+//! ([`Control`], [`Reply`], in `control`), which no peer reaches. Anything read from a peer or a
+//! socket is decoded here, with the core's bounded [`Reader`](ghcache_core::wire::Reader) (the
+//! one that reads manifests and bodies too): size caps are checked before any allocation, and
+//! nothing received makes it panic.
+//!
+//! The rest is shared by both sides: `frame` (the length-prefixed framing), `entry` (a manifest
+//! and a body), `invalidation` (what a write made out of date), `tag` (every message's first
+//! byte, distinct across all of them) and `error`. This file only declares and re-exports: the
+//! paths `wire::X` name every public item.
+
+mod control;
+mod directory;
+mod entry;
+mod error;
+mod fetch;
+mod frame;
+mod gossip;
+mod invalidation;
+mod oidc;
+mod tag;
+#[cfg(test)]
+mod tests;
+
+/// Largest encoded manifest: the core's one cap, which the IPFS tier uses too.
+pub use ghcache_core::MAX_MANIFEST;
+/// Largest repository name in an invalidation: the core's one cap, which manifests use too.
+pub use ghcache_core::MAX_REPO;
+
+pub use control::{
+    control_request_cap, read_request, Control, Frame, FrameBudget, Reply, MAX_CONTROL_FRAME,
+    MAX_CONTROL_REQUEST,
+};
+pub use directory::{
+    DirectoryCodec, DirectoryItem, DirectoryRequest, DirectoryResponse, DIRECTORY_PROTOCOL,
+    MAX_DIRECTORY_ITEMS, MAX_DIRECTORY_PROVIDERS, MAX_DIRECTORY_REQUEST, MAX_DIRECTORY_RESPONSE,
+};
+pub use entry::MAX_BODY;
+pub use error::WireError;
+pub use fetch::{
+    FetchCodec, FetchRequest, FetchResponse, FETCH_PROTOCOL, MAX_FETCH_REQUEST, MAX_FETCH_RESPONSE,
+};
+pub use frame::{read_frame, write_frame};
+pub use gossip::{Gossip, MAX_GOSSIP};
+pub use invalidation::Invalidation;
+pub use oidc::{
+    OidcCodec, Presentation, Presented, MAX_PRESENTATION, MAX_PRESENTED, MAX_PRESENTED_SCOPES,
+    MAX_REFUSAL, MAX_SCOPE_NAME, MAX_TOKEN, OIDC_PROTOCOL,
+};
