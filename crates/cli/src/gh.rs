@@ -374,8 +374,9 @@ async fn record(tier: &local::LazyTier, events: &[Event], session: &Session) {
 }
 
 /// Whether `entry` answers `request` now by the rules the chain applies to every tier's
-/// entries ([`ChainConfig::judge`]), for the paths that answer from the local tier before the
-/// chain starts. `fence`: the fence of the request's repository as read now.
+/// entries ([`ChainConfig::judge`](ghcache_core::ChainConfig::judge)), for the paths that
+/// answer from the local tier before the chain starts. `fence`: the fence of the request's
+/// repository as read now.
 fn fresh_by_the_chain(
     config: &Config,
     entry: &ghcache_core::Entry,

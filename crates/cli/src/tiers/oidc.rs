@@ -38,7 +38,8 @@ fn cache_file(dir: &Path, issuer: &str) -> PathBuf {
             }
         })
         .collect();
-    dir.join(super::keys::NODE_DIR).join(format!("oidc-jwks-{name}.json"))
+    dir.join(super::keys::NODE_DIR)
+        .join(format!("oidc-jwks-{name}.json"))
 }
 
 /// The verifier of `issuer`'s tokens for a daemon of cache dir `dir`, from `file` if given,
