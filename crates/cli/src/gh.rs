@@ -1,23 +1,21 @@
 //! `ghcache gh ...`: the cached gh. The hot path: classify, key, local lookup, print.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-#[cfg(feature = "ipfs")]
-use std::time::Duration;
-use std::time::Instant;
 
-use ghcache_core::layers;
 use ghcache_core::policy::{self, Decision};
 use ghcache_core::{
-    CacheTier, Chain, ChainConfig, Event, KeyInput, Lookup, Output, Recorder, Request, Selector,
-    Source, TierError, Verdict,
+    CacheTier, Chain, Event, KeyInput, Lookup, Output, Recorder, Request, Selector, Source,
+    TierError, Verdict,
 };
 use ghcache_tier_local as local;
 
+use crate::command::Command;
 use crate::config::{Config, Env};
 use crate::context;
-use crate::Failure;
+use crate::error::{spawn_failure, Failure};
+use crate::http;
+use crate::session::{runtime, Session};
+use crate::tiers::{self, chain_config, local_config, Tiers};
 
 const CORRUPT_WARNING: &str =
     "a cached answer failed its integrity check and was dropped; answering from GitHub";
@@ -26,11 +24,12 @@ const CORRUPT_WARNING: &str =
 /// with. Commands that must run gh untouched replace this process with gh.
 pub fn run(config: &Config, env: Env<'_>, args: Vec<String>) -> Result<i32, Failure> {
     let session = Session::printing(config);
-    match answer(config, env, args.clone(), &session)? {
+    let command = Command::classify(args);
+    match answer(config, env, &command, &session)? {
         Outcome::Answered { output, .. } => Ok(output.exit_code),
         // gh with the terminal, its API requests through the HTTP level; or gh itself.
-        Outcome::RunGh(_) => crate::http::run_attached(config, env, &args, None)
-            .unwrap_or_else(|| Err(exec(config, &args))),
+        Outcome::RunGh(_) => http::run_attached(config, env, &command, None)
+            .unwrap_or_else(|| Err(exec(config, command.args()))),
     }
 }
 
@@ -49,19 +48,20 @@ pub(crate) enum Outcome {
     RunGh(&'static str),
 }
 
-/// Answers gh's `args` through the cache. `session` says whether answers are printed (the
+/// Answers gh's `command` through the cache. `session` says whether answers are printed (the
 /// binary) or kept for the caller (the library).
 pub(crate) fn answer(
     config: &Config,
     env: Env<'_>,
-    args: Vec<String>,
+    command: &Command,
     session: &Session,
 ) -> Result<Outcome, Failure> {
     if !config.enabled.value {
         session.debug("disabled", "-");
         return Ok(Outcome::RunGh("ghcache is switched off"));
     }
-    match policy::classify(&args) {
+    let args = command.args();
+    match command.decision() {
         Decision::Passthrough(reason) => {
             record_bypass(config);
             session.debug(&format!("bypass ({reason})"), "-");
@@ -84,13 +84,13 @@ pub(crate) fn answer(
                     .map(|(owner, _)| format!("{owner}/{name}")),
                 None => None,
             };
-            let output = if session.capture {
-                ghcache_tier_gh::run_captured(&config.gh.value, &args)
+            let output = if session.captures() {
+                ghcache_tier_gh::run_captured(&config.gh.value, args)
                     .map_err(|e| spawn_failure(config, &e))?
             } else {
-                let code = match crate::http::run_attached(config, env, &args, Some(&repo)) {
+                let code = match http::run_attached(config, env, command, Some(&repo)) {
                     Some(code) => code?,
-                    None => ghcache_tier_gh::run_inherited(&config.gh.value, &args)
+                    None => ghcache_tier_gh::run_inherited(&config.gh.value, args)
                         .map_err(|e| spawn_failure(config, &e))?,
                 };
                 Output {
@@ -112,21 +112,17 @@ pub(crate) fn answer(
             })
         }
         Decision::Cache(cacheable) => {
-            #[cfg(feature = "p2p")]
-            if config.p2p.enabled.value == Some(true) {
-                // Fail early and clearly rather than silently running without the swarm.
-                crate::daemon::swarm_key(config)?;
-            }
-            #[cfg(feature = "ipfs")]
-            crate::ipfs::check(config)?;
-            let request = build_request(config, env, args, &cacheable);
+            // Fail early and clearly rather than silently running without a tier.
+            tiers::check(config)?;
+            let request = build_request(config, env, args.to_vec(), cacheable);
             if let Some(output) = quick_hit(config, &request, session) {
                 return Ok(Outcome::Answered {
                     output,
-                    source: Some(Source::Tier("local")),
+                    source: Some(Source::Tier(local::NAME)),
                 });
             }
-            let (output, source) = runtime()?.block_on(serve(config, request, session))?;
+            let applies = http::applies(config, command);
+            let (output, source) = runtime()?.block_on(serve(config, request, applies, session))?;
             Ok(Outcome::Answered {
                 output,
                 source: Some(source),
@@ -164,21 +160,6 @@ fn build_request(
     request
 }
 
-/// The chain's settings for this configuration.
-pub(crate) fn chain_config(config: &Config) -> ChainConfig {
-    ChainConfig {
-        clock_skew: config.clock_skew.value,
-    }
-}
-
-/// The local tier's settings for this configuration.
-pub(crate) fn local_config(dir: &std::path::Path, config: &Config) -> local::Config {
-    let mut local_config = local::Config::new(dir);
-    local_config.max_bytes = config.max_size.value;
-    local_config.clock_skew = config.clock_skew.value;
-    local_config
-}
-
 /// A fresh local hit, answered without the index and without an async runtime: the record of
 /// the key, the fence, the body (see `local::Reader`). `None` leaves the request to [`serve`],
 /// which also answers everything this path cannot settle.
@@ -196,7 +177,7 @@ fn quick_hit(config: &Config, request: &Request, session: &Session) -> Option<Ou
     let output = Output::from(found.entry);
     session.answer(&output, request);
     session.debug("local hit", &request.key.short());
-    match reader.record(used, &[Event::Hit("local")]) {
+    match reader.record(used, &[Event::Hit(local::NAME)]) {
         Ok(false) => {}
         Ok(true) => {
             // About once per ten thousand hits: fold the appended counters into the index.
@@ -219,9 +200,11 @@ fn quick_hit(config: &Config, request: &Request, session: &Session) -> Option<Ou
 
 /// Answers `request` from the tiers or GitHub; returns the answer (printed already when the
 /// session prints) and where it came from.
+/// `http_applies`: whether gh's API requests go through the HTTP level (see [`http::applies`]).
 async fn serve(
     config: &Config,
     request: Request,
+    http_applies: bool,
     session: &Session,
 ) -> Result<(Output, Source), Failure> {
     let dir = config
@@ -252,11 +235,11 @@ async fn serve(
                 let output = Output::from(entry);
                 session.answer(&output, &request);
                 session.debug("local hit", &request.key.short());
-                record(tier, &[Event::Hit("local")], session).await;
+                record(tier, &[Event::Hit(local::NAME)], session).await;
                 answered = Some(output);
             }
             Err(TierError::Corrupt { .. }) => {
-                early.push(Event::Corrupt("local"));
+                early.push(Event::Corrupt(local::NAME));
                 session.warn(CORRUPT_WARNING);
             }
             _ => {}
@@ -264,7 +247,7 @@ async fn serve(
     }
     if let Some(output) = answered {
         finish(tier, session).await;
-        return Ok((output, Source::Tier("local")));
+        return Ok((output, Source::Tier(local::NAME)));
     }
     // Miss: one process per key asks GitHub; the others wait and read what it stored.
     let _lock = match &tier {
@@ -281,29 +264,34 @@ async fn serve(
     };
     let recorder = Arc::new(Recorder::default());
     // gh's own API requests go through the HTTP level while it runs.
-    let origin = Arc::new(crate::http::LazyLevelOrigin::new(
+    let origin = Arc::new(http::LazyLevelOrigin::new(
         gh_config(config, &request, session),
-        crate::http::LevelStart {
+        http::LevelStart {
             config: config.clone(),
-            args: request.argv.clone(),
+            applies: http_applies,
             local: tier.clone(),
             scope: request.input.scope.clone(),
             context_repo: request.repo.clone(),
-            purpose: crate::http::Purpose::Answer(request.ttl),
-            budgets: session.budgets(),
+            purpose: http::Purpose::Answer(request.ttl),
+            budgets: session.budgets().clone(),
         },
     ));
     let mut chain = Chain::new(origin.clone(), recorder.clone()).with_config(chain_config(config));
     let remote = match &tier {
         Some(tier) => {
-            let remote = Remote::connect(config, dir, &request.input.scope, session).await;
+            let (remote, warning) = Tiers::connect(config, dir, &request.input.scope).await;
+            if let Some(warning) = warning {
+                session.warn(&warning);
+            }
             chain = chain
                 .with_fence(Arc::new(tier.fences().clone()))
                 .with_tier(remote.local_store(tier));
-            chain = remote.join(chain, config, session);
+            for lookup in remote.lookups(config, session.budgets()) {
+                chain = chain.with_tier(lookup);
+            }
             remote
         }
-        None => Remote::default(),
+        None => Tiers::default(),
     };
     let resolved = chain.resolve(&request).await;
     if let Some(http) = origin.take_run().await {
@@ -356,218 +344,13 @@ async fn finish(tier: Option<Arc<local::LazyTier>>, session: &Session) {
     }
 }
 
-/// The tiers beyond this machine for one request: the swarm (through the daemon) and IPFS.
-#[derive(Default)]
-struct Remote {
-    #[cfg(feature = "p2p")]
-    peers: Option<Arc<ghcache_tier_p2p::Tier>>,
-    #[cfg(feature = "ipfs")]
-    ipfs: Option<Arc<crate::ipfs::Lookups>>,
-}
-
-impl Remote {
-    /// The remote tiers of cache dir `dir`, which the caller accepted (see [`p2p_client`]).
-    #[cfg_attr(not(feature = "p2p"), allow(unused_variables))]
-    async fn connect(
-        config: &Config,
-        dir: &std::path::Path,
-        scope: &str,
-        session: &Session,
-    ) -> Remote {
-        #[cfg(feature = "p2p")]
-        let peers = p2p_client(config, dir, scope)
-            .await
-            .unwrap_or_else(|warning| {
-                session.warn(&warning);
-                None
-            });
-        // The daemon knows which manifests (and CIDs) the swarm announced.
-        #[cfg(all(feature = "ipfs", feature = "p2p"))]
-        let directory = peers.clone().map(|daemon| {
-            Arc::new(crate::ipfs::Directory(daemon)) as Arc<dyn ghcache_tier_ipfs::ManifestSource>
-        });
-        #[cfg(all(feature = "ipfs", not(feature = "p2p")))]
-        let directory = None;
-        Remote {
-            #[cfg(feature = "ipfs")]
-            ipfs: crate::ipfs::tier(config, dir, scope, directory).map(Arc::new),
-            #[cfg(feature = "p2p")]
-            peers,
-        }
-    }
-
-    /// This machine's cache as the chain stores into it: through the daemon when one runs (its
-    /// index is open already), else directly.
-    fn local_store(&self, local: &Arc<local::LazyTier>) -> Arc<dyn CacheTier> {
-        #[cfg(feature = "p2p")]
-        if let Some(daemon) = &self.peers {
-            return Arc::new(crate::daemon_store::StoredByDaemon::new(
-                local.clone(),
-                daemon.clone(),
-            ));
-        }
-        local.clone()
-    }
-
-    /// Appends the remote tiers to `chain`, nearest first.
-    #[cfg_attr(not(feature = "p2p"), allow(unused_variables, unused_mut))]
-    fn join(&self, mut chain: Chain, config: &Config, session: &Session) -> Chain {
-        #[cfg(feature = "p2p")]
-        if let Some(peers) = &self.peers {
-            chain = chain.with_tier(layers::Deadline::budgeted(
-                peers.clone() as Arc<dyn CacheTier>,
-                config.p2p.deadline.value,
-                session.p2p_budget.clone(),
-            ));
-        }
-        #[cfg(feature = "ipfs")]
-        if let Some(ipfs) = &self.ipfs {
-            // Stored into after the answer is printed (see `after_origin`), never before.
-            chain = chain.with_tier(layers::LookupOnly::wrap(layers::Deadline::budgeted(
-                ipfs.clone() as Arc<dyn CacheTier>,
-                config.ipfs.deadline.value,
-                session.ipfs_budget.clone(),
-            )));
-        }
-        chain
-    }
-
-    /// After a GitHub answer is printed: add it to IPFS, then announce the manifest that names
-    /// its CID, so runners that start after this one is gone still find it. A detached
-    /// `ghcache ipfs-store` does it, so that this process exits now (adding to a node takes tens
-    /// of milliseconds); if it cannot be started, this process does it.
-    #[cfg_attr(not(feature = "ipfs"), allow(unused_variables))]
-    async fn after_origin(
-        &self,
-        config: &Config,
-        local: &dyn CacheTier,
-        request: &Request,
-        session: &Session,
-    ) {
-        #[cfg(feature = "ipfs")]
-        if let Some(ipfs) = &self.ipfs {
-            if !ipfs.answered() {
-                return;
-            }
-            match spawn_ipfs_store(config, &request.key, &request.input.scope) {
-                Ok(()) => session.debug("adding to ipfs in the background", &request.key.short()),
-                Err(err) => {
-                    session.note(&format!(
-                        "cannot start ghcache ipfs-store ({err}); adding now"
-                    ));
-                    self.store_in_ipfs(local, &request.key, config.ipfs.deadline.value, session)
-                        .await;
-                }
-            }
-        }
-    }
-
-    /// Adds the local entry of `key` to IPFS within `budget`, records its CID locally and hands
-    /// the signed manifest to the daemon to announce.
-    #[cfg(feature = "ipfs")]
-    async fn store_in_ipfs(
-        &self,
-        local: &dyn CacheTier,
-        key: &ghcache_core::CacheKey,
-        budget: Duration,
-        session: &Session,
-    ) {
-        let Some(ipfs) = &self.ipfs else {
-            return;
-        };
-        let Ok(Lookup::Hit(entry)) = local.get(key).await else {
-            return;
-        };
-        let Some(manifest) = ipfs.store(&entry, budget).await else {
-            return;
-        };
-        session.note(&format!("added {} to ipfs", key.short()));
-        let entry = ghcache_core::Entry {
-            manifest,
-            body: entry.body,
-        };
-        if let Err(err) = local.put(&entry).await {
-            session.note(&format!("could not record the IPFS CID locally: {err}"));
-        }
-        #[cfg(feature = "p2p")]
-        if let Some(peers) = &self.peers {
-            if let Err(err) = peers.put(&entry).await {
-                session.note(&format!("could not announce the IPFS CID: {err}"));
-            }
-        }
-    }
-}
-
-/// How long a background `ghcache ipfs-store` may take: nobody waits for it.
-#[cfg(feature = "ipfs")]
-const BACKGROUND_STORE_BUDGET: Duration = Duration::from_secs(10);
-
-/// Starts `ghcache ipfs-store` for `key`, detached, with this process's effective settings.
-#[cfg(feature = "ipfs")]
-pub(crate) fn spawn_ipfs_store(
-    config: &Config,
-    key: &ghcache_core::CacheKey,
-    scope: &str,
-) -> std::io::Result<()> {
-    use std::os::unix::process::CommandExt as _;
-    let dir = config
-        .cache_dir()
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut command = Command::new(std::env::current_exe()?);
-    command
-        .arg("--cache-dir")
-        .arg(dir)
-        .args(["--ipfs", "--ipfs-api", &config.ipfs.api.value])
-        .args(match config.ipfs.encrypt.value {
-            Some(true) => &["--ipfs-encrypt"][..],
-            Some(false) => &["--no-ipfs-encrypt"][..],
-            None => &[][..],
-        })
-        .args(["ipfs-store", &key.to_hex(), "--scope", scope])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        // Its own process group: a Ctrl-C meant for the next command does not cut it short.
-        .process_group(0);
-    command.spawn().map(|_| ())
-}
-
-/// `ghcache ipfs-store KEY --scope SCOPE` (internal): adds a stored entry to IPFS and announces
-/// it. Started detached by `ghcache gh` after a GitHub answer; exits 0 whatever happens.
-#[cfg(feature = "ipfs")]
-pub fn ipfs_store(config: &Config, key: &str, scope: &str) -> Result<i32, Failure> {
-    let key = ghcache_core::CacheKey::from_hex(key)
-        .ok_or_else(|| Failure::Usage(format!("{key:?} is not a cache key")))?;
-    let dir = config
-        .cache_dir()
-        .map_err(|e| Failure::Usage(e.to_string()))?;
-    runtime()?.block_on(async {
-        let Ok(tier) = local::Tier::open(local_config(dir, config)).await else {
-            return;
-        };
-        let session = Session::printing(config);
-        let remote = Remote::connect(config, dir, scope, &session).await;
-        remote
-            .store_in_ipfs(&tier, &key, BACKGROUND_STORE_BUDGET, &session)
-            .await;
-        // Nobody waits for this process: it also unpins a few entries that can no longer be
-        // served, so that the node does not grow forever.
-        if let Some(ipfs) = &remote.ipfs {
-            ipfs.sweep(config.max_stale.value, BACKGROUND_STORE_BUDGET)
-                .await;
-        }
-        tier.close().await;
-    });
-    Ok(0)
-}
-
 /// How gh runs as the origin: printing what it writes to stdout as it comes (through the
 /// user's pager on a terminal, as [`print`] does) and keeping answers up to `max_entry_size`
 /// for the cache.
 fn gh_config(config: &Config, request: &Request, session: &Session) -> ghcache_tier_gh::Config {
     let mut gh = ghcache_tier_gh::Config::new(config.gh.value.clone())
         .with_max_entry_size(config.largest_entry());
-    if !session.capture {
+    if !session.captures() {
         let sink = match request.input.output {
             ghcache_core::OutputMode::Tty { .. } => ghcache_tier_gh::user_pager()
                 .map_or(ghcache_tier_gh::Sink::Stdout, ghcache_tier_gh::Sink::Pager),
@@ -584,44 +367,6 @@ fn gh_config(config: &Config, request: &Request, session: &Session) -> ghcache_t
     gh
 }
 
-/// Writes the answer as gh would have: stdout (through the user's pager on a terminal), unless
-/// gh's stdout was printed already as gh wrote it, then stderr.
-fn print(output: &Output, request: &Request) {
-    if !output.stdout_printed {
-        let mut paged = false;
-        if matches!(request.input.output, ghcache_core::OutputMode::Tty { .. }) {
-            if let Some(pager) = ghcache_tier_gh::user_pager() {
-                paged = page(&pager, &output.stdout);
-            }
-        }
-        if !paged {
-            let mut stdout = std::io::stdout().lock();
-            // A closed pipe (`| head`) is the reader's choice, not an error to report.
-            let _ = stdout.write_all(&output.stdout);
-            let _ = stdout.flush();
-        }
-    }
-    let mut stderr = std::io::stderr().lock();
-    let _ = stderr.write_all(&output.stderr);
-    let _ = stderr.flush();
-}
-
-fn page(pager: &str, bytes: &[u8]) -> bool {
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(pager)
-        .stdin(Stdio::piped())
-        .spawn();
-    let Ok(mut child) = child else {
-        return false;
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(bytes);
-    }
-    let _ = child.wait();
-    true
-}
-
 async fn record(tier: &local::LazyTier, events: &[Event], session: &Session) {
     if let Err(err) = tier.record(events).await {
         session.note(&format!("could not update stats: {err}"));
@@ -629,8 +374,9 @@ async fn record(tier: &local::LazyTier, events: &[Event], session: &Session) {
 }
 
 /// Whether `entry` answers `request` now by the rules the chain applies to every tier's
-/// entries ([`ChainConfig::judge`]), for the paths that answer from the local tier before the
-/// chain starts. `fence`: the fence of the request's repository as read now.
+/// entries ([`ChainConfig::judge`](ghcache_core::ChainConfig::judge)), for the paths that
+/// answer from the local tier before the chain starts. `fence`: the fence of the request's
+/// repository as read now.
 fn fresh_by_the_chain(
     config: &Config,
     entry: &ghcache_core::Entry,
@@ -699,24 +445,17 @@ fn invalidate_after_write(
             &tier,
             Err(local::Error::Unsafe { .. } | local::Error::NotACache { .. })
         );
-        // Peers drop theirs too, so the user sees their own write on every machine.
-        let peers = if refused {
-            None
-        } else {
-            p2p_tier(config, dir, scope, session).await
-        };
-        if let Some(peers) = peers {
-            if let Err(err) = peers.invalidate(&selector).await {
-                session.note(&format!("could not tell peers about the write: {err}"));
+        // Peers drop theirs too, so the user sees their own write on every machine; and IPFS
+        // copies of the old answers are marked out of date for everyone who reads them.
+        if !refused {
+            let (remote, warning) = Tiers::connect(config, dir, scope).await;
+            if let Some(warning) = warning {
+                session.warn(&warning);
             }
-        }
-        // And IPFS copies of the old answers are marked out of date for everyone who reads them.
-        #[cfg(feature = "ipfs")]
-        if let Some(ipfs) = (!refused)
-            .then(|| crate::ipfs::tier(config, dir, scope, None))
-            .flatten()
-        {
-            ipfs.after_write(&selector, config.ipfs.deadline.value)
+            remote
+                .invalidate(&selector, config, |err| {
+                    session.note(&format!("could not tell peers about the write: {err}"));
+                })
                 .await;
         }
         if let Ok(tier) = tier {
@@ -726,54 +465,29 @@ fn invalidate_after_write(
     });
 }
 
-/// The swarm, through the daemon of cache dir `dir`, which the caller accepted (the local tier
-/// opened it: a refused dir refuses everything in it, its socket too); `None` at the cost of
-/// one refused connect when no daemon runs, or when p2p is switched off.
-///
-/// # Errors
-/// The warning to give, once, when the socket is not one to talk to (another user's process
-/// listens on it, or its directory is not private): the command goes on without the swarm.
-#[cfg(feature = "p2p")]
-pub(crate) async fn p2p_client(
-    config: &Config,
-    dir: &std::path::Path,
-    scope: &str,
-) -> Result<Option<Arc<ghcache_tier_p2p::Tier>>, String> {
-    if config.p2p.enabled.value == Some(false) {
-        return Ok(None);
-    }
-    let scope_id = ghcache_core::ScopeId::of(scope);
-    match ghcache_tier_p2p::Tier::connect(dir, scope_id, config.p2p.deadline.value).await {
-        Ok(tier) => Ok(tier.map(Arc::new)),
-        Err(err) => Err(format!("{err}; answering without the swarm")),
-    }
-}
-
-#[cfg(feature = "p2p")]
-async fn p2p_tier(
-    config: &Config,
-    dir: &std::path::Path,
-    scope: &str,
-    session: &Session,
-) -> Option<Arc<dyn CacheTier>> {
-    match p2p_client(config, dir, scope).await {
-        Ok(tier) => tier.map(|tier| tier as Arc<dyn CacheTier>),
-        Err(warning) => {
+/// `ghcache ipfs-store KEY --scope SCOPE` (internal): adds a stored entry to IPFS and announces
+/// it. Started detached by `ghcache gh` after a GitHub answer; exits 0 whatever happens.
+pub fn ipfs_store(config: &Config, key: &str, scope: &str) -> Result<i32, Failure> {
+    let key = ghcache_core::CacheKey::from_hex(key)
+        .ok_or_else(|| Failure::Usage(format!("{key:?} is not a cache key")))?;
+    let dir = config
+        .cache_dir()
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    runtime()?.block_on(async {
+        let Ok(tier) = local::Tier::open(local_config(dir, config)).await else {
+            return;
+        };
+        let session = Session::printing(config);
+        let (remote, warning) = Tiers::connect(config, dir, scope).await;
+        if let Some(warning) = warning {
             session.warn(&warning);
-            None
         }
-    }
-}
-
-/// Built without the p2p tier.
-#[cfg(not(feature = "p2p"))]
-async fn p2p_tier(
-    _: &Config,
-    _: &std::path::Path,
-    _: &str,
-    _: &Session,
-) -> Option<Arc<dyn CacheTier>> {
-    None
+        remote
+            .store_in_background(config, &tier, &key, &session)
+            .await;
+        tier.close().await;
+    });
+    Ok(0)
 }
 
 fn exec(config: &Config, args: &[String]) -> Failure {
@@ -793,137 +507,4 @@ pub fn run_raw(config: &Config, args: &[std::ffi::OsString]) -> Failure {
     }
     let err = ghcache_tier_gh::exec(&config.gh.value, args);
     spawn_failure(config, &err)
-}
-
-pub(crate) fn spawn_failure(config: &Config, err: &std::io::Error) -> Failure {
-    Failure::Runtime(format!(
-        "cannot run `{}`: {err} (install gh, or set GH_CACHE_GH to its path)",
-        config.gh.value.to_string_lossy()
-    ))
-}
-
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))
-}
-
-fn warn(line: &str) {
-    let _ = writeln!(std::io::stderr(), "ghcache: warning: {line}");
-}
-
-/// How one command's answer reaches its caller: printed as gh would have printed it (the
-/// binary), or kept with ghcache's warnings for a program that called the library.
-pub(crate) struct Session {
-    /// Keep answers and warnings instead of printing them.
-    capture: bool,
-    debug: Debug,
-    warnings: std::sync::Mutex<Vec<String>>,
-    /// Every warning given so far: each is given once per command, however many of its parts
-    /// (its own lookup, gh's HTTP level, the write that follows) ran into the same thing.
-    given: std::sync::Mutex<std::collections::HashSet<String>>,
-    /// What the command may wait on each remote tier in all: its own lookup and, through gh's
-    /// HTTP level, every one of gh's requests share one deadline (DESIGN.md invariant 5).
-    #[cfg_attr(not(feature = "p2p"), allow(dead_code))]
-    pub(crate) p2p_budget: Arc<layers::Budget>,
-    #[cfg_attr(not(feature = "ipfs"), allow(dead_code))]
-    pub(crate) ipfs_budget: Arc<layers::Budget>,
-}
-
-impl Session {
-    /// Answers are printed, warnings go to stderr.
-    pub(crate) fn printing(config: &Config) -> Session {
-        Session::new(config, false)
-    }
-
-    /// Answers and warnings are kept for the caller.
-    pub(crate) fn capturing(config: &Config) -> Session {
-        Session::new(config, true)
-    }
-
-    fn new(config: &Config, capture: bool) -> Session {
-        Session {
-            capture,
-            debug: Debug {
-                on: config.debug.value,
-                started: Instant::now(),
-            },
-            warnings: std::sync::Mutex::new(Vec::new()),
-            given: std::sync::Mutex::new(std::collections::HashSet::new()),
-            p2p_budget: layers::Budget::new(config.p2p.deadline.value),
-            ipfs_budget: layers::Budget::new(config.ipfs.deadline.value),
-        }
-    }
-
-    /// The remote tiers' budgets, for the HTTP level of this command's gh.
-    pub(crate) fn budgets(&self) -> crate::http::Budgets {
-        crate::http::Budgets {
-            p2p: self.p2p_budget.clone(),
-            ipfs: self.ipfs_budget.clone(),
-        }
-    }
-
-    /// Prints `output` as gh would have, unless answers are kept.
-    fn answer(&self, output: &Output, request: &Request) {
-        if !self.capture {
-            print(output, request);
-        }
-    }
-
-    /// One warning: on stderr, or kept; not again if it was given already.
-    pub(crate) fn warn(&self, line: &str) {
-        if let Ok(mut given) = self.given.lock() {
-            if !given.insert(line.to_owned()) {
-                return;
-            }
-        }
-        if self.capture {
-            if let Ok(mut kept) = self.warnings.lock() {
-                kept.push(line.to_owned());
-            }
-        } else {
-            warn(line);
-        }
-    }
-
-    /// The warnings kept so far.
-    pub(crate) fn take_warnings(&self) -> Vec<String> {
-        self.warnings
-            .lock()
-            .map(|mut w| std::mem::take(&mut *w))
-            .unwrap_or_default()
-    }
-
-    /// A debug line (`--debug`): always on stderr, where the user who asked for it looks.
-    fn debug(&self, what: &str, key: &str) {
-        self.debug.line(what, key);
-    }
-
-    /// A debug notice that is not about one request's answer (a counter not updated, a CID
-    /// not announced): on stderr under the same switch as [`Session::debug`].
-    pub(crate) fn note(&self, line: &str) {
-        self.debug.note(line);
-    }
-}
-
-/// One line per request on stderr when the user asked for it.
-struct Debug {
-    on: bool,
-    started: Instant,
-}
-
-impl Debug {
-    fn line(&self, what: &str, key: &str) {
-        if self.on {
-            let ms = self.started.elapsed().as_secs_f64() * 1000.0;
-            let _ = writeln!(std::io::stderr(), "ghcache: {what} key={key} {ms:.1}ms");
-        }
-    }
-
-    fn note(&self, line: &str) {
-        if self.on {
-            let _ = writeln!(std::io::stderr(), "ghcache: {line}");
-        }
-    }
 }

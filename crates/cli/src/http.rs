@@ -5,16 +5,13 @@
 //! a write drops what it changes, at both levels, here and on the peers.
 //!
 //! Off with `GH_CACHE_HTTP=0` (`[http] enabled = false`), with ghcache itself, and for the gh
-//! commands that change gh's own configuration ([`CHANGES_GH_CONFIG`]): what they wrote into
-//! the run's configuration directory would be lost.
+//! commands that change gh's own configuration ([`Command::changes_gh_config`]): what they wrote
+//! into the run's configuration directory would be lost.
 //!
-//! What the level did is counted in `<cache dir>/http-stats` (see [`counts`]), apart from the
-//! output counters, for `ghcache stats`.
+//! What the level did is counted in the local tier's journal (`<cache dir>/http-stats`, see
+//! [`counts`]), apart from the output counters, for `ghcache stats`.
 
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read as _, Seek as _, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,34 +20,21 @@ use ghcache_core::policy::TtlClass;
 use ghcache_core::{CacheTier, Selector};
 use ghcache_http as http;
 use ghcache_tier_local as local;
-use rustix::fs::{flock, FlockOperation};
 
+use crate::command::Command;
 use crate::config::{Config, Env};
 use crate::context;
-use crate::gh::Session;
-use crate::Failure;
-
-/// gh commands (and their aliases) that change gh's own configuration: `auth` (hosts.yml, the
-/// keyring), `config`, `alias`, `extension`.
-pub(crate) const CHANGES_GH_CONFIG: [&str; 6] =
-    ["auth", "config", "alias", "extension", "extensions", "ext"];
-
-/// The counters file in the cache directory.
-const COUNTS_FILE: &str = "http-stats";
-
-/// First word of the counters file's one line.
-const COUNTS_TAG: &str = "ghcache-http-stats";
+use crate::error::{spawn_failure, Failure};
+use crate::session::{runtime, Session};
+use crate::tiers::{self, local_config, Budgets, Tiers};
 
 /// The most answers of one gh run that are added to IPFS afterwards, one background process
 /// each.
 const IPFS_ADDS_MAX: usize = 16;
 
-/// Whether a gh run for `args` goes through the HTTP level.
-pub(crate) fn applies(config: &Config, args: &[String]) -> bool {
-    let command = args.iter().find(|a| !a.starts_with('-'));
-    config.enabled.value
-        && config.http.enabled.value
-        && !command.is_some_and(|c| CHANGES_GH_CONFIG.contains(&c.as_str()))
+/// Whether the gh that runs for `command` goes through the HTTP level.
+pub(crate) fn applies(config: &Config, command: &Command) -> bool {
+    config.enabled.value && config.http.enabled.value && !command.changes_gh_config()
 }
 
 /// What a gh run is for, which decides how old an answer the HTTP level may give it.
@@ -79,25 +63,14 @@ pub(crate) struct Run {
     warning: Option<String>,
 }
 
-/// What the remote tiers may wait in all, shared by a command's own lookup and its gh's
-/// requests (see `Session`).
-#[derive(Clone)]
-pub(crate) struct Budgets {
-    #[cfg_attr(not(feature = "p2p"), allow(dead_code))]
-    pub(crate) p2p: Arc<ghcache_core::layers::Budget>,
-    #[cfg_attr(not(feature = "ipfs"), allow(dead_code))]
-    pub(crate) ipfs: Arc<ghcache_core::layers::Budget>,
-}
-
 impl Run {
     /// Starts serving the socket for a gh that asks as `scope`, runs for `purpose`, for a
-    /// command about `context_repo` (empty: none known). `local` is the command's local tier,
-    /// if it opened one already. Call inside the runtime that will run gh.
-    #[cfg_attr(not(feature = "p2p"), allow(unused_mut))]
-    #[allow(clippy::too_many_arguments)] // One gh run's context, from three callers.
+    /// command about `context_repo` (empty: none known); `applies` is [`applies`] of the
+    /// command. `local` is the command's local tier, if it opened one already. Call inside the
+    /// runtime that will run gh.
     pub(crate) async fn start(
         config: &Config,
-        args: &[String],
+        applies: bool,
         local: Option<Arc<local::LazyTier>>,
         scope: &str,
         context_repo: &str,
@@ -111,16 +84,14 @@ impl Run {
             note: None,
             warning: None,
         };
-        if !applies(config, args) {
+        if !applies {
             return off;
         }
-        #[cfg(not(any(feature = "p2p", feature = "ipfs")))]
-        let _ = budgets;
         let Ok(dir) = config.cache_dir() else {
             return off;
         };
         let local = local.or_else(|| {
-            local::LazyTier::open(crate::gh::local_config(dir, config))
+            local::LazyTier::open(local_config(dir, config))
                 .ok()
                 .map(Arc::new)
         });
@@ -145,14 +116,6 @@ impl Run {
         // gh reads this process's environment for its proxy: so does the way to GitHub.
         let upstream = http::Upstream::from_env(&|name| std::env::var(name).ok());
         let mut level = http::Level::new(settings, Arc::new(upstream));
-        let mut drops = Drops {
-            dir: dir.to_path_buf(),
-            local: local.clone(),
-            peers: None,
-            #[cfg(feature = "ipfs")]
-            ipfs: None,
-            ipfs_deadline: config.ipfs.deadline.value,
-        };
         if let Some(local) = &local {
             level = level
                 .with_fence(Arc::new(local.fences().clone()))
@@ -160,59 +123,21 @@ impl Run {
         }
         // A cache dir that the local tier refused (another user's, or one others can write) is
         // refused whole: its daemon's socket and the identity in it are not used either.
-        let accepted = local.is_some();
-        let mut warning = None;
-        #[cfg(feature = "p2p")]
-        let peers = if accepted {
-            crate::gh::p2p_client(config, dir, scope)
-                .await
-                .unwrap_or_else(|refused| {
-                    warning = Some(refused);
-                    None
-                })
-        } else {
-            None
+        let (remote, warning) = match &local {
+            Some(_) => Tiers::connect(config, dir, scope).await,
+            None => (Tiers::default(), None),
         };
-        #[cfg(feature = "p2p")]
-        if let Some(peers) = &peers {
-            level = level.with_tier(ghcache_core::layers::Deadline::budgeted(
-                peers.clone() as Arc<dyn CacheTier>,
-                config.p2p.deadline.value,
-                budgets.p2p.clone(),
-            ));
-            drops.peers = Some(peers.clone() as Arc<dyn CacheTier>);
+        for lookup in remote.lookups(config, budgets) {
+            level = level.with_tier(lookup);
         }
-        #[cfg(feature = "ipfs")]
-        let mut ipfs_adds = false;
-        #[cfg(feature = "ipfs")]
-        {
-            #[cfg(feature = "p2p")]
-            let directory = peers.clone().map(|daemon| {
-                Arc::new(crate::ipfs::Directory(daemon))
-                    as Arc<dyn ghcache_tier_ipfs::ManifestSource>
-            });
-            #[cfg(not(feature = "p2p"))]
-            let directory = None;
-            let ipfs = accepted
-                .then(|| crate::ipfs::tier(config, dir, scope, directory))
-                .flatten();
-            if let Some(ipfs) = ipfs.map(Arc::new) {
-                use ghcache_core::layers::{Deadline, LookupOnly};
-                // Stored into after gh is done (see `finish`), never while it waits.
-                level = level.with_tier(LookupOnly::wrap(Deadline::budgeted(
-                    ipfs.clone() as Arc<dyn CacheTier>,
-                    config.ipfs.deadline.value,
-                    budgets.ipfs.clone(),
-                )));
-                drops.ipfs = Some(ipfs);
-                ipfs_adds = true;
-            }
-        }
-        #[cfg(not(feature = "ipfs"))]
-        let ipfs_adds = false;
-        #[cfg(not(any(feature = "p2p", feature = "ipfs")))]
-        let _ = accepted;
+        let ipfs_adds = remote.adds_to_ipfs();
         let writable = local.as_ref().is_some_and(|l| !l.is_read_only());
+        let drops = Drops {
+            dir: dir.to_path_buf(),
+            local,
+            remote,
+            config: config.clone(),
+        };
         let level = Arc::new(level.with_invalidate(Arc::new(drops)));
         let user_config = context::gh_config_dir(&|name| std::env::var(name).ok());
         let temp = std::env::temp_dir();
@@ -274,15 +199,7 @@ impl Run {
                 gh.note(&format!("could not count the HTTP level's requests: {err}"));
             }
         }
-        #[cfg(feature = "ipfs")]
-        for (key, scope) in fetched.iter().take(IPFS_ADDS_MAX) {
-            if let Err(err) = crate::gh::spawn_ipfs_store(config, key, scope) {
-                gh.note(&format!("cannot start ghcache ipfs-store: {err}"));
-                break;
-            }
-        }
-        #[cfg(not(feature = "ipfs"))]
-        let _ = (config, fetched, IPFS_ADDS_MAX);
+        tiers::add_to_ipfs_later(config, fetched.iter().take(IPFS_ADDS_MAX), gh);
     }
 }
 
@@ -298,7 +215,8 @@ pub(crate) struct LazyLevelOrigin {
 /// What [`Run::start`] is given, owned until gh is about to run.
 pub(crate) struct LevelStart {
     pub(crate) config: Config,
-    pub(crate) args: Vec<String>,
+    /// [`applies`] of the command.
+    pub(crate) applies: bool,
     pub(crate) local: Option<Arc<local::LazyTier>>,
     pub(crate) scope: String,
     pub(crate) context_repo: String,
@@ -335,7 +253,7 @@ impl ghcache_core::Origin for LazyLevelOrigin {
                 let s = &self.start;
                 let started = Run::start(
                     &s.config,
-                    &s.args,
+                    s.applies,
                     s.local.clone(),
                     &s.scope,
                     &s.context_repo,
@@ -354,21 +272,22 @@ impl ghcache_core::Origin for LazyLevelOrigin {
 
 /// Runs gh attached to the terminal (prompts, signals, exit code as with plain gh) with its API
 /// requests through the HTTP level: for a command that is not cached (`write_about` is
-/// `None`), or a write about a repository. `None` when the level does not apply: the caller
-/// runs gh as it would have.
+/// `None`), or a write about a repository (the one its classification proved). `None` when the
+/// level does not apply: the caller runs gh as it would have.
 ///
 /// # Errors
 /// gh could not be started.
 pub(crate) fn run_attached(
     config: &Config,
     env: Env<'_>,
-    args: &[String],
+    command: &Command,
     write_about: Option<&str>,
 ) -> Option<Result<i32, Failure>> {
-    if !applies(config, args) {
+    if !applies(config, command) {
         return None;
     }
-    let runtime = crate::gh::runtime().ok()?;
+    let args = command.args();
+    let runtime = runtime().ok()?;
     let gh = Session::printing(config);
     let host = context::host(env);
     let scope = context::scope(env, config.scope.value.as_deref(), &host);
@@ -379,10 +298,10 @@ pub(crate) fn run_attached(
         None => (String::new(), Purpose::Bypass),
     };
     Some(runtime.block_on(async {
-        let run = Run::start(config, args, None, &scope, &repo, purpose, &gh.budgets()).await;
+        let run = Run::start(config, true, None, &scope, &repo, purpose, gh.budgets()).await;
         let code = ghcache_tier_gh::run_attached(&config.gh.value, args, &run.gh_env()).await;
         run.finish(config, &gh).await;
-        code.map_err(|e| crate::gh::spawn_failure(config, &e))
+        code.map_err(|e| spawn_failure(config, &e))
     }))
 }
 
@@ -392,11 +311,8 @@ pub(crate) fn run_attached(
 struct Drops {
     dir: PathBuf,
     local: Option<Arc<local::LazyTier>>,
-    peers: Option<Arc<dyn CacheTier>>,
-    #[cfg(feature = "ipfs")]
-    ipfs: Option<Arc<crate::ipfs::Lookups>>,
-    #[cfg_attr(not(feature = "ipfs"), allow(dead_code))]
-    ipfs_deadline: std::time::Duration,
+    remote: Tiers,
+    config: Config,
 }
 
 #[async_trait]
@@ -405,7 +321,7 @@ impl http::Invalidate for Drops {
         let dropped = match &self.local {
             Some(local) => local.invalidate(selector).await.map(drop),
             None => Err(ghcache_core::TierError::Unavailable {
-                tier: "local",
+                tier: local::NAME,
                 reason: "not open".into(),
             }),
         };
@@ -413,110 +329,23 @@ impl http::Invalidate for Drops {
             // Then nothing older than the write is served, even if nothing could be dropped.
             let _ = local::Fences::new(&self.dir).invalidate(selector);
         }
-        if let Some(peers) = &self.peers {
-            let _ = peers.invalidate(selector).await;
-        }
-        #[cfg(feature = "ipfs")]
-        if let Some(ipfs) = &self.ipfs {
-            ipfs.after_write(selector, self.ipfs_deadline).await;
-        }
+        self.remote.invalidate(selector, &self.config, drop).await;
     }
 }
 
-/// The HTTP level's counters since the cache was made (all zero when there are none yet).
+/// The HTTP level's counters since the cache was made (all zero when there are none yet), from
+/// the local tier's journal.
 pub(crate) fn counts(dir: &Path) -> http::Counts {
-    let mut text = String::new();
-    let read = File::open(dir.join(COUNTS_FILE)).and_then(|mut file| {
-        flock(&file, FlockOperation::LockShared)?;
-        file.read_to_string(&mut text)
-    });
-    match read {
-        Ok(_) => parse_counts(&text),
-        Err(_) => http::Counts::default(),
-    }
+    http::Counts::from_fields(local::http_counters(dir))
 }
 
-/// Adds `counts` to the counters file, under an exclusive lock: one small read and write in
-/// place, once per gh run. A file torn by a crash reads as zeros: counts are lost, nothing else.
-fn add_counts(dir: &Path, counts: &http::Counts) -> io::Result<()> {
+/// Adds `counts` to the journal's HTTP level counters: one small read and write in place, once
+/// per gh run.
+fn add_counts(dir: &Path, counts: &http::Counts) -> std::io::Result<()> {
     if *counts == http::Counts::default() {
         return Ok(());
     }
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(dir.join(COUNTS_FILE))?;
-    flock(&file, FlockOperation::LockExclusive)?;
-    let mut text = String::new();
-    file.read_to_string(&mut text)?;
-    let mut total = parse_counts(&text);
-    total.add(counts);
-    let line = format_counts(&total);
-    file.rewind()?;
-    file.write_all(line.as_bytes())?;
-    file.set_len(line.len() as u64)?;
-    Ok(())
-}
-
-/// The counters as fields of `name=value`, in one order for writing and reading.
-fn fields(counts: &mut http::Counts) -> [(&'static str, &mut u64); 11] {
-    let http::Counts {
-        hits_local,
-        hits_p2p,
-        hits_ipfs,
-        misses,
-        revalidated,
-        stale_served,
-        writes,
-        passed,
-        streamed_bytes,
-        errors,
-        corrupt,
-    } = counts;
-    [
-        ("hits_local", hits_local),
-        ("hits_p2p", hits_p2p),
-        ("hits_ipfs", hits_ipfs),
-        ("misses", misses),
-        ("revalidated", revalidated),
-        ("stale_served", stale_served),
-        ("writes", writes),
-        ("passed", passed),
-        ("streamed_bytes", streamed_bytes),
-        ("errors", errors),
-        ("corrupt", corrupt),
-    ]
-}
-
-fn format_counts(counts: &http::Counts) -> String {
-    let mut copy = *counts;
-    let mut line = format!("{COUNTS_TAG} 1");
-    for (name, value) in fields(&mut copy) {
-        line.push_str(&format!(" {name}={value}"));
-    }
-    line.push('\n');
-    line
-}
-
-fn parse_counts(text: &str) -> http::Counts {
-    let mut counts = http::Counts::default();
-    let mut words = text.split_whitespace();
-    if words.next() != Some(COUNTS_TAG) || words.next() != Some("1") || !text.ends_with('\n') {
-        return counts;
-    }
-    let pairs: Vec<(&str, u64)> = words
-        .filter_map(|w| w.split_once('='))
-        .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
-        .collect();
-    for (name, slot) in fields(&mut counts) {
-        if let Some((_, value)) = pairs.iter().find(|(k, _)| *k == name) {
-            *slot = *value;
-        }
-    }
-    counts
+    local::add_http_counters(dir, &counts.fields())
 }
 
 #[cfg(test)]
@@ -531,9 +360,11 @@ mod tests {
             panic!("default config");
         };
         let args = |line: &str| {
-            line.split_whitespace()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
+            Command::classify(
+                line.split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            )
         };
         assert!(applies(&config, &args("pr status")));
         for line in [
@@ -547,22 +378,29 @@ mod tests {
     }
 
     #[test]
-    fn counts_add_up_across_runs_and_a_torn_file_reads_as_zero() -> io::Result<()> {
+    fn counts_add_up_across_runs_and_a_torn_file_reads_as_zero() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
-        let one = http::Counts {
-            hits_local: 2,
+        let mut one = http::Counts {
             revalidated: 1,
             streamed_bytes: 10,
             ..http::Counts::default()
         };
+        one.hits.insert(local::NAME.to_owned(), 2);
         add_counts(dir.path(), &one)?;
         add_counts(dir.path(), &one)?;
         let total = counts(dir.path());
         assert_eq!(
-            (total.hits_local, total.revalidated, total.streamed_bytes),
+            (
+                total.hits_of(local::NAME),
+                total.revalidated,
+                total.streamed_bytes
+            ),
             (4, 2, 20)
         );
-        std::fs::write(dir.path().join(COUNTS_FILE), "ghcache-http-stats 1 hits_lo")?;
+        std::fs::write(
+            dir.path().join("http-stats"),
+            "ghcache-http-stats 1 hits_lo",
+        )?;
         assert_eq!(counts(dir.path()), http::Counts::default());
         Ok(())
     }

@@ -29,67 +29,34 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-// The binary's own modules: public for it, not part of the library's API.
+// The binary's own modules: public for it, not part of the library's API. The tiers beyond
+// this machine are wired in `tiers`, the one module that looks at the tier features (the p2p
+// tier's node, `ghcache daemon`, is one of its rooms).
+mod command;
 #[doc(hidden)]
 pub mod config;
 #[doc(hidden)]
 pub mod context;
-#[doc(hidden)]
-#[cfg(feature = "p2p")]
-pub mod daemon;
-#[cfg(feature = "p2p")]
-mod daemon_store;
+mod error;
 #[doc(hidden)]
 pub mod gh;
 mod http;
-#[cfg(feature = "ipfs")]
-mod ipfs;
-#[cfg(any(feature = "p2p", feature = "ipfs"))]
-mod keys;
-#[cfg(feature = "p2p")]
-mod oidc;
+mod session;
 #[doc(hidden)]
 pub mod shell;
 #[doc(hidden)]
 pub mod stats;
+#[doc(hidden)]
+pub mod tiers;
 
+pub use error::{Error, Failure};
 pub use ghcache_tier_local::Stats;
 pub use stats::Report;
 
+use crate::command::Command;
 use crate::config::{Config, Flags};
-use crate::gh::{Outcome, Session};
-
-/// Why ghcache itself (not gh) failed; the binary prints it as one line.
-#[doc(hidden)]
-#[derive(Debug)]
-pub enum Failure {
-    /// Bad input: exit 2.
-    Usage(String),
-    /// Something failed at run time: exit 1.
-    Runtime(String),
-}
-
-/// What went wrong in ghcache itself (not in gh, whose failures are answers: see
-/// [`Answered::exit_code`]).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// A setting, an argument or the environment is not usable; the message says which.
-    #[error("{0}")]
-    Usage(String),
-    /// Something failed while answering (the cache could not be opened, gh could not run).
-    #[error("{0}")]
-    Runtime(String),
-}
-
-impl From<Failure> for Error {
-    fn from(failure: Failure) -> Self {
-        match failure {
-            Failure::Usage(line) => Error::Usage(line),
-            Failure::Runtime(line) => Error::Runtime(line),
-        }
-    }
-}
+use crate::gh::Outcome;
+use crate::session::Session;
 
 /// The cache, as one user on one machine sees it: settings, cache dir, tiers.
 ///
@@ -205,7 +172,7 @@ impl Cache {
         }
         let env = |name: &str| self.var(name);
         let session = Session::capturing(&self.config);
-        let outcome = gh::answer(&self.config, &env, args, &session)?;
+        let outcome = gh::answer(&self.config, &env, &Command::classify(args), &session)?;
         Ok(match outcome {
             Outcome::RunGh(reason) => Answer::RunGh {
                 reason: reason.to_owned(),

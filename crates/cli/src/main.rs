@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 
 use ghcache::config::{self, Config, Flags};
 #[cfg(feature = "p2p")]
-use ghcache::daemon;
+use ghcache::tiers::daemon;
 use ghcache::{context, gh, shell, stats, Failure};
 
 /// A multi-tier cache for the GitHub CLI: read-only gh commands answered from disk in ~2 ms.

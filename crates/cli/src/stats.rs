@@ -1,12 +1,15 @@
 //! `ghcache stats`, `ghcache clear` and `ghcache config`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use ghcache_core::Selector;
 use ghcache_tier_local as local;
 
 use crate::config::{Config, Shown};
-use crate::Failure;
+use crate::error::Failure;
+use crate::session::runtime;
+use crate::tiers::{self, State};
 
 async fn open(config: &Config) -> Result<local::Tier, Failure> {
     let dir = config
@@ -17,122 +20,6 @@ async fn open(config: &Config) -> Result<local::Tier, Failure> {
     local::Tier::open(local_config)
         .await
         .map_err(|e| Failure::Runtime(e.to_string()))
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))
-}
-
-/// Whether `ghcache gh` uses a tier beyond this machine now, and what says so.
-struct TierState {
-    enabled: bool,
-    detail: String,
-}
-
-impl TierState {
-    fn line(&self, name: &str) -> String {
-        let word = if self.enabled { "enabled" } else { "disabled" };
-        format!("{name}: {word} ({})", self.detail)
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::json!({ "enabled": self.enabled, "detail": self.detail })
-    }
-}
-
-/// The swarm is used when p2p is not switched off and this cache dir's daemon answers.
-#[cfg(feature = "p2p")]
-async fn p2p_state(config: &Config) -> TierState {
-    let off = |detail: String| TierState {
-        enabled: false,
-        detail,
-    };
-    if config.p2p.enabled.value == Some(false) {
-        return off(format!("switched off: {}", config.p2p.enabled.origin));
-    }
-    let Ok(dir) = config.cache_dir() else {
-        return off("no cache dir".to_owned());
-    };
-    match ghcache_tier_p2p::status(dir).await {
-        Ok(status) => {
-            let peers = status.connected_peers.len();
-            let mut detail = format!(
-                "daemon running, {peers} peer{} connected",
-                if peers == 1 { "" } else { "s" }
-            );
-            if status.keeper {
-                detail.push_str(", keeper");
-            }
-            if status.read_only {
-                detail.push_str(", read-only");
-            }
-            TierState {
-                enabled: true,
-                detail,
-            }
-        }
-        Err(ghcache_tier_p2p::Error::NoDaemon { .. }) => {
-            off("no daemon runs for this cache dir; start one: ghcache daemon".to_owned())
-        }
-        Err(e) => off(e.to_string()),
-    }
-}
-
-#[cfg(not(feature = "p2p"))]
-async fn p2p_state(_: &Config) -> TierState {
-    TierState {
-        enabled: false,
-        detail: "this ghcache was built without the p2p tier".to_owned(),
-    }
-}
-
-/// IPFS is used when it is switched on; a node that does not answer is named.
-#[cfg(feature = "ipfs")]
-async fn ipfs_state(config: &Config) -> TierState {
-    if !config.ipfs.enabled.value {
-        return TierState {
-            enabled: false,
-            detail: "GH_CACHE_IPFS=1 turns it on".to_owned(),
-        };
-    }
-    let url = crate::ipfs::node_url(config);
-    let detail =
-        if let Err(Failure::Usage(line) | Failure::Runtime(line)) = crate::ipfs::check(config) {
-            format!("but unusable: {line}")
-        } else if crate::ipfs::uses_gateway(config) {
-            format!("gateway {url}, lookups only")
-        } else {
-            let answer = match ghcache_tier_ipfs::Kubo::new(&url) {
-                Ok(kubo) => tokio::time::timeout(IPFS_PROBE_TIMEOUT, kubo.id())
-                    .await
-                    .map_err(|_| format!("no answer within {IPFS_PROBE_TIMEOUT:?}"))
-                    .and_then(|id| id.map_err(|e| e.to_string())),
-                Err(e) => Err(e.to_string()),
-            };
-            match answer {
-                Ok(_) => format!("node {url}"),
-                Err(reason) => format!("node {url}, which does not answer: {reason}"),
-            }
-        };
-    TierState {
-        enabled: true,
-        detail,
-    }
-}
-
-/// How long `ghcache stats` waits for the IPFS node to say who it is.
-#[cfg(feature = "ipfs")]
-const IPFS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-#[cfg(not(feature = "ipfs"))]
-async fn ipfs_state(_: &Config) -> TierState {
-    TierState {
-        enabled: false,
-        detail: "this ghcache was built without the IPFS tier".to_owned(),
-    }
 }
 
 /// Prints the statistics as a table or as JSON, after which tiers beyond this machine are on.
@@ -150,8 +37,8 @@ pub fn show(config: &Config, json: bool) -> Result<i32, Failure> {
 /// beyond this machine are on.
 pub struct Report {
     stats: local::Stats,
-    p2p: TierState,
-    ipfs: TierState,
+    p2p: State,
+    ipfs: State,
     /// The HTTP level's counters: gh's own API requests, a level of their own.
     http: ghcache_http::Counts,
 }
@@ -168,7 +55,7 @@ pub fn report(config: &Config) -> Result<Report, Failure> {
             .await
             .map_err(|e| Failure::Runtime(e.to_string()));
         tier.close().await;
-        let (p2p, ipfs) = tokio::join!(p2p_state(config), ipfs_state(config));
+        let (p2p, ipfs) = tiers::states(config).await;
         stats.map(|stats| (stats, p2p, ipfs))
     })?;
     let http = config
@@ -207,10 +94,7 @@ impl Report {
         let hit_rate = self.hit_rate();
         serde_json::json!({
             "requests": stats.requests,
-            "hits": hits_by_tier(stats)
-                .into_iter()
-                .map(|(tier, n)| (tier.to_owned(), serde_json::Value::from(n)))
-                .collect::<serde_json::Map<_, _>>(),
+            "hits": hits_json(&stats.hits),
             "misses": stats.misses,
             "bypassed": stats.bypassed,
             "revalidated": stats.revalidated,
@@ -222,7 +106,7 @@ impl Report {
             "ipfs_entries": stats.ipfs_entries,
             "hit_rate": hit_rate,
             "created_at_ms": stats.created_at_ms,
-            "tiers": { "p2p": p2p.json(), "ipfs": ipfs.json() },
+            "tiers": tiers_json(p2p, ipfs),
             "http": http_json(&self.http),
         })
     }
@@ -234,7 +118,7 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(out, "{}", p2p.line("P2P"));
         let _ = writeln!(out, "{}", ipfs.line("IPFS"));
-        let hits = hits_by_tier(stats)
+        let hits = hits_by_tier(&stats.hits)
             .into_iter()
             .map(|(tier, n)| (format!("hits: {tier}"), n));
         let rest = [
@@ -265,7 +149,7 @@ impl Report {
 fn http_json(http: &ghcache_http::Counts) -> serde_json::Value {
     serde_json::json!({
         "requests": http.requests(),
-        "hits": { "local": http.hits_local, "p2p": http.hits_p2p, "ipfs": http.hits_ipfs },
+        "hits": hits_json(&http.hits),
         "misses": http.misses,
         "revalidated": http.revalidated,
         "stale_served": http.stale_served,
@@ -280,17 +164,20 @@ fn http_json(http: &ghcache_http::Counts) -> serde_json::Value {
 /// The HTTP level's rows of the `ghcache stats` table.
 fn http_table(out: &mut String, http: &ghcache_http::Counts) {
     let _ = writeln!(out, "HTTP level (gh's own API requests):");
-    let rows = [
-        ("requests", http.requests()),
-        ("hits: local", http.hits_local),
-        ("hits: p2p", http.hits_p2p),
-        ("hits: ipfs", http.hits_ipfs),
+    let hits = hits_by_tier(&http.hits)
+        .into_iter()
+        .map(|(tier, n)| (format!("hits: {tier}"), n));
+    let rest = [
         ("misses (asked GitHub)", http.misses),
         ("revalidated (304, free)", http.revalidated),
         ("stale served", http.stale_served),
         ("writes passed on", http.writes),
         ("other requests passed on", http.passed),
     ];
+    let rows = [("requests".to_owned(), http.requests())]
+        .into_iter()
+        .chain(hits)
+        .chain(rest.map(|(label, value)| (label.to_owned(), value)));
     for (label, value) in rows {
         let _ = writeln!(out, "  {label:<24} {value:>10}");
     }
@@ -308,20 +195,37 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// Hits by tier: the tiers that every build knows, always, in the order a lookup asks them, then
-/// any other tier that has served an answer.
-fn hits_by_tier(stats: &local::Stats) -> Vec<(&str, u64)> {
-    const KNOWN: [&str; 3] = ["local", "p2p", "ipfs"];
-    let others = stats
-        .hits
+/// Hits by tier, from what was recorded: the tiers this binary was built with, always, in the
+/// order a lookup asks them, then any other tier that has served an answer.
+fn hits_by_tier(recorded: &BTreeMap<String, u64>) -> Vec<(&str, u64)> {
+    let built = tiers::built();
+    let others = recorded
         .iter()
-        .filter(|(tier, _)| !KNOWN.contains(&tier.as_str()))
+        .filter(|(tier, _)| !built.contains(&tier.as_str()))
         .map(|(tier, n)| (tier.as_str(), *n));
-    KNOWN
+    built
         .iter()
-        .map(|tier| (*tier, stats.hits_of(tier)))
+        .map(|tier| (*tier, recorded.get(*tier).copied().unwrap_or(0)))
         .chain(others)
         .collect()
+}
+
+/// The states of the tiers beyond this machine as a JSON object, by tier name.
+fn tiers_json(p2p: &State, ipfs: &State) -> serde_json::Value {
+    [p2p, ipfs]
+        .map(|state| (state.name.to_owned(), state.json()))
+        .into_iter()
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// Hits by tier as a JSON object, as [`hits_by_tier`] lists them.
+fn hits_json(recorded: &BTreeMap<String, u64>) -> serde_json::Value {
+    hits_by_tier(recorded)
+        .into_iter()
+        .map(|(tier, n)| (tier.to_owned(), serde_json::Value::from(n)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// Drops one repository's entries, or everything, and says how many.

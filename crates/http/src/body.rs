@@ -1,3 +1,7 @@
+//! The bodies the HTTP level sends, to gh or to GitHub: whole when they were stored or are small,
+//! streamed when they are too large to hold (logs, archives, release assets), so that a large
+//! download costs no memory and is counted as it passes.
+
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

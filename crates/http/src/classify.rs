@@ -25,7 +25,7 @@ use serde_json::Value as Json;
 pub(crate) enum Kind {
     /// A read whose answer may be stored.
     Read(Read),
-    /// A POST to the GraphQL endpoint: its body says whether it reads ([`graphql`]).
+    /// A POST to the GraphQL endpoint: its body says whether it reads ([`graphql()`]).
     Graphql,
     /// A write: passed on, then the answers that `Selector` names are dropped.
     Write(Selector),
@@ -53,7 +53,7 @@ const OWN_CONDITIONS: [&str; 6] = [
     "range",
 ];
 
-/// Classifies a request by its head (a GraphQL POST also needs [`graphql`]).
+/// Classifies a request by its head (a GraphQL POST also needs [`graphql()`]).
 pub(crate) fn classify(
     method: &Method,
     host: &str,

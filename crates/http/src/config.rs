@@ -1,3 +1,7 @@
+//! The HTTP level's settings: who is asking (the scope of what it reads and stores), how long
+//! answers stay fresh, how large a body is stored, and what the command it serves is about. The
+//! CLI fills them from its own configuration for each gh it runs.
+
 use std::time::Duration;
 
 use ghcache_core::policy::TtlClass;

@@ -1,3 +1,6 @@
+//! What can fail while the HTTP level is set up for a gh run: each error says what could not be
+//! made and why, and gh then runs without the level rather than not at all.
+
 use std::path::PathBuf;
 
 /// What went wrong setting up the HTTP level for a gh run. gh then runs without it.

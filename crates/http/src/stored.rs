@@ -1,4 +1,5 @@
-//! How an HTTP answer is kept in an [`Entry`]'s body, and the checks of one read back.
+//! How an HTTP answer is kept in an [`Entry`](ghcache_core::Entry)'s body, and the checks of
+//! one read back.
 //!
 //! ```text
 //! Body.stdout   the response body, as GitHub sent it (compressed if it was)

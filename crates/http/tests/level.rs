@@ -140,7 +140,7 @@ async fn a_fresh_answer_is_served_from_the_tier_and_a_stale_one_revalidated() {
     assert_eq!(again.body, first.body);
     assert_eq!(setup.statuses(), [200], "the repeat sent nothing");
     let counts = session.finish().await;
-    assert_eq!((counts.misses, counts.hits_local), (1, 1));
+    assert_eq!((counts.misses, counts.hits_of("local")), (1, 1));
 
     let stale = setup.session(|config| config.rest_ttl = Duration::ZERO);
     let revalidated = send(&stale.socket(), "GET", "/repos/o/r", "").await;
@@ -169,7 +169,7 @@ async fn reads_of_a_write_command_are_revalidated_never_served_on_their_ttl() {
         [200, 304, 200, 200],
         "a GraphQL query has no ETag: fetched each time"
     );
-    assert_eq!(writer.finish().await.hits_local, 0);
+    assert_eq!(writer.finish().await.hits_of("local"), 0);
 }
 
 #[tokio::test]

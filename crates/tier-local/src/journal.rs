@@ -26,9 +26,18 @@
 //! tier needs no new format; `v1`, with a position per tier, was written by earlier builds and
 //! is still read. A line that does not parse whole (torn by a crash, or followed by the next
 //! append where its newline was lost) is skipped.
+//!
+//! The HTTP level (gh's own API requests) keeps its counters beside these, in `http-stats`:
+//! one line of named fields, added to in place under an exclusive lock once per gh run, never
+//! folded into the index. The journal stores names and numbers; what a name means (`hits_local`,
+//! `writes`, ...) is the HTTP level's:
+//!
+//! ```text
+//! ghcache-http-stats 1 <name>=<value> ...
+//! ```
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Read as _, Seek as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -274,9 +283,129 @@ fn parse_v1<'a>(fields: impl Iterator<Item = &'a str>) -> Option<(i64, Counts)> 
     Some((requests, counts))
 }
 
+/// The HTTP level's counters file.
+const HTTP_COUNTERS: &str = "http-stats";
+/// First word of the HTTP level's counters file, then its version.
+const HTTP_TAG: &str = "ghcache-http-stats";
+/// The HTTP level's counters file's version: named fields, so new counters need no new one.
+const HTTP_VERSION: &str = "1";
+
+/// The HTTP level's counters in cache dir `dir`, by name, in the file's order; none when there
+/// are none yet, or when the file was torn by a crash (counts are lost, nothing else).
+pub fn http_counters(dir: &Path) -> Vec<(String, u64)> {
+    let mut text = String::new();
+    let read = File::open(dir.join(HTTP_COUNTERS)).and_then(|mut file| {
+        flock(&file, FlockOperation::LockShared)?;
+        file.read_to_string(&mut text)
+    });
+    match read {
+        Ok(_) => parse_http_counters(&text),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Adds `counters` (by name) to the HTTP level's counters in cache dir `dir`, under an exclusive
+/// lock: one small read and write in place. A name the file cannot carry (not a short word of
+/// letters, digits, `-`, `_`, `.`) is passed over.
+///
+/// # Errors
+/// The file cannot be opened, locked, read or written.
+pub fn add_http_counters(dir: &Path, counters: &[(String, u64)]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(dir.join(HTTP_COUNTERS))?;
+    flock(&file, FlockOperation::LockExclusive)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    let mut total = parse_http_counters(&text);
+    for (name, value) in counters.iter().filter(|(name, _)| is_tier_name(name)) {
+        match total.iter_mut().find(|(known, _)| known == name) {
+            Some((_, sum)) => *sum = sum.saturating_add(*value),
+            None => total.push((name.clone(), *value)),
+        }
+    }
+    let line = http_counters_line(&total);
+    file.rewind()?;
+    file.write_all(line.as_bytes())?;
+    file.set_len(line.len() as u64)?;
+    Ok(())
+}
+
+fn http_counters_line(counters: &[(String, u64)]) -> String {
+    use std::fmt::Write as _;
+    let mut line = format!("{HTTP_TAG} {HTTP_VERSION}");
+    for (name, value) in counters {
+        let _ = write!(line, " {name}={value}");
+    }
+    line.push('\n');
+    line
+}
+
+fn parse_http_counters(text: &str) -> Vec<(String, u64)> {
+    let mut words = text.split_whitespace();
+    if words.next() != Some(HTTP_TAG) || words.next() != Some(HTTP_VERSION) || !text.ends_with('\n')
+    {
+        return Vec::new();
+    }
+    let mut counters: Vec<(String, u64)> = Vec::new();
+    let pairs = words
+        .filter_map(|w| w.split_once('='))
+        .filter_map(|(k, v)| Some((k, v.parse::<u64>().ok()?)));
+    for (name, value) in pairs {
+        // The first of a name given twice counts, as earlier builds read it.
+        if !counters.iter().any(|(known, _)| known == name) {
+            counters.push((name.to_owned(), value));
+        }
+    }
+    counters
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_counters_add_up_and_files_of_the_current_release_are_read() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        // As the release before counters were keyed by tier name wrote it.
+        let old = "ghcache-http-stats 1 hits_local=2 hits_p2p=0 hits_ipfs=1 misses=3 \
+                   revalidated=1 stale_served=0 writes=1 passed=4 streamed_bytes=10 errors=0 \
+                   corrupt=0\n";
+        std::fs::write(dir.path().join("http-stats"), old).unwrap_or_else(|e| panic!("{e}"));
+        let read = http_counters(dir.path());
+        assert_eq!(read.len(), 11);
+        assert_eq!(read[0], ("hits_local".to_owned(), 2));
+        let add = [
+            ("hits_local".to_owned(), 1),
+            ("hits_http".to_owned(), 5),
+            ("not a name".to_owned(), 9),
+        ];
+        add_http_counters(dir.path(), &add).unwrap_or_else(|e| panic!("{e}"));
+        let total = http_counters(dir.path());
+        let get = |name: &str| total.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+        assert_eq!(
+            (
+                get("hits_local"),
+                get("hits_http"),
+                get("misses"),
+                get("not a name")
+            ),
+            (Some(3), Some(5), Some(3), None)
+        );
+        std::fs::write(
+            dir.path().join("http-stats"),
+            "ghcache-http-stats 1 hits_lo",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            http_counters(dir.path()).is_empty(),
+            "a torn file reads as none"
+        );
+    }
 
     fn hits(counts: &Counts) -> Vec<(&str, i64)> {
         counts.hits.iter().map(|(k, v)| (k.as_str(), *v)).collect()

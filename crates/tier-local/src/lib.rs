@@ -9,6 +9,7 @@
 //! <dir>/locks/<key>.lock      per-key locks, so that one process per key asks GitHub
 //! <dir>/stats.pending         counters appended by lookups, folded into the index by writers
 //! <dir>/fences                invalidation generations per repository (see the fence module)
+//! <dir>/http-stats            the HTTP level's counters (see the journal module)
 //! ```
 //!
 //! Writes are atomic: a body is written to a temporary file and renamed into place inside the
@@ -37,6 +38,7 @@ mod tier;
 pub use config::{Config, NAME};
 pub use error::Error;
 pub use fence::{Fences, Moved};
+pub use journal::{add_http_counters, http_counters};
 pub use lazy::LazyTier;
 pub use lock::KeyLock;
 pub use reader::{Found, Read, Reader, Used};

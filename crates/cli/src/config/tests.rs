@@ -418,7 +418,7 @@ fn the_readme_defaults_of_switches_and_durations_are_the_defaults() {
 #[test]
 fn the_daemon_flags_the_rows_name_are_the_daemons() {
     use clap::Args as _;
-    let daemon = crate::daemon::Flags::augment_args(clap::Command::new("daemon"));
+    let daemon = crate::tiers::daemon::Flags::augment_args(clap::Command::new("daemon"));
     let longs: Vec<String> = daemon
         .get_arguments()
         .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))

@@ -13,7 +13,12 @@ use ghcache_core::producer::ProducerId;
 use ghcache_core::swarm_key::SwarmKey;
 
 use crate::config::{Config, SwarmKeySource};
-use crate::Failure;
+use crate::error::Failure;
+
+/// The directory in the cache dir that holds this machine's node: its identity, the daemon's
+/// socket, the OIDC key sets. A name on disk that the daemon of every build also uses, so it
+/// stays as it is whatever the tier is called.
+pub(crate) const NODE_DIR: &str = "p2p";
 
 /// What to do without a swarm key.
 pub(crate) const NO_KEY: &str = "p2p needs the swarm's pre-shared key: make one with \
@@ -81,7 +86,7 @@ pub fn trusted_producers(config: &Config) -> Result<Vec<ProducerId>, Failure> {
 /// Where the node's identity lives in the cache dir `dir` (the daemon's, which signs the
 /// manifests this machine produces).
 pub fn identity_path(dir: &Path) -> PathBuf {
-    dir.join("p2p").join("identity")
+    dir.join(NODE_DIR).join("identity")
 }
 
 /// This machine's identity, made on first use: the daemon's key (libp2p's encoding), so that

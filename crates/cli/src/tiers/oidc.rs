@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use ghcache_tier_p2p::oidc::Verifier;
 
-use crate::Failure;
+use crate::error::Failure;
 
 /// Largest discovery document or key set read (GitHub's key set is a few kilobytes).
 const DOCUMENT_MAX: usize = 256 << 10;
@@ -38,7 +38,8 @@ fn cache_file(dir: &Path, issuer: &str) -> PathBuf {
             }
         })
         .collect();
-    dir.join("p2p").join(format!("oidc-jwks-{name}.json"))
+    dir.join(super::keys::NODE_DIR)
+        .join(format!("oidc-jwks-{name}.json"))
 }
 
 /// The verifier of `issuer`'s tokens for a daemon of cache dir `dir`, from `file` if given,

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::config::{Config, SwarmKeySource};
-use crate::Failure;
+use crate::error::Failure;
 
 /// Daemon settings given as flags; each replaces the config file's and environment's value.
 #[derive(Debug, Default, clap::Args)]
@@ -75,7 +75,7 @@ struct Oidc {
 
 /// Reads the configured swarm key (see `keys::swarm_key`), or says how to make one.
 pub fn swarm_key(config: &Config) -> Result<p2p::SwarmKey, Failure> {
-    crate::keys::swarm_key(config).map(|key| p2p::SwarmKey::from_bytes(*key.as_bytes()))
+    super::keys::swarm_key(config).map(|key| p2p::SwarmKey::from_bytes(*key.as_bytes()))
 }
 
 /// `ghcache swarm-key new [--out FILE]`: a fresh key in the IPFS `swarm.key` format, printed,
@@ -111,7 +111,7 @@ pub fn run(config: &mut Config, mut flags: Flags) -> Result<i32, Failure> {
         .build()
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let mut local_config = crate::gh::local_config(&dir, config);
+        let mut local_config = super::local_config(&dir, config);
         // A keeper's store is what it keeps for the fleet: its own cap, least recently used out
         // first (a `ghcache gh` on the same cache dir evicts down to `max_size` when it stores).
         local_config.max_bytes = if config.p2p.keep.value {
@@ -128,8 +128,8 @@ pub fn run(config: &mut Config, mut flags: Flags) -> Result<i32, Failure> {
         let mut p2p_config = p2p_config;
         // The identity the CLI signs with too (for IPFS): one producer per machine. Made once
         // the cache dir is set up, which adopts only a new or empty directory or a cache.
-        p2p_config.identity = crate::keys::identity(&dir)?;
-        p2p_config.oidc = crate::oidc::verifier(
+        p2p_config.identity = super::keys::identity(&dir)?;
+        p2p_config.oidc = super::oidc::verifier(
             &dir,
             oidc.issuer.trim_end_matches('/'),
             oidc.jwks.as_deref(),
@@ -173,12 +173,12 @@ pub fn id(config: &Config) -> Result<i32, Failure> {
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
     // The cache dir is set up (or refused) as the daemon sets it up, before a key goes in it.
     runtime.block_on(async {
-        local::Tier::open(crate::gh::local_config(&dir, config))
+        local::Tier::open(super::local_config(&dir, config))
             .await
             .map(drop)
             .map_err(|e| Failure::Runtime(e.to_string()))
     })?;
-    println!("{}", crate::keys::identity(&dir)?.id());
+    println!("{}", super::keys::identity(&dir)?.id());
     Ok(0)
 }
 
@@ -517,16 +517,20 @@ async fn metrics_text(dir: &Path) -> String {
     }
     if let Ok(tier) = local::Tier::open(local::Config::new(dir)).await {
         if let Ok(stats) = tier.stats().await {
-            for (name, value) in [
-                ("requests", stats.requests),
-                ("hits_local", stats.hits_of("local")),
-                ("hits_p2p", stats.hits_of("p2p")),
-                ("hits_ipfs", stats.hits_of("ipfs")),
+            // The tiers of a full build, in chain order, whichever this one was built with.
+            let hits = [local::NAME, p2p::NAME, super::IPFS]
+                .map(|tier| (format!("hits_{tier}"), stats.hits_of(tier)));
+            let rest = [
                 ("misses", stats.misses),
                 ("revalidated", stats.revalidated),
                 ("stale_served", stats.stale_served),
                 ("bypassed", stats.bypassed),
-            ] {
+            ];
+            let rows = [("requests".to_owned(), stats.requests)]
+                .into_iter()
+                .chain(hits)
+                .chain(rest.map(|(name, value)| (name.to_owned(), value)));
+            for (name, value) in rows {
                 metric(&format!("{name}_total"), "Cache counter.", "counter", value);
             }
             metric("entries", "Entries stored.", "gauge", stats.entries);

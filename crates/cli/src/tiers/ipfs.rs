@@ -17,7 +17,7 @@ use ghcache_core::{CacheKey, CacheTier, Entry, Lookup, Manifest, ScopeId, TierEr
 use ghcache_tier_ipfs as ipfs;
 
 use crate::config::Config;
-use crate::Failure;
+use crate::error::Failure;
 
 /// Marker file holding the address of a node found unreachable, once the user was told: quiet
 /// about that node until it answers again.
@@ -148,7 +148,7 @@ impl Lookups {
 #[async_trait]
 impl CacheTier for Lookups {
     fn name(&self) -> &'static str {
-        "ipfs"
+        ipfs::NAME
     }
 
     async fn get(&self, key: &CacheKey) -> Result<Lookup, TierError> {
@@ -238,7 +238,7 @@ fn settings(config: &Config) -> Result<Settings, Failure> {
             .map_err(|e| Failure::Usage(format!("{e} ({})", ipfs.api.origin)))?,
     };
     let key = match config.p2p.swarm_key.value {
-        Some(_) => Some(crate::keys::swarm_key(config)?),
+        Some(_) => Some(super::keys::swarm_key(config)?),
         None => None,
     };
     let psk = key.map(|key| *key.as_bytes());
@@ -254,7 +254,7 @@ fn settings(config: &Config) -> Result<Settings, Failure> {
         node,
         psk,
         encrypt,
-        trusted: crate::keys::trusted_producers(config)?,
+        trusted: super::keys::trusted_producers(config)?,
     })
 }
 
@@ -286,7 +286,7 @@ pub fn tier(
     // Checked before the request started (see `check`); a failure here is not expected.
     let settings = settings(config).ok()?;
     let scope_id = ScopeId::of(scope);
-    let own = crate::keys::own_id(dir);
+    let own = super::keys::own_id(dir);
     // Nobody else is trusted without a swarm key or a list: only this machine's entries.
     let only_own = settings.psk.is_none() && settings.trusted.is_empty();
     let mut trusted = settings.trusted;
@@ -302,7 +302,7 @@ pub fn tier(
     let identity_dir = dir.to_path_buf();
     let sign: ipfs::Sign = Arc::new(move |manifest: &mut Manifest| {
         // The daemon's identity: peers see one producer per machine.
-        let identity = crate::keys::identity(&identity_dir).map_err(|e| format!("{e:?}"))?;
+        let identity = super::keys::identity(&identity_dir).map_err(|e| format!("{e:?}"))?;
         identity.sign(manifest);
         Ok(())
     });
