@@ -120,6 +120,11 @@ pub enum AnsweredBy {
     Write,
 }
 
+impl AnsweredBy {
+    /// An answer from this machine's disk: the tier every build has.
+    pub const LOCAL: AnsweredBy = AnsweredBy::Tier(ghcache_tier_local::NAME);
+}
+
 impl fmt::Display for AnsweredBy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -50,9 +50,9 @@ const TAG_TEXT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # This file is a cache directory tag created by ghcache, a cache for the GitHub CLI.\n\
 # For information about cache directory tags, see https://bford.info/cachedir/\n";
 
-/// The p2p daemon's directory (identity, control socket), made by the p2p tier: checked here
-/// too, because whoever can write it can stand in for the daemon.
-const P2P: &str = "p2p";
+// The p2p daemon's directory (identity, control socket), made by the p2p tier: checked here
+// too, because whoever can write it can stand in for the daemon.
+use ghcache_core::cache_dir::NODE_DIR as P2P;
 
 /// The longest tag worth reading: ours is a few lines.
 const TAG_READ_MAX: u64 = 4096;

@@ -23,10 +23,7 @@ use tokio::net::UnixStream;
 
 use crate::error::Error;
 
-/// The cache dir's subdirectory the daemon lives in: its socket. A place on disk, not the tier's
-/// name (`crate::NAME`): it is spelt the same today, but renaming the tier must not move the
-/// socket that CLIs of every version look for, nor the directory the local tier checks.
-const DAEMON_DIR: &str = "p2p";
+use ghcache_core::cache_dir::NODE_DIR as DAEMON_DIR;
 
 /// Path of the control socket of the daemon for cache dir `dir`.
 pub(crate) fn path(dir: &Path) -> PathBuf {

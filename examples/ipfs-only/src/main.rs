@@ -44,6 +44,6 @@ fn run(args: &[String]) -> Result<i32, ghcache::Error> {
         }
     }
     print!("{}", cache.stats()?);
-    let second_was_local = sources.get(1) == Some(&ghcache::AnsweredBy::Tier("local"));
+    let second_was_local = sources.get(1) == Some(&ghcache::AnsweredBy::LOCAL);
     Ok(if second_was_local { 0 } else { 1 })
 }

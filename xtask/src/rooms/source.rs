@@ -161,8 +161,12 @@ pub(super) fn statements(code: &str) -> Vec<String> {
     let mut current = String::new();
     let mut depth_in_use = 0usize;
     for c in code.chars() {
+        // Leading whitespace is never kept, so that the checks below look at the start only.
+        if current.is_empty() && c.is_whitespace() {
+            continue;
+        }
         current.push(c);
-        let trimmed = current.trim_start();
+        let trimmed = current.as_str();
         let is_use = trimmed.starts_with("use ")
             || trimmed.starts_with("pub use ")
             || trimmed.starts_with("pub(crate) use ")
@@ -176,7 +180,7 @@ pub(super) fn statements(code: &str) -> Vec<String> {
             ';' if depth_in_use == 0 => out.push(std::mem::take(&mut current)),
             _ => {}
         }
-        if c == '\n' && current.trim().starts_with("#[") && current.trim().ends_with(']') {
+        if c == '\n' && current.starts_with("#[") && current.trim_end().ends_with(']') {
             current.clear();
         }
     }
@@ -256,11 +260,11 @@ pub(super) fn expand_at(
 /// its offset in the code and its line.
 pub(super) fn blank(text: &str) -> (String, Vec<(usize, usize, String)>) {
     let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
+    let mut out: Vec<char> = Vec::with_capacity(text.len());
     let mut strings = Vec::new();
     let mut line = 1;
     let mut i = 0;
-    let keep_newlines = |s: &[char], out: &mut String, line: &mut usize| {
+    let keep_newlines = |s: &[char], out: &mut Vec<char>, line: &mut usize| {
         for &c in s {
             if c == '\n' {
                 out.push('\n');
@@ -303,7 +307,7 @@ pub(super) fn blank(text: &str) -> (String, Vec<(usize, usize, String)>) {
             || (c == 'b' && next == Some('"'))
         {
             let start_line = line;
-            let offset = out.chars().count();
+            let offset = out.len();
             let (body_start, hashes) = if c == 'r' {
                 let hashes = chars[i + 1..].iter().take_while(|&&c| c == '#').count();
                 (i + 1 + hashes + 1, Some(hashes))
@@ -345,9 +349,7 @@ pub(super) fn blank(text: &str) -> (String, Vec<(usize, usize, String)>) {
             out.push('"');
             strings.push((offset, start_line, body));
             // Keep the blanked text as long as the original so offsets match characters.
-            while out.chars().count() < offset + (end - i) {
-                out.push(' ');
-            }
+            out.resize(out.len().max(offset + (end - i)), ' ');
             i = end;
         } else if c == '\'' {
             // A char literal ('x', '\n', '\u{..}') or a lifetime ('a).
@@ -362,9 +364,7 @@ pub(super) fn blank(text: &str) -> (String, Vec<(usize, usize, String)>) {
                 1
             };
             out.push('\'');
-            for _ in 1..len {
-                out.push(' ');
-            }
+            out.extend(std::iter::repeat_n(' ', len - 1));
             i += len;
         } else {
             if c == '\n' {
@@ -374,7 +374,7 @@ pub(super) fn blank(text: &str) -> (String, Vec<(usize, usize, String)>) {
             i += 1;
         }
     }
-    (out, strings)
+    (out.into_iter().collect(), strings)
 }
 
 /// Whether an `r` at `i` starts a raw string (`r"`, `r#"`) rather than ending an identifier.

@@ -15,10 +15,7 @@ use ghcache_core::swarm_key::SwarmKey;
 use crate::config::{Config, SwarmKeySource};
 use crate::error::Failure;
 
-/// The directory in the cache dir that holds this machine's node: its identity, the daemon's
-/// socket, the OIDC key sets. A name on disk that the daemon of every build also uses, so it
-/// stays as it is whatever the tier is called.
-pub(crate) const NODE_DIR: &str = "p2p";
+pub(crate) use ghcache_core::cache_dir::NODE_DIR;
 
 /// What to do without a swarm key.
 pub(crate) const NO_KEY: &str = "p2p needs the swarm's pre-shared key: make one with \
