@@ -443,7 +443,7 @@ async fn p2p_state(config: &Config) -> State {
         detail,
     };
     if config.p2p.enabled.value == Some(false) {
-        return off(format!("switched off: {}", config.p2p.enabled.origin));
+        return off(format!("switched off: {}", config.p2p.enabled.source));
     }
     let Ok(dir) = config.cache_dir() else {
         return off("no cache dir".to_owned());

@@ -45,21 +45,21 @@ pub struct Setting<T> {
     pub value: T,
     /// Where it came from; the last source to set it, in the order defaults, file, environment,
     /// flags.
-    pub origin: Source,
+    pub source: Source,
 }
 
 impl<T> Setting<T> {
     fn default(value: T) -> Self {
         Setting {
             value,
-            origin: Source::Default,
+            source: Source::Default,
         }
     }
 
     /// Replaces the value, and says where the new one came from.
-    pub fn set(&mut self, value: T, origin: Source) {
+    pub fn set(&mut self, value: T, source: Source) {
         self.value = value;
-        self.origin = origin;
+        self.source = source;
     }
 }
 

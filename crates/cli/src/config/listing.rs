@@ -32,40 +32,40 @@ impl Kind {
         Some(match self {
             Kind::Switch(place) => {
                 let s = (place.read)(config);
-                (Shown::Text(s.value.to_string()), &s.origin)
+                (Shown::Text(s.value.to_string()), &s.source)
             }
             Kind::Auto(place, unset) => {
                 let s = (place.read)(config);
                 let text = s.value.map_or((*unset).to_owned(), |b| b.to_string());
-                (Shown::Text(text), &s.origin)
+                (Shown::Text(text), &s.source)
             }
             Kind::Size(place, _) => {
                 let s = (place.read)(config);
-                (Shown::Size(s.value), &s.origin)
+                (Shown::Size(s.value), &s.source)
             }
             Kind::Duration(place) => {
                 let s = (place.read)(config);
-                (quoted(s.value), &s.origin)
+                (quoted(s.value), &s.source)
             }
             Kind::Ttl(class) => {
                 let s = config.ttl.get(class)?;
-                (quoted(s.value), &s.origin)
+                (quoted(s.value), &s.source)
             }
             Kind::Path(place) => {
                 let s = (place.read)(config);
                 let text = format!("{:?}", s.value.display().to_string());
-                (Shown::Text(text), &s.origin)
+                (Shown::Text(text), &s.source)
             }
             Kind::Program(place) => {
                 let s = (place.read)(config);
                 (
                     Shown::Text(format!("{:?}", s.value.to_string_lossy())),
-                    &s.origin,
+                    &s.source,
                 )
             }
             Kind::Text(place) => {
                 let s = (place.read)(config);
-                (Shown::Text(format!("{:?}", s.value)), &s.origin)
+                (Shown::Text(format!("{:?}", s.value)), &s.source)
             }
             Kind::Optional(place, unset) => {
                 let s = (place.read)(config);
@@ -73,11 +73,11 @@ impl Kind {
                     .value
                     .as_ref()
                     .map_or((*unset).to_owned(), |v| format!("{v:?}"));
-                (Shown::Text(text), &s.origin)
+                (Shown::Text(text), &s.source)
             }
             Kind::List(place) => {
                 let s = (place.read)(config);
-                (Shown::Text(format!("{:?}", s.value)), &s.origin)
+                (Shown::Text(format!("{:?}", s.value)), &s.source)
             }
             Kind::Key(_) => {
                 let s = &config.p2p.swarm_key;
@@ -87,7 +87,7 @@ impl Kind {
                     Some(SwarmKeySource::Text(_)) => "(set; hidden)".to_owned(),
                     Some(SwarmKeySource::File(path)) => format!("{:?}", path.display().to_string()),
                 };
-                (Shown::Text(text), &s.origin)
+                (Shown::Text(text), &s.source)
             }
         })
     }

@@ -557,7 +557,7 @@ pub(super) const ROWS: &[Row] = &[
         kind: Kind::Optional(place!(ipfs.gateway), "none"),
         from_flags: None,
         show: Some(|c| {
-            let unused = c.ipfs.api.origin != Source::Default;
+            let unused = c.ipfs.api.source != Source::Default;
             match &c.ipfs.gateway.value {
                 None => "none".to_owned(),
                 Some(url) if unused => format!("{url:?} (unused: an API is configured)"),

@@ -310,7 +310,7 @@ fn the_environment_sets_every_row_that_has_a_variable() {
         Some(SwarmKeySource::File("/tmp/k".into()))
     );
     assert_eq!(
-        config.p2p.swarm_key.origin,
+        config.p2p.swarm_key.source,
         Source::Env("GH_CACHE_SWARM_KEY")
     );
     let set: Vec<&str> = vars.iter().map(|(name, _)| *name).collect();

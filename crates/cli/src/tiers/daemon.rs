@@ -75,7 +75,7 @@ struct Oidc {
 
 /// Reads the configured swarm key (see `keys::swarm_key`), or says how to make one.
 pub fn swarm_key(config: &Config) -> Result<p2p::SwarmKey, Failure> {
-    super::keys::swarm_key(config).map(|key| p2p::SwarmKey::from_bytes(*key.as_bytes()))
+    super::keys::swarm_key(config)
 }
 
 /// `ghcache swarm-key new [--out FILE]`: a fresh key in the IPFS `swarm.key` format, printed,

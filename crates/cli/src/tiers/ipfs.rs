@@ -232,10 +232,10 @@ fn settings(config: &Config) -> Result<Settings, Failure> {
     let node = match &ipfs.gateway.value {
         Some(gateway) if uses_gateway(config) => ipfs::Gateway::new(gateway)
             .map(Node::Gateway)
-            .map_err(|e| Failure::Usage(format!("{e} ({})", ipfs.gateway.origin)))?,
+            .map_err(|e| Failure::Usage(format!("{e} ({})", ipfs.gateway.source)))?,
         _ => ipfs::Kubo::new(&ipfs.api.value)
             .map(Node::Api)
-            .map_err(|e| Failure::Usage(format!("{e} ({})", ipfs.api.origin)))?,
+            .map_err(|e| Failure::Usage(format!("{e} ({})", ipfs.api.source)))?,
     };
     let key = match config.p2p.swarm_key.value {
         Some(_) => Some(super::keys::swarm_key(config)?),
@@ -261,7 +261,7 @@ fn settings(config: &Config) -> Result<Settings, Failure> {
 /// Are bodies read from the gateway? Only when one is set and no API is: a configured node's API
 /// also takes additions and knows the marks of writes.
 pub fn uses_gateway(config: &Config) -> bool {
-    config.ipfs.gateway.value.is_some() && config.ipfs.api.origin == crate::config::Source::Default
+    config.ipfs.gateway.value.is_some() && config.ipfs.api.source == crate::config::Source::Default
 }
 
 /// Where lookups go: the API's or the gateway's address.
