@@ -1,3 +1,5 @@
+//! The Actions scopes' tests: what a declared job token's permissions and job name make of a scope.
+
 use proptest::prelude::*;
 
 use super::*;
