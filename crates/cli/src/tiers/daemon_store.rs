@@ -59,3 +59,6 @@ impl CacheTier for StoredByDaemon {
         self.local.invalidate(selector).await
     }
 }
+
+#[cfg(test)]
+mod tests;

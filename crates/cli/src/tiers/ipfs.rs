@@ -344,3 +344,6 @@ fn warn(line: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr(), "ghcache: warning: {line}");
 }
+
+#[cfg(test)]
+mod tests;
