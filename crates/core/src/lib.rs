@@ -13,6 +13,7 @@ mod chain;
 pub mod context;
 mod entry;
 mod error;
+pub mod event;
 pub mod fence;
 pub mod graphql;
 mod hex;

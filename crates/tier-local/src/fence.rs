@@ -215,9 +215,14 @@ impl Fences {
         })
     }
 
-    /// Moves the fences of `target`, now.
+    /// Moves the fences of `target`, as of `at_ms` (this machine's clock: now for a write this
+    /// machine saw finish; earlier for one GitHub told of, such as the event that started a job).
     ///
     /// # Behavior
+    /// Every mark of `target` changes, so the local answers it covers are never served again,
+    /// whenever they were fetched; entries made elsewhere are judged against `at_ms` (never
+    /// moved back from a later invalidation).
+    ///
     /// In the cache's fence file when it can be written (in place: no free space needed), else
     /// in the overflow file. Synced to disk before it returns: a crash right after a write must
     /// not bring the old answers back.
@@ -225,7 +230,7 @@ impl Fences {
     /// # Errors
     /// Neither file could be written; the caller must tell the user that answers about the
     /// repository may be out of date.
-    pub(crate) fn move_for(&self, target: Target<'_>) -> io::Result<Moved> {
+    pub(crate) fn move_for(&self, target: Target<'_>, at_ms: u64) -> io::Result<Moved> {
         let slots = target.slots();
         let in_cache = OpenOptions::new()
             .read(true)
@@ -234,7 +239,7 @@ impl Fences {
             .and_then(|file| {
                 flock(&file, FlockOperation::LockExclusive).map_err(io::Error::from)?;
                 read_header(&file)?;
-                bump(&file, &slots)
+                bump(&file, &slots, at_ms)
             });
         let cache_err = match in_cache {
             Ok(()) => return Ok(Moved::InCache),
@@ -255,7 +260,7 @@ impl Fences {
                 format!("{cache_err}; and in {}: {over_err}", overflow.display()),
             )
         })?;
-        bump(&file, &slots)?;
+        bump(&file, &slots, at_ms)?;
         drop(guard);
         Ok(Moved::InOverflow)
     }
@@ -269,7 +274,15 @@ impl Fences {
     /// Neither the fence file nor its overflow file could be written; the caller must tell the
     /// user that answers about the repository may be out of date.
     pub fn invalidate(&self, selector: &Selector) -> io::Result<Moved> {
-        self.move_for(Target::of(selector).unwrap_or(Target::All))
+        self.invalidate_at(selector, now_ms())
+    }
+
+    /// [`Fences::invalidate`] for a write that finished at `at_ms` (every mark it covers changes; entries made elsewhere are judged against `at_ms`).
+    ///
+    /// # Errors
+    /// As [`Fences::invalidate`].
+    pub fn invalidate_at(&self, selector: &Selector, at_ms: u64) -> io::Result<Moved> {
+        self.move_for(Target::of(selector).unwrap_or(Target::All), at_ms)
     }
 
     /// Folds moves recorded in the overflow file into the cache's fence file and removes the
@@ -416,10 +429,9 @@ fn encode_slot(generation: u64, at: u64) -> [u8; SLOT] {
     out
 }
 
-/// Adds one to the generation of each of `slots` and records now (never earlier than its last
+/// Adds one to the generation of each of `slots` and records `now` (never earlier than its last
 /// move). The caller holds the exclusive lock.
-fn bump(file: &File, slots: &[usize]) -> io::Result<()> {
-    let now = now_ms();
+fn bump(file: &File, slots: &[usize], now: u64) -> io::Result<()> {
     for slot in slots {
         let offset = (HEADER + slot * SLOT) as u64;
         let mut bytes = [0u8; SLOT];
@@ -517,7 +529,7 @@ mod tests {
         assert_eq!(fences.state("o/a", Issues)?.invalidated_at_ms, 0);
         // `issue create -R o/a`: its issues, its unclassified answers, every search.
         let issue_create = Resources::of(&[Issues, Search]);
-        fences.move_for(Target::Resources("o/a", issue_create))?;
+        fences.move_for(Target::Resources("o/a", issue_create), now_ms())?;
         let after: Vec<Mark> = covered
             .iter()
             .map(|(repo, r)| mark(&fences, repo, *r))
@@ -526,14 +538,14 @@ mod tests {
         assert_eq!(moved, [true, true, true, false, false]);
         assert!(fences.state("o/a", Issues)?.invalidated_at_ms > 0);
 
-        fences.move_for(Target::Repo("o/a"))?;
+        fences.move_for(Target::Repo("o/a"), now_ms())?;
         assert_ne!(
             mark(&fences, "o/a", Releases)?,
             after[3],
             "the whole repository"
         );
         assert_eq!(mark(&fences, "o/b", Issues)?, after[4]);
-        fences.move_for(Target::All)?;
+        fences.move_for(Target::All, now_ms())?;
         assert_ne!(mark(&fences, "o/b", Issues)?, after[4], "everything");
         Ok(())
     }
@@ -549,7 +561,10 @@ mod tests {
             primary: dir.path().join("missing-dir").join(FENCES),
             ..fences.clone()
         };
-        assert_eq!(read_only.move_for(Target::Repo("o/a"))?, Moved::InOverflow);
+        assert_eq!(
+            read_only.move_for(Target::Repo("o/a"), now_ms())?,
+            Moved::InOverflow
+        );
         let moved = fences.state("o/a", Resource::Issues)?;
         assert_ne!(moved.mark, before.mark);
         fences.fold_overflow()?;

@@ -612,6 +612,18 @@ impl CacheTier for Tier {
     /// The fence could not be moved anywhere (see the fence module): the caller must warn that
     /// answers about the repository may be out of date.
     async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
+        self.invalidate_at(selector, now_ms()).await
+    }
+}
+
+impl Tier {
+    /// [`CacheTier::invalidate`] for a write that finished at `at_ms`, this machine's clock (the
+    /// event that started a CI job happened before the job): the local entries it covers are
+    /// dropped whenever they were fetched, and entries made elsewhere are judged against `at_ms`.
+    ///
+    /// # Errors
+    /// As [`CacheTier::invalidate`].
+    pub async fn invalidate_at(&self, selector: &Selector, at_ms: u64) -> Result<u64, TierError> {
         let Some(target) = Target::of(selector) else {
             // One key is dropped for its own sake (not after a write): no fence to move, and
             // moving its repository's would cost every other answer about it.
@@ -620,7 +632,7 @@ impl CacheTier for Tier {
             }
             return self.drop_rows(selector).await;
         };
-        let moved = self.fences.move_for(target).map_err(|err| {
+        let moved = self.fences.move_for(target, at_ms).map_err(|err| {
             TierError::from(Error::Write {
                 dir: self.dir.clone(),
                 reason: format!("cannot record the invalidation: {err}"),
