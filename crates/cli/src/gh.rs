@@ -16,6 +16,7 @@ use crate::error::{spawn_failure, Failure};
 use crate::http;
 use crate::session::{runtime, Session};
 use crate::tiers::{self, chain_config, local_config, Tiers};
+use crate::trigger;
 
 const CORRUPT_WARNING: &str =
     "a cached answer failed its integrity check and was dropped; answering from GitHub";
@@ -60,6 +61,9 @@ pub(crate) fn answer(
         session.debug("disabled", "-");
         return Ok(Outcome::RunGh("ghcache is switched off"));
     }
+    // Before any answer, gh's own requests through the HTTP level included: the job's event
+    // is a write that may be newer than what is cached.
+    trigger::apply_once(config, env, session);
     let args = command.args();
     match command.decision() {
         Decision::Passthrough(reason) => {

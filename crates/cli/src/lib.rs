@@ -48,6 +48,7 @@ pub mod shell;
 pub mod stats;
 #[doc(hidden)]
 pub mod tiers;
+mod trigger;
 
 pub use error::{Error, Failure};
 pub use ghcache_tier_local::Stats;
