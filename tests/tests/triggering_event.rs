@@ -148,10 +148,7 @@ fn a_release_event_drops_the_releases() {
 #[test]
 fn a_workflow_run_drops_the_runs() {
     the_job_sees_the_change("workflow_run", &OPEN_ISSUES, |at| {
-        format!(
-            r#"{{"workflow_run": {{"updated_at": "{}"}}}}"#,
-            rfc3339(at)
-        )
+        format!(r#"{{"workflow_run": {{"updated_at": "{}"}}}}"#, rfc3339(at))
     });
     // No time in the payload: the job's start.
     the_job_sees_the_change("schedule", &OPEN_ISSUES, |_| "{}".to_owned());
@@ -188,13 +185,14 @@ fn a_peer_s_entry_made_before_the_event_is_refused() {
     assert_ne!(old, now);
 
     // Outside a job, B takes A's entry (the test can fail).
-    assert_eq!(b.cached(&ISSUES).ok().out(), old, "a peer's entry is served");
+    assert_eq!(
+        b.cached(&ISSUES).ok().out(),
+        old,
+        "a peer's entry is served"
+    );
     assert_eq!(b.stats()["hits"]["p2p"], 1);
 
-    let payload = format!(
-        r#"{{"issue": {{"updated_at": "{}"}}}}"#,
-        rfc3339(at)
-    );
+    let payload = format!(r#"{{"issue": {{"updated_at": "{}"}}}}"#, rfc3339(at));
     let job = job(&b, "1", "issues", Some(&payload));
     assert_eq!(
         job.cached(&ISSUES).ok().out(),

@@ -26,6 +26,11 @@ use crate::tiers::local_config;
 /// Directory of the markers of jobs whose event was applied, inside the cache directory.
 const MARKERS: &str = "events";
 
+/// How long a marker is kept: longer than any job runs (GitHub stops a job on a self-hosted
+/// runner after 5 days), so a job never applies its event twice, and a long-lived runner's
+/// markers do not pile up.
+const MARKER_KEPT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// Applies the triggering event of the GitHub Actions job this command runs in, once per job.
 ///
 /// # Behavior
@@ -107,10 +112,13 @@ pub(crate) fn apply_once(config: &Config, env: Env<'_>, session: &Session) {
                 }
             }
         }
+        // A directory the local tier refused is not written to (it may not be a cache): the
+        // event is then applied again on the job's next command, which costs only fetches.
+        let opened = tier.is_ok();
         if let Ok(tier) = tier {
             tier.close().await;
         }
-        applied
+        applied && opened
     });
     if applied {
         let _ = write_marker(&marker);
@@ -144,12 +152,24 @@ fn marker_path(dir: &Path, env: Env<'_>) -> PathBuf {
     dir.join(MARKERS).join(&hex[..32])
 }
 
+/// Writes `marker`, and removes the markers of jobs that ended long ago.
 fn write_marker(marker: &Path) -> std::io::Result<()> {
     if let Some(parent) = marker.parent() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(parent)?;
+        for entry in std::fs::read_dir(parent)?.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .ok()
+                .and_then(|at| at.elapsed().ok())
+                .is_some_and(|age| age > MARKER_KEPT);
+            if old {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
     std::fs::OpenOptions::new()
         .write(true)
