@@ -98,6 +98,27 @@ fn the_job_sees_the_change(event: &str, read: &[&str], payload: impl Fn(u64) -> 
 }
 
 #[test]
+fn a_job_started_by_a_pull_request_edit_lists_the_new_title() {
+    let world = World::new();
+    let m = machine(&world, "pr");
+    let list = ["pr", "list", "-R", "o/r", "--json", "number,title"];
+    let old = m.cached(&list).ok().out();
+    world.github.retitle_pr("o/r", 2, "Retitled on github.com");
+    let edited = now_ms();
+    let now = m.gh(&list).ok().out();
+    assert!(now.contains("Retitled on github.com"), "{now}");
+    assert_eq!(m.cached(&list).ok().out(), old, "without the event: cached");
+
+    let payload = format!(
+        r#"{{"action": "edited", "number": 2, "pull_request": {{"number": 2,
+           "updated_at": "{}"}}, "repository": {{"full_name": "o/r"}}}}"#,
+        rfc3339(edited)
+    );
+    let job = job(&m, "7", "pull_request", Some(&payload));
+    assert_eq!(job.cached(&list).ok().out(), now, "the job sees the edit");
+}
+
+#[test]
 fn a_pull_request_event_drops_what_the_pull_request_changed() {
     the_job_sees_the_change("pull_request", &ISSUES, |at| {
         format!(
@@ -200,4 +221,30 @@ fn a_peer_s_entry_made_before_the_event_is_refused() {
         "the peer's entry from before the event is refused"
     );
     assert_eq!(b.stats()["hits"]["p2p"], 1, "not served by the peer again");
+}
+
+#[test]
+fn a_peer_s_entry_made_after_the_event_is_used() {
+    let world = World::new();
+    let key = world.swarm_key("team");
+    let (a, b) = (machine(&world, "a"), machine(&world, "b"));
+    let da = a.daemon(&key, &[]);
+    let db = b.daemon(&key, &["--bootstrap", &da.addr]);
+    assert!(db.wait_peers(1), "{}", db.log());
+
+    // The event happened a minute ago; A fetched after it.
+    let payload = format!(
+        r#"{{"issue": {{"updated_at": "{}"}}}}"#,
+        rfc3339(now_ms() - 60_000)
+    );
+    let fetched = a.cached(&ISSUES).ok().out();
+    let before = world.requests();
+    let job = job(&b, "1", "issues", Some(&payload));
+    assert_eq!(job.cached(&ISSUES).ok().out(), fetched);
+    assert_eq!(world.requests(), before, "no request to GitHub");
+    assert_eq!(
+        b.stats()["hits"]["p2p"],
+        1,
+        "the peer's newer entry is used"
+    );
 }

@@ -37,6 +37,8 @@ pub struct World {
     /// When a repository (`owner/name`) or an issue (`owner/name#N`) last changed, if a write
     /// changed it.
     modified: BTreeMap<String, u64>,
+    /// Pull request titles changed from outside (`owner/name#N`); the others are generated.
+    pr_titles: BTreeMap<String, String>,
 }
 
 /// `owner/name` lowercase.
@@ -45,6 +47,19 @@ pub fn repo_key(owner: &str, name: &str) -> String {
 }
 
 impl World {
+    /// Renames pull request `number` of `repo`, as someone on github.com would.
+    pub fn retitle_pr(&mut self, repo: &str, number: u64, title: &str) {
+        let key = format!("{}#{number}", repo.to_ascii_lowercase());
+        self.pr_titles.insert(key, title.to_owned());
+        self.touch(repo, number);
+    }
+
+    /// The title a pull request was given from outside, if any.
+    pub fn pr_title(&self, repo: &str, number: u64) -> Option<String> {
+        let key = format!("{}#{number}", repo.to_ascii_lowercase());
+        self.pr_titles.get(&key).cloned()
+    }
+
     /// The issues of a repository, seeded with two open issues that name it.
     pub fn issues(&mut self, repo: &str) -> &mut Vec<Issue> {
         self.issues

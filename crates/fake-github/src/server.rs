@@ -147,6 +147,12 @@ impl FakeGithub {
     pub fn add_issue(&self, repo: &str, title: &str) -> u64 {
         self.shared.lock().world.add_issue(repo, title, "")
     }
+
+    /// Renames pull request `number` of `repo` (`owner/name`), as an edit on github.com would:
+    /// a change that does not come through ghcache.
+    pub fn retitle_pr(&self, repo: &str, number: u64, title: &str) {
+        self.shared.lock().world.retitle_pr(repo, number, title);
+    }
 }
 
 impl Drop for FakeGithub {

@@ -13,13 +13,26 @@ use crate::data::{repo_key, Issue, World, SHA, TIME};
 /// What an object in the answer is.
 #[derive(Debug, Clone)]
 enum Entity {
-    Repo { owner: String, name: String },
-    Issue { repo: String, issue: Issue },
-    Pr { repo: String, number: u64 },
+    Repo {
+        owner: String,
+        name: String,
+    },
+    Issue {
+        repo: String,
+        issue: Issue,
+    },
+    /// `title`: set by a change made on GitHub from outside ([`World::retitle_pr`]).
+    Pr {
+        repo: String,
+        number: u64,
+        title: Option<String>,
+    },
     Label(usize),
     User(String),
     Release(usize),
-    Check { repo: String },
+    Check {
+        repo: String,
+    },
     Other,
 }
 
@@ -164,6 +177,7 @@ impl<'a> Resolver<'a> {
         {
             if let Ok(number) = number.parse() {
                 return Entity::Pr {
+                    title: self.world.pr_title(repo, number),
                     repo: repo.to_owned(),
                     number,
                 };
@@ -288,10 +302,14 @@ impl<'a> Resolver<'a> {
                     None => return Json::Null,
                 }
             }
-            "pullRequest" => Entity::Pr {
-                repo,
-                number: self.arg(field, "number").as_u64().unwrap_or(1),
-            },
+            "pullRequest" => {
+                let number = self.arg(field, "number").as_u64().unwrap_or(1);
+                Entity::Pr {
+                    title: self.world.pr_title(&repo, number),
+                    repo,
+                    number,
+                }
+            }
             "latestRelease" | "release" => Entity::Release(0),
             // Anything else is a plain object about the same thing.
             _ => match entity {
@@ -330,6 +348,7 @@ impl<'a> Resolver<'a> {
             "pullRequests" => (1..=2)
                 .rev()
                 .map(|number| Entity::Pr {
+                    title: self.world.pr_title(&repo, number),
                     repo: repo.clone(),
                     number,
                 })
@@ -497,14 +516,20 @@ fn scalar(name: &str, entity: &Entity, parent: &str) -> Json {
         (Entity::Issue { issue, repo }, "id") => json!(format!("I_{repo}#{}", issue.number)),
         (Entity::Issue { issue, .. }, "url") => url(&format!("/issues/{}", issue.number)),
         (Entity::Pr { number, .. }, "number") => json!(number),
-        (Entity::Pr { number, repo }, "title") => {
+        (
+            Entity::Pr {
+                title: Some(title), ..
+            },
+            "title",
+        ) => json!(title),
+        (Entity::Pr { number, repo, .. }, "title") => {
             json!(format!("Improve {repo}, part {number}"))
         }
         (Entity::Pr { number, .. }, "body") => {
             json!(format!("This change improves things ({number})."))
         }
         (Entity::Pr { .. }, "state") => json!("OPEN"),
-        (Entity::Pr { number, repo }, "id") => json!(format!("PR_{repo}#{number}")),
+        (Entity::Pr { number, repo, .. }, "id") => json!(format!("PR_{repo}#{number}")),
         (Entity::Pr { number, .. }, "url") => url(&format!("/pull/{number}")),
         (Entity::Pr { number, .. }, "headRefName") => json!(format!("feature-{number}")),
         (Entity::Pr { .. }, "closedAt" | "mergedAt") => Json::Null,
