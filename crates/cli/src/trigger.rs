@@ -3,7 +3,7 @@
 //! A job runs because something changed on GitHub (a push, an edited pull request, a comment):
 //! answers cached before that, here or by any peer, may be out of date (DESIGN.md invariant 6).
 //! So the first `ghcache gh` of a job moves the local fence of what the event can change
-//! (core's [`ghcache_core::event`] table), as of the event's own time less the clock skew. The
+//! (core's [`ghcache_core::event`] table), as of the event's own time. The
 //! fence then refuses this machine's entries of those classes outright and, by the rule that
 //! holds for every peer's entry, whatever other runners, the keeper or IPFS made before the event.
 //!
@@ -66,12 +66,11 @@ pub(crate) fn apply_once(config: &Config, env: Env<'_>, session: &Session) {
         }
     };
     let now = now_ms();
-    // A payload's time ahead of ours is a clock apart: never fence later than now.
-    let at_ms = trigger
-        .at_ms
-        .unwrap_or(now)
-        .min(now)
-        .saturating_sub(config.clock_skew.value.as_millis() as u64);
+    // A payload's time ahead of ours is a clock apart: never fence later than now. Not moved
+    // back by the clock skew: the rule for peers' entries already refuses those made up to the
+    // skew after the fence, which covers a producer whose clock runs ahead of GitHub's; a fence
+    // set earlier would let an answer fetched just before the event through.
+    let at_ms = trigger.at_ms.unwrap_or(now).min(now);
     // No repository known: everything, as for a write whose repository is not proven.
     let selectors: Vec<Selector> = match trigger.repos.as_slice() {
         [] => vec![Selector::All],
