@@ -131,9 +131,12 @@ fn time_of(name: &str, payload: &Value) -> Option<u64> {
         "status" => &[&["updated_at"]],
         _ => &[],
     };
+    // The latest of the times the payload gives: a push's head commit may have been written
+    // days before it was pushed, and a fence set too early lets an answer from between through.
     places
         .iter()
-        .find_map(|path| at(payload, path).and_then(time_ms))
+        .filter_map(|path| at(payload, path).and_then(time_ms))
+        .max()
 }
 
 fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {
@@ -280,6 +283,18 @@ mod tests {
             Some(1_796_644_801_000)
         );
         assert_eq!(Trigger::of("schedule", Some(&json!({})), "o/r").at_ms, None);
+    }
+
+    #[test]
+    fn a_push_of_an_old_commit_is_fenced_when_it_was_pushed() {
+        // The head commit was written a day before the push: answers fetched in between are
+        // older than the push and must be refused.
+        let push = json!({"head_commit": {"timestamp": "2026-12-06T12:00:01Z"},
+            "repository": {"pushed_at": 1_796_644_801_u64}});
+        assert_eq!(
+            Trigger::of("push", Some(&push), "o/r").at_ms,
+            Some(1_796_644_801_000)
+        );
     }
 
     #[test]
