@@ -195,15 +195,14 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// Hits by tier, from what was recorded: the tiers this binary was built with, always, in the
-/// order a lookup asks them, then any other tier that has served an answer.
+/// Hits by tier, from what was recorded: ghcache's tiers, always (built into this binary or
+/// not), in the order a lookup asks them, then any other tier that has served an answer.
 fn hits_by_tier(recorded: &BTreeMap<String, u64>) -> Vec<(&str, u64)> {
-    let built = tiers::built();
     let others = recorded
         .iter()
-        .filter(|(tier, _)| !built.contains(&tier.as_str()))
+        .filter(|(tier, _)| !tiers::ALL.contains(&tier.as_str()))
         .map(|(tier, n)| (tier.as_str(), *n));
-    built
+    tiers::ALL
         .iter()
         .map(|tier| (*tier, recorded.get(*tier).copied().unwrap_or(0)))
         .chain(others)
@@ -298,5 +297,20 @@ fn human_bytes(n: u64) -> String {
         format!("{n}B")
     } else {
         format!("{value:.1}{}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tier_has_its_line_in_every_build_then_any_other_that_served() {
+        let recorded: BTreeMap<String, u64> =
+            [("http".to_owned(), 2), ("local".to_owned(), 5)].into();
+        assert_eq!(
+            hits_by_tier(&recorded),
+            vec![("local", 5), ("p2p", 0), ("ipfs", 0), ("http", 2)]
+        );
     }
 }

@@ -48,16 +48,9 @@ pub(crate) const IPFS: &str = ghcache_tier_ipfs::NAME;
 #[cfg(not(feature = "ipfs"))]
 pub(crate) const IPFS: &str = "ipfs";
 
-/// The names of the tiers this binary was built with, in the order a lookup asks them.
-pub(crate) fn built() -> Vec<&'static str> {
-    #[cfg_attr(not(any(feature = "p2p", feature = "ipfs")), allow(unused_mut))]
-    let mut names = vec![local::NAME];
-    #[cfg(feature = "p2p")]
-    names.push(ghcache_tier_p2p::NAME);
-    #[cfg(feature = "ipfs")]
-    names.push(ghcache_tier_ipfs::NAME);
-    names
-}
+/// The names of ghcache's tiers, built into this binary or not, in the order a lookup asks them:
+/// `ghcache stats` lists each, so that its lines are the same in every build.
+pub(crate) const ALL: [&str; 3] = [local::NAME, P2P, IPFS];
 
 /// Where the tiers tell the user something: the command's session. A port, so that the tiers do
 /// not depend on how a command prints. Only IPFS has something to say so far.
