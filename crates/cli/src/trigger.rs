@@ -34,14 +34,20 @@ const MARKER_KEPT: std::time::Duration = std::time::Duration::from_secs(7 * 24 *
 /// Applies the triggering event of the GitHub Actions job this command runs in, once per job.
 ///
 /// # Behavior
-/// Nothing outside Actions (`GITHUB_ACTIONS` not `true`). A payload that cannot be read (no
-/// file, too big, not JSON) drops everything of `GITHUB_REPOSITORY` as of the job's start, with
-/// a debug line. The marker is written only once the fence has moved, so a job whose first
-/// attempt could not record it tries again on its next command.
+/// Nothing outside Actions (`GITHUB_ACTIONS` not `true`), and nothing where no event is named
+/// (`GITHUB_EVENT_NAME` or `GITHUB_EVENT_PATH` unset or empty: GitHub sets both in every job, so
+/// only a job imitated by hand lacks them, and there is no event to apply). A payload that
+/// cannot be read (no file, too big, not JSON) drops everything of `GITHUB_REPOSITORY` as of the
+/// job's start, with a debug line. The marker is written only once the fence has moved, so a
+/// job whose first attempt could not record it tries again on its next command.
 pub(crate) fn apply_once(config: &Config, env: Env<'_>, session: &Session) {
     if env("GITHUB_ACTIONS").as_deref() != Some("true") {
         return;
     }
+    let named = |var| env(var).filter(|value| !value.trim().is_empty());
+    let (Some(name), Some(path)) = (named("GITHUB_EVENT_NAME"), named("GITHUB_EVENT_PATH")) else {
+        return;
+    };
     let Ok(dir) = config.cache_dir() else {
         return;
     };
@@ -49,12 +55,8 @@ pub(crate) fn apply_once(config: &Config, env: Env<'_>, session: &Session) {
     if std::fs::symlink_metadata(&marker).is_ok() {
         return;
     }
-    let name = env("GITHUB_EVENT_NAME").unwrap_or_default();
     let repository = env("GITHUB_REPOSITORY").unwrap_or_default();
-    let payload = match env("GITHUB_EVENT_PATH") {
-        Some(path) => read_payload(Path::new(&path)),
-        None => Err("GITHUB_EVENT_PATH is not set".to_owned()),
-    };
+    let payload = read_payload(Path::new(&path));
     let trigger = match &payload {
         Ok(payload) => Trigger::of(&name, Some(payload), &repository),
         Err(why) => {
