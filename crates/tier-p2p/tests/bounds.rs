@@ -4,22 +4,20 @@
 //! keeper), and the scopes a local client names do not grow the daemon's topic table without
 //! end.
 
-use std::io;
 use std::time::Duration;
 
 use ghcache_core::testkit::{sample_entry, MemoryTier};
 use ghcache_core::{now_ms, CacheTier, Entry, Lookup, ScopeId};
-use ghcache_tier_p2p::wire::{
-    self, DirectoryItem, DirectoryRequest, DirectoryResponse, DIRECTORY_PROTOCOL,
-};
+use ghcache_tier_p2p::wire::{DirectoryItem, DirectoryResponse, DIRECTORY_PROTOCOL};
 use ghcache_tier_p2p::{sign, Config, Keypair, Multiaddr, SwarmKey, SwarmKeyExt as _, Tier};
-use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{gossipsub, PeerId, StreamProtocol, Swarm};
+use libp2p::{gossipsub, PeerId, Swarm};
 use tokio::sync::mpsc;
 
 mod harness;
+use harness::raw_directory::RawDirectory;
 use harness::{wait_for, Daemon};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -249,73 +247,6 @@ async fn scopes_named_by_local_clients_do_not_grow_the_topic_table_without_end()
     assert_eq!(scopes, 64 + 1, "topics followed after naming 200 scopes");
     daemon.stop().await?;
     Ok(())
-}
-
-/// Codec of a peer that answers directory requests with bytes of its choosing.
-#[derive(Clone, Default)]
-struct RawDirectory;
-
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, cap: usize) -> io::Result<Vec<u8>> {
-    let mut prefix = [0u8; 4];
-    io.read_exact(&mut prefix).await?;
-    let len = u32::from_le_bytes(prefix) as usize;
-    if len > cap {
-        return Err(io::ErrorKind::InvalidData.into());
-    }
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await?;
-    Ok(buf)
-}
-
-async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
-    io.write_all(&(bytes.len() as u32).to_le_bytes()).await?;
-    io.write_all(bytes).await?;
-    io.close().await
-}
-
-impl request_response::Codec for RawDirectory {
-    type Protocol = StreamProtocol;
-    type Request = DirectoryRequest;
-    type Response = Vec<u8>;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Self::Request>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let frame = read_frame(io, wire::MAX_DIRECTORY_REQUEST).await?;
-        DirectoryRequest::decode(&frame).map_err(io::Error::from)
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_frame(io, wire::MAX_DIRECTORY_RESPONSE).await
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: DirectoryRequest,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_frame(io, &req.encode()).await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: Vec<u8>,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_frame(io, &res).await
-    }
 }
 
 #[derive(NetworkBehaviour)]

@@ -10,6 +10,8 @@
 // unused is not dead.
 #![allow(dead_code)]
 
+pub mod raw_directory;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
