@@ -86,6 +86,29 @@ pub fn identity_path(dir: &Path) -> PathBuf {
     dir.join(NODE_DIR).join("identity")
 }
 
+/// Writes `bytes` to a new file `<name>.tmp.<pid>` in `parent`, readable by this user only and
+/// synced: the first half of an atomic write, which the caller renames or links into place.
+/// Nothing is left behind when it fails.
+pub(crate) fn private_temp(parent: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let tmp = parent.join(format!("{name}.tmp.{}", std::process::id()));
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        });
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
 /// This machine's identity, made on first use: the daemon's key (libp2p's encoding), so that
 /// peers see one producer per machine whichever part of ghcache signed.
 ///
@@ -109,20 +132,8 @@ pub fn identity(dir: &Path) -> Result<Identity, Failure> {
         .mode(0o700)
         .create(parent)
         .map_err(|e| fail(format!("cannot create its directory: {e}")))?;
-    let tmp = parent.join(format!("identity.tmp.{}", std::process::id()));
-    let written = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| {
-            f.write_all(&identity.encode())?;
-            f.sync_all()
-        });
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(fail(format!("cannot write a new key: {e}")));
-    }
+    let tmp = private_temp(parent, "identity", &identity.encode())
+        .map_err(|e| fail(format!("cannot write a new key: {e}")))?;
     // A hard link never replaces an existing file: whoever linked first (this process or the
     // daemon) wins, and the other reads it.
     let linked = fs::hard_link(&tmp, &file);

@@ -9,8 +9,7 @@
 //! verifies with a cached set if there is one, and otherwise leaves peers as they were.
 
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -124,19 +123,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(parent)?;
-    let tmp = parent.join(format!("oidc-jwks.tmp.{}", std::process::id()));
-    let written = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
-        .and_then(|()| fs::rename(&tmp, path));
-    if written.is_err() {
+    let tmp = super::keys::private_temp(parent, "oidc-jwks", bytes)?;
+    let renamed = fs::rename(&tmp, path);
+    if renamed.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    written
+    renamed
 }
