@@ -2,6 +2,9 @@
 //! users run instead, measured interleaved in one run so that machine noise hits every contender
 //! alike.
 
+mod http;
+mod sample;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,17 +15,8 @@ use crate::charts::{bar_chart, Bar};
 use crate::sandbox::{self, Listen, Machine};
 use crate::stats::{median, min_max, ms, percentile};
 use crate::{fleet, scale};
-
-/// What a sample must have cost GitHub.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expect {
-    /// Answered without a request to GitHub: a hit.
-    NoRequest,
-    /// At least one request reached GitHub: a miss.
-    Request,
-    /// Not checked (gh's own commands).
-    Any,
-}
+use http::{http_level, http_level_only};
+use sample::{machine_info, prime, sample, Expect, REAL_LATENCY};
 
 struct Contender {
     name: &'static str,
@@ -66,8 +60,6 @@ const GH_API_CACHE: &str = "gh api --cache 1h (gh's own cache, hit)";
 const GH_VERSION: &str = "gh --version (gh start-up floor)";
 const GHCACHE_VERSION: &str = "ghcache --version (ghcache start-up floor)";
 const EMPTY_PROGRAM: &str = "an empty Rust program (process floor)";
-/// The realistic latency of a GitHub round trip for the second block.
-const REAL_LATENCY: Duration = Duration::from_millis(150);
 
 /// Runs the benchmark: tier latency, the fleet replay and the scale measurements; `--quick`
 /// runs a reduced set (CI smoke).
@@ -146,51 +138,6 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     println!("JSON: {}", file.display());
     Ok(())
-}
-
-/// One untimed run of a contender before its samples, which fills the caches it reads (this
-/// machine's, and gh's own for `gh api --cache`); fails unless it succeeds.
-fn prime(on: &Machine, name: &str, program: &Path, args: &[&str]) -> Result<()> {
-    let (out, _) = on.time(program, args)?;
-    if !out.status.success() {
-        bail!("{name} failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
-}
-
-/// One timed sample of a contender: `on`'s cache emptied first (untimed) when `clear_first`;
-/// fails unless the run succeeds and reaches GitHub as `expect` says, so that a sample measures
-/// what its contender names.
-fn sample(
-    github: &fake_github::FakeGithub,
-    on: &Machine,
-    name: &str,
-    program: &Path,
-    args: &[&str],
-    clear_first: bool,
-    expect: Expect,
-) -> Result<Duration> {
-    if clear_first {
-        on.command(on.ghcache_bin())
-            .args(["clear", "--all"])
-            .output()?;
-    }
-    let before = github.request_count();
-    let (out, took) = on.time(program, args)?;
-    if !out.status.success() {
-        bail!("{name} failed during the run");
-    }
-    let reached = github.request_count() != before;
-    match expect {
-        Expect::NoRequest if reached => {
-            bail!("a `{name}` sample reached GitHub: it was not a hit")
-        }
-        Expect::Request if !reached => {
-            bail!("a `{name}` sample did not reach GitHub: it was not a miss")
-        }
-        _ => {}
-    }
-    Ok(took)
 }
 
 /// Whole-process wall time of every contender, interleaved round by round.
@@ -509,59 +456,6 @@ fn charts(doc: &serde_json::Value) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn machine_info(gh: &Path) -> serde_json::Value {
-    let text = |cmd: &str, args: &[&str]| {
-        std::process::Command::new(cmd)
-            .args(args)
-            .output()
-            .ok()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_owned()
-            })
-            .unwrap_or_default()
-    };
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_owned())
-        })
-        .unwrap_or_default();
-    json!({
-        "cpu": cpu,
-        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "kernel": text("uname", &["-r"]),
-        "gh": text(&gh.display().to_string(), &["--version"]),
-        "rustc": text("rustc", &["--version"]),
-    })
-}
-
-/// A command that no output entry answers, so that gh runs for it every time: what the HTTP
-/// level costs there, and what it saves.
-const HTTP_LEVEL_COMMAND: [&str; 4] = ["issue", "status", "-R", "o/r"];
-
-/// `cargo xtask bench --http`: the HTTP level's contenders alone, into `bench-http.json`.
-fn http_level_only(quick: bool) -> Result<()> {
-    let gh = sandbox::require_gh()?;
-    let ghcache = sandbox::build_release()?;
-    let github = fake_github::FakeGithub::start()?;
-    let root = crate::sandbox::scratch()?;
-    let doc = json!({
-        "machine": machine_info(&gh),
-        "quick": quick,
-        "http_level": http_level(quick, &gh, &ghcache, &github, root.path())?,
-    });
-    let file = sandbox::write_results("bench-http.json", &doc)?;
-    println!("JSON: {}", file.display());
-    Ok(())
-}
-
 /// What the tier latency needs: gh, the release build, the fake GitHub, a scratch dir, a swarm
 /// key and a js-ipfs node (installed first if need be).
 struct TierSetup {
@@ -612,158 +506,4 @@ fn tier_latency_only(quick: bool) -> Result<()> {
     let file = sandbox::write_results("bench-tiers.json", &doc)?;
     println!("JSON: {}", file.display());
     Ok(())
-}
-
-/// One contender of [`http_level`].
-struct HttpContender<'a> {
-    name: &'static str,
-    on: &'a Machine,
-    program: &'a Path,
-    args: &'a [&'a str],
-    /// Before each sample, untimed: empty the machine's cache.
-    clear_first: bool,
-    expect: Expect,
-}
-
-/// The HTTP level against plain gh for a command that is not cached ([`HTTP_LEVEL_COMMAND`]),
-/// at 0 ms and at [`REAL_LATENCY`] of GitHub latency, interleaved round by round:
-/// - cold: the cache emptied before each sample (untimed), so each of gh's requests passes
-///   through the socket to GitHub and is stored: the level's whole overhead;
-/// - warm: gh's requests answered by the level from this machine's disk (within freshness:
-///   an hour's TTL);
-/// - off (`GH_CACHE_HTTP=0`): ghcache replaces itself with gh, as before the level existed.
-fn http_level(
-    quick: bool,
-    gh: &Path,
-    ghcache: &Path,
-    github: &fake_github::FakeGithub,
-    root: &Path,
-) -> Result<serde_json::Value> {
-    let (runs, warmup) = if quick { (10, 2) } else { (40, 5) };
-    let plain = Machine::new(root, "http-plain", github, ghcache)?;
-    let cold = Machine::new(root, "http-cold", github, ghcache)?;
-    let mut warm = Machine::new(root, "http-warm", github, ghcache)?;
-    // Warm means within freshness for the whole run, which lasts longer than the default TTL of
-    // the class that the HTTP level's answers take (api).
-    warm.set_env("GH_CACHE_TTL_API", "1h");
-    let mut off = Machine::new(root, "http-off", github, ghcache)?;
-    off.set_env("GH_CACHE_HTTP", "0");
-    let mut cached = vec!["gh"];
-    cached.extend(HTTP_LEVEL_COMMAND);
-    let contender = |name, on, program, args, clear_first, expect| HttpContender {
-        name,
-        on,
-        program,
-        args,
-        clear_first,
-        expect,
-    };
-    let contenders = [
-        contender(
-            "plain gh",
-            &plain,
-            gh,
-            &HTTP_LEVEL_COMMAND,
-            false,
-            Expect::Request,
-        ),
-        contender(
-            "ghcache, HTTP level, cold",
-            &cold,
-            ghcache,
-            &cached,
-            true,
-            Expect::Request,
-        ),
-        contender(
-            "ghcache, HTTP level, warm",
-            &warm,
-            ghcache,
-            &cached,
-            false,
-            Expect::NoRequest,
-        ),
-        contender(
-            "ghcache, HTTP level off",
-            &off,
-            ghcache,
-            &cached,
-            false,
-            Expect::Request,
-        ),
-    ];
-    for c in &contenders {
-        prime(c.on, c.name, c.program, c.args)?;
-    }
-    println!(
-        "\n## The HTTP level: `gh {}`, not cached as a command\n",
-        HTTP_LEVEL_COMMAND.join(" ")
-    );
-    println!("| GitHub latency | contender | median ms | p95 ms | median ratio to plain gh |");
-    println!("| ---: | --- | ---: | ---: | ---: |");
-    let mut blocks = Vec::new();
-    for latency in [Duration::ZERO, REAL_LATENCY] {
-        github.set_latency(latency);
-        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
-        for round in 0..warmup + runs {
-            for (i, c) in contenders.iter().enumerate() {
-                let took = sample(
-                    github,
-                    c.on,
-                    c.name,
-                    c.program,
-                    c.args,
-                    c.clear_first,
-                    c.expect,
-                )?;
-                if round >= warmup {
-                    samples[i].push(ms(took));
-                }
-            }
-        }
-        let mut rows = Vec::new();
-        for (i, HttpContender { name, .. }) in contenders.iter().enumerate() {
-            let ratios: Vec<f64> = samples[i]
-                .iter()
-                .zip(&samples[0])
-                .map(|(x, plain)| x / plain.max(1e-6))
-                .collect();
-            let (m, p95, ratio) = (
-                median(&samples[i]),
-                percentile(&samples[i], 0.95),
-                median(&ratios),
-            );
-            println!(
-                "| {} ms | {name} | {m:.2} | {p95:.2} | {ratio:.3} |",
-                latency.as_millis()
-            );
-            rows.push(json!({
-                "name": name,
-                "median_ms": m,
-                "p95_ms": p95,
-                "median_ratio_to_plain_gh": ratio,
-                "samples_ms": samples[i],
-            }));
-        }
-        let overhead = rows[1]["median_ratio_to_plain_gh"]
-            .as_f64()
-            .unwrap_or(f64::NAN)
-            - 1.0;
-        println!(
-            "\nat {} ms: the HTTP level, cold, costs {:+.1}% against plain gh\n",
-            latency.as_millis(),
-            overhead * 100.0
-        );
-        blocks.push(json!({
-            "github_latency_ms": latency.as_millis() as u64,
-            "cold_overhead": overhead,
-            "contenders": rows,
-        }));
-    }
-    github.set_latency(Duration::ZERO);
-    Ok(json!({
-        "command": format!("gh {}", HTTP_LEVEL_COMMAND.join(" ")),
-        "runs": runs,
-        "latencies": blocks,
-    }))
 }
