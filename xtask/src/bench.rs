@@ -2,6 +2,7 @@
 //! users run instead, measured interleaved in one run so that machine noise hits every contender
 //! alike.
 
+mod first_reads;
 mod http;
 mod sample;
 
@@ -15,6 +16,7 @@ use crate::charts::{bar_chart, Bar};
 use crate::sandbox::{self, Listen, Machine};
 use crate::stats::{median, min_max, ms, percentile};
 use crate::{fleet, scale};
+use first_reads::{FirstReads, IPFS_FIRST_READ_NO_DAEMON, P2P_FIRST_READ};
 use http::{http_level, http_level_only};
 use sample::{machine_info, prime, sample, Expect, REAL_LATENCY};
 
@@ -29,6 +31,9 @@ struct Contender {
     /// Before each sample, untimed: drop the machine's local entries, so that the sample is
     /// answered by a peer (or GitHub) rather than by this machine's disk.
     clear_first: bool,
+    /// Each sample reads an entry of its own: [`first_reads::NTH`] in `args` is the sample's
+    /// number (0 for the priming run).
+    distinct: bool,
     expect: Expect,
     /// The fake GitHub's latency during this contender's block.
     latency: Duration,
@@ -41,11 +46,15 @@ const PAIRS: &[(&str, &str)] = &[
     (GHCACHE_VERSION, LOCAL_HIT),
     (LOCAL_HIT, P2P_HIT),
     (LOCAL_HIT, IPFS_HIT),
+    (P2P_HIT, P2P_FIRST_READ),
+    (IPFS_HIT, IPFS_FIRST_READ_NO_DAEMON),
     (LOCAL_HIT, GH_API_CACHE),
     (LOCAL_HIT, GH_VERSION),
     (LOCAL_HIT, PLAIN_GH),
     (P2P_HIT, PLAIN_GH),
     (IPFS_HIT, PLAIN_GH),
+    (P2P_FIRST_READ, PLAIN_GH),
+    (IPFS_FIRST_READ_NO_DAEMON, PLAIN_GH),
     (MISS_0, PLAIN_GH),
     (MISS_150, PLAIN_GH_150),
 ];
@@ -201,7 +210,31 @@ fn tier_latency(
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(daemon_fetcher);
-    let machines = [&machine, &peer_a, &peer_b, &ipfs_reader, &misser];
+    let FirstReads {
+        p2p_reader,
+        ipfs_reader: daemonless_reader,
+        ..
+    } = &first_reads::prepare(
+        root,
+        github,
+        ghcache,
+        key,
+        &node.api_url(),
+        first_reads::Holder {
+            machine: &peer_a,
+            addr: &daemon_a.addr,
+        },
+        warmup + runs,
+    )?;
+    let machines = [
+        &machine,
+        &peer_a,
+        &peer_b,
+        &ipfs_reader,
+        &misser,
+        p2p_reader,
+        daemonless_reader,
+    ];
 
     let contender =
         |name, program: &Path, args: Vec<&'static str>, on, clear_first, expect| Contender {
@@ -211,6 +244,7 @@ fn tier_latency(
             samples: vec![],
             on,
             clear_first,
+            distinct: false,
             expect,
             latency: Duration::ZERO,
         };
@@ -239,6 +273,28 @@ fn tier_latency(
             true,
             Expect::NoRequest,
         ),
+        Contender {
+            distinct: true,
+            ..contender(
+                P2P_FIRST_READ,
+                ghcache,
+                first_reads::command(first_reads::P2P_REPO),
+                5,
+                false,
+                Expect::NoRequest,
+            )
+        },
+        Contender {
+            distinct: true,
+            ..contender(
+                IPFS_FIRST_READ_NO_DAEMON,
+                ghcache,
+                first_reads::command(first_reads::IPFS_REPO),
+                6,
+                false,
+                Expect::NoRequest,
+            )
+        },
         contender(
             MISS_0,
             ghcache,
@@ -299,7 +355,9 @@ fn tier_latency(
     }
     // Prime the caches (this machine's, and gh's own for `gh api --cache`).
     for c in &contenders {
-        prime(machines[c.on], c.name, &c.program, &c.args)?;
+        let args = first_reads::nth(&c.args, 0);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        prime(machines[c.on], c.name, &c.program, &args)?;
     }
     // One block per GitHub latency; inside a block, contenders take turns (A B C A B C ...)
     // so that the machine's noise falls on all of them alike.
@@ -310,12 +368,14 @@ fn tier_latency(
         for round in 0..warmup + runs {
             for c in contenders.iter_mut().filter(|c| c.latency == latency) {
                 let on = machines[c.on];
+                let args = first_reads::nth(&c.args, if c.distinct { round + 1 } else { 0 });
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 let took = sample(
                     github,
                     on,
                     c.name,
                     &c.program,
-                    &c.args,
+                    &args,
                     c.clear_first,
                     c.expect,
                 )?;
@@ -331,6 +391,19 @@ fn tier_latency(
         .unwrap_or(0);
     if ipfs_hits < (warmup + runs) as u64 {
         bail!("only {ipfs_hits} of the IPFS samples were IPFS hits");
+    }
+    for (reader, tier, name) in [
+        (p2p_reader, ghcache_tier_p2p::NAME, P2P_FIRST_READ),
+        (
+            daemonless_reader,
+            ghcache_tier_ipfs::NAME,
+            IPFS_FIRST_READ_NO_DAEMON,
+        ),
+    ] {
+        let hits = reader.try_stats()?["hits"][tier].as_u64().unwrap_or(0);
+        if hits < (warmup + runs) as u64 {
+            bail!("only {hits} of the `{name}` samples were answered by {tier}");
+        }
     }
     Ok(report(&contenders, runs))
 }
@@ -381,14 +454,20 @@ fn report(contenders: &[Contender], runs: usize) -> serde_json::Value {
             "ratios": ratios,
         }));
     }
-    let spread = p2p_spread(contenders);
-    json!({ "runs": runs, "results": rows, "pairs": pairs, "p2p_hit_spread": spread })
+    json!({
+        "runs": runs,
+        "results": rows,
+        "pairs": pairs,
+        "p2p_hit_spread": spread(contenders, P2P_HIT),
+        "p2p_first_read_spread": spread(contenders, P2P_FIRST_READ),
+    })
 }
 
-/// How much the p2p hit varies within the run: the medians of its three consecutive thirds
-/// (three runs in a row, each a third as long), and its 5th to 95th percentiles.
-fn p2p_spread(contenders: &[Contender]) -> serde_json::Value {
-    let Some(p2p) = contenders.iter().find(|c| c.name == P2P_HIT) else {
+/// How much contender `name` (a p2p hit) varies within the run: the medians of its three
+/// consecutive thirds (three runs in a row, each a third as long), and its 5th to 95th
+/// percentiles.
+fn spread(contenders: &[Contender], name: &str) -> serde_json::Value {
+    let Some(p2p) = contenders.iter().find(|c| c.name == name) else {
         return serde_json::Value::Null;
     };
     let third = (p2p.samples.len() / 3).max(1);
@@ -399,7 +478,7 @@ fn p2p_spread(contenders: &[Contender]) -> serde_json::Value {
     );
     let listed: Vec<String> = thirds.iter().map(|m| format!("{m:.2}")).collect();
     println!(
-        "\np2p hit: medians of the run's three thirds {} ms; 5th to 95th percentile {p5:.2} to \
+        "\n{name}: medians of the run's three thirds {} ms; 5th to 95th percentile {p5:.2} to \
          {p95:.2} ms",
         listed.join(" / ")
     );
