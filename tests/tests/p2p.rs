@@ -29,7 +29,18 @@ fn what_one_peer_fetched_the_others_get_without_asking_github() {
     assert_eq!(on_b.stderr, fetched.stderr);
     assert_eq!(b.stats()["hits"]["p2p"], 1);
     assert_eq!(c.stats()["hits"]["p2p"], 1);
-    // The entry is now on B's disk: the next call is a local hit.
+    // B's daemon stores the entry it handed over once its reply is sent; then the next call
+    // is a local hit.
+    assert!(
+        wait_until(Duration::from_secs(10), || b.stats()["entries"] == 1),
+        "B's daemon never stored the entry: {}",
+        db.log()
+    );
+    assert_eq!(
+        db.counters().local_stores,
+        0,
+        "B's command sent back no entry to store"
+    );
     b.cached(&LIST).ok();
     assert_eq!(b.stats()["hits"]["local"], 1);
     assert_eq!(world.requests(), 1);

@@ -386,13 +386,11 @@ fn tier_latency(
         }
     }
     github.set_latency(Duration::ZERO);
-    let ipfs_hits = ipfs_reader.try_stats()?["hits"][ghcache_tier_ipfs::NAME]
-        .as_u64()
-        .unwrap_or(0);
-    if ipfs_hits < (warmup + runs) as u64 {
-        bail!("only {ipfs_hits} of the IPFS samples were IPFS hits");
-    }
+    // A sample that reached no GitHub could still have been answered by a nearer tier than
+    // its name says (a store that outlived the clearing before it): count where they came from.
     for (reader, tier, name) in [
+        (&peer_b, ghcache_tier_p2p::NAME, P2P_HIT),
+        (&ipfs_reader, ghcache_tier_ipfs::NAME, IPFS_HIT),
         (p2p_reader, ghcache_tier_p2p::NAME, P2P_FIRST_READ),
         (
             daemonless_reader,

@@ -33,7 +33,7 @@ use tokio::sync::{oneshot, Notify};
 use tokio::time::{timeout, Instant};
 
 use crate::daemon::{Command, Shared};
-use crate::fetches::lookup;
+use crate::fetches::{hold, lookup, Answer};
 use crate::log::log;
 use crate::sign;
 use crate::status::bump;
@@ -323,9 +323,9 @@ async fn serve_requests(
         if !ticket.enter(Phase::Busy) {
             return Closed::Evicted;
         }
-        let reply = match Control::decode(&frame) {
+        let Answer { reply, hold: found } = match Control::decode(&frame) {
             Ok(request) => handle(shared, request).await,
-            Err(e) => Reply::Error(e.to_string()),
+            Err(e) => Reply::Error(e.to_string()).into(),
         };
         // Held until now: the decoded request is a copy of the frame, and the budget covers both.
         drop(frame);
@@ -340,6 +340,9 @@ async fn serve_requests(
                 ))
             }
         }
+        if let Some(entry) = found {
+            hold(shared, entry).await;
+        }
         // Busy connections are never evicted, so the slot is still ours.
         if !ticket.enter(Phase::Idle) {
             return Closed::Evicted;
@@ -348,8 +351,8 @@ async fn serve_requests(
     }
 }
 
-async fn handle(shared: &Arc<Shared>, request: Control) -> Reply {
-    match request {
+async fn handle(shared: &Arc<Shared>, request: Control) -> Answer {
+    let reply = match request {
         Control::Get {
             key,
             scope_id,
@@ -360,11 +363,11 @@ async fn handle(shared: &Arc<Shared>, request: Control) -> Reply {
                 ms => Duration::from_millis(ms.into()).min(MAX_SEARCH),
             };
             bump(&shared.counters.lookups);
-            let reply = lookup(shared, key, scope_id, deadline).await;
-            if matches!(reply, Reply::Hit { .. }) {
+            let answer = lookup(shared, key, scope_id, deadline).await;
+            if matches!(answer.reply, Reply::Hit { .. }) {
                 bump(&shared.counters.hits);
             }
-            reply
+            return answer;
         }
         Control::Publish { manifest, body } => publish(shared, &manifest, &body).await,
         Control::Store {
@@ -383,7 +386,7 @@ async fn handle(shared: &Arc<Shared>, request: Control) -> Reply {
                 })
                 .await
             {
-                return Reply::Miss;
+                return Reply::Miss.into();
             }
             match rx.await {
                 Ok(Some(manifest)) => Reply::Manifest(manifest.encode()),
@@ -396,7 +399,7 @@ async fn handle(shared: &Arc<Shared>, request: Control) -> Reply {
             resources,
         } => {
             if !shared.role.invalidates() {
-                return Reply::Ok;
+                return Reply::Ok.into();
             }
             let command = Command::Invalidate {
                 scope_id,
@@ -412,7 +415,7 @@ async fn handle(shared: &Arc<Shared>, request: Control) -> Reply {
         Control::Status => {
             let (tx, rx) = oneshot::channel();
             if !shared.send(Command::Status { reply: tx }).await {
-                return Reply::Error("daemon is shutting down".into());
+                return Reply::Error("daemon is shutting down".into()).into();
             }
             match rx.await.map(|status| status.to_json()) {
                 Ok(Ok(json)) => Reply::Status(json),
@@ -420,7 +423,8 @@ async fn handle(shared: &Arc<Shared>, request: Control) -> Reply {
                 Err(_) => Reply::Error("daemon is shutting down".into()),
             }
         }
-    }
+    };
+    reply.into()
 }
 
 /// Stores an entry the CLI found or fetched in the machine's cache, under the CLI's fence mark:

@@ -28,6 +28,19 @@ const HEDGE: usize = 2;
 /// land: the asker gives up at its own deadline anyway, and the wait holds no slot of the swarm.
 const KEEP_WAIT: Duration = Duration::from_secs(2);
 
+/// A lookup's reply to the command, and the peer's entry it hands over, which the daemon stores
+/// once the reply is sent ([`hold`]).
+pub(crate) struct Answer {
+    pub(crate) reply: Reply,
+    pub(crate) hold: Option<Entry>,
+}
+
+impl From<Reply> for Answer {
+    fn from(reply: Reply) -> Answer {
+        Answer { reply, hold: None }
+    }
+}
+
 /// Finds `key` in the swarm: the peers worth asking now (connected holders and keepers first),
 /// then the DHT's providers; two fetches at once, the first valid entry wins.
 ///
@@ -39,7 +52,7 @@ pub(crate) async fn lookup(
     key: CacheKey,
     scope_id: ScopeId,
     deadline: Duration,
-) -> Reply {
+) -> Answer {
     let until = Instant::now() + deadline;
     shared.send(Command::Subscribe { scope_id }).await;
     let (tx, rx) = oneshot::channel();
@@ -51,11 +64,11 @@ pub(crate) async fn lookup(
         })
         .await
     {
-        return Reply::Miss;
+        return Reply::Miss.into();
     }
     let found = match tokio::time::timeout_at(until, rx).await {
         Ok(Ok(found)) => found,
-        _ => return Reply::Miss,
+        _ => return Reply::Miss.into(),
     };
     let request = FetchRequest { key, scope_id };
     let mut queue: VecDeque<PeerId> = found.peers.into();
@@ -75,12 +88,12 @@ pub(crate) async fn lookup(
         }
         if inflight.is_empty() && dht.is_none() {
             if dht_asked {
-                return Reply::Miss;
+                return Reply::Miss.into();
             }
             dht = walk_dht(shared, key).await;
             dht_asked = true;
             if dht.is_none() {
-                return Reply::Miss;
+                return Reply::Miss.into();
             }
         }
         enum Next {
@@ -99,7 +112,7 @@ pub(crate) async fn lookup(
             _ = tokio::time::sleep_until(until) => Next::Deadline,
         };
         match next {
-            Next::Deadline => return Reply::Miss,
+            Next::Deadline => return Reply::Miss.into(),
             Next::Walked(peers) => {
                 dht = None;
                 queue.extend(peers.unwrap_or_default());
@@ -111,15 +124,10 @@ pub(crate) async fn lookup(
                 };
                 match check::entry(&shared.accept, &request, &manifest, &body) {
                     Ok(entry) => {
-                        if let Err(e) = shared.store.put(&entry).await {
-                            log(format_args!("cannot store {}: {e}", key.short()));
-                        }
-                        shared
-                            .send(Command::Held {
-                                manifest: Box::new(entry.manifest),
-                            })
-                            .await;
-                        return Reply::Hit { manifest, body };
+                        return Answer {
+                            reply: Reply::Hit { manifest, body },
+                            hold: Some(entry),
+                        };
                     }
                     Err((reason, disconnect)) => {
                         reject(shared, peer, reason, disconnect).await;
@@ -128,6 +136,24 @@ pub(crate) async fn lookup(
             }
         }
     }
+}
+
+/// Stores a peer's entry that a lookup handed to the command, then tells the swarm this machine
+/// holds it. It runs once the command has its answer: the command neither waits for this disk
+/// nor sends the entry back to be stored (the p2p tier knows the daemon stores what it hands
+/// over).
+pub(crate) async fn hold(shared: &Shared, entry: Entry) {
+    if let Err(e) = shared.store.put(&entry).await {
+        log(format_args!(
+            "cannot store {}: {e}",
+            entry.manifest.key.short()
+        ));
+    }
+    shared
+        .send(Command::Held {
+            manifest: Box::new(entry.manifest),
+        })
+        .await;
 }
 
 /// Starts a DHT walk for `key`'s providers; `None` when the daemon is stopping.

@@ -196,7 +196,12 @@ pub(crate) fn build(
         peer_id,
         libp2p::swarm::Config::with_tokio_executor()
             // Keep peers connected between CLI calls: a fresh dial costs more than the deadline.
-            .with_idle_connection_timeout(Duration::from_secs(300)),
+            .with_idle_connection_timeout(Duration::from_secs(300))
+            // A stream that names one protocol sends its request with the proposal instead of
+            // a round trip later: every fetch is a new stream. The answering side is the same
+            // for both versions, so older peers answer as before; one that does not speak the
+            // protocol fails the request, as it did.
+            .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy),
     ))
 }
 

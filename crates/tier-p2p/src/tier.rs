@@ -1,5 +1,6 @@
 //! The adapter CLI processes use: a [`CacheTier`] that asks the local daemon.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,10 +18,10 @@ use crate::wire::{self, Control, Invalidation, Reply};
 
 /// The p2p tier's name in counters, debug lines and errors.
 pub const NAME: &str = "p2p";
-/// Of a lookup's deadline, what the daemon leaves for the store of an entry it found and for
-/// its reply over the socket (a round trip well under a millisecond, a store of a few): it
-/// searches the swarm for the rest, so that its answer, a hit or a miss, arrives within the
-/// deadline instead of being cut off by it and counted as a failure.
+/// Of a lookup's deadline, what the daemon leaves for its reply over the socket (a round trip
+/// well under a millisecond; the entry it found is stored after the reply): it searches the
+/// swarm for the rest, so that its answer, a hit or a miss, arrives within the deadline instead
+/// of being cut off by it and counted as a failure.
 pub(crate) const REPLY_ALLOWANCE: Duration = Duration::from_millis(20);
 /// How long a publish or invalidation may take: the daemon only queues them.
 const SHORT: Duration = Duration::from_secs(1);
@@ -40,6 +41,9 @@ pub struct Tier {
     deadline: Duration,
     // One request at a time per connection: replies come back in order.
     conn: Mutex<Option<UnixStream>>,
+    /// The keys whose entries the daemon handed over in this process's lookups: it stores
+    /// those itself once its reply is sent.
+    handed_over: std::sync::Mutex<HashSet<CacheKey>>,
 }
 
 impl Tier {
@@ -71,6 +75,7 @@ impl Tier {
             scope_id,
             deadline,
             conn: Mutex::new(Some(stream)),
+            handed_over: std::sync::Mutex::default(),
         }))
     }
 
@@ -175,6 +180,15 @@ impl Tier {
         }
     }
 
+    /// Did the daemon hand `key`'s entry to this process in a lookup? It stores that entry in
+    /// this machine's cache itself, once its reply is sent (a daemon of an earlier release,
+    /// before it): storing it again would only make the command wait for the disk.
+    pub fn handed_over(&self, key: &CacheKey) -> bool {
+        self.handed_over
+            .lock()
+            .is_ok_and(|handed| handed.contains(key))
+    }
+
     /// Has the daemon store `entry` in this machine's cache (the local tier of the same cache
     /// dir) under fence mark `mark`, as [`CacheTier::put_fenced`] (or [`CacheTier::put`] without
     /// a mark) would: the daemon's index is open already, where the CLI would open its own
@@ -236,6 +250,9 @@ impl CacheTier for Tier {
                 }
                 if !entry.verify_body() {
                     return Err(corrupt("body does not match its digest".into()));
+                }
+                if let Ok(mut handed) = self.handed_over.lock() {
+                    handed.insert(*key);
                 }
                 Ok(Lookup::Hit(entry))
             }
@@ -321,6 +338,7 @@ pub async fn status(dir: &Path) -> Result<Status, Error> {
         scope_id: ScopeId([0; 32]),
         deadline: Duration::ZERO,
         conn: Mutex::new(Some(stream)),
+        handed_over: std::sync::Mutex::default(),
     };
     match tier.call(Control::Status, STATUS_TIMEOUT).await {
         Ok(Reply::Status(json)) => Status::from_json(&json)
