@@ -91,17 +91,21 @@ pub(super) fn prepare(
         m.set_env("GH_CACHE_SCOPE", "bench-ipfs-first-reads");
         m.set_env("GH_CACHE_SWARM_KEY_FILE", &key.display().to_string());
     }
+    // Only the commands' answers in the fetcher's cache (none of gh's own requests), so that
+    // its count of entries in IPFS counts them.
+    ipfs_fetcher.set_env("GH_CACHE_HTTP", "0");
     for n in 0..=samples {
         fetch(&ipfs_fetcher, &nth(&command(IPFS_REPO), n))?;
+        // Each fetch adds its answer to IPFS in a detached `ghcache ipfs-store`; one at a time,
+        // so that the node is not asked to add dozens at once.
+        wait_for("the IPFS fetcher's answer to be in IPFS", || {
+            ipfs_fetcher
+                .try_stats()
+                .ok()
+                .and_then(|s| s["ipfs_entries"].as_u64())
+                .is_some_and(|stored| stored > n as u64)
+        })?;
     }
-    // Each fetch added its answer to IPFS in a detached `ghcache ipfs-store`.
-    wait_for("the IPFS fetcher's answers to be in IPFS", || {
-        ipfs_fetcher
-            .try_stats()
-            .ok()
-            .and_then(|s| s["ipfs_entries"].as_u64())
-            .is_some_and(|stored| stored > samples as u64)
-    })?;
     Ok(FirstReads {
         p2p_reader,
         ipfs_reader,
