@@ -283,7 +283,9 @@ async fn serve(
     let mut chain = Chain::new(origin.clone(), recorder.clone()).with_config(chain_config(config));
     let remote = match &tier {
         Some(tier) => {
-            let (remote, warning) = Tiers::connect(config, dir, &request.input.scope).await;
+            let about = Some((request.repo.as_str(), request.resource));
+            let (remote, warning) =
+                Tiers::connect_about(config, dir, &request.input.scope, about).await;
             if let Some(warning) = warning {
                 session.warn(&warning);
             }

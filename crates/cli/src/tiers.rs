@@ -140,6 +140,22 @@ impl Tiers {
         dir: &Path,
         scope: &str,
     ) -> (Tiers, Option<String>) {
+        Tiers::connect_about(config, dir, scope, None).await
+    }
+
+    /// As [`Tiers::connect`], for the lookups of one request, about `resource` of `repo`
+    /// (`about`): IPFS then reads the mark of their last write beside the manifest (see
+    /// `ghcache_tier_ipfs::Tier::about`).
+    #[cfg_attr(
+        not(any(feature = "p2p", feature = "ipfs")),
+        allow(unused_variables, clippy::unused_async)
+    )]
+    pub(crate) async fn connect_about(
+        config: &Config,
+        dir: &Path,
+        scope: &str,
+        about: Option<(&str, ghcache_core::policy::Resource)>,
+    ) -> (Tiers, Option<String>) {
         #[cfg_attr(not(feature = "p2p"), allow(unused_mut))]
         let mut warning = None;
         #[cfg(feature = "p2p")]
@@ -159,7 +175,7 @@ impl Tiers {
         let directory = None;
         let tiers = Tiers {
             #[cfg(feature = "ipfs")]
-            ipfs: ipfs::tier(config, dir, scope, directory).map(Arc::new),
+            ipfs: ipfs::tier(config, dir, scope, directory, about).map(Arc::new),
             #[cfg(feature = "p2p")]
             peers,
         };
