@@ -182,6 +182,16 @@ impl Tiers {
         (tiers, warning)
     }
 
+    /// Whether a chain stores into this machine's cache through its daemon ([`Tiers::local_store`]):
+    /// otherwise the command opens the index itself to store what it finds.
+    pub(crate) fn stores_through_daemon(&self) -> bool {
+        #[cfg(feature = "p2p")]
+        let through = self.peers.is_some();
+        #[cfg(not(feature = "p2p"))]
+        let through = false;
+        through
+    }
+
     /// This machine's cache as a chain stores into it: through the daemon when one runs (its
     /// index is open already), else directly.
     pub(crate) fn local_store(&self, local: &Arc<local::LazyTier>) -> Arc<dyn CacheTier> {
