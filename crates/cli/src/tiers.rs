@@ -146,9 +146,10 @@ impl Tiers {
     /// As [`Tiers::connect`], for the lookups of one request, about `resource` of `repo`
     /// (`about`): IPFS then reads the mark of their last write beside the manifest (see
     /// `ghcache_tier_ipfs::Tier::about`).
+    #[cfg_attr(not(feature = "ipfs"), allow(unused_variables))]
     #[cfg_attr(
         not(any(feature = "p2p", feature = "ipfs")),
-        allow(unused_variables, clippy::unused_async)
+        allow(clippy::unused_async)
     )]
     pub(crate) async fn connect_about(
         config: &Config,
