@@ -791,3 +791,45 @@ fn replaced_and_dropped_index_entries_are_unpinned() {
         .unwrap_or_else(|e| panic!("get: {e}"));
     assert!(matches!(missing, ghcache_core::Lookup::Miss));
 }
+
+/// A tier told what its lookups are about reads that repository's mark of writes beside the
+/// manifest; a manifest about another repository is still judged by its own repository's mark.
+/// Either way, an answer made before a write to its repository is not served.
+#[test]
+fn a_write_keeps_the_old_answer_out_whatever_repository_the_lookup_was_told() {
+    let node = IpfsNode::start();
+    let scope = "about-test";
+    let (tier, _) = plain_tier(&node, scope);
+    let entry = entry_of_age(
+        scope,
+        5,
+        b"the list before the write\n",
+        Duration::from_secs(1),
+    );
+    let key = entry.manifest.key;
+    let resource = entry.manifest.resource;
+    let told = |repo: &str| plain_tier(&node, scope).0.about(repo, resource);
+    let rt = runtime();
+    rt.block_on(tier.store(&entry))
+        .unwrap_or_else(|e| panic!("store: {e}"));
+    for repo in ["o/r", "o/other"] {
+        let found = rt
+            .block_on(told(repo).get(&key))
+            .unwrap_or_else(|e| panic!("get: {e}"));
+        match found {
+            ghcache_core::Lookup::Hit(hit) => assert_eq!(hit.body, entry.body, "{repo}"),
+            ghcache_core::Lookup::Miss => panic!("told {repo}: no write yet, a hit"),
+        }
+    }
+    rt.block_on(tier.invalidate(&Selector::Repo("o/r".to_owned())))
+        .unwrap_or_else(|e| panic!("invalidate: {e}"));
+    for repo in ["o/r", "o/other"] {
+        let found = rt
+            .block_on(told(repo).get(&key))
+            .unwrap_or_else(|e| panic!("get: {e}"));
+        assert!(
+            matches!(found, ghcache_core::Lookup::Miss),
+            "told {repo}: the write to o/r dates the answer"
+        );
+    }
+}

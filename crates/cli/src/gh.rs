@@ -283,7 +283,9 @@ async fn serve(
     let mut chain = Chain::new(origin.clone(), recorder.clone()).with_config(chain_config(config));
     let remote = match &tier {
         Some(tier) => {
-            let (remote, warning) = Tiers::connect(config, dir, &request.input.scope).await;
+            let about = Some((request.repo.as_str(), request.resource));
+            let (remote, warning) =
+                Tiers::connect_about(config, dir, &request.input.scope, about).await;
             if let Some(warning) = warning {
                 session.warn(&warning);
             }
@@ -297,7 +299,14 @@ async fn serve(
         }
         None => Tiers::default(),
     };
-    let resolved = chain.resolve(&request).await;
+    // Whatever answers now (another tier, GitHub) is stored here: without a daemon to store it,
+    // the index opens while the remote tiers or gh are waited on, not after.
+    let resolved = match &tier {
+        Some(tier) if !remote.stores_through_daemon() => {
+            tokio::join!(chain.resolve(&request), tier.open_for_store()).0
+        }
+        _ => chain.resolve(&request).await,
+    };
     if let Some(http) = origin.take_run().await {
         http.finish(config, session).await;
     }

@@ -140,6 +140,23 @@ impl Tiers {
         dir: &Path,
         scope: &str,
     ) -> (Tiers, Option<String>) {
+        Tiers::connect_about(config, dir, scope, None).await
+    }
+
+    /// As [`Tiers::connect`], for the lookups of one request, about `resource` of `repo`
+    /// (`about`): IPFS then reads the mark of their last write beside the manifest (see
+    /// `ghcache_tier_ipfs::Tier::about`).
+    #[cfg_attr(not(feature = "ipfs"), allow(unused_variables))]
+    #[cfg_attr(
+        not(any(feature = "p2p", feature = "ipfs")),
+        allow(clippy::unused_async)
+    )]
+    pub(crate) async fn connect_about(
+        config: &Config,
+        dir: &Path,
+        scope: &str,
+        about: Option<(&str, ghcache_core::policy::Resource)>,
+    ) -> (Tiers, Option<String>) {
         #[cfg_attr(not(feature = "p2p"), allow(unused_mut))]
         let mut warning = None;
         #[cfg(feature = "p2p")]
@@ -159,11 +176,21 @@ impl Tiers {
         let directory = None;
         let tiers = Tiers {
             #[cfg(feature = "ipfs")]
-            ipfs: ipfs::tier(config, dir, scope, directory).map(Arc::new),
+            ipfs: ipfs::tier(config, dir, scope, directory, about).map(Arc::new),
             #[cfg(feature = "p2p")]
             peers,
         };
         (tiers, warning)
+    }
+
+    /// Whether a chain stores into this machine's cache through its daemon ([`Tiers::local_store`]):
+    /// otherwise the command opens the index itself to store what it finds.
+    pub(crate) fn stores_through_daemon(&self) -> bool {
+        #[cfg(feature = "p2p")]
+        let through = self.peers.is_some();
+        #[cfg(not(feature = "p2p"))]
+        let through = false;
+        through
     }
 
     /// This machine's cache as a chain stores into it: through the daemon when one runs (its

@@ -82,13 +82,20 @@ fn searches_mark_path(scope_id: &ScopeId) -> String {
     format!("/ghcache-v1-marks/{}-searches", scope_id.to_hex())
 }
 
-/// The mark that dates the writes which make `manifest`'s entry out of date.
-fn mark_of(scope_id: &ScopeId, manifest: &Manifest) -> Option<String> {
-    match manifest.resource {
+/// The mark that dates the writes which make an entry about `resource` of `repo` out of date.
+fn mark_of(scope_id: &ScopeId, repo: &str, resource: Resource) -> Option<String> {
+    match resource {
         Resource::Search => Some(searches_mark_path(scope_id)),
-        _ if manifest.repo.is_empty() => None,
-        _ => Some(tombstone_path(scope_id, &manifest.repo)),
+        _ if repo.is_empty() => None,
+        _ => Some(tombstone_path(scope_id, repo)),
     }
+}
+
+/// A mark read before the manifest it dates was known (see [`Tier::about`]): where it was
+/// read, and what was found there.
+struct EarlyMark {
+    path: String,
+    read: Result<Option<u64>, TierError>,
 }
 
 /// Where bodies are read from (and added to).
@@ -139,6 +146,8 @@ pub struct Tier {
     sign: Sign,
     directory: Option<Arc<dyn ManifestSource>>,
     max_entry: u64,
+    /// The repository and resource the lookups are about, if the caller said ([`Tier::about`]).
+    about: Option<(String, Resource)>,
 }
 
 impl std::fmt::Debug for Tier {
@@ -174,6 +183,7 @@ impl Tier {
             sign,
             directory: None,
             max_entry: DEFAULT_MAX_ENTRY,
+            about: None,
         }
     }
 
@@ -204,6 +214,7 @@ impl Tier {
             sign: Arc::new(|_: &mut Manifest| Err("a gateway takes no additions".to_owned())),
             directory,
             max_entry: DEFAULT_MAX_ENTRY,
+            about: None,
         }
     }
 
@@ -239,6 +250,17 @@ impl Tier {
     /// Others' manifests are misses, counted ([`Tier::passed_over`]), not errors.
     pub fn only_own(mut self, own: Option<ProducerId>) -> Tier {
         self.own = Some(own);
+        self
+    }
+
+    /// Says what the lookups are about: `resource` of `repo`, which every manifest that
+    /// answers them names (the chain refuses one that names others). The node's mark of their
+    /// last write is then read beside the manifest rather than beside the body: both are MFS
+    /// reads, a node's slowest answers, and only the body (by CID, quicker) is left to follow
+    /// the manifest. A manifest that names others is judged by its own mark, read then. A
+    /// lookup that finds no manifest does not wait for the mark.
+    pub fn about(mut self, repo: &str, resource: Resource) -> Tier {
+        self.about = Some((repo.to_owned(), resource));
         self
     }
 
@@ -342,30 +364,82 @@ impl Tier {
         }
     }
 
-    /// Was `manifest`'s repository written to after the manifest was made, as far as the node's
-    /// marks tell? (A gateway cannot read them: see [`Tier::with_gateway`].)
-    async fn outdated(&self, manifest: &Manifest) -> Result<bool, TierError> {
-        let Node::Api(kubo) = &self.node else {
-            return Ok(false);
+    /// The manifest for `key` from the node's MFS index, with the mark of what the lookups are
+    /// about ([`Tier::about`]) read at the same time; the mark only if a manifest was found.
+    async fn mfs_lookup(
+        &self,
+        key: &CacheKey,
+    ) -> (Result<Option<Manifest>, TierError>, Option<EarlyMark>) {
+        let path = match (&self.node, &self.about) {
+            (Node::Api(_), Some((repo, resource))) => mark_of(&self.scope_id, repo, *resource),
+            _ => None,
         };
-        let Some(path) = mark_of(&self.scope_id, manifest) else {
-            return Ok(false);
+        let Some(path) = path else {
+            return (self.mfs_manifest(key).await, None);
+        };
+        let (found, read) = {
+            let manifest = self.mfs_manifest(key);
+            let mark = self.written_at(&path);
+            tokio::pin!(manifest, mark);
+            let mut read = None;
+            let found = loop {
+                tokio::select! {
+                    found = &mut manifest => break found,
+                    at = &mut mark, if read.is_none() => read = Some(at),
+                }
+            };
+            match (&found, read) {
+                (Ok(Some(_)), Some(read)) => (found, Some(read)),
+                (Ok(Some(_)), None) => (found, Some(mark.await)),
+                // Nothing to date: a miss does not wait for the mark.
+                _ => (found, None),
+            }
+        };
+        (found, read.map(|read| EarlyMark { path, read }))
+    }
+
+    /// When the node's mark at `path` says the last write was; `None` without one (or a gateway).
+    async fn written_at(&self, path: &str) -> Result<Option<u64>, TierError> {
+        let Node::Api(kubo) = &self.node else {
+            return Ok(None);
         };
         let mark = kubo
-            .files_read(&path, 64, LOOKUP_TIMEOUT)
+            .files_read(path, 64, LOOKUP_TIMEOUT)
             .await
             .map_err(unavailable)?;
-        let written_at = mark
+        Ok(mark
             .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(|text| text.trim().parse::<u64>().ok());
+            .and_then(|text| text.trim().parse::<u64>().ok()))
+    }
+
+    /// Was `manifest`'s repository written to after the manifest was made, as far as the node's
+    /// marks tell? `early`: a mark read already, used if it is this manifest's. (A gateway
+    /// cannot read them: see [`Tier::with_gateway`].)
+    async fn outdated(
+        &self,
+        manifest: &Manifest,
+        early: Option<EarlyMark>,
+    ) -> Result<bool, TierError> {
+        if !matches!(self.node, Node::Api(_)) {
+            return Ok(false);
+        }
+        let Some(path) = mark_of(&self.scope_id, &manifest.repo, manifest.resource) else {
+            return Ok(false);
+        };
+        let written_at = match early {
+            Some(early) if early.path == path => early.read?,
+            _ => self.written_at(&path).await?,
+        };
         Ok(written_at.is_some_and(|at| manifest.created_at_ms <= at))
     }
 
     /// Checks `manifest` and fetches, opens and checks its body; `None` if it is out of date.
+    /// `early`: a mark read beside the manifest (see [`Tier::outdated`]).
     async fn entry_of(
         &self,
         key: &CacheKey,
         manifest: Manifest,
+        early: Option<EarlyMark>,
     ) -> Result<Option<Entry>, TierError> {
         if manifest.key != *key || manifest.scope_id != self.scope_id {
             return Err(corrupt("the manifest answers another key or scope".into()));
@@ -395,9 +469,10 @@ impl Tier {
         let cap = usize::try_from(manifest.body_size)
             .unwrap_or(usize::MAX)
             .saturating_add(overhead);
-        // Both round trips are needed; the node answers them at once.
+        // Both round trips are needed (unless the mark was read already); the node answers
+        // them at once.
         let (outdated, body) = tokio::join!(
-            self.outdated(&manifest),
+            self.outdated(&manifest, early),
             self.node.cat(&cid, cap, LOOKUP_TIMEOUT)
         );
         if outdated? {
@@ -443,7 +518,7 @@ impl CacheTier for Tier {
         if let Some(directory) = &self.directory {
             if let Some(manifest) = directory.manifest(key, &self.scope_id).await {
                 if manifest.cid.is_some() {
-                    match self.entry_of(key, manifest).await {
+                    match self.entry_of(key, manifest, None).await {
                         Ok(Some(entry)) => return Ok(Lookup::Hit(entry)),
                         // Out of date: so is the node's copy of the same answer.
                         Ok(None) => return Ok(Lookup::Miss),
@@ -453,10 +528,10 @@ impl CacheTier for Tier {
                 }
             }
         }
-        let from_mfs = match self.mfs_manifest(key).await {
-            Ok(Some(manifest)) => self.entry_of(key, manifest).await,
-            Ok(None) => return first_error.map_or(Ok(Lookup::Miss), Err),
-            Err(e) => Err(e),
+        let from_mfs = match self.mfs_lookup(key).await {
+            (Ok(Some(manifest)), early) => self.entry_of(key, manifest, early).await,
+            (Ok(None), _) => return first_error.map_or(Ok(Lookup::Miss), Err),
+            (Err(e), _) => Err(e),
         };
         match (from_mfs, first_error) {
             (Ok(Some(entry)), _) => Ok(Lookup::Hit(entry)),

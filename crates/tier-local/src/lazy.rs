@@ -108,6 +108,16 @@ impl LazyTier {
         })
     }
 
+    /// Opens the index now, unless it is open or nothing can be stored: for a caller about to
+    /// wait on something else (another tier, GitHub) whose answer it will store, so that the
+    /// opening (a worker thread, the connection, the schema check) overlaps the wait instead
+    /// of following it. A failure is kept and reported as when a store opens it.
+    pub async fn open_for_store(&self) {
+        if self.writable {
+            let _ = self.index().await;
+        }
+    }
+
     fn opened(&self) -> Option<&Tier> {
         self.index.get().and_then(|r| r.as_ref().ok())
     }

@@ -273,12 +273,14 @@ pub fn node_url(config: &Config) -> String {
 }
 
 /// The IPFS tier for requests of `scope`, or `None` when it is switched off. `directory` is the
-/// daemon, when one runs: it knows the manifests the swarm announced.
+/// daemon, when one runs: it knows the manifests the swarm announced. `about`: the repository
+/// and resource of the one request the lookups are for, if there is one.
 pub fn tier(
     config: &Config,
     dir: &Path,
     scope: &str,
     directory: Option<Arc<dyn ipfs::ManifestSource>>,
+    about: Option<(&str, ghcache_core::policy::Resource)>,
 ) -> Option<Lookups> {
     if !config.ipfs.enabled.value {
         return None;
@@ -328,6 +330,9 @@ pub fn tier(
     }
     if only_own {
         tier = tier.only_own(own);
+    }
+    if let Some((repo, resource)) = about {
+        tier = tier.about(repo, resource);
     }
     let tier = tier.with_max_entry(config.largest_entry());
     Some(Lookups {

@@ -28,7 +28,7 @@ fn lookups(cache: &std::path::Path, vars: &[(&str, String)]) -> super::Lookups {
     // The lookups read this machine's identity once, when they are made (a lookup never writes
     // to the cache dir): here, as on any machine that stored before, there is one.
     super::super::keys::identity(cache).unwrap_or_else(|e| panic!("identity: {e:?}"));
-    super::tier(&config, cache, "test-scope", None).unwrap_or_else(|| panic!("IPFS is on"))
+    super::tier(&config, cache, "test-scope", None, None).unwrap_or_else(|| panic!("IPFS is on"))
 }
 
 #[tokio::test]
