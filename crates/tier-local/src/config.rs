@@ -26,6 +26,12 @@ pub struct Config {
     /// once the file is larger than this, so that a cache that only ever hits does not grow it
     /// without bound. Default 256 KiB (about 11,000 hits).
     pub fold_counters_at: u64,
+    /// A process that wrote to the index leaves its write-ahead log for a later one, unless
+    /// the log is larger than this: the checkpoint that empties it syncs the disk two or three
+    /// times, milliseconds a command would wait for at exit, while the next process to open the
+    /// index only reads the log (a fraction of a millisecond at this size). Default 512 KiB,
+    /// about fifteen stores.
+    pub checkpoint_wal_at: u64,
     /// How far another machine's clock may run ahead of ours: an entry it made less than this
     /// after an invalidation seen here is not stored (see `ghcache_core::CLOCK_SKEW`).
     pub clock_skew: Duration,
@@ -39,6 +45,7 @@ impl Config {
             max_bytes: DEFAULT_MAX_BYTES,
             touch_every: Duration::from_secs(600),
             fold_counters_at: 256 * 1024,
+            checkpoint_wal_at: 512 * 1024,
             clock_skew: ghcache_core::CLOCK_SKEW,
         }
     }

@@ -44,6 +44,7 @@ pub struct Tier {
     max_bytes: u64,
     touch_every_ms: i64,
     fold_counters_at: u64,
+    checkpoint_wal_at: u64,
     clock_skew: Duration,
     read_only: bool,
     conn: Mutex<SqliteConnection>,
@@ -89,6 +90,7 @@ impl Tier {
             max_bytes: config.max_bytes,
             touch_every_ms: i64::try_from(config.touch_every.as_millis()).unwrap_or(i64::MAX),
             fold_counters_at: config.fold_counters_at,
+            checkpoint_wal_at: config.checkpoint_wal_at,
             clock_skew: config.clock_skew,
             read_only: !writable,
             conn: Mutex::new(conn),
@@ -265,16 +267,18 @@ impl Tier {
 
     /// Ends a process's use of the index just before the process exits.
     ///
-    /// When the WAL holds changes, this closes the connection like [`Tier::close`], so the last
-    /// process out checkpoints them. When it holds none (a process that only read), the
-    /// connection is left for the exit to drop: closing it would delete the WAL and its
-    /// shared-memory file, only for the next process to make both again, which is about a
-    /// tenth of a local hit. Nothing is lost either way: SQLite keeps a database consistent
-    /// whenever a process ends.
+    /// When the WAL has grown past [`Config::checkpoint_wal_at`](crate::Config::checkpoint_wal_at), this closes
+    /// the connection like [`Tier::close`], so the last process out checkpoints it. Otherwise
+    /// (a process that only read, or whose stores left a small log) the connection is left for
+    /// the exit to drop: the checkpoint's disk syncs would cost a store more than the store, and
+    /// closing would delete the WAL and its shared-memory file only for the next process to
+    /// make both again. Nothing is lost either way: what was committed is in the log, which the
+    /// next process to open the index reads, and SQLite keeps a database consistent whenever a
+    /// process ends.
     pub async fn close_before_exit(self) {
         let wal = self.dir.join(format!("{DB}-wal"));
-        let unchanged = std::fs::metadata(&wal).map_or(true, |m| m.len() == 0);
-        if unchanged {
+        let small = std::fs::metadata(&wal).map_or(true, |m| m.len() <= self.checkpoint_wal_at);
+        if small {
             std::mem::forget(self);
         } else {
             self.close().await;

@@ -570,38 +570,54 @@ fn a_key_lock_in_a_missing_dir_is_created_and_an_unwritable_one_is_an_error() {
 }
 
 #[tokio::test]
-async fn a_reader_leaves_the_wal_files_for_the_next_process_and_a_writer_checkpoints() {
+async fn a_large_log_is_checkpointed_and_a_small_one_left_for_the_next_process() {
     let dir = tempdir();
     let wal = dir.path().join("index.db-wal");
     let entry = sample_entry(7, "o/r", b"an answer");
     let key = entry.manifest.key;
 
-    let writer = open(dir.path()).await;
+    // Past the size, the last process out checkpoints the log and removes it.
+    let mut config = Config::new(dir.path());
+    config.checkpoint_wal_at = 0;
+    let writer = Tier::open(config)
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
     writer
         .put(&entry)
         .await
         .unwrap_or_else(|e| panic!("put: {e}"));
     assert!(std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0));
     writer.close_before_exit().await;
-    assert!(
-        !wal.exists(),
-        "the writer, last out, checkpointed and removed the WAL"
+    assert!(!wal.exists(), "the writer checkpointed and removed the log");
+
+    // Under it, the log stays as it is, unsynced, for the next process to read.
+    let other = sample_entry(8, "o/r", b"another answer");
+    let writer = open(dir.path()).await;
+    writer
+        .put(&other)
+        .await
+        .unwrap_or_else(|e| panic!("put: {e}"));
+    let written = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert!(written > 0, "the store is in the log");
+    writer.close_before_exit().await;
+    assert_eq!(
+        std::fs::metadata(&wal).map_or(0, |m| m.len()),
+        written,
+        "a writer whose log is small leaves it"
     );
 
     let reader = open(dir.path()).await;
-    assert!(matches!(reader.get(&key).await, Ok(Lookup::Hit(_))));
+    for (key, body) in [(key, &entry.body), (other.manifest.key, &other.body)] {
+        match reader.get(&key).await {
+            Ok(Lookup::Hit(found)) => assert_eq!(&found.body, body),
+            other => panic!("both entries are there: {other:?}"),
+        }
+    }
     reader.close_before_exit().await;
     assert!(
-        std::fs::metadata(&wal).is_ok_and(|m| m.len() == 0),
-        "a reader leaves the empty WAL in place"
+        std::fs::metadata(&wal).is_ok_and(|m| m.len() == written),
+        "a reader leaves the log in place"
     );
-
-    let next = open(dir.path()).await;
-    match next.get(&key).await {
-        Ok(Lookup::Hit(found)) => assert_eq!(found.body, entry.body),
-        other => panic!("the entry survives: {other:?}"),
-    }
-    next.close().await;
 }
 
 #[tokio::test]
