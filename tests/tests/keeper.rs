@@ -57,6 +57,8 @@ struct Outcome {
     /// `hits.p2p` of B's and C's `ghcache stats`.
     b_p2p_hits: u64,
     c_p2p_hits: u64,
+    /// Lookups of B's and C's daemons that waited out their deadline.
+    timed_out: u64,
     /// Every daemon's log, for failure messages.
     logs: String,
 }
@@ -115,6 +117,7 @@ fn fleet(keeper: bool, runners: Runners<'_>) -> Outcome {
     assert!(dc.wait_peers(1), "C joined S: {}", dc.log());
     let on_c = c.cached(&LIST).ok();
     let requests = world.requests();
+    let timed_out = db.counters().lookups_timed_out + dc.counters().lookups_timed_out;
     let logs = format!(
         "S:\n{}\nA:\n{}\nB:\n{}\nC:\n{}",
         seed.log(),
@@ -130,6 +133,7 @@ fn fleet(keeper: bool, runners: Runners<'_>) -> Outcome {
         requests,
         b_p2p_hits: b.stats()["hits"]["p2p"].as_u64().unwrap_or(0),
         c_p2p_hits: c.stats()["hits"]["p2p"].as_u64().unwrap_or(0),
+        timed_out,
         logs,
     };
     // Runners first, the seed last: nothing waits on a peer that is gone.
@@ -192,6 +196,13 @@ fn without_a_keeper_runners_nobody_can_dial_ask_github_again() {
     assert_eq!(outcome.requests, 3, "B and C each asked GitHub");
     assert_eq!(outcome.b_p2p_hits, 0);
     assert_eq!(outcome.c_p2p_hits, 0);
+    // Nobody they could ask held the answer (A and each other only behind the firewall): their
+    // daemons said so when the dials hung, not at the deadline.
+    assert_eq!(
+        outcome.timed_out, 0,
+        "lookups waited out the deadline\n{}",
+        outcome.logs
+    );
 }
 
 #[test]

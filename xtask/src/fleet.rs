@@ -275,6 +275,7 @@ fn run_step(
     outcome
         .tiers
         .push(answered_by(setup, &String::from_utf8_lossy(&out.stderr)));
+    outcome.read_ms.push(ms(took));
     // `gh api` calls group as one command; others by their first two words.
     let command = match argv.first().map(String::as_str) {
         Some("api") => "api".to_owned(),

@@ -6,6 +6,7 @@
 //! module is the contract between them, apart from the event loop, so that the tasks depend on
 //! the contract and the loop on the tasks, and never the other way round.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use ghcache_core::policy::Resources;
@@ -28,6 +29,9 @@ pub(crate) struct Candidates {
     pub(crate) peers: Vec<PeerId>,
     /// Whether any of them is connected: if none is, every one costs a dial.
     pub(crate) connected: bool,
+    /// Those of them not connected now: asking one costs a dial, which may hang (a peer behind
+    /// NAT), so a lookup waits for it only so long.
+    pub(crate) unconnected: HashSet<PeerId>,
 }
 
 /// What tasks ask of the swarm task.
@@ -39,9 +43,20 @@ pub(crate) enum Command {
         scope_id: ScopeId,
         reply: oneshot::Sender<Candidates>,
     },
-    /// Walk the DHT for `key`'s providers; reply with them, ranked as above.
+    /// Walk the DHT for `key`'s providers; reply with them, ranked as above, at the first step
+    /// that finds any (even if none is worth asking), or when the walk ends.
+    /// `goes_on` completes when a peer answered without providers and the walk goes on to the
+    /// peers it named.
     DhtProviders {
         key: CacheKey,
+        reply: oneshot::Sender<Candidates>,
+        goes_on: oneshot::Sender<()>,
+    },
+    /// A lookup stopped waiting for its dials to `peers`: those still not connected are taken
+    /// for dials that hang and skipped as failed ones are (a dial that connects after all
+    /// clears that). Reply with them.
+    Hung {
+        peers: Vec<PeerId>,
         reply: oneshot::Sender<Vec<PeerId>>,
     },
     /// Reply with the manifest the swarm announced for `key`, if any.

@@ -3,7 +3,6 @@
 //! reach the swarm through [`Command`]s, and the store directly, so a slow disk never stalls the
 //! swarm.
 
-use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +14,9 @@ use libp2p::PeerId;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::asks::Asks;
 use crate::check;
-use crate::daemon::{Command, Shared};
+use crate::daemon::{Candidates, Command, Shared};
 use crate::log::log;
 use crate::sign;
 use crate::status::bump;
@@ -24,6 +24,11 @@ use crate::wire::{self, FetchRequest, FetchResponse, Reply};
 
 /// Fetches in flight per lookup: a hedge against one slow provider, not a flood.
 const HEDGE: usize = 2;
+/// A lookup waits for a dial (and for a DHT walk) this share of its deadline at most. A
+/// connection on a LAN or in a data centre takes a few milliseconds, a dial to a runner behind
+/// NAT never connects; and the deadline is what the user allows the swarm, so a network where
+/// dials are slow has a longer one (by default a lookup searches 130 ms: 16 ms for a dial).
+const DIAL_SHARE: u32 = 8;
 /// How long a peer's fetch from a keeper may wait for the keeper's own fetch of that entry to
 /// land: the asker gives up at its own deadline anyway, and the wait holds no slot of the swarm.
 const KEEP_WAIT: Duration = Duration::from_secs(2);
@@ -46,7 +51,10 @@ impl From<Reply> for Answer {
 ///
 /// The DHT walk costs round trips and, in a swarm with runners nobody can dial, dials that hang:
 /// it starts at once only when none of the peers known now is connected, else only when they
-/// all failed to answer.
+/// all failed to answer. A dial (a fetch from a peer not connected, or a walk past its first
+/// hop, which goes on to peers it may have to dial) is waited for a share of the deadline only
+/// ([`DIAL_SHARE`]): when nothing else is left to wait for, the lookup says "miss" then, not at
+/// its deadline, and later lookups skip the peers whose dial hung.
 pub(crate) async fn lookup(
     shared: &Arc<Shared>,
     key: CacheKey,
@@ -54,6 +62,7 @@ pub(crate) async fn lookup(
     deadline: Duration,
 ) -> Answer {
     let until = Instant::now() + deadline;
+    let patience = deadline / DIAL_SHARE;
     shared.send(Command::Subscribe { scope_id }).await;
     let (tx, rx) = oneshot::channel();
     if !shared
@@ -71,8 +80,7 @@ pub(crate) async fn lookup(
         _ => return Reply::Miss.into(),
     };
     let request = FetchRequest { key, scope_id };
-    let mut queue: VecDeque<PeerId> = found.peers.into();
-    let mut tried = HashSet::new();
+    let mut asks = Asks::new(found.peers, found.unconnected);
     let mut inflight = FuturesUnordered::new();
     let (mut dht, mut dht_asked) = (None, false);
     if !found.connected {
@@ -80,13 +88,13 @@ pub(crate) async fn lookup(
         dht_asked = true;
     }
     loop {
-        while inflight.len() < HEDGE {
-            let Some(peer) = queue.pop_front() else { break };
-            if tried.insert(peer) {
-                inflight.push(fetch(shared, peer, request.clone()));
-            }
+        while asks.live < HEDGE {
+            let Some(peer) = asks.next(Instant::now()) else {
+                break;
+            };
+            inflight.push(fetch(shared, peer, request.clone()));
         }
-        if inflight.is_empty() && dht.is_none() {
+        if asks.live == 0 && dht.is_none() {
             if dht_asked {
                 return Reply::Miss.into();
             }
@@ -96,29 +104,71 @@ pub(crate) async fn lookup(
                 return Reply::Miss.into();
             }
         }
+        let walk_due = dht
+            .as_ref()
+            .and_then(|w: &Walk| w.farther_since)
+            .map(|since| since + patience);
+        let due = asks.due(patience).into_iter().chain(walk_due).min();
         enum Next {
             Fetched(Option<(PeerId, Option<FetchResponse>)>),
-            Walked(Option<Vec<PeerId>>),
+            Walked(Option<Candidates>),
+            WalkGoesOn,
+            Due,
             Deadline,
         }
+        let (found, goes_on) = match dht.as_mut() {
+            Some(walk) => (Some(&mut walk.found), walk.goes_on.as_mut()),
+            None => (None, None),
+        };
+        let (walking, first_hop) = (found.is_some(), goes_on.is_some());
         let next = tokio::select! {
             done = inflight.next(), if !inflight.is_empty() => Next::Fetched(done),
             walked = async {
-                match dht.as_mut() {
+                match found {
                     Some(rx) => rx.await.ok(),
                     None => std::future::pending().await,
                 }
-            }, if dht.is_some() => Next::Walked(walked),
+            }, if walking => Next::Walked(walked),
+            _ = async {
+                match goes_on {
+                    Some(rx) => rx.await.ok(),
+                    None => std::future::pending().await,
+                }
+            }, if first_hop => Next::WalkGoesOn,
+            _ = tokio::time::sleep_until(due.unwrap_or(until).min(until)), if due.is_some() => Next::Due,
             _ = tokio::time::sleep_until(until) => Next::Deadline,
         };
         match next {
-            Next::Deadline => return Reply::Miss.into(),
-            Next::Walked(peers) => {
+            Next::Deadline => {
+                bump(&shared.counters.lookups_timed_out);
+                return Reply::Miss.into();
+            }
+            Next::WalkGoesOn => {
+                if let Some(walk) = dht.as_mut() {
+                    walk.goes_on = None;
+                    walk.farther_since = Some(Instant::now());
+                }
+            }
+            Next::Due => {
+                let now = Instant::now();
+                if walk_due.is_some_and(|due| due <= now) {
+                    // Still walking past its first hop, `patience` after it went on.
+                    dht = None;
+                }
+                let due = asks.take_due(now, patience);
+                if !due.is_empty() {
+                    asks.hung(hung(shared, due).await);
+                }
+            }
+            Next::Walked(found) => {
                 dht = None;
-                queue.extend(peers.unwrap_or_default());
+                if let Some(found) = found {
+                    asks.walked(found.peers, found.unconnected);
+                }
             }
             Next::Fetched(None) => {}
             Next::Fetched(Some((peer, response))) => {
+                asks.answered(peer, response.is_some());
                 let Some(FetchResponse::Found { manifest, body }) = response else {
                     continue;
                 };
@@ -156,13 +206,44 @@ pub(crate) async fn hold(shared: &Shared, entry: Entry) {
         .await;
 }
 
+/// A DHT walk under way.
+struct Walk {
+    /// The providers it finds.
+    found: oneshot::Receiver<Candidates>,
+    /// Completes when a peer answered without providers and the walk goes on to the peers it
+    /// named, which may cost dials that hang. Until then it asks the peers of this node's
+    /// routing table (the ones it connected to), and is waited for.
+    goes_on: Option<oneshot::Receiver<()>>,
+    /// Since when it went past its first hop.
+    farther_since: Option<Instant>,
+}
+
 /// Starts a DHT walk for `key`'s providers; `None` when the daemon is stopping.
-async fn walk_dht(shared: &Shared, key: CacheKey) -> Option<oneshot::Receiver<Vec<PeerId>>> {
-    let (tx, rx) = oneshot::channel();
+async fn walk_dht(shared: &Shared, key: CacheKey) -> Option<Walk> {
+    let (tx, found) = oneshot::channel();
+    let (on, goes_on) = oneshot::channel();
     shared
-        .send(Command::DhtProviders { key, reply: tx })
+        .send(Command::DhtProviders {
+            key,
+            reply: tx,
+            goes_on: on,
+        })
         .await
-        .then_some(rx)
+        .then_some(Walk {
+            found,
+            goes_on: Some(goes_on),
+            farther_since: None,
+        })
+}
+
+/// Tells the swarm task that the dials to `peers` took too long; returns those still not
+/// connected, which the lookup stops waiting for.
+async fn hung(shared: &Shared, peers: Vec<PeerId>) -> Vec<PeerId> {
+    let (tx, rx) = oneshot::channel();
+    if !shared.send(Command::Hung { peers, reply: tx }).await {
+        return Vec::new();
+    }
+    rx.await.unwrap_or_default()
 }
 
 async fn reject(shared: &Shared, peer: PeerId, reason: String, disconnect: bool) {

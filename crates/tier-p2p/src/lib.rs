@@ -9,6 +9,7 @@
 //! Every connection to that socket is checked first (the socket module): a socket in a directory
 //! another user can write, or one that another user's process listens on, is not used.
 
+mod asks;
 mod check;
 mod config;
 mod control;

@@ -66,7 +66,7 @@ use crate::topics::Topics;
 use crate::traffic::Traffic;
 use crate::wire::{FetchRequest, FetchResponse, Gossip, Invalidation};
 
-use state::{scopes_in_use, Node};
+use state::{scopes_in_use, Node, Walking};
 
 /// Queue from tasks to the swarm task.
 const COMMAND_QUEUE: usize = 256;
@@ -260,6 +260,24 @@ impl Node {
         }
     }
 
+    /// The peers worth asking of `holders` and the connected keepers, ranked, and which of
+    /// them cost a dial.
+    fn candidates(&self, holders: impl IntoIterator<Item = PeerId>) -> Candidates {
+        let reach = self.reach();
+        let peers = reach.rank(holders);
+        let connected = reach.any_connected(&peers);
+        let unconnected = peers
+            .iter()
+            .filter(|p| !self.connected.contains(p))
+            .copied()
+            .collect();
+        Candidates {
+            peers,
+            connected,
+            unconnected,
+        }
+    }
+
     /// A local client named `scope_id` (a lookup, a publish, a write): its topic is joined, and
     /// the scopes pushed out of the bounded table of named ones are let go if nothing else
     /// holds them. Returns the topic.
@@ -361,18 +379,21 @@ impl Node {
                 scope_id,
                 reply,
             } => {
-                let reach = self.reach();
-                let peers = reach.rank(self.directory.providers(&key, &scope_id));
-                let connected = reach.any_connected(&peers);
-                let _ = reply.send(Candidates { peers, connected });
+                let _ = reply.send(self.candidates(self.directory.providers(&key, &scope_id)));
             }
-            Command::DhtProviders { key, reply } => {
+            Command::DhtProviders {
+                key,
+                reply,
+                goes_on,
+            } => {
                 let id = self
                     .swarm
                     .behaviour_mut()
                     .kad
                     .get_providers(kad::RecordKey::new(&key.0));
-                self.pending_providers.insert(id, reply);
+                let goes_on = Some(goes_on);
+                self.pending_providers
+                    .insert(id, Walking { reply, goes_on });
             }
             Command::Manifest {
                 key,
@@ -380,6 +401,18 @@ impl Node {
                 reply,
             } => {
                 let _ = reply.send(self.directory.manifest(&key, &scope_id).cloned());
+            }
+            Command::Hung { peers, reply } => {
+                let now = Instant::now();
+                let hung: Vec<PeerId> = peers
+                    .into_iter()
+                    .filter(|p| !self.connected.contains(p))
+                    .collect();
+                for peer in &hung {
+                    log(format_args!("gave up waiting for a dial to {peer}"));
+                    self.dials.failed(*peer, now);
+                }
+                let _ = reply.send(hung);
             }
             Command::Fetch {
                 peer,
@@ -580,16 +613,16 @@ impl Node {
                 step,
                 ..
             }) => {
-                let found: Vec<PeerId> = match result {
+                let (heard, found) = match result {
                     Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
-                        self.reach().rank(providers)
+                        (!providers.is_empty(), self.candidates(providers))
                     }
-                    _ => Vec::new(),
+                    _ => (false, Candidates::default()),
                 };
                 // The walk learnt where the providers listen, and forgets it when it ends: dial
                 // those not connected now, while the addresses are there (the fetch that follows
                 // waits for this dial instead of starting one without addresses).
-                for peer in &found {
+                for peer in &found.peers {
                     if !self.connected.contains(peer) {
                         let opts = DialOpts::peer_id(*peer)
                             .condition(PeerCondition::DisconnectedAndNotDialing)
@@ -599,10 +632,21 @@ impl Node {
                         }
                     }
                 }
-                // Answer with the first providers found; the rest of the walk is not needed.
-                if !found.is_empty() || step.last {
-                    if let Some(reply) = self.pending_providers.remove(&id) {
-                        let _ = reply.send(found);
+                // Answer with the first providers found, even when none is worth asking (known
+                // unreachable, this node): the rest of the walk is not needed, and in a swarm of
+                // runners nobody can dial it would go on to peers whose dials hang.
+                if !heard && !step.last {
+                    // A peer answered without providers: the walk goes on to the peers it named,
+                    // which may cost dials.
+                    if let Some(walk) = self.pending_providers.get_mut(&id) {
+                        if let Some(on) = walk.goes_on.take() {
+                            let _ = on.send(());
+                        }
+                    }
+                }
+                if heard || step.last {
+                    if let Some(walk) = self.pending_providers.remove(&id) {
+                        let _ = walk.reply.send(found);
                     }
                     if !step.last {
                         if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
@@ -674,9 +718,9 @@ impl Node {
                         self.reject(peer, &format!("bad fetch response: {e}"), true);
                         return;
                     }
-                    request_response::OutboundFailure::DialFailure => {
-                        self.dials.failed(peer, Instant::now());
-                    }
+                    // A dial that failed is remembered from its `OutgoingConnectionError`; this
+                    // one may only have had no address yet (a holder heard of by gossip, whose
+                    // address a DHT walk brings), which says nothing about the peer.
                     _ => {}
                 }
                 log(format_args!("fetch from {peer} failed: {error}"));

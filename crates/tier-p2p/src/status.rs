@@ -105,6 +105,10 @@ pub struct Counters {
     pub local_stores: u64,
     /// Lookups asked by CLI processes.
     pub lookups: u64,
+    /// Lookups that ran out of time: their deadline came while a fetch from a connected peer
+    /// was under way. One that has nobody left to ask (no holder connected, dials that failed
+    /// or hang) says "miss" before it, and is not counted here.
+    pub lookups_timed_out: u64,
     /// What peers asked for past their share of a table (one peer may have a keeper follow a
     /// few new scopes, and is told only so many directory records): scopes a keeper did not
     /// follow for them, and directory records of theirs that were forgotten or refused.
@@ -123,7 +127,7 @@ pub struct Counters {
 impl Counters {
     /// Every counter with its JSON name, in name order: how `ghcache daemon status` lists them
     /// and the metrics endpoint exports them.
-    pub fn named(&self) -> [(&'static str, u64); 17] {
+    pub fn named(&self) -> [(&'static str, u64); 18] {
         [
             ("announcements_received", self.announcements_received),
             ("bytes_in", self.bytes_in),
@@ -138,6 +142,7 @@ impl Counters {
             ("kept", self.kept),
             ("local_stores", self.local_stores),
             ("lookups", self.lookups),
+            ("lookups_timed_out", self.lookups_timed_out),
             ("over_share", self.over_share),
             ("rejected", self.rejected),
             ("tokens_refused", self.tokens_refused),
@@ -180,6 +185,7 @@ pub(crate) struct LiveCounters {
     pub(crate) invalidations_received: AtomicU64,
     pub(crate) fetches_served: AtomicU64,
     pub(crate) lookups: AtomicU64,
+    pub(crate) lookups_timed_out: AtomicU64,
     pub(crate) hits: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) clients_dropped: AtomicU64,
@@ -212,6 +218,7 @@ impl LiveCounters {
             kept: n(&self.kept),
             local_stores: n(&self.local_stores),
             lookups: n(&self.lookups),
+            lookups_timed_out: n(&self.lookups_timed_out),
             over_share: n(&self.over_share),
             rejected: n(&self.rejected),
             tokens_refused: n(&self.tokens_refused),
@@ -245,6 +252,7 @@ mod tests {
             &mut counters.kept,
             &mut counters.local_stores,
             &mut counters.lookups,
+            &mut counters.lookups_timed_out,
             &mut counters.over_share,
             &mut counters.rejected,
             &mut counters.tokens_refused,
@@ -298,7 +306,8 @@ mod tests {
             r#""announcements_received":1,"bytes_in":2,"bytes_out":3,"clients_dropped":4,"#,
             r#""directories_served":5,"directory_learned":6,"fetches_served":7,"hits":8,"#,
             r#""invalidations_received":9,"keep_missed":10,"kept":11,"local_stores":12,"#,
-            r#""lookups":13,"over_share":14,"rejected":15,"tokens_refused":16,"unbound":17},"#,
+            r#""lookups":13,"lookups_timed_out":14,"over_share":15,"rejected":16,"#,
+            r#""tokens_refused":17,"unbound":18},"#,
             r#""directory_entries":7,"keep":{"bytes_in_flight":4096,"in_flight":2,"queued":3,"#,
             r#""scopes":1},"keeper":true,"keepers":["12D3KooWB"],"#,
             r#""listen_addrs":["/ip4/127.0.0.1/tcp/4001"],"#,

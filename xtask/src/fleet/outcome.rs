@@ -73,6 +73,8 @@ pub(super) struct Outcome {
     pub(super) jobs: u64,
     /// Which tier answered each read, in trace order (one entry per read).
     pub(super) tiers: Vec<String>,
+    /// Wall ms of each read, in the same order.
+    pub(super) read_ms: Vec<f64>,
     /// What each read cost GitHub, in trace order.
     pub(super) costs: Vec<Cost>,
     pub(super) writes: u64,

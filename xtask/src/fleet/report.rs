@@ -160,6 +160,13 @@ fn topology(r: &Replayed, steps: &[(Duration, Step)]) -> serde_json::Value {
                 )
             })
             .collect();
+        let per_tier: BTreeMap<&String, serde_json::Value> = by_tier(out)
+            .into_iter()
+            .map(|(tier, ms)| {
+                let figures = json!({"median_ms": percentile(&ms, 0.5), "n": ms.len()});
+                (tier, figures)
+            })
+            .collect();
         rows.push(json!({
             "configuration": setup.name(),
             "reads": out.tiers.len(),
@@ -173,6 +180,7 @@ fn topology(r: &Replayed, steps: &[(Duration, Step)]) -> serde_json::Value {
             "rate_limit_multiplier": multiplier,
             "worst_lag_behind_trace_ms": out.lag.as_millis() as u64,
             "latency_per_command": latency,
+            "latency_per_answering_tier": per_tier,
             "missed_what_the_floor_served": missed(per_class, out, steps),
             "seed_counters": out.seed,
         }));
@@ -226,6 +234,7 @@ fn topology(r: &Replayed, steps: &[(Duration, Step)]) -> serde_json::Value {
         .flatten();
     print_missed(&rows);
     print_latency(&r.outcomes);
+    print_tier_latency(&r.outcomes);
     json!({
         "topology": r.topology.name(),
         "runners_reachable": r.topology == Topology::SelfHosted,
@@ -335,6 +344,44 @@ fn print_missed(rows: &[serde_json::Value]) {
             m["from_2_to_10_s"],
             m["later"]
         );
+    }
+}
+
+/// Each read's wall time, by the tier that answered it.
+fn by_tier(out: &Outcome) -> BTreeMap<&String, Vec<f64>> {
+    let mut by_tier: BTreeMap<&String, Vec<f64>> = BTreeMap::new();
+    for (tier, ms) in out.tiers.iter().zip(&out.read_ms) {
+        by_tier.entry(tier).or_default().push(*ms);
+    }
+    by_tier
+}
+
+/// How fast each tier's answers reached the user: a remote tier's hit is worth having only
+/// when it beats asking GitHub.
+fn print_tier_latency(outcomes: &[(Setup, Outcome)]) {
+    println!("\nLatency per answering tier, median ms (reads):\n");
+    let tiers: std::collections::BTreeSet<&String> =
+        outcomes.iter().flat_map(|(_, out)| &out.tiers).collect();
+    print!("| configuration |");
+    for tier in &tiers {
+        print!(" {tier} |");
+    }
+    println!();
+    print!("| --- |");
+    for _ in &tiers {
+        print!(" ---: |");
+    }
+    println!();
+    for (setup, out) in outcomes {
+        let by_tier = by_tier(out);
+        print!("| {} |", setup.name());
+        for tier in &tiers {
+            match by_tier.get(*tier) {
+                Some(ms) => print!(" {:.0} ({}) |", percentile(ms, 0.5), ms.len()),
+                None => print!(" - |"),
+            }
+        }
+        println!();
     }
 }
 

@@ -13,7 +13,7 @@ use libp2p::request_response::OutboundRequestId;
 use libp2p::{kad, PeerId, Swarm};
 use tokio::sync::oneshot;
 
-use crate::daemon::Shared;
+use crate::daemon::{Candidates, Shared};
 use crate::dials::FailedDials;
 use crate::directory::Directory;
 use crate::keeper::{Handoff, Keeper};
@@ -22,6 +22,13 @@ use crate::swarm::{scope_of, Behaviour};
 use crate::topics::Topics;
 use crate::wire::FetchResponse;
 
+/// A DHT walk for a lookup.
+pub(super) struct Walking {
+    pub(super) reply: oneshot::Sender<Candidates>,
+    /// Told (once) when a peer answered without providers and the walk goes on.
+    pub(super) goes_on: Option<oneshot::Sender<()>>,
+}
+
 /// The swarm task's state.
 pub(super) struct Node {
     pub(super) swarm: Swarm<Behaviour>,
@@ -29,7 +36,8 @@ pub(super) struct Node {
     pub(super) directory: Directory,
     /// The topics joined, and the scopes this machine wants followed.
     pub(super) topics: Topics,
-    pub(super) pending_providers: HashMap<kad::QueryId, oneshot::Sender<Vec<PeerId>>>,
+    /// DHT walks for a lookup: whom to answer, and whom to tell when they go past a first hop.
+    pub(super) pending_providers: HashMap<kad::QueryId, Walking>,
     pub(super) pending_fetches: HashMap<OutboundRequestId, oneshot::Sender<Option<FetchResponse>>>,
     pub(super) connected: HashSet<PeerId>,
     /// Connected peers that said (in identify) they are keepers.
