@@ -330,6 +330,10 @@ async fn serve_requests(
         // Held until now: the decoded request is a copy of the frame, and the budget covers both.
         drop(frame);
         let written = timeout(REPLY_DEADLINE, wire::write_frame(stream, &reply.encode())).await;
+        // Kept whether or not the command took its answer: the next read of it finds it here.
+        if let Some(entry) = found {
+            hold(shared, entry).await;
+        }
         match written {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Closed::Quietly,
@@ -339,9 +343,6 @@ async fn serve_requests(
                     REPLY_DEADLINE.as_secs()
                 ))
             }
-        }
-        if let Some(entry) = found {
-            hold(shared, entry).await;
         }
         // Busy connections are never evicted, so the slot is still ours.
         if !ticket.enter(Phase::Idle) {
