@@ -202,12 +202,11 @@ fn tier_latency(
         );
     }
     // Announced when stored, and again with the CID once it was in IPFS.
-    let until = std::time::Instant::now() + Duration::from_secs(15);
-    while ipfs_reader.daemon_status().counters.announcements_received < heard + 2 {
-        if std::time::Instant::now() > until {
-            bail!("the reader never heard the announcement of the IPFS copy");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let heard_both = ghcache_tests::wait_until(Duration::from_secs(15), || {
+        ipfs_reader.daemon_status().counters.announcements_received >= heard + 2
+    });
+    if !heard_both {
+        bail!("the reader never heard the announcement of the IPFS copy");
     }
     drop(daemon_fetcher);
     let FirstReads {

@@ -8,10 +8,12 @@
 //!   and the swarm key but no daemon (a late runner), reads each once.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Result};
+use ghcache_tests::wait_until;
 
+use super::sample::prime;
 use crate::sandbox::{Daemon, Listen, Machine};
 
 pub(super) const P2P_FIRST_READ: &str = "ghcache p2p first read (a new entry each sample)";
@@ -31,6 +33,24 @@ pub(super) fn nth(args: &[&str], n: usize) -> Vec<String> {
     args.iter()
         .map(|a| a.replace(NTH, &n.to_string()))
         .collect()
+}
+
+/// How long the setup waits for what a fetch set off elsewhere (an announcement, an add to
+/// IPFS).
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Fails naming `what` was waited for, unless it came.
+fn waited(what: &str, came: bool) -> Result<()> {
+    if !came {
+        bail!("waited {} s for {what}", WAIT.as_secs());
+    }
+    Ok(())
+}
+
+/// `ghcache <args>` on `on`, untimed; fails unless it succeeds.
+fn fetch(on: &Machine, args: &[String]) -> Result<()> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    prime(on, &args.join(" "), on.ghcache_bin(), &args)
 }
 
 /// The command each first read runs, for the repository pattern `repo`.
@@ -78,9 +98,11 @@ pub(super) fn prepare(
     for n in 1..=samples {
         fetch(holder, &nth(&command(P2P_REPO), n))?;
     }
-    wait_for(
+    waited(
         "the p2p reader's daemon to hear the holder's announcements",
-        || daemon.counters().announcements_received >= heard + samples as u64,
+        wait_until(WAIT, || {
+            daemon.counters().announcements_received >= heard + samples as u64
+        }),
     )?;
 
     let mut ipfs_fetcher = Machine::new(root, "first-ipfs-fetcher", github, ghcache)?;
@@ -98,43 +120,20 @@ pub(super) fn prepare(
         fetch(&ipfs_fetcher, &nth(&command(IPFS_REPO), n))?;
         // Each fetch adds its answer to IPFS in a detached `ghcache ipfs-store`; one at a time,
         // so that the node is not asked to add dozens at once.
-        wait_for("the IPFS fetcher's answer to be in IPFS", || {
-            ipfs_fetcher
-                .try_stats()
-                .ok()
-                .and_then(|s| s["ipfs_entries"].as_u64())
-                .is_some_and(|stored| stored > n as u64)
-        })?;
+        waited(
+            "the IPFS fetcher's answer to be in IPFS",
+            wait_until(WAIT, || {
+                ipfs_fetcher
+                    .try_stats()
+                    .ok()
+                    .and_then(|s| s["ipfs_entries"].as_u64())
+                    .is_some_and(|stored| stored > n as u64)
+            }),
+        )?;
     }
     Ok(FirstReads {
         p2p_reader,
         ipfs_reader,
         _p2p_reader_daemon: daemon,
     })
-}
-
-/// Runs `ghcache <args>` on `on`; fails unless it succeeds.
-fn fetch(on: &Machine, args: &[String]) -> Result<()> {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (out, _) = on.time(on.ghcache_bin(), &args)?;
-    if !out.status.success() {
-        bail!(
-            "`ghcache {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
-
-/// Polls `done` for up to 30 s; fails naming `what` it waited for.
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) -> Result<()> {
-    let until = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        if Instant::now() > until {
-            bail!("waited 30 s for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
 }

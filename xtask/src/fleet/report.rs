@@ -362,16 +362,7 @@ fn print_tier_latency(outcomes: &[(Setup, Outcome)]) {
     println!("\nLatency per answering tier, median ms (reads):\n");
     let tiers: std::collections::BTreeSet<&String> =
         outcomes.iter().flat_map(|(_, out)| &out.tiers).collect();
-    print!("| configuration |");
-    for tier in &tiers {
-        print!(" {tier} |");
-    }
-    println!();
-    print!("| --- |");
-    for _ in &tiers {
-        print!(" ---: |");
-    }
-    println!();
+    print_head(&tiers);
     for (setup, out) in outcomes {
         let by_tier = by_tier(out);
         print!("| {} |", setup.name());
@@ -385,22 +376,27 @@ fn print_tier_latency(outcomes: &[(Setup, Outcome)]) {
     }
 }
 
+/// The head of a table of configurations by `columns`, each a right-aligned number.
+fn print_head<'a>(columns: impl IntoIterator<Item = &'a &'a String> + Copy) {
+    print!("| configuration |");
+    for column in columns {
+        print!(" {column} |");
+    }
+    println!();
+    print!("| --- |");
+    for _ in columns {
+        print!(" ---: |");
+    }
+    println!();
+}
+
 fn print_latency(outcomes: &[(Setup, Outcome)]) {
     println!("\nLatency per command, median / p95 ms:\n");
     let Some((_, first)) = outcomes.first() else {
         return;
     };
     let commands: Vec<&String> = first.latency.keys().collect();
-    print!("| configuration |");
-    for c in &commands {
-        print!(" {c} |");
-    }
-    println!();
-    print!("| --- |");
-    for _ in &commands {
-        print!(" ---: |");
-    }
-    println!();
+    print_head(&commands);
     for (setup, out) in outcomes {
         print!("| {} |", setup.name());
         for c in &commands {
