@@ -615,7 +615,12 @@ impl Node {
             }) => {
                 let (heard, found) = match result {
                     Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
-                        (!providers.is_empty(), self.candidates(providers))
+                        // The walk's first step names this node when it provides the key
+                        // itself (kad reports its own records before asking anyone): that is
+                        // not a provider heard of, and ending the walk there would find nobody.
+                        let me = self.local_id();
+                        let heard = providers.iter().any(|p| *p != me);
+                        (heard, self.candidates(providers))
                     }
                     _ => (false, Candidates::default()),
                 };
@@ -633,7 +638,7 @@ impl Node {
                     }
                 }
                 // Answer with the first providers found, even when none is worth asking (known
-                // unreachable, this node): the rest of the walk is not needed, and in a swarm of
+                // unreachable): the rest of the walk is not needed, and in a swarm of
                 // runners nobody can dial it would go on to peers whose dials hang.
                 if !heard && !step.last {
                     // A peer answered without providers: the walk goes on to the peers it named,
