@@ -59,6 +59,11 @@ struct Outcome {
     c_p2p_hits: u64,
     /// Lookups of B's and C's daemons that waited out their deadline.
     timed_out: u64,
+    /// What A's, B's and C's daemons said of whether peers can dial them (`reach` in their
+    /// status), once they knew.
+    reach: [String; 3],
+    /// Whether B's or C's daemon gave up waiting for a dial.
+    waited_for_dials: bool,
     /// Every daemon's log, for failure messages.
     logs: String,
 }
@@ -99,6 +104,7 @@ fn fleet(keeper: bool, runners: Runners<'_>) -> Outcome {
 
     let fetched = a.cached(&LIST).ok();
     assert_eq!(world.requests(), 1, "A asked GitHub once");
+    let reach_a = settled_reach(&da);
     if keeper {
         // The keeper takes A's answer as soon as it hears of it; B asks after that, as a
         // runner of a later job would.
@@ -118,6 +124,10 @@ fn fleet(keeper: bool, runners: Runners<'_>) -> Outcome {
     let on_c = c.cached(&LIST).ok();
     let requests = world.requests();
     let timed_out = db.counters().lookups_timed_out + dc.counters().lookups_timed_out;
+    let reach = [reach_a, settled_reach(&db), settled_reach(&dc)];
+    let waited_for_dials = [&db, &dc]
+        .iter()
+        .any(|d| d.log().contains("gave up waiting for a dial"));
     let logs = format!(
         "S:\n{}\nA:\n{}\nB:\n{}\nC:\n{}",
         seed.log(),
@@ -134,12 +144,24 @@ fn fleet(keeper: bool, runners: Runners<'_>) -> Outcome {
         b_p2p_hits: b.stats()["hits"]["p2p"].as_u64().unwrap_or(0),
         c_p2p_hits: c.stats()["hits"]["p2p"].as_u64().unwrap_or(0),
         timed_out,
+        reach,
+        waited_for_dials,
         logs,
     };
     // Runners first, the seed last: nothing waits on a peer that is gone.
     drop((db, dc));
     drop(seed);
     outcome
+}
+
+/// What `daemon`'s status says of whether peers can dial it, once it knows (or after 10 s).
+fn settled_reach(daemon: &Daemon) -> String {
+    let mut reach = String::new();
+    wait_until(Duration::from_secs(10), || {
+        reach = daemon.status().reach;
+        reach != "not known yet"
+    });
+    reach
 }
 
 /// Every runner printed what plain gh prints, whatever tier answered.
@@ -176,6 +198,7 @@ fn runners_nobody_can_dial_share_through_a_keeper_without_asking_github_again() 
     let Some(ns) = namespace("keep") else { return };
     let outcome = fleet(true, Runners::Undialable(&ns));
     assert_transparent(&outcome);
+    assert_eq!(outcome.reach, ["not dialable"; 3], "{}", outcome.logs);
     assert_eq!(
         outcome.requests, 1,
         "B and C made no request to GitHub\n{}",
@@ -203,6 +226,14 @@ fn without_a_keeper_runners_nobody_can_dial_ask_github_again() {
         "lookups waited out the deadline\n{}",
         outcome.logs
     );
+    // Each runner found out that nobody could dial it, and named no address anyone would wait
+    // on: B and C never waited for a dial to A or to each other.
+    assert_eq!(outcome.reach, ["not dialable"; 3], "{}", outcome.logs);
+    assert!(
+        !outcome.waited_for_dials,
+        "a lookup waited for a dial\n{}",
+        outcome.logs
+    );
 }
 
 #[test]
@@ -215,6 +246,7 @@ fn runners_anyone_can_dial_share_directly_without_a_keeper() {
     };
     let outcome = fleet(false, Runners::Dialable);
     assert_transparent(&outcome);
+    assert_eq!(outcome.reach, ["dialable"; 3], "{}", outcome.logs);
     assert_eq!(
         outcome.requests, 1,
         "B and C made no request to GitHub\n{}",
@@ -229,6 +261,7 @@ fn runners_that_do_not_listen_share_through_a_keeper() {
     // `--no-listen` runners cannot be dialed by construction: no namespace or root needed.
     let outcome = fleet(true, Runners::NotListening);
     assert_transparent(&outcome);
+    assert_eq!(outcome.reach, ["not listening"; 3], "{}", outcome.logs);
     assert_eq!(
         outcome.requests, 1,
         "B and C made no request to GitHub\n{}",

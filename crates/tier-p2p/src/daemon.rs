@@ -89,6 +89,11 @@ pub(crate) enum Command {
     /// This node now holds the entry `manifest` describes (fetched from a peer): provide it,
     /// and name this node as a holder in directory replies.
     Held { manifest: Box<Manifest> },
+    /// A dial-back for a peer has had its time: unless it connected, the peer is told it could
+    /// not be dialed.
+    DialBackDue {
+        connection: libp2p::swarm::ConnectionId,
+    },
     /// A keeper's fetch of `key` ended; `manifest` is set when the entry was checked and stored.
     Kept {
         key: CacheKey,

@@ -12,7 +12,8 @@
 //! The daemon's rooms: this file starts it and runs the swarm task's event loop, and its
 //! children hold the parts of the loop with a protocol or a phase of their own: `exchange` (the
 //! directory exchange), `keeping` (what a keeper follows and fetches), `tokens` (OIDC tokens
-//! shown and checked) and `stop` (the handoff to keepers, and the stop). [`crate::daemon`] is
+//! shown and checked), `reach` (whether peers can dial this node: the dial-back) and `stop`
+//! (the handoff to keepers, and the stop); `state` is the state they share. [`crate::daemon`] is
 //! what the tasks beside the loop share with it and ask of it; [`crate::swarm`] builds the
 //! swarm, [`crate::check`] holds the checks of everything peers send (gossip validation among
 //! them), [`crate::control`] serves the CLI's socket, [`crate::fetches`] runs lookups and
@@ -22,6 +23,7 @@
 
 mod exchange;
 mod keeping;
+mod reach;
 mod state;
 mod stop;
 mod tokens;
@@ -34,7 +36,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ghcache_core::{now_ms, CacheKey, CacheTier, Manifest, ScopeId};
+use ghcache_core::{now_ms, CacheTier, Manifest, ScopeId};
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::request_response;
@@ -59,14 +61,14 @@ use crate::log::log;
 use crate::oidc::Binding;
 use crate::role::Role;
 use crate::socket;
-use crate::status::{bump, LiveCounters, Status};
-use crate::swarm::{self, topic, BehaviourEvent, MAX_PROVIDED_KEYS};
+use crate::status::{bump, LiveCounters};
+use crate::swarm::{self, topic, BehaviourEvent, KAD_PROTOCOL, MAX_PROVIDED_KEYS};
 use crate::swarm_key::SwarmKeyExt as _;
 use crate::topics::Topics;
 use crate::traffic::Traffic;
 use crate::wire::{FetchRequest, FetchResponse, Gossip, Invalidation};
 
-use state::{scopes_in_use, Node, Walking};
+use state::{scopes_in_use, Dialability, Node, Walking};
 
 /// Queue from tasks to the swarm task.
 const COMMAND_QUEUE: usize = 256;
@@ -168,7 +170,14 @@ pub async fn run(
         handoff: Handoff::default(),
         warned_scope_cap: false,
         warned_scope_share: false,
-        listening: !config.listen.is_empty(),
+        dialability: if config.listen.is_empty() {
+            Dialability::NotListening
+        } else {
+            Dialability::Unknown { asking: false }
+        },
+        unprovided: Vec::new(),
+        dialing_back: HashMap::new(),
+        remote_ips: HashMap::new(),
         token_file: config.oidc_token_file.clone(),
         produces_for: config.produces_for.clone(),
         verifier: config.oidc.clone(),
@@ -178,7 +187,15 @@ pub async fn run(
         for key in config.held.iter().take(held) {
             node.provide(*key);
         }
-        log(format_args!("providing {held} stored entries"));
+        if node.dialability == Dialability::NotListening {
+            log(format_args!(
+                "holds {held} stored entries; provides none in the DHT (not listening)"
+            ));
+        } else {
+            log(format_args!(
+                "providing {held} stored entries once a peer has dialed this node"
+            ));
+        }
     }
     // The scopes this machine's CLI uses are followed from the start: the daemon hears their
     // announcements, and asks for their directory, before the CLI's first lookup.
@@ -453,6 +470,7 @@ impl Node {
                 self.directory.insert(*manifest, me, &[me]);
                 self.provide(key);
             }
+            Command::DialBackDue { connection } => self.dial_back_due(connection),
             Command::Held { manifest } => {
                 if self.shared.role.provides() {
                     let key = manifest.key;
@@ -499,47 +517,6 @@ impl Node {
         }
     }
 
-    fn provide(&mut self, key: CacheKey) {
-        if !self.shared.role.provides() || !self.listening {
-            return;
-        }
-        if let Err(e) = self
-            .swarm
-            .behaviour_mut()
-            .kad
-            .start_providing(kad::RecordKey::new(&key.0))
-        {
-            log(format_args!("cannot provide {}: {e}", key.short()));
-        }
-    }
-
-    /// What `status` reports now.
-    fn status(&self) -> Status {
-        let strings = |peers: &mut dyn Iterator<Item = &PeerId>| -> Vec<String> {
-            peers.map(|p| p.to_string()).collect()
-        };
-        Status {
-            bound_producers: strings(&mut self.shared.accept.binding.bound().iter()),
-            connected_peers: strings(&mut self.swarm.connected_peers()),
-            counters: self.shared.counters.snapshot(&self.shared.traffic),
-            directory_entries: self.directory.len(),
-            keep: self.keeper.as_ref().map(Keeper::load),
-            keeper: self.shared.role.keeps(),
-            keepers: strings(&mut self.keepers.iter()),
-            listen_addrs: self.swarm.listeners().map(|a| a.to_string()).collect(),
-            metrics_url: self
-                .shared
-                .metrics
-                .map(|addr| format!("http://{addr}/metrics")),
-            peer_id: self.local_id().to_string(),
-            pid: std::process::id(),
-            read_only: self.shared.role == Role::ReadOnly,
-            scopes: self.topics.len(),
-            trusted_peers: strings(&mut self.shared.accept.trusted.iter()),
-            unreachable_peers: self.dials.count(Instant::now()),
-        }
-    }
-
     fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
@@ -548,7 +525,15 @@ impl Node {
                     self.local_id()
                 ));
             }
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                if self.on_connection(peer_id, connection_id, &endpoint) {
+                    return;
+                }
                 self.dials.connected(&peer_id);
                 if self.connected.insert(peer_id) {
                     log(format_args!("connected to {peer_id}"));
@@ -557,19 +542,26 @@ impl Node {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 ..
             } => {
+                if self.on_connection_gone(connection_id) || num_established > 0 {
+                    return;
+                }
                 self.connected.remove(&peer_id);
                 self.keepers.remove(&peer_id);
                 self.asked.retain(|(peer, _)| *peer != peer_id);
                 log(format_args!("disconnected from {peer_id}"));
             }
             SwarmEvent::OutgoingConnectionError {
+                connection_id,
                 peer_id: Some(peer),
                 error,
-                ..
             } => {
+                if self.on_connection_gone(connection_id) {
+                    return;
+                }
                 // A dial that was cancelled or not needed says nothing about the peer.
                 let says_nothing = matches!(
                     error,
@@ -589,9 +581,12 @@ impl Node {
     fn on_behaviour(&mut self, event: BehaviourEvent) {
         match event {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
-                // The DHT learns where peers listen from identify; without it lookups stall.
-                for addr in info.listen_addrs {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                // The DHT learns where peers listen from identify; without it lookups stall. Only
+                // of peers that speak it: one that does not yet is not known to be dialable.
+                if info.protocols.contains(&KAD_PROTOCOL) {
+                    for addr in info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
                 }
                 self.on_identified(peer_id, keeper::is_keeper(&info.agent_version));
             }
@@ -677,6 +672,7 @@ impl Node {
             BehaviourEvent::Fetch(event) => self.on_fetch(event),
             BehaviourEvent::Directory(event) => self.on_directory(event),
             BehaviourEvent::Oidc(event) => self.on_oidc(event),
+            BehaviourEvent::Reach(event) => self.on_reach(event),
             _ => {}
         }
     }

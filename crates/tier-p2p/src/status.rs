@@ -42,6 +42,10 @@ pub struct Status {
     pub peer_id: String,
     /// The daemon's process id.
     pub pid: u32,
+    /// Whether peers can dial the daemon: "dialable" (one connected to it), "not dialable" (a
+    /// peer it asked could not dial it back: it stays out of the DHT), "not known yet", or
+    /// "not listening"; empty from a daemon of an earlier release.
+    pub reach: String,
     /// Whether the daemon is read-only: it consumes, and never announces or serves.
     pub read_only: bool,
     /// Scopes whose gossip topic the daemon follows.
@@ -280,6 +284,7 @@ mod tests {
             metrics_url: Some("http://127.0.0.1:9100/metrics".into()),
             peer_id: "12D3KooWC".into(),
             pid: 4242,
+            reach: "dialable".into(),
             read_only: false,
             scopes: 1,
             trusted_peers: Vec::new(),
@@ -312,7 +317,7 @@ mod tests {
             r#""scopes":1},"keeper":true,"keepers":["12D3KooWB"],"#,
             r#""listen_addrs":["/ip4/127.0.0.1/tcp/4001"],"#,
             r#""metrics_url":"http://127.0.0.1:9100/metrics","peer_id":"12D3KooWC","pid":4242,"#,
-            r#""read_only":false,"scopes":1,"trusted_peers":[],"unreachable_peers":0}"#,
+            r#""reach":"dialable","read_only":false,"scopes":1,"trusted_peers":[],"unreachable_peers":0}"#,
         );
         assert_eq!(sample().to_json()?, expected);
         let plain = Status::default().to_json()?;

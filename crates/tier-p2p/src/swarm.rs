@@ -6,7 +6,8 @@
 //! ```text
 //! transport   TCP -> pnet (the swarm key) -> noise -> yamux
 //! behaviours  identify, ping, mDNS, Kademlia (private protocol), gossipsub,
-//!             /ghcache/fetch/1, /ghcache/directory/1 and /ghcache/oidc/1 (request-response)
+//!             /ghcache/fetch/1, /ghcache/directory/1, /ghcache/oidc/1 and /ghcache/reach/1
+//!             (request-response)
 //! topics      ghcache/v1/<scope id in hex>, one per scope
 //! ```
 
@@ -33,10 +34,10 @@ use crate::keeper;
 use crate::log::log;
 use crate::swarm_key::SwarmKeyExt as _;
 use crate::traffic::{Metered, Traffic};
-use crate::wire::{self, DirectoryCodec, FetchCodec, OidcCodec};
+use crate::wire::{self, DirectoryCodec, FetchCodec, OidcCodec, ReachCodec};
 
 /// Kademlia protocol name: private, so our DHT never merges with the public IPFS one.
-const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ghcache/kad/1.0.0");
+pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ghcache/kad/1.0.0");
 /// Identify protocol version string.
 const ID_PROTOCOL: &str = "/ghcache/id/1.0.0";
 /// Concurrent request-response streams per connection.
@@ -71,6 +72,7 @@ pub(crate) struct Behaviour {
     pub(crate) fetch: request_response::Behaviour<FetchCodec>,
     pub(crate) directory: request_response::Behaviour<DirectoryCodec>,
     pub(crate) oidc: request_response::Behaviour<OidcCodec>,
+    pub(crate) reach: request_response::Behaviour<ReachCodec>,
 }
 
 /// The swarm's transport: TCP, then pnet with the swarm key (without it, not even the noise
@@ -133,14 +135,10 @@ pub(crate) fn build(
         },
     );
     let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
-    // A node that listens may be asked by every member. One that does not (a runner behind
-    // NAT) runs in client mode: it asks the DHT but is never put in others' routing tables,
-    // where every query that picked it would wait for a dial that cannot succeed.
-    kad.set_mode(Some(if config.listen.is_empty() {
-        kad::Mode::Client
-    } else {
-        kad::Mode::Server
-    }));
+    // Client mode until a peer dialed this node back (the node module's reach): a node in server
+    // mode is put in others' routing tables, where every query that picked a runner behind a
+    // firewall would wait for a dial that cannot succeed. One that does not listen stays so.
+    kad.set_mode(Some(kad::Mode::Client));
 
     let mdns = if config.mdns {
         Some(
@@ -176,6 +174,16 @@ pub(crate) fn build(
             .with_max_concurrent_streams(MAX_STREAMS),
     );
 
+    // Every node dials back a peer that asks (bounded, see the node's reach); only a node that
+    // listens asks.
+    let reach = request_response::Behaviour::with_codec(
+        ReachCodec,
+        [(wire::REACH_PROTOCOL, ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(DIRECTORY_TIMEOUT)
+            .with_max_concurrent_streams(MAX_STREAMS),
+    );
+
     let behaviour = Behaviour {
         identify: identify::Behaviour::new(
             identify::Config::new(ID_PROTOCOL.into(), keypair.public())
@@ -189,6 +197,7 @@ pub(crate) fn build(
         fetch,
         directory,
         oidc,
+        reach,
     };
     Ok(Swarm::new(
         transport,

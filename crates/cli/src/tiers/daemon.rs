@@ -326,6 +326,9 @@ pub fn status(config: &Config, json: bool) -> Result<i32, Failure> {
     for addr in &status.listen_addrs {
         println!("listening on     {addr}");
     }
+    if !status.reach.is_empty() {
+        println!("reach            {}", status.reach);
+    }
     println!("connected peers  {}", status.connected_peers.len());
     for peer in &status.connected_peers {
         println!("  {peer}");

@@ -1,10 +1,11 @@
 //! Every message this crate sends or receives, and their bounded encodings.
 //!
-//! Five channels carry them. What peers send each other: gossipsub ([`Gossip`], in `gossip`),
-//! and three request-response protocols, `/ghcache/fetch/1` ([`FetchRequest`],
+//! Six channels carry them. What peers send each other: gossipsub ([`Gossip`], in `gossip`),
+//! and four request-response protocols, `/ghcache/fetch/1` ([`FetchRequest`],
 //! [`FetchResponse`], in `fetch`), `/ghcache/directory/1` ([`DirectoryRequest`],
-//! [`DirectoryResponse`], in `directory`) and `/ghcache/oidc/1` ([`Presentation`],
-//! [`Presented`], in `oidc`). What local commands send: the daemon's Unix control socket
+//! [`DirectoryResponse`], in `directory`), `/ghcache/oidc/1` ([`Presentation`],
+//! [`Presented`], in `oidc`) and `/ghcache/reach/1` ([`DialBack`], [`DialedBack`], in
+//! `reach`). What local commands send: the daemon's Unix control socket
 //! ([`Control`], [`Reply`], in `control`), which no peer reaches. Anything read from a peer or a
 //! socket is decoded here, with the core's bounded [`Reader`](ghcache_core::wire::Reader) (the
 //! one that reads manifests and bodies too): size caps are checked before any allocation, and
@@ -24,6 +25,7 @@ mod frame;
 mod gossip;
 mod invalidation;
 mod oidc;
+mod reach;
 mod tag;
 #[cfg(test)]
 mod tests;
@@ -52,4 +54,8 @@ pub use invalidation::Invalidation;
 pub use oidc::{
     OidcCodec, Presentation, Presented, MAX_PRESENTATION, MAX_PRESENTED, MAX_PRESENTED_SCOPES,
     MAX_REFUSAL, MAX_SCOPE_NAME, MAX_TOKEN, OIDC_PROTOCOL,
+};
+pub use reach::{
+    DialBack, DialedBack, ReachCodec, MAX_REACH_PORTS, MAX_REACH_REQUEST, MAX_REACH_RESPONSE,
+    REACH_PROTOCOL,
 };

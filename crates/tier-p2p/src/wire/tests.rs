@@ -128,11 +128,54 @@ fn presentations_round_trip_and_stay_under_their_caps() {
     assert!(Presentation::decode(&too_many).is_err());
 }
 
+const DIALED_BACK: [DialedBack; 3] = [
+    DialedBack::Dialed,
+    DialedBack::NotDialed,
+    DialedBack::NotChecked,
+];
+
+#[test]
+fn dial_backs_round_trip_and_stay_under_their_caps() {
+    for ports in [vec![], vec![4001], vec![1, 65535, 30000]] {
+        let request = DialBack { ports };
+        assert_eq!(DialBack::decode(&request.encode()), Ok(request));
+    }
+    let many = DialBack {
+        ports: (1..=20).collect(),
+    };
+    let bytes = many.encode();
+    assert!(bytes.len() <= MAX_REACH_REQUEST);
+    assert_eq!(
+        DialBack::decode(&bytes).map(|r| r.ports.len()),
+        Ok(MAX_REACH_PORTS)
+    );
+    let mut too_many = vec![TAG_DIAL_BACK, MAX_REACH_PORTS as u8 + 1];
+    too_many.extend(std::iter::repeat_n(0, 2 * (MAX_REACH_PORTS + 1)));
+    assert!(DialBack::decode(&too_many).is_err());
+    assert!(
+        DialBack::decode(&[TAG_DIAL_BACK, 1, 0]).is_err(),
+        "half a port"
+    );
+    for answer in DIALED_BACK {
+        let bytes = answer.encode();
+        assert!(bytes.len() <= MAX_REACH_RESPONSE);
+        assert_eq!(DialedBack::decode(&bytes), Ok(answer));
+    }
+    assert!(
+        DialedBack::decode(&[TAG_DIALED, 0]).is_err(),
+        "trailing byte"
+    );
+}
+
 /// Every tag of every message kind, for the fuzz test to start messages with.
-const ALL_TAGS: [u8; 22] = [
+const ALL_TAGS: [u8; 26] = [
     TAG_PRESENT,
     TAG_GRANTED,
     TAG_REFUSED,
+    TAG_DIAL_BACK,
+    TAG_DIALED,
+    TAG_NOT_DIALED,
+    TAG_NOT_CHECKED,
     TAG_ANNOUNCE,
     TAG_INVALIDATE,
     TAG_FETCH,
@@ -179,6 +222,8 @@ fn the_fuzz_test_covers_every_message_kind_and_tags_are_distinct() {
     encoded.push(DirectoryResponse::default().encode());
     encoded.extend(presentations().iter().map(Presentation::encode));
     encoded.extend(answers().iter().map(Presented::encode));
+    encoded.push(DialBack { ports: vec![1] }.encode());
+    encoded.extend(DIALED_BACK.iter().map(DialedBack::encode));
     let mut used: Vec<u8> = encoded.iter().map(|bytes| bytes[0]).collect();
     used.sort_unstable();
     used.dedup();
@@ -548,6 +593,8 @@ proptest! {
         let _ = DirectoryResponse::decode(&bytes);
         let _ = Presentation::decode(&bytes);
         let _ = Presented::decode(&bytes);
+        let _ = DialBack::decode(&bytes);
+        let _ = DialedBack::decode(&bytes);
     }
 
     #[test]
@@ -566,6 +613,8 @@ proptest! {
         let _ = DirectoryResponse::decode(&bytes);
         let _ = Presentation::decode(&bytes);
         let _ = Presented::decode(&bytes);
+        let _ = DialBack::decode(&bytes);
+        let _ = DialedBack::decode(&bytes);
     }
 
     #[test]
