@@ -205,10 +205,22 @@ impl Directory {
     }
 
     /// Whether `peer` is said to hold an entry of `key`.
+    #[cfg(test)]
     pub(crate) fn holds(&self, key: &CacheKey, peer: &PeerId) -> bool {
         self.records
             .get(key)
             .is_some_and(|records| records.iter().any(|r| r.holders.contains(peer)))
+    }
+
+    /// Whether `peer` is said to hold `manifest`'s answer, or a newer one of its key and scope.
+    /// A keeper that holds only an older answer of a key fetches the newer one announced: its
+    /// own copy may have expired, and its record stays beside the announcer's.
+    pub(crate) fn holds_as_new(&self, manifest: &Manifest, peer: &PeerId) -> bool {
+        self.of(&manifest.key, &manifest.scope_id).iter().any(|r| {
+            r.holders.contains(peer)
+                && (r.manifest.created_at_ms >= manifest.created_at_ms
+                    || same_answer(&r.manifest, manifest))
+        })
     }
 
     /// Up to `limit` manifests of scope `scope_id` that are fresh at `now_ms`, newest first, each
@@ -358,6 +370,25 @@ mod tests {
             (1, 1),
             "only the peer's go"
         );
+    }
+
+    #[test]
+    fn a_holder_of_an_older_answer_does_not_hold_a_newer_one() {
+        let me = PeerId::random();
+        let runner = PeerId::random();
+        let mut dir = Directory::new(me);
+        let old = keyed(1, "o/r");
+        dir.insert(old.clone(), me, &[me]);
+        let mut newer = old.clone();
+        newer.created_at_ms += 60_000;
+        newer.body_digest = ghcache_core::Digest([9; 32]);
+        dir.insert(newer.clone(), runner, &[runner]);
+        assert!(dir.holds(&old.key, &me), "it holds an answer of the key");
+        assert!(dir.holds_as_new(&old, &me));
+        assert!(!dir.holds_as_new(&newer, &me), "not the newer answer");
+        assert!(dir.holds_as_new(&newer, &runner));
+        dir.insert(newer.clone(), me, &[me]);
+        assert!(dir.holds_as_new(&newer, &me), "once it took the newer one");
     }
 
     #[test]

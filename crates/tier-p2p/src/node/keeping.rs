@@ -96,7 +96,7 @@ impl Node {
         let Some(keeper) = self.keeper.as_mut() else {
             return;
         };
-        if !keeper.follows(&manifest.scope_id) || self.directory.holds(&manifest.key, &me) {
+        if !keeper.follows(&manifest.scope_id) || self.directory.holds_as_new(&manifest, &me) {
             return;
         }
         if keeper.offer(manifest, providers) == Offer::Full {

@@ -74,8 +74,9 @@ impl Node {
     /// The handoff's entries that no connected keeper is known (from its directory) to hold.
     fn handoff_due(&mut self, now: Instant) -> Vec<Manifest> {
         let (directory, keepers) = (&self.directory, &self.keepers);
-        self.handoff
-            .due(now, |m| keepers.iter().any(|k| directory.holds(&m.key, k)))
+        self.handoff.due(now, |m| {
+            keepers.iter().any(|k| directory.holds_as_new(m, k))
+        })
     }
 
     /// Asks each connected keeper again for its directory of the scopes of `due`, unless a
