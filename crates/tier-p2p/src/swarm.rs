@@ -44,8 +44,9 @@ const ID_PROTOCOL: &str = "/ghcache/id/1.0.0";
 const MAX_STREAMS: usize = 32;
 /// Provider records this node keeps (its own and others'): one per cached key.
 pub(crate) const MAX_PROVIDED_KEYS: usize = 100_000;
-/// How long a directory request may take: the answer is a few kilobytes from memory.
-const DIRECTORY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a directory, presentation or dial-back request may take: the answer is a few
+/// kilobytes from memory, or a dial-back's verdict (given within half a second).
+const SMALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prefix of every scope's gossip topic.
 const TOPIC_PREFIX: &str = "ghcache/v1/";
@@ -149,40 +150,14 @@ pub(crate) fn build(
         None
     };
 
-    let fetch = request_response::Behaviour::with_codec(
-        FetchCodec,
-        [(wire::FETCH_PROTOCOL, ProtocolSupport::Full)],
-        request_response::Config::default()
-            .with_request_timeout(config.fetch_timeout)
-            .with_max_concurrent_streams(MAX_STREAMS),
-    );
-    let directory = request_response::Behaviour::with_codec(
-        DirectoryCodec,
-        [(wire::DIRECTORY_PROTOCOL, ProtocolSupport::Full)],
-        request_response::Config::default()
-            .with_request_timeout(DIRECTORY_TIMEOUT)
-            .with_max_concurrent_streams(MAX_STREAMS),
-    );
-
+    let fetch = exchange(FetchCodec, wire::FETCH_PROTOCOL, config.fetch_timeout);
+    let directory = exchange(DirectoryCodec, wire::DIRECTORY_PROTOCOL, SMALL_TIMEOUT);
     // Every node answers presentations (it may need to know who may produce what); only a
     // node with a token makes them.
-    let oidc = request_response::Behaviour::with_codec(
-        OidcCodec,
-        [(wire::OIDC_PROTOCOL, ProtocolSupport::Full)],
-        request_response::Config::default()
-            .with_request_timeout(DIRECTORY_TIMEOUT)
-            .with_max_concurrent_streams(MAX_STREAMS),
-    );
-
+    let oidc = exchange(OidcCodec, wire::OIDC_PROTOCOL, SMALL_TIMEOUT);
     // Every node dials back a peer that asks (bounded, see the node's reach); only a node that
     // listens asks.
-    let reach = request_response::Behaviour::with_codec(
-        ReachCodec,
-        [(wire::REACH_PROTOCOL, ProtocolSupport::Full)],
-        request_response::Config::default()
-            .with_request_timeout(DIRECTORY_TIMEOUT)
-            .with_max_concurrent_streams(MAX_STREAMS),
-    );
+    let reach = exchange(ReachCodec, wire::REACH_PROTOCOL, SMALL_TIMEOUT);
 
     let behaviour = Behaviour {
         identify: identify::Behaviour::new(
@@ -212,6 +187,25 @@ pub(crate) fn build(
             // protocol fails the request, as it did.
             .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy),
     ))
+}
+
+/// A request-response protocol every node speaks both ways, each request on a stream of its
+/// own (at most [`MAX_STREAMS`] per connection), given up after `timeout`.
+fn exchange<C>(
+    codec: C,
+    protocol: StreamProtocol,
+    timeout: Duration,
+) -> request_response::Behaviour<C>
+where
+    C: request_response::Codec<Protocol = StreamProtocol> + Clone + Send + 'static,
+{
+    request_response::Behaviour::with_codec(
+        codec,
+        [(protocol, ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(timeout)
+            .with_max_concurrent_streams(MAX_STREAMS),
+    )
 }
 
 /// Dials a bootstrap peer, first telling the DHT where it is when `addr` names it.
