@@ -216,11 +216,9 @@ impl Directory {
     /// A keeper that holds only an older answer of a key fetches the newer one announced: its
     /// own copy may have expired, and its record stays beside the announcer's.
     pub(crate) fn holds_as_new(&self, manifest: &Manifest, peer: &PeerId) -> bool {
-        self.of(&manifest.key, &manifest.scope_id).iter().any(|r| {
-            r.holders.contains(peer)
-                && (r.manifest.created_at_ms >= manifest.created_at_ms
-                    || same_answer(&r.manifest, manifest))
-        })
+        self.of(&manifest.key, &manifest.scope_id)
+            .iter()
+            .any(|r| r.holders.contains(peer) && r.manifest.created_at_ms >= manifest.created_at_ms)
     }
 
     /// Up to `limit` manifests of scope `scope_id` that are fresh at `now_ms`, newest first, each

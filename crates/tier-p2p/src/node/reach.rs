@@ -44,8 +44,8 @@ impl Node {
         connection: ConnectionId,
         endpoint: &ConnectedPoint,
     ) -> bool {
-        if let Some(mut dialing) = self.dialing_back.remove(&connection) {
-            self.answer_dial_back(&mut dialing, DialedBack::Dialed);
+        if let Some(dialing) = self.dialing_back.remove(&connection) {
+            self.answer_dial_back(dialing.channel, DialedBack::Dialed);
             self.swarm.close_connection(connection);
             return true;
         }
@@ -65,8 +65,8 @@ impl Node {
     pub(super) fn on_connection_gone(&mut self, connection: ConnectionId) -> bool {
         self.remote_ips.remove(&connection);
         match self.dialing_back.remove(&connection) {
-            Some(mut dialing) => {
-                self.answer_dial_back(&mut dialing, DialedBack::NotDialed);
+            Some(dialing) => {
+                self.answer_dial_back(dialing.channel, DialedBack::NotDialed);
                 true
             }
             None => false,
@@ -76,10 +76,11 @@ impl Node {
     /// [`DIAL_BACK_WAIT`] after a dial-back started: if it has not connected, the peer is told
     /// it could not be dialed. The dial goes on (and is closed if it ever connects).
     pub(super) fn dial_back_due(&mut self, connection: ConnectionId) {
-        if let Some(mut dialing) = self.dialing_back.remove(&connection) {
-            self.answer_dial_back(&mut dialing, DialedBack::NotDialed);
-            self.dialing_back.insert(connection, dialing);
-        }
+        let channel = self
+            .dialing_back
+            .get_mut(&connection)
+            .and_then(|dialing| dialing.channel.take());
+        self.answer_dial_back(channel, DialedBack::NotDialed);
     }
 
     /// Puts `key` in the DHT once this node is known to be dialable; until then it waits.
@@ -180,19 +181,18 @@ impl Node {
                 .collect(),
             _ => Vec::new(),
         };
-        let opts = DialOpts::peer_id(peer)
-            .addresses(addresses.clone())
-            .condition(PeerCondition::Always)
-            .build();
-        let id = opts.connection_id();
-        if addresses.is_empty() || self.swarm.dial(opts).is_err() {
-            let _ = self
-                .swarm
-                .behaviour_mut()
-                .reach
-                .send_response(channel, DialedBack::NotChecked);
+        let dialed = (!addresses.is_empty()).then(|| {
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addresses)
+                .condition(PeerCondition::Always)
+                .build();
+            let id = opts.connection_id();
+            self.swarm.dial(opts).map(|()| id)
+        });
+        let Some(Ok(id)) = dialed else {
+            self.answer_dial_back(Some(channel), DialedBack::NotChecked);
             return;
-        }
+        };
         self.dialing_back.insert(
             id,
             DialingBack {
@@ -207,8 +207,13 @@ impl Node {
         });
     }
 
-    fn answer_dial_back(&mut self, dialing: &mut DialingBack, answer: DialedBack) {
-        if let Some(channel) = dialing.channel.take() {
+    /// Tells the asker what came of its dial-back, unless it was told already (`None`).
+    fn answer_dial_back(
+        &mut self,
+        channel: Option<ResponseChannel<DialedBack>>,
+        answer: DialedBack,
+    ) {
+        if let Some(channel) = channel {
             let _ = self
                 .swarm
                 .behaviour_mut()
