@@ -121,9 +121,7 @@ impl Node {
                 request_response::Message::Response { response, .. } => match response {
                     DialedBack::Dialed => self.dialable(&format!("{peer} dialed this node back")),
                     DialedBack::NotDialed => self.undialable(peer),
-                    DialedBack::NotChecked => {
-                        self.dialability = Dialability::Unknown { asking: false }
-                    }
+                    DialedBack::NotChecked => self.ask_again_later(),
                 },
             },
             request_response::Event::OutboundFailure {
@@ -138,12 +136,17 @@ impl Node {
                      dialable, as earlier releases did"
                 ));
             }
-            request_response::Event::OutboundFailure { .. }
-                if self.dialability == (Dialability::Unknown { asking: true }) =>
-            {
-                self.dialability = Dialability::Unknown { asking: false };
-            }
+            request_response::Event::OutboundFailure { .. } => self.ask_again_later(),
             _ => {}
+        }
+    }
+
+    /// A dial-back was not made or not answered: the next peer this node dials is asked. Only
+    /// while it still waits for that answer: one that learnt meanwhile (a peer connected to it)
+    /// keeps what it learnt.
+    fn ask_again_later(&mut self) {
+        if self.dialability == (Dialability::Unknown { asking: true }) {
+            self.dialability = Dialability::Unknown { asking: false };
         }
     }
 
