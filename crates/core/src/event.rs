@@ -66,6 +66,16 @@ impl Trigger {
     }
 }
 
+/// A write that GitHub told a daemon about, from outside ghcache (a webhook delivery, a follow
+/// probe's changed answer): what it changed, and what told of it, for the daemon's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeardWrite {
+    /// What the write changed, by the table.
+    pub trigger: Trigger,
+    /// What told of it: `pull_request delivery 72d3162e-...`.
+    pub what: String,
+}
+
 fn push_repo(repos: &mut Vec<String>, repo: &str) {
     let repo = repo.trim().to_ascii_lowercase();
     let valid = matches!(repo.split_once('/'), Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/'));
