@@ -96,8 +96,9 @@ enum Command {
     Daemon {
         #[command(subcommand)]
         action: Option<DaemonAction>,
+        // Boxed: the daemon's many flags would make every command as large as they are.
         #[command(flatten)]
-        flags: daemon::Flags,
+        flags: Box<daemon::Flags>,
     },
     /// Make the swarm's pre-shared key.
     #[cfg(feature = "p2p")]
@@ -292,7 +293,7 @@ fn run() -> Result<i32, Failure> {
         Command::Daemon {
             action: None,
             flags,
-        } => daemon::run(&mut config, flags),
+        } => daemon::run(&mut config, *flags),
         #[cfg(feature = "p2p")]
         Command::SwarmKey {
             action: SwarmKeyAction::New { out },

@@ -22,6 +22,8 @@ mod ipfs;
 mod keys;
 #[cfg(feature = "p2p")]
 mod oidc;
+#[cfg(feature = "p2p")]
+mod webhook;
 
 use std::path::Path;
 use std::sync::Arc;

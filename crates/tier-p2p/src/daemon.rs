@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use ghcache_core::event::HeardWrite;
 use ghcache_core::policy::Resources;
 use ghcache_core::{CacheKey, CacheTier, Manifest, ScopeId};
 use libp2p::identity::Keypair;
@@ -111,6 +112,8 @@ pub(crate) enum Command {
         repo: String,
         resources: Option<Resources>,
     },
+    /// A source of GitHub's own writes (number `source`, in the order given) told of `write`.
+    HeardWrite { source: usize, write: HeardWrite },
     /// Reply with the status.
     Status { reply: oneshot::Sender<Status> },
 }

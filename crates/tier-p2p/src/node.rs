@@ -27,6 +27,7 @@ mod reach;
 mod state;
 mod stop;
 mod tokens;
+mod writes;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -36,7 +37,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ghcache_core::{now_ms, CacheTier, Manifest, ScopeId};
+use ghcache_core::{CacheTier, Manifest, ScopeId};
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::request_response;
@@ -55,6 +56,7 @@ use crate::dials::{FailedDials, Reach};
 use crate::directory::Directory;
 use crate::error::Error;
 use crate::fetches;
+use crate::heard::{Sources, WriteSource};
 use crate::invalidations::Invalidations;
 use crate::keeper::{self, Handoff, Keeper};
 use crate::log::log;
@@ -99,7 +101,31 @@ pub async fn run(
     store: Arc<dyn CacheTier>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    run_with(config, dir, store, shutdown, Vec::new()).await
+}
+
+/// [`run`], hearing GitHub's own writes from `sources` (a webhook receiver, follow probes): each
+/// write they tell of is dropped from `store` and sent to the peers of every scope the daemon
+/// follows, as an invalidation signed by this node.
+///
+/// # Errors
+/// As [`run`]; also [`Error::Node`] for sources on a read-only daemon, which sends no
+/// invalidations.
+pub async fn run_with(
+    config: Config,
+    dir: &Path,
+    store: Arc<dyn CacheTier>,
+    shutdown: impl Future<Output = ()>,
+    sources: Vec<WriteSource>,
+) -> Result<(), Error> {
     let role = Role::of(&config)?;
+    if !sources.is_empty() && !role.invalidates() {
+        return Err(Error::Node(
+            "a read-only daemon sends no invalidations: hearing GitHub's writes (--webhook) \
+             needs one that is not --read-only"
+                .into(),
+        ));
+    }
     if config.require_oidc && config.oidc.is_none() {
         return Err(Error::Oidc(
             "requiring OIDC tokens needs the issuer's key set to check them with".into(),
@@ -153,6 +179,7 @@ pub async fn run(
     let invalidator = tokio::spawn(async move {
         applier.invalidations.apply(applier.store.as_ref()).await;
     });
+    let sources = Sources::start(sources, &shared.commands);
     let me = *swarm.local_peer_id();
     let mut node = Node {
         swarm,
@@ -181,6 +208,7 @@ pub async fn run(
         token_file: config.oidc_token_file.clone(),
         produces_for: config.produces_for.clone(),
         verifier: config.oidc.clone(),
+        sources,
     };
     if role.provides() && !config.held.is_empty() {
         let held = config.held.len().min(MAX_PROVIDED_KEYS);
@@ -489,28 +517,8 @@ impl Node {
                 scope_id,
                 repo,
                 resources,
-            } => {
-                let invalidation = Invalidation {
-                    scope_id,
-                    repo,
-                    resources,
-                    at_ms: now_ms(),
-                };
-                let topic = self.name_scope(scope_id);
-                self.drop_covered(&invalidation);
-                let repo = invalidation.repo.clone();
-                let message = Gossip::Invalidation(invalidation);
-                match self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .publish(topic, message.encode())
-                {
-                    Ok(_) => log(format_args!("sent invalidation of {repo}")),
-                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
-                    Err(e) => log(format_args!("cannot send invalidation of {repo}: {e}")),
-                }
-            }
+            } => self.on_own_write(scope_id, repo, resources),
+            Command::HeardWrite { source, write } => self.on_heard_write(source, write),
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }

@@ -54,6 +54,9 @@ pub struct Status {
     pub trusted_peers: Vec<String>,
     /// Peers that lookups skip now, because dialing them failed lately.
     pub unreachable_peers: usize,
+    /// Sources of GitHub's own writes the daemon hears (a webhook receiver): since when, what
+    /// they told of and counted.
+    pub write_sources: Vec<crate::heard::SourceStatus>,
 }
 
 impl Status {
@@ -289,6 +292,17 @@ mod tests {
             scopes: 1,
             trusted_peers: Vec::new(),
             unreachable_peers: 0,
+            write_sources: vec![crate::heard::SourceStatus {
+                name: "webhook on 127.0.0.1:8090".into(),
+                since_ms: 1_000,
+                writes: 2,
+                last_write_ms: Some(3_000),
+                counts: [
+                    ("deliveries".to_owned(), 2),
+                    ("bad_signatures".to_owned(), 1),
+                ]
+                .into(),
+            }],
         }
     }
 
@@ -317,7 +331,9 @@ mod tests {
             r#""scopes":1},"keeper":true,"keepers":["12D3KooWB"],"#,
             r#""listen_addrs":["/ip4/127.0.0.1/tcp/4001"],"#,
             r#""metrics_url":"http://127.0.0.1:9100/metrics","peer_id":"12D3KooWC","pid":4242,"#,
-            r#""reach":"dialable","read_only":false,"scopes":1,"trusted_peers":[],"unreachable_peers":0}"#,
+            r#""reach":"dialable","read_only":false,"scopes":1,"trusted_peers":[],"unreachable_peers":0,"#,
+            r#""write_sources":[{"name":"webhook on 127.0.0.1:8090","since_ms":1000,"writes":2,"#,
+            r#""last_write_ms":3000,"counts":{"bad_signatures":1,"deliveries":2}}]}"#,
         );
         assert_eq!(sample().to_json()?, expected);
         let plain = Status::default().to_json()?;

@@ -152,6 +152,12 @@ pub struct P2p {
     pub keep: Setting<bool>,
     /// The keeper's store cap, least recently used out first.
     pub keep_max_size: Setting<u64>,
+    /// Where the daemon takes GitHub's webhook deliveries (`ghcache daemon --webhook ADDR`).
+    pub webhook: Setting<Option<String>>,
+    /// The file holding the webhook's secret.
+    pub webhook_secret_file: Setting<Option<String>>,
+    /// The webhook's secret itself (`GH_CACHE_WEBHOOK_SECRET`), over the file.
+    pub webhook_secret: Setting<Option<String>>,
 }
 
 /// Reads the environment through a function, so tests can pass their own.
@@ -194,6 +200,9 @@ impl Config {
                 metrics: Setting::default(None),
                 keep: Setting::default(false),
                 keep_max_size: Setting::default(2 << 30),
+                webhook: Setting::default(None),
+                webhook_secret_file: Setting::default(None),
+                webhook_secret: Setting::default(None),
             },
             http: Http {
                 enabled: Setting::default(true),

@@ -203,6 +203,8 @@ trusted_peers = ["12D3KooW"]
 metrics = "127.0.0.1:9000"
 keep = true
 keep_max_size = "1GiB"
+webhook = "127.0.0.1:8090"
+webhook_secret_file = "/etc/ghcache/webhook.secret"
 [ipfs]
 enabled = true
 api = "http://127.0.0.1:5002"
@@ -255,6 +257,11 @@ fn the_file_sets_every_row_that_has_a_key() {
     // The keeper's rows are not listed: their values show they were read.
     assert!(config.p2p.keep.value);
     assert_eq!(config.p2p.keep_max_size.value, 1 << 30);
+    assert_eq!(config.p2p.webhook.value.as_deref(), Some("127.0.0.1:8090"));
+    assert_eq!(
+        config.p2p.webhook_secret_file.value.as_deref(),
+        Some("/etc/ghcache/webhook.secret")
+    );
     let in_file = ROWS.iter().filter(|row| row.file.is_some()).count();
     let keys = EVERY_KEY.lines().filter(|l| l.contains(" = ")).count();
     assert_eq!(in_file, keys, "one key of the file above per row");
@@ -287,6 +294,7 @@ fn the_environment_sets_every_row_that_has_a_variable() {
         ("GH_CACHE_IPFS_DEADLINE", "1s"),
         ("GH_CACHE_IPFS_ENCRYPT", "0"),
         ("GH_CACHE_HTTP", "0"),
+        ("GH_CACHE_WEBHOOK_SECRET", "s3cret"),
     ];
     let config = load("every-var", None, &vars, &Flags::default());
     for (key, source) in sources(&config) {
@@ -313,6 +321,8 @@ fn the_environment_sets_every_row_that_has_a_variable() {
         config.p2p.swarm_key.source,
         Source::Env("GH_CACHE_SWARM_KEY")
     );
+    // Not listed, as the keeper's settings: its value shows it was read.
+    assert_eq!(config.p2p.webhook_secret.value.as_deref(), Some("s3cret"));
     let set: Vec<&str> = vars.iter().map(|(name, _)| *name).collect();
     for row in ROWS.iter().filter_map(|row| row.env) {
         assert!(

@@ -49,6 +49,13 @@ pub struct Flags {
     /// Serve Prometheus metrics on http://ADDR/metrics
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
+    /// Take GitHub's webhook deliveries on http://ADDR/ (for a keeper): each write one tells of
+    /// is dropped here and on every peer
+    #[arg(long, value_name = "ADDR")]
+    webhook: Option<String>,
+    /// The file holding the webhook's secret [env: GH_CACHE_WEBHOOK_SECRET holds the secret]
+    #[arg(long, value_name = "FILE")]
+    webhook_secret_file: Option<PathBuf>,
     /// This job's GitHub Actions OIDC token, with audience ghcache:<this daemon's peer id>:
     /// presented to every peer, which then takes this daemon's entries for the job's repository
     #[arg(long, value_name = "FILE", env = "GH_CACHE_OIDC_TOKEN_FILE")]
@@ -153,7 +160,8 @@ pub fn run(config: &mut Config, mut flags: Flags) -> Result<i32, Failure> {
             p2p_config.metrics = Some(bound);
             tokio::spawn(serve_metrics(listener, dir.clone()));
         }
-        p2p::run(p2p_config, &dir, store, shutdown())
+        let sources = super::webhook::source(config).await?.into_iter().collect();
+        p2p::run_with(p2p_config, &dir, store, shutdown(), sources)
             .await
             .map_err(|e| Failure::Runtime(e.to_string()))
     })?;
@@ -221,6 +229,14 @@ fn apply_flags(config: &mut Config, flags: Flags) -> Result<(), Failure> {
     }
     if flags.metrics.is_some() {
         p2p.metrics.set(flags.metrics, Flag("--metrics"));
+    }
+    if flags.webhook.is_some() {
+        p2p.webhook.set(flags.webhook, Flag("--webhook"));
+    }
+    if let Some(file) = flags.webhook_secret_file {
+        let file = file.to_string_lossy().into_owned();
+        p2p.webhook_secret_file
+            .set(Some(file), Flag("--webhook-secret-file"));
     }
     Ok(())
 }
@@ -349,10 +365,35 @@ pub fn status(config: &Config, json: bool) -> Result<i32, Failure> {
         // Held to a GitHub Actions OIDC token: they produce only for their repository's scopes.
         println!("bound producers  {}", status.bound_producers.len());
     }
+    for source in &status.write_sources {
+        let last = match source.last_write_ms {
+            Some(at) => format!("the last {} ago", ago(at)),
+            None => "no write yet".to_owned(),
+        };
+        println!(
+            "writes heard     {}, for {}: {} ({last})",
+            source.name,
+            ago(source.since_ms),
+            source.writes
+        );
+        for (name, n) in &source.counts {
+            println!("  {:<14} {n}", name.replace('_', " "));
+        }
+    }
     for (name, n) in status.counters.named() {
         println!("{:<16} {n}", name.replace('_', " "));
     }
     Ok(0)
+}
+
+/// How long ago `at_ms` (ms since the epoch) was, to the second: `2h05m`, `3m12s`, `9s`.
+fn ago(at_ms: u64) -> String {
+    let s = ghcache_core::now_ms().saturating_sub(at_ms) / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+    }
 }
 
 /// Metrics connections served at once. A scraper sends its request as soon as it connects
@@ -516,6 +557,24 @@ async fn metrics_text(dir: &Path) -> String {
                 "counter",
                 n,
             );
+        }
+        // One source of each kind runs at most: its kind names the metric.
+        for source in &status.write_sources {
+            let kind = source.name.split_whitespace().next().unwrap_or("source");
+            metric(
+                &format!("{kind}_writes_total"),
+                "GitHub's own writes this source told of, sent to the swarm.",
+                "counter",
+                source.writes,
+            );
+            for (name, n) in &source.counts {
+                metric(
+                    &format!("{kind}_{name}_total"),
+                    "Counter of a source of GitHub's writes.",
+                    "counter",
+                    *n,
+                );
+            }
         }
     }
     if let Ok(tier) = local::Tier::open(local::Config::new(dir)).await {

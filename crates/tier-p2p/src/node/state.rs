@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::daemon::{Candidates, Shared};
 use crate::dials::FailedDials;
 use crate::directory::Directory;
+use crate::heard::Sources;
 use crate::keeper::{Handoff, Keeper};
 use crate::oidc::Verifier;
 use crate::role::Role;
@@ -108,6 +109,8 @@ pub(super) struct Node {
     pub(super) produces_for: Vec<String>,
     /// Checks the tokens peers present.
     pub(super) verifier: Option<Verifier>,
+    /// Sources of GitHub's own writes (a webhook receiver), for the status.
+    pub(super) sources: Sources,
 }
 
 impl Node {
@@ -136,6 +139,7 @@ impl Node {
             scopes: self.topics.len(),
             trusted_peers: strings(&mut self.shared.accept.trusted.iter()),
             unreachable_peers: self.dials.count(Instant::now()),
+            write_sources: self.sources.status(),
         }
     }
 }

@@ -1,0 +1,93 @@
+//! Writes, as the swarm hears of them: this machine's own (a local command sends
+//! [`Command::Invalidate`](crate::daemon::Command::Invalidate)) and GitHub's, told by a webhook
+//! delivery or a follow probe ([`crate::heard`]). Both drop what they cover here and tell the
+//! peers of a scope with a signed invalidation.
+
+use ghcache_core::event::HeardWrite;
+use ghcache_core::policy::Resources;
+use ghcache_core::{now_ms, ScopeId};
+use libp2p::gossipsub;
+
+use super::Node;
+use crate::heard;
+use crate::log::log;
+use crate::swarm::topic;
+use crate::wire::{Gossip, Invalidation};
+
+impl Node {
+    /// This machine's write to `repo`: drops what it covers here and tells `scope_id`'s peers.
+    pub(super) fn on_own_write(
+        &mut self,
+        scope_id: ScopeId,
+        repo: String,
+        resources: Option<Resources>,
+    ) {
+        let invalidation = Invalidation {
+            scope_id,
+            repo,
+            resources,
+            at_ms: now_ms(),
+        };
+        self.name_scope(scope_id);
+        self.drop_covered(&invalidation);
+        self.send_invalidation(invalidation);
+    }
+
+    /// A write GitHub told of: dropped from the local store and from what this node knows, and
+    /// sent on every scope it follows (a write changes GitHub for every scope; a peer follows
+    /// the scopes it uses, so that is where its copies are).
+    pub(super) fn on_heard_write(&mut self, source: usize, write: HeardWrite) {
+        let name = self.sources.heard(source).to_owned();
+        let scopes = self.topics.scopes();
+        let at_ms = now_ms();
+        for selector in heard::selectors(&write) {
+            self.shared.invalidations.push(selector.clone());
+            let mut dropped_here = false;
+            for scope_id in &scopes {
+                let Some(invalidation) = Invalidation::of(*scope_id, &selector, at_ms) else {
+                    continue;
+                };
+                if !dropped_here {
+                    // What this node knows is not kept per scope: once is enough.
+                    self.drop_covered(&invalidation);
+                    dropped_here = true;
+                }
+                self.send_invalidation(invalidation);
+            }
+            if !dropped_here {
+                if let Some(invalidation) = Invalidation::of(ScopeId([0; 32]), &selector, at_ms) {
+                    self.drop_covered(&invalidation);
+                }
+            }
+        }
+        let repos = match write.trigger.repos.as_slice() {
+            [] => "every repository".to_owned(),
+            repos => repos.join(", "),
+        };
+        log(format_args!(
+            "{} from {name}: invalidated {repos} here and on {} scope(s)",
+            write.what,
+            scopes.len()
+        ));
+    }
+
+    /// Gossips `invalidation` on its scope's topic.
+    fn send_invalidation(&mut self, invalidation: Invalidation) {
+        let what = match (invalidation.repo.as_str(), &invalidation.resources) {
+            ("", None) => "everything".to_owned(),
+            (repo, _) => repo.to_owned(),
+        };
+        let topic = topic(&invalidation.scope_id);
+        let message = Gossip::Invalidation(invalidation);
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic, message.encode())
+        {
+            Ok(_) => log(format_args!("sent invalidation of {what}")),
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
+            Err(e) => log(format_args!("cannot send invalidation of {what}: {e}")),
+        }
+    }
+}
