@@ -28,6 +28,47 @@ pub struct Issue {
     pub open: bool,
 }
 
+/// A change a write made to the world: what a webhook delivery tells ([`crate::webhook`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// An issue was opened (event `issues`, action `opened`).
+    IssueOpened {
+        /// `owner/name`, as the write named it.
+        repo: String,
+        /// The new issue's number.
+        number: u64,
+        /// When: seconds since the Unix epoch, on the world's clock.
+        at: u64,
+    },
+    /// An issue was closed or reopened (event `issues`, action `closed` or `reopened`).
+    IssueState {
+        /// `owner/name`, as the write named it.
+        repo: String,
+        /// The issue's number.
+        number: u64,
+        /// Whether it is open now.
+        open: bool,
+        /// When: seconds since the Unix epoch, on the world's clock.
+        at: u64,
+    },
+    /// A pull request was renamed (event `pull_request`, action `edited`).
+    PrRetitled {
+        /// `owner/name`, as the write named it.
+        repo: String,
+        /// The pull request's number.
+        number: u64,
+        /// Its title before.
+        from: String,
+        /// When: seconds since the Unix epoch, on the world's clock.
+        at: u64,
+    },
+}
+
+/// The title of a pull request nobody renamed.
+pub fn default_pr_title(repo: &str, number: u64) -> String {
+    format!("Improve {repo}, part {number}")
+}
+
 /// Issues per repository (`owner/name`, lowercase), created on first use.
 #[derive(Debug, Default)]
 pub struct World {
@@ -39,6 +80,10 @@ pub struct World {
     modified: BTreeMap<String, u64>,
     /// Pull request titles changed from outside (`owner/name#N`); the others are generated.
     pr_titles: BTreeMap<String, String>,
+    /// When an issue added by a write (`owner/name#N`) was created; the seeded ones at [`TIME`].
+    created: BTreeMap<String, u64>,
+    /// Changes made since [`World::take_changes`], oldest first: each sends a webhook delivery.
+    changes: Vec<Change>,
 }
 
 /// `owner/name` lowercase.
@@ -50,8 +95,22 @@ impl World {
     /// Renames pull request `number` of `repo`, as someone on github.com would.
     pub fn retitle_pr(&mut self, repo: &str, number: u64, title: &str) {
         let key = format!("{}#{number}", repo.to_ascii_lowercase());
-        self.pr_titles.insert(key, title.to_owned());
-        self.touch(repo, number);
+        let from = self
+            .pr_titles
+            .insert(key, title.to_owned())
+            .unwrap_or_else(|| default_pr_title(&repo.to_ascii_lowercase(), number));
+        let at = self.touch(repo, number);
+        self.changes.push(Change::PrRetitled {
+            repo: repo.to_owned(),
+            number,
+            from,
+            at,
+        });
+    }
+
+    /// The changes made since the last call, oldest first.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
     }
 
     /// The title a pull request was given from outside, if any.
@@ -93,7 +152,14 @@ impl World {
             body: body.to_owned(),
             open: true,
         });
-        self.touch(repo, number);
+        let at = self.touch(repo, number);
+        self.created
+            .insert(format!("{}#{number}", repo.to_ascii_lowercase()), at);
+        self.changes.push(Change::IssueOpened {
+            repo: repo.to_owned(),
+            number,
+            at,
+        });
         number
     }
 
@@ -114,7 +180,13 @@ impl World {
         let changed = issue.open != open;
         issue.open = open;
         if changed {
-            self.touch(repo, number);
+            let at = self.touch(repo, number);
+            self.changes.push(Change::IssueState {
+                repo: repo.to_owned(),
+                number,
+                open,
+                at,
+            });
         }
         true
     }
@@ -129,18 +201,25 @@ impl World {
         self.modified_at(&format!("{}#{number}", repo.to_ascii_lowercase()))
     }
 
+    /// When an issue was created, in seconds since the Unix epoch.
+    pub fn issue_created(&self, repo: &str, number: u64) -> u64 {
+        let key = format!("{}#{number}", repo.to_ascii_lowercase());
+        self.created.get(&key).copied().unwrap_or(TIME_SECS)
+    }
+
     fn modified_at(&self, what: &str) -> u64 {
         self.modified.get(what).copied().unwrap_or(TIME_SECS)
     }
 
     /// A write changed the repository and one of its issues: both are modified now, one second
-    /// after the previous write.
-    fn touch(&mut self, repo: &str, number: u64) {
+    /// after the previous write; returns that time.
+    fn touch(&mut self, repo: &str, number: u64) -> u64 {
         self.writes += 1;
         let now = TIME_SECS + self.writes;
         let repo = repo.to_ascii_lowercase();
         self.modified.insert(format!("{repo}#{number}"), now);
         self.modified.insert(repo, now);
+        now
     }
 
     /// Issues in the given state, newest first.
@@ -222,5 +301,32 @@ mod tests {
         // Closing what is closed changes nothing.
         assert!(world.set_open("acme/widgets", 1, false));
         assert_eq!(world.issue_modified("acme/widgets", 1), closed);
+    }
+
+    #[test]
+    fn writes_record_their_changes_once() {
+        let mut world = World::default();
+        let n = world.add_issue("Acme/Widgets", "new", "");
+        world.set_open("acme/widgets", 1, false);
+        world.set_open("acme/widgets", 1, false);
+        world.retitle_pr("acme/widgets", 7, "Renamed");
+        world.retitle_pr("acme/widgets", 7, "Again");
+        let changes = world.take_changes();
+        assert_eq!(changes.len(), 4, "{changes:?}");
+        assert_eq!(
+            changes[0],
+            Change::IssueOpened {
+                repo: "Acme/Widgets".into(),
+                number: n,
+                at: world.issue_created("acme/widgets", n)
+            }
+        );
+        assert!(matches!(changes[1], Change::IssueState { open: false, .. }));
+        assert!(
+            matches!(&changes[2], Change::PrRetitled { from, .. } if *from == default_pr_title("acme/widgets", 7))
+        );
+        assert!(matches!(&changes[3], Change::PrRetitled { from, at, .. }
+            if from == "Renamed" && *at == world.issue_modified("acme/widgets", 7)));
+        assert!(world.take_changes().is_empty());
     }
 }

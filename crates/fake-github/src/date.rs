@@ -1,5 +1,6 @@
 //! HTTP dates (`Last-Modified`, `If-Modified-Since`) in the one format GitHub sends:
-//! IMF-fixdate, `Thu, 01 Jan 2026 00:00:00 GMT` (RFC 9110, section 5.6.7).
+//! IMF-fixdate, `Thu, 01 Jan 2026 00:00:00 GMT` (RFC 9110, section 5.6.7); and the timestamps of
+//! JSON bodies (webhook payloads), RFC 3339 in UTC as GitHub writes them, `2026-01-01T00:00:00Z`.
 
 const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
 const MONTHS: [&str; 12] = [
@@ -19,6 +20,38 @@ pub fn format(secs: u64) -> String {
         rest / 60 % 60,
         rest % 60
     )
+}
+
+/// `secs` (since the Unix epoch) as GitHub's JSON timestamps: RFC 3339, UTC, whole seconds.
+pub fn rfc3339(secs: u64) -> String {
+    let rest = secs % 86_400;
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// Seconds since the Unix epoch of a timestamp as [`rfc3339`] writes it, for tests.
+#[cfg(test)]
+pub(crate) fn parse_rfc3339(text: &str) -> Option<u64> {
+    let (date, time) = text.strip_suffix('Z')?.split_once('T')?;
+    let numbers = |text: &str, sep: char| -> Option<Vec<u64>> {
+        text.split(sep).map(|part| part.parse().ok()).collect()
+    };
+    let (date, time) = (numbers(date, '-')?, numbers(time, ':')?);
+    let ([year, month, day], [hour, minute, second]) = (date.as_slice(), time.as_slice()) else {
+        return None;
+    };
+    if *year < 1970 || !(1..=12).contains(month) || !(1..=31).contains(day) {
+        return None;
+    }
+    if *hour > 23 || *minute > 59 || *second > 60 {
+        return None;
+    }
+    Some(days_from_civil(*year, *month, *day) * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
 /// Seconds since the Unix epoch of an IMF-fixdate; `None` for anything else, which a server
@@ -93,6 +126,18 @@ mod tests {
             assert_eq!(format(secs), text);
             assert_eq!(parse(text), Some(secs), "{text}");
         }
+    }
+
+    #[test]
+    fn json_timestamps_are_rfc3339_in_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(TIME_SECS), crate::data::TIME);
+        assert_eq!(rfc3339(1_796_644_800), "2026-12-07T12:00:00Z");
+        for secs in (0..146_097 * 86_400).step_by(86_400 * 13 + 3_661) {
+            assert_eq!(parse_rfc3339(&rfc3339(secs)), Some(secs));
+        }
+        assert_eq!(parse_rfc3339("2026-12-07T12:00:00"), None);
+        assert_eq!(parse_rfc3339("2026-13-07T12:00:00Z"), None);
     }
 
     #[test]

@@ -12,6 +12,14 @@
 //! `FAKE_GITHUB_TRACE=1` in its environment it prints one line per request on stderr (`2`: and
 //! the request body). It is also the OIDC issuer of GitHub Actions ([`oidc`]): discovery, key set,
 //! a job's token request, and tokens minted with chosen claims.
+//!
+//! It sends webhook deliveries as GitHub does ([`webhook`]), so that a webhook receiver meets
+//! what GitHub sends: once a webhook is set ([`FakeGithub::set_webhook`], or
+//! `/_fake/webhook?url=...&secret=...`), every change of its world (an issue opened from outside
+//! or through the API, closed or reopened, a pull request renamed) is `POST`ed to it with GitHub's
+//! headers and `X-Hub-Signature-256`, from the server's runtime, never holding up the change.
+//! Tests read what was sent and answered ([`FakeGithub::deliveries`]), redeliver, and probe a
+//! receiver's refusals (wrong or missing signatures, oversized bodies).
 
 mod data;
 mod date;
@@ -19,11 +27,13 @@ mod graphql;
 pub mod oidc;
 mod rest;
 mod server;
+pub mod webhook;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use server::{FakeGithub, TRACE_VAR};
+pub use webhook::{Delivery, Signing};
 
 /// One request that reached the fake GitHub.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,9 +90,12 @@ struct State {
     actions_job: Option<oidc::Claims>,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 struct Shared {
     state: Arc<Mutex<State>>,
+    /// The webhook and its deliveries, under a lock of their own, taken after the state's if
+    /// both are.
+    hooks: Arc<webhook::Hooks>,
     /// 0: quiet; 1: one line per request on stderr; 2: and its body ([`TRACE_VAR`]).
     trace: u8,
     /// The port it listens on: the OIDC issuer's URL names it.
@@ -95,5 +108,29 @@ impl Shared {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `write` on the world, then sends the webhook deliveries of the changes it made: their
+    /// payloads are built under the lock (they describe the world as the change left it), and
+    /// sent once it is released, from the server's runtime, without waiting for the answers.
+    fn change<R>(&self, write: impl FnOnce(&mut data::World) -> R) -> R {
+        let (out, deliveries) = {
+            let mut state = self.lock();
+            let out = write(&mut state.world);
+            let changes = state.world.take_changes();
+            let deliveries: Vec<_> = if changes.is_empty() || !self.hooks.is_set() {
+                Vec::new()
+            } else {
+                changes
+                    .iter()
+                    .map(|change| webhook::payload(&mut state.world, change))
+                    .collect()
+            };
+            (out, deliveries)
+        };
+        for (event, payload) in deliveries {
+            self.hooks.deliver(event, payload);
+        }
+        out
     }
 }

@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -9,7 +10,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use serde_json::json;
 
-use crate::{date, graphql, oidc, rest, Conditional, Fault, RequestRecord, Shared};
+use crate::{date, graphql, oidc, rest, webhook, Conditional, Fault, RequestRecord, Shared};
 
 /// Largest request body read (GraphQL documents, issue bodies).
 const MAX_BODY: usize = 4 << 20;
@@ -17,12 +18,14 @@ const MAX_BODY: usize = 4 << 20;
 pub const TRACE_VAR: &str = "FAKE_GITHUB_TRACE";
 /// The rate limit the fake GitHub advertises.
 const RATE_LIMIT: u64 = 5000;
+/// The name of the server's thread, which runs its runtime (webhook deliveries too).
+pub(crate) const THREAD: &str = "fake-github";
 
 /// A running fake GitHub. Dropping it stops the server.
 #[derive(Debug)]
 pub struct FakeGithub {
     port: u16,
-    shared: Shared,
+    pub(crate) shared: Shared,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -38,22 +41,23 @@ impl FakeGithub {
         let listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let shared = Shared {
+            state: Arc::default(),
+            hooks: Arc::new(webhook::Hooks::new(runtime.handle().clone())),
             trace: match std::env::var(TRACE_VAR).as_deref() {
                 Err(_) | Ok("" | "0") => 0,
                 Ok("2") => 2,
                 Ok(_) => 1,
             },
             port,
-            ..Shared::default()
         };
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let serving = shared.clone();
         let thread = std::thread::Builder::new()
-            .name("fake-github".into())
+            .name(THREAD.into())
             .spawn(move || runtime.block_on(serve(listener, serving, stopped)))?;
         Ok(FakeGithub {
             port,
@@ -143,15 +147,18 @@ impl FakeGithub {
         self.shared.lock().fault = fault;
     }
 
-    /// Opens a new issue in `repo` (`owner/name`); returns its number.
+    /// Opens a new issue in `repo` (`owner/name`); returns its number. With a webhook set, an
+    /// `issues` `opened` delivery is sent.
     pub fn add_issue(&self, repo: &str, title: &str) -> u64 {
-        self.shared.lock().world.add_issue(repo, title, "")
+        self.shared.change(|world| world.add_issue(repo, title, ""))
     }
 
     /// Renames pull request `number` of `repo` (`owner/name`), as an edit on github.com would:
-    /// a change that does not come through ghcache.
+    /// a change that does not come through ghcache. With a webhook set, a `pull_request`
+    /// `edited` delivery is sent.
     pub fn retitle_pr(&self, repo: &str, number: u64, title: &str) {
-        self.shared.lock().world.retitle_pr(repo, number, title);
+        self.shared
+            .change(|world| world.retitle_pr(repo, number, title));
     }
 }
 
@@ -234,6 +241,12 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
             ))
         }
     };
+    if path == "/_fake/redeliver" {
+        // Awaited here, on the server's runtime: the blocking call would stop it.
+        let id = rest::param(&query, "id").unwrap_or_default();
+        let status = shared.hooks.redeliver_async(&id).await;
+        return Ok(json_reply(200, json!({ "status": status })));
+    }
     if let Some(control) = path.strip_prefix("/_fake/") {
         return Ok(self::control(&shared, control, &query));
     }
@@ -272,7 +285,7 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
             None,
         ),
         None if graphql && method == "POST" => {
-            let answer = graphql::answer(&body, &mut shared.lock().world);
+            let answer = shared.change(|world| graphql::answer(&body, world));
             (
                 200,
                 "application/json; charset=utf-8",
@@ -281,7 +294,7 @@ async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infalli
             )
         }
         None => {
-            let answer = rest::answer(&method, &path, &query, &accept, &body, &mut shared.lock().world);
+            let answer = shared.change(|world| rest::answer(&method, &path, &query, &accept, &body, world));
             link = answer
                 .link
                 .map(|l| String::from_utf8_lossy(&on_host(l.into_bytes(), &host)).into_owned());
@@ -466,10 +479,42 @@ fn issuer(shared: &Shared, path: &str, query: &str, authorization: &str) -> Opti
     }
 }
 
+fn json_reply(status: u16, value: serde_json::Value) -> Reply {
+    reply(status, "application/json", value.to_string().into_bytes())
+}
+
 fn control(shared: &Shared, what: &str, query: &str) -> Reply {
     let param = |name: &str| rest::param(query, name);
-    let ok =
-        |value: serde_json::Value| reply(200, "application/json", value.to_string().into_bytes());
+    let ok = |value: serde_json::Value| json_reply(200, value);
+    // Those that change the world or touch the webhook, without the state lock.
+    match what {
+        "issue" => {
+            let repo = param("repo").unwrap_or_else(|| "o/r".into());
+            let title = param("title").unwrap_or_else(|| "new issue".into());
+            let number = shared.change(|world| world.add_issue(&repo, &title, ""));
+            return ok(json!({"number": number}));
+        }
+        "webhook" => {
+            let url = param("url").filter(|url| !url.is_empty());
+            let secret = param("secret").unwrap_or_default();
+            shared.hooks.set(url.as_deref(), secret.as_bytes());
+            return ok(json!({"url": url}));
+        }
+        "deliveries" => {
+            let listed: Vec<serde_json::Value> = shared
+                .hooks
+                .deliveries()
+                .iter()
+                .map(|d| {
+                    json!({"id": d.id, "event": d.event, "action": d.payload.get("action"),
+                           "redelivery": d.redelivery, "status": d.status, "error": d.error,
+                           "answered": d.answered_at.is_some()})
+                })
+                .collect();
+            return ok(json!(listed));
+        }
+        _ => {}
+    }
     let mut state = shared.lock();
     match what {
         "stats" => {
@@ -492,12 +537,6 @@ fn control(shared: &Shared, what: &str, query: &str) -> Reply {
                 _ => None,
             };
             ok(json!({"fault": format!("{:?}", state.fault)}))
-        }
-        "issue" => {
-            let repo = param("repo").unwrap_or_else(|| "o/r".into());
-            let title = param("title").unwrap_or_else(|| "new issue".into());
-            let number = state.world.add_issue(&repo, &title, "");
-            ok(json!({"number": number}))
         }
         _ => reply(404, "text/plain", b"unknown control\n".to_vec()),
     }

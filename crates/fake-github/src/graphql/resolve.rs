@@ -8,7 +8,7 @@
 use serde_json::{json, Map, Value as Json};
 
 use super::parse::{Document, Field, Selection};
-use crate::data::{repo_key, Issue, World, SHA, TIME};
+use crate::data::{default_pr_title, repo_key, Issue, World, SHA, TIME};
 
 /// What an object in the answer is.
 #[derive(Debug, Clone)]
@@ -522,9 +522,7 @@ fn scalar(name: &str, entity: &Entity, parent: &str) -> Json {
             },
             "title",
         ) => json!(title),
-        (Entity::Pr { number, repo, .. }, "title") => {
-            json!(format!("Improve {repo}, part {number}"))
-        }
+        (Entity::Pr { number, repo, .. }, "title") => json!(default_pr_title(repo, *number)),
         (Entity::Pr { number, .. }, "body") => {
             json!(format!("This change improves things ({number})."))
         }
