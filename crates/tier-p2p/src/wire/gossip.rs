@@ -1,10 +1,10 @@
 //! What peers publish on a scope's gossip topic: announcements and invalidations.
 
 use ghcache_core::wire::{put_bytes, Reader};
-use ghcache_core::{ScopeId, MAX_MANIFEST, MAX_REPO};
+use ghcache_core::MAX_MANIFEST;
 
 use super::error::WireError;
-use super::invalidation::{resources_of, Invalidation};
+use super::invalidation::Invalidation;
 use super::tag::{TAG_ANNOUNCE, TAG_INVALIDATE};
 
 /// Largest gossip message payload.
@@ -33,10 +33,7 @@ impl Gossip {
             }
             Gossip::Invalidation(inv) => {
                 out.push(TAG_INVALIDATE);
-                out.extend_from_slice(inv.scope_id.as_bytes());
-                out.extend_from_slice(&inv.at_ms.to_le_bytes());
-                put_bytes(&mut out, inv.repo.as_bytes());
-                out.extend_from_slice(&inv.resources_bits().to_le_bytes());
+                inv.put(&mut out);
             }
         }
         out
@@ -55,19 +52,7 @@ impl Gossip {
             TAG_ANNOUNCE => Gossip::Announcement {
                 manifest: r.bytes(MAX_MANIFEST)?.to_vec(),
             },
-            TAG_INVALIDATE => {
-                let scope_id = ScopeId(r.array()?);
-                let at_ms = r.u64()?;
-                let repo = r.string(MAX_REPO)?;
-                let resources = resources_of(u16::from_le_bytes(r.array()?))
-                    .ok_or_else(|| r.err("unknown resources"))?;
-                Gossip::Invalidation(Invalidation {
-                    scope_id,
-                    repo,
-                    resources,
-                    at_ms,
-                })
-            }
+            TAG_INVALIDATE => Gossip::Invalidation(Invalidation::read(&mut r)?),
             _ => return Err(r.err("unknown tag").into()),
         };
         r.finish()?;

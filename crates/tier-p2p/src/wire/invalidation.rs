@@ -2,7 +2,8 @@
 //! repository (or everything) and the resources changed.
 
 use ghcache_core::policy::Resources;
-use ghcache_core::{Manifest, ScopeId, Selector};
+use ghcache_core::wire::{put_bytes, Reader};
+use ghcache_core::{DecodeError, Manifest, ScopeId, Selector, MAX_REPO};
 
 /// A request to drop the entries a write changed: some resources of a repository, all of it,
 /// or (a write whose repository could not be told) everything.
@@ -60,7 +61,33 @@ impl Invalidation {
     pub(super) fn resources_bits(&self) -> u16 {
         self.resources.map_or(WHOLE_REPOSITORY, Resources::bits)
     }
+
+    /// Appends its encoding (after a message's tag): gossip and catch-up replies share it.
+    pub(super) fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.scope_id.as_bytes());
+        out.extend_from_slice(&self.at_ms.to_le_bytes());
+        put_bytes(out, self.repo.as_bytes());
+        out.extend_from_slice(&self.resources_bits().to_le_bytes());
+    }
+
+    /// Reads what [`Invalidation::put`] wrote.
+    pub(super) fn read(r: &mut Reader<'_>) -> Result<Invalidation, DecodeError> {
+        let scope_id = ScopeId(r.array()?);
+        let at_ms = r.u64()?;
+        let repo = r.string(MAX_REPO)?;
+        let resources = resources_of(u16::from_le_bytes(r.array()?))
+            .ok_or_else(|| r.err("unknown resources"))?;
+        Ok(Invalidation {
+            scope_id,
+            repo,
+            resources,
+            at_ms,
+        })
+    }
 }
+
+/// Largest encoded invalidation (after a tag).
+pub(super) const MAX_INVALIDATION: usize = 32 + 8 + 4 + MAX_REPO + 2;
 
 /// Reads the resources field of an invalidation.
 pub(super) fn resources_of(bits: u16) -> Option<Option<Resources>> {

@@ -1,7 +1,8 @@
 //! Every message this crate sends or receives, and their bounded encodings.
 //!
-//! Six channels carry them. What peers send each other: gossipsub ([`Gossip`], in `gossip`),
-//! and four request-response protocols, `/ghcache/fetch/1` ([`FetchRequest`],
+//! Seven channels carry them. What peers send each other: gossipsub ([`Gossip`], in `gossip`),
+//! and five request-response protocols, `/ghcache/catch-up/1` ([`CatchUp`], [`CaughtUp`], in
+//! `catch_up`), `/ghcache/fetch/1` ([`FetchRequest`],
 //! [`FetchResponse`], in `fetch`), `/ghcache/directory/1` ([`DirectoryRequest`],
 //! [`DirectoryResponse`], in `directory`), `/ghcache/oidc/1` ([`Presentation`],
 //! [`Presented`], in `oidc`) and `/ghcache/reach/1` ([`DialBack`], [`DialedBack`], in
@@ -16,6 +17,7 @@
 //! byte, distinct across all of them) and `error`. This file only declares and re-exports: the
 //! paths `wire::X` name every public item.
 
+mod catch_up;
 mod control;
 mod directory;
 mod entry;
@@ -35,6 +37,10 @@ pub use ghcache_core::MAX_MANIFEST;
 /// Largest repository name in an invalidation: the core's one cap, which manifests use too.
 pub use ghcache_core::MAX_REPO;
 
+pub use catch_up::{
+    CatchUp, CatchUpCodec, CaughtUp, CATCH_UP_PROTOCOL, MAX_CATCH_UP_ITEMS, MAX_CATCH_UP_REQUEST,
+    MAX_CATCH_UP_SCOPES, MAX_CAUGHT_UP,
+};
 pub use control::{
     control_request_cap, read_request, Control, Frame, FrameBudget, Reply, MAX_CONTROL_FRAME,
     MAX_CONTROL_REQUEST,

@@ -168,7 +168,9 @@ fn dial_backs_round_trip_and_stay_under_their_caps() {
 }
 
 /// Every tag of every message kind, for the fuzz test to start messages with.
-const ALL_TAGS: [u8; 26] = [
+const ALL_TAGS: [u8; 28] = [
+    TAG_CATCH_UP,
+    TAG_CAUGHT_UP,
     TAG_PRESENT,
     TAG_GRANTED,
     TAG_REFUSED,
@@ -224,6 +226,14 @@ fn the_fuzz_test_covers_every_message_kind_and_tags_are_distinct() {
     encoded.extend(answers().iter().map(Presented::encode));
     encoded.push(DialBack { ports: vec![1] }.encode());
     encoded.extend(DIALED_BACK.iter().map(DialedBack::encode));
+    encoded.push(
+        CatchUp {
+            since_ms: 1,
+            scopes: vec![ScopeId([2; 32])],
+        }
+        .encode(),
+    );
+    encoded.push(CaughtUp::default().encode());
     let mut used: Vec<u8> = encoded.iter().map(|bytes| bytes[0]).collect();
     used.sort_unstable();
     used.dedup();
@@ -595,6 +605,8 @@ proptest! {
         let _ = Presented::decode(&bytes);
         let _ = DialBack::decode(&bytes);
         let _ = DialedBack::decode(&bytes);
+        let _ = CatchUp::decode(&bytes);
+        let _ = CaughtUp::decode(&bytes);
     }
 
     #[test]
@@ -615,6 +627,8 @@ proptest! {
         let _ = Presented::decode(&bytes);
         let _ = DialBack::decode(&bytes);
         let _ = DialedBack::decode(&bytes);
+        let _ = CatchUp::decode(&bytes);
+        let _ = CaughtUp::decode(&bytes);
     }
 
     #[test]
@@ -644,4 +658,54 @@ proptest! {
             });
         }
     }
+}
+
+#[test]
+fn catch_ups_round_trip_within_their_caps_and_never_claim_more_than_they_hold() {
+    let scopes: Vec<ScopeId> = (0..MAX_CATCH_UP_SCOPES + 3)
+        .map(|n| ScopeId([n as u8; 32]))
+        .collect();
+    let request = CatchUp {
+        since_ms: 77,
+        scopes: scopes.clone(),
+    };
+    assert_eq!(request.encode().len(), MAX_CATCH_UP_REQUEST);
+    assert_eq!(
+        CatchUp::decode(&request.encode()),
+        Ok(CatchUp {
+            since_ms: 77,
+            scopes: scopes[..MAX_CATCH_UP_SCOPES].to_vec(),
+        })
+    );
+    let mut too_many = vec![TAG_CATCH_UP, 0, 0, 0, 0, 0, 0, 0, 0, MAX_CATCH_UP_SCOPES as u8 + 1];
+    too_many.extend(std::iter::repeat_n(0, 32 * (MAX_CATCH_UP_SCOPES + 1)));
+    assert!(CatchUp::decode(&too_many).is_err());
+
+    let invalidation = |at_ms: u64| Invalidation {
+        scope_id: ScopeId([3; 32]),
+        repo: "o".repeat(ghcache_core::MAX_REPO),
+        resources: Some(Resources::of(&[Resource::PullRequests])),
+        at_ms,
+    };
+    let few = CaughtUp {
+        complete_since_ms: 5,
+        invalidations: vec![invalidation(10), invalidation(11)],
+    };
+    assert_eq!(CaughtUp::decode(&few.encode()), Ok(few));
+    // Over the cap: the newest are sent, complete only from the oldest of them.
+    let many = CaughtUp {
+        complete_since_ms: 5,
+        invalidations: (0..MAX_CATCH_UP_ITEMS as u64 + 10).map(invalidation).collect(),
+    };
+    let bytes = many.encode();
+    assert!(bytes.len() <= MAX_CAUGHT_UP);
+    let Ok(sent) = CaughtUp::decode(&bytes) else {
+        panic!("the largest reply decodes");
+    };
+    assert_eq!(sent.invalidations.len(), MAX_CATCH_UP_ITEMS);
+    assert_eq!(sent.complete_since_ms, 10);
+    assert_eq!(sent.invalidations.first().map(|i| i.at_ms), Some(10));
+    let mut count_too_large = vec![TAG_CAUGHT_UP, 0, 0, 0, 0, 0, 0, 0, 0];
+    count_too_large.extend_from_slice(&(MAX_CATCH_UP_ITEMS as u32 + 1).to_le_bytes());
+    assert!(CaughtUp::decode(&count_too_large).is_err());
 }
