@@ -5,6 +5,7 @@
 mod first_reads;
 mod http;
 mod sample;
+mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -76,14 +77,25 @@ pub fn run(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     if let Some(bad) = args
         .iter()
-        .find(|a| !["--quick", "--http", "--tiers"].contains(&a.as_str()))
+        .find(|a| !["--quick", "--http", "--tiers", "--webhook"].contains(&a.as_str()))
     {
-        bail!("unknown bench flag `{bad}`; usage: cargo xtask bench [--quick] [--http | --tiers]");
+        bail!(
+            "unknown bench flag `{bad}`; usage: cargo xtask bench [--quick] [--http | --tiers | --webhook]"
+        );
     }
     let http_only = args.iter().any(|a| a == "--http");
     let tiers_only = args.iter().any(|a| a == "--tiers");
-    if http_only && tiers_only {
-        bail!("`--http` and `--tiers` each run one part alone; give one of them");
+    let webhook_only = args.iter().any(|a| a == "--webhook");
+    if [http_only, tiers_only, webhook_only]
+        .iter()
+        .filter(|&&x| x)
+        .count()
+        > 1
+    {
+        bail!("`--http`, `--tiers` and `--webhook` each run one part alone; give one of them");
+    }
+    if webhook_only {
+        return webhook_only_run(quick);
     }
     if http_only {
         return http_level_only(quick);
@@ -104,6 +116,7 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let tiers = tier_latency(quick, &gh, &ghcache, &github, root.path(), &key, &node)?;
     let http = http_level(quick, &gh, &ghcache, &github, root.path())?;
+    let webhook = webhook::measure(webhook_rounds(quick), &ghcache, &key, root.path())?;
     // The fleet replay starts IPFS nodes of its own, in the network namespaces of its hosted
     // runners.
     drop(node);
@@ -135,6 +148,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "seconds_total": started.elapsed().as_secs_f64(),
         "tiers": tiers,
         "http_level": http,
+        "webhook": webhook,
         "fleet": fleet,
         "scale": scale,
     });
@@ -580,6 +594,32 @@ fn tier_latency_only(quick: bool) -> Result<()> {
         "tiers": tier_latency(quick, &gh, &ghcache, &github, root.path(), &key, &node)?,
     });
     let file = sandbox::write_results("bench-tiers.json", &doc)?;
+    println!("JSON: {}", file.display());
+    Ok(())
+}
+
+/// Deliveries the webhook part measures.
+fn webhook_rounds(quick: bool) -> usize {
+    if quick {
+        3
+    } else {
+        20
+    }
+}
+
+/// `cargo xtask bench --webhook`: GitHub's webhook to a keeper alone, into
+/// `bench-webhook.json`.
+fn webhook_only_run(quick: bool) -> Result<()> {
+    let gh = sandbox::require_gh()?;
+    let ghcache = sandbox::build_release()?;
+    let root = sandbox::scratch()?;
+    let key = sandbox::new_swarm_key(&ghcache, root.path())?;
+    let doc = json!({
+        "machine": machine_info(&gh),
+        "quick": quick,
+        "webhook": webhook::measure(webhook_rounds(quick), &ghcache, &key, root.path())?,
+    });
+    let file = sandbox::write_results("bench-webhook.json", &doc)?;
     println!("JSON: {}", file.display());
     Ok(())
 }
