@@ -33,6 +33,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use server::{FakeGithub, TRACE_VAR};
+
+/// The name of the server's thread, which runs its runtime (webhook deliveries too).
+const SERVER_THREAD: &str = "fake-github";
 pub use webhook::{Delivery, Signing};
 
 /// One request that reached the fake GitHub.

@@ -40,7 +40,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::data::{default_pr_title, Change, World, SHA, TIME};
-use crate::{date, FakeGithub};
+use crate::date;
 
 /// How long a receiver has to answer a delivery, as on GitHub: connecting, sending and reading
 /// the answer's head all count. A delivery not answered by then has failed.
@@ -477,7 +477,7 @@ impl Hooks {
         &self,
         task: impl Future<Output = Option<T>> + Send + 'static,
     ) -> Option<T> {
-        if std::thread::current().name() == Some(crate::server::THREAD) {
+        if std::thread::current().name() == Some(crate::SERVER_THREAD) {
             return None;
         }
         let (done, result) = std::sync::mpsc::channel();
@@ -717,67 +717,6 @@ fn status_line(head: &[u8]) -> Option<u16> {
         return None;
     }
     words.next()?.parse().ok()
-}
-
-/// Webhook deliveries: see [`crate::webhook`].
-impl FakeGithub {
-    /// Sends webhook deliveries to `url` (`http://HOST:PORT/path`; plain HTTP), signed with
-    /// `secret` (`X-Hub-Signature-256`; an empty secret, as on GitHub, sends no signature);
-    /// `None` stops delivering. Deliveries already sent are kept.
-    pub fn set_webhook(&self, url: Option<&str>, secret: &[u8]) {
-        self.shared.hooks.set(url, secret);
-    }
-
-    /// Sends event `event` (`push`, `release`, ...) with `payload` to the webhook, without
-    /// waiting for the answer; returns the delivery id (`X-GitHub-Delivery`). Without a webhook
-    /// the delivery is recorded as failed. `X-GitHub-Hook-Installation-Target-ID` is the
-    /// payload's `repository.id` ([`repository`] makes one).
-    pub fn deliver(&self, event: &str, payload: Json) -> String {
-        self.shared.hooks.deliver(event, payload)
-    }
-
-    /// Every delivery sent (changes, [`FakeGithub::deliver`], redeliveries), oldest first,
-    /// answered or in flight. Those of [`FakeGithub::send_delivery`] and
-    /// [`FakeGithub::send_oversized`] are not in it: they return their answer.
-    pub fn deliveries(&self) -> Vec<Delivery> {
-        self.shared.hooks.deliveries()
-    }
-
-    /// [`FakeGithub::deliveries`] once `n` of them have been answered or have failed, or once
-    /// `timeout` has passed (check their number).
-    pub fn wait_deliveries(&self, n: usize, timeout: Duration) -> Vec<Delivery> {
-        self.shared.hooks.wait(n, timeout)
-    }
-
-    /// Sends delivery `id` again to the webhook, same body and same `X-GitHub-Delivery`, as
-    /// GitHub's "Redeliver" does (signed with the webhook's current secret), and waits for the
-    /// answer: its status, `None` if none came or there is no such delivery. Recorded as a
-    /// delivery with `redelivery: true`.
-    ///
-    /// It blocks the calling thread: a receiver under test must not be served by the same
-    /// thread (a `#[tokio::test]` runtime's), or it cannot answer; call it from
-    /// `spawn_blocking`, or run the receiver on a runtime of its own.
-    pub fn redeliver(&self, id: &str) -> Option<u16> {
-        self.shared.hooks.redeliver(id)
-    }
-
-    /// Sends `body` as event `event` to the webhook with a fresh delivery id, signed as
-    /// `signing` says, and waits for the answer: its status, `None` if none came or no webhook
-    /// is set. For tests of a receiver's refusals; not recorded. Blocks as
-    /// [`FakeGithub::redeliver`] does.
-    pub fn send_delivery(&self, event: &str, body: Vec<u8>, signing: Signing) -> Option<u16> {
-        self.shared.hooks.send_raw(event, body, signing)
-    }
-
-    /// Sends a `push` delivery whose body is `bytes` long, streamed in pieces (never held
-    /// whole), with a `Content-Length` if `declare_length`, else chunked, signed right (the
-    /// signature is computed over the stream first, so very large sizes take a while), and
-    /// waits for the answer. A receiver may answer before the body ends and close: that answer
-    /// counts, whatever happens to the rest of the body. `None` if no status came back. Not
-    /// recorded; blocks as [`FakeGithub::redeliver`] does.
-    pub fn send_oversized(&self, bytes: u64, declare_length: bool) -> Option<u16> {
-        self.shared.hooks.send_oversized(bytes, declare_length)
-    }
 }
 
 #[cfg(test)]
