@@ -701,6 +701,20 @@ impl Netns {
         )
     }
 
+    /// Drops every packet from and to `ip` (a loopback address such as `127.0.0.3` that a
+    /// daemon listens and dials from), as a network that went away does: connections stay open
+    /// on both ends until their pings go unanswered. [`Netns::restore`] lets them through again.
+    pub fn cut_off(&self, ip: &str) -> Result<(), String> {
+        run_system(&self.iptables, &["-A", "INPUT", "-s", ip, "-j", "DROP"])?;
+        run_system(&self.iptables, &["-A", "INPUT", "-d", ip, "-j", "DROP"])
+    }
+
+    /// Undoes [`Netns::cut_off`] of `ip`.
+    pub fn restore(&self, ip: &str) -> Result<(), String> {
+        run_system(&self.iptables, &["-D", "INPUT", "-s", ip, "-j", "DROP"])?;
+        run_system(&self.iptables, &["-D", "INPUT", "-d", ip, "-j", "DROP"])
+    }
+
     /// A TCP port that is free on loopback in this namespace now.
     pub fn free_port(&self) -> u16 {
         free_port().unwrap_or_else(|e| panic!("free port: {e}"))

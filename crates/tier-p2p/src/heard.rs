@@ -2,15 +2,14 @@
 //! probe says changed becomes an invalidation here and on every scope the daemon follows, as
 //! one of this machine's own writes does (DESIGN.md, "GitHub's own writes").
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ghcache_core::event::HeardWrite;
 use ghcache_core::{now_ms, Selector};
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::daemon::Command;
+use crate::status::SourceStatus;
 
 /// Reads a source's own counts, by name.
 pub type CountsOf = Arc<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
@@ -31,23 +30,6 @@ impl std::fmt::Debug for WriteSource {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
-}
-
-/// A source of writes as `daemon status` shows it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-#[non_exhaustive]
-pub struct SourceStatus {
-    /// What it is: `webhook on 127.0.0.1:8090`.
-    pub name: String,
-    /// Since when it is connected (ms since the epoch): the daemon serves it from its start.
-    pub since_ms: u64,
-    /// Writes it told of, applied here and sent to the swarm.
-    pub writes: u64,
-    /// When it last told of one (ms since the epoch).
-    pub last_write_ms: Option<u64>,
-    /// Its own counts, by name.
-    pub counts: BTreeMap<String, u64>,
 }
 
 /// The sources as the node keeps them: their status, and how to read their counts.

@@ -10,6 +10,7 @@
 //! another user can write, or one that another user's process listens on, is not used.
 
 mod asks;
+mod catch_up;
 mod check;
 mod config;
 mod control;
@@ -38,11 +39,11 @@ pub mod wire;
 
 pub use config::Config;
 pub use error::Error;
-pub use heard::{CountsOf, SourceStatus, WriteSource};
+pub use heard::{CountsOf, WriteSource};
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
 pub use node::{run, run_with};
-pub use status::{Counters, Keeping, Status};
+pub use status::{Counters, Keeping, SourceStatus, Status};
 pub use swarm::transport;
 pub use swarm_key::{SwarmKey, SwarmKeyExt};
 pub use tier::{status, Tier, NAME};

@@ -21,7 +21,9 @@
 //! tables peers add to (a keeper's scope slots, the directory) is in [`crate::shares`]; the
 //! gossip topics followed, and why, in [`crate::topics`].
 
+mod catch_up;
 mod exchange;
+mod gossip;
 mod keeping;
 mod reach;
 mod state;
@@ -33,7 +35,6 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,12 +44,13 @@ use libp2p::identity::Keypair;
 use libp2p::request_response;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, SwarmEvent};
-use libp2p::{gossipsub, identify, kad, mdns, PeerId};
+use libp2p::{gossipsub, identify, kad, mdns, ping, PeerId};
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::check::{self, Heard};
+use crate::catch_up::CatchUpState;
+use crate::check;
 use crate::config::Config;
 use crate::control;
 use crate::daemon::{Candidates, Command, Shared};
@@ -79,6 +81,8 @@ const MAX_INITIAL_SCOPES: usize = 16;
 /// How often the node lets go of what expired: a keeper's idle scope slots and the scopes no
 /// local client named lately (both expire after an hour; a minute late is no matter).
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often the node looks at its catch-up: a gap's deadline, the periodic ask, redials.
+const CATCH_UP_TICK: Duration = Duration::from_secs(1);
 
 /// Runs the p2p daemon for cache dir `dir` until `shutdown` completes.
 ///
@@ -209,6 +213,7 @@ pub async fn run_with(
         produces_for: config.produces_for.clone(),
         verifier: config.oidc.clone(),
         sources,
+        catch_up: CatchUpState::start(dir, config.bootstrap.clone()),
     };
     if role.provides() && !config.held.is_empty() {
         let held = config.held.len().min(MAX_PROVIDED_KEYS);
@@ -232,6 +237,7 @@ pub async fn run_with(
         node.name_scope(*scope_id);
     }
     node.run(&mut command_rx, shutdown).await;
+    node.catch_up_on_stop();
     node.hand_off(&mut command_rx).await;
     node.close_connections().await;
     acceptor.abort();
@@ -280,12 +286,14 @@ impl Node {
     async fn run(&mut self, commands: &mut mpsc::Receiver<Command>, shutdown: impl Future) {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut sweep = tokio::time::interval_at(Instant::now() + SWEEP_EVERY, SWEEP_EVERY);
+        let mut catch_up = tokio::time::interval(CATCH_UP_TICK);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 event = self.swarm.select_next_some() => self.on_event(event),
                 Some(command) = commands.recv() => self.on_command(command),
                 _ = sweep.tick() => self.sweep(Instant::now()),
+                _ = catch_up.tick() => self.catch_up_tick(Instant::now()),
             }
         }
     }
@@ -546,6 +554,7 @@ impl Node {
                 if self.connected.insert(peer_id) {
                     log(format_args!("connected to {peer_id}"));
                     self.present(peer_id);
+                    self.catch_up_on_connect(peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -561,6 +570,9 @@ impl Node {
                 self.keepers.remove(&peer_id);
                 self.asked.retain(|(peer, _)| *peer != peer_id);
                 log(format_args!("disconnected from {peer_id}"));
+                if self.connected.is_empty() {
+                    self.catch_up_on_last_gone(peer_id);
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -681,6 +693,20 @@ impl Node {
             BehaviourEvent::Directory(event) => self.on_directory(event),
             BehaviourEvent::Oidc(event) => self.on_oidc(event),
             BehaviourEvent::Reach(event) => self.on_reach(event),
+            BehaviourEvent::CatchUp(event) => self.on_catch_up(event),
+            // A connection that no longer answers pings is closed, so that the node knows it is
+            // out of touch (libp2p keeps it open otherwise, and what it carried is lost).
+            BehaviourEvent::Ping(ping::Event {
+                connection,
+                result: Err(e),
+                peer,
+            }) => {
+                log(format_args!(
+                    "{peer} stopped answering pings ({e}): closing"
+                ));
+                self.catch_up_on_cut_off(peer);
+                self.swarm.close_connection(connection);
+            }
             _ => {}
         }
     }
@@ -742,49 +768,6 @@ impl Node {
                 self.reject(peer, &format!("bad fetch request: {e}"), true);
             }
             _ => {}
-        }
-    }
-
-    /// App-level validation of a gossip message: only what passes its checks
-    /// ([`check::gossip`]) is used, and forwarded to other peers.
-    fn on_gossip(
-        &mut self,
-        from: PeerId,
-        message: gossipsub::Message,
-    ) -> gossipsub::MessageAcceptance {
-        use gossipsub::MessageAcceptance::{Accept, Ignore, Reject};
-        let Some(scope_id) = self.topics.scope(&message.topic) else {
-            return Ignore;
-        };
-        let accept = &self.shared.accept;
-        match check::gossip(accept, &scope_id, message.source, &message.data) {
-            Err((reason, disconnect)) => {
-                self.reject(from, &reason, disconnect);
-                Reject
-            }
-            Ok(None) => Ignore,
-            Ok(Some(Heard::Announcement { manifest, source })) => {
-                bump(&self.shared.counters.announcements_received);
-                let over = self
-                    .directory
-                    .insert((*manifest).clone(), source, &[source]);
-                self.shared
-                    .counters
-                    .over_share
-                    .fetch_add(over as u64, Ordering::Relaxed);
-                self.offer_to_keeper(*manifest, vec![source]);
-                Accept
-            }
-            Ok(Some(Heard::Invalidation {
-                invalidation: inv,
-                source,
-            })) => {
-                bump(&self.shared.counters.invalidations_received);
-                log(format_args!("invalidation of {} from {source}", inv.repo));
-                self.drop_covered(&inv);
-                self.shared.invalidations.push(inv.selector());
-                Accept
-            }
         }
     }
 }

@@ -7,6 +7,7 @@
 //! before the status was a type. A field that a daemon of another version does not send reads
 //! as its default; one this version does not know is ignored.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -38,6 +39,10 @@ pub struct Status {
     pub listen_addrs: Vec<String>,
     /// Where the daemon's metrics are served (`http://ADDR/metrics`), when they are.
     pub metrics_url: Option<String>,
+    /// Since when (ms since the epoch) the daemon may have missed invalidations and is catching
+    /// up: it was stopped or cut off, and no peer told it yet what it missed; `None` when it is
+    /// in touch.
+    pub out_of_touch_since_ms: Option<u64>,
     /// The daemon's peer id.
     pub peer_id: String,
     /// The daemon's process id.
@@ -56,7 +61,7 @@ pub struct Status {
     pub unreachable_peers: usize,
     /// Sources of GitHub's own writes the daemon hears (a webhook receiver): since when, what
     /// they told of and counted.
-    pub write_sources: Vec<crate::heard::SourceStatus>,
+    pub write_sources: Vec<SourceStatus>,
 }
 
 impl Status {
@@ -75,6 +80,23 @@ impl Status {
     pub fn from_json(text: &str) -> Result<Status, serde_json::Error> {
         serde_json::from_str(text)
     }
+}
+
+/// A source of writes as `daemon status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct SourceStatus {
+    /// What it is: `webhook on 127.0.0.1:8090`.
+    pub name: String,
+    /// Since when it is connected (ms since the epoch): the daemon serves it from its start.
+    pub since_ms: u64,
+    /// Writes it told of, applied here and sent to the swarm.
+    pub writes: u64,
+    /// When it last told of one (ms since the epoch).
+    pub last_write_ms: Option<u64>,
+    /// Its own counts, by name.
+    pub counts: BTreeMap<String, u64>,
 }
 
 /// What a daemon counted since it started. Each only grows.
@@ -285,6 +307,7 @@ mod tests {
             keepers: vec!["12D3KooWB".into()],
             listen_addrs: vec!["/ip4/127.0.0.1/tcp/4001".into()],
             metrics_url: Some("http://127.0.0.1:9100/metrics".into()),
+            out_of_touch_since_ms: None,
             peer_id: "12D3KooWC".into(),
             pid: 4242,
             reach: "dialable".into(),
@@ -292,7 +315,7 @@ mod tests {
             scopes: 1,
             trusted_peers: Vec::new(),
             unreachable_peers: 0,
-            write_sources: vec![crate::heard::SourceStatus {
+            write_sources: vec![SourceStatus {
                 name: "webhook on 127.0.0.1:8090".into(),
                 since_ms: 1_000,
                 writes: 2,
@@ -330,7 +353,8 @@ mod tests {
             r#""directory_entries":7,"keep":{"bytes_in_flight":4096,"in_flight":2,"queued":3,"#,
             r#""scopes":1},"keeper":true,"keepers":["12D3KooWB"],"#,
             r#""listen_addrs":["/ip4/127.0.0.1/tcp/4001"],"#,
-            r#""metrics_url":"http://127.0.0.1:9100/metrics","peer_id":"12D3KooWC","pid":4242,"#,
+            r#""metrics_url":"http://127.0.0.1:9100/metrics","out_of_touch_since_ms":null,"#,
+            r#""peer_id":"12D3KooWC","pid":4242,"#,
             r#""reach":"dialable","read_only":false,"scopes":1,"trusted_peers":[],"unreachable_peers":0,"#,
             r#""write_sources":[{"name":"webhook on 127.0.0.1:8090","since_ms":1000,"writes":2,"#,
             r#""last_write_ms":3000,"counts":{"bad_signatures":1,"deliveries":2}}]}"#,

@@ -34,7 +34,7 @@ use crate::keeper;
 use crate::log::log;
 use crate::swarm_key::SwarmKeyExt as _;
 use crate::traffic::{Metered, Traffic};
-use crate::wire::{self, DirectoryCodec, FetchCodec, OidcCodec, ReachCodec};
+use crate::wire::{self, CatchUpCodec, DirectoryCodec, FetchCodec, OidcCodec, ReachCodec};
 
 /// Kademlia protocol name: private, so our DHT never merges with the public IPFS one.
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ghcache/kad/1.0.0");
@@ -50,6 +50,11 @@ const SMALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prefix of every scope's gossip topic.
 const TOPIC_PREFIX: &str = "ghcache/v1/";
+/// How often a connection is pinged, and how long an answer may take: a connection whose
+/// ping goes unanswered is closed, so that a node cut off (a network gone, a laptop's lid
+/// closed) knows it within about 15 s and catches up on what it missed when it is back.
+const PING_EVERY: Duration = Duration::from_secs(5);
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Gossip topic of a scope: scopes never share a topic, so entries never cross scopes.
 pub(crate) fn topic(scope_id: &ScopeId) -> gossipsub::IdentTopic {
@@ -73,6 +78,7 @@ pub(crate) struct Behaviour {
     pub(crate) fetch: request_response::Behaviour<FetchCodec>,
     pub(crate) directory: request_response::Behaviour<DirectoryCodec>,
     pub(crate) oidc: request_response::Behaviour<OidcCodec>,
+    pub(crate) catch_up: request_response::Behaviour<CatchUpCodec>,
     pub(crate) reach: request_response::Behaviour<ReachCodec>,
 }
 
@@ -158,6 +164,8 @@ pub(crate) fn build(
     // Every node dials back a peer that asks (bounded, see the node's reach); only a node that
     // listens asks.
     let reach = exchange(ReachCodec, wire::REACH_PROTOCOL, SMALL_TIMEOUT);
+    // Every node keeps what it saw lately and answers peers that were away.
+    let catch_up = exchange(CatchUpCodec, wire::CATCH_UP_PROTOCOL, SMALL_TIMEOUT);
 
     let behaviour = Behaviour {
         identify: identify::Behaviour::new(
@@ -165,13 +173,18 @@ pub(crate) fn build(
                 // How peers tell a keeper: lookups ask keepers first.
                 .with_agent_version(keeper::agent_version(config.keep)),
         ),
-        ping: ping::Behaviour::default(),
+        ping: ping::Behaviour::new(
+            ping::Config::new()
+                .with_interval(PING_EVERY)
+                .with_timeout(PING_TIMEOUT),
+        ),
         mdns: Toggle::from(mdns),
         kad,
         gossipsub,
         fetch,
         directory,
         oidc,
+        catch_up,
         reach,
     };
     Ok(Swarm::new(

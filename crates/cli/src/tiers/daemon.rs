@@ -345,6 +345,13 @@ pub fn status(config: &Config, json: bool) -> Result<i32, Failure> {
     if !status.reach.is_empty() {
         println!("reach            {}", status.reach);
     }
+    if let Some(since) = status.out_of_touch_since_ms {
+        println!(
+            "catching up      invalidations may have been missed in the last {} (the daemon was \
+             stopped or cut off); asking peers",
+            ago(since)
+        );
+    }
     println!("connected peers  {}", status.connected_peers.len());
     for peer in &status.connected_peers {
         println!("  {peer}");

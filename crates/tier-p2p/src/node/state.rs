@@ -16,6 +16,7 @@ use libp2p::{kad, PeerId, Swarm};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::catch_up::CatchUpState;
 use crate::daemon::{Candidates, Shared};
 use crate::dials::FailedDials;
 use crate::directory::Directory;
@@ -111,6 +112,8 @@ pub(super) struct Node {
     pub(super) verifier: Option<Verifier>,
     /// Sources of GitHub's own writes (a webhook receiver), for the status.
     pub(super) sources: Sources,
+    /// What it saw lately, and the gap it has to close after it was away.
+    pub(super) catch_up: CatchUpState,
 }
 
 impl Node {
@@ -132,6 +135,7 @@ impl Node {
                 .shared
                 .metrics
                 .map(|addr| format!("http://{addr}/metrics")),
+            out_of_touch_since_ms: self.catch_up.gap.map(|gap| gap.from_ms),
             peer_id: self.local_id().to_string(),
             pid: std::process::id(),
             reach: self.dialability.label().to_owned(),

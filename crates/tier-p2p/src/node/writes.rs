@@ -8,7 +8,7 @@ use ghcache_core::policy::Resources;
 use ghcache_core::{now_ms, ScopeId};
 use libp2p::gossipsub;
 
-use super::Node;
+use super::state::Node;
 use crate::heard;
 use crate::log::log;
 use crate::swarm::topic;
@@ -73,6 +73,7 @@ impl Node {
 
     /// Gossips `invalidation` on its scope's topic.
     fn send_invalidation(&mut self, invalidation: Invalidation) {
+        self.remember(&invalidation);
         let what = match (invalidation.repo.as_str(), &invalidation.resources) {
             ("", None) => "everything".to_owned(),
             (repo, _) => repo.to_owned(),

@@ -677,7 +677,18 @@ fn catch_ups_round_trip_within_their_caps_and_never_claim_more_than_they_hold() 
             scopes: scopes[..MAX_CATCH_UP_SCOPES].to_vec(),
         })
     );
-    let mut too_many = vec![TAG_CATCH_UP, 0, 0, 0, 0, 0, 0, 0, 0, MAX_CATCH_UP_SCOPES as u8 + 1];
+    let mut too_many = vec![
+        TAG_CATCH_UP,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        MAX_CATCH_UP_SCOPES as u8 + 1,
+    ];
     too_many.extend(std::iter::repeat_n(0, 32 * (MAX_CATCH_UP_SCOPES + 1)));
     assert!(CatchUp::decode(&too_many).is_err());
 
@@ -695,7 +706,9 @@ fn catch_ups_round_trip_within_their_caps_and_never_claim_more_than_they_hold() 
     // Over the cap: the newest are sent, complete only from the oldest of them.
     let many = CaughtUp {
         complete_since_ms: 5,
-        invalidations: (0..MAX_CATCH_UP_ITEMS as u64 + 10).map(invalidation).collect(),
+        invalidations: (0..MAX_CATCH_UP_ITEMS as u64 + 10)
+            .map(invalidation)
+            .collect(),
     };
     let bytes = many.encode();
     assert!(bytes.len() <= MAX_CAUGHT_UP);
