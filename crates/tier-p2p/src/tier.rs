@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ghcache_core::{
-    Body, CacheKey, CacheTier, Entry, Lookup, Manifest, Mark, ScopeId, Selector, TierError,
+    Body, CacheKey, CacheTier, Digest, Entry, Lookup, Manifest, Mark, ScopeId, Selector, TierError,
 };
 use tokio::net::UnixStream;
 use tokio::sync::Mutex;
@@ -41,9 +41,11 @@ pub struct Tier {
     deadline: Duration,
     // One request at a time per connection: replies come back in order.
     conn: Mutex<Option<UnixStream>>,
-    /// The keys whose entries the daemon handed over in this process's lookups: it stores
-    /// those itself once its reply is sent.
-    handed_over: std::sync::Mutex<HashSet<CacheKey>>,
+    /// The entries the daemon handed over in this process's lookups (key, body, date): it
+    /// stores those itself once its reply is sent. Not by key alone: an entry handed over and
+    /// refused (one from before a job's triggering event) leaves the key to GitHub's answer,
+    /// which is this process's to store.
+    handed_over: std::sync::Mutex<HashSet<(CacheKey, Digest, u64)>>,
 }
 
 impl Tier {
@@ -180,13 +182,15 @@ impl Tier {
         }
     }
 
-    /// Did the daemon hand `key`'s entry to this process in a lookup? It stores that entry in
-    /// this machine's cache itself, once its reply is sent (a daemon of an earlier release,
-    /// before it): storing it again would only make the command wait for the disk.
-    pub fn handed_over(&self, key: &CacheKey) -> bool {
+    /// Did the daemon hand the entry `manifest` describes to this process in a lookup? It
+    /// stores that entry in this machine's cache itself, once its reply is sent (a daemon of an
+    /// earlier release, before it): storing it again would only make the command wait for the
+    /// disk. Another entry of the same key (GitHub's answer after the handed one was refused)
+    /// is not the one handed over.
+    pub fn handed_over(&self, manifest: &Manifest) -> bool {
         self.handed_over
             .lock()
-            .is_ok_and(|handed| handed.contains(key))
+            .is_ok_and(|handed| handed.contains(&handed_key(manifest)))
     }
 
     /// Has the daemon store `entry` in this machine's cache (the local tier of the same cache
@@ -252,7 +256,7 @@ impl CacheTier for Tier {
                     return Err(corrupt("body does not match its digest".into()));
                 }
                 if let Ok(mut handed) = self.handed_over.lock() {
-                    handed.insert(*key);
+                    handed.insert(handed_key(&entry.manifest));
                 }
                 Ok(Lookup::Hit(entry))
             }
@@ -351,6 +355,11 @@ pub async fn status(dir: &Path) -> Result<Status, Error> {
         Err(TierError::Unavailable { reason, .. }) => Err(Error::Protocol(reason)),
         Err(other) => Err(Error::Protocol(other.to_string())),
     }
+}
+
+/// What tells an entry the daemon handed over from another of the same key.
+fn handed_key(manifest: &Manifest) -> (CacheKey, Digest, u64) {
+    (manifest.key, manifest.body_digest, manifest.created_at_ms)
 }
 
 #[cfg(test)]

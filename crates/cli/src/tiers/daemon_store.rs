@@ -39,7 +39,7 @@ impl CacheTier for StoredByDaemon {
 
     async fn put(&self, entry: &Entry) -> Result<(), TierError> {
         // A peer's entry the daemon handed over: it stores that itself.
-        if self.daemon.handed_over(&entry.manifest.key) {
+        if self.daemon.handed_over(&entry.manifest) {
             return Ok(());
         }
         if !self.local.is_read_only() && self.daemon.store(entry, None).await.is_ok() {
@@ -51,7 +51,7 @@ impl CacheTier for StoredByDaemon {
     async fn put_fenced(&self, entry: &Entry, mark: Mark) -> Result<(), TierError> {
         // A peer's entry the daemon handed over: it stores that itself, after its reply (before
         // it, in an earlier release: then it is already there). Nothing to send.
-        if self.daemon.handed_over(&entry.manifest.key) || self.local.holds(entry, mark) {
+        if self.daemon.handed_over(&entry.manifest) || self.local.holds(entry, mark) {
             return Ok(());
         }
         if !self.local.is_read_only() && self.daemon.store(entry, Some(mark)).await.is_ok() {
