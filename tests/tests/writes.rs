@@ -165,3 +165,30 @@ fn a_write_drops_only_what_it_can_change() {
         "releases dropped by a repository edit"
     );
 }
+
+#[test]
+fn a_write_s_debug_lines_say_what_it_dropped() {
+    let world = World::new();
+    let mut machine = world.machine("dropped");
+    machine.cached(&["issue", "list", "-R", "o/r"]).ok();
+    let entries = machine.stats()["entries"].as_u64().unwrap_or(0);
+    assert!(entries >= 1, "{}", machine.stats());
+    machine.set_env("GH_CACHE_DEBUG", "1");
+    let write = machine
+        .cached(&["issue", "create", "-R", "o/r", "-t", "t", "-b", "b"])
+        .ok();
+    // gh's own write request passes the HTTP level first, which drops what it changes: the
+    // command's invalidation afterwards finds nothing left, and the first line says what went.
+    let said: u64 = write
+        .err()
+        .lines()
+        .find_map(|line| {
+            let rest = line.split("gh's write requests; dropped ").nth(1)?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no line says what gh's writes dropped: {}", write.err()));
+    assert!(said >= 1, "{}", write.err());
+    // gh's own read before its write (the repository's id) was stored, then dropped with the rest.
+    let left = machine.stats()["entries"].as_u64().unwrap_or(0);
+    assert!(said >= entries - left, "{}", write.err());
+}

@@ -61,6 +61,8 @@ pub(crate) struct Run {
     note: Option<String>,
     /// What to warn the user of, in [`Run::finish`] (a daemon socket that was not used).
     warning: Option<String>,
+    /// Cached entries that gh's writes dropped as they passed, for `--debug`.
+    dropped: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Run {
@@ -83,6 +85,7 @@ impl Run {
             ipfs_adds: false,
             note: None,
             warning: None,
+            dropped: None,
         };
         if !applies {
             return off;
@@ -132,11 +135,13 @@ impl Run {
         }
         let ipfs_adds = remote.adds_to_ipfs();
         let writable = local.as_ref().is_some_and(|l| !l.is_read_only());
+        let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let drops = Drops {
             dir: dir.to_path_buf(),
             local,
             remote,
             config: config.clone(),
+            dropped: dropped.clone(),
         };
         let level = Arc::new(level.with_invalidate(Arc::new(drops)));
         let user_config = context::gh_config_dir(&|name| std::env::var(name).ok());
@@ -153,6 +158,7 @@ impl Run {
                 ipfs_adds,
                 note: None,
                 warning,
+                dropped: Some(dropped),
             },
             Err(err) => Run {
                 note: Some(format!("running gh without the HTTP level: {err}")),
@@ -185,6 +191,16 @@ impl Run {
         };
         let level = session.level().clone();
         let counts = session.finish().await;
+        let dropped = self
+            .dropped
+            .as_ref()
+            .map_or(0, |n| n.load(std::sync::atomic::Ordering::Relaxed));
+        if dropped > 0 {
+            gh.debug(
+                &format!("gh's write requests; dropped {dropped} cached entries as they passed"),
+                "-",
+            );
+        }
         for line in level.take_warnings() {
             gh.warn(&line);
         }
@@ -313,13 +329,19 @@ struct Drops {
     local: Option<Arc<local::LazyTier>>,
     remote: Tiers,
     config: Config,
+    /// Entries dropped on this machine so far: the command's own invalidation after gh comes
+    /// later and finds them gone, so the debug line says what these dropped.
+    dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[async_trait]
 impl http::Invalidate for Drops {
     async fn invalidate(&self, selector: &Selector) {
         let dropped = match &self.local {
-            Some(local) => local.invalidate(selector).await.map(drop),
+            Some(local) => local.invalidate(selector).await.map(|n| {
+                self.dropped
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            }),
             None => Err(ghcache_core::TierError::Unavailable {
                 tier: local::NAME,
                 reason: "not open".into(),
