@@ -18,11 +18,16 @@ fn machine(world: &World, name: &str) -> Machine {
 fn a_daemon_that_was_down_during_a_write_catches_up_when_it_is_back() {
     let world = World::new();
     let key = world.swarm_key("team");
-    let (s, a, b) = (
+    // Clocks agree here: a catch-up asks from the time B stopped less the clock skew, and the
+    // seed, started a moment before, can vouch only for what came after its start.
+    let (mut s, mut a, mut b) = (
         machine(&world, "seed"),
         machine(&world, "a"),
         machine(&world, "b"),
     );
+    for m in [&mut s, &mut a, &mut b] {
+        m.set_env("GH_CACHE_CLOCK_SKEW", "10ms");
+    }
     let ds = s.daemon(&key, &[]);
     let da = a.daemon(&key, &["--bootstrap", &ds.addr]);
     let db = b.daemon(&key, &["--bootstrap", &ds.addr]);
@@ -68,6 +73,44 @@ fn a_daemon_that_was_down_during_a_write_catches_up_when_it_is_back() {
     );
     assert!(db.log().contains("caught up on "), "{}", db.log());
     drop(da);
+}
+
+#[test]
+fn a_daemon_whose_peers_cannot_tell_what_it_missed_drops_its_copies() {
+    let world = World::new();
+    let key = world.swarm_key("team");
+    let (s, b) = (machine(&world, "seed"), machine(&world, "b"));
+    let ds = s.daemon(&key, &[]);
+    let db = b.daemon(&key, &["--bootstrap", &ds.addr]);
+    assert!(db.wait_peers(1), "{}", db.log());
+    let old = b.cached(&ISSUES).ok().out();
+    db.stop();
+    // Everyone B knew is gone while it was away: the new seed started after B stopped, and
+    // cannot say what was written before.
+    ds.stop();
+    let s2 = machine(&world, "seed-2");
+    let ds2 = s2.daemon(&key, &[]);
+    let db = b.daemon(&key, &["--bootstrap", &ds2.addr]);
+    let dropped = wait_until(Duration::from_secs(30), || {
+        db.log().contains("dropping every stored copy")
+    });
+    assert!(dropped, "{}", db.log());
+    assert!(
+        wait_until(Duration::from_secs(10), || db
+            .status()
+            .out_of_touch_since_ms
+            .is_none()),
+        "{}",
+        db.log()
+    );
+    // The drop is applied to the store beside the daemon's loop: B's next commands ask GitHub
+    // once it is.
+    let before = world.requests();
+    let asked = wait_until(Duration::from_secs(10), || {
+        assert_eq!(b.cached(&ISSUES).ok().out(), old, "the same answer");
+        world.requests() > before
+    });
+    assert!(asked, "B's copy was dropped: {}", db.log());
 }
 
 /// The seed's second address, the only one B knows: the namespace's firewall cuts B off by
