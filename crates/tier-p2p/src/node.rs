@@ -570,9 +570,7 @@ impl Node {
                 self.keepers.remove(&peer_id);
                 self.asked.retain(|(peer, _)| *peer != peer_id);
                 log(format_args!("disconnected from {peer_id}"));
-                if self.connected.is_empty() {
-                    self.catch_up_on_last_gone(peer_id);
-                }
+                self.catch_up_on_gone(peer_id);
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,

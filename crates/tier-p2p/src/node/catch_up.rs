@@ -42,16 +42,17 @@ impl Node {
         self.catch_up.cut_off.insert(peer);
     }
 
-    /// The last connection, to `peer`, is gone. If it was cut off (its pings went unanswered),
-    /// writes made from now on are not heard until the node is back. A peer that left in good
-    /// order (a runner whose job ended) takes nothing with it that this node should have heard.
+    /// Every connection to `peer` is gone. If it was the last peer, and it was cut off (its
+    /// pings went unanswered), writes made from now on are not heard until the node is back.
+    /// A peer that left in good order (a runner whose job ended) takes nothing with it that
+    /// this node should have heard.
     /// Nor does one that vanished from a seed (a node with no bootstrap peers, which others
     /// dial): a seed cannot tell a network gone from a runner's machine gone, and runners
     /// vanish every day; taking that for a gap would drop what a keeper keeps each time.
-    pub(super) fn catch_up_on_last_gone(&mut self, peer: PeerId) {
+    pub(super) fn catch_up_on_gone(&mut self, peer: PeerId) {
         let cut_off = self.catch_up.cut_off.remove(&peer);
         let dials_out = !self.catch_up.bootstrap.is_empty();
-        if cut_off && dials_out && self.catch_up.gap.is_none() {
+        if cut_off && dials_out && self.connected.is_empty() && self.catch_up.gap.is_none() {
             let now = now_ms();
             log(format_args!(
                 "no peer connected: invalidations are missed until one is"
