@@ -170,6 +170,9 @@ pub(crate) struct Asked {
     pub(crate) since_ms: u64,
     /// Whether it was asked to close the node's gap (else it is the periodic one).
     pub(crate) for_gap: bool,
+    /// When it was asked (ms since the epoch): a periodic ask that is answered moves the next
+    /// one's start here; one that failed leaves it, so that its window is asked again.
+    pub(crate) at_ms: u64,
 }
 
 /// The node's catch-up state.

@@ -105,7 +105,6 @@ impl Node {
                 let at = now_ms();
                 catch_up::write_in_touch(&self.catch_up.in_touch, at);
                 let since_ms = self.since(self.catch_up.periodic_from_ms);
-                self.catch_up.periodic_from_ms = at;
                 if let Some(peer) = self.best_peers().into_iter().next() {
                     self.ask(peer, since_ms, false);
                 }
@@ -197,6 +196,10 @@ impl Node {
                 "caught up on {missed} invalidation(s) missed, from {peer}"
             ));
         }
+        if !asked.for_gap {
+            let from = &mut self.catch_up.periodic_from_ms;
+            *from = (*from).max(asked.at_ms);
+        }
         let closes = Gap::closed_by(asked.since_ms, &answer);
         if asked.for_gap && !closes {
             log(format_args!(
@@ -259,6 +262,14 @@ impl Node {
             .behaviour_mut()
             .catch_up
             .send_request(&peer, request);
-        self.catch_up.asked.insert(id, Asked { since_ms, for_gap });
+        let at_ms = now_ms();
+        self.catch_up.asked.insert(
+            id,
+            Asked {
+                since_ms,
+                for_gap,
+                at_ms,
+            },
+        );
     }
 }
