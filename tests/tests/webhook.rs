@@ -22,6 +22,12 @@ fn machine(world: &World, name: &str) -> Machine {
 
 /// A keeper that takes deliveries, and the URL GitHub delivers to.
 fn keeper(world: &World, key: &std::path::Path) -> (Daemon, String) {
+    let (_, daemon, url) = keeper_machine(world, key);
+    (daemon, url)
+}
+
+/// [`keeper`], with its machine.
+fn keeper_machine(world: &World, key: &std::path::Path) -> (Machine, Daemon, String) {
     let mut k = machine(world, "keeper");
     k.set_env("GH_CACHE_WEBHOOK_SECRET", SECRET);
     let dk = k.daemon(key, &["--keep", "--webhook", "127.0.0.1:0"]);
@@ -34,7 +40,8 @@ fn keeper(world: &World, key: &std::path::Path) -> (Daemon, String) {
         .name
         .strip_prefix("webhook on ")
         .unwrap_or_else(|| panic!("{}", source.name));
-    (dk, format!("http://{addr}/"))
+    let url = format!("http://{addr}/");
+    (k, dk, url)
 }
 
 /// The keeper's webhook counts by name.
@@ -99,7 +106,7 @@ fn a_signed_delivery_to_the_keeper_reaches_every_connected_runner() {
 fn deliveries_that_are_forged_replayed_or_oversized_drop_nothing() {
     let world = World::new();
     let key = world.swarm_key("team");
-    let (dk, url) = keeper(&world, &key);
+    let (k, dk, url) = keeper_machine(&world, &key);
     let a = machine(&world, "a");
     let da = a.daemon(&key, &["--bootstrap", &dk.addr]);
     assert!(dk.wait_peers(1), "{}", dk.log());
@@ -139,6 +146,33 @@ fn deliveries_that_are_forged_replayed_or_oversized_drop_nothing() {
     assert_eq!(world.requests(), before, "the replay dropped nothing");
     assert_eq!(count(&dk, "replayed"), 1);
     assert_eq!(da.counters().invalidations_received, heard);
+
+    // What the keeper's operator reads.
+    let status = k.ghcache(&["daemon", "status"]).ok().out();
+    let heard_line = status
+        .lines()
+        .find(|l| l.starts_with("writes heard"))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        heard_line.contains(
+            &url.trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string()
+        ),
+        "{status}"
+    );
+    assert!(heard_line.contains(": 1 ("), "one write told of: {status}");
+    for (name, n) in [
+        ("deliveries", 1),
+        ("bad signatures", 2),
+        ("oversized", 2),
+        ("replayed", 1),
+    ] {
+        let listed = status
+            .lines()
+            .any(|l| l.trim_start().starts_with(name) && l.trim_end().ends_with(&format!(" {n}")));
+        assert!(listed, "{name} {n}: {status}");
+    }
 }
 
 #[test]
