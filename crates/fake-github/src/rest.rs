@@ -92,7 +92,13 @@ pub fn answer(
                 Some("all") => None,
                 _ => Some(true),
             };
-            let listed = world.listed(&repo, open);
+            let mut listed = world.listed(&repo, open);
+            if param(query, "sort").as_deref() == Some("updated") {
+                // Most recently changed first, as GitHub sorts them (`direction=desc`).
+                listed.sort_by_key(|i| {
+                    std::cmp::Reverse((world.issue_modified(&repo, i.number), i.number))
+                });
+            }
             let (range, link) =
                 page_of(listed.len(), &format!("repos/{owner}/{name}/issues"), query);
             let issues: Vec<Json> = listed[range].iter().map(|i| issue(&repo, i)).collect();
@@ -121,6 +127,31 @@ pub fn answer(
                     .modified(world.issue_modified(&repo, found.number)),
                 None => Reply::not_found(),
             }
+        }
+        (true, ["repos", owner, name, "pulls"]) => {
+            // The three open pull requests, most recently changed first (as `sort=updated`
+            // asks; their titles as the world has them).
+            let repo = repo_key(owner, name);
+            let mut pulls: Vec<(u64, u64)> = (1..=3)
+                .map(|n| (world.issue_modified(&repo, n), n))
+                .collect();
+            pulls.sort_by_key(|p| std::cmp::Reverse(*p));
+            let listed: Vec<Json> = pulls
+                .iter()
+                .map(|(at, n)| {
+                    let title = world
+                        .pr_title(&repo, *n)
+                        .unwrap_or_else(|| crate::data::default_pr_title(&repo, *n));
+                    json!({"number": n, "title": title, "state": "open",
+                           "updated_at": crate::date::rfc3339(*at),
+                           "html_url": format!("https://github.com/{repo}/pull/{n}")})
+                })
+                .collect();
+            let (range, link) =
+                page_of(listed.len(), &format!("repos/{owner}/{name}/pulls"), query);
+            let mut reply = Reply::json(200, Json::Array(listed[range].to_vec()));
+            reply.link = link;
+            reply
         }
         (true, ["repos", owner, name, "pulls", number]) if accept.contains("diff") => {
             Reply::text(diff(owner, name, number), "text/plain; charset=utf-8").modified(TIME_SECS)
