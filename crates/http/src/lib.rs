@@ -40,4 +40,4 @@ pub use gh_config::GhConfig;
 pub use level::{Invalidate, Level};
 pub use server::Session;
 pub use stats::Counts;
-pub use upstream::Upstream;
+pub use upstream::{Fetched, Upstream};

@@ -41,6 +41,27 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
+/// An answer to [`Upstream::fetch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// Its status code.
+    pub status: u16,
+    /// Its headers, names lowercase (those whose value is not text are left out).
+    pub headers: Vec<(String, String)>,
+    /// Its body.
+    pub body: Vec<u8>,
+}
+
+impl Fetched {
+    /// The value of header `name` (lowercase), if it was sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// One host as a connection reaches it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Route {
@@ -110,6 +131,27 @@ impl Upstream {
     /// One line: a URL that is not `https://` (or `http://` to a loopback host, such as the
     /// tests' fake issuer), a host that cannot be reached, another status, a larger body.
     pub async fn get(&self, url: &str, max: usize) -> Result<Vec<u8>, String> {
+        let answer = self.fetch(url, &[], max).await?;
+        if answer.status != 200 {
+            return Err(format!("{url}: answered {}", answer.status));
+        }
+        Ok(answer.body)
+    }
+
+    /// GETs `url` with `headers` (`Authorization`, `If-None-Match`, ...) and returns the answer
+    /// whatever its status, its body cut to at most `max` bytes: for the requests the daemon
+    /// makes itself (follow probes, which GitHub answers with a free 304 while nothing changed).
+    ///
+    /// # Errors
+    /// One line: a URL that is not `https://` (or `http://` to a loopback host, or a
+    /// `*.localhost` one, as gh reaches a local GitHub), a host that cannot be reached, a body
+    /// that breaks off or is larger.
+    pub async fn fetch(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        max: usize,
+    ) -> Result<Fetched, String> {
         use http_body_util::BodyExt as _;
         let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
         let host = uri.host().unwrap_or_default().to_ascii_lowercase();
@@ -134,23 +176,36 @@ impl Upstream {
         };
         let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
         let authority = uri.authority().map_or("", |a| a.as_str()).to_owned();
-        let request = Request::get(path)
+        let mut request = Request::get(path)
             .header(HOST, authority)
-            .header(hyper::header::USER_AGENT, "ghcache")
+            .header(hyper::header::USER_AGENT, "ghcache");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
             .body(Body::empty())
             .map_err(|e| format!("{url}: {e}"))?;
         let response = self
             .send(&route, request, None)
             .await
             .map_err(|e| format!("{url}: {e}"))?;
-        if response.status() != hyper::StatusCode::OK {
-            return Err(format!("{url}: answered {}", response.status()));
-        }
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect();
         let body = http_body_util::Limited::new(response.into_body(), max)
             .collect()
             .await
             .map_err(|e| format!("{url}: {e}"))?;
-        Ok(body.to_bytes().to_vec())
+        Ok(Fetched {
+            status,
+            headers,
+            body: body.to_bytes().to_vec(),
+        })
     }
 
     /// Sends `request` (origin-form URI, `Host` header set) to the host of `route`.
