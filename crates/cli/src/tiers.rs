@@ -16,6 +16,8 @@
 pub mod daemon;
 #[cfg(feature = "p2p")]
 mod daemon_store;
+#[cfg(feature = "p2p")]
+mod follow;
 #[cfg(feature = "ipfs")]
 mod ipfs;
 #[cfg(any(feature = "p2p", feature = "ipfs"))]

@@ -71,6 +71,9 @@ pub struct Config {
     /// Take entries only from producers bound to their scope by a verified token, or named in
     /// `trusted_peers` (for keepers). Needs `oidc`.
     pub require_oidc: bool,
+    /// Where the repositories the swarm asked about lately are noted (what this machine and
+    /// the peers of its scopes fetched, and what a keeper kept), for a follow source to watch.
+    pub recent_repos: Option<std::sync::Arc<crate::repos::RecentRepos>>,
 }
 
 impl Config {
@@ -105,6 +108,7 @@ impl Config {
             produces_for: Vec::new(),
             oidc: None,
             require_oidc: false,
+            recent_repos: None,
         }
     }
 }

@@ -214,6 +214,7 @@ pub async fn run_with(
         verifier: config.oidc.clone(),
         sources,
         catch_up: CatchUpState::start(dir, config.bootstrap.clone()),
+        recent_repos: config.recent_repos.clone(),
     };
     if role.provides() && !config.held.is_empty() {
         let held = config.held.len().min(MAX_PROVIDED_KEYS);
@@ -499,6 +500,7 @@ impl Node {
                 self.name_scope(scope_id);
             }
             Command::Announce { manifest } => {
+                self.note_repo(&manifest.repo);
                 self.publish_announcement(&manifest);
                 let key = manifest.key;
                 let me = self.local_id();
@@ -508,6 +510,7 @@ impl Node {
             }
             Command::DialBackDue { connection } => self.dial_back_due(connection),
             Command::Held { manifest } => {
+                self.note_repo(&manifest.repo);
                 if self.shared.role.provides() {
                     let key = manifest.key;
                     let me = self.local_id();

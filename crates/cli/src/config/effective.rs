@@ -158,6 +158,10 @@ pub struct P2p {
     pub webhook_secret_file: Setting<Option<String>>,
     /// The webhook's secret itself (`GH_CACHE_WEBHOOK_SECRET`), over the file.
     pub webhook_secret: Setting<Option<String>>,
+    /// Follow the repositories the swarm asked about lately (`ghcache daemon --follow`).
+    pub follow: Setting<bool>,
+    /// Time between follow rounds.
+    pub follow_every: Setting<Duration>,
 }
 
 /// Reads the environment through a function, so tests can pass their own.
@@ -203,6 +207,8 @@ impl Config {
                 webhook: Setting::default(None),
                 webhook_secret_file: Setting::default(None),
                 webhook_secret: Setting::default(None),
+                follow: Setting::default(false),
+                follow_every: Setting::default(Duration::from_secs(60)),
             },
             http: Http {
                 enabled: Setting::default(true),

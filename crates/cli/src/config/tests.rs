@@ -205,6 +205,8 @@ keep = true
 keep_max_size = "1GiB"
 webhook = "127.0.0.1:8090"
 webhook_secret_file = "/etc/ghcache/webhook.secret"
+follow = true
+follow_every = "30s"
 [ipfs]
 enabled = true
 api = "http://127.0.0.1:5002"
@@ -262,6 +264,8 @@ fn the_file_sets_every_row_that_has_a_key() {
         config.p2p.webhook_secret_file.value.as_deref(),
         Some("/etc/ghcache/webhook.secret")
     );
+    assert!(config.p2p.follow.value);
+    assert_eq!(config.p2p.follow_every.value, Duration::from_secs(30));
     let in_file = ROWS.iter().filter(|row| row.file.is_some()).count();
     let keys = EVERY_KEY.lines().filter(|l| l.contains(" = ")).count();
     assert_eq!(in_file, keys, "one key of the file above per row");

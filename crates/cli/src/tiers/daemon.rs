@@ -56,6 +56,13 @@ pub struct Flags {
     /// The file holding the webhook's secret [env: GH_CACHE_WEBHOOK_SECRET holds the secret]
     #[arg(long, value_name = "FILE")]
     webhook_secret_file: Option<PathBuf>,
+    /// Watch the repositories the swarm asked about in the last hour with conditional requests
+    /// (free 304s) under this daemon's GH_TOKEN; a change is dropped on every peer
+    #[arg(long)]
+    follow: bool,
+    /// Time between follow rounds [default: 1m]
+    #[arg(long, value_name = "DURATION")]
+    follow_every: Option<String>,
     /// This job's GitHub Actions OIDC token, with audience ghcache:<this daemon's peer id>:
     /// presented to every peer, which then takes this daemon's entries for the job's repository
     #[arg(long, value_name = "FILE", env = "GH_CACHE_OIDC_TOKEN_FILE")]
@@ -160,7 +167,13 @@ pub fn run(config: &mut Config, mut flags: Flags) -> Result<i32, Failure> {
             p2p_config.metrics = Some(bound);
             tokio::spawn(serve_metrics(listener, dir.clone()));
         }
-        let sources = super::webhook::source(config).await?.into_iter().collect();
+        let recent = Arc::new(p2p::RecentRepos::default());
+        if config.p2p.follow.value {
+            p2p_config.recent_repos = Some(recent.clone());
+        }
+        let mut sources: Vec<p2p::WriteSource> =
+            super::webhook::source(config).await?.into_iter().collect();
+        sources.extend(super::follow::source(config, &recent)?);
         p2p::run_with(p2p_config, &dir, store, shutdown(), sources)
             .await
             .map_err(|e| Failure::Runtime(e.to_string()))
@@ -232,6 +245,19 @@ fn apply_flags(config: &mut Config, flags: Flags) -> Result<(), Failure> {
     }
     if flags.webhook.is_some() {
         p2p.webhook.set(flags.webhook, Flag("--webhook"));
+    }
+    if flags.follow {
+        p2p.follow.set(true, Flag("--follow"));
+    }
+    if let Some(every) = &flags.follow_every {
+        let every = crate::config::parse_duration(every)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                Failure::Usage(format!(
+                    "--follow-every {every:?} is not a duration; e.g. 1m, 30s or 500ms"
+                ))
+            })?;
+        p2p.follow_every.set(every, Flag("--follow-every"));
     }
     if let Some(file) = flags.webhook_secret_file {
         let file = file.to_string_lossy().into_owned();

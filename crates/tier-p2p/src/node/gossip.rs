@@ -30,6 +30,7 @@ impl Node {
             Ok(None) => Ignore,
             Ok(Some(Heard::Announcement { manifest, source })) => {
                 bump(&self.shared.counters.announcements_received);
+                self.note_repo(&manifest.repo);
                 let over = self
                     .directory
                     .insert((*manifest).clone(), source, &[source]);

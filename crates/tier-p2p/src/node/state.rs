@@ -23,6 +23,7 @@ use crate::directory::Directory;
 use crate::heard::Sources;
 use crate::keeper::{Handoff, Keeper};
 use crate::oidc::Verifier;
+use crate::repos::RecentRepos;
 use crate::role::Role;
 use crate::status::Status;
 use crate::swarm::{scope_of, Behaviour};
@@ -114,10 +115,19 @@ pub(super) struct Node {
     pub(super) sources: Sources,
     /// What it saw lately, and the gap it has to close after it was away.
     pub(super) catch_up: CatchUpState,
+    /// Where the repositories asked about lately are noted, for a follow source.
+    pub(super) recent_repos: Option<Arc<RecentRepos>>,
 }
 
 impl Node {
     /// What `status` reports now.
+    /// Notes that an answer about `repo` was fetched or announced here.
+    pub(super) fn note_repo(&self, repo: &str) {
+        if let Some(repos) = &self.recent_repos {
+            repos.note(repo);
+        }
+    }
+
     pub(super) fn status(&self) -> Status {
         let strings = |peers: &mut dyn Iterator<Item = &PeerId>| -> Vec<String> {
             peers.map(|p| p.to_string()).collect()
