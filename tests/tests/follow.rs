@@ -96,3 +96,51 @@ fn following_needs_a_token() {
     assert_eq!(run.code, 2, "{}", run.err());
     assert!(run.err().contains("GH_TOKEN"), "{}", run.err());
 }
+
+#[test]
+fn a_rate_limited_probe_pauses_following() {
+    let world = World::new();
+    let key = world.swarm_key("team");
+    let mut k = machine(&world, "keeper");
+    k.set_env("GH_TOKEN", KEEPER_TOKEN);
+    let dk = k.daemon(&key, &["--keep", "--follow", "--follow-every", "1s"]);
+    let a = machine(&world, "a");
+    let _da = a.daemon(&key, &["--bootstrap", &dk.addr]);
+    assert!(dk.wait_peers(1), "{}", dk.log());
+    a.cached(&LIST).ok();
+    let probes = || {
+        world
+            .github
+            .requests()
+            .iter()
+            .filter(|r| r.token.as_deref() == Some(KEEPER_TOKEN))
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || probes() >= 5),
+        "{}",
+        dk.log()
+    );
+
+    // GitHub's primary limit is spent: 403, `x-ratelimit-remaining: 0`, reset in an hour.
+    world
+        .github
+        .set_fault(Some(ghcache_tests::Fault::RateLimited));
+    assert!(
+        wait_until(Duration::from_secs(10), || dk.log().contains("pausing for")),
+        "{}",
+        dk.log()
+    );
+    world.github.set_fault(None);
+    let paused_at = probes();
+    // Rounds come every second: none is sent while the pause lasts (15 minutes at most).
+    let probed_again = wait_until(Duration::from_secs(4), || probes() > paused_at);
+    assert!(!probed_again, "no probe while paused: {}", dk.log());
+    let status = dk.status();
+    let source = status
+        .write_sources
+        .iter()
+        .find(|s| s.name.starts_with("follow"))
+        .unwrap_or_else(|| panic!("{status:?}"));
+    assert_eq!(source.counts.get("backoffs"), Some(&1), "{source:?}");
+}
