@@ -54,6 +54,15 @@ impl Trigger {
         }
     }
 
+    /// The repositories it changed, for a log line or an answer: `o/r, fork/r`, or "every
+    /// repository" when it names none.
+    pub fn about(&self) -> String {
+        match self.repos.as_slice() {
+            [] => "every repository".to_owned(),
+            repos => repos.join(", "),
+        }
+    }
+
     /// A payload that could not be read: everything of `repository`, at the job's start.
     pub fn unreadable(repository: &str) -> Trigger {
         let mut repos = Vec::new();

@@ -11,11 +11,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ghcache_core::{CacheKey, Manifest, ScopeId};
+use ghcache_core::{CacheKey, Manifest, ScopeId, Selector};
 use libp2p::PeerId;
 
 use crate::shares::{Ledger, DIRECTORY_PER_PEER, DIRECTORY_RECORDS, INFORMANTS_PER_KEY};
-use crate::wire::{self, Invalidation};
+use crate::wire;
 
 /// Records of what this node holds itself. They come from this machine, not from peers, so no
 /// share applies; the number is the peers' whole: a keeper names what it holds in directory
@@ -280,8 +280,8 @@ impl Directory {
     }
 
     /// Drops every manifest `invalidation` covers.
-    pub(crate) fn invalidate(&mut self, invalidation: &Invalidation) {
-        self.forget(|r| invalidation.covers(&r.manifest));
+    pub(crate) fn invalidate(&mut self, selector: &Selector) {
+        self.forget(|r| selector.covers(&r.manifest));
     }
 
     /// Removes the records `gone` says must go (it may change the others), and their charges.
@@ -350,12 +350,7 @@ mod tests {
         assert_eq!(dir.manifest(&m.key, &m.scope_id), Some(&with_cid));
         dir.insert(m.clone(), peer, &[peer]);
         assert_eq!(dir.manifest(&m.key, &m.scope_id), Some(&with_cid), "kept");
-        dir.invalidate(&Invalidation {
-            scope_id: m.scope_id,
-            repo: "o/r".into(),
-            resources: None,
-            at_ms: 0,
-        });
+        dir.invalidate(&Selector::Repo("o/r".into()));
         assert!(dir.providers(&m.key, &m.scope_id).is_empty());
         assert_eq!(
             (dir.len(), dir.record_count(), dir.ledger.total()),
@@ -498,12 +493,7 @@ mod tests {
         assert_eq!(dir.record_count(), INFORMANTS_PER_KEY);
         dir.forget_peer(&hostile);
         assert!(!dir.providers(&m.key, &m.scope_id).contains(&hostile));
-        dir.invalidate(&Invalidation {
-            scope_id: m.scope_id,
-            repo: "o/r".into(),
-            resources: None,
-            at_ms: now_ms(),
-        });
+        dir.invalidate(&Selector::Repo("o/r".into()));
         assert!(
             dir.providers(&m.key, &m.scope_id).is_empty(),
             "covered: all go"

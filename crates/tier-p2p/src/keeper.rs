@@ -17,14 +17,14 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use ghcache_core::{CacheKey, Manifest, ScopeId};
+use ghcache_core::{CacheKey, Manifest, ScopeId, Selector};
 use libp2p::PeerId;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::shares::{SCOPES_PER_PEER, SCOPE_IDLE};
 use crate::status::Keeping;
-use crate::wire::{self, Invalidation};
+use crate::wire;
 
 /// The agent version a daemon sends in identify: how peers tell a keeper from other peers.
 pub(crate) fn agent_version(keep: bool) -> String {
@@ -308,18 +308,18 @@ impl Keeper {
         }
     }
 
-    /// Drops the queued fetches `invalidation` covers, and marks those in flight.
-    pub(crate) fn invalidate(&mut self, invalidation: &Invalidation) {
+    /// Drops the queued fetches `selector` covers, and marks those in flight.
+    pub(crate) fn invalidate(&mut self, selector: &Selector) {
         let mut freed = Vec::new();
         self.queue.retain(|job| {
-            let covered = invalidation.covers(&job.manifest);
+            let covered = selector.covers(&job.manifest);
             if covered {
                 freed.push(job.manifest.key);
             }
             !covered
         });
         for flight in self.in_flight.values_mut() {
-            if invalidation.covers(&flight.manifest) {
+            if selector.covers(&flight.manifest) {
                 flight.cancelled = true;
             }
         }
@@ -545,12 +545,7 @@ mod tests {
         keeper.offer(manifest(3, "o/other", 10), vec![]);
         let (tx, mut rx) = oneshot::channel();
         keeper.wait(manifest(2, "o/r", 10).key, tx);
-        keeper.invalidate(&Invalidation {
-            scope_id: flying.scope_id,
-            repo: "o/r".into(),
-            resources: None,
-            at_ms: now_ms(),
-        });
+        keeper.invalidate(&Selector::Repo("o/r".into()));
         assert_eq!(keeper.load().queued, 1, "o/other stays");
         assert!(rx.try_recv().is_err(), "the waiter was let go");
         assert!(keeper.finish(&flying.key), "cancelled while in flight");

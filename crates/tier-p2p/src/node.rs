@@ -38,7 +38,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ghcache_core::{CacheTier, Manifest, ScopeId};
+use ghcache_core::{CacheTier, Manifest, ScopeId, Selector};
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::request_response;
@@ -70,7 +70,7 @@ use crate::swarm::{self, topic, BehaviourEvent, KAD_PROTOCOL, MAX_PROVIDED_KEYS}
 use crate::swarm_key::SwarmKeyExt as _;
 use crate::topics::Topics;
 use crate::traffic::Traffic;
-use crate::wire::{FetchRequest, FetchResponse, Gossip, Invalidation};
+use crate::wire::{FetchRequest, FetchResponse, Gossip};
 
 use state::{scopes_in_use, Dialability, Node, Walking};
 
@@ -397,11 +397,12 @@ impl Node {
         }
     }
 
-    /// Drops what `invalidation` covers from what this node knows and is fetching.
-    fn drop_covered(&mut self, invalidation: &Invalidation) {
-        self.directory.invalidate(invalidation);
+    /// Drops what `selector` covers from what this node knows and is fetching: a write changes
+    /// GitHub for every scope, so what any scope holds of it goes.
+    fn drop_covered(&mut self, selector: &Selector) {
+        self.directory.invalidate(selector);
         if let Some(keeper) = self.keeper.as_mut() {
-            keeper.invalidate(invalidation);
+            keeper.invalidate(selector);
         }
     }
 

@@ -252,7 +252,7 @@ impl Receiver {
             trigger: Trigger::of(&event, Some(&payload), ""),
             what: format!("{event} delivery {id}"),
         };
-        let about = about(&write.trigger);
+        let about = write.trigger.about();
         match tokio::time::timeout(HAND_ON_DEADLINE, self.sink.send(write)).await {
             Ok(Ok(())) => {
                 self.counts.deliveries.fetch_add(1, Ordering::Relaxed);
@@ -297,12 +297,4 @@ impl Receiver {
 
 fn too_large() -> String {
     format!("a delivery is at most {PAYLOAD_MAX} bytes")
-}
-
-/// The repositories a write changes, for the answer and the log.
-pub(crate) fn about(trigger: &Trigger) -> String {
-    match trigger.repos.as_slice() {
-        [] => "every repository".into(),
-        repos => repos.join(", "),
-    }
 }

@@ -188,7 +188,7 @@ impl Node {
                 continue;
             }
             missed += 1;
-            self.drop_covered(invalidation);
+            self.drop_covered(&invalidation.selector());
             self.shared.invalidations.push(invalidation.selector());
         }
         if missed > 0 {
@@ -226,11 +226,7 @@ impl Node {
              every stored copy instead",
             now.saturating_sub(from_ms) / 1000
         ));
-        if let Some(everything) =
-            Invalidation::of(ghcache_core::ScopeId([0; 32]), &Selector::All, now)
-        {
-            self.drop_covered(&everything);
-        }
+        self.drop_covered(&Selector::All);
         self.shared.invalidations.push(Selector::All);
         self.catch_up.recent.restart_at(now);
         self.catch_up.gap = None;

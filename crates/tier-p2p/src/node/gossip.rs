@@ -48,7 +48,7 @@ impl Node {
                 bump(&self.shared.counters.invalidations_received);
                 log(format_args!("invalidation of {} from {source}", inv.repo));
                 self.remember(&inv);
-                self.drop_covered(&inv);
+                self.drop_covered(&inv.selector());
                 self.shared.invalidations.push(inv.selector());
                 Accept
             }

@@ -29,7 +29,7 @@ impl Node {
             at_ms: now_ms(),
         };
         self.name_scope(scope_id);
-        self.drop_covered(&invalidation);
+        self.drop_covered(&invalidation.selector());
         self.send_invalidation(invalidation);
     }
 
@@ -42,31 +42,17 @@ impl Node {
         let at_ms = now_ms();
         for selector in heard::selectors(&write) {
             self.shared.invalidations.push(selector.clone());
-            let mut dropped_here = false;
+            self.drop_covered(&selector);
             for scope_id in &scopes {
-                let Some(invalidation) = Invalidation::of(*scope_id, &selector, at_ms) else {
-                    continue;
-                };
-                if !dropped_here {
-                    // What this node knows is not kept per scope: once is enough.
-                    self.drop_covered(&invalidation);
-                    dropped_here = true;
-                }
-                self.send_invalidation(invalidation);
-            }
-            if !dropped_here {
-                if let Some(invalidation) = Invalidation::of(ScopeId([0; 32]), &selector, at_ms) {
-                    self.drop_covered(&invalidation);
+                if let Some(invalidation) = Invalidation::of(*scope_id, &selector, at_ms) {
+                    self.send_invalidation(invalidation);
                 }
             }
         }
-        let repos = match write.trigger.repos.as_slice() {
-            [] => "every repository".to_owned(),
-            repos => repos.join(", "),
-        };
         log(format_args!(
-            "{} from {name}: invalidated {repos} here and on {} scope(s)",
+            "{} from {name}: invalidated {} here and on {} scope(s)",
             write.what,
+            write.trigger.about(),
             scopes.len()
         ));
     }
