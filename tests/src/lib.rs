@@ -731,3 +731,35 @@ impl Drop for Netns {
         let _ = run_system(&self.ip, &["netns", "del", &self.name]);
     }
 }
+
+/// `at_ms` (ms since the epoch) as an RFC 3339 UTC time with milliseconds
+/// (`2026-12-07T12:00:00.123Z`), as the triggering event's payloads of the tests give it.
+pub fn rfc3339_ms(at_ms: u64) -> String {
+    format!("{}.{:03}Z", civil_time(at_ms / 1000), at_ms % 1000)
+}
+
+/// `at_ms` as GitHub writes times in payloads (`2026-12-07T12:00:00Z`): whole seconds, cut off.
+pub fn github_time(at_ms: u64) -> String {
+    format!("{}Z", civil_time(at_ms / 1000))
+}
+
+/// `secs` since the epoch as `YYYY-MM-DDTHH:MM:SS` (Howard Hinnant's civil_from_days).
+fn civil_time(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rest = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}

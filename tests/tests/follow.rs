@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use ghcache_tests::{wait_until, Machine, World};
+use fake_github::RequestRecord;
+use ghcache_tests::{wait_until, Daemon, Machine, World};
 
 const LIST: [&str; 6] = ["pr", "list", "-R", "o/r", "--json", "number,title"];
 /// The keeper's own token: its probes are told from the runners' requests by it.
@@ -16,28 +17,38 @@ fn machine(world: &World, name: &str) -> Machine {
     m
 }
 
-#[test]
-fn an_outside_change_reaches_the_runners_within_a_round_and_unchanged_probes_are_304s() {
-    let world = World::new();
+/// A keeper following every second and runner A connected to it, A's answer about o/r cached
+/// (so the keeper follows o/r).
+fn a_followed_fleet(world: &World) -> (Daemon, Machine, Daemon, String) {
     let key = world.swarm_key("team");
-    let mut k = machine(&world, "keeper");
+    let mut k = machine(world, "keeper");
     k.set_env("GH_TOKEN", KEEPER_TOKEN);
     let dk = k.daemon(&key, &["--keep", "--follow", "--follow-every", "1s"]);
-    let a = machine(&world, "a");
+    let a = machine(world, "a");
     let da = a.daemon(&key, &["--bootstrap", &dk.addr]);
     assert!(dk.wait_peers(1), "{}", dk.log());
     let old = a.cached(&LIST).ok().out();
+    (dk, a, da, old)
+}
+
+/// The keeper's probes that reached the fake GitHub so far.
+fn probes(world: &World) -> Vec<RequestRecord> {
+    world
+        .github
+        .requests()
+        .into_iter()
+        .filter(|r| r.token.as_deref() == Some(KEEPER_TOKEN))
+        .collect()
+}
+
+#[test]
+fn an_outside_change_reaches_the_runners_within_a_round_and_unchanged_probes_are_304s() {
+    let world = World::new();
+    let (dk, a, da, old) = a_followed_fleet(&world);
 
     // The keeper follows o/r once A's answer about it was announced; probes of the unchanged
     // repository are answered 304, free.
-    let probes = || {
-        world
-            .github
-            .requests()
-            .into_iter()
-            .filter(|r| r.token.as_deref() == Some(KEEPER_TOKEN))
-            .collect::<Vec<_>>()
-    };
+    let probes = || probes(&world);
     let settled = wait_until(Duration::from_secs(20), || {
         probes().iter().filter(|r| r.status == 304).count() >= 5
     });
@@ -100,22 +111,8 @@ fn following_needs_a_token() {
 #[test]
 fn a_rate_limited_probe_pauses_following() {
     let world = World::new();
-    let key = world.swarm_key("team");
-    let mut k = machine(&world, "keeper");
-    k.set_env("GH_TOKEN", KEEPER_TOKEN);
-    let dk = k.daemon(&key, &["--keep", "--follow", "--follow-every", "1s"]);
-    let a = machine(&world, "a");
-    let _da = a.daemon(&key, &["--bootstrap", &dk.addr]);
-    assert!(dk.wait_peers(1), "{}", dk.log());
-    a.cached(&LIST).ok();
-    let probes = || {
-        world
-            .github
-            .requests()
-            .iter()
-            .filter(|r| r.token.as_deref() == Some(KEEPER_TOKEN))
-            .count()
-    };
+    let (dk, _a, _da, _) = a_followed_fleet(&world);
+    let probes = || probes(&world).len();
     assert!(
         wait_until(Duration::from_secs(20), || probes() >= 5),
         "{}",

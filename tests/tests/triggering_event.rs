@@ -3,7 +3,7 @@
 
 use ghcache_core::now_ms;
 use ghcache_tests::current_gh::gh_versions;
-use ghcache_tests::{run_piped, Machine, World};
+use ghcache_tests::{rfc3339_ms as rfc3339, run_piped, Machine, World};
 
 const ISSUES: [&str; 4] = ["issue", "list", "-R", "o/r"];
 /// A GraphQL read of the repository: what the table does not classify, which every event of
@@ -14,30 +14,6 @@ const OPEN_ISSUES: [&str; 4] = [
     "-f",
     "query=query { repository(owner: \"o\", name: \"r\") { issues(states: OPEN) { totalCount } } }",
 ];
-
-/// `ms` since the epoch as GitHub writes times in payloads (`2026-12-07T12:00:00Z`).
-fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rest = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        ms % 1000
-    )
-}
 
 /// A machine whose answers share one scope in and out of Actions, so that only the event can
 /// tell a job's answer from the one cached before it.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ghcache_core::now_ms;
 use ghcache_tests::ipfs::IpfsNode;
-use ghcache_tests::{wait_until, Daemon, Listen, Machine, Run, World};
+use ghcache_tests::{github_time, wait_until, Daemon, Listen, Machine, Run, World};
 
 /// A read, and the change on github.com (made from outside ghcache) that its answer shows.
 #[derive(Clone, Copy)]
@@ -59,31 +59,6 @@ fn retitle_pr(world: &World) {
 /// from, and a first fetch over a new connection on a loaded 2-core machine can take longer than
 /// the default (as in keeper.rs).
 const P2P_DEADLINE: &str = "2s";
-
-/// `at_ms` as GitHub writes times in payloads (`2026-12-07T12:00:00Z`): whole seconds, cut
-/// off. An answer cached in the same second before the change is then dated after the event's
-/// time: a peer's or IPFS's copy of it is still not used (`ghcache_core::CLOCK_SKEW`).
-fn github_time(at_ms: u64) -> String {
-    let secs = at_ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rest = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
 
 /// A machine of `world` whose answers share one scope in and out of Actions, so that only the
 /// event can tell a job's answer from the one cached before it.
