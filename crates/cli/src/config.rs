@@ -97,7 +97,7 @@ pub fn check_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Result
                 || table::ttl_vars().any(|t| t == n)
         });
         if !known {
-            if shown.starts_with("GH_CACHE_TTL_") {
+            if shown.starts_with("GH_CACHE_TTL_") || shown.starts_with("GH_CACHE_HEARD_TTL_") {
                 let names: Vec<_> = table::ttl_vars().collect();
                 return Err(bad(format!(
                     "names no TTL class (known: {}); unset it",
@@ -106,7 +106,8 @@ pub fn check_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Result
             }
             let names: Vec<_> = table::setting_vars().collect();
             return Err(bad(format!(
-                "is not a variable that ghcache reads ({}, GH_CACHE_TTL_<CLASS>); unset it",
+                "is not a variable that ghcache reads ({}, GH_CACHE_TTL_<CLASS>, \
+                 GH_CACHE_HEARD_TTL_<CLASS>); unset it",
                 names.join(", ")
             )));
         }

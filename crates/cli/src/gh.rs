@@ -29,8 +29,10 @@ pub fn run(config: &Config, env: Env<'_>, args: Vec<String>) -> Result<i32, Fail
     match answer(config, env, &command, &session)? {
         Outcome::Answered { output, .. } => Ok(output.exit_code),
         // gh with the terminal, its API requests through the HTTP level; or gh itself.
-        Outcome::RunGh(_) => http::run_attached(config, env, &command, None)
-            .unwrap_or_else(|| Err(exec(config, command.args()))),
+        Outcome::RunGh(_) => match http::run_attached(config, env, &command, None) {
+            Some(attached) => attached.code,
+            None => Err(exec(config, command.args())),
+        },
     }
 }
 
@@ -88,12 +90,16 @@ pub(crate) fn answer(
                     .map(|(owner, _)| format!("{owner}/{name}")),
                 None => None,
             };
+            let mut invalidated = Vec::new();
             let output = if session.captures() {
                 ghcache_tier_gh::run_captured(&config.gh.value, args)
                     .map_err(|e| spawn_failure(config, &e))?
             } else {
                 let code = match http::run_attached(config, env, command, Some(&repo)) {
-                    Some(code) => code?,
+                    Some(attached) => {
+                        invalidated = attached.invalidated;
+                        attached.code?
+                    }
                     None => ghcache_tier_gh::run_inherited(&config.gh.value, args)
                         .map_err(|e| spawn_failure(config, &e))?,
                 };
@@ -106,9 +112,16 @@ pub(crate) fn answer(
             // Also after a failure: a write that timed out or was interrupted may still have
             // reached GitHub, and dropping answers only costs a fetch.
             let scope = context::scope(env, config.scope.value.as_deref(), &host);
-            invalidate_after_write(config, &repo, write.changes, &scope, session);
-            if let Some(other) = also {
-                invalidate_after_write(config, &other, write.changes, &scope, session);
+            for repo in std::iter::once(repo).chain(also) {
+                let selector = Selector::of_write(&repo, write.changes);
+                // Once per write: a second invalidation of what gh's write requests dropped
+                // as they passed would make peers wait out the clock margin after the first.
+                if invalidated.iter().any(|done| done.includes(&selector)) {
+                    session.debug("write; gh's write requests dropped it already", "-");
+                    record_bypass(config);
+                } else {
+                    invalidate_after_write(config, &repo, selector, &scope, session);
+                }
             }
             Ok(Outcome::Answered {
                 output,
@@ -118,15 +131,17 @@ pub(crate) fn answer(
         Decision::Cache(cacheable) => {
             // Fail early and clearly rather than silently running without a tier.
             tiers::check(config)?;
-            let request = build_request(config, env, args.to_vec(), cacheable);
-            if let Some(output) = quick_hit(config, &request, session) {
+            let mut request = build_request(config, env, args.to_vec(), cacheable);
+            let class = cacheable.class;
+            if let Some((output, source)) = quick_hit(config, &mut request, class, session) {
                 return Ok(Outcome::Answered {
                     output,
-                    source: Some(Source::Tier(local::NAME)),
+                    source: Some(source),
                 });
             }
             let applies = http::applies(config, command);
-            let (output, source) = runtime()?.block_on(serve(config, request, applies, session))?;
+            let served = serve(config, request, class, applies, session);
+            let (output, source) = runtime()?.block_on(served)?;
             Ok(Outcome::Answered {
                 output,
                 source: Some(source),
@@ -166,21 +181,33 @@ fn build_request(
 
 /// A fresh local hit, answered without the index and without an async runtime: the record of
 /// the key, the fence, the body (see `local::Reader`). `None` leaves the request to [`serve`],
-/// which also answers everything this path cannot settle.
-fn quick_hit(config: &Config, request: &Request, session: &Session) -> Option<Output> {
+/// which also answers everything this path cannot settle. The daemon's report of the writes
+/// it hears is read only for an entry past its TTL (of TTL class `class`), and gives `request`
+/// its heard allowance for the rest of its way.
+fn quick_hit(
+    config: &Config,
+    request: &mut Request,
+    class: policy::TtlClass,
+    session: &Session,
+) -> Option<(Output, Source)> {
     let dir = config.cache_dir().ok()?;
     let local_config = local_config(dir, config);
     let reader = local::Reader::new(&local_config);
     let found = reader.get(&request.key).found()?;
     // The chain's own rules, under the fence as the reader found it: what the chain would not
     // serve, this path does not either.
-    if !fresh_by_the_chain(config, &found.entry, request, Some(&found.fence)) {
-        return None;
+    let mut verdict = judged_by_the_chain(config, &found.entry, request, Some(&found.fence));
+    if verdict == Verdict::Stale {
+        crate::heard::allow(config, dir, request, class);
+        if request.heard.is_some() {
+            verdict = judged_by_the_chain(config, &found.entry, request, Some(&found.fence));
+        }
     }
+    let source = local_source(verdict)?;
     let used = found.used;
     let output = Output::from(found.entry);
     session.answer(&output, request);
-    session.debug("local hit", &request.key.short());
+    session.debug(&source.label(), &request.key.short());
     match reader.record(used, &[Event::Hit(local::NAME)]) {
         Ok(false) => {}
         Ok(true) => {
@@ -199,21 +226,35 @@ fn quick_hit(config: &Config, request: &Request, session: &Session) -> Option<Ou
         }
         Err(err) => session.note(&format!("could not update stats: {err}")),
     }
-    Some(output)
+    Some((output, source))
+}
+
+/// Where a local entry judged `verdict` answers from; `None` when it does not answer.
+fn local_source(verdict: Verdict) -> Option<Source> {
+    match verdict {
+        Verdict::Fresh => Some(Source::Tier(local::NAME)),
+        Verdict::Heard => Some(Source::Heard(local::NAME)),
+        Verdict::Stale | Verdict::Refused => None,
+    }
 }
 
 /// Answers `request` from the tiers or GitHub; returns the answer (printed already when the
 /// session prints) and where it came from.
 /// `http_applies`: whether gh's API requests go through the HTTP level (see [`http::applies`]).
+/// `class`: the request's TTL class, whose heard TTL applies where the daemon hears its writes.
 async fn serve(
     config: &Config,
-    request: Request,
+    mut request: Request,
+    class: policy::TtlClass,
     http_applies: bool,
     session: &Session,
 ) -> Result<(Output, Source), Failure> {
     let dir = config
         .cache_dir()
         .map_err(|e| Failure::Usage(e.to_string()))?;
+    // Past here an entry of any tier may be past its TTL: the chain judges under the heard TTL
+    // too, where writes are heard.
+    crate::heard::allow(config, dir, &mut request, class);
     // The index is opened only if the records cannot answer, or to store.
     let tier = match local::LazyTier::open(local_config(dir, config)) {
         Ok(tier) => Some(Arc::new(tier)),
@@ -228,19 +269,20 @@ async fn serve(
         // A fresh local entry needs no lock, no origin, no other tier (one the hit path could
         // not settle alone, see `quick_hit`).
         match tier.get(&request.key).await {
-            Ok(Lookup::Hit(entry))
-                if tier
+            Ok(Lookup::Hit(entry)) => {
+                let verdict = tier
                     .fences()
                     .state(&request.repo, request.resource)
-                    .is_ok_and(|fence| {
-                        fresh_by_the_chain(config, &entry, &request, Some(&fence))
-                    }) =>
-            {
-                let output = Output::from(entry);
-                session.answer(&output, &request);
-                session.debug("local hit", &request.key.short());
-                record(tier, &[Event::Hit(local::NAME)], session).await;
-                answered = Some(output);
+                    .map_or(Verdict::Refused, |fence| {
+                        judged_by_the_chain(config, &entry, &request, Some(&fence))
+                    });
+                if let Some(source) = local_source(verdict) {
+                    let output = Output::from(entry);
+                    session.answer(&output, &request);
+                    session.debug(&source.label(), &request.key.short());
+                    record(tier, &[Event::Hit(local::NAME)], session).await;
+                    answered = Some((output, source));
+                }
             }
             Err(TierError::Corrupt { .. }) => {
                 early.push(Event::Corrupt(local::NAME));
@@ -249,9 +291,9 @@ async fn serve(
             _ => {}
         }
     }
-    if let Some(output) = answered {
+    if let Some(answer) = answered {
         finish(tier, session).await;
-        return Ok((output, Source::Tier(local::NAME)));
+        return Ok(answer);
     }
     // Miss: one process per key asks GitHub; the others wait and read what it stored.
     let _lock = match &tier {
@@ -386,18 +428,17 @@ async fn record(tier: &local::LazyTier, events: &[Event], session: &Session) {
     }
 }
 
-/// Whether `entry` answers `request` now by the rules the chain applies to every tier's
+/// How `entry` stands for `request` now by the rules the chain applies to every tier's
 /// entries ([`ChainConfig::judge`](ghcache_core::ChainConfig::judge)), for the paths that
 /// answer from the local tier before the chain starts. `fence`: the fence of the request's
 /// repository as read now.
-fn fresh_by_the_chain(
+fn judged_by_the_chain(
     config: &Config,
     entry: &ghcache_core::Entry,
     request: &Request,
     fence: Option<&ghcache_core::FenceState>,
-) -> bool {
-    let verdict = chain_config(config).judge(entry, request, fence, ghcache_core::now_ms());
-    verdict == Verdict::Fresh
+) -> Verdict {
+    chain_config(config).judge(entry, request, fence, ghcache_core::now_ms())
 }
 
 fn record_bypass(config: &Config) {
@@ -416,10 +457,12 @@ fn record_bypass(config: &Config) {
     });
 }
 
+/// Drops what a write to `repo` changed (`selector`: everything when the repository is not
+/// proven) here, at the peers and in IPFS.
 fn invalidate_after_write(
     config: &Config,
     repo: &str,
-    changes: policy::Changes,
+    selector: Selector,
     scope: &str,
     session: &Session,
 ) {
@@ -427,8 +470,8 @@ fn invalidate_after_write(
         return;
     };
     let Ok(rt) = runtime() else { return };
-    // A write whose repository we cannot tell may have changed anything.
-    let selector = Selector::of_write(repo, changes);
+    // One time for here and for the peers: every machine knows the invalidation by the same id.
+    let at_ms = ghcache_core::now_ms();
     let (what, clear) = match repo {
         "" => ("every repository".to_owned(), "ghcache clear".to_owned()),
         repo => (repo.to_owned(), format!("ghcache clear --repo {repo}")),
@@ -438,9 +481,12 @@ fn invalidate_after_write(
         // The fence moves even when the index cannot be opened or written (a full disk, a
         // read-only cache): from then on nothing older than this write is served.
         let dropped = match &tier {
-            Ok(tier) => tier.invalidate(&selector).await.map_err(|e| e.to_string()),
+            Ok(tier) => tier
+                .invalidate_at(&selector, at_ms)
+                .await
+                .map_err(|e| e.to_string()),
             Err(_) => local::Fences::new(dir)
-                .invalidate(&selector)
+                .invalidate_at(&selector, at_ms)
                 .map(|_| 0)
                 .map_err(|e| e.to_string()),
         };
@@ -466,7 +512,7 @@ fn invalidate_after_write(
                 session.warn(&warning);
             }
             remote
-                .invalidate(&selector, config, |err| {
+                .invalidate(&selector, at_ms, config, |err| {
                     session.note(&format!("could not tell peers about the write: {err}"));
                 })
                 .await;

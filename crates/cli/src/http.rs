@@ -13,7 +13,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use ghcache_core::policy::TtlClass;
@@ -63,6 +63,8 @@ pub(crate) struct Run {
     warning: Option<String>,
     /// Cached entries that gh's writes dropped as they passed, for `--debug`.
     dropped: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// What gh's writes dropped as they passed (here, at the peers, in IPFS).
+    invalidated: Arc<Mutex<Vec<Selector>>>,
 }
 
 impl Run {
@@ -86,6 +88,7 @@ impl Run {
             note: None,
             warning: None,
             dropped: None,
+            invalidated: Arc::default(),
         };
         if !applies {
             return off;
@@ -136,12 +139,14 @@ impl Run {
         let ipfs_adds = remote.adds_to_ipfs();
         let writable = local.as_ref().is_some_and(|l| !l.is_read_only());
         let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let invalidated = Arc::<Mutex<Vec<Selector>>>::default();
         let drops = Drops {
             dir: dir.to_path_buf(),
             local,
             remote,
             config: config.clone(),
             dropped: dropped.clone(),
+            invalidated: invalidated.clone(),
         };
         let level = Arc::new(level.with_invalidate(Arc::new(drops)));
         let user_config = context::gh_config_dir(&|name| std::env::var(name).ok());
@@ -159,6 +164,7 @@ impl Run {
                 note: None,
                 warning,
                 dropped: Some(dropped),
+                invalidated,
             },
             Err(err) => Run {
                 note: Some(format!("running gh without the HTTP level: {err}")),
@@ -166,6 +172,14 @@ impl Run {
                 ..off
             },
         }
+    }
+
+    /// What gh's writes dropped as they passed, so far.
+    pub(crate) fn invalidated(&self) -> Vec<Selector> {
+        self.invalidated
+            .lock()
+            .map(|list| list.clone())
+            .unwrap_or_default()
     }
 
     /// The variables that point gh at the socket; none when the level is off.
@@ -298,7 +312,7 @@ pub(crate) fn run_attached(
     env: Env<'_>,
     command: &Command,
     write_about: Option<&str>,
-) -> Option<Result<i32, Failure>> {
+) -> Option<Attached> {
     if !applies(config, command) {
         return None;
     }
@@ -316,9 +330,22 @@ pub(crate) fn run_attached(
     Some(runtime.block_on(async {
         let run = Run::start(config, true, None, &scope, &repo, purpose, gh.budgets()).await;
         let code = ghcache_tier_gh::run_attached(&config.gh.value, args, &run.gh_env()).await;
+        let invalidated = run.invalidated();
         run.finish(config, &gh).await;
-        code.map_err(|e| spawn_failure(config, &e))
+        Attached {
+            code: code.map_err(|e| spawn_failure(config, &e)),
+            invalidated,
+        }
     }))
+}
+
+/// How gh ran with the HTTP level.
+pub(crate) struct Attached {
+    /// gh's exit code.
+    pub(crate) code: Result<i32, Failure>,
+    /// What gh's writes dropped as they passed: a write command's own invalidation afterwards
+    /// is not sent again for what these already dropped.
+    pub(crate) invalidated: Vec<Selector>,
 }
 
 /// What a write that passes through the HTTP level drops: as `ghcache gh` does after a write
@@ -332,13 +359,18 @@ struct Drops {
     /// Entries dropped on this machine so far: the command's own invalidation after gh comes
     /// later and finds them gone, so the debug line says what these dropped.
     dropped: Arc<std::sync::atomic::AtomicU64>,
+    /// What was dropped, told to [`Run::invalidated`].
+    invalidated: Arc<Mutex<Vec<Selector>>>,
 }
 
 #[async_trait]
 impl http::Invalidate for Drops {
     async fn invalidate(&self, selector: &Selector) {
+        // One time for here and for the peers: every machine then knows this invalidation by
+        // the same id, and takes the answers made after it by a peer that saw it.
+        let at_ms = ghcache_core::now_ms();
         let dropped = match &self.local {
-            Some(local) => local.invalidate(selector).await.map(|n| {
+            Some(local) => local.invalidate_at(selector, at_ms).await.map(|n| {
                 self.dropped
                     .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             }),
@@ -349,9 +381,14 @@ impl http::Invalidate for Drops {
         };
         if dropped.is_err() {
             // Then nothing older than the write is served, even if nothing could be dropped.
-            let _ = local::Fences::new(&self.dir).invalidate(selector);
+            let _ = local::Fences::new(&self.dir).invalidate_at(selector, at_ms);
         }
-        self.remote.invalidate(selector, &self.config, drop).await;
+        self.remote
+            .invalidate(selector, at_ms, &self.config, drop)
+            .await;
+        if let Ok(mut list) = self.invalidated.lock() {
+            list.push(selector.clone());
+        }
     }
 }
 

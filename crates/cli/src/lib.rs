@@ -40,6 +40,7 @@ pub mod context;
 mod error;
 #[doc(hidden)]
 pub mod gh;
+mod heard;
 mod http;
 mod session;
 #[doc(hidden)]
@@ -234,7 +235,7 @@ fn answered_by(source: Option<ghcache_core::Source>) -> AnsweredBy {
     use ghcache_core::Source;
     match source {
         None => AnsweredBy::Write,
-        Some(Source::Tier(tier)) => AnsweredBy::Tier(tier),
+        Some(Source::Tier(tier) | Source::Heard(tier)) => AnsweredBy::Tier(tier),
         Some(Source::Origin | Source::OriginTooLarge) => AnsweredBy::GitHub,
         Some(Source::Revalidated) => AnsweredBy::Revalidated,
         Some(Source::Stale) => AnsweredBy::Stale,

@@ -249,8 +249,9 @@ impl Tiers {
         on
     }
 
-    /// Tells the swarm of a write, then marks IPFS copies of the old answers out of date for
-    /// everyone who reads them. `peers_failed` hears why the swarm could not be told.
+    /// Tells the swarm of a write, recorded here as issued at `at_ms`, then marks IPFS copies of
+    /// the old answers out of date for everyone who reads them. `peers_failed` hears why the
+    /// swarm could not be told.
     #[cfg_attr(not(all(feature = "p2p", feature = "ipfs")), allow(unused_variables))]
     #[cfg_attr(
         not(any(feature = "p2p", feature = "ipfs")),
@@ -259,12 +260,13 @@ impl Tiers {
     pub(crate) async fn invalidate(
         &self,
         selector: &Selector,
+        at_ms: u64,
         config: &Config,
         peers_failed: impl FnOnce(TierError),
     ) {
         #[cfg(feature = "p2p")]
         if let Some(peers) = &self.peers {
-            if let Err(err) = peers.invalidate(selector).await {
+            if let Err(err) = peers.invalidate_at(selector, at_ms).await {
                 peers_failed(err);
             }
         }

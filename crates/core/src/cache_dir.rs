@@ -6,3 +6,7 @@
 /// but renaming the tier must not move the socket that commands of every version look for,
 /// nor the directory the local tier checks (whoever can write it can stand in for the daemon).
 pub const NODE_DIR: &str = "p2p";
+
+/// The file in [`NODE_DIR`] where the daemon tells this machine's commands which writes it
+/// hears ([`crate::heard::Report`]): private to its owner, as everything there.
+pub const HEARD_FILE: &str = "heard";

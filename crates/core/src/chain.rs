@@ -22,6 +22,9 @@ use crate::tier::{CacheTier, Lookup, Selector};
 pub enum Source {
     /// A fresh entry from the named tier.
     Tier(&'static str),
+    /// An entry from the named tier past its TTL, fresh under its heard TTL: the writes to
+    /// what it shows are heard (see [`crate::heard`]).
+    Heard(&'static str),
     /// A new answer from GitHub.
     Origin,
     /// A stale entry that GitHub confirmed with a 304.
@@ -41,6 +44,9 @@ impl Source {
     pub fn label(self) -> std::borrow::Cow<'static, str> {
         match self {
             Source::Tier(tier) => format!("{tier} hit").into(),
+            Source::Heard(tier) => {
+                format!("{tier} hit under the heard TTL (writes are heard)").into()
+            }
             Source::Origin => "miss, fetched from github".into(),
             Source::Revalidated => "revalidated (304)".into(),
             Source::Stale => "stale (github failed)".into(),
@@ -88,6 +94,15 @@ pub enum Verdict {
     Stale,
     /// Answers the request now.
     Fresh,
+    /// Answers the request now, past its TTL but under its heard TTL (see [`crate::heard`]).
+    Heard,
+}
+
+impl Verdict {
+    /// Whether the entry answers the request now.
+    pub fn answers(self) -> bool {
+        matches!(self, Verdict::Fresh | Verdict::Heard)
+    }
 }
 
 impl ChainConfig {
@@ -99,7 +114,9 @@ impl ChainConfig {
     /// chain (the CLI's hit path, which answers from the local records without starting the
     /// chain) asks it too, so that no answer is served there that the chain would refuse.
     /// Freshness is this machine's call, from the request's TTL and the producer's
-    /// `created_at`, trusted up to `clock_skew` ahead of our clock.
+    /// `created_at`, trusted up to `clock_skew` ahead of our clock. Past the TTL, an entry is
+    /// [`Verdict::Heard`] when the request's heard allowance extends it
+    /// ([`crate::heard::Allowance::extends`]); an entry's own TTL caps that as it caps the TTL.
     pub fn judge(
         &self,
         entry: &Entry,
@@ -119,14 +136,25 @@ impl ChainConfig {
         if request.fresh_only {
             return Verdict::Stale;
         }
-        let ttl = match request.capped_by_entry_ttl {
-            true => request
-                .ttl
-                .min(Duration::from_millis(entry.manifest.ttl_ms)),
-            false => request.ttl,
+        let capped = |ttl: Duration| match request.capped_by_entry_ttl {
+            true => ttl.min(Duration::from_millis(entry.manifest.ttl_ms)),
+            false => ttl,
         };
-        if entry.manifest.is_fresh_for(ttl, now_ms, self.clock_skew) {
-            Verdict::Fresh
+        if entry
+            .manifest
+            .is_fresh_for(capped(request.ttl), now_ms, self.clock_skew)
+        {
+            return Verdict::Fresh;
+        }
+        let heard = request.heard.is_some_and(|heard| {
+            let heard = crate::heard::Allowance {
+                ttl: capped(heard.ttl),
+                ..heard
+            };
+            heard.extends(&entry.manifest, now_ms, self.clock_skew)
+        });
+        if heard {
+            Verdict::Heard
         } else {
             Verdict::Stale
         }
@@ -183,6 +211,17 @@ enum Start {
     Unreadable,
 }
 
+impl Start {
+    /// The last invalidation seen before the fetch began: what the answer names, so that peers
+    /// that saw the same one last take it without waiting out the clock skew.
+    fn last(&self) -> Option<crate::InvalidationId> {
+        match self {
+            Start::Read(state) => state.last,
+            Start::Unfenced | Start::Unreadable => None,
+        }
+    }
+}
+
 impl Chain {
     /// A chain with no tiers yet: every request goes to `origin`.
     pub fn new(origin: Arc<dyn Origin>, stats: Arc<dyn StatsSink>) -> Self {
@@ -237,13 +276,17 @@ impl Chain {
             if verdict == Verdict::Refused {
                 continue;
             }
-            if verdict == Verdict::Fresh {
+            if verdict.answers() {
                 self.stats.record(Event::Hit(tier.name()));
                 let mark = self.storable(request, &start);
                 self.backfill(&entry, index, mark, &mut warnings).await;
+                let source = match verdict {
+                    Verdict::Heard => Source::Heard(tier.name()),
+                    _ => Source::Tier(tier.name()),
+                };
                 return Ok(Resolved {
                     output: Output::from(entry),
-                    source: Source::Tier(tier.name()),
+                    source,
                     warnings,
                 });
             }
@@ -284,6 +327,7 @@ impl Chain {
                     entry.manifest.created_at_ms = fetch_began;
                     entry.manifest.producer = None;
                     entry.manifest.signature = None;
+                    entry.manifest.after = start.last();
                     let mark = self.storable(request, &start);
                     self.write_through(&entry, mark, &mut warnings).await;
                     Ok(Resolved {
@@ -362,6 +406,7 @@ impl Chain {
         if entry.manifest.producer.is_none() {
             entry.manifest.created_at_ms = entry.manifest.created_at_ms.min(fetch_began);
             entry.manifest.resource = request.resource;
+            entry.manifest.after = start.last();
         }
         let mark = self.storable(request, start);
         self.write_through(&entry, mark, warnings).await;
@@ -516,6 +561,21 @@ impl CacheTier for Chain {
         let mut dropped = 0;
         for tier in &self.tiers {
             match tier.invalidate(selector).await {
+                Ok(n) => dropped += n,
+                Err(_) => self.stats.record(Event::Error(tier.name())),
+            }
+        }
+        Ok(dropped)
+    }
+
+    async fn invalidate_known(
+        &self,
+        selector: &Selector,
+        id: crate::InvalidationId,
+    ) -> Result<u64, TierError> {
+        let mut dropped = 0;
+        for tier in &self.tiers {
+            match tier.invalidate_known(selector, id).await {
                 Ok(n) => dropped += n,
                 Err(_) => self.stats.record(Event::Error(tier.name())),
             }

@@ -5,19 +5,23 @@
 //! body      "GHB1" | u64 len | stdout | u64 len | stderr
 //! manifest  "ghcache-manifest" | version | key | scope id | repo | created_at | ttl | digest
 //!           | size | exit code | resource | etag? | last-modified? | token hash? | cid?
-//!           | producer? | signature?          (the signature covers every field before it)
+//!           | producer? | after? (version 3) | signature?
+//!                                           (the signature covers every field before it)
 //! ```
 
 use std::time::Duration;
 
 use crate::error::DecodeError;
+use crate::invalidation_id::InvalidationId;
 use crate::key::CacheKey;
 use crate::policy::Resource;
 use crate::scope::ScopeId;
 use crate::wire::{put_bytes, put_opt_bytes, Reader};
 
 /// Version of the manifest encoding. 2: the resource, `Last-Modified` and the ETag's token.
-pub const MANIFEST_VERSION: u8 = 2;
+/// 3: the last invalidation its producer had seen ([`Manifest::after`]). Version 2 manifests
+/// are still read (and their signatures checked over their own layout).
+pub const MANIFEST_VERSION: u8 = 3;
 
 /// Largest encoded manifest that any tier reads or sends (a peer's message, a file in IPFS's
 /// MFS): every field has its own cap below, and the largest manifest they allow (about 2.5 KiB;
@@ -166,6 +170,10 @@ pub struct Manifest {
     pub cid: Option<String>,
     /// Peer id (protobuf bytes) of the producer, when signed.
     pub producer: Option<Vec<u8>>,
+    /// The last invalidation of its repository and resource that the producer had seen when
+    /// the fetch began: a consumer that has seen the same one last needs no clock margin after
+    /// it ([`crate::FenceState::admits`]).
+    pub after: Option<InvalidationId>,
     /// Producer's signature over [`Manifest::signing_bytes`].
     pub signature: Option<Vec<u8>>,
 }
@@ -200,6 +208,10 @@ impl Manifest {
         );
         put_opt_bytes(&mut out, self.cid.as_deref().map(str::as_bytes));
         put_opt_bytes(&mut out, self.producer.as_deref());
+        if self.version >= 3 {
+            let after = self.after.map(|id| id.0.to_le_bytes());
+            put_opt_bytes(&mut out, after.as_ref().map(<[u8; 8]>::as_slice));
+        }
         out
     }
 
@@ -217,7 +229,7 @@ impl Manifest {
             return Err(r.err("bad magic"));
         }
         let version = r.u8()?;
-        if version != MANIFEST_VERSION {
+        if !(2..=MANIFEST_VERSION).contains(&version) {
             return Err(r.err("unsupported version"));
         }
         let key = CacheKey(r.array()?);
@@ -240,6 +252,17 @@ impl Manifest {
         };
         let cid = r.opt_string(MAX_CID)?;
         let producer = r.opt_bytes(MAX_PRODUCER)?;
+        let after = match version {
+            2 => None,
+            _ => match r.opt_bytes(8)? {
+                None => None,
+                Some(bytes) => {
+                    let bytes = <[u8; 8]>::try_from(bytes.as_slice());
+                    let id = u64::from_le_bytes(bytes.map_err(|_| r.err("bad invalidation id"))?);
+                    Some(InvalidationId(id))
+                }
+            },
+        };
         let signature = r.opt_bytes(MAX_SIGNATURE)?;
         r.finish()?;
         Ok(Manifest {
@@ -258,6 +281,7 @@ impl Manifest {
             etag_token,
             cid,
             producer,
+            after,
             signature,
         })
     }
@@ -325,6 +349,7 @@ impl Entry {
                 etag_token: None,
                 cid: None,
                 producer: None,
+                after: None,
                 signature: None,
             },
             body,
@@ -370,6 +395,7 @@ mod tests {
         m.last_modified = Some("l".repeat(MAX_LAST_MODIFIED));
         m.cid = Some("c".repeat(MAX_CID));
         m.producer = Some(vec![1; MAX_PRODUCER]);
+        m.after = Some(InvalidationId(u64::MAX));
         m.signature = Some(vec![2; MAX_SIGNATURE]);
         let encoded = m.encode();
         assert_eq!(Manifest::decode(&encoded), Ok(m));
@@ -378,8 +404,33 @@ mod tests {
 
     #[test]
     fn manifest_round_trips() {
-        let m = sample().manifest;
+        let mut m = sample().manifest;
+        assert_eq!(Manifest::decode(&m.encode()), Ok(m.clone()));
+        m.after = Some(InvalidationId(42));
         assert_eq!(Manifest::decode(&m.encode()), Ok(m));
+    }
+
+    #[test]
+    fn a_version_2_manifest_is_read_and_signs_over_its_own_layout() {
+        let mut m = sample().manifest;
+        m.version = 2;
+        m.producer = Some(vec![7; 4]);
+        let v2 = m.encode();
+        let decoded = Manifest::decode(&v2);
+        assert_eq!(decoded.as_ref().map(|d| d.after), Ok(None));
+        assert_eq!(decoded.map(|d| d.signing_bytes()), Ok(m.signing_bytes()));
+        let v2_signed = m.signing_bytes();
+        m.version = 3;
+        assert_eq!(
+            m.signing_bytes().len(),
+            v2_signed.len() + 1,
+            "`after`: none"
+        );
+        m.version = 4;
+        assert!(
+            Manifest::decode(&m.encode()).is_err(),
+            "a later version is refused"
+        );
     }
 
     #[test]

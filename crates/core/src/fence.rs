@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::entry::Manifest;
 use crate::error::TierError;
+use crate::invalidation_id::InvalidationId;
 use crate::policy::Resource;
 
 /// How far a producer's clock may run ahead of ours, by default (`GH_CACHE_CLOCK_SKEW` sets
@@ -41,6 +42,21 @@ pub struct FenceState {
     /// When the last of those invalidations finished, this machine's clock (ms since the epoch);
     /// 0 if there was none.
     pub invalidated_at_ms: u64,
+    /// Which invalidation that last one was, when it is known by an id.
+    pub last: Option<InvalidationId>,
+    /// When the latest invalidation other than `last` finished (this machine's clock; 0 if none):
+    /// an entry that names `last` must still be newer than this.
+    pub before_last_ms: u64,
+}
+
+impl FenceState {
+    /// A fence that nothing has moved.
+    pub const UNMOVED: FenceState = FenceState {
+        mark: Mark(0),
+        invalidated_at_ms: 0,
+        last: None,
+        before_last_ms: 0,
+    };
 }
 
 impl FenceState {
@@ -50,20 +66,23 @@ impl FenceState {
     /// An entry that this machine fetched (no producer) was made by our own clock: its fetch must
     /// have begun no earlier than the last invalidation was recorded. An entry signed by a
     /// producer (a peer, or an entry found in IPFS) must have been made more than `skew` after
-    /// it, because the producer's clock may run ahead of ours by that much ([`CLOCK_SKEW`]).
+    /// it, because the producer's clock may run ahead of ours by that much ([`CLOCK_SKEW`]);
+    /// unless it names that last invalidation as the last its producer had seen before it
+    /// fetched ([`Manifest::after`]): then it need only be made `skew` after the one before.
     pub fn admits(&self, manifest: &Manifest, skew: Duration) -> bool {
         if self.invalidated_at_ms == 0 {
             return true;
         }
+        let skew = skew.as_millis() as u64;
         match manifest.producer {
             // The invalidation's time is taken after the write finished: a fetch that began in
             // the same millisecond began after the write.
             None => manifest.created_at_ms >= self.invalidated_at_ms,
             Some(_) => {
-                manifest.created_at_ms
-                    > self
-                        .invalidated_at_ms
-                        .saturating_add(skew.as_millis() as u64)
+                let seen_last = self.last.is_some() && manifest.after == self.last;
+                manifest.created_at_ms > self.invalidated_at_ms.saturating_add(skew)
+                    || (seen_last
+                        && manifest.created_at_ms > self.before_last_ms.saturating_add(skew))
             }
         }
     }
@@ -92,6 +111,7 @@ mod tests {
         let state = FenceState {
             mark: Mark(1),
             invalidated_at_ms: at,
+            ..FenceState::UNMOVED
         };
         manifest.created_at_ms = at + 1;
         assert!(state.admits(&manifest, CLOCK_SKEW));
@@ -108,11 +128,49 @@ mod tests {
         );
         manifest.created_at_ms = at + CLOCK_SKEW.as_millis() as u64 + 1;
         assert!(state.admits(&manifest, CLOCK_SKEW));
-        let never = FenceState {
-            mark: Mark(0),
-            invalidated_at_ms: 0,
-        };
         manifest.created_at_ms = 0;
-        assert!(never.admits(&manifest, CLOCK_SKEW));
+        assert!(FenceState::UNMOVED.admits(&manifest, CLOCK_SKEW));
+    }
+
+    #[test]
+    fn an_entry_that_names_the_last_invalidation_needs_no_margin_after_it() {
+        let write = InvalidationId(5);
+        let at = 1_000_000;
+        let state = FenceState {
+            mark: Mark(1),
+            invalidated_at_ms: at,
+            last: Some(write),
+            before_last_ms: at - 10_000,
+        };
+        let mut manifest = sample_entry(1, "o/r", b"x").manifest;
+        manifest.producer = Some(vec![1]);
+        manifest.created_at_ms = at + 1;
+        assert!(
+            !state.admits(&manifest, CLOCK_SKEW),
+            "names no invalidation"
+        );
+        manifest.after = Some(InvalidationId(write.0 ^ 1));
+        assert!(!state.admits(&manifest, CLOCK_SKEW), "names another one");
+        manifest.after = Some(write);
+        assert!(state.admits(&manifest, CLOCK_SKEW));
+        manifest.created_at_ms = at - 500;
+        assert!(
+            state.admits(&manifest, CLOCK_SKEW),
+            "its producer heard of the write before it fetched, whatever the clocks say"
+        );
+        manifest.created_at_ms = at - 9_000;
+        assert!(
+            !state.admits(&manifest, CLOCK_SKEW),
+            "but it must be newer than every other invalidation by the margin"
+        );
+        let none = FenceState {
+            last: None,
+            ..state
+        };
+        manifest.created_at_ms = at + 1;
+        assert!(
+            !none.admits(&manifest, CLOCK_SKEW),
+            "no id here: the margin"
+        );
     }
 }

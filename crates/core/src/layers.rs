@@ -32,6 +32,7 @@ use async_trait::async_trait;
 use crate::entry::Entry;
 use crate::error::TierError;
 use crate::fence::Mark;
+use crate::invalidation_id::InvalidationId;
 use crate::key::CacheKey;
 use crate::tier::{CacheTier, Lookup, Selector};
 
@@ -185,6 +186,15 @@ impl CacheTier for Deadline {
         self.within(self.deadline, self.inner.invalidate(selector))
             .await
     }
+
+    async fn invalidate_known(
+        &self,
+        selector: &Selector,
+        id: InvalidationId,
+    ) -> Result<u64, TierError> {
+        self.within(self.deadline, self.inner.invalidate_known(selector, id))
+            .await
+    }
 }
 
 /// A tier that is only read: stores are refused, lookups and invalidations go through.
@@ -244,6 +254,14 @@ impl CacheTier for LookupOnly {
 
     async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
         self.inner.invalidate(selector).await
+    }
+
+    async fn invalidate_known(
+        &self,
+        selector: &Selector,
+        id: InvalidationId,
+    ) -> Result<u64, TierError> {
+        self.inner.invalidate_known(selector, id).await
     }
 }
 

@@ -16,7 +16,9 @@ mod error;
 pub mod event;
 pub mod fence;
 pub mod graphql;
+pub mod heard;
 mod hex;
+mod invalidation_id;
 mod key;
 pub mod layers;
 mod origin;
@@ -38,6 +40,7 @@ pub use entry::{
 };
 pub use error::{DecodeError, TierError};
 pub use fence::{Fence, FenceState, Mark, CLOCK_SKEW};
+pub use invalidation_id::InvalidationId;
 pub use key::{CacheKey, KeyInput, OutputMode, KEY_VERSION};
 pub use origin::{Fetched, Origin, OriginError, Output};
 pub use request::Request;

@@ -68,6 +68,25 @@ impl TtlClass {
             TtlClass::Api => 60,
         })
     }
+
+    /// Default heard TTL: how long an answer of this class may stay fresh while the writes to
+    /// what it shows are heard (see [`crate::heard`]); a heard TTL shorter than the class's TTL
+    /// means the TTL.
+    ///
+    /// Provisional, and kept here, the one place, until they are chosen again from the fleet
+    /// replay's stale answers and requests with webhooks and follow. Search stays at its TTL:
+    /// GitHub's search index lags writes, so hearing a write does not make a search answer
+    /// current.
+    pub fn default_heard_ttl(self) -> Duration {
+        Duration::from_secs(match self {
+            TtlClass::List => 600,
+            TtlClass::View => 600,
+            TtlClass::RepoView => 3600,
+            TtlClass::Release => 3600,
+            TtlClass::Search => 60,
+            TtlClass::Api => 600,
+        })
+    }
 }
 
 /// A cacheable command.

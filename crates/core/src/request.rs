@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::heard::Allowance;
 use crate::key::{CacheKey, KeyInput};
 use crate::policy::Resource;
 
@@ -35,6 +36,9 @@ pub struct Request {
     /// serves to revalidate (a free 304) and, past a failure, as stale-if-error where
     /// `max_stale` allows.
     pub fresh_only: bool,
+    /// Writes to what it asks about are heard: past `ttl`, an entry made while they were may
+    /// stay fresh up to the heard TTL (see [`crate::heard`]). `None`: the TTL only.
+    pub heard: Option<Allowance>,
 }
 
 impl Request {
@@ -52,6 +56,7 @@ impl Request {
             revalidate: false,
             capped_by_entry_ttl: false,
             fresh_only: false,
+            heard: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::fence::{Fence, FenceState, Mark};
+use crate::invalidation_id::InvalidationId;
 use crate::policy::Resource;
 use crate::{Body, CacheKey, CacheTier, Entry, Lookup, Selector, TierError};
 
@@ -95,7 +96,7 @@ impl CacheTier for MemoryTier {
 /// An in-memory fence: one generation and time per repository, moved by [`MemoryFence::move_for`].
 #[derive(Debug, Default)]
 pub struct MemoryFence {
-    repos: Mutex<HashMap<String, (u64, u64)>>,
+    repos: Mutex<HashMap<String, (u64, u64, u64)>>,
 }
 
 impl MemoryFence {
@@ -104,6 +105,7 @@ impl MemoryFence {
         if let Ok(mut repos) = self.repos.lock() {
             let slot = repos.entry(repo.to_owned()).or_default();
             slot.0 += 1;
+            slot.2 = slot.1;
             slot.1 = crate::now_ms();
         }
     }
@@ -115,10 +117,13 @@ impl Fence for MemoryFence {
             tier: "fence",
             reason: "lock poisoned".into(),
         })?;
-        let (generation, at) = repos.get(repo).copied().unwrap_or_default();
+        let (generation, at, before) = repos.get(repo).copied().unwrap_or_default();
+        let selector = Selector::Repo(repo.to_owned());
         Ok(FenceState {
             mark: Mark(generation),
             invalidated_at_ms: at,
+            last: (generation > 0).then(|| InvalidationId::of(&selector, at)),
+            before_last_ms: before,
         })
     }
 }

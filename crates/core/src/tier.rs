@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use crate::entry::{Entry, Manifest};
 use crate::error::TierError;
 use crate::fence::Mark;
+use crate::invalidation_id::InvalidationId;
 use crate::key::CacheKey;
 use crate::policy::{Changes, Resource, Resources};
 
@@ -60,6 +61,30 @@ impl Selector {
         }
     }
 
+    /// Whether dropping what this selector names drops at least what `other` names: a write's
+    /// second invalidation that the first already made is not sent again (two invalidations of
+    /// one write would make peers wait out the clock margin after the first, see
+    /// [`crate::FenceState::admits`]).
+    pub fn includes(&self, other: &Selector) -> bool {
+        match (self, other) {
+            (Selector::All, _) => true,
+            (Selector::Repo(mine), Selector::Repo(theirs))
+            | (Selector::Repo(mine), Selector::Resources { repo: theirs, .. }) => mine == theirs,
+            (
+                Selector::Resources {
+                    repo: mine,
+                    resources: ours,
+                },
+                Selector::Resources {
+                    repo: theirs,
+                    resources: their,
+                },
+            ) => mine == theirs && their.iter().all(|resource| ours.contains(resource)),
+            (Selector::Key(mine), Selector::Key(theirs)) => mine == theirs,
+            _ => false,
+        }
+    }
+
     /// Whether the entry that `manifest` describes is one this selector names. A write changes
     /// GitHub for everyone, so the scope does not matter.
     pub fn covers(&self, manifest: &Manifest) -> bool {
@@ -74,6 +99,34 @@ impl Selector {
                         && (resources.contains(resource) || resource == Resource::Other))
             }
         }
+    }
+}
+
+impl InvalidationId {
+    /// The id of the invalidation of `selector` issued at `at_ms`; never 0 (which files use for
+    /// "none"). One key, which has no fence of its own, counts as everything, as fences do.
+    pub fn of(selector: &Selector, at_ms: u64) -> InvalidationId {
+        let mut hasher = blake3::Hasher::new_derive_key("ghcache invalidation id v1");
+        match selector {
+            Selector::All | Selector::Key(_) => {
+                hasher.update(&[0]);
+            }
+            Selector::Repo(repo) => {
+                hasher.update(&[1]);
+                hasher.update(&(repo.len() as u64).to_le_bytes());
+                hasher.update(repo.as_bytes());
+            }
+            Selector::Resources { repo, resources } => {
+                hasher.update(&[2]);
+                hasher.update(&(repo.len() as u64).to_le_bytes());
+                hasher.update(repo.as_bytes());
+                hasher.update(&resources.bits().to_le_bytes());
+            }
+        }
+        hasher.update(&at_ms.to_le_bytes());
+        let mut n = [0u8; 8];
+        n.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
+        InvalidationId(u64::from_le_bytes(n).max(1))
     }
 }
 
@@ -112,5 +165,59 @@ pub trait CacheTier: Send + Sync {
     async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
         let _ = selector;
         Ok(0)
+    }
+
+    /// [`CacheTier::invalidate`] for an invalidation that other machines know as `id` (one a
+    /// peer gossiped, or the CLI's own write, issued at a time it also gave the swarm): a tier
+    /// that keeps fences records which invalidation moved them last.
+    async fn invalidate_known(
+        &self,
+        selector: &Selector,
+        id: InvalidationId,
+    ) -> Result<u64, TierError> {
+        let _ = id;
+        self.invalidate(selector).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Resources;
+
+    #[test]
+    fn ids_tell_invalidations_apart_by_what_and_when() {
+        let repo = Selector::Repo("o/r".into());
+        assert_eq!(InvalidationId::of(&repo, 7), InvalidationId::of(&repo, 7));
+        assert_ne!(InvalidationId::of(&repo, 7), InvalidationId::of(&repo, 8));
+        assert_ne!(
+            InvalidationId::of(&repo, 7),
+            InvalidationId::of(&Selector::Repo("o/s".into()), 7)
+        );
+        let issues = Selector::Resources {
+            repo: "o/r".into(),
+            resources: Resources::of(&[Resource::Issues]),
+        };
+        assert_ne!(InvalidationId::of(&repo, 7), InvalidationId::of(&issues, 7));
+        assert_ne!(InvalidationId::of(&Selector::All, 7).0, 0);
+    }
+
+    #[test]
+    fn a_selector_includes_what_it_drops_at_least() {
+        let issues = Selector::Resources {
+            repo: "o/r".into(),
+            resources: Resources::of(&[Resource::Issues]),
+        };
+        let issues_and_pulls = Selector::Resources {
+            repo: "o/r".into(),
+            resources: Resources::of(&[Resource::Issues, Resource::PullRequests]),
+        };
+        let repo = Selector::Repo("o/r".into());
+        assert!(Selector::All.includes(&repo));
+        assert!(repo.includes(&issues) && repo.includes(&repo));
+        assert!(issues_and_pulls.includes(&issues));
+        assert!(!issues.includes(&issues_and_pulls));
+        assert!(!issues.includes(&repo) && !repo.includes(&Selector::All));
+        assert!(!Selector::Repo("o/s".into()).includes(&issues));
     }
 }

@@ -9,11 +9,13 @@
 //! while it goes on (up to [`BACKOFF_MAX`]).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ghcache_core::event::{changes_of, HeardWrite, Trigger};
+use ghcache_core::heard::{Cover, SourceKind};
+use ghcache_core::policy::Resources;
 use ghcache_http::{Fetched, Upstream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -117,6 +119,11 @@ pub struct Follower {
     sink: mpsc::Sender<HeardWrite>,
     /// The ETag of each probe's last answer, by repository and probe.
     etags: Mutex<HashMap<(String, usize), String>>,
+    /// The repositories whose every probe answered with an ETag in the last round, each with
+    /// the time since which it has (ms since the epoch): their writes are heard.
+    heard: Mutex<HashMap<String, u64>>,
+    /// Probing is paused after a refusal: no write is heard until it resumes.
+    paused: AtomicBool,
     counts: LiveCounts,
 }
 
@@ -135,6 +142,8 @@ impl Follower {
             repos,
             sink,
             etags: Mutex::new(HashMap::new()),
+            heard: Mutex::new(HashMap::new()),
+            paused: AtomicBool::new(false),
             counts: LiveCounts::default(),
         })
     }
@@ -153,6 +162,29 @@ impl Follower {
         }
     }
 
+    /// What it hears now: the writes to the resources its probes show, of each repository
+    /// whose every probe answered in the last round, since the round it first did after the
+    /// follower started or resumed. Nothing while probing is paused.
+    pub fn covers(&self) -> Vec<Cover> {
+        if self.paused.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        let resources: Vec<_> = PROBES.iter().map(|p| p.covers).collect();
+        let resources = Resources::of(&resources);
+        let heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut covers: Vec<Cover> = heard
+            .iter()
+            .map(|(repo, since_ms)| Cover {
+                kind: SourceKind::Follow,
+                repo: Some(repo.clone()),
+                resources,
+                since_ms: *since_ms,
+            })
+            .collect();
+        covers.sort_by(|a, b| a.repo.cmp(&b.repo));
+        covers
+    }
+
     /// Probes, a round every [`Config::every`], until the task is dropped or the daemon stops
     /// taking writes.
     pub async fn run(self: Arc<Self>) {
@@ -165,6 +197,7 @@ impl Follower {
             if paused_until.is_some_and(|until| Instant::now() < until) {
                 continue;
             }
+            self.paused.store(false, Ordering::Relaxed);
             let repos = (self.repos)(ASKED_WITHIN, MAX_REPOS);
             self.counts
                 .repos
@@ -181,6 +214,13 @@ impl Follower {
                         wait.as_secs()
                     );
                     paused_until = Some(Instant::now() + wait);
+                    // A write made while paused is found when probing resumes, late: nothing
+                    // is heard until then, and what is heard after is heard from then on.
+                    self.paused.store(true, Ordering::Relaxed);
+                    self.heard
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clear();
                 }
                 Err(Stop::Closed) => return,
             }
@@ -189,8 +229,12 @@ impl Follower {
 
     async fn round(&self, repos: &[String]) -> Result<(), Stop> {
         for repo in repos {
+            let mut answered = true;
             for (index, probe) in PROBES.iter().enumerate() {
-                match self.probe(repo, index).await {
+                let found = self.probe(repo, index).await;
+                answered &=
+                    matches!(found, Found::Same | Found::Changed) && self.has_etag(repo, index);
+                match found {
                     Found::Same | Found::Failed => {}
                     Found::Refused(wait) => return Err(Stop::Refused(wait)),
                     Found::Changed => {
@@ -208,8 +252,31 @@ impl Follower {
                     }
                 }
             }
+            self.note_heard(repo, answered);
         }
         Ok(())
+    }
+
+    /// Whether the last answer of probe `index` of `repo` had an ETag: a change of what it
+    /// shows is seen only against one.
+    fn has_etag(&self, repo: &str, index: usize) -> bool {
+        self.etags
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&(repo.to_owned(), index))
+    }
+
+    /// Records whether every probe of `repo` answered in this round: its writes are heard from
+    /// the first round that did, until one that did not.
+    fn note_heard(&self, repo: &str, answered: bool) {
+        let mut heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
+        if answered {
+            heard
+                .entry(repo.to_owned())
+                .or_insert_with(ghcache_core::now_ms);
+        } else {
+            heard.remove(repo);
+        }
     }
 
     async fn probe(&self, repo: &str, index: usize) -> Found {
@@ -273,6 +340,10 @@ impl Follower {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|(repo, _), _| followed.contains(repo));
+        self.heard
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|repo, _| followed.contains(repo));
     }
 }
 

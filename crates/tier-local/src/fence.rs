@@ -4,8 +4,14 @@
 //! ```text
 //! <dir>/fences       HEADER bytes, then SLOTS slots of SLOT bytes, all little-endian:
 //!   header           b"ghcache fences\0\0", format u32, slots u32, epoch u64, floor_ms u64, zeros
-//!   slot             generation u64, invalidated_at_ms u64
+//!   slot             generation u64, invalidated_at_ms u64, last id u64, before_ms u64
 //! ```
+//!
+//! A slot names the invalidation that moved it last ([`InvalidationId`], 0 for none) and when
+//! the latest of the others finished (`before_ms`): an entry made elsewhere that names that last
+//! invalidation as the last its producer had seen need not wait out the clock skew after it
+//! ([`FenceState::admits`]). Format 1 had neither; such a file is replaced as a damaged one is,
+//! without the warning.
 //!
 //! An answer about a [`Resource`] of a repository is covered by three slots: slot 0, which
 //! covers everything (a write whose repository is unknown); the repository's own slot
@@ -33,17 +39,17 @@ use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use ghcache_core::policy::{Resource, Resources};
-use ghcache_core::{now_ms, FenceState, Mark, Selector, TierError};
+use ghcache_core::{now_ms, FenceState, InvalidationId, Mark, Selector, TierError};
 use rustix::fs::{flock, FlockOperation};
 
 /// File name of the fence file inside the cache directory.
 pub(crate) const FENCES: &str = "fences";
 
 const MAGIC: &[u8; 16] = b"ghcache fences\0\0";
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 const HEADER: usize = 64;
-const SLOT: usize = 16;
-/// Enough that a team's repositories rarely share a slot; the file is 64 KiB.
+const SLOT: usize = 32;
+/// Enough that a team's repositories rarely share a slot; the file is 128 KiB.
 const SLOTS: usize = 4096;
 const LEN: u64 = (HEADER + SLOTS * SLOT) as u64;
 
@@ -111,7 +117,69 @@ pub enum Moved {
 struct Reading {
     epoch: u64,
     floor_ms: u64,
-    slots: [(u64, u64); 3],
+    slots: [Slot; 3],
+}
+
+/// One slot: how often it moved, when last, by which invalidation, and when the latest of the
+/// others finished.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Slot {
+    generation: u64,
+    at_ms: u64,
+    /// The invalidation that moved it last; 0 when not known by an id.
+    last: u64,
+    before_ms: u64,
+}
+
+impl Slot {
+    fn decode(bytes: &[u8]) -> Slot {
+        let u64_at = |at: usize| {
+            let mut n = [0u8; 8];
+            n.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_le_bytes(n)
+        };
+        Slot {
+            generation: u64_at(0),
+            at_ms: u64_at(8),
+            last: u64_at(16),
+            before_ms: u64_at(24),
+        }
+    }
+
+    fn encode(self) -> [u8; SLOT] {
+        let mut out = [0u8; SLOT];
+        for (at, n) in [self.generation, self.at_ms, self.last, self.before_ms]
+            .into_iter()
+            .enumerate()
+        {
+            out[at * 8..at * 8 + 8].copy_from_slice(&n.to_le_bytes());
+        }
+        out
+    }
+
+    /// The slot after invalidation `id` finished at `at_ms`, without its generation's step.
+    /// A time never moves back: an invalidation older than the last one only raises
+    /// `before_ms`; the same one again only its time.
+    fn record(mut self, at_ms: u64, id: u64) -> Slot {
+        if id != 0 && id == self.last {
+            self.at_ms = self.at_ms.max(at_ms);
+        } else if at_ms >= self.at_ms {
+            self.before_ms = self.before_ms.max(self.at_ms);
+            self.at_ms = at_ms;
+            self.last = id;
+        } else {
+            self.before_ms = self.before_ms.max(at_ms);
+        }
+        self
+    }
+
+    /// Both slots' moves in one (folding the overflow file into the cache's).
+    fn merge(self, other: Slot) -> Slot {
+        let mut merged = self.record(other.at_ms, other.last);
+        merged.before_ms = merged.before_ms.max(other.before_ms);
+        merged.generation = self.generation.saturating_add(other.generation);
+        merged
+    }
 }
 
 impl Fences {
@@ -134,6 +202,12 @@ impl Fences {
     pub(crate) fn ensure(&self, had_index: bool) -> io::Result<Option<String>> {
         match std::fs::metadata(&self.primary) {
             Ok(meta) if meta.len() == LEN && self.check_header().is_ok() => return Ok(None),
+            Ok(_) if self.is_format_1() => {
+                // An earlier release's file: replaced, with a floor, as a damaged one is; an
+                // upgrade is no news to the user.
+                self.create(true, true)?;
+                return Ok(None);
+            }
             Ok(_) => {
                 self.create(true, true)?;
                 return Ok(Some(format!(
@@ -147,6 +221,13 @@ impl Fences {
         }
         self.create(had_index, false)?;
         Ok(None)
+    }
+
+    fn is_format_1(&self) -> bool {
+        let mut header = [0u8; 20];
+        File::open(&self.primary)
+            .and_then(|file| file.read_exact_at(&mut header, 0))
+            .is_ok_and(|()| &header[..16] == MAGIC && header[16..20] == 1u32.to_le_bytes())
     }
 
     fn check_header(&self) -> io::Result<()> {
@@ -196,23 +277,22 @@ impl Fences {
         let mut hasher = blake3::Hasher::new_derive_key("ghcache fence mark v1");
         hasher.update(&primary.epoch.to_le_bytes());
         // Not the overflow file's epoch: making that file must not change every mark.
-        for (generation, _) in primary.slots.iter().chain(&overflow.slots) {
-            hasher.update(&generation.to_le_bytes());
+        for slot in primary.slots.iter().chain(&overflow.slots) {
+            hasher.update(&slot.generation.to_le_bytes());
         }
         let mut mark = [0u8; 8];
         mark.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
-        let invalidated_at_ms = primary
+        let slots: Vec<Slot> = primary
             .slots
             .iter()
             .chain(&overflow.slots)
-            .map(|(_, at)| *at)
-            .chain([primary.floor_ms])
-            .max()
-            .unwrap_or(0);
-        Ok(FenceState {
-            mark: Mark(u64::from_le_bytes(mark)),
-            invalidated_at_ms,
-        })
+            .copied()
+            .collect();
+        Ok(state_of(
+            Mark(u64::from_le_bytes(mark)),
+            &slots,
+            primary.floor_ms,
+        ))
     }
 
     /// Moves the fences of `target`, as of `at_ms` (this machine's clock: now for a write this
@@ -230,7 +310,12 @@ impl Fences {
     /// # Errors
     /// Neither file could be written; the caller must tell the user that answers about the
     /// repository may be out of date.
-    pub(crate) fn move_for(&self, target: Target<'_>, at_ms: u64) -> io::Result<Moved> {
+    pub(crate) fn move_for(
+        &self,
+        target: Target<'_>,
+        at_ms: u64,
+        id: InvalidationId,
+    ) -> io::Result<Moved> {
         let slots = target.slots();
         let in_cache = OpenOptions::new()
             .read(true)
@@ -239,7 +324,7 @@ impl Fences {
             .and_then(|file| {
                 flock(&file, FlockOperation::LockExclusive).map_err(io::Error::from)?;
                 read_header(&file)?;
-                bump(&file, &slots, at_ms)
+                bump(&file, &slots, at_ms, id)
             });
         let cache_err = match in_cache {
             Ok(()) => return Ok(Moved::InCache),
@@ -260,7 +345,7 @@ impl Fences {
                 format!("{cache_err}; and in {}: {over_err}", overflow.display()),
             )
         })?;
-        bump(&file, &slots, at_ms)?;
+        bump(&file, &slots, at_ms, id)?;
         drop(guard);
         Ok(Moved::InOverflow)
     }
@@ -277,12 +362,15 @@ impl Fences {
         self.invalidate_at(selector, now_ms())
     }
 
-    /// [`Fences::invalidate`] for a write that finished at `at_ms` (every mark it covers changes; entries made elsewhere are judged against `at_ms`).
+    /// [`Fences::invalidate`] for a write that finished at `at_ms` (every mark it covers
+    /// changes; entries made elsewhere are judged against `at_ms`), known to every machine as
+    /// the invalidation of `selector` issued at `at_ms`.
     ///
     /// # Errors
     /// As [`Fences::invalidate`].
     pub fn invalidate_at(&self, selector: &Selector, at_ms: u64) -> io::Result<Moved> {
-        self.move_for(Target::of(selector).unwrap_or(Target::All), at_ms)
+        let id = InvalidationId::of(selector, at_ms);
+        self.move_for(Target::of(selector).unwrap_or(Target::All), at_ms, id)
     }
 
     /// Folds moves recorded in the overflow file into the cache's fence file and removes the
@@ -306,18 +394,17 @@ impl Fences {
         let mut slots = vec![0u8; SLOTS * SLOT];
         over.read_exact_at(&mut slots, HEADER as u64)?;
         for (index, moved) in slots.chunks_exact(SLOT).enumerate() {
-            let (generation, at) = decode_slot(moved);
-            if generation == 0 {
+            let moved = Slot::decode(moved);
+            if moved.generation == 0 {
                 continue;
             }
             let offset = (HEADER + index * SLOT) as u64;
             let mut here = [0u8; SLOT];
             file.read_exact_at(&mut here, offset)?;
-            let (mine, mine_at) = decode_slot(&here);
             // The sum is larger than any generation this slot had: no mark handed out before
             // the fold can match after it.
-            let folded = encode_slot(mine.saturating_add(generation), mine_at.max(at));
-            file.write_all_at(&folded, offset)?;
+            let folded = Slot::decode(&here).merge(moved);
+            file.write_all_at(&folded.encode(), offset)?;
         }
         file.sync_data()?;
         std::fs::remove_file(path)
@@ -379,6 +466,35 @@ fn overflow_path(dir: &Path) -> Option<PathBuf> {
     )
 }
 
+/// The fence that `slots` (those covering an answer, in both files) and the file's floor make.
+///
+/// The last invalidation is the slot moved latest; if the floor is as late, none (a new file
+/// knows of no invalidation by name). Everything else counts as "before" it: other slots'
+/// last moves (unless by the same invalidation, which moves several slots) and each slot's
+/// own earlier ones.
+fn state_of(mark: Mark, slots: &[Slot], floor_ms: u64) -> FenceState {
+    let latest = slots.iter().copied().max_by_key(|slot| slot.at_ms);
+    let invalidated_at_ms = latest.map_or(0, |slot| slot.at_ms).max(floor_ms);
+    let last = latest
+        .filter(|slot| slot.last != 0 && slot.at_ms > floor_ms)
+        .map(|slot| slot.last);
+    let before_last_ms = slots
+        .iter()
+        .map(|slot| match last {
+            Some(id) if slot.last == id => slot.before_ms,
+            _ => slot.at_ms,
+        })
+        .chain([floor_ms])
+        .max()
+        .unwrap_or(0);
+    FenceState {
+        mark,
+        invalidated_at_ms,
+        last: last.map(InvalidationId),
+        before_last_ms,
+    }
+}
+
 fn read_header(file: &File) -> io::Result<(u64, u64)> {
     let mut header = [0u8; HEADER];
     file.read_exact_at(&mut header, 0)?;
@@ -409,38 +525,21 @@ fn read_slots(file: &File, slots: [usize; 3]) -> io::Result<Reading> {
     let mut bytes = [0u8; SLOT];
     for (into, slot) in reading.slots.iter_mut().zip(slots) {
         file.read_exact_at(&mut bytes, (HEADER + slot * SLOT) as u64)?;
-        *into = decode_slot(&bytes);
+        *into = Slot::decode(&bytes);
     }
     Ok(reading)
 }
 
-fn decode_slot(bytes: &[u8]) -> (u64, u64) {
-    let mut generation = [0u8; 8];
-    let mut at = [0u8; 8];
-    generation.copy_from_slice(&bytes[..8]);
-    at.copy_from_slice(&bytes[8..SLOT]);
-    (u64::from_le_bytes(generation), u64::from_le_bytes(at))
-}
-
-fn encode_slot(generation: u64, at: u64) -> [u8; SLOT] {
-    let mut out = [0u8; SLOT];
-    out[..8].copy_from_slice(&generation.to_le_bytes());
-    out[8..].copy_from_slice(&at.to_le_bytes());
-    out
-}
-
-/// Adds one to the generation of each of `slots` and records `now` (never earlier than its last
-/// move). The caller holds the exclusive lock.
-fn bump(file: &File, slots: &[usize], now: u64) -> io::Result<()> {
+/// Adds one to the generation of each of `slots` and records invalidation `id` at `at_ms`
+/// ([`Slot::record`]). The caller holds the exclusive lock.
+fn bump(file: &File, slots: &[usize], at_ms: u64, id: InvalidationId) -> io::Result<()> {
     for slot in slots {
         let offset = (HEADER + slot * SLOT) as u64;
         let mut bytes = [0u8; SLOT];
         file.read_exact_at(&mut bytes, offset)?;
-        let (generation, at) = decode_slot(&bytes);
-        file.write_all_at(
-            &encode_slot(generation.saturating_add(1), now.max(at)),
-            offset,
-        )?;
+        let mut moved = Slot::decode(&bytes).record(at_ms, id.0);
+        moved.generation = moved.generation.saturating_add(1);
+        file.write_all_at(&moved.encode(), offset)?;
     }
     file.sync_data()
 }
@@ -495,107 +594,4 @@ fn open_overflow(path: &Path) -> io::Result<File> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fences(dir: &Path, state: &Path) -> Fences {
-        Fences {
-            primary: dir.join(FENCES),
-            overflow: Some(state.join("fences-test")),
-        }
-    }
-
-    fn mark(fences: &Fences, repo: &str, resource: Resource) -> io::Result<Mark> {
-        fences.state(repo, resource).map(|s| s.mark)
-    }
-
-    #[test]
-    fn a_move_changes_the_marks_it_covers_and_no_others() -> io::Result<()> {
-        use Resource::*;
-        let dir = tempfile::tempdir()?;
-        let fences = fences(dir.path(), dir.path());
-        assert_eq!(fences.ensure(false)?, None);
-        let covered = [
-            ("o/a", Issues),
-            ("o/a", Other),
-            ("o/b", Search),
-            ("o/a", Releases),
-            ("o/b", Issues),
-        ];
-        let before: Vec<Mark> = covered
-            .iter()
-            .map(|(repo, r)| mark(&fences, repo, *r))
-            .collect::<io::Result<_>>()?;
-        assert_eq!(fences.state("o/a", Issues)?.invalidated_at_ms, 0);
-        // `issue create -R o/a`: its issues, its unclassified answers, every search.
-        let issue_create = Resources::of(&[Issues, Search]);
-        fences.move_for(Target::Resources("o/a", issue_create), now_ms())?;
-        let after: Vec<Mark> = covered
-            .iter()
-            .map(|(repo, r)| mark(&fences, repo, *r))
-            .collect::<io::Result<_>>()?;
-        let moved: Vec<bool> = before.iter().zip(&after).map(|(b, a)| b != a).collect();
-        assert_eq!(moved, [true, true, true, false, false]);
-        assert!(fences.state("o/a", Issues)?.invalidated_at_ms > 0);
-
-        fences.move_for(Target::Repo("o/a"), now_ms())?;
-        assert_ne!(
-            mark(&fences, "o/a", Releases)?,
-            after[3],
-            "the whole repository"
-        );
-        assert_eq!(mark(&fences, "o/b", Issues)?, after[4]);
-        fences.move_for(Target::All, now_ms())?;
-        assert_ne!(mark(&fences, "o/b", Issues)?, after[4], "everything");
-        Ok(())
-    }
-
-    #[test]
-    fn moves_in_the_overflow_count_until_folded_and_after() -> io::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let fences = fences(dir.path(), &dir.path().join("state"));
-        fences.ensure(false)?;
-        let before = fences.state("o/a", Resource::Issues)?;
-        // A primary that cannot be written: the move lands in the overflow file.
-        let read_only = Fences {
-            primary: dir.path().join("missing-dir").join(FENCES),
-            ..fences.clone()
-        };
-        assert_eq!(
-            read_only.move_for(Target::Repo("o/a"), now_ms())?,
-            Moved::InOverflow
-        );
-        let moved = fences.state("o/a", Resource::Issues)?;
-        assert_ne!(moved.mark, before.mark);
-        fences.fold_overflow()?;
-        let folded = fences.state("o/a", Resource::Issues)?;
-        assert_ne!(
-            folded.mark, before.mark,
-            "folding never brings an old mark back"
-        );
-        assert!(folded.invalidated_at_ms >= moved.invalidated_at_ms);
-        assert!(!dir.path().join("state/fences-test").exists());
-        Ok(())
-    }
-
-    #[test]
-    fn a_damaged_file_is_replaced_with_a_floor_and_a_new_epoch() -> io::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let fences = fences(dir.path(), dir.path());
-        fences.ensure(false)?;
-        let before = fences.state("o/a", Resource::Other)?;
-        std::fs::write(dir.path().join(FENCES), b"garbage")?;
-        assert!(
-            fences.state("o/a", Resource::Other).is_err(),
-            "unreadable, not zero"
-        );
-        assert!(fences.ensure(true)?.is_some_and(|w| w.contains("damaged")));
-        let after = fences.state("o/a", Resource::Other)?;
-        assert_ne!(after.mark, before.mark);
-        assert!(
-            after.invalidated_at_ms > 0,
-            "a floor: older remote entries are refused"
-        );
-        Ok(())
-    }
-}
+mod tests;

@@ -9,7 +9,9 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use ghcache_core::{CacheKey, CacheTier, Entry, Event, Lookup, Mark, Selector, TierError};
+use ghcache_core::{
+    CacheKey, CacheTier, Entry, Event, InvalidationId, Lookup, Mark, Selector, TierError,
+};
 use tokio::sync::OnceCell;
 
 use crate::cachedir::{self, DB};
@@ -157,6 +159,14 @@ impl LazyTier {
     pub fn holds(&self, entry: &Entry, mark: Mark) -> bool {
         self.reader.holds(entry, mark.0)
     }
+
+    /// [`crate::Tier::invalidate_at`]: a write this machine recorded as issued at `at_ms`.
+    ///
+    /// # Errors
+    /// As [`crate::Tier::invalidate_at`], or the index cannot be opened.
+    pub async fn invalidate_at(&self, selector: &Selector, at_ms: u64) -> Result<u64, TierError> {
+        self.index().await?.invalidate_at(selector, at_ms).await
+    }
 }
 
 #[async_trait]
@@ -195,5 +205,13 @@ impl CacheTier for LazyTier {
 
     async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
         self.index().await?.invalidate(selector).await
+    }
+
+    async fn invalidate_known(
+        &self,
+        selector: &Selector,
+        id: InvalidationId,
+    ) -> Result<u64, TierError> {
+        self.index().await?.invalidate_known(selector, id).await
     }
 }

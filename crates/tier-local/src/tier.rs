@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ghcache_core::{
-    now_ms, Body, CacheKey, CacheTier, Digest, Entry, Event, FenceState, Lookup, Manifest, Mark,
-    Selector, TierError,
+    now_ms, Body, CacheKey, CacheTier, Digest, Entry, Event, FenceState, InvalidationId, Lookup,
+    Manifest, Mark, Selector, TierError,
 };
 use sqlx::{Connection as _, SqliteConnection};
 use tokio::sync::{Mutex, MutexGuard};
@@ -23,7 +23,7 @@ use crate::blobs::{Blobs, Staged, TMP_GRACE};
 use crate::cachedir::DB;
 use crate::config::{Config, NAME};
 use crate::error::Error;
-use crate::fence::{Fences, Moved, Target};
+use crate::fence::Fences;
 use crate::index::{self, NewRow, Which};
 use crate::journal;
 use crate::lock::KeyLock;
@@ -618,50 +618,15 @@ impl CacheTier for Tier {
     async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
         self.invalidate_at(selector, now_ms()).await
     }
-}
 
-impl Tier {
-    /// [`CacheTier::invalidate`] for a write that finished at `at_ms`, this machine's clock (the
-    /// event that started a CI job happened before the job): the local entries it covers are
-    /// dropped whenever they were fetched, and entries made elsewhere are judged against `at_ms`.
-    ///
-    /// # Errors
-    /// As [`CacheTier::invalidate`].
-    pub async fn invalidate_at(&self, selector: &Selector, at_ms: u64) -> Result<u64, TierError> {
-        let Some(target) = Target::of(selector) else {
-            // One key is dropped for its own sake (not after a write): no fence to move, and
-            // moving its repository's would cost every other answer about it.
-            if self.read_only {
-                return Err(TierError::ReadOnly { tier: NAME });
-            }
-            return self.drop_rows(selector).await;
-        };
-        let moved = self.fences.move_for(target, at_ms).map_err(|err| {
-            TierError::from(Error::Write {
-                dir: self.dir.clone(),
-                reason: format!("cannot record the invalidation: {err}"),
-            })
-        })?;
-        let which = which(selector);
-        if !self.read_only && moved == Moved::InCache {
-            if let Ok(dropped) = self.drop_rows(selector).await {
-                return Ok(dropped);
-            }
-        }
-        // The rows stay (a full disk, a read-only cache) but are fenced: count them.
-        let mut conn = self.conn().await;
-        index::count(&mut conn, which)
-            .await
-            .map_err(|e| self.tier_err(&e))
-    }
-}
-
-fn which(selector: &Selector) -> Which<'_> {
-    match selector {
-        Selector::Repo(repo) => Which::Repo(repo),
-        Selector::Resources { repo, resources } => Which::Resources(repo, *resources),
-        Selector::Key(key) => Which::Key(&key.0),
-        Selector::All => Which::All,
+    /// [`CacheTier::invalidate`] of an invalidation other machines know as `id` (one that peers
+    /// gossiped): it finished now, here.
+    async fn invalidate_known(
+        &self,
+        selector: &Selector,
+        id: InvalidationId,
+    ) -> Result<u64, TierError> {
+        self.invalidate_moving(selector, now_ms(), id).await
     }
 }
 
@@ -789,5 +754,15 @@ fn remove_all(paths: Vec<PathBuf>) {
     }
 }
 
+fn which(selector: &Selector) -> Which<'_> {
+    match selector {
+        Selector::Repo(repo) => Which::Repo(repo),
+        Selector::Resources { repo, resources } => Which::Resources(repo, *resources),
+        Selector::Key(key) => Which::Key(&key.0),
+        Selector::All => Which::All,
+    }
+}
+
+mod invalidation;
 #[cfg(test)]
 mod tests;

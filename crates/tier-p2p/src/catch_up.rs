@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use ghcache_core::{now_ms, ScopeId};
 
-use crate::wire::{CatchUp, CaughtUp, Invalidation};
+use crate::wire::{CatchUp, CaughtUp, Invalidation, Vouch};
 
 /// Invalidations a node keeps to tell peers that were away: a busy fleet's writes of a few
 /// hours; past this the oldest go, and the record is complete only from the newest gone.
@@ -109,6 +109,7 @@ impl Recent {
                 None => self.complete_since_ms,
             },
             invalidations,
+            vouch: Vouch::default(),
         }
     }
 
@@ -165,11 +166,22 @@ pub(crate) fn write_in_touch(path: &Path, at_ms: u64) {
     }
 }
 
+/// Why a catch-up was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Why {
+    /// To close the node's gap.
+    Gap,
+    /// The periodic ask, for what a live connection may have lost.
+    Periodic,
+    /// For what the peer hears of GitHub's writes (its vouch), on connecting and again while
+    /// connected: the invalidations it brings are applied as any others.
+    Hearing,
+}
+
 /// A catch-up request in flight.
 pub(crate) struct Asked {
     pub(crate) since_ms: u64,
-    /// Whether it was asked to close the node's gap (else it is the periodic one).
-    pub(crate) for_gap: bool,
+    pub(crate) why: Why,
     /// When it was asked (ms since the epoch): a periodic ask that is answered moves the next
     /// one's start here; one that failed leaves it, so that its window is asked again.
     pub(crate) at_ms: u64,
@@ -179,6 +191,9 @@ pub(crate) struct Asked {
 pub(crate) struct CatchUpState {
     pub(crate) recent: Recent,
     pub(crate) gap: Option<Gap>,
+    /// Since when (ms since the epoch) the node has had no gap: it started without one, or
+    /// closed its last. What it hears of GitHub's writes is vouched for only from then on.
+    pub(crate) in_touch_since_ms: u64,
     pub(crate) asked: std::collections::HashMap<libp2p::request_response::OutboundRequestId, Asked>,
     /// When the periodic catch-up last asked, and from when the next asks.
     pub(crate) last_periodic: tokio::time::Instant,
@@ -188,17 +203,24 @@ pub(crate) struct CatchUpState {
     pub(crate) last_redial: Option<tokio::time::Instant>,
     /// Peers whose connection was closed because it stopped answering pings.
     pub(crate) cut_off: std::collections::HashSet<libp2p::PeerId>,
+    /// Which of GitHub's writes the node hears, told to its machine's commands.
+    pub(crate) hearing: crate::hearing::Hearing,
 }
 
 impl CatchUpState {
     /// The state of a node starting now for cache dir `dir`: a gap from the last time it was
-    /// in touch, if it ever was.
-    pub(crate) fn start(dir: &std::path::Path, bootstrap: Vec<libp2p::Multiaddr>) -> Self {
+    /// in touch, if it ever was. `heard_ttl_ms`: the heard TTLs, for the status.
+    pub(crate) fn start(
+        dir: &std::path::Path,
+        bootstrap: Vec<libp2p::Multiaddr>,
+        heard_ttl_ms: std::collections::BTreeMap<String, u64>,
+    ) -> Self {
         let in_touch = in_touch_path(dir);
         let now = now_ms();
         CatchUpState {
             recent: Recent::new(now),
             gap: read_in_touch(&in_touch).map(Gap::from),
+            in_touch_since_ms: now,
             asked: std::collections::HashMap::new(),
             last_periodic: tokio::time::Instant::now(),
             periodic_from_ms: now,
@@ -206,6 +228,7 @@ impl CatchUpState {
             bootstrap,
             last_redial: Some(tokio::time::Instant::now()),
             cut_off: std::collections::HashSet::new(),
+            hearing: crate::hearing::Hearing::start(dir, heard_ttl_ms),
         }
     }
 }

@@ -74,6 +74,9 @@ pub struct Config {
     /// Where the repositories the swarm asked about lately are noted (what this machine and
     /// the peers of its scopes fetched, and what a keeper kept), for a follow source to watch.
     pub recent_repos: Option<std::sync::Arc<crate::repos::RecentRepos>>,
+    /// The heard TTLs this machine's commands apply (ms, by TTL class name), for `status` to
+    /// tell: the daemon tells the commands which writes it hears, they apply their own TTLs.
+    pub heard_ttl_ms: std::collections::BTreeMap<String, u64>,
 }
 
 impl Config {
@@ -109,6 +112,7 @@ impl Config {
             oidc: None,
             require_oidc: false,
             recent_repos: None,
+            heard_ttl_ms: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -398,6 +398,7 @@ async fn handle(shared: &Arc<Shared>, request: Control) -> Answer {
             scope_id,
             repo,
             resources,
+            at_ms,
         } => {
             if !shared.role.invalidates() {
                 return Reply::Ok.into();
@@ -406,6 +407,7 @@ async fn handle(shared: &Arc<Shared>, request: Control) -> Answer {
                 scope_id,
                 repo,
                 resources,
+                at_ms,
             };
             if shared.send(command).await {
                 Reply::Ok

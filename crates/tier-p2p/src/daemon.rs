@@ -111,6 +111,8 @@ pub(crate) enum Command {
         scope_id: ScopeId,
         repo: String,
         resources: Option<Resources>,
+        /// When the command recorded the write here (0: not given, now).
+        at_ms: u64,
     },
     /// A source of GitHub's own writes (number `source`, in the order given) told of `write`.
     HeardWrite { source: usize, write: HeardWrite },

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use ghcache_core::event::HeardWrite;
+use ghcache_core::heard::Cover;
 use ghcache_core::{now_ms, Selector};
 use tokio::sync::mpsc;
 
@@ -14,6 +15,9 @@ use crate::status::SourceStatus;
 /// Reads a source's own counts, by name.
 pub type CountsOf = Arc<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
 
+/// Reads what a source hears now (empty while it is paused): see `ghcache_core::heard`.
+pub type CoversOf = Arc<dyn Fn() -> Vec<Cover> + Send + Sync>;
+
 /// A source of GitHub's own writes that the daemon is connected to.
 pub struct WriteSource {
     /// What it is, for the log and `daemon status`: `webhook on 127.0.0.1:8090`.
@@ -22,6 +26,9 @@ pub struct WriteSource {
     pub writes: mpsc::Receiver<HeardWrite>,
     /// Its own counts (deliveries taken, refused, ...), named, for `daemon status` and metrics.
     pub counts: CountsOf,
+    /// What it hears now: the writes it tells of, each since when it has heard them without a
+    /// pause. This node's commands, and its peers, serve answers longer on its word.
+    pub covers: CoversOf,
 }
 
 impl std::fmt::Debug for WriteSource {
@@ -34,7 +41,7 @@ impl std::fmt::Debug for WriteSource {
 
 /// The sources as the node keeps them: their status, and how to read their counts.
 pub(crate) struct Sources {
-    sources: Vec<(SourceStatus, CountsOf)>,
+    sources: Vec<(SourceStatus, CountsOf, CoversOf)>,
 }
 
 impl Sources {
@@ -62,7 +69,7 @@ impl Sources {
                     since_ms,
                     ..SourceStatus::default()
                 };
-                (status, source.counts)
+                (status, source.counts, source.covers)
             })
             .collect();
         Sources { sources }
@@ -71,7 +78,7 @@ impl Sources {
     /// Records that source `index` told of a write; its name.
     pub(crate) fn heard(&mut self, index: usize) -> &str {
         match self.sources.get_mut(index) {
-            Some((status, _)) => {
+            Some((status, ..)) => {
                 status.writes += 1;
                 status.last_write_ms = Some(now_ms());
                 &status.name
@@ -80,11 +87,19 @@ impl Sources {
         }
     }
 
+    /// What the sources hear now, together.
+    pub(crate) fn covers(&self) -> Vec<Cover> {
+        self.sources
+            .iter()
+            .flat_map(|(_, _, covers)| covers())
+            .collect()
+    }
+
     /// Each source's status now.
     pub(crate) fn status(&self) -> Vec<SourceStatus> {
         self.sources
             .iter()
-            .map(|(status, counts)| SourceStatus {
+            .map(|(status, counts, _)| SourceStatus {
                 counts: counts()
                     .into_iter()
                     .map(|(name, n)| (name.to_owned(), n))

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
 
-use ghcache_core::{CacheTier, Selector};
+use ghcache_core::{CacheTier, InvalidationId, Selector};
 use tokio::sync::Notify;
 
 use crate::log::log;
@@ -27,17 +27,20 @@ pub(crate) struct Invalidations {
 
 #[derive(Default)]
 struct Pending {
-    selections: VecDeque<Selector>,
+    /// What to drop, and the invalidation's id where peers know it by one.
+    selections: VecDeque<(Selector, Option<InvalidationId>)>,
     everything: bool,
 }
 
 impl Invalidations {
-    /// Queues the invalidation of what `selector` names.
-    pub(crate) fn push(&self, selector: Selector) {
+    /// Queues the invalidation of what `selector` names; `id` is the invalidation's where the
+    /// swarm knows it by one (see [`InvalidationId`]).
+    pub(crate) fn push(&self, selector: Selector, id: Option<InvalidationId>) {
+        let item = (selector, id);
         {
             // One push or pop at a time: a panic cannot leave the queue half-changed.
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            if pending.everything || pending.selections.contains(&selector) {
+            if pending.everything || pending.selections.contains(&item) {
                 return;
             }
             if pending.selections.len() >= MAX_PENDING {
@@ -48,24 +51,28 @@ impl Invalidations {
                 pending.selections.clear();
                 pending.everything = true;
             } else {
-                pending.selections.push_back(selector);
+                pending.selections.push_back(item);
             }
         }
         self.ready.notify_one();
     }
 
-    fn next(&self) -> Option<Selector> {
+    fn next(&self) -> Option<(Selector, Option<InvalidationId>)> {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if std::mem::take(&mut pending.everything) {
-            return Some(Selector::All);
+            return Some((Selector::All, None));
         }
         pending.selections.pop_front()
     }
 
     /// Applies what waits, then returns.
     pub(crate) async fn drain(&self, store: &dyn CacheTier) {
-        while let Some(selector) = self.next() {
-            if let Err(e) = store.invalidate(&selector).await {
+        while let Some((selector, id)) = self.next() {
+            let applied = match id {
+                Some(id) => store.invalidate_known(&selector, id).await,
+                None => store.invalidate(&selector).await,
+            };
+            if let Err(e) = applied {
                 let what = match &selector {
                     Selector::Repo(repo) => repo.as_str(),
                     Selector::All => "every entry",

@@ -24,6 +24,7 @@
 mod catch_up;
 mod exchange;
 mod gossip;
+mod hearing;
 mod keeping;
 mod reach;
 mod state;
@@ -213,7 +214,7 @@ pub async fn run_with(
         produces_for: config.produces_for.clone(),
         verifier: config.oidc.clone(),
         sources,
-        catch_up: CatchUpState::start(dir, config.bootstrap.clone()),
+        catch_up: CatchUpState::start(dir, config.bootstrap.clone(), config.heard_ttl_ms.clone()),
         recent_repos: config.recent_repos.clone(),
     };
     if role.provides() && !config.held.is_empty() {
@@ -529,7 +530,8 @@ impl Node {
                 scope_id,
                 repo,
                 resources,
-            } => self.on_own_write(scope_id, repo, resources),
+                at_ms,
+            } => self.on_own_write(scope_id, repo, resources, at_ms),
             Command::HeardWrite { source, write } => self.on_heard_write(source, write),
             Command::Status { reply } => {
                 let _ = reply.send(self.status());

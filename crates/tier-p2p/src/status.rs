@@ -29,6 +29,12 @@ pub struct Status {
     pub counters: Counters,
     /// Entries the daemon knows a holder of (announced, learned from directories, its own).
     pub directory_entries: usize,
+    /// The writes to GitHub the daemon hears, by its own sources or by connected peers': while
+    /// it hears a repository's, this machine's commands serve its answers up to their class's
+    /// heard TTL. Empty: TTLs as usual.
+    pub heard: Vec<HeardStatus>,
+    /// The heard TTLs in force (ms), by TTL class.
+    pub heard_ttl_ms: BTreeMap<String, u64>,
     /// A keeper's work now; `None` when the daemon is no keeper.
     pub keep: Option<Keeping>,
     /// Whether the daemon is a keeper (`--keep`).
@@ -97,6 +103,25 @@ pub struct SourceStatus {
     pub last_write_ms: Option<u64>,
     /// Its own counts, by name.
     pub counts: BTreeMap<String, u64>,
+}
+
+/// One source's writes as the daemon hears them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct HeardStatus {
+    /// Whose source: "this daemon", or the peer id of the peer that vouches for it.
+    pub by: String,
+    /// What kind of source: "webhook" or "follow".
+    pub kind: String,
+    /// The repository whose writes it hears; `None` for every repository.
+    pub repo: Option<String>,
+    /// The resources whose writes it hears.
+    pub resources: Vec<String>,
+    /// Since when they are heard here (ms since the epoch).
+    pub since_ms: u64,
+    /// For a peer's source: how many of this daemon's scopes it vouches for.
+    pub scopes: usize,
 }
 
 /// What a daemon counted since it started. Each only grows.
@@ -297,6 +322,15 @@ mod tests {
             connected_peers: vec!["12D3KooWA".into(), "12D3KooWB".into()],
             counters,
             directory_entries: 7,
+            heard: vec![HeardStatus {
+                by: "this daemon".into(),
+                kind: "webhook".into(),
+                repo: None,
+                resources: vec!["issues".into()],
+                since_ms: 1_000,
+                scopes: 0,
+            }],
+            heard_ttl_ms: [("list".to_owned(), 600_000)].into(),
             keep: Some(Keeping {
                 bytes_in_flight: 4096,
                 in_flight: 2,
@@ -350,7 +384,9 @@ mod tests {
             r#""invalidations_received":9,"keep_missed":10,"kept":11,"local_stores":12,"#,
             r#""lookups":13,"lookups_timed_out":14,"over_share":15,"rejected":16,"#,
             r#""tokens_refused":17,"unbound":18},"#,
-            r#""directory_entries":7,"keep":{"bytes_in_flight":4096,"in_flight":2,"queued":3,"#,
+            r#""directory_entries":7,"heard":[{"by":"this daemon","kind":"webhook","repo":null,"#,
+            r#""resources":["issues"],"since_ms":1000,"scopes":0}],"heard_ttl_ms":{"list":600000},"#,
+            r#""keep":{"bytes_in_flight":4096,"in_flight":2,"queued":3,"#,
             r#""scopes":1},"keeper":true,"keepers":["12D3KooWB"],"#,
             r#""listen_addrs":["/ip4/127.0.0.1/tcp/4001"],"#,
             r#""metrics_url":"http://127.0.0.1:9100/metrics","out_of_touch_since_ms":null,"#,

@@ -287,13 +287,27 @@ impl CacheTier for Tier {
     /// Tells the scope's peers that a repository's entries are out of date. Drops nothing here
     /// (returns 0): peers drop theirs when the message reaches them.
     async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
-        let Some(invalidation) = Invalidation::of(self.scope_id, selector, 0) else {
+        self.invalidate_at(selector, ghcache_core::now_ms()).await
+    }
+}
+
+impl Tier {
+    /// [`CacheTier::invalidate`] of a write this machine recorded as issued at `at_ms`: peers
+    /// are told that time, so that every machine knows the invalidation by the same
+    /// [`ghcache_core::InvalidationId`], and an entry made after it by a peer that saw it is
+    /// taken at once.
+    ///
+    /// # Errors
+    /// The daemon could not be told.
+    pub async fn invalidate_at(&self, selector: &Selector, at_ms: u64) -> Result<u64, TierError> {
+        let Some(invalidation) = Invalidation::of(self.scope_id, selector, at_ms) else {
             return Ok(0);
         };
         let request = Control::Invalidate {
             scope_id: self.scope_id,
             repo: invalidation.repo,
             resources: invalidation.resources,
+            at_ms,
         };
         match self.call(request, SHORT).await? {
             Reply::Ok => Ok(0),

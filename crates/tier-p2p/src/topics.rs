@@ -29,7 +29,9 @@ pub(crate) const LOCAL_SCOPE_IDLE: Duration = Duration::from_secs(3600);
 /// The topics joined, with the scopes the configuration pins and those local clients named.
 #[derive(Debug, Default)]
 pub(crate) struct Topics {
-    joined: HashMap<TopicHash, ScopeId>,
+    /// Each joined topic's scope, and when it was joined (ms since the epoch): what this node
+    /// hears of GitHub's writes reaches a scope's peers only from then on.
+    joined: HashMap<TopicHash, (ScopeId, u64)>,
     pinned: HashSet<ScopeId>,
     /// When each scope was last named by a local client.
     named: HashMap<ScopeId, Instant>,
@@ -38,7 +40,12 @@ pub(crate) struct Topics {
 impl Topics {
     /// The scope of a joined topic.
     pub(crate) fn scope(&self, hash: &TopicHash) -> Option<ScopeId> {
-        self.joined.get(hash).copied()
+        self.joined.get(hash).map(|(scope, _)| *scope)
+    }
+
+    /// Since when `scope_id`'s topic is joined (ms since the epoch); `None` when it is not.
+    pub(crate) fn joined_since(&self, scope_id: &ScopeId) -> Option<u64> {
+        self.joined.get(&topic(scope_id).hash()).map(|(_, at)| *at)
     }
 
     /// Whether `hash` is joined.
@@ -48,7 +55,7 @@ impl Topics {
 
     /// The scopes whose topic is joined.
     pub(crate) fn scopes(&self) -> Vec<ScopeId> {
-        self.joined.values().copied().collect()
+        self.joined.values().map(|(scope, _)| *scope).collect()
     }
 
     /// Topics joined.
@@ -104,9 +111,12 @@ impl Topics {
 
     /// Records `scope_id`'s topic as joined; whether it was not before.
     pub(crate) fn join(&mut self, scope_id: ScopeId) -> bool {
-        self.joined
-            .insert(topic(&scope_id).hash(), scope_id)
-            .is_none()
+        let hash = topic(&scope_id).hash();
+        if self.joined.contains_key(&hash) {
+            return false;
+        }
+        self.joined.insert(hash, (scope_id, ghcache_core::now_ms()));
+        true
     }
 
     /// Records `scope_id`'s topic as left; whether it was joined.

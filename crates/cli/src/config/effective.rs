@@ -97,6 +97,9 @@ pub struct Config {
     pub clock_skew: Setting<Duration>,
     pub lock_timeout: Setting<Duration>,
     pub ttl: BTreeMap<TtlClass, Setting<Duration>>,
+    /// How long answers of each class may stay fresh while their writes are heard (see
+    /// `ghcache_core::heard`); read through [`Config::heard_ttl`].
+    pub heard_ttl: BTreeMap<TtlClass, Setting<Duration>>,
     pub p2p: P2p,
     pub ipfs: Ipfs,
     pub http: Http,
@@ -192,6 +195,10 @@ impl Config {
                 .iter()
                 .map(|c| (*c, Setting::default(c.default_ttl())))
                 .collect(),
+            heard_ttl: TtlClass::ALL
+                .iter()
+                .map(|c| (*c, Setting::default(c.default_heard_ttl())))
+                .collect(),
             p2p: P2p {
                 enabled: Setting::default(None),
                 deadline: Setting::default(ghcache_core::layers::P2P_DEADLINE),
@@ -243,5 +250,14 @@ impl Config {
         self.ttl
             .get(&class)
             .map_or(class.default_ttl(), |s| s.value)
+    }
+
+    /// Heard TTL of a class: never shorter than its TTL (a shorter one means the TTL).
+    pub fn heard_ttl(&self, class: TtlClass) -> Duration {
+        let heard = self
+            .heard_ttl
+            .get(&class)
+            .map_or(class.default_heard_ttl(), |s| s.value);
+        heard.max(self.ttl(class))
     }
 }

@@ -51,6 +51,10 @@ impl Kind {
                 let s = config.ttl.get(class)?;
                 (quoted(s.value), &s.source)
             }
+            Kind::HeardTtl(class) => {
+                let s = config.heard_ttl.get(class)?;
+                (quoted(s.value), &s.source)
+            }
             Kind::Path(place) => {
                 let s = (place.read)(config);
                 let text = format!("{:?}", s.value.display().to_string());
@@ -103,7 +107,9 @@ pub(super) fn listing(config: &Config) -> Vec<Line> {
             let source = match (&row.kind, row.env) {
                 // A class's line names its variable too (`ttl.repo_view` is set by
                 // GH_CACHE_TTL_REPO_VIEW), as it always has.
-                (Kind::Ttl(_), Some(var)) => format!("{source} (env {})", var.name),
+                (Kind::Ttl(_) | Kind::HeardTtl(_), Some(var)) => {
+                    format!("{source} (env {})", var.name)
+                }
                 _ => source.to_string(),
             };
             Some(Line {

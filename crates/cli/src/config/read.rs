@@ -14,13 +14,20 @@ use super::value::{
 };
 
 impl Kind {
+    /// Whether it is a TTL class's TTL or heard TTL.
+    pub(super) fn is_ttl(&self) -> bool {
+        matches!(self, Kind::Ttl(_) | Kind::HeardTtl(_))
+    }
+
     /// Reads the file's value; the hint when it is not of this kind.
     fn read_file(&self, value: &toml::Value) -> Result<Given, &'static str> {
         let text = || value.as_str().map(|s| Given::Text(s.to_owned()));
         let given = match self {
             Kind::Switch(_) | Kind::Auto(..) => value.as_bool().map(Given::Switch),
             Kind::Size(..) => size_value(value).map(Given::Size),
-            Kind::Duration(_) | Kind::Ttl(_) => duration_value(value).map(Given::Duration),
+            Kind::Duration(_) | Kind::Ttl(_) | Kind::HeardTtl(_) => {
+                duration_value(value).map(Given::Duration)
+            }
             Kind::List(_) => strings_value(value).map(Given::List),
             Kind::Path(_)
             | Kind::Program(_)
@@ -31,7 +38,7 @@ impl Kind {
         given.ok_or(match self {
             Kind::Switch(_) | Kind::Auto(..) => BOOL_HINT,
             Kind::Size(..) => SIZE_HINT,
-            Kind::Duration(_) | Kind::Ttl(_) => DURATION_HINT,
+            Kind::Duration(_) | Kind::Ttl(_) | Kind::HeardTtl(_) => DURATION_HINT,
             Kind::List(_) => LIST_HINT,
             Kind::Path(_)
             | Kind::Program(_)
@@ -48,7 +55,7 @@ impl Kind {
                 bool_text(&text).map(Given::Switch).ok_or(SWITCH_HINT)
             }
             Kind::Size(_, hint) => parse_size(&text).map(Given::Size).ok_or(hint),
-            Kind::Duration(_) | Kind::Ttl(_) => parse_duration(&text)
+            Kind::Duration(_) | Kind::Ttl(_) | Kind::HeardTtl(_) => parse_duration(&text)
                 .map(Given::Duration)
                 .ok_or(DURATION_HINT),
             // No list is read from the environment (a test holds this).
@@ -74,6 +81,11 @@ impl Kind {
                     slot.set(d, source);
                 }
             }
+            (Kind::HeardTtl(class), Given::Duration(d)) => {
+                if let Some(slot) = config.heard_ttl.get_mut(class) {
+                    slot.set(d, source);
+                }
+            }
             (Kind::Path(place), Given::Text(t)) => (place.write)(config).set(t.into(), source),
             (Kind::Path(place), Given::Path(p)) => (place.write)(config).set(p, source),
             (Kind::Program(place), Given::Text(t)) => (place.write)(config).set(t.into(), source),
@@ -92,7 +104,7 @@ impl Kind {
 impl Section {
     /// What the error says of a key of this section that no row has.
     fn unknown(&self) -> String {
-        if self.name == "ttl" {
+        if self.name == "ttl" || self.name == "heard_ttl" {
             unknown_class()
         } else {
             format!("is not a known {} setting", self.name)
@@ -144,7 +156,7 @@ pub(super) fn apply_file(
 /// Sets what the environment names, in the rows' order but the TTL classes' variables last
 /// (the order in which a second bad value goes unnamed).
 pub(super) fn apply_env(config: &mut Config, env: Env<'_>) -> Result<(), ConfigError> {
-    let is_ttl = |row: &&Row| matches!(row.kind, Kind::Ttl(_));
+    let is_ttl = |row: &&Row| row.kind.is_ttl();
     let ordered = ROWS
         .iter()
         .filter(|row| !is_ttl(row))

@@ -124,6 +124,8 @@ pub(super) enum Kind {
     Duration(Place<Duration>),
     /// How long answers of a TTL class stay fresh.
     Ttl(TtlClass),
+    /// How long answers of a TTL class may stay fresh while their writes are heard.
+    HeardTtl(TtlClass),
     Path(Place<PathBuf>),
     Program(Place<OsString>),
     Text(Place<String>),
@@ -157,6 +159,10 @@ pub(super) const SECTIONS: &[Section] = &[
     Section {
         name: "ttl",
         shape: "must be a table: [ttl] list = \"5m\"",
+    },
+    Section {
+        name: "heard_ttl",
+        shape: "must be a table: [heard_ttl] list = \"10m\"",
     },
     Section {
         name: "p2p",
@@ -194,6 +200,22 @@ const fn ttl(
         from_flags: None,
         show: None,
         listed: true,
+    }
+}
+
+/// A TTL class's heard TTL row: one per class, in the order of [`TtlClass::ALL`] (a test
+/// holds this). No flag sets it.
+const fn heard_ttl(
+    key: &'static str,
+    env: &'static str,
+    class: TtlClass,
+    default: &'static str,
+    doc: &'static str,
+) -> Row {
+    Row {
+        flags: "",
+        kind: Kind::HeardTtl(class),
+        ..ttl(key, env, class, default, doc)
     }
 }
 
@@ -366,6 +388,48 @@ pub(super) const ROWS: &[Row] = &[
         TtlClass::Api,
         "`1m`",
         "how long `gh api` answers stay fresh; then they are revalidated",
+    ),
+    heard_ttl(
+        "heard_ttl.list",
+        "GH_CACHE_HEARD_TTL_LIST",
+        TtlClass::List,
+        "`10m`",
+        "how long lists may stay fresh while their writes are heard; see \"Longer freshness where writes are heard\"",
+    ),
+    heard_ttl(
+        "heard_ttl.view",
+        "GH_CACHE_HEARD_TTL_VIEW",
+        TtlClass::View,
+        "`10m`",
+        "the same, for views of one item",
+    ),
+    heard_ttl(
+        "heard_ttl.repo_view",
+        "GH_CACHE_HEARD_TTL_REPO_VIEW",
+        TtlClass::RepoView,
+        "`1h`",
+        "the same, for `repo view`",
+    ),
+    heard_ttl(
+        "heard_ttl.release",
+        "GH_CACHE_HEARD_TTL_RELEASE",
+        TtlClass::Release,
+        "`1h`",
+        "the same, for releases",
+    ),
+    heard_ttl(
+        "heard_ttl.search",
+        "GH_CACHE_HEARD_TTL_SEARCH",
+        TtlClass::Search,
+        "`1m`",
+        "the same, for searches (GitHub's search index lags writes)",
+    ),
+    heard_ttl(
+        "heard_ttl.api",
+        "GH_CACHE_HEARD_TTL_API",
+        TtlClass::Api,
+        "`10m`",
+        "the same, for `gh api` answers",
     ),
     Row {
         key: "p2p.enabled",
@@ -679,14 +743,15 @@ pub(super) const ROWS: &[Row] = &[
 /// The variables the rows read, in their order, after [`CONFIG_VAR`]; without the TTL
 /// classes' ([`ttl_vars`]).
 pub(super) fn setting_vars() -> impl Iterator<Item = &'static str> {
-    let rows = ROWS.iter().filter(|row| !matches!(row.kind, Kind::Ttl(_)));
+    let rows = ROWS.iter().filter(|row| !row.kind.is_ttl());
     std::iter::once(CONFIG_VAR).chain(rows.filter_map(|row| row.env.map(|v| v.name)))
 }
 
-/// `GH_CACHE_TTL_LIST`, `GH_CACHE_TTL_VIEW`, ...: the TTL classes' variables, in class order.
+/// `GH_CACHE_TTL_LIST`, ..., `GH_CACHE_HEARD_TTL_LIST`, ...: the TTL classes' variables, in
+/// class order, the TTLs' first.
 pub(super) fn ttl_vars() -> impl Iterator<Item = &'static str> {
     ROWS.iter()
-        .filter(|row| matches!(row.kind, Kind::Ttl(_)))
+        .filter(|row| row.kind.is_ttl())
         .filter_map(|row| row.env.map(|v| v.name))
 }
 
@@ -705,11 +770,19 @@ impl Row {
         }
     }
 
+    /// The TTL class whose heard TTL the row sets, if it is one's.
+    pub(super) fn heard_ttl_class(&self) -> Option<TtlClass> {
+        match self.kind {
+            Kind::HeardTtl(class) => Some(class),
+            _ => None,
+        }
+    }
+
     /// Whether its default is shown as `ghcache config` shows it (switches and durations).
     pub(super) fn default_is_listed_form(&self) -> bool {
         matches!(
             self.kind,
-            Kind::Switch(_) | Kind::Duration(_) | Kind::Ttl(_)
+            Kind::Switch(_) | Kind::Duration(_) | Kind::Ttl(_) | Kind::HeardTtl(_)
         )
     }
 

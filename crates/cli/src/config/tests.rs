@@ -148,7 +148,8 @@ fn the_known_variables_are_exactly_those_that_are_read() {
     let mut read: Vec<String> = asked
         .into_inner()
         .into_iter()
-        .filter(|n| n.starts_with("GH_CACHE_") && !n.starts_with("GH_CACHE_TTL_"))
+        .filter(|n| n.starts_with("GH_CACHE_"))
+        .filter(|n| !n.starts_with("GH_CACHE_TTL_") && !n.starts_with("GH_CACHE_HEARD_TTL_"))
         .collect();
     read.sort();
     read.dedup();
@@ -191,6 +192,13 @@ repo_view = "3m"
 release = "4m"
 search = "5m"
 api = "6m"
+[heard_ttl]
+list = "11m"
+view = "12m"
+repo_view = "2h"
+release = "3h"
+search = "2m"
+api = "20m"
 [p2p]
 enabled = true
 deadline = "200ms"
@@ -289,6 +297,12 @@ fn the_environment_sets_every_row_that_has_a_variable() {
         ("GH_CACHE_TTL_RELEASE", "1m"),
         ("GH_CACHE_TTL_SEARCH", "1m"),
         ("GH_CACHE_TTL_API", "1m"),
+        ("GH_CACHE_HEARD_TTL_LIST", "20m"),
+        ("GH_CACHE_HEARD_TTL_VIEW", "20m"),
+        ("GH_CACHE_HEARD_TTL_REPO_VIEW", "2h"),
+        ("GH_CACHE_HEARD_TTL_RELEASE", "2h"),
+        ("GH_CACHE_HEARD_TTL_SEARCH", "1m"),
+        ("GH_CACHE_HEARD_TTL_API", "20m"),
         ("GH_CACHE_P2P", "1"),
         ("GH_CACHE_P2P_DEADLINE", "1s"),
         ("GH_CACHE_SWARM_KEY", "text"),
@@ -375,6 +389,58 @@ fn every_ttl_class_has_one_row_in_class_order() {
             assert_eq!(row.key, format!("ttl.{}", class.name()));
         }
     }
+}
+
+#[test]
+fn every_ttl_class_has_one_heard_ttl_row_in_class_order() {
+    let classes: Vec<TtlClass> = ROWS
+        .iter()
+        .filter_map(|row| row.heard_ttl_class())
+        .collect();
+    assert_eq!(classes, TtlClass::ALL.to_vec());
+    for row in ROWS {
+        if let Some(class) = row.heard_ttl_class() {
+            assert_eq!(row.key, format!("heard_ttl.{}", class.name()));
+            let var = format!("GH_CACHE_HEARD_TTL_{}", class.name().to_uppercase());
+            assert_eq!(row.env.map(|v| v.name), Some(var.as_str()));
+        }
+    }
+}
+
+#[test]
+fn a_heard_ttl_shorter_than_the_ttl_means_the_ttl() {
+    let config = load(
+        "heard",
+        Some("[ttl]\nlist = \"30m\"\n[heard_ttl]\nview = \"45m\"\n"),
+        &[("GH_CACHE_HEARD_TTL_LIST", "20m")],
+        &Flags::default(),
+    );
+    assert_eq!(config.heard_ttl(TtlClass::List), Duration::from_secs(1800));
+    assert_eq!(config.heard_ttl(TtlClass::View), Duration::from_secs(2700));
+    assert_eq!(config.heard_ttl(TtlClass::Search), Duration::from_secs(60));
+    let defaults = load("heard-defaults", None, &[], &Flags::default());
+    for class in TtlClass::ALL {
+        assert_eq!(defaults.heard_ttl(class), class.default_heard_ttl());
+    }
+    let listed: Vec<(&str, String)> = config
+        .listing()
+        .into_iter()
+        .filter(|line| line.key.starts_with("heard_ttl."))
+        .map(|line| (line.key, line.source))
+        .collect();
+    assert_eq!(listed.len(), TtlClass::ALL.len());
+    assert!(
+        listed.contains(&(
+            "heard_ttl.list",
+            "env GH_CACHE_HEARD_TTL_LIST (env GH_CACHE_HEARD_TTL_LIST)".into()
+        )),
+        "{listed:?}"
+    );
+    let err = check_env(vars(&[("GH_CACHE_HEARD_TTL_BOGUS", b"1m")]))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("names no TTL class"), "{err}");
 }
 
 #[test]

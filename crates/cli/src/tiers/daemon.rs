@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use ghcache_core::policy::TtlClass;
 use ghcache_core::CacheTier;
 use ghcache_tier_local as local;
 use ghcache_tier_p2p as p2p;
@@ -296,6 +297,13 @@ fn node_config(config: &Config) -> Result<p2p::Config, Failure> {
     node.trusted_peers = trusted_peers(config)?;
     let scope = cli_scope(config);
     node.scopes = vec![ghcache_core::ScopeId::of(&scope)];
+    node.heard_ttl_ms = TtlClass::ALL
+        .iter()
+        .map(|class| {
+            let ttl = config.heard_ttl(*class).as_millis() as u64;
+            (class.name().to_owned(), ttl)
+        })
+        .collect();
     // The scope named with this job's OIDC token, when it presents one.
     node.produces_for = vec![scope];
     Ok(node)
@@ -398,6 +406,7 @@ pub fn status(config: &Config, json: bool) -> Result<i32, Failure> {
         // Held to a GitHub Actions OIDC token: they produce only for their repository's scopes.
         println!("bound producers  {}", status.bound_producers.len());
     }
+    print_heard(&status);
     for source in &status.write_sources {
         let last = match source.last_write_ms {
             Some(at) => format!("the last {} ago", ago(at)),
@@ -417,6 +426,38 @@ pub fn status(config: &Config, json: bool) -> Result<i32, Failure> {
         println!("{:<16} {n}", name.replace('_', " "));
     }
     Ok(0)
+}
+
+/// What `daemon status` says of longer freshness: whether writes are heard, by which sources,
+/// since when, and the heard TTLs then in force.
+fn print_heard(status: &p2p::Status) {
+    if status.heard.is_empty() {
+        println!("longer freshness off: no write source heard; answers live their TTLs");
+        return;
+    }
+    println!("longer freshness on: writes are heard");
+    for heard in &status.heard {
+        let what = match &heard.repo {
+            Some(repo) => format!("{repo} ({})", heard.resources.join(", ")),
+            None => "every repository".to_owned(),
+        };
+        let by = match heard.scopes {
+            0 => format!("{} of {}", heard.kind, heard.by),
+            n => format!("{} of peer {}, on {n} scope(s)", heard.kind, heard.by),
+        };
+        println!("  {by}: {what}, for {}", ago(heard.since_ms));
+    }
+    let ttls: Vec<String> = TtlClass::ALL
+        .iter()
+        .filter_map(|class| {
+            let ms = status.heard_ttl_ms.get(class.name())?;
+            let ttl = crate::config::show_duration(Duration::from_millis(*ms));
+            Some(format!("{} {ttl}", class.name()))
+        })
+        .collect();
+    if !ttls.is_empty() {
+        println!("  heard TTLs     {}", ttls.join(", "));
+    }
 }
 
 /// How long ago `at_ms` (ms since the epoch) was, to the second: `2h05m`, `3m12s`, `9s`.
@@ -591,6 +632,12 @@ async fn metrics_text(dir: &Path) -> String {
                 n,
             );
         }
+        metric(
+            "heard_sources",
+            "Sources of GitHub's writes heard now (own or a connected peer's): answers live longer.",
+            "gauge",
+            status.heard.len() as u64,
+        );
         // One source of each kind runs at most: its kind names the metric.
         for source in &status.write_sources {
             let kind = source.name.split_whitespace().next().unwrap_or("source");

@@ -63,6 +63,14 @@ impl CacheTier for StoredByDaemon {
     async fn invalidate(&self, selector: &Selector) -> Result<u64, TierError> {
         self.local.invalidate(selector).await
     }
+
+    async fn invalidate_known(
+        &self,
+        selector: &Selector,
+        id: ghcache_core::InvalidationId,
+    ) -> Result<u64, TierError> {
+        self.local.invalidate_known(selector, id).await
+    }
 }
 
 #[cfg(test)]

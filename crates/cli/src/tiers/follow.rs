@@ -60,11 +60,14 @@ pub(super) fn source(
         "ghcache daemon: following the repositories peers asked about in the last hour, every {} s",
         every.as_secs_f64()
     );
-    let counts = Arc::new(move || follower.counts().named().to_vec());
+    let counting = follower.clone();
+    let counts = Arc::new(move || counting.counts().named().to_vec());
+    let covers = Arc::new(move || follower.covers());
     Ok(Some(p2p::WriteSource {
         name: format!("follow every {}", humane(every)),
         writes,
         counts,
+        covers,
     }))
 }
 

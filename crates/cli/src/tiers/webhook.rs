@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use ghcache_core::heard::{Cover, SourceKind};
 use ghcache_tier_p2p as p2p;
 use ghcache_webhook::{Receiver, Secret};
 
@@ -55,10 +56,15 @@ pub(super) async fn source(config: &Config) -> Result<Option<p2p::WriteSource>, 
     let receiver = Receiver::new(secret, sink);
     tokio::spawn(receiver.clone().serve(listener));
     let counts = Arc::new(move || receiver.counts().named().to_vec());
+    // Every write GitHub delivers from now on: what the webhook is set to send, which the
+    // README asks to be every repository the swarm reads and every event.
+    let listening_since = ghcache_core::now_ms();
+    let covers = Arc::new(move || vec![Cover::everything(SourceKind::Webhook, listening_since)]);
     Ok(Some(p2p::WriteSource {
         name: format!("webhook on {bound}"),
         writes,
         counts,
+        covers,
     }))
 }
 

@@ -377,6 +377,7 @@ fn judge_refuses_other_answers_and_older_than_the_fence_and_dates_the_rest() {
     let after_a_write = FenceState {
         mark: Mark(1),
         invalidated_at_ms: entry.manifest.created_at_ms + 1,
+        ..FenceState::UNMOVED
     };
     assert_eq!(
         config.judge(&entry, &request, Some(&after_a_write), now),
@@ -487,4 +488,53 @@ fn the_chain_passes_the_conformance_suite() {
         ..Capabilities::STORES
     };
     block_on(conformance(&chain(vec![memory(), memory()]), two));
+}
+
+#[test]
+fn an_entry_from_any_tier_past_its_ttl_is_served_under_the_heard_ttl_and_said_so() {
+    use crate::heard::{Cover, Covered, Report, SourceKind};
+    let now = crate::now_ms();
+    let heard_since = now - 10 * 60_000;
+    let report = Report {
+        valid_until_ms: now + 30_000,
+        scopes: vec![Covered {
+            scope: None,
+            covers: vec![Cover::everything(SourceKind::Webhook, heard_since)],
+        }],
+    };
+    for tier in ["local", "p2p", "ipfs"] {
+        let entry = stale(sample_entry(31, "o/r", b"kept\n"), 5 * 60_000);
+        let found = Arc::new(MemoryTier::new(tier));
+        block_on(found.put(&entry)).ok();
+        let origin = Arc::new(ScriptedOrigin::new(Fetched::Fresh(sample_entry(
+            31, "o/r", b"new\n",
+        ))));
+        let chain = Chain::new(origin.clone(), Arc::new(Recorder::default()))
+            .with_tier(LookupOnly::wrap(found));
+        let mut request = request_for(&entry);
+        let resolved = block_on(chain.resolve(&request)).ok();
+        assert_eq!(
+            resolved.map(|r| r.output.stdout),
+            Some(b"new\n".to_vec()),
+            "{tier}: past its TTL, without writes heard"
+        );
+        request.heard = report.allowance(
+            &crate::ScopeId::of("test-scope"),
+            "o/r",
+            Resource::Other,
+            Duration::from_secs(600),
+            now,
+        );
+        let resolved = block_on(chain.resolve(&request)).ok();
+        assert_eq!(
+            resolved.as_ref().map(|r| r.output.stdout.clone()),
+            Some(b"kept\n".to_vec()),
+            "{tier}"
+        );
+        assert_eq!(resolved.map(|r| r.source), Some(Source::Heard(tier)));
+        assert_eq!(origin.calls.load(Ordering::SeqCst), 1, "{tier}");
+        assert!(Source::Heard(tier)
+            .label()
+            .starts_with(&*Source::Tier(tier).label()));
+    }
 }

@@ -6,10 +6,10 @@ use libp2p::{request_response, PeerId};
 use tokio::time::Instant;
 
 use super::state::Node;
-use crate::catch_up::{self, Asked, Gap};
+use crate::catch_up::{self, Asked, Gap, Why};
 use crate::log::log;
 use crate::swarm;
-use crate::wire::{CatchUp, CaughtUp, Invalidation};
+use crate::wire::{CatchUp, CaughtUp, Invalidation, Vouch};
 use ghcache_core::{now_ms, Selector};
 
 /// Peers asked at once to close a gap: keepers first, then the longest connected.
@@ -24,17 +24,21 @@ impl Node {
         self.catch_up.recent.insert(invalidation)
     }
 
-    /// A peer connected: if this node has a gap, it asks it what it missed.
+    /// A peer connected: if this node has a gap, it asks it what it missed; else what it
+    /// hears of GitHub's writes (its vouch).
     pub(super) fn catch_up_on_connect(&mut self, peer: PeerId) {
         self.catch_up.cut_off.remove(&peer);
+        self.catch_up.hearing.connected(peer, now_ms());
         let Some(gap) = self.catch_up.gap.as_mut() else {
+            let since_ms = self.since(now_ms());
+            self.ask(peer, since_ms, Why::Hearing);
             return;
         };
         gap.deadline
             .get_or_insert(Instant::now() + catch_up::DEADLINE);
         let from_ms = gap.from_ms;
         let since_ms = self.since(from_ms);
-        self.ask(peer, since_ms, true);
+        self.ask(peer, since_ms, Why::Gap);
     }
 
     /// The connection to `peer` stopped answering pings and was closed.
@@ -50,6 +54,8 @@ impl Node {
     /// dial): a seed cannot tell a network gone from a runner's machine gone, and runners
     /// vanish every day; taking that for a gap would drop what a keeper keeps each time.
     pub(super) fn catch_up_on_gone(&mut self, peer: PeerId) {
+        // What it vouched for is no longer sent to this node.
+        let vouched = self.catch_up.hearing.gone(&peer);
         let cut_off = self.catch_up.cut_off.remove(&peer);
         let dials_out = !self.catch_up.bootstrap.is_empty();
         if cut_off && dials_out && self.connected.is_empty() && self.catch_up.gap.is_none() {
@@ -59,6 +65,9 @@ impl Node {
             ));
             catch_up::write_in_touch(&self.catch_up.in_touch, now);
             self.catch_up.gap = Some(Gap::from(now));
+            self.hear();
+        } else if vouched {
+            self.hear();
         }
     }
 
@@ -66,6 +75,7 @@ impl Node {
     /// deadline, ask again while connected, note that it is in touch, and dial the bootstrap
     /// peers again when it has no connection.
     pub(super) fn catch_up_tick(&mut self, now: Instant) {
+        self.hear();
         if self.connected.is_empty() {
             if self
                 .catch_up
@@ -96,7 +106,7 @@ impl Node {
                 });
                 let since_ms = self.since(from_ms);
                 for peer in self.best_peers() {
-                    self.ask(peer, since_ms, true);
+                    self.ask(peer, since_ms, Why::Gap);
                 }
             }
             Some(_) => {}
@@ -105,16 +115,26 @@ impl Node {
                 let at = now_ms();
                 catch_up::write_in_touch(&self.catch_up.in_touch, at);
                 let since_ms = self.since(self.catch_up.periodic_from_ms);
-                if let Some(peer) = self.best_peers().into_iter().next() {
-                    self.ask(peer, since_ms, false);
+                let best = self.best_peers().into_iter().next();
+                if let Some(peer) = best {
+                    self.ask(peer, since_ms, Why::Periodic);
+                }
+                // Peers that vouch say so again, or their vouch lapses.
+                let since_ms = self.since(at);
+                for peer in self.catch_up.hearing.vouching() {
+                    if Some(peer) != best {
+                        self.ask(peer, since_ms, Why::Hearing);
+                    }
                 }
             }
             None => {}
         }
     }
 
-    /// Notes, on stopping, that the node was in touch until now (when it was).
-    pub(super) fn catch_up_on_stop(&self) {
+    /// Notes, on stopping, that the node was in touch until now (when it was); what it
+    /// heard no longer holds.
+    pub(super) fn catch_up_on_stop(&mut self) {
+        self.catch_up.hearing.stop();
         if self.catch_up.gap.is_none() && !self.connected.is_empty() {
             catch_up::write_in_touch(&self.catch_up.in_touch, now_ms());
         }
@@ -128,12 +148,15 @@ impl Node {
                 } => {
                     let answer = if self.shared.role.serves() {
                         let gap = self.catch_up.gap.map(|g| g.from_ms);
-                        self.catch_up.recent.answer(&request, gap, now_ms())
+                        let mut answer = self.catch_up.recent.answer(&request, gap, now_ms());
+                        answer.vouch = self.vouch_for(&request);
+                        answer
                     } else {
                         // A read-only node relays nothing: it vouches for nothing.
                         CaughtUp {
                             complete_since_ms: u64::MAX,
                             invalidations: Vec::new(),
+                            vouch: Vouch::default(),
                         }
                     };
                     let _ = self
@@ -181,6 +204,9 @@ impl Node {
             // As its gossip would be: only trusted peers' invalidations are taken.
             return;
         }
+        self.catch_up
+            .hearing
+            .vouched(peer, answer.vouch.clone(), Instant::now());
         let followed = self.topics.scopes();
         let mut missed = 0;
         for invalidation in &answer.invalidations {
@@ -189,19 +215,22 @@ impl Node {
             }
             missed += 1;
             self.drop_covered(&invalidation.selector());
-            self.shared.invalidations.push(invalidation.selector());
+            self.shared
+                .invalidations
+                .push(invalidation.selector(), Some(invalidation.id()));
         }
         if missed > 0 {
             log(format_args!(
                 "caught up on {missed} invalidation(s) missed, from {peer}"
             ));
         }
-        if !asked.for_gap {
+        if asked.why == Why::Periodic {
             let from = &mut self.catch_up.periodic_from_ms;
             *from = (*from).max(asked.at_ms);
         }
         let closes = Gap::closed_by(asked.since_ms, &answer);
-        if asked.for_gap && !closes {
+        let for_gap = asked.why == Why::Gap;
+        if for_gap && !closes {
             log(format_args!(
                 "{peer} knows only what came in the last {} ms, not since this node was away \
                  ({} ms ago)",
@@ -209,12 +238,14 @@ impl Node {
                 now_ms().saturating_sub(asked.since_ms)
             ));
         }
-        if asked.for_gap && closes && self.catch_up.gap.is_some() {
+        if for_gap && closes && self.catch_up.gap.is_some() {
             self.catch_up.gap = None;
             self.catch_up.periodic_from_ms = now_ms();
+            self.catch_up.in_touch_since_ms = now_ms();
             catch_up::write_in_touch(&self.catch_up.in_touch, now_ms());
             log(format_args!("caught up with the swarm through {peer}"));
         }
+        self.hear();
     }
 
     /// No peer could tell what this node missed since `from_ms`: its copies are dropped, as
@@ -227,10 +258,11 @@ impl Node {
             now.saturating_sub(from_ms) / 1000
         ));
         self.drop_covered(&Selector::All);
-        self.shared.invalidations.push(Selector::All);
+        self.shared.invalidations.push(Selector::All, None);
         self.catch_up.recent.restart_at(now);
         self.catch_up.gap = None;
         self.catch_up.periodic_from_ms = now;
+        self.catch_up.in_touch_since_ms = now;
         catch_up::write_in_touch(&self.catch_up.in_touch, now);
     }
 
@@ -248,7 +280,7 @@ impl Node {
         peers
     }
 
-    fn ask(&mut self, peer: PeerId, since_ms: u64, for_gap: bool) {
+    fn ask(&mut self, peer: PeerId, since_ms: u64, why: Why) {
         let request = CatchUp {
             since_ms,
             scopes: self.topics.scopes(),
@@ -263,7 +295,7 @@ impl Node {
             id,
             Asked {
                 since_ms,
-                for_gap,
+                why,
                 at_ms,
             },
         );

@@ -49,7 +49,9 @@ impl Node {
                 log(format_args!("invalidation of {} from {source}", inv.repo));
                 self.remember(&inv);
                 self.drop_covered(&inv.selector());
-                self.shared.invalidations.push(inv.selector());
+                self.shared
+                    .invalidations
+                    .push(inv.selector(), Some(inv.id()));
                 Accept
             }
         }

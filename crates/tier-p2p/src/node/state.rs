@@ -137,6 +137,8 @@ impl Node {
             connected_peers: strings(&mut self.swarm.connected_peers()),
             counters: self.shared.counters.snapshot(&self.shared.traffic),
             directory_entries: self.directory.len(),
+            heard: self.heard_status(),
+            heard_ttl_ms: self.catch_up.hearing.ttls_ms.clone(),
             keep: self.keeper.as_ref().map(Keeper::load),
             keeper: self.shared.role.keeps(),
             keepers: strings(&mut self.keepers.iter()),

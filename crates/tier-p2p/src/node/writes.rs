@@ -5,7 +5,7 @@
 
 use ghcache_core::event::HeardWrite;
 use ghcache_core::policy::Resources;
-use ghcache_core::{now_ms, ScopeId};
+use ghcache_core::{now_ms, InvalidationId, ScopeId};
 use libp2p::gossipsub;
 
 use super::state::Node;
@@ -15,18 +15,24 @@ use crate::swarm::topic;
 use crate::wire::{Gossip, Invalidation};
 
 impl Node {
-    /// This machine's write to `repo`: drops what it covers here and tells `scope_id`'s peers.
+    /// This machine's write to `repo`, which the command recorded here as issued at `at_ms` (0:
+    /// now): drops what it covers here and tells `scope_id`'s peers, with the same time, so that
+    /// every machine knows it by the same [`InvalidationId`].
     pub(super) fn on_own_write(
         &mut self,
         scope_id: ScopeId,
         repo: String,
         resources: Option<Resources>,
+        at_ms: u64,
     ) {
         let invalidation = Invalidation {
             scope_id,
             repo,
             resources,
-            at_ms: now_ms(),
+            at_ms: match at_ms {
+                0 => now_ms(),
+                at => at,
+            },
         };
         self.name_scope(scope_id);
         self.drop_covered(&invalidation.selector());
@@ -41,7 +47,8 @@ impl Node {
         let scopes = self.topics.scopes();
         let at_ms = now_ms();
         for selector in heard::selectors(&write) {
-            self.shared.invalidations.push(selector.clone());
+            let id = InvalidationId::of(&selector, at_ms);
+            self.shared.invalidations.push(selector.clone(), Some(id));
             self.drop_covered(&selector);
             for scope_id in &scopes {
                 if let Some(invalidation) = Invalidation::of(*scope_id, &selector, at_ms) {

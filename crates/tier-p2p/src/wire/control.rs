@@ -64,6 +64,10 @@ pub enum Control {
         repo: String,
         /// The resources the write changed; `None` for all of the repository.
         resources: Option<Resources>,
+        /// When the command recorded the write in its cache (ms since the epoch; 0: not said,
+        /// as an earlier release's command sends it): peers get the same time, so that every
+        /// machine knows the invalidation by the same id.
+        at_ms: u64,
     },
     /// Report the daemon's state as JSON.
     Status,
@@ -118,7 +122,7 @@ pub fn control_request_cap(tag: u8) -> Option<usize> {
     match tag {
         TAG_GET => Some(1 + 32 + 32 + 4),
         TAG_PUBLISH => Some(MAX_PUBLISH),
-        TAG_CTL_INVALIDATE => Some(1 + 32 + 4 + MAX_REPO + 2),
+        TAG_CTL_INVALIDATE => Some(1 + 32 + 4 + MAX_REPO + 2 + 8),
         TAG_STATUS => Some(1),
         TAG_MANIFEST => Some(1 + 32 + 32),
         TAG_STORE => Some(MAX_CONTROL_REQUEST),
@@ -146,12 +150,14 @@ impl Control {
                 scope_id,
                 repo,
                 resources,
+                at_ms,
             } => {
                 out.push(TAG_CTL_INVALIDATE);
                 out.extend_from_slice(scope_id.as_bytes());
                 put_bytes(&mut out, repo.as_bytes());
                 let bits = resources.map_or(WHOLE_REPOSITORY, Resources::bits);
                 out.extend_from_slice(&bits.to_le_bytes());
+                out.extend_from_slice(&at_ms.to_le_bytes());
             }
             Control::Status => out.push(TAG_STATUS),
             Control::Manifest { key, scope_id } => {
@@ -196,6 +202,11 @@ impl Control {
                 repo: r.string(MAX_REPO)?,
                 resources: resources_of(u16::from_le_bytes(r.array()?))
                     .ok_or_else(|| r.err("unknown resources"))?,
+                // An earlier release's command ends here.
+                at_ms: match r.remaining() {
+                    0 => 0,
+                    _ => r.u64()?,
+                },
             },
             TAG_STATUS => Control::Status,
             TAG_MANIFEST => Control::Manifest {

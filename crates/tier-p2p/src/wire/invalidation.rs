@@ -3,7 +3,7 @@
 
 use ghcache_core::policy::Resources;
 use ghcache_core::wire::{put_bytes, Reader};
-use ghcache_core::{DecodeError, Manifest, ScopeId, Selector, MAX_REPO};
+use ghcache_core::{DecodeError, InvalidationId, Manifest, ScopeId, Selector, MAX_REPO};
 
 /// A request to drop the entries a write changed: some resources of a repository, all of it,
 /// or (a write whose repository could not be told) everything.
@@ -44,6 +44,11 @@ impl Invalidation {
     /// changes the repository for every scope, so entries of all scopes are covered.
     pub fn covers(&self, manifest: &Manifest) -> bool {
         self.selector().covers(manifest)
+    }
+
+    /// How every machine knows this invalidation: what it drops and when it was issued.
+    pub fn id(&self) -> InvalidationId {
+        InvalidationId::of(&self.selector(), self.at_ms)
     }
 
     /// What the local store drops for this invalidation.

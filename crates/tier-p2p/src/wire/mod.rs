@@ -1,7 +1,7 @@
 //! Every message this crate sends or receives, and their bounded encodings.
 //!
 //! Seven channels carry them. What peers send each other: gossipsub ([`Gossip`], in `gossip`),
-//! and five request-response protocols, `/ghcache/catch-up/1` ([`CatchUp`], [`CaughtUp`], in
+//! and five request-response protocols, `/ghcache/catch-up/2` ([`CatchUp`], [`CaughtUp`], in
 //! `catch_up`), `/ghcache/fetch/1` ([`FetchRequest`],
 //! [`FetchResponse`], in `fetch`), `/ghcache/directory/1` ([`DirectoryRequest`],
 //! [`DirectoryResponse`], in `directory`), `/ghcache/oidc/1` ([`Presentation`],
@@ -38,8 +38,8 @@ pub use ghcache_core::MAX_MANIFEST;
 pub use ghcache_core::MAX_REPO;
 
 pub use catch_up::{
-    CatchUp, CatchUpCodec, CaughtUp, CATCH_UP_PROTOCOL, MAX_CATCH_UP_ITEMS, MAX_CATCH_UP_REQUEST,
-    MAX_CATCH_UP_SCOPES, MAX_CAUGHT_UP,
+    CatchUp, CatchUpCodec, CaughtUp, Vouch, CATCH_UP_PROTOCOL, MAX_CATCH_UP_ITEMS,
+    MAX_CATCH_UP_REQUEST, MAX_CATCH_UP_SCOPES, MAX_CAUGHT_UP, MAX_VOUCH, MAX_VOUCH_COVERS,
 };
 pub use control::{
     control_request_cap, read_request, Control, Frame, FrameBudget, Reply, MAX_CONTROL_FRAME,

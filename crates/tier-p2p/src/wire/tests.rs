@@ -54,6 +54,7 @@ fn samples() -> (Vec<Gossip>, Vec<FetchResponse>, Vec<Control>, Vec<Reply>) {
             scope_id: ScopeId([4; 32]),
             repo: "o/r".into(),
             resources: None,
+            at_ms: 1_700_000_000_000,
         },
         Control::Status,
         Control::Manifest {
@@ -397,6 +398,7 @@ fn each_request_kind_fits_its_cap_exactly_at_its_largest() {
             scope_id: ScopeId([4; 32]),
             repo: "r".repeat(MAX_REPO),
             resources: Some(Resources::of(&Resource::ALL)),
+            at_ms: u64::MAX,
         },
         Control::Status,
         Control::Manifest {
@@ -701,14 +703,20 @@ fn catch_ups_round_trip_within_their_caps_and_never_claim_more_than_they_hold() 
     let few = CaughtUp {
         complete_since_ms: 5,
         invalidations: vec![invalidation(10), invalidation(11)],
+        vouch: Vouch::default(),
     };
-    assert_eq!(CaughtUp::decode(&few.encode()), Ok(few));
+    assert_eq!(CaughtUp::decode(&few.encode()), Ok(few.clone()));
+    // A reply of an earlier version ends after its invalidations: it vouches for nothing.
+    let mut earlier = few.encode();
+    earlier.truncate(earlier.len() - 2);
+    assert_eq!(CaughtUp::decode(&earlier), Ok(few));
     // Over the cap: the newest are sent, complete only from the oldest of them.
     let many = CaughtUp {
         complete_since_ms: 5,
         invalidations: (0..MAX_CATCH_UP_ITEMS as u64 + 10)
             .map(invalidation)
             .collect(),
+        vouch: Vouch::default(),
     };
     let bytes = many.encode();
     assert!(bytes.len() <= MAX_CAUGHT_UP);
@@ -721,4 +729,22 @@ fn catch_ups_round_trip_within_their_caps_and_never_claim_more_than_they_hold() 
     let mut count_too_large = vec![TAG_CAUGHT_UP, 0, 0, 0, 0, 0, 0, 0, 0];
     count_too_large.extend_from_slice(&(MAX_CATCH_UP_ITEMS as u32 + 1).to_le_bytes());
     assert!(CaughtUp::decode(&count_too_large).is_err());
+}
+
+#[test]
+fn an_invalidate_from_an_earlier_command_has_no_time() {
+    let now = Control::Invalidate {
+        scope_id: ScopeId([4; 32]),
+        repo: "o/r".into(),
+        resources: None,
+        at_ms: 5,
+    };
+    let mut earlier = now.encode();
+    earlier.truncate(earlier.len() - 8);
+    match Control::decode(&earlier) {
+        Ok(Control::Invalidate { at_ms, repo, .. }) => {
+            assert_eq!((at_ms, repo.as_str()), (0, "o/r"))
+        }
+        other => panic!("not an invalidate: {other:?}"),
+    }
 }
