@@ -83,7 +83,8 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     println!(
         "\na write through ghcache drops the repository's cached answers on every peer, \
-         so everyone sees it:"
+         so everyone sees it; the first to read again fetches, and the others take its answer, \
+         which names the write as seen:"
     );
     call(
         &runners[0],
