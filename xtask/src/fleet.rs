@@ -23,11 +23,26 @@
 //! (every request gh sends goes through ghcache, not only the outputs of the commands it knows),
 //! local + p2p + ipfs (one IPFS node). The same seed gives the same trace. Beside each topology's results stands the
 //! trace's floor ([`floor`]).
+//!
+//! With `--outside-writes` (hosted runners, unless another topology is asked for), the trace
+//! also holds the writes made on GitHub from outside the fleet ([`outside`]: the push or pull
+//! request change that starts each run, and what people and bots write meanwhile), which the
+//! replay makes on the fake GitHub at their times. Its configurations are the ways of hearing
+//! them ([`outcome::Setup::OUTSIDE`], [`hearing`]): plain gh; a keeper with TTLs only; + each
+//! job's triggering event; + webhooks to the keeper; + the keeper following; + longer freshness.
+//! Every answer printed is then checked against what GitHub answered at that moment
+//! ([`stale`]), and the floors of a cache that hears writes stand beside the TTL floors
+//! ([`freshness`]).
 
 mod floor;
+mod freshness;
+mod hearing;
 mod options;
 mod outcome;
+mod outside;
 mod report;
+mod rng;
+mod stale;
 mod trace;
 
 use std::collections::BTreeMap;
@@ -106,7 +121,7 @@ fn replay_topology(
     }
     let mut outcomes = Vec::new();
     let mut reach = Runners::Dialable.name();
-    for setup in Setup::ALL {
+    for &setup in Setup::asked(o) {
         eprintln!("fleet replay: {}, {}", topology.name(), setup.name());
         // A namespace per configuration: its firewall rules die with it, so no later listener
         // (the next fake GitHub, the seed) can get a port whose inbound connections are dropped.
@@ -143,6 +158,12 @@ fn replay(
     // there too.
     let github = fake_github::FakeGithub::start()?;
     github.set_latency(o.latency);
+    if o.outside_writes {
+        // Payload times are then comparable with when answers were fetched, and every answer
+        // can be checked afterwards against the world as it was.
+        github.use_wall_clock();
+        github.keep_history();
+    }
     let ipfs = match setup {
         Setup::LocalP2pIpfs => {
             Some(ghcache_tests::ipfs::IpfsNode::try_start().map_err(anyhow::Error::msg)?)
@@ -155,14 +176,18 @@ fn replay(
     std::fs::create_dir_all(&dir)?;
     // The fleet's long-lived seed peer: runners bootstrap from it; it runs no jobs. With a
     // keeper it keeps what the runners announce.
-    let seed_machine = Machine::new(&dir, "seed", &github, t.ghcache)?;
+    let mut seed_machine = Machine::new(&dir, "seed", &github, t.ghcache)?;
     let seed = match setup {
-        Setup::LocalP2pKeeper | Setup::LocalP2pKeeperHttp => {
-            Some(seed_machine.start_daemon(t.swarm_key, Listen::Loopback, &["--keep"])?)
+        _ if setup.keeper() => {
+            let flags = hearing::keeper(&mut seed_machine, setup);
+            Some(seed_machine.start_daemon(t.swarm_key, Listen::Loopback, &flags)?)
         }
         _ if setup.p2p() => Some(seed_machine.start_daemon(t.swarm_key, Listen::Loopback, &[])?),
         _ => None,
     };
+    if let Some(keeper) = seed.as_ref().filter(|_| setup.webhook()) {
+        hearing::connect_webhook(&github, keeper)?;
+    }
     let job_env = JobEnv {
         topology,
         setup,
@@ -173,6 +198,11 @@ fn replay(
     // a keeper to take what it announced, and the trace does not wait for it.
     let mut stopping: Vec<std::thread::JoinHandle<()>> = Vec::new();
     let mut outcome = Outcome::default();
+    // Each run's triggering write, when and as GitHub told of it; each runner's job's.
+    let mut triggers: BTreeMap<usize, (Instant, &'static str, fake_github::Event)> =
+        BTreeMap::new();
+    let mut jobs_events: BTreeMap<usize, (Instant, &'static str)> = BTreeMap::new();
+    let mut reads = Vec::new();
     let started = Instant::now();
     for (at, step) in steps {
         // Real time: an answer's TTL runs out in the replay when it would in production.
@@ -181,19 +211,41 @@ fn replay(
         }
         outcome.lag = outcome.lag.max(started.elapsed().saturating_sub(*at));
         match step {
-            Step::Start { slot, job, repo } => {
+            Step::Start {
+                slot,
+                job,
+                run,
+                repo,
+            } => {
                 outcome.jobs += 1;
-                if topology.persistent() && running.contains_key(slot) {
-                    // A self-hosted runner: the next job finds the last one's cache and daemon.
-                    continue;
+                let trigger = triggers.get(run);
+                let event = trigger.map(|(_, _, event)| event);
+                match trigger {
+                    Some((at, name, _)) => jobs_events.insert(*slot, (*at, *name)),
+                    None => jobs_events.remove(slot),
+                };
+                if topology.persistent() {
+                    if let Some((m, _)) = running.get_mut(slot) {
+                        // A self-hosted runner: the next job finds the last one's cache and
+                        // daemon.
+                        hearing::enter_job(m, setup, (*job, *run, repo), event)?;
+                        continue;
+                    }
                 }
                 let name = format!("slot{slot}-job{job}");
-                let m = job_env.machine(&dir, &name, &github, *job, repo, t)?;
+                let mut m = job_env.machine(&dir, &name, &github, *job, repo, t)?;
+                hearing::enter_job(&mut m, setup, (*job, *run, repo), event)?;
                 let daemon = match &seed {
                     Some(seed) => Some(runner_daemon(&m, seed, runners, t)?),
                     None => None,
                 };
                 running.insert(*slot, (m, daemon));
+            }
+            Step::Outside(write) => {
+                let event = outside::apply(&github, write);
+                if let (Some(run), Some(event)) = (write.starts, event) {
+                    triggers.insert(run, (Instant::now(), write.what.event(), event));
+                }
             }
             Step::End { slot } => {
                 // A hosted runner goes away with its cache dir; its daemon stops.
@@ -205,7 +257,11 @@ fn replay(
             }
             Step::Run { slot, argv } => {
                 let (m, _) = running.get(slot).context("a command outside a job")?;
-                run_step(&mut outcome, m, setup, argv, &github, t)?;
+                let began = Instant::now();
+                let stdout = run_step(&mut outcome, m, setup, argv, &github, t)?;
+                if let (true, Some(stdout)) = (o.outside_writes, stdout) {
+                    reads.push(read(argv, began, stdout, jobs_events.get(slot).copied()));
+                }
             }
         }
     }
@@ -226,10 +282,50 @@ fn replay(
     outcome.requests = log.len();
     outcome.charged = log.iter().filter(|r| r.charged).count();
     outcome.not_modified = log.iter().filter(|r| r.status == 304).count();
+    let probes = log.iter().filter(|r| is_probe(r));
+    outcome.probes = probes.clone().count();
+    outcome.probes_not_modified = probes.filter(|r| r.status == 304).count();
+    let deliveries = github.deliveries();
+    outcome.deliveries = deliveries.len();
+    outcome.deliveries_accepted = deliveries
+        .iter()
+        .filter(|d| d.status.is_some_and(|s| (200..300).contains(&s)))
+        .count();
+    if o.outside_writes {
+        outcome.verdicts = hearing::check(&github, &reads, &dir, t.gh, t.ghcache)?;
+    }
     Ok(outcome)
 }
 
-/// Runs one of a job's commands and books what it cost.
+/// Whether a request is one of the keeper's follow probes (its own token), not a job's.
+fn is_probe(r: &fake_github::RequestRecord) -> bool {
+    r.token.as_deref() == Some(hearing::KEEPER_TOKEN)
+}
+
+/// A read as the check of stale answers needs it.
+fn read(
+    argv: &[String],
+    at: Instant,
+    stdout: Vec<u8>,
+    event: Option<(Instant, &'static str)>,
+) -> stale::Read {
+    let (repo, resource) = match ghcache_core::policy::classify(argv) {
+        ghcache_core::policy::Decision::Cache(c) => {
+            (c.repo_flag.or(c.named_repo).unwrap_or_default(), c.resource)
+        }
+        _ => (String::new(), ghcache_core::policy::Resource::Other),
+    };
+    stale::Read {
+        at,
+        argv: argv.to_vec(),
+        repo: repo.to_ascii_lowercase(),
+        resource,
+        stdout,
+        event,
+    }
+}
+
+/// Runs one of a job's commands and books what it cost; returns what a read printed.
 fn run_step(
     outcome: &mut Outcome,
     m: &Machine,
@@ -237,14 +333,14 @@ fn run_step(
     argv: &[String],
     github: &fake_github::FakeGithub,
     t: &Tools<'_>,
-) -> Result<()> {
+) -> Result<Option<Vec<u8>>> {
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
     let write = matches!(
         ghcache_core::policy::classify(argv),
         ghcache_core::policy::Decision::Write(_)
     );
-    // Commands run one at a time and the daemons never ask GitHub, so the requests logged
-    // meanwhile are this command's.
+    // Commands run one at a time and the daemons never ask GitHub but for a following keeper's
+    // probes, so the other requests logged meanwhile are this command's.
     let before = github.request_count();
     let (out, took) = if setup == Setup::NoCache {
         m.time(t.gh, &args)?
@@ -258,12 +354,20 @@ fn run_step(
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    if crate::sandbox::applied_event(&String::from_utf8_lossy(&out.stderr)) {
+        outcome.events_applied += 1;
+    }
     let log = github.requests();
-    let made = log.get(before..).unwrap_or_default();
+    let made: Vec<_> = log
+        .get(before..)
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| !is_probe(r))
+        .collect();
     if write {
         outcome.writes += 1;
         outcome.write_requests += made.len();
-        return Ok(());
+        return Ok(None);
     }
     outcome.costs.push(Cost {
         requests: made.len(),
@@ -276,13 +380,12 @@ fn run_step(
         .tiers
         .push(answered_by(setup, &String::from_utf8_lossy(&out.stderr)));
     outcome.read_ms.push(ms(took));
-    // `gh api` calls group as one command; others by their first two words.
-    let command = match argv.first().map(String::as_str) {
-        Some("api") => "api".to_owned(),
-        _ => argv.iter().take(2).cloned().collect::<Vec<_>>().join(" "),
-    };
-    outcome.latency.entry(command).or_default().push(ms(took));
-    Ok(())
+    outcome
+        .latency
+        .entry(trace::command(argv))
+        .or_default()
+        .push(ms(took));
+    Ok(Some(out.stdout))
 }
 
 /// How a job's machine is set up in a topology and configuration.
@@ -421,10 +524,20 @@ fn parse(args: &[String]) -> Result<Options> {
         Options::full()
     };
     let mut it = args.iter();
+    let mut topology_given = false;
     while let Some(arg) = it.next() {
+        topology_given |= matches!(arg.as_str(), "--persistent" | "--topology");
         match arg.as_str() {
             "--quick" => {}
             "--no-listen" => o.no_listen = true,
+            "--outside-writes" => o.outside_writes = true,
+            "--outside-per-hour" => {
+                o.outside_per_hour = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .filter(|n: &f64| n.is_finite() && *n >= 0.0)
+                    .context("--outside-per-hour needs a number of writes, 0 or more")?;
+            }
             // The README's older name for the self-hosted topology.
             "--persistent" => o.topologies = vec![Topology::SelfHosted],
             "--topology" => {
@@ -461,15 +574,22 @@ fn parse(args: &[String]) -> Result<Options> {
             other => bail!("unknown fleet flag `{other}`; usage: cargo xtask fleet {FLEET_USAGE}"),
         }
     }
+    // Outside writes are about GitHub-hosted runners unless another topology is asked for.
+    if o.outside_writes && !topology_given {
+        o.topologies = vec![Topology::Hosted];
+    }
     Ok(o)
 }
 
 /// The fleet's flags, for usage lines.
 pub const FLEET_USAGE: &str = "[--quick] [--topology hosted|self-hosted | --persistent] \
-     [--no-listen] [--seed N] [--matrix W,W,...] [--write-percent P]";
+     [--no-listen] [--seed N] [--matrix W,W,...] [--write-percent P] \
+     [--outside-writes [--outside-per-hour N]]";
 
 /// `cargo xtask fleet [flags]`: sets up gh, a release build and a swarm key, replays, prints
-/// the tables and writes `target/bench/fleet.json` and `target/bench/fleet-github-requests.svg`.
+/// the tables and writes `target/bench/fleet.json` and `target/bench/fleet-github-requests.svg`
+/// (with `--outside-writes`: `fleet-outside-writes.json` and
+/// `fleet-outside-writes-github-requests.svg`, so that the two replays' figures stand apart).
 pub fn main(args: &[String]) -> Result<()> {
     let o = parse(args)?;
     let gh = crate::sandbox::require_gh()?;
@@ -485,8 +605,14 @@ pub fn main(args: &[String]) -> Result<()> {
         swarm_key: &swarm_key,
     };
     let figures = run(&o, &tools)?;
-    let file = crate::sandbox::write_results("fleet.json", &figures)?;
+    let prefix = if o.outside_writes {
+        "fleet-outside-writes"
+    } else {
+        "fleet"
+    };
+    let file = crate::sandbox::write_results(&format!("{prefix}.json"), &figures)?;
     let (name, svg) = chart(&figures);
+    let name = name.replacen("fleet", prefix, 1);
     let path = crate::sandbox::bench_dir().join(name);
     std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
     println!("\nJSON: {}\nchart: {}", file.display(), path.display());
@@ -510,12 +636,28 @@ mod tests {
         assert_eq!(Options::full().topologies, Topology::ALL);
         let persistent = parse(&words("--persistent")).map(|o| o.topologies);
         assert_eq!(persistent.ok(), Some(vec![Topology::SelfHosted]));
+        let outside = parse(&words("--outside-writes --outside-per-hour 60"));
+        let outside = outside.unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(outside.outside_writes && !o.outside_writes);
+        assert_eq!(outside.outside_per_hour, 60.0);
+        assert_eq!(
+            outside.topologies,
+            [Topology::Hosted],
+            "hosted unless asked"
+        );
+        let both = parse(&words("--topology self-hosted --outside-writes"));
+        assert_eq!(
+            both.ok().map(|o| o.topologies),
+            Some(vec![Topology::SelfHosted])
+        );
         for (bad, says) in [
             ("--matrix 4,x", "--matrix"),
             ("--matrix 0", "--matrix"),
             ("--write-percent 101", "--write-percent"),
             ("--seed", "--seed"),
             ("--topology cloud", "--topology"),
+            ("--outside-per-hour -1", "--outside-per-hour"),
+            ("--outside-per-hour", "--outside-per-hour"),
             ("--wide", "--wide"),
         ] {
             let err = parse(&words(bad)).err().map(|e| format!("{e:#}"));

@@ -142,15 +142,50 @@ pub fn new_swarm_key(ghcache: &Path, dir: &Path) -> Result<PathBuf> {
 }
 
 /// The command's own `GH_CACHE_DEBUG` line in `stderr` (`local hit key=...`, `miss, fetched
-/// from github ...`), without its `ghcache: ` prefix. The HTTP level's lines about gh's
-/// requests (`http ...`) come before it and are not the command's.
+/// from github ...`), without its `ghcache: ` prefix. The lines that may come before it are not
+/// the command's: the HTTP level's about gh's requests (`http ...`), a warning, and in a
+/// GitHub Actions job the triggering event's (`push event; dropped 3 cached entries of o/r`,
+/// `the push event's payload cannot be read ...`).
 pub fn answer_line(stderr: &str) -> Option<&str> {
     stderr
         .lines()
         .filter_map(|l| l.strip_prefix("ghcache: "))
-        .find(|l| !l.starts_with("http"))
+        .find(|l| !(l.starts_with("http") || l.starts_with("warning: ") || is_event_line(l)))
+}
+
+/// Whether `stderr` has the `GH_CACHE_DEBUG` line of a triggering event applied (`push event;
+/// dropped 3 cached entries of o/r`, or its payload could not be read).
+pub fn applied_event(stderr: &str) -> bool {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("ghcache: "))
+        .any(is_event_line)
+}
+
+fn is_event_line(line: &str) -> bool {
+    line.split_once(' ')
+        .is_some_and(|(_, rest)| rest.starts_with("event; "))
+        || line.starts_with("the ") && line.contains(" event's payload ")
 }
 
 /// The machines, daemons and listening modes are the end-to-end tests' own (one harness for
 /// both); xtask's machines run the release build it passes to [`Machine::new`].
 pub use ghcache_tests::{free_port, Daemon, Listen, Machine};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_line_is_the_commands_own() {
+        let stderr = "ghcache: http GET /repos/o/r local hit\n\
+                      ghcache: pull_request event; dropped 2 cached entries of o/r key=- 1.0ms\n\
+                      ghcache: the push event's payload cannot be read (gone); dropping everything\n\
+                      ghcache: warning: something\n\
+                      ghcache: p2p hit (12D3) key=abc 3.0ms\n";
+        assert_eq!(answer_line(stderr), Some("p2p hit (12D3) key=abc 3.0ms"));
+        assert_eq!(answer_line("nothing\n"), None);
+        assert!(applied_event(stderr));
+        assert!(!applied_event("ghcache: p2p hit (12D3) key=abc 3.0ms\n"));
+    }
+}

@@ -16,15 +16,23 @@
 //! It sends webhook deliveries as GitHub does ([`webhook`]), so that a webhook receiver meets
 //! what GitHub sends: once a webhook is set ([`FakeGithub::set_webhook`], or
 //! `/_fake/webhook?url=...&secret=...`), every change of its world (an issue opened from outside
-//! or through the API, closed or reopened, a pull request renamed) is `POST`ed to it with GitHub's
-//! headers and `X-Hub-Signature-256`, from the server's runtime, never holding up the change.
-//! Tests read what was sent and answered ([`FakeGithub::deliveries`]), redeliver, and probe a
-//! receiver's refusals (wrong or missing signatures, oversized bodies).
+//! or through the API, closed, reopened or renamed, a comment, a label, a pull request renamed
+//! or pushed to, a push) is `POST`ed to it with GitHub's headers and `X-Hub-Signature-256`, from
+//! the server's runtime, never holding up the change. Tests read what was sent and answered
+//! ([`FakeGithub::deliveries`]), redeliver, and probe a receiver's refusals (wrong or missing
+//! signatures, oversized bodies).
+//!
+//! The writes that people and bots make on github.com ([`FakeGithub::push`],
+//! [`FakeGithub::comment`], ...) return the event GitHub tells of them, which a job that the
+//! write started finds in its `GITHUB_EVENT_PATH`. A replay can keep the world's history
+//! ([`FakeGithub::keep_history`]) and later ask a server restored to any moment of it what
+//! GitHub answered then ([`FakeGithub::restore`]).
 
 mod data;
 mod date;
 mod graphql;
 pub mod oidc;
+mod outside;
 mod rest;
 mod server;
 pub mod webhook;
@@ -36,6 +44,7 @@ pub use server::{FakeGithub, TRACE_VAR};
 
 /// The name of the server's thread, which runs its runtime (webhook deliveries too).
 const SERVER_THREAD: &str = "fake-github";
+pub use outside::{Event, Snapshot};
 pub use webhook::{Delivery, Signing};
 
 /// One request that reached the fake GitHub.
@@ -91,6 +100,8 @@ struct State {
     /// The claims a job's token request is answered with (its `aud` is the one asked for);
     /// `None`: a push job of `o/r`.
     actions_job: Option<oidc::Claims>,
+    /// The world after each change, oldest first, once [`FakeGithub::keep_history`] was called.
+    history: Option<Vec<outside::Snapshot>>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,23 +128,57 @@ impl Shared {
     /// payloads are built under the lock (they describe the world as the change left it), and
     /// sent once it is released, from the server's runtime, without waiting for the answers.
     fn change<R>(&self, write: impl FnOnce(&mut data::World) -> R) -> R {
-        let (out, deliveries) = {
+        self.change_told(write, false).0
+    }
+
+    /// [`Shared::change`], which also returns the events of the changes (their names and
+    /// payloads) when `tell` is set, or when a webhook is, in the order they were made. With
+    /// the history kept, the world as the changes left it is kept too.
+    fn change_told<R>(
+        &self,
+        write: impl FnOnce(&mut data::World) -> R,
+        tell: bool,
+    ) -> (R, Vec<outside::Event>) {
+        let hooked = self.hooks.is_set();
+        let (out, events) = {
             let mut state = self.lock();
             let out = write(&mut state.world);
             let changes = state.world.take_changes();
-            let deliveries: Vec<_> = if changes.is_empty() || !self.hooks.is_set() {
+            if !changes.is_empty() {
+                let world = &state.world;
+                let snapshot = state.history.is_some().then(|| outside::Snapshot {
+                    at: std::time::Instant::now(),
+                    repos: changes
+                        .iter()
+                        .map(|c| c.repo().to_ascii_lowercase())
+                        .collect(),
+                    world: world.clone(),
+                });
+                if let (Some(history), Some(snapshot)) = (&mut state.history, snapshot) {
+                    history.push(snapshot);
+                }
+            }
+            let events: Vec<_> = if changes.is_empty() || !(hooked || tell) {
                 Vec::new()
             } else {
                 changes
                     .iter()
-                    .map(|change| webhook::payload(&mut state.world, change))
+                    .map(|change| {
+                        let (name, payload) = webhook::payload(&mut state.world, change);
+                        outside::Event {
+                            name: name.to_owned(),
+                            payload,
+                        }
+                    })
                     .collect()
             };
-            (out, deliveries)
+            (out, events)
         };
-        for (event, payload) in deliveries {
-            self.hooks.deliver(event, payload);
+        if hooked {
+            for event in &events {
+                self.hooks.deliver(&event.name, event.payload.clone());
+            }
         }
-        out
+        (out, events)
     }
 }

@@ -2,7 +2,8 @@
 
 use serde_json::{json, Value as Json};
 
-use crate::data::{base64, repo_key, Issue, World, SHA, TIME, TIME_SECS};
+use crate::data::{base64, repo_key, Issue, Run, World, LABELS, SHA, TIME, TIME_SECS};
+use crate::date;
 
 /// A REST answer.
 pub struct Reply {
@@ -74,6 +75,7 @@ pub fn answer(
             let mut found = repository(owner, name);
             let repo = repo_key(owner, name);
             found["open_issues_count"] = json!(world.listed(&repo, Some(true)).len());
+            found["pushed_at"] = json!(date::rfc3339(world.pushed(&repo).1));
             Reply::json(200, found).modified(world.repo_modified(&repo))
         }
         (true, ["repos", owner, name, "readme"]) => {
@@ -101,7 +103,10 @@ pub fn answer(
             }
             let (range, link) =
                 page_of(listed.len(), &format!("repos/{owner}/{name}/issues"), query);
-            let issues: Vec<Json> = listed[range].iter().map(|i| issue(&repo, i)).collect();
+            let issues: Vec<Json> = listed[range]
+                .iter()
+                .map(|i| issue(&repo, i, world.issue_modified(&repo, i.number)))
+                .collect();
             let mut reply = Reply::json(200, Json::Array(issues));
             reply.link = link;
             reply
@@ -116,15 +121,20 @@ pub fn answer(
             let text = fields.get("body").and_then(Json::as_str).unwrap_or("");
             let number = world.add_issue(&repo, title, text);
             match world.issue(&repo, number) {
-                Some(created) => Reply::json(201, issue(&repo, &created)),
+                Some(created) => {
+                    let at = world.issue_modified(&repo, number);
+                    Reply::json(201, issue(&repo, &created, at))
+                }
                 None => Reply::not_found(),
             }
         }
         (true, ["repos", owner, name, "issues", number]) => {
             let repo = repo_key(owner, name);
             match number.parse().ok().and_then(|n| world.issue(&repo, n)) {
-                Some(found) => Reply::json(200, issue(&repo, &found))
-                    .modified(world.issue_modified(&repo, found.number)),
+                Some(found) => {
+                    let at = world.issue_modified(&repo, found.number);
+                    Reply::json(200, issue(&repo, &found, at)).modified(at)
+                }
                 None => Reply::not_found(),
             }
         }
@@ -132,18 +142,16 @@ pub fn answer(
             // The three open pull requests, most recently changed first (as `sort=updated`
             // asks; their titles as the world has them).
             let repo = repo_key(owner, name);
-            let mut pulls: Vec<(u64, u64)> = (1..=3)
-                .map(|n| (world.issue_modified(&repo, n), n))
-                .collect();
+            let mut pulls: Vec<(u64, u64)> =
+                (1..=3).map(|n| (world.pr_modified(&repo, n), n)).collect();
             pulls.sort_by_key(|p| std::cmp::Reverse(*p));
             let listed: Vec<Json> = pulls
                 .iter()
                 .map(|(at, n)| {
-                    let title = world
-                        .pr_title(&repo, *n)
-                        .unwrap_or_else(|| crate::data::default_pr_title(&repo, *n));
-                    json!({"number": n, "title": title, "state": "open",
-                           "updated_at": crate::date::rfc3339(*at),
+                    let pr = world.pr(&repo, *n);
+                    json!({"number": n, "title": pr.title, "state": "open",
+                           "labels": labels(&pr.labels), "updated_at": date::rfc3339(*at),
+                           "head": {"ref": format!("feature-{n}"), "sha": pr.head},
                            "html_url": format!("https://github.com/{repo}/pull/{n}")})
                 })
                 .collect();
@@ -183,13 +191,38 @@ pub fn answer(
             200,
             json!([{"name": "bug", "color": "d73a4a", "description": format!("Something isn't working in {owner}/{name}")}]),
         ),
-        (true, ["repos", owner, name, "actions", "runs"]) => Reply::json(
-            200,
-            json!({"total_count": 2, "workflow_runs": [run(owner, name, 2, "success"), run(owner, name, 1, "failure")]}),
-        ),
+        (true, ["repos", owner, name, "actions", "runs"]) => {
+            let runs = world.runs(&repo_key(owner, name));
+            let (range, link) = page_of(
+                runs.len(),
+                &format!("repos/{owner}/{name}/actions/runs"),
+                query,
+            );
+            let listed: Vec<Json> = runs[range].iter().map(|r| run(owner, name, r)).collect();
+            let mut reply = Reply::json(
+                200,
+                json!({"total_count": runs.len(), "workflow_runs": listed}),
+            );
+            reply.link = link;
+            reply
+        }
         (true, ["repos", owner, name, "actions", "runs", id]) => {
-            Reply::json(200, run(owner, name, id.parse().unwrap_or(1), "success"))
-                .modified(TIME_SECS)
+            let id = id.parse().unwrap_or(1);
+            // Any other id is a completed run of `main` from before any push, as every run was
+            // before runs could be added.
+            let found = world
+                .runs(&repo_key(owner, name))
+                .into_iter()
+                .find(|r| r.id == id)
+                .unwrap_or_else(|| Run {
+                    id,
+                    event: "push",
+                    branch: "main".to_owned(),
+                    sha: SHA.to_owned(),
+                    at: TIME_SECS,
+                    conclusion: Some("success"),
+                });
+            Reply::json(200, run(owner, name, &found)).modified(found.at)
         }
         (true, ["repos", owner, name, "actions", "runs", id, "jobs"])
         | (true, ["repos", owner, name, "actions", "runs", id, "attempts", _, "jobs"]) => {
@@ -230,13 +263,8 @@ pub fn answer(
             let repo = "octo/search";
             let items: Vec<Json> = (1..=2)
                 .map(|n| {
-                    let found = Issue {
-                        number: n,
-                        title: format!("Issue {n} matching {q}"),
-                        body: String::new(),
-                        open: true,
-                    };
-                    issue(repo, &found)
+                    let found = Issue::new(n, format!("Issue {n} matching {q}"), String::new());
+                    issue(repo, &found, TIME_SECS)
                 })
                 .collect();
             Reply::json(
@@ -357,13 +385,30 @@ fn repository(owner_login: &str, name: &str) -> Json {
     })
 }
 
-fn issue(repo: &str, issue: &Issue) -> Json {
+/// Labels as REST answers list them.
+fn labels(names: &[String]) -> Json {
+    let listed: Vec<Json> = names
+        .iter()
+        .map(|name| {
+            let (color, description) = LABELS
+                .iter()
+                .find(|(n, ..)| n == name)
+                .map_or(("ededed", ""), |(_, c, d)| (*c, *d));
+            json!({"name": name, "color": color, "description": description, "default": true})
+        })
+        .collect();
+    Json::Array(listed)
+}
+
+/// An issue that last changed at `updated` (seconds since the Unix epoch).
+fn issue(repo: &str, issue: &Issue, updated: u64) -> Json {
     json!({
         "id": issue.number, "node_id": format!("I_{repo}#{}", issue.number),
         "number": issue.number, "title": issue.title, "body": issue.body,
         "state": if issue.open { "open" } else { "closed" }, "locked": false,
-        "user": owner("octocat"), "labels": [], "assignees": [], "comments": 0,
-        "created_at": TIME, "updated_at": TIME, "closed_at": if issue.open { Json::Null } else { json!(TIME) },
+        "user": owner("octocat"), "labels": labels(&issue.labels), "assignees": [],
+        "comments": issue.comments, "created_at": TIME, "updated_at": date::rfc3339(updated),
+        "closed_at": if issue.open { Json::Null } else { json!(TIME) },
         "html_url": format!("https://github.com/{repo}/issues/{}", issue.number),
         "repository_url": format!("https://api.github.com/repos/{repo}"),
         "author_association": "OWNER"
@@ -384,16 +429,23 @@ fn release(owner_login: &str, name: &str, tag: &str, latest: bool) -> Json {
     })
 }
 
-fn run(owner_login: &str, name: &str, id: u64, conclusion: &str) -> Json {
+fn run(owner_login: &str, name: &str, run: &Run) -> Json {
     let full = format!("{owner_login}/{name}");
+    let id = run.id;
+    let at = date::rfc3339(run.at);
+    let status = if run.conclusion.is_some() {
+        "completed"
+    } else {
+        "in_progress"
+    };
     json!({
         "id": id, "name": "CI", "display_title": format!("Build {full} #{id}"),
-        "head_branch": "main", "head_sha": SHA, "run_number": id, "run_attempt": 1,
-        "event": "push", "status": "completed", "conclusion": conclusion, "workflow_id": 7,
-        "created_at": TIME, "updated_at": TIME, "run_started_at": TIME,
+        "head_branch": run.branch, "head_sha": run.sha, "run_number": id, "run_attempt": 1,
+        "event": run.event, "status": status, "conclusion": run.conclusion, "workflow_id": 7,
+        "created_at": at, "updated_at": at, "run_started_at": at,
         "html_url": format!("https://github.com/{full}/actions/runs/{id}"),
         "jobs_url": format!("https://api.github.com/repos/{full}/actions/runs/{id}/jobs"),
-        "head_commit": {"id": SHA, "message": "A commit", "author": {"name": "octocat"}},
+        "head_commit": {"id": run.sha, "message": "A commit", "author": {"name": "octocat"}},
         "actor": owner("octocat"), "triggering_actor": owner("octocat"),
         "repository": {"full_name": full}, "head_repository": {"full_name": full}
     })

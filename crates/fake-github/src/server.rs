@@ -154,10 +154,12 @@ impl FakeGithub {
 
     /// Renames pull request `number` of `repo` (`owner/name`), as an edit on github.com would:
     /// a change that does not come through ghcache. With a webhook set, a `pull_request`
-    /// `edited` delivery is sent.
-    pub fn retitle_pr(&self, repo: &str, number: u64, title: &str) {
-        self.shared
-            .change(|world| world.retitle_pr(repo, number, title));
+    /// `edited` delivery is sent. Returns that event (there is always one).
+    pub fn retitle_pr(&self, repo: &str, number: u64, title: &str) -> Option<crate::Event> {
+        let told = self
+            .shared
+            .change_told(|world| world.retitle_pr(repo, number, title), true);
+        told.1.into_iter().next()
     }
 }
 

@@ -13,9 +13,10 @@
 //! - GitHub gives a receiver 10 seconds ([`TIMEOUT`]) to answer, and does not retry a failed
 //!   delivery: someone may redeliver it, with the same `X-GitHub-Delivery` and the same body
 //!   ([`FakeGithub::redeliver`]), which is why a receiver deduplicates on that id;
-//! - every change of the fake's world (an issue opened from outside or through the API, closed or
-//!   reopened, a pull request renamed) sends the delivery GitHub would: `issues` `opened` /
-//!   `closed` / `reopened`, `pull_request` `edited`; any other event can be sent with
+//! - every change of the fake's world (an issue opened from outside or through the API, closed,
+//!   reopened, renamed or labelled, a comment, a pull request renamed, labelled or pushed to, a
+//!   push to the default branch) sends the delivery GitHub would: `issues`,
+//!   `issue_comment`, `pull_request`, `push`; any other event can be sent with
 //!   [`FakeGithub::deliver`].
 //!
 //! Deliveries are sent from the server's own runtime, after the state lock is released, so a
@@ -34,13 +35,15 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac as _};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Bytes;
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 use sha2::Sha256;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::data::{default_pr_title, Change, World, SHA, TIME};
-use crate::date;
+mod payload;
+
+pub(crate) use payload::payload;
+pub use payload::{repository, user};
 
 /// How long a receiver has to answer a delivery, as on GitHub: connecting, sending and reading
 /// the answer's head all count. A delivery not answered by then has failed.
@@ -130,116 +133,6 @@ fn other_secret(secret: &[u8]) -> Vec<u8> {
     let mut other = secret.to_vec();
     other.extend_from_slice(b"-but-wrong");
     other
-}
-
-/// A repository as webhook payloads describe it. Its `id` (also the delivery's
-/// `X-GitHub-Hook-Installation-Target-ID`) is derived from the name, so that two repositories
-/// differ; its `node_id` is the one the API gives.
-pub fn repository(full_name: &str) -> Json {
-    let (owner, name) = full_name.split_once('/').unwrap_or((SENDER, full_name));
-    json!({
-        "id": repository_id(full_name),
-        "node_id": format!("R_{}", full_name.to_ascii_lowercase()),
-        "name": name, "full_name": full_name, "private": false, "owner": user(owner),
-        "html_url": format!("https://github.com/{full_name}"),
-        "url": format!("https://api.github.com/repos/{full_name}"),
-        "description": format!("The {full_name} repository, served by the fake GitHub"),
-        "fork": false, "visibility": "public", "default_branch": "main",
-        "created_at": TIME, "updated_at": TIME, "pushed_at": TIME
-    })
-}
-
-/// A user as webhook payloads describe it (`sender`, `owner`, `user`).
-pub fn user(login: &str) -> Json {
-    json!({"login": login, "id": 1, "node_id": format!("U_{login}"), "type": "User",
-           "html_url": format!("https://github.com/{login}"), "site_admin": false})
-}
-
-/// A stable nine-digit id of a repository, from its lowercase name (FNV-1a).
-fn repository_id(full_name: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in full_name.to_ascii_lowercase().bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    100_000_000 + hash % 900_000_000
-}
-
-/// The event and payload GitHub sends for a change of the world.
-pub(crate) fn payload(world: &mut World, change: &Change) -> (&'static str, Json) {
-    match change {
-        Change::IssueOpened { repo, number, at } => {
-            ("issues", issue_payload(world, repo, *number, "opened", *at))
-        }
-        Change::IssueState {
-            repo,
-            number,
-            open,
-            at,
-        } => {
-            let action = if *open { "reopened" } else { "closed" };
-            ("issues", issue_payload(world, repo, *number, action, *at))
-        }
-        Change::PrRetitled {
-            repo,
-            number,
-            from,
-            at,
-        } => {
-            let key = repo.to_ascii_lowercase();
-            let title = world
-                .pr_title(repo, *number)
-                .unwrap_or_else(|| default_pr_title(&key, *number));
-            let owner = repo.split_once('/').map_or(SENDER, |(owner, _)| owner);
-            let repository = repository(repo);
-            let branch = |name: &str| {
-                json!({"label": format!("{owner}:{name}"), "ref": name, "sha": SHA,
-                       "user": user(owner), "repo": repository})
-            };
-            let pull_request = json!({
-                "url": format!("https://api.github.com/repos/{repo}/pulls/{number}"),
-                "id": number, "node_id": format!("PR_{key}#{number}"),
-                "html_url": format!("https://github.com/{repo}/pull/{number}"),
-                "number": number, "state": "open", "locked": false, "title": title,
-                "user": user(SENDER), "body": format!("This change improves things ({number})."),
-                "created_at": TIME, "updated_at": date::rfc3339(*at),
-                "closed_at": null, "merged_at": null, "draft": false, "merged": false,
-                "head": branch(&format!("feature-{number}")), "base": branch("main"),
-                "author_association": "OWNER"
-            });
-            (
-                "pull_request",
-                json!({"action": "edited", "number": number,
-                       "changes": {"title": {"from": from}},
-                       "pull_request": pull_request, "repository": repository,
-                       "sender": user(SENDER)}),
-            )
-        }
-    }
-}
-
-/// An `issues` payload: `action` on issue `number`, at `at` (seconds since the Unix epoch).
-fn issue_payload(world: &mut World, repo: &str, number: u64, action: &str, at: u64) -> Json {
-    let key = repo.to_ascii_lowercase();
-    let (title, body, open) = world
-        .issue(repo, number)
-        .map_or((String::new(), String::new(), true), |i| {
-            (i.title, i.body, i.open)
-        });
-    let issue = json!({
-        "url": format!("https://api.github.com/repos/{repo}/issues/{number}"),
-        "repository_url": format!("https://api.github.com/repos/{repo}"),
-        "html_url": format!("https://github.com/{repo}/issues/{number}"),
-        "id": number, "node_id": format!("I_{key}#{number}"), "number": number,
-        "title": title, "body": body, "user": user(SENDER), "labels": [],
-        "state": if open { "open" } else { "closed" }, "locked": false, "assignees": [],
-        "comments": 0, "created_at": date::rfc3339(world.issue_created(repo, number)),
-        "updated_at": date::rfc3339(at),
-        "closed_at": if open { Json::Null } else { json!(date::rfc3339(at)) },
-        "author_association": "OWNER"
-    });
-    json!({"action": action, "issue": issue, "repository": repository(repo),
-           "sender": user(SENDER)})
 }
 
 /// A fresh delivery GUID (8-4-4-4-12 hex, version 4 layout): random, from std's randomly keyed

@@ -7,6 +7,12 @@
 //! `Selector::covers` in core's `tier.rs` applies them), and the older, coarser one whose every
 //! write drops its whole repository.
 //!
+//! With writes from outside the fleet in the trace, a third and a fourth are computed
+//! ([`heard_floor`]): ideal caches that hear every write at once, the fleet's and GitHub's own
+//! (a webhook, a triggering event), and keep an answer until a write drops it, never until a
+//! TTL runs out: the floor of a cache that hears writes. Their writes from outside drop what
+//! core's event table says the event changes (per class), or their whole repository.
+//!
 //! An expired answer is fetched again, but the ideal cache still holds it, so the request may
 //! be a conditional one that GitHub answers with a free 304. The fake GitHub, like GitHub,
 //! computes an ETag per token: a stored ETag earns a 304 only under the token that fetched it,
@@ -16,6 +22,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use ghcache_core::event::changes_of;
 use ghcache_core::policy::{classify, AlsoChanged, Changes, Decision, Resource};
 
 use super::options::{Options, Topology};
@@ -174,10 +181,39 @@ fn sends_last_modified(path: &str) -> bool {
     )
 }
 
+/// How long the ideal cache keeps an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freshness {
+    /// Until its TTL runs out: it hears the fleet's own writes only.
+    Ttl,
+    /// Until a write drops it: it hears every write, the fleet's and those from outside.
+    Heard,
+}
+
 /// The ideal cache's answers to the trace's reads, its writes dropping what `invalidation` says
 /// and its jobs asking with the tokens `tokens` says (which also decides the scope: a token per
 /// job shares answers within a repository, one token across the fleet).
 pub fn floor(steps: &[(Duration, Step)], invalidation: Invalidation, tokens: Tokens) -> Floor {
+    ideal(steps, invalidation, tokens, Freshness::Ttl)
+}
+
+/// [`floor`] of an ideal cache that hears writes: no TTL, every write (the fleet's and those
+/// from outside) dropping what `invalidation` says at once. A dropped answer is fetched in full:
+/// the write may have changed it.
+pub fn heard_floor(
+    steps: &[(Duration, Step)],
+    invalidation: Invalidation,
+    tokens: Tokens,
+) -> Floor {
+    ideal(steps, invalidation, tokens, Freshness::Heard)
+}
+
+fn ideal(
+    steps: &[(Duration, Step)],
+    invalidation: Invalidation,
+    tokens: Tokens,
+    freshness: Freshness,
+) -> Floor {
     /// One held answer.
     struct Held {
         repo: String,
@@ -193,12 +229,27 @@ pub fn floor(steps: &[(Duration, Step)], invalidation: Invalidation, tokens: Tok
     let mut floor = Floor::default();
     for (at, step) in steps {
         let (slot, argv) = match step {
-            Step::Start { slot, job, repo } => {
+            Step::Start {
+                slot, job, repo, ..
+            } => {
                 jobs.insert(*slot, (*job, repo.as_str()));
                 continue;
             }
             Step::End { slot } => {
                 jobs.remove(slot);
+                continue;
+            }
+            Step::Outside(write) => {
+                if freshness == Freshness::Heard {
+                    let repo = write.repo.to_ascii_lowercase();
+                    for event in write.what.events() {
+                        let changes = match invalidation {
+                            Invalidation::PerClass => changes_of(event),
+                            Invalidation::WholeRepository => Changes::Repository,
+                        };
+                        held.retain(|_, h| !drops(&repo, changes, &h.repo, h.resource));
+                    }
+                }
                 continue;
             }
             Step::Run { slot, argv } => (slot, argv),
@@ -219,7 +270,7 @@ pub fn floor(steps: &[(Duration, Step)], invalidation: Invalidation, tokens: Tok
                 };
                 let key = format!("{scope}\n{}", argv.join(" "));
                 match held.get(&key) {
-                    Some(h) if *at < h.fetched + h.ttl => {
+                    Some(h) if freshness == Freshness::Heard || *at < h.fetched + h.ttl => {
                         floor.reads.push(Read::Served(at.saturating_sub(h.fetched)));
                     }
                     stale => {
@@ -273,7 +324,7 @@ pub fn floor(steps: &[(Duration, Step)], invalidation: Invalidation, tokens: Tok
 /// `answer_repo`: `Selector::covers` in core's `tier.rs`, on the fields the floor keeps. A write
 /// whose repository cannot be told drops everything, and every write every search, as
 /// ghcache's do.
-fn drops(repo: &str, changes: Changes, answer_repo: &str, resource: Resource) -> bool {
+pub fn drops(repo: &str, changes: Changes, answer_repo: &str, resource: Resource) -> bool {
     if repo.is_empty() || resource == Resource::Search {
         return true;
     }
@@ -363,6 +414,7 @@ pub fn by_traffic(o: &Options) -> Vec<Cell> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::outside::{What, Write};
     use super::*;
 
     fn start(at: u64, slot: usize, job: usize, repo: &str) -> (Duration, Step) {
@@ -371,9 +423,19 @@ mod tests {
             Step::Start {
                 slot,
                 job,
+                run: job,
                 repo: repo.to_owned(),
             },
         )
+    }
+
+    fn outside(at: u64, repo: &str, what: What) -> (Duration, Step) {
+        let write = Write {
+            repo: repo.to_owned(),
+            what,
+            starts: None,
+        };
+        (Duration::from_secs(at), Step::Outside(write))
     }
 
     fn run(at: u64, slot: usize, line: &str) -> (Duration, Step) {
@@ -595,6 +657,66 @@ mod tests {
             cut(10, WIDTHS[1]),
             replayed.cut_of_reads(),
             "the replayed trace's own cell"
+        );
+    }
+
+    #[test]
+    fn a_cache_that_hears_writes_keeps_answers_until_a_write_drops_them() {
+        let comment = What::Comment {
+            number: 1,
+            pr: false,
+        };
+        let steps = vec![
+            start(0, 0, 0, "fleet/a"),
+            run(0, 0, "release list -R fleet/a"),
+            run(1, 0, "issue list -R fleet/a"),
+            run(2, 0, "run list -R fleet/a"),
+            outside(3, "fleet/a", comment),
+            outside(4, "fleet/b", What::Push),
+            // 5 minutes later: past the lists' TTL, within the releases'.
+            run(300, 0, "release list -R fleet/a"),
+            run(301, 0, "issue list -R fleet/a"),
+            run(302, 0, "run list -R fleet/a"),
+            outside(303, "fleet/a", What::Push),
+            run(304, 0, "run list -R fleet/a"),
+            run(305, 0, "release list -R fleet/a"),
+            end(306, 0),
+        ];
+        let ttl = floor(&steps, Invalidation::PerClass, Tokens::Fleet);
+        assert_eq!(
+            ttl.reads,
+            [
+                FETCHED,
+                FETCHED,
+                FETCHED,
+                served(300),
+                stale(true),
+                stale(true),
+                served(2),
+                served(305)
+            ],
+            "the TTL cache hears no outside write: it fetches when answers expire"
+        );
+        let heard = heard_floor(&steps, Invalidation::PerClass, Tokens::Fleet);
+        assert_eq!(
+            heard.reads,
+            [
+                FETCHED,
+                FETCHED,
+                FETCHED,
+                served(300),
+                FETCHED,
+                served(300),
+                FETCHED,
+                served(305)
+            ],
+            "the comment drops the issues, the push the runs; fleet/b's push nothing of fleet/a"
+        );
+        let whole = heard_floor(&steps, Invalidation::WholeRepository, Tokens::Fleet);
+        assert_eq!(
+            whole.fetches(),
+            3 + 3 + 2,
+            "each write to fleet/a drops all of it"
         );
     }
 }

@@ -31,6 +31,12 @@ pub struct Options {
     /// Hosted runners do not listen at all (`--no-listen`, as the GitHub Action starts them),
     /// rather than listening behind the firewall.
     pub no_listen: bool,
+    /// Writes made on GitHub from outside the fleet (`--outside-writes`): the runs' triggering
+    /// events and what people and bots write ([`super::outside`]), replayed with the
+    /// configurations that hear them, and every answer checked against GitHub's.
+    pub outside_writes: bool,
+    /// Writes by people and bots per hour across the fleet (`--outside-per-hour`).
+    pub outside_per_hour: f64,
 }
 
 impl Options {
@@ -49,6 +55,9 @@ impl Options {
             latency: Duration::from_millis(50),
             topologies: Topology::ALL.to_vec(),
             no_listen: false,
+            outside_writes: false,
+            // Two for every run: the full trace's 12 runs in 3 minutes are 240 an hour.
+            outside_per_hour: 480.0,
         }
     }
 
@@ -63,9 +72,17 @@ impl Options {
             gap: Duration::from_millis(400),
             pickup: Duration::from_millis(500),
             latency: Duration::from_millis(20),
+            // Its runs are squeezed into 4 s, and the writes of people and bots with them: one a
+            // second, 4 in the trace.
+            outside_per_hour: 3600.0,
             ..Options::full()
         }
     }
+}
+
+/// The name of the trace's repository `i` (Zipf: 0 is the busiest).
+pub fn repo_name(i: usize) -> String {
+    format!("fleet/repo-{i}")
 }
 
 /// How the fleet's runners live.

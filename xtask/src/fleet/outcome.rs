@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::floor::Cost;
-use super::options::Topology;
+use super::options::{Options, Topology};
+use super::stale::Verdict;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Setup {
@@ -15,6 +16,16 @@ pub(super) enum Setup {
     LocalP2pIpfs,
     /// The keeper configuration with gh's HTTP level on: gh's own requests are cached too.
     LocalP2pKeeperHttp,
+    /// With outside writes: the keeper configuration, and each job applies its run's
+    /// triggering event (GitHub Actions' `GITHUB_EVENT_NAME` and `GITHUB_EVENT_PATH`).
+    KeeperEvent,
+    /// The same, and GitHub delivers webhooks to the keeper (`--webhook`).
+    KeeperEventWebhook,
+    /// The same as [`Setup::KeeperEvent`], and the keeper follows (`--follow`).
+    KeeperEventFollow,
+    /// [`Setup::KeeperEventWebhook`] with the longer freshness of heard writes
+    /// (`GH_CACHE_HEARD_TTL_*`).
+    KeeperEventWebhookHeard,
 }
 
 impl Setup {
@@ -27,6 +38,25 @@ impl Setup {
         Setup::LocalP2pKeeperHttp,
     ];
 
+    /// The configurations of the replay with outside writes: plain gh, today's keeper (TTLs
+    /// only), then each way of hearing GitHub's own writes.
+    pub(super) const OUTSIDE: [Setup; 6] = [
+        Setup::NoCache,
+        Setup::LocalP2pKeeper,
+        Setup::KeeperEvent,
+        Setup::KeeperEventWebhook,
+        Setup::KeeperEventFollow,
+        Setup::KeeperEventWebhookHeard,
+    ];
+
+    /// The configurations `o` asks for.
+    pub(super) fn asked(o: &Options) -> &'static [Setup] {
+        match o.outside_writes {
+            true => &Setup::OUTSIDE,
+            false => &Setup::ALL,
+        }
+    }
+
     pub(super) fn name(self) -> &'static str {
         match self {
             Setup::NoCache => "no cache (plain gh)",
@@ -35,6 +65,12 @@ impl Setup {
             Setup::LocalP2pKeeper => "local + p2p with a keeper",
             Setup::LocalP2pIpfs => "local + p2p + ipfs",
             Setup::LocalP2pKeeperHttp => "local + p2p with a keeper + HTTP level",
+            Setup::KeeperEvent => "keeper + triggering event",
+            Setup::KeeperEventWebhook => "keeper + triggering event + webhooks",
+            Setup::KeeperEventFollow => "keeper + triggering event + follow",
+            Setup::KeeperEventWebhookHeard => {
+                "keeper + triggering event + webhooks + longer freshness"
+            }
         }
     }
 
@@ -47,17 +83,52 @@ impl Setup {
             Setup::LocalP2pKeeper => "keeper",
             Setup::LocalP2pIpfs => ghcache_tier_ipfs::NAME,
             Setup::LocalP2pKeeperHttp => "keeper-http",
+            Setup::KeeperEvent => "keeper-event",
+            Setup::KeeperEventWebhook => "keeper-webhook",
+            Setup::KeeperEventFollow => "keeper-follow",
+            Setup::KeeperEventWebhookHeard => "keeper-heard",
         }
     }
 
-    pub(super) fn p2p(self) -> bool {
+    /// Whether the seed keeps what runners announce (`--keep`).
+    pub(super) fn keeper(self) -> bool {
+        !matches!(
+            self,
+            Setup::NoCache | Setup::Local | Setup::LocalP2p | Setup::LocalP2pIpfs
+        )
+    }
+
+    /// Whether each job applies its run's triggering event.
+    pub(super) fn event(self) -> bool {
         matches!(
             self,
-            Setup::LocalP2p
-                | Setup::LocalP2pKeeper
-                | Setup::LocalP2pIpfs
-                | Setup::LocalP2pKeeperHttp
+            Setup::KeeperEvent
+                | Setup::KeeperEventWebhook
+                | Setup::KeeperEventFollow
+                | Setup::KeeperEventWebhookHeard
         )
+    }
+
+    /// Whether GitHub delivers webhooks to the keeper.
+    pub(super) fn webhook(self) -> bool {
+        matches!(
+            self,
+            Setup::KeeperEventWebhook | Setup::KeeperEventWebhookHeard
+        )
+    }
+
+    /// Whether the keeper follows the repositories asked about.
+    pub(super) fn follow(self) -> bool {
+        self == Setup::KeeperEventFollow
+    }
+
+    /// Whether answers may stay fresh longer where writes are heard.
+    pub(super) fn heard_ttl(self) -> bool {
+        self == Setup::KeeperEventWebhookHeard
+    }
+
+    pub(super) fn p2p(self) -> bool {
+        !matches!(self, Setup::NoCache | Setup::Local)
     }
 
     /// Whether gh's HTTP level is on: only in its own configuration, so that the others measure
@@ -90,6 +161,17 @@ pub(super) struct Outcome {
     pub(super) latency: BTreeMap<String, Vec<f64>>,
     /// The seed's daemon counters at the end (configurations with a swarm).
     pub(super) seed: Option<serde_json::Value>,
+    /// With outside writes: each read's answer checked against GitHub's at its moment, in
+    /// trace order.
+    pub(super) verdicts: Vec<Verdict>,
+    /// The keeper's follow probes (counted in `requests`), and how many were answered 304.
+    pub(super) probes: usize,
+    pub(super) probes_not_modified: usize,
+    /// Commands that applied their job's triggering event (one per job, where it is applied).
+    pub(super) events_applied: u64,
+    /// Webhook deliveries GitHub sent to the keeper, and how many it answered with a 2xx.
+    pub(super) deliveries: usize,
+    pub(super) deliveries_accepted: usize,
 }
 
 /// One topology's replays.
@@ -98,4 +180,33 @@ pub(super) struct Replayed {
     /// How the runners could be reached.
     pub(super) runners: &'static str,
     pub(super) outcomes: Vec<(Setup, Outcome)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_way_of_hearing_writes_is_a_keeper_that_adds_one_source() {
+        let [none, ttl, event, webhook, follow, heard] = Setup::OUTSIDE;
+        assert!(!none.p2p() && ttl == Setup::LocalP2pKeeper);
+        for s in &Setup::OUTSIDE[1..] {
+            assert!(s.keeper() && s.p2p() && !s.http(), "{s:?}");
+        }
+        let sources = |s: Setup| (s.event(), s.webhook(), s.follow(), s.heard_ttl());
+        assert_eq!(sources(ttl), (false, false, false, false));
+        assert_eq!(sources(event), (true, false, false, false));
+        assert_eq!(sources(webhook), (true, true, false, false));
+        assert_eq!(sources(follow), (true, false, true, false));
+        assert_eq!(sources(heard), (true, true, false, true));
+        let mut slugs: Vec<&str> = Setup::ALL
+            .iter()
+            .chain(&Setup::OUTSIDE)
+            .map(|s| s.slug())
+            .collect();
+        slugs.sort_unstable();
+        slugs.dedup();
+        assert_eq!(slugs.len(), 10, "one directory each: {slugs:?}");
+        assert!(Setup::ALL.iter().all(|s| !s.event() && !s.webhook()));
+    }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::floor::{self, Floor, Invalidation, Read, Sum};
+use super::freshness;
 use super::options::{Options, Topology};
 use super::outcome::{Outcome, Replayed, Setup};
 use super::trace::Step;
@@ -37,6 +38,14 @@ fn cut(requests: usize, base: usize) -> f64 {
     100.0 * (1.0 - requests as f64 / base.max(1) as f64)
 }
 
+/// A cut as the tables show it: `-86%` fewer requests, or `+30%` more (following costs some).
+fn change(cut: f64) -> String {
+    match cut < 0.0 {
+        true => format!("+{:.0}%", -cut),
+        false => format!("-{cut:.0}%"),
+    }
+}
+
 /// Prints every table and returns the JSON figures.
 pub fn report(o: &Options, steps: &[(Duration, Step)], replayed: &[Replayed]) -> serde_json::Value {
     let jobs = steps
@@ -56,7 +65,11 @@ pub fn report(o: &Options, steps: &[(Duration, Step)], replayed: &[Replayed]) ->
     );
     let mut topologies = Vec::new();
     for r in replayed {
-        topologies.push(topology(r, steps));
+        let mut figures = topology(r, steps);
+        if o.outside_writes {
+            figures["outside_writes"] = freshness::table(r, steps, o.outside_per_hour);
+        }
+        topologies.push(figures);
     }
     let by_traffic = floor::by_traffic(o);
     print_by_traffic(&by_traffic);
@@ -137,7 +150,7 @@ fn topology(r: &Replayed, steps: &[(Duration, Step)]) -> serde_json::Value {
         let cut = cut(out.requests, base_requests);
         let multiplier = base_charged / out.charged.max(1) as f64;
         println!(
-            "| {} | {} | {} | {} | {} | {:.0}% | {:.0}% | {:.0}% | {:.0}% | -{:.0}% | {:.1}x |",
+            "| {} | {} | {} | {} | {} | {:.0}% | {:.0}% | {:.0}% | {:.0}% | {} | {:.1}x |",
             setup.name(),
             out.tiers.len(),
             out.requests,
@@ -147,7 +160,7 @@ fn topology(r: &Replayed, steps: &[(Duration, Step)]) -> serde_json::Value {
             share(ghcache_tier_p2p::NAME),
             share(ghcache_tier_ipfs::NAME),
             github,
-            cut,
+            change(cut),
             multiplier
         );
         let latency: BTreeMap<&String, serde_json::Value> = out
@@ -311,11 +324,7 @@ fn missed(floor: &Floor, out: &Outcome, steps: &[(Duration, Step)]) -> serde_jso
                 _ => 2,
             };
             buckets[bucket] += 1;
-            let command = match argv.first().map(String::as_str) {
-                Some("api") => "api".to_owned(),
-                _ => argv.iter().take(2).cloned().collect::<Vec<_>>().join(" "),
-            };
-            *by_command.entry(command).or_default() += 1;
+            *by_command.entry(super::trace::command(argv)).or_default() += 1;
         }
     }
     json!({
@@ -454,16 +463,23 @@ pub fn chart(fleet: &serde_json::Value) -> (&'static str, String) {
                 )),
             });
         }
-        for rule in Invalidation::ALL {
-            let f = &t["floor"][rule.json_key()];
-            bars.push(Bar {
-                label: format!("{topology}: floor, {}", rule.name()),
-                value: number(&f["requests_to_github"]),
-                note: Some(format!(
-                    "{} charged",
-                    f["charged_requests"].as_u64().unwrap_or(0)
-                )),
-            });
+        // The TTL floors; with outside writes, those of a cache that hears them too.
+        let heard = &t["outside_writes"]["floor"]["heard"];
+        for (floors, which) in [(&t["floor"], ""), (heard, "writes heard, ")] {
+            for rule in Invalidation::ALL {
+                let f = &floors[rule.json_key()];
+                if f.is_null() {
+                    continue;
+                }
+                bars.push(Bar {
+                    label: format!("{topology}: floor, {which}{}", rule.name()),
+                    value: number(&f["requests_to_github"]),
+                    note: Some(format!(
+                        "{} charged",
+                        f["charged_requests"].as_u64().unwrap_or(0)
+                    )),
+                });
+            }
         }
     }
     (
@@ -499,11 +515,29 @@ mod tests {
         let (name, svg) = chart(&fleet);
         assert_eq!(name, "fleet-github-requests.svg");
         assert_eq!(svg.matches(r#"<rect class="bar""#).count(), 8);
+        let mut outside = topology("hosted");
+        outside["outside_writes"] = json!({"floor": {"heard": {
+            "per_class": {"requests_to_github": 2, "charged_requests": 2},
+            "whole_repository": {"requests_to_github": 3, "charged_requests": 3},
+        }}});
+        let (_, heard) = chart(&json!({ "topologies": [outside] }));
+        assert_eq!(heard.matches(r#"<rect class="bar""#).count(), 6);
+        assert!(
+            heard.contains(">hosted: floor, writes heard, per class</text>"),
+            "{heard}"
+        );
         assert!(svg.contains(">hosted: local only</text>"), "{svg}");
         assert!(
             svg.contains(">self-hosted: floor, per class</text>"),
             "{svg}"
         );
         assert!(svg.contains(">3 requests (2 charged)</text>"), "{svg}");
+    }
+
+    #[test]
+    fn more_requests_than_without_a_cache_read_as_more() {
+        assert_eq!(change(cut(79, 552)), "-86%");
+        assert_eq!(change(cut(717, 552)), "+30%");
+        assert_eq!(change(cut(552, 552)), "-0%");
     }
 }

@@ -1,8 +1,11 @@
-//! The seeded trace: CI work as it reaches a fleet, in time order.
+//! The seeded trace: CI work as it reaches a fleet, in time order, and with `--outside-writes`
+//! the writes made on GitHub from outside it ([`super::outside`]).
 
 use std::time::Duration;
 
-use super::options::Options;
+use super::options::{repo_name, Options};
+use super::outside::{self, Write};
+use super::rng::Rng;
 
 /// Read commands, most frequent first (`{repo}`, `{pr}` are filled in per run).
 const READS: [&str; 9] = [
@@ -20,52 +23,19 @@ const READS: [&str; 9] = [
 /// What happens in the trace, in time order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// A runner picks up a job of a workflow run of `repo` (`owner/name`).
+    /// A runner picks up a job of workflow run `run` (from 0) of `repo` (`owner/name`).
     Start {
         slot: usize,
         job: usize,
+        run: usize,
         repo: String,
     },
     /// One of the job's gh commands (without the leading `gh`).
     Run { slot: usize, argv: Vec<String> },
     /// The job is over.
     End { slot: usize },
-}
-
-/// A small deterministic generator (splitmix64): the same seed, the same trace, on any machine.
-pub struct Rng(pub u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform number in `0..1`.
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// A uniform duration in `0..max`.
-    fn within(&mut self, max: Duration) -> Duration {
-        max.mul_f64(self.unit())
-    }
-
-    /// Index `0..n` drawn from a Zipf distribution with exponent 1.
-    pub fn zipf(&mut self, n: usize) -> usize {
-        let total: f64 = (1..=n).map(|k| 1.0 / k as f64).sum();
-        let mut target = self.unit() * total;
-        for k in 1..=n {
-            target -= 1.0 / k as f64;
-            if target <= 0.0 {
-                return k - 1;
-            }
-        }
-        n - 1
-    }
+    /// A write made on GitHub from outside the fleet.
+    Outside(Write),
 }
 
 /// A workflow run's script: `len` distinct reads drawn by Zipf, in the order drawn.
@@ -91,6 +61,28 @@ fn script(rng: &mut Rng, len: usize, repo: &str, pr: u64) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// How the tables group a command: `gh api` calls as one, others by their first two words
+/// (`pr view`).
+pub fn command(argv: &[String]) -> String {
+    match argv.first().map(String::as_str) {
+        Some("api") => "api".to_owned(),
+        _ => argv.iter().take(2).cloned().collect::<Vec<_>>().join(" "),
+    }
+}
+
+/// The trace's reads (the commands that are not writes), in order: one per answer a replay
+/// books.
+pub fn reads(steps: &[(Duration, Step)]) -> impl Iterator<Item = &[String]> {
+    steps.iter().filter_map(|(_, step)| match step {
+        Step::Run { argv, .. } => (!matches!(
+            ghcache_core::policy::classify(argv),
+            ghcache_core::policy::Decision::Write(_)
+        ))
+        .then_some(argv.as_slice()),
+        _ => None,
+    })
+}
+
 /// The trace, with the time of each step from the start of the replay.
 pub fn trace(o: &Options) -> Vec<(Duration, Step)> {
     let mut rng = Rng(o.seed);
@@ -100,11 +92,18 @@ pub fn trace(o: &Options) -> Vec<(Duration, Step)> {
     let mut timed: Vec<(Duration, usize, Step)> = Vec::new();
     let mut jobs = 0;
     let mut writes = 0;
-    for arrival in arrivals {
-        let repo = format!("fleet/repo-{}", rng.zipf(o.repos));
+    // Its own generator: the rest of the trace is the same with or without outside writes.
+    let mut triggers = outside::trigger_rng(o);
+    for (run, arrival) in arrivals.into_iter().enumerate() {
+        let repo = repo_name(rng.zipf(o.repos));
         let pr = 1 + rng.zipf(3) as u64;
         let width = o.matrix[(rng.next() % o.matrix.len().max(1) as u64) as usize];
         let commands = script(&mut rng, o.script_len, &repo, pr);
+        if o.outside_writes {
+            // Before the run's jobs, which may start at the same moment.
+            let write = outside::trigger(&mut triggers, &repo, pr, run);
+            timed.push((arrival, timed.len(), Step::Outside(write)));
+        }
         for _ in 0..width {
             let ready = arrival + rng.within(o.pickup);
             // The runner that is free first takes the job.
@@ -122,6 +121,7 @@ pub fn trace(o: &Options) -> Vec<(Duration, Step)> {
                 Step::Start {
                     slot,
                     job: jobs,
+                    run,
                     repo: repo.clone(),
                 },
             ));
@@ -147,6 +147,11 @@ pub fn trace(o: &Options) -> Vec<(Duration, Step)> {
             at += o.gap;
             timed.push((at, timed.len(), Step::End { slot }));
             free_at[slot] = at;
+        }
+    }
+    if o.outside_writes {
+        for (at, write) in outside::background(o) {
+            timed.push((at, timed.len(), Step::Outside(write)));
         }
     }
     timed.sort_by_key(|(at, order, _)| (*at, *order));
@@ -192,6 +197,7 @@ mod tests {
                     );
                 }
                 Step::End { slot } => assert!(open.remove(&slot).is_some()),
+                Step::Outside(_) => panic!("no outside writes unless asked for"),
             }
             assert!(open.len() <= o.runners);
         }
@@ -221,12 +227,79 @@ mod tests {
     }
 
     #[test]
-    fn zipf_favours_the_first_items() {
-        let mut rng = Rng(1);
-        let mut counts = [0u32; 4];
-        for _ in 0..10_000 {
-            counts[rng.zipf(4)] += 1;
+    fn outside_writes_leave_the_rest_of_the_trace_as_it_was() {
+        let o = Options::full();
+        let with = Options {
+            outside_writes: true,
+            ..o.clone()
+        };
+        let outside: Vec<(Duration, Step)> = trace(&with);
+        let rest: Vec<(Duration, Step)> = outside
+            .iter()
+            .filter(|(_, s)| !matches!(s, Step::Outside(_)))
+            .cloned()
+            .collect();
+        assert_eq!(rest, trace(&o));
+        assert_eq!(trace(&with), outside, "the same seed, the same writes");
+        let other = Options { seed: 7, ..with };
+        assert_ne!(trace(&other), outside);
+    }
+
+    #[test]
+    fn every_run_starts_with_its_triggering_write_on_its_repository() {
+        let o = Options {
+            outside_writes: true,
+            ..Options::full()
+        };
+        let steps = trace(&o);
+        let mut started: BTreeMap<usize, (Duration, String)> = BTreeMap::new();
+        let mut background = 0;
+        let mut pr_pushes = 0;
+        for (at, step) in &steps {
+            match step {
+                Step::Outside(w) => match w.starts {
+                    Some(run) => {
+                        assert!(started.insert(run, (*at, w.repo.clone())).is_none());
+                        pr_pushes += usize::from(w.what != outside::What::Push);
+                    }
+                    None => background += 1,
+                },
+                Step::Start { run, repo, .. } => {
+                    let (written, on) = started
+                        .get(run)
+                        .unwrap_or_else(|| panic!("run {run} started before its write"));
+                    assert!(written <= at);
+                    assert_eq!(on, repo);
+                }
+                _ => {}
+            }
         }
-        assert!(counts[0] > counts[1] && counts[1] > counts[2] && counts[2] > counts[3]);
+        assert_eq!(started.len(), o.workflow_runs);
+        assert!(pr_pushes > 0 && pr_pushes < o.workflow_runs, "{pr_pushes}");
+        assert_eq!(background, outside::background(&o).len());
+        // A pull request run's write is to the pull request its script views.
+        let mut running = BTreeMap::new();
+        let mut pushed = BTreeMap::new();
+        for (_, step) in &steps {
+            match step {
+                Step::Outside(Write {
+                    what: outside::What::PrPush(pr),
+                    starts: Some(run),
+                    ..
+                }) => {
+                    pushed.insert(*run, *pr);
+                }
+                Step::Start { slot, run, .. } => {
+                    running.insert(*slot, *run);
+                }
+                Step::Run { slot, argv } if argv.starts_with(&["pr".into(), "view".into()]) => {
+                    let run = running.get(slot).copied().unwrap_or(usize::MAX);
+                    if let Some(pr) = pushed.get(&run) {
+                        assert_eq!(argv.get(2), Some(&pr.to_string()), "run {run}");
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 }

@@ -8,7 +8,8 @@
 use serde_json::{json, Map, Value as Json};
 
 use super::parse::{Document, Field, Selection};
-use crate::data::{default_pr_title, repo_key, Issue, World, SHA, TIME};
+use crate::data::{repo_key, Issue, Pr, World, LABELS, SHA, TIME};
+use crate::date;
 
 /// What an object in the answer is.
 #[derive(Debug, Clone)]
@@ -17,15 +18,18 @@ enum Entity {
         owner: String,
         name: String,
     },
+    /// `updated`: when it last changed, in seconds since the Unix epoch.
     Issue {
         repo: String,
         issue: Issue,
+        updated: u64,
     },
-    /// `title`: set by a change made on GitHub from outside ([`World::retitle_pr`]).
+    /// As the world has it now, changes made on GitHub from outside included
+    /// ([`World::retitle_pr`], ...).
     Pr {
         repo: String,
-        number: u64,
-        title: Option<String>,
+        pr: Pr,
+        updated: u64,
     },
     Label(usize),
     User(String),
@@ -48,16 +52,6 @@ const CONCRETE: [&str; 10] = [
     "Release",
     "CheckRun",
     "StatusContext",
-];
-
-const LABELS: [(&str, &str, &str); 3] = [
-    ("bug", "d73a4a", "Something isn't working"),
-    (
-        "documentation",
-        "0075ca",
-        "Improvements or additions to documentation",
-    ),
-    ("enhancement", "a2eeef", "New feature or request"),
 ];
 
 const RELEASES: [&str; 2] = ["v1.0.0", "v0.9.0"];
@@ -168,7 +162,7 @@ impl<'a> Resolver<'a> {
     fn node_by_id(&mut self, id: &str) -> Entity {
         if let Some((repo, number)) = parse_issue_id(id) {
             if let Some(issue) = self.world.issue(&repo, number) {
-                return Entity::Issue { repo, issue };
+                return self.issue_entity(repo, issue);
             }
         }
         if let Some((repo, number)) = id
@@ -176,11 +170,7 @@ impl<'a> Resolver<'a> {
             .and_then(|rest| rest.rsplit_once('#'))
         {
             if let Ok(number) = number.parse() {
-                return Entity::Pr {
-                    title: self.world.pr_title(repo, number),
-                    repo: repo.to_owned(),
-                    number,
-                };
+                return self.pr_entity(repo.to_owned(), number);
             }
         }
         if let Some(repo) = id.strip_prefix("R_") {
@@ -212,7 +202,7 @@ impl<'a> Resolver<'a> {
                 let number = self.world.add_issue(&repo, &text("title"), &text("body"));
                 self.world
                     .issue(&repo, number)
-                    .map(|issue| Entity::Issue { repo, issue })
+                    .map(|issue| self.issue_entity(repo, issue))
             }
             "closeIssue" | "reopenIssue" => {
                 let open = field.name == "reopenIssue";
@@ -220,7 +210,7 @@ impl<'a> Resolver<'a> {
                     self.world.set_open(&repo, number, open);
                     self.world
                         .issue(&repo, number)
-                        .map(|issue| Entity::Issue { repo, issue })
+                        .map(|issue| self.issue_entity(repo, issue))
                 })
             }
             _ => None,
@@ -298,17 +288,13 @@ impl<'a> Resolver<'a> {
             "issue" | "issueOrPullRequest" => {
                 let number = self.arg(field, "number").as_u64().unwrap_or(1);
                 match self.world.issue(&repo, number) {
-                    Some(issue) => Entity::Issue { repo, issue },
+                    Some(issue) => self.issue_entity(repo, issue),
                     None => return Json::Null,
                 }
             }
             "pullRequest" => {
                 let number = self.arg(field, "number").as_u64().unwrap_or(1);
-                Entity::Pr {
-                    title: self.world.pr_title(&repo, number),
-                    repo,
-                    number,
-                }
+                self.pr_entity(repo, number)
             }
             "latestRelease" | "release" => Entity::Release(0),
             // Anything else is a plain object about the same thing.
@@ -339,21 +325,25 @@ impl<'a> Resolver<'a> {
                 self.world
                     .listed(&repo, open)
                     .into_iter()
-                    .map(|issue| Entity::Issue {
-                        repo: repo.clone(),
-                        issue,
-                    })
+                    .map(|issue| self.issue_entity(repo.clone(), issue))
                     .collect()
             }
             "pullRequests" => (1..=2)
                 .rev()
-                .map(|number| Entity::Pr {
-                    title: self.world.pr_title(&repo, number),
-                    repo: repo.clone(),
-                    number,
-                })
+                .map(|number| self.pr_entity(repo.clone(), number))
                 .collect(),
-            "labels" => (0..LABELS.len()).map(Entity::Label).collect(),
+            // An issue's or a pull request's own labels; a repository's are all it defines.
+            "labels" => {
+                let on = match entity {
+                    Entity::Issue { issue, .. } => Some(&issue.labels),
+                    Entity::Pr { pr, .. } => Some(&pr.labels),
+                    _ => None,
+                };
+                (0..LABELS.len())
+                    .filter(|i| on.is_none_or(|on| on.iter().any(|l| l == LABELS[*i].0)))
+                    .map(Entity::Label)
+                    .collect()
+            }
             "releases" => (0..RELEASES.len()).map(Entity::Release).collect(),
             "repositories" => {
                 let owner = match entity {
@@ -409,6 +399,23 @@ impl<'a> Resolver<'a> {
             out.insert(sub.key.clone(), value);
         }
         Json::Object(out)
+    }
+
+    fn issue_entity(&self, repo: String, issue: Issue) -> Entity {
+        let updated = self.world.issue_modified(&repo, issue.number);
+        Entity::Issue {
+            repo,
+            issue,
+            updated,
+        }
+    }
+
+    fn pr_entity(&self, repo: String, number: u64) -> Entity {
+        Entity::Pr {
+            pr: self.world.pr(&repo, number),
+            updated: self.world.pr_modified(&repo, number),
+            repo,
+        }
     }
 
     fn item(&mut self, field: &Field, item: &Entity, index: usize) -> Json {
@@ -513,23 +520,23 @@ fn scalar(name: &str, entity: &Entity, parent: &str) -> Json {
                 json!(TIME)
             }
         }
-        (Entity::Issue { issue, repo }, "id") => json!(format!("I_{repo}#{}", issue.number)),
+        (Entity::Issue { issue, repo, .. }, "id") => json!(format!("I_{repo}#{}", issue.number)),
+        (Entity::Issue { updated, .. } | Entity::Pr { updated, .. }, "updatedAt") => {
+            json!(date::rfc3339(*updated))
+        }
         (Entity::Issue { issue, .. }, "url") => url(&format!("/issues/{}", issue.number)),
-        (Entity::Pr { number, .. }, "number") => json!(number),
-        (
-            Entity::Pr {
-                title: Some(title), ..
-            },
-            "title",
-        ) => json!(title),
-        (Entity::Pr { number, repo, .. }, "title") => json!(default_pr_title(repo, *number)),
-        (Entity::Pr { number, .. }, "body") => {
-            json!(format!("This change improves things ({number})."))
+        (Entity::Pr { pr, .. }, "number") => json!(pr.number),
+        (Entity::Pr { pr, .. }, "title") => json!(pr.title),
+        (Entity::Pr { pr, .. }, "body") => {
+            json!(format!("This change improves things ({}).", pr.number))
         }
         (Entity::Pr { .. }, "state") => json!("OPEN"),
-        (Entity::Pr { number, repo, .. }, "id") => json!(format!("PR_{repo}#{number}")),
-        (Entity::Pr { number, .. }, "url") => url(&format!("/pull/{number}")),
-        (Entity::Pr { number, .. }, "headRefName") => json!(format!("feature-{number}")),
+        (Entity::Pr { pr, repo, .. }, "id") => json!(format!("PR_{repo}#{}", pr.number)),
+        (Entity::Pr { pr, .. }, "url") => url(&format!("/pull/{}", pr.number)),
+        (Entity::Pr { pr, .. }, "headRefName") => json!(format!("feature-{}", pr.number)),
+        (Entity::Pr { pr, .. }, "headRefOid") => json!(pr.head),
+        // Each push to its branch adds a commit of one line.
+        (Entity::Pr { pr, .. }, "additions") => json!(pr.commits),
         (Entity::Pr { .. }, "closedAt" | "mergedAt") => Json::Null,
         (Entity::Repo { name, .. }, "name") => json!(name),
         (Entity::Repo { owner, name }, "id") => json!(format!("R_{}", repo_key(owner, name))),
