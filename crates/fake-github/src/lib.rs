@@ -3,15 +3,17 @@
 //! gh is pointed at it with `GH_HOST=github.localhost` and `HTTP_PROXY=http://127.0.0.1:PORT`
 //! (see [`FakeGithub::gh_env`]): gh then sends plain-HTTP requests for `api.github.localhost`
 //! through the "proxy", which answers them itself. It serves REST and the GraphQL documents gh
-//! sends, ETags and free `304 Not Modified` answers, `x-ratelimit-*` headers, and records every
-//! request so tests can assert what reached GitHub. As GitHub does, it computes an ETag over the
-//! request's `Authorization` header and the body, so that an ETag earns a 304 only under the
-//! token that obtained it, and it sends `Last-Modified` on single resources (a repository, an
-//! issue, a pull request, a release, a run) and honours `If-Modified-Since` whatever the token. Latency and faults (5xx, rate limit) can be
-//! injected, in process or over HTTP (`/_fake/...`) for other processes. With
-//! `FAKE_GITHUB_TRACE=1` in its environment it prints one line per request on stderr (`2`: and
-//! the request body). It is also the OIDC issuer of GitHub Actions ([`oidc`]): discovery, key set,
-//! a job's token request, and tokens minted with chosen claims.
+//! sends, ETags and free `304 Not Modified` answers, GitHub's rate limits (`x-ratelimit-*`
+//! headers per token; the primary and secondary limits enforced as [`Limits`] set them), and
+//! records every request so tests can assert what reached GitHub. As GitHub does, it computes
+//! an ETag over the request's `Authorization` header and the body, so that an ETag earns a 304
+//! only under the token that obtained it, and it sends `Last-Modified` on single resources (a
+//! repository, an issue, a pull request, a release, a run) and honours `If-Modified-Since`
+//! whatever the token. Latency and faults (5xx, rate limit) can be injected, in process or over
+//! HTTP (`/_fake/...`) for other processes. With `FAKE_GITHUB_TRACE=1` in its environment it
+//! prints one line per request on stderr (`2`: and the request body). It is also the OIDC
+//! issuer of GitHub Actions ([`oidc`]): discovery, key set, a job's token request, and tokens
+//! minted with chosen claims.
 //!
 //! It sends webhook deliveries as GitHub does ([`webhook`]), so that a webhook receiver meets
 //! what GitHub sends: once a webhook is set ([`FakeGithub::set_webhook`], or
@@ -31,6 +33,7 @@
 mod data;
 mod date;
 mod graphql;
+mod limits;
 pub mod oidc;
 mod outside;
 mod rest;
@@ -40,6 +43,7 @@ pub mod webhook;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub use limits::{Limited, Limits};
 pub use server::{FakeGithub, TRACE_VAR};
 
 /// The name of the server's thread, which runs its runtime (webhook deliveries too).
@@ -58,12 +62,16 @@ pub struct RequestRecord {
     pub operation: Option<String>,
     /// Status code answered.
     pub status: u16,
-    /// Whether it counted against the rate limit (everything but a 304).
+    /// Whether it counted against its primary rate limit: everything but a 304 and a request
+    /// that a rate limit refused (an injected [`Fault`] is charged).
     pub charged: bool,
     /// The conditional header that decided whether the answer was a 304, if one was sent.
     pub conditional: Option<Conditional>,
     /// The token of the `Authorization` header, if one was sent.
     pub token: Option<String>,
+    /// The rate limit that refused it, if one did (the injected [`Fault::RateLimited`] is the
+    /// primary limit, though charged).
+    pub limited: Option<Limited>,
 }
 
 /// A conditional request header: what a 304 was asked for with.
@@ -94,7 +102,8 @@ struct State {
     log: Vec<RequestRecord>,
     latency: Duration,
     fault: Option<Fault>,
-    charged_total: u64,
+    /// The rate limits and what counts against them.
+    ledger: limits::Ledger,
     /// Requests received, answered or not yet (still waiting out the latency).
     arrived: usize,
     /// The claims a job's token request is answered with (its `aud` is the one asked for);

@@ -1,24 +1,20 @@
-//! The HTTP side: a hyper server on its own thread, answering absolute-form proxy requests.
+//! The HTTP side: a hyper server on its own thread, answering absolute-form proxy requests
+//! ([`api`]: GitHub's API; [`control`]: the test controls and the OIDC issuer).
 
-use std::convert::Infallible;
+mod api;
+mod control;
+mod reply;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response};
-use serde_json::json;
-
+use crate::limits::Secondary;
 use crate::webhook::{self, Delivery, Signing};
-use crate::{date, graphql, oidc, rest, Conditional, Fault, RequestRecord, Shared};
+use crate::{oidc, Fault, Limits, RequestRecord, Shared};
 
-/// Largest request body read (GraphQL documents, issue bodies).
-const MAX_BODY: usize = 4 << 20;
 /// Set to `1` to print one line per answered request on stderr, `2` to print request bodies too.
 pub const TRACE_VAR: &str = "FAKE_GITHUB_TRACE";
-/// The rate limit the fake GitHub advertises.
-const RATE_LIMIT: u64 = 5000;
 
 /// A running fake GitHub. Dropping it stops the server.
 #[derive(Debug)]
@@ -126,7 +122,8 @@ impl FakeGithub {
         self.shared.lock().arrived
     }
 
-    /// How many requests counted against the rate limit (a 304 does not).
+    /// How many requests counted against a primary rate limit: neither a 304 nor a request
+    /// that a rate limit refused (see [`RequestRecord::charged`]).
     pub fn charged_count(&self) -> usize {
         self.shared.lock().log.iter().filter(|r| r.charged).count()
     }
@@ -144,6 +141,31 @@ impl FakeGithub {
     /// Makes every answer fail (or, with `None`, stops failing).
     pub fn set_fault(&self, fault: Option<Fault>) {
         self.shared.lock().fault = fault;
+    }
+
+    /// Enforces `limits` from now on (see [`Limits`]), every count started afresh; requests
+    /// in flight stay counted until answered.
+    pub fn set_limits(&self, limits: Limits) {
+        self.shared.lock().ledger.set_limits(limits);
+    }
+
+    /// Makes `token` an Actions job token of `repo` (`owner/name`): its requests count against
+    /// the primary limit that every job token of that repository shares
+    /// ([`Limits::job_primary`]), as GitHub counts a `GITHUB_TOKEN`.
+    pub fn register_job_token(&self, token: &str, repo: &str) {
+        self.shared.lock().ledger.register_job_token(token, repo);
+    }
+
+    /// Refuses the next `n` API requests, of any principal, as a secondary rate limit does
+    /// (`status`, `Retry-After: retry_after`), whatever the counts: for a test that needs
+    /// exactly one refusal. Replaces refusals still to come; while a fault is set, it answers
+    /// instead and these wait.
+    pub fn refuse_next_as_secondary(&self, n: usize, status: u16, retry_after: Option<u64>) {
+        let refusal = Secondary {
+            status,
+            retry_after,
+        };
+        self.shared.lock().ledger.refuse_next(n, refusal);
     }
 
     /// Opens a new issue in `repo` (`owner/name`); returns its number. With a webhook set, an
@@ -251,355 +273,11 @@ async fn serve(
         let Ok((stream, _)) = accepted else { continue };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+            let service = hyper::service::service_fn(move |req| api::handle(shared.clone(), req));
             let io = hyper_util::rt::TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(io, service)
                 .await;
         });
-    }
-}
-
-type Reply = Response<Full<Bytes>>;
-
-fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Reply {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() =
-        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    if let Ok(value) = content_type.parse() {
-        response.headers_mut().insert("content-type", value);
-    }
-    response
-}
-
-async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Reply, Infallible> {
-    let method = req.method().as_str().to_owned();
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().unwrap_or("").to_owned();
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
-    };
-    // The API host asked: absolute-form through a proxy, else the `Host` header.
-    let host = req
-        .uri()
-        .host()
-        .map(str::to_owned)
-        .unwrap_or_else(|| header("host"));
-    let accept = header("accept");
-    let authorization = header("authorization");
-    let if_none_match = header("if-none-match");
-    let if_modified_since = header("if-modified-since");
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return Ok(reply(
-                413,
-                "text/plain",
-                b"request body too large\n".to_vec(),
-            ))
-        }
-    };
-    if path == "/_fake/redeliver" {
-        // Awaited here, on the server's runtime: the blocking call would stop it.
-        let id = rest::param(&query, "id").unwrap_or_default();
-        let status = shared.hooks.redeliver_async(&id).await;
-        return Ok(json_reply(200, json!({ "status": status })));
-    }
-    if let Some(control) = path.strip_prefix("/_fake/") {
-        return Ok(self::control(&shared, control, &query));
-    }
-    if let Some(answer) = issuer(&shared, &path, &query, &authorization) {
-        return Ok(answer);
-    }
-    let (latency, fault) = {
-        let mut state = shared.lock();
-        state.arrived += 1;
-        (state.latency, state.fault)
-    };
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    let graphql = path == "/graphql" || path == "/api/graphql";
-    let (operation, operation_name) = if graphql && method == "POST" {
-        graphql::describe(&body)
-    } else {
-        (None, None)
-    };
-    let mut link = None;
-    let (status, content_type, bytes, modified) = match fault {
-        Some(Fault::ServerError) => (
-            502,
-            "application/json; charset=utf-8",
-            json!({"message": "Server Error"}).to_string().into_bytes(),
-            None,
-        ),
-        Some(Fault::RateLimited) => (
-            403,
-            "application/json; charset=utf-8",
-            json!({"message": "API rate limit exceeded for 127.0.0.1. (But here's the good news: Authenticated requests get a higher rate limit.)",
-                   "documentation_url": "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting"})
-                .to_string()
-                .into_bytes(),
-            None,
-        ),
-        None if graphql && method == "POST" => {
-            let answer = shared.change(|world| graphql::answer(&body, world));
-            (
-                200,
-                "application/json; charset=utf-8",
-                answer.to_string().into_bytes(),
-                None,
-            )
-        }
-        None => {
-            let answer = shared.change(|world| rest::answer(&method, &path, &query, &accept, &body, world));
-            link = answer
-                .link
-                .map(|l| String::from_utf8_lossy(&on_host(l.into_bytes(), &host)).into_owned());
-            (answer.status, answer.content_type, on_host(answer.body, &host), answer.modified)
-        }
-    };
-    let read = method == "GET" || method == "HEAD";
-    let fresh = read && status == 200 && !graphql;
-    let etag = fresh.then(|| etag_of(&authorization, &bytes));
-    let last_modified = modified.filter(|_| fresh);
-    let conditional = if !if_none_match.is_empty() {
-        Some(Conditional::IfNoneMatch)
-    } else if !if_modified_since.is_empty() {
-        Some(Conditional::IfModifiedSince)
-    } else {
-        None
-    };
-    let not_modified = match conditional {
-        Some(Conditional::IfNoneMatch) => etag
-            .as_deref()
-            .is_some_and(|etag| if_none_match.split(',').any(|v| v.trim() == etag)),
-        // Whatever the token: GitHub's If-Modified-Since does not depend on it.
-        Some(Conditional::IfModifiedSince) => last_modified
-            .zip(date::parse(&if_modified_since))
-            .is_some_and(|(modified, since)| modified <= since),
-        None => false,
-    };
-    let status = if not_modified { 304 } else { status };
-    let charged = status != 304;
-    let remaining = {
-        let mut state = shared.lock();
-        if charged {
-            state.charged_total += 1;
-        }
-        state.log.push(RequestRecord {
-            method: method.clone(),
-            path: path.clone(),
-            operation: operation.clone(),
-            status,
-            charged,
-            conditional,
-            token: token_of(&authorization),
-        });
-        RATE_LIMIT.saturating_sub(state.charged_total)
-    };
-    if shared.trace > 0 {
-        let what = match (&operation, &operation_name) {
-            (Some(kind), Some(name)) => format!(" {kind} {name}"),
-            (Some(kind), None) => format!(" {kind}"),
-            _ if query.is_empty() => String::new(),
-            _ => format!("?{query}"),
-        };
-        eprintln!("fake-github: {method} {path}{what} -> {status}");
-        if shared.trace > 1 && !body.is_empty() {
-            eprintln!("{}", String::from_utf8_lossy(&body));
-        }
-    }
-    let body = if not_modified || method == "HEAD" {
-        Vec::new()
-    } else {
-        bytes
-    };
-    let mut response = reply(status, content_type, body);
-    let headers = response.headers_mut();
-    let remaining = if fault == Some(Fault::RateLimited) {
-        0
-    } else {
-        remaining
-    };
-    for (name, value) in [
-        ("x-ratelimit-limit", RATE_LIMIT.to_string()),
-        ("x-ratelimit-remaining", remaining.to_string()),
-        ("x-ratelimit-used", (RATE_LIMIT - remaining).to_string()),
-        ("x-ratelimit-reset", next_hour().to_string()),
-        (
-            "x-ratelimit-resource",
-            if graphql { "graphql" } else { "core" }.to_owned(),
-        ),
-        ("x-github-media-type", "github.v3; format=json".to_owned()),
-    ] {
-        if let Ok(value) = value.parse() {
-            headers.insert(name, value);
-        }
-    }
-    if let Some(etag) = etag.and_then(|e| e.parse().ok()) {
-        headers.insert("etag", etag);
-        // As GitHub says of its REST answers to a token.
-        headers.insert(
-            "cache-control",
-            hyper::header::HeaderValue::from_static("private, max-age=60, s-maxage=60"),
-        );
-    }
-    if let Some(value) = last_modified.and_then(|secs| date::format(secs).parse().ok()) {
-        headers.insert("last-modified", value);
-    }
-    if let Some(value) = link.filter(|_| !not_modified).and_then(|l| l.parse().ok()) {
-        headers.insert("link", value);
-    }
-    Ok(response)
-}
-
-/// `body` with GitHub's API URLs naming the host that was asked, as GitHub's own answers do:
-/// gh follows some of them (a run's `jobs_url`), and must reach this server again.
-fn on_host(body: Vec<u8>, host: &str) -> Vec<u8> {
-    const API: &[u8] = b"https://api.github.com/";
-    let host = host.split(':').next().unwrap_or("");
-    if !host.ends_with(".localhost") || !body.windows(API.len()).any(|w| w == API) {
-        return body;
-    }
-    let base = format!("http://{host}/");
-    let mut out = Vec::with_capacity(body.len());
-    let mut rest = &body[..];
-    while let Some(at) = rest.windows(API.len()).position(|w| w == API) {
-        out.extend_from_slice(&rest[..at]);
-        out.extend_from_slice(base.as_bytes());
-        rest = &rest[at + API.len()..];
-    }
-    out.extend_from_slice(rest);
-    out
-}
-
-/// When the rate-limit window resets: the next full hour, as Unix seconds, so it is in the
-/// future like GitHub's, while answer bodies stay independent of the clock.
-fn next_hour() -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    (now / 3600 + 1) * 3600
-}
-
-/// A weak ETag over the `Authorization` header and the body, as GitHub computes it: it changes
-/// when the answer changes, and differs between two tokens that get the same answer, so an
-/// ETag earns a 304 only under the token that obtained it.
-fn etag_of(authorization: &str, body: &[u8]) -> String {
-    // FNV-1a: deterministic across runs and processes, unlike std's hasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    // The NUL between them: no other split of the same bytes gives the same ETag.
-    for b in authorization.as_bytes().iter().chain(b"\0").chain(body) {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("W/\"{hash:016x}\"")
-}
-
-/// The token of an `Authorization: token T` or `Bearer T` header, if any.
-fn token_of(authorization: &str) -> Option<String> {
-    let (scheme, token) = authorization.trim().split_once(' ')?;
-    let token = token.trim();
-    (["token", "bearer"].contains(&scheme.to_ascii_lowercase().as_str()) && !token.is_empty())
-        .then(|| token.to_owned())
-}
-
-/// The OIDC issuer's answers, for its three paths; `None` for any other path.
-fn issuer(shared: &Shared, path: &str, query: &str, authorization: &str) -> Option<Reply> {
-    let issuer = format!("http://127.0.0.1:{}", shared.port);
-    let json = |status: u16, value: serde_json::Value| {
-        reply(status, "application/json", value.to_string().into_bytes())
-    };
-    match path {
-        oidc::DISCOVERY_PATH => Some(json(200, oidc::discovery(&issuer))),
-        oidc::JWKS_PATH => Some(json(200, oidc::jwks())),
-        oidc::TOKEN_PATH => {
-            // As GitHub: the job's request token as a bearer token, the audience in the query.
-            if token_of(authorization).as_deref() != Some(oidc::REQUEST_TOKEN) {
-                return Some(json(401, json!({"message": "Bad credentials"})));
-            }
-            let Some(audience) = rest::param(query, "audience") else {
-                return Some(json(400, json!({"message": "audience is required"})));
-            };
-            let mut claims = shared
-                .lock()
-                .actions_job
-                .clone()
-                .unwrap_or_else(|| oidc::Claims::job(&issuer, "o/r", ""));
-            claims.aud = audience;
-            Some(match oidc::mint(&claims, oidc::Signer::Issuer) {
-                Ok(jwt) => json(200, json!({"value": jwt})),
-                Err(e) => json(500, json!({"message": e.to_string()})),
-            })
-        }
-        _ => None,
-    }
-}
-
-fn json_reply(status: u16, value: serde_json::Value) -> Reply {
-    reply(status, "application/json", value.to_string().into_bytes())
-}
-
-fn control(shared: &Shared, what: &str, query: &str) -> Reply {
-    let param = |name: &str| rest::param(query, name);
-    let ok = |value: serde_json::Value| json_reply(200, value);
-    // Those that change the world or touch the webhook, without the state lock.
-    match what {
-        "issue" => {
-            let repo = param("repo").unwrap_or_else(|| "o/r".into());
-            let title = param("title").unwrap_or_else(|| "new issue".into());
-            let number = shared.change(|world| world.add_issue(&repo, &title, ""));
-            return ok(json!({"number": number}));
-        }
-        "webhook" => {
-            let url = param("url").filter(|url| !url.is_empty());
-            let secret = param("secret").unwrap_or_default();
-            shared.hooks.set(url.as_deref(), secret.as_bytes());
-            return ok(json!({"url": url}));
-        }
-        "deliveries" => {
-            let listed: Vec<serde_json::Value> = shared
-                .hooks
-                .deliveries()
-                .iter()
-                .map(|d| {
-                    json!({"id": d.id, "event": d.event, "action": d.payload.get("action"),
-                           "redelivery": d.redelivery, "status": d.status, "error": d.error,
-                           "answered": d.answered_at.is_some()})
-                })
-                .collect();
-            return ok(json!(listed));
-        }
-        _ => {}
-    }
-    let mut state = shared.lock();
-    match what {
-        "stats" => {
-            let charged = state.log.iter().filter(|r| r.charged).count();
-            ok(json!({"requests": state.log.len(), "charged": charged}))
-        }
-        "reset" => {
-            state.log.clear();
-            ok(json!({"ok": true}))
-        }
-        "latency" => {
-            let ms = param("ms").and_then(|v| v.parse().ok()).unwrap_or(0);
-            state.latency = Duration::from_millis(ms);
-            ok(json!({"latency_ms": ms}))
-        }
-        "fault" => {
-            state.fault = match param("kind").as_deref() {
-                Some("server_error") => Some(Fault::ServerError),
-                Some("rate_limited") => Some(Fault::RateLimited),
-                _ => None,
-            };
-            ok(json!({"fault": format!("{:?}", state.fault)}))
-        }
-        _ => reply(404, "text/plain", b"unknown control\n".to_vec()),
     }
 }
