@@ -67,6 +67,29 @@ pub fn token_hash(env: Env<'_>, host: &str) -> Option<ghcache_core::TokenHash> {
     Some(Manifest::token_hash(token.trim()))
 }
 
+/// The declared job token that gh will send to `host`, as [`Manifest::token_hash`], and the
+/// repository whose budget it counts against: set only in a GitHub Actions job whose setup
+/// step declared its own token, and only when that is the token gh takes from the environment
+/// (a PAT in `GH_TOKEN` is not the job's token).
+pub fn declared_job_token(env: Env<'_>, host: &str) -> Option<(ghcache_core::TokenHash, String)> {
+    if env("GITHUB_ACTIONS").is_none_or(|v| v != "true") {
+        return None;
+    }
+    let repository = env("GITHUB_REPOSITORY").filter(|r| !r.trim().is_empty())?;
+    let declared = env(JOB_TOKEN_HASH_VAR)?;
+    let token = env_token(env, host)?;
+    let token = token.trim();
+    context::job_token_hash(token)
+        .to_hex()
+        .eq_ignore_ascii_case(declared.trim())
+        .then(|| {
+            (
+                Manifest::token_hash(token),
+                repository.trim().to_ascii_lowercase(),
+            )
+        })
+}
+
 /// The token gh takes from the environment for `host`, as gh (go-gh's `auth.TokenForHost`)
 /// does: for github.com, `*.ghe.com` and `github.localhost`, `GH_TOKEN` then `GITHUB_TOKEN`;
 /// for a GitHub Enterprise Server, `GH_ENTERPRISE_TOKEN` then `GITHUB_ENTERPRISE_TOKEN`, and

@@ -308,6 +308,7 @@ async fn serve(
         },
         None => None,
     };
+    crate::budget::prefer_stale(config, dir, &|name| std::env::var(name).ok(), &mut request);
     let recorder = Arc::new(Recorder::default());
     // gh's own API requests go through the HTTP level while it runs.
     let origin = Arc::new(http::LazyLevelOrigin::new(

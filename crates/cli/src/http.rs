@@ -119,6 +119,12 @@ impl Run {
         settings.context_repo = Some(context_repo.to_owned()).filter(|r| !r.is_empty());
         settings.fresh_only = purpose == Purpose::Write;
         settings.debug = config.debug.value;
+        settings.job_token = context::declared_job_token(
+            &|name| std::env::var(name).ok(),
+            &context::host(&|name| std::env::var(name).ok()),
+        );
+        settings.rate_limit_wait = config.rate_limit_wait.value;
+        settings.rate_limit_reserve = config.rate_limit_reserve.value;
         // gh reads this process's environment for its proxy: so does the way to GitHub.
         let upstream = http::Upstream::from_env(&|name| std::env::var(name).ok());
         let mut level = http::Level::new(settings, Arc::new(upstream));
@@ -138,6 +144,9 @@ impl Run {
         }
         let ipfs_adds = remote.adds_to_ipfs();
         let writable = local.as_ref().is_some_and(|l| !l.is_read_only());
+        if writable {
+            level = level.with_budget(Arc::new(local::BookFile::in_dir(dir)));
+        }
         let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let invalidated = Arc::<Mutex<Vec<Selector>>>::default();
         let drops = Drops {
@@ -217,6 +226,9 @@ impl Run {
         }
         for line in level.take_warnings() {
             gh.warn(&line);
+        }
+        if let Some(gate) = level.gate() {
+            gate.flush();
         }
         let fetched = if self.ipfs_adds {
             level.fetched()

@@ -32,6 +32,7 @@ use std::time::Duration;
 // The binary's own modules: public for it, not part of the library's API. The tiers beyond
 // this machine are wired in `tiers`, the one module that looks at the tier features (the p2p
 // tier's node, `ghcache daemon`, is one of its rooms).
+mod budget;
 mod command;
 #[doc(hidden)]
 pub mod config;

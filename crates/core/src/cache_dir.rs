@@ -10,3 +10,8 @@ pub const NODE_DIR: &str = "p2p";
 /// The file in [`NODE_DIR`] where the daemon tells this machine's commands which writes it
 /// hears ([`crate::heard::Report`]): private to its owner, as everything there.
 pub const HEARD_FILE: &str = "heard";
+
+/// The file in the cache dir where this machine keeps its rate-limit book
+/// ([`crate::budget::Book`]): what GitHub last said of each principal's budget, and the pauses
+/// its secondary limits set. Its lock is the same name with `.lock`.
+pub const BUDGET_FILE: &str = "budget";

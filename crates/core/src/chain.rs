@@ -298,6 +298,11 @@ impl Chain {
             }
         }
         self.stats.record(Event::Miss);
+        if let Some(reason) = &request.prefer_stale {
+            if let Some(stale) = usable_stale(prior.clone(), request, now) {
+                return Ok(self.serve_stale_instead(stale, reason, warnings));
+            }
+        }
         let fetch_began = crate::now_ms();
         let fetched = match self.origin.fetch(request, prior.as_ref()).await {
             Ok(fetched) => fetched,
@@ -483,6 +488,26 @@ impl Chain {
         warnings: &mut Vec<String>,
     ) {
         self.backfill(entry, self.tiers.len(), mark, warnings).await;
+    }
+
+    /// Serves `entry` past its TTL without asking GitHub, which should not be asked now
+    /// ([`Request::prefer_stale`]).
+    fn serve_stale_instead(
+        &self,
+        entry: Entry,
+        reason: &str,
+        mut warnings: Vec<String>,
+    ) -> Resolved {
+        self.stats.record(Event::StaleServed);
+        let age = crate::now_ms().saturating_sub(entry.manifest.created_at_ms) / 1000;
+        warnings.push(format!(
+            "GitHub not asked ({reason}); showing a cached answer from {age}s ago"
+        ));
+        Resolved {
+            output: Output::of(&entry),
+            source: Source::Stale,
+            warnings,
+        }
     }
 
     fn serve_stale(&self, entry: Entry, reason: &str, mut warnings: Vec<String>) -> Resolved {

@@ -8,6 +8,7 @@
 //! This crate does no I/O of its own and starts no runtime: tiers and the CLI bring those.
 
 pub mod actions;
+pub mod budget;
 pub mod cache_dir;
 mod chain;
 pub mod context;

@@ -39,6 +39,10 @@ pub struct Request {
     /// Writes to what it asks about are heard: past `ttl`, an entry made while they were may
     /// stay fresh up to the heard TTL (see [`crate::heard`]). `None`: the TTL only.
     pub heard: Option<Allowance>,
+    /// Why GitHub should not be asked if it can be helped (its rate limit is short: see
+    /// [`crate::budget`]): a stale entry within `max_stale` is then served, with this reason in
+    /// its warning, rather than a charged request sent. `None`: ask GitHub as usual.
+    pub prefer_stale: Option<String>,
 }
 
 impl Request {
@@ -57,6 +61,7 @@ impl Request {
             capped_by_entry_ttl: false,
             fresh_only: false,
             heard: None,
+            prefer_stale: None,
         }
     }
 }

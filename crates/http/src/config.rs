@@ -52,6 +52,14 @@ pub struct Config {
     pub fresh_only: bool,
     /// One line per request on stderr.
     pub debug: bool,
+    /// The job's declared own token (its hash) and repository: requests with it count against
+    /// the repository's budget, which all its jobs share (see `ghcache_core::budget`).
+    pub job_token: Option<(ghcache_core::TokenHash, String)>,
+    /// The longest a request waits for a secondary limit's pause to end before it is sent.
+    pub rate_limit_wait: Duration,
+    /// Requests left at or below which a read prefers a stale answer within `max_stale` to a
+    /// charged request.
+    pub rate_limit_reserve: u64,
 }
 
 impl Config {
@@ -60,6 +68,14 @@ impl Config {
     /// which nobody asks for twice a minute. Held in memory while it is stored, so kept well
     /// below the largest output entry.
     pub const DEFAULT_MAX_BODY: u64 = 8 << 20;
+
+    /// [`Config::rate_limit_wait`] by default: GitHub's own "wait at least a minute" after a
+    /// secondary limit that names no time, so that a read waits out one such pause.
+    pub const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+    /// [`Config::rate_limit_reserve`] by default: 5% of a job token's 1,000 an hour, kept for
+    /// the requests that have no stale answer to fall back on (writes, first reads).
+    pub const DEFAULT_RATE_LIMIT_RESERVE: u64 = 50;
 
     /// The settings for `scope` with every other value at its default.
     pub fn new(scope: Scope) -> Config {
@@ -73,6 +89,9 @@ impl Config {
             context_repo: None,
             fresh_only: false,
             debug: false,
+            job_token: None,
+            rate_limit_wait: Self::DEFAULT_RATE_LIMIT_WAIT,
+            rate_limit_reserve: Self::DEFAULT_RATE_LIMIT_RESERVE,
         }
     }
 }

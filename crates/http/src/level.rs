@@ -15,6 +15,7 @@ use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, HOST}
 use hyper::{Method, Response, StatusCode};
 
 use crate::body::{read_up_to, Body, Read as Collected};
+use crate::budget::Gate;
 use crate::classify::{self, Kind, Read};
 use crate::config::Config;
 use crate::key;
@@ -22,10 +23,15 @@ use crate::origin::Forward;
 use crate::stats::{Counters, Counts};
 use crate::stored;
 use crate::upstream::{Route, Upstream};
+use ghcache_core::budget::BookStore;
 
 /// The largest GraphQL request body read to tell a query from a mutation; gh's are a few KiB.
 /// A larger one is passed on as a write.
 const GRAPHQL_BODY_MAX: u64 = 1 << 20;
+
+/// The most of a 403 or 429 answer's body read to tell a secondary rate limit from a refusal
+/// of another kind (GitHub's messages are a few hundred bytes).
+const REFUSAL_MAX: u64 = 64 << 10;
 
 /// The most warnings and fetched keys remembered for one gh run.
 const REMEMBERED_MAX: usize = 1024;
@@ -57,6 +63,8 @@ pub struct Level {
     streamed: Arc<AtomicU64>,
     warnings: Mutex<Vec<String>>,
     fetched: Mutex<Vec<(CacheKey, String)>>,
+    /// GitHub's rate limits, when the machine keeps a book of them.
+    gate: Option<Arc<Gate>>,
 }
 
 impl std::fmt::Debug for Level {
@@ -86,7 +94,24 @@ impl Level {
             streamed: Arc::new(AtomicU64::new(0)),
             warnings: Mutex::new(Vec::new()),
             fetched: Mutex::new(Vec::new()),
+            gate: None,
         }
+    }
+
+    /// Keeps GitHub's rate limits in `book` (see [`Gate`]): requests wait out a secondary
+    /// limit's pause, and reads short of budget prefer a stale answer within `max_stale`.
+    pub fn with_budget(mut self, book: Arc<dyn BookStore>) -> Level {
+        self.gate = Some(Arc::new(Gate::new(
+            book,
+            self.config.job_token.clone(),
+            self.config.rate_limit_wait,
+        )));
+        self
+    }
+
+    /// The rate-limit gate, if the level keeps a book: flushed by the caller when gh is done.
+    pub fn gate(&self) -> Option<&Arc<Gate>> {
+        self.gate.as_ref()
     }
 
     /// Appends a tier, asked after the ones before it (wrapped in its layers: a deadline,
@@ -272,18 +297,27 @@ impl Level {
         request.max_stale = self.config.max_stale;
         request.capped_by_entry_ttl = true;
         request.fresh_only = self.config.fresh_only;
+        let token = token_hash(&headers);
+        let gate = self.gate.as_ref().map(|gate| {
+            let principal = gate.principal(token.as_ref());
+            if let Some(shortage) = gate.short(&principal, self.config.rate_limit_reserve) {
+                request.prefer_stale = Some(shortage.reason(ghcache_core::now_ms()));
+            }
+            (gate.clone(), principal)
+        });
         let forward = Arc::new(Forward {
             upstream: self.upstream.clone(),
             route: route.clone(),
             method: method.clone(),
             path_and_query: path.clone(),
-            token: token_hash(&headers),
+            token,
             headers: upstream_headers(&headers, graphql),
             body: body.clone(),
             graphql,
             max_body: self.config.max_body,
             streamed: self.streamed.clone(),
             handoff: Mutex::new(None),
+            gate,
         });
         let mut chain = Chain::new(forward.clone(), self.recorder.clone()).with_config(
             ghcache_core::ChainConfig {
@@ -356,11 +390,43 @@ impl Level {
         if let Ok(uri) = path.parse() {
             *request.uri_mut() = uri;
         }
+        let principal = self
+            .gate
+            .as_ref()
+            .map(|gate| gate.principal(token_hash(&headers).as_ref()));
         *request.headers_mut() = headers;
+        if let Some((gate, principal)) = self.gate.as_ref().zip(principal.as_ref()) {
+            gate.before_send(principal).await;
+        }
         match self.upstream.send(route, request, None).await {
             Ok(response) => {
                 let (parts, incoming) = response.into_parts();
-                let body = Body::streamed(Bytes::new(), incoming).counting(self.streamed.clone());
+                let mut prefix = Bytes::new();
+                let mut incoming = Some(incoming);
+                if let Some((gate, principal)) = self.gate.as_ref().zip(principal.as_ref()) {
+                    let status = parts.status.as_u16();
+                    // A refusal's message tells a secondary limit from a permission: it is
+                    // short, and read before it is passed on.
+                    if status == 403 || status == 429 {
+                        if let Some(body) = incoming.take() {
+                            match read_up_to(body, REFUSAL_MAX).await {
+                                Ok(Collected::Whole(bytes)) => prefix = bytes,
+                                Ok(Collected::Long(head, rest)) => {
+                                    prefix = head;
+                                    incoming = Some(rest);
+                                }
+                                Err(_) => {}
+                            }
+                        }
+                    }
+                    // A write is not sent again: gh sees GitHub's refusal, as without ghcache.
+                    let _ = gate.heard(principal, status, &parts.headers, &prefix);
+                }
+                let body = match incoming {
+                    Some(incoming) => Body::streamed(prefix, incoming),
+                    None => Body::whole(prefix),
+                }
+                .counting(self.streamed.clone());
                 let mut response = Response::new(body);
                 *response.status_mut() = parts.status;
                 let headers = response.headers_mut();

@@ -20,6 +20,7 @@
 //! module each; the checks of what a peer may have sent are in `stored`.
 
 mod body;
+mod budget;
 mod classify;
 mod config;
 mod error;
@@ -34,6 +35,7 @@ mod stored;
 mod upstream;
 
 pub use body::Body;
+pub use budget::Gate;
 pub use config::{Config, Scope};
 pub use error::Error;
 pub use gh_config::GhConfig;

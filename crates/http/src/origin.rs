@@ -22,8 +22,10 @@ use hyper::header::{
 use hyper::{Method, Response, StatusCode};
 
 use crate::body::{read_up_to, Body, Read};
+use crate::budget::{Gate, Next};
 use crate::stored;
 use crate::upstream::{Route, Upstream};
+use ghcache_core::budget::Principal;
 
 /// One read to fetch from GitHub: what gh asked, ready to be sent again.
 pub(crate) struct Forward {
@@ -44,6 +46,8 @@ pub(crate) struct Forward {
     pub streamed: Arc<AtomicU64>,
     /// An answer too large to store, streamed to gh: the chain is told it was printed.
     pub handoff: Mutex<Option<Response<Body>>>,
+    /// GitHub's rate limits: waited for before sending, told what GitHub answered.
+    pub gate: Option<(Arc<Gate>, Principal)>,
 }
 
 impl Forward {
@@ -189,27 +193,51 @@ impl ghcache_core::Origin for Forward {
         let idempotent = self.method == Method::GET || self.method == Method::HEAD || self.graphql;
         let replay: Option<&(dyn Fn() -> hyper::Request<Body> + Send + Sync)> =
             if idempotent { Some(&again) } else { None };
-        let response = self
-            .upstream
-            .send(&self.route, again(), replay)
-            .await
-            .map_err(|e| self.io_error(e.reason))?;
-        let (parts, incoming) = response.into_parts();
-        if parts.status == StatusCode::NOT_MODIFIED && validator.is_some() {
-            return Ok(Fetched::NotModified);
-        }
-        let declared = parts
-            .headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let read = if declared.is_some_and(|n| n > self.max_body) {
-            // Known to be too large: streamed from its first byte.
-            Read::Long(Bytes::new(), incoming)
-        } else {
-            read_up_to(incoming, self.max_body)
+        // A read that a secondary limit refused is sent once more after the pause.
+        let mut retried = false;
+        let (parts, read) = loop {
+            if let Some((gate, principal)) = &self.gate {
+                gate.before_send(principal).await;
+            }
+            let response = self
+                .upstream
+                .send(&self.route, again(), replay)
                 .await
-                .map_err(|e| self.io_error(format!("the answer broke off: {e}")))?
+                .map_err(|e| self.io_error(e.reason))?;
+            let (parts, incoming) = response.into_parts();
+            if parts.status == StatusCode::NOT_MODIFIED && validator.is_some() {
+                if let Some((gate, principal)) = &self.gate {
+                    gate.heard(principal, 304, &parts.headers, &[]);
+                }
+                return Ok(Fetched::NotModified);
+            }
+            let declared = parts
+                .headers
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let read = if declared.is_some_and(|n| n > self.max_body) {
+                // Known to be too large: streamed from its first byte.
+                Read::Long(Bytes::new(), incoming)
+            } else {
+                read_up_to(incoming, self.max_body)
+                    .await
+                    .map_err(|e| self.io_error(format!("the answer broke off: {e}")))?
+            };
+            let next = match (&self.gate, &read) {
+                (Some((gate, principal)), Read::Whole(bytes)) => {
+                    gate.heard(principal, parts.status.as_u16(), &parts.headers, bytes)
+                }
+                (Some((gate, principal)), Read::Long(..)) => {
+                    gate.heard(principal, parts.status.as_u16(), &parts.headers, &[])
+                }
+                (None, _) => Next::Pass,
+            };
+            if next == Next::Retry && !retried {
+                retried = true;
+                continue;
+            }
+            break (parts, read);
         };
         let bytes = match read {
             Read::Whole(bytes) => bytes,

@@ -21,6 +21,7 @@
 //! only files of its own formats in it.
 
 mod blobs;
+mod budget;
 mod cachedir;
 mod config;
 mod error;
@@ -35,6 +36,7 @@ mod record;
 mod stats;
 mod tier;
 
+pub use budget::BookFile;
 pub use config::{Config, NAME};
 pub use error::Error;
 pub use fence::{Fences, Moved};

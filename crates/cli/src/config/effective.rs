@@ -93,6 +93,10 @@ pub struct Config {
     /// The largest answer that is stored; a larger one is printed and not stored.
     pub max_entry_size: Setting<u64>,
     pub max_stale: Setting<Duration>,
+    /// Requests left of GitHub's rate limit at or below which reads prefer a stale answer.
+    pub rate_limit_reserve: Setting<u64>,
+    /// The longest a request waits out a secondary limit's pause.
+    pub rate_limit_wait: Setting<Duration>,
     /// How far another machine's clock may run ahead of this one's (`ghcache_core::CLOCK_SKEW`).
     pub clock_skew: Setting<Duration>,
     pub lock_timeout: Setting<Duration>,
@@ -189,6 +193,8 @@ impl Config {
             max_size: Setting::default(512 * 1024 * 1024),
             max_entry_size: Setting::default(ghcache_tier_gh::Config::DEFAULT_MAX_ENTRY_SIZE),
             max_stale: Setting::default(Duration::from_secs(24 * 3600)),
+            rate_limit_reserve: Setting::default(ghcache_http::Config::DEFAULT_RATE_LIMIT_RESERVE),
+            rate_limit_wait: Setting::default(ghcache_http::Config::DEFAULT_RATE_LIMIT_WAIT),
             clock_skew: Setting::default(ghcache_core::CLOCK_SKEW),
             lock_timeout: Setting::default(Duration::from_secs(120)),
             ttl: TtlClass::ALL

@@ -47,6 +47,10 @@ impl Kind {
                 let s = (place.read)(config);
                 (quoted(s.value), &s.source)
             }
+            Kind::Count(place) => {
+                let s = (place.read)(config);
+                (Shown::Text(s.value.to_string()), &s.source)
+            }
             Kind::Ttl(class) => {
                 let s = config.ttl.get(class)?;
                 (quoted(s.value), &s.source)

@@ -10,7 +10,7 @@ use super::error::ConfigError;
 use super::table::{Blank, Given, Kind, Row, Section, ROWS, SECTIONS};
 use super::value::{
     bool_text, duration_value, parse_duration, parse_size, size_value, strings_value, BOOL_HINT,
-    DURATION_HINT, LIST_HINT, SIZE_HINT, STRING_HINT, SWITCH_HINT,
+    COUNT_HINT, DURATION_HINT, LIST_HINT, SIZE_HINT, STRING_HINT, SWITCH_HINT,
 };
 
 impl Kind {
@@ -25,6 +25,10 @@ impl Kind {
         let given = match self {
             Kind::Switch(_) | Kind::Auto(..) => value.as_bool().map(Given::Switch),
             Kind::Size(..) => size_value(value).map(Given::Size),
+            Kind::Count(_) => value
+                .as_integer()
+                .and_then(|n| u64::try_from(n).ok())
+                .map(Given::Count),
             Kind::Duration(_) | Kind::Ttl(_) | Kind::HeardTtl(_) => {
                 duration_value(value).map(Given::Duration)
             }
@@ -38,6 +42,7 @@ impl Kind {
         given.ok_or(match self {
             Kind::Switch(_) | Kind::Auto(..) => BOOL_HINT,
             Kind::Size(..) => SIZE_HINT,
+            Kind::Count(_) => COUNT_HINT,
             Kind::Duration(_) | Kind::Ttl(_) | Kind::HeardTtl(_) => DURATION_HINT,
             Kind::List(_) => LIST_HINT,
             Kind::Path(_)
@@ -55,6 +60,11 @@ impl Kind {
                 bool_text(&text).map(Given::Switch).ok_or(SWITCH_HINT)
             }
             Kind::Size(_, hint) => parse_size(&text).map(Given::Size).ok_or(hint),
+            Kind::Count(_) => text
+                .trim()
+                .parse::<u64>()
+                .map(Given::Count)
+                .map_err(|_| COUNT_HINT),
             Kind::Duration(_) | Kind::Ttl(_) | Kind::HeardTtl(_) => parse_duration(&text)
                 .map(Given::Duration)
                 .ok_or(DURATION_HINT),
@@ -75,6 +85,7 @@ impl Kind {
             (Kind::Switch(place), Given::Switch(b)) => (place.write)(config).set(b, source),
             (Kind::Auto(place, _), Given::Switch(b)) => (place.write)(config).set(Some(b), source),
             (Kind::Size(place, _), Given::Size(n)) => (place.write)(config).set(n, source),
+            (Kind::Count(place), Given::Count(n)) => (place.write)(config).set(n, source),
             (Kind::Duration(place), Given::Duration(d)) => (place.write)(config).set(d, source),
             (Kind::Ttl(class), Given::Duration(d)) => {
                 if let Some(slot) = config.ttl.get_mut(class) {

@@ -122,6 +122,8 @@ pub(super) enum Kind {
     /// A number of bytes; the text is the environment's hint (it names a typical size).
     Size(Place<u64>, &'static str),
     Duration(Place<Duration>),
+    /// A number of things (requests).
+    Count(Place<u64>),
     /// How long answers of a TTL class stay fresh.
     Ttl(TtlClass),
     /// How long answers of a TTL class may stay fresh while their writes are heard.
@@ -140,6 +142,7 @@ pub(super) enum Kind {
 pub(super) enum Given {
     Switch(bool),
     Size(u64),
+    Count(u64),
     Duration(Duration),
     Text(String),
     Path(PathBuf),
@@ -319,6 +322,30 @@ pub(super) const ROWS: &[Row] = &[
         default: "`24h`",
         doc: "when GitHub fails, a stale answer younger than this is served, with a warning",
         kind: Kind::Duration(place!(max_stale)),
+        from_flags: None,
+        show: None,
+        listed: true,
+    },
+    Row {
+        key: "rate_limit_reserve",
+        file: Some("rate_limit_reserve"),
+        env: var_blank_is_value("GH_CACHE_RATE_LIMIT_RESERVE"),
+        flags: "",
+        default: "`50`",
+        doc: "at or below this many requests left of GitHub's rate limit, a read serves a stale answer within `max_stale` rather than spend one; see \"Near GitHub's rate limits\"",
+        kind: Kind::Count(place!(rate_limit_reserve)),
+        from_flags: None,
+        show: None,
+        listed: true,
+    },
+    Row {
+        key: "rate_limit_wait",
+        file: Some("rate_limit_wait"),
+        env: var_blank_is_value("GH_CACHE_RATE_LIMIT_WAIT"),
+        flags: "",
+        default: "`1m`",
+        doc: "the longest a request waits out a pause that GitHub's secondary rate limit asked for; a longer pause is not waited for",
+        kind: Kind::Duration(place!(rate_limit_wait)),
         from_flags: None,
         show: None,
         listed: true,

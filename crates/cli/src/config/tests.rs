@@ -183,6 +183,8 @@ scope = "team"
 max_size = "1GiB"
 max_entry_size = 1000
 max_stale = "2h"
+rate_limit_reserve = 20
+rate_limit_wait = "30s"
 clock_skew = 5
 lock_timeout = "1m"
 [ttl]
@@ -290,6 +292,8 @@ fn the_environment_sets_every_row_that_has_a_variable() {
         ("GH_CACHE_MAX_SIZE", "1GiB"),
         ("GH_CACHE_MAX_ENTRY_SIZE", "1MiB"),
         ("GH_CACHE_MAX_STALE", "2h"),
+        ("GH_CACHE_RATE_LIMIT_RESERVE", "20"),
+        ("GH_CACHE_RATE_LIMIT_WAIT", "30s"),
         ("GH_CACHE_CLOCK_SKEW", "5s"),
         ("GH_CACHE_TTL_LIST", "1m"),
         ("GH_CACHE_TTL_VIEW", "1m"),

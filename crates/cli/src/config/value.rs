@@ -9,6 +9,7 @@ use std::time::Duration;
 pub(super) const DURATION_HINT: &str =
     "must be a duration like 90s, 10m, 1h or a number of seconds";
 pub(super) const SIZE_HINT: &str = "must be a size like \"512MiB\" or a number of bytes";
+pub(super) const COUNT_HINT: &str = "must be a whole number, 0 or more";
 pub(super) const BOOL_HINT: &str = "must be true or false";
 pub(super) const STRING_HINT: &str = "must be a string (in quotes)";
 pub(super) const LIST_HINT: &str = "must be a list of strings";

@@ -167,6 +167,39 @@ fn github_failure_serves_stale_within_max_stale_only() {
 }
 
 #[test]
+fn short_of_budget_a_stale_answer_within_max_stale_is_served_without_asking_github() {
+    let entry = sample_entry(5, "o/r", b"old\n");
+    let fresh = sample_entry(5, "o/r", b"new\n");
+    for (age_ms, asked) in [(120_000, false), (60_000 + 25 * 3_600_000, true)] {
+        let local = Arc::new(MemoryTier::new("local"));
+        block_on(local.put(&stale(entry.clone(), age_ms))).ok();
+        let origin = Arc::new(ScriptedOrigin::new(Fetched::Fresh(fresh.clone())));
+        let chain = Chain::new(origin.clone(), Arc::new(Recorder::default())).with_tier(local);
+        let mut request = request_for(&entry);
+        request.prefer_stale = Some("3 requests left".into());
+        let resolved = block_on(chain.resolve(&request)).ok();
+        assert_eq!(origin.calls.load(Ordering::SeqCst), usize::from(asked));
+        let resolved = resolved.unwrap_or_else(|| panic!("resolved"));
+        if asked {
+            // Nothing within max_stale: GitHub is asked as gh would ask it.
+            assert_eq!(resolved.source, Source::Origin);
+            assert_eq!(resolved.output.stdout, b"new\n");
+        } else {
+            assert_eq!(resolved.source, Source::Stale);
+            assert_eq!(resolved.output.stdout, b"old\n");
+            assert!(
+                resolved
+                    .warnings
+                    .iter()
+                    .any(|w| w.contains("3 requests left")),
+                "{:?}",
+                resolved.warnings
+            );
+        }
+    }
+}
+
+#[test]
 fn a_non_transient_failure_is_passed_through_not_hidden() {
     let entry = sample_entry(6, "o/r", b"old\n");
     let local = Arc::new(MemoryTier::new("local"));
