@@ -45,7 +45,7 @@ async function post() {
     // No baseline: the totals are this job's.
   }
   const counts = report.delta(before, after);
-  if (summary && !runner.appendSummary(report.markdown(counts, before.tiers))) {
+  if (summary && !runner.appendSummary(report.markdown(counts, before.tiers, after.rate_limits))) {
     info('no job summary: GITHUB_STEP_SUMMARY is not set');
   }
   if (annotations) runner.annotate('notice', report.notice(counts), 'ghcache');

@@ -31,8 +31,35 @@ function tiersText(tiers) {
   return [part('P2P', tiers.p2p), part('IPFS', tiers.ipfs)].filter(Boolean).join('; ');
 }
 
-/** The job summary's Markdown. */
-function markdown(d, tiers) {
+/** The hourly budgets every gh command draws on; the per-minute ones say little at a job's end. */
+const HOURLY = ['core', 'graphql'];
+
+/**
+ * What is left of GitHub's hourly rate limits, per principal (a token's hash, or `repo:o/r`
+ * for the repository's job tokens), as GitHub last told this runner or, through the swarm,
+ * its peers (`rate_limits` of `ghcache stats --json`): rows for the summary's table.
+ */
+function budgetRows(rateLimits, nowMs) {
+  const rows = [];
+  for (const p of Array.isArray(rateLimits) ? rateLimits : []) {
+    for (const resource of HOURLY) {
+      const r = ((p && p.resources) || {})[resource];
+      if (!r || !Number.isFinite(r.remaining) || !Number.isFinite(r.limit)) continue;
+      if (Number.isFinite(r.reset) && r.reset * 1000 <= nowMs) continue;
+      const minutes = Number.isFinite(r.reset) ? Math.max(0, Math.ceil((r.reset * 1000 - nowMs) / 60000)) : null;
+      const resets = minutes === null ? '' : `, resets in ${minutes} min`;
+      rows.push([`GitHub budget left, ${p.principal} (${resource})`, `${r.remaining} of ${r.limit}${resets}`]);
+    }
+    if (Number.isFinite(p && p.paused_until_ms) && p.paused_until_ms > nowMs) {
+      const seconds = Math.ceil((p.paused_until_ms - nowMs) / 1000);
+      rows.push([`paused by a secondary rate limit, ${p.principal}`, `${seconds} s more`]);
+    }
+  }
+  return rows;
+}
+
+/** The job summary's Markdown; `rateLimits` as `ghcache stats --json` gave them after the job. */
+function markdown(d, tiers, rateLimits, nowMs = Date.now()) {
   const rows = [
     ['gh requests through ghcache', d.requests],
     ['answered from the cache', `${d.hit} (local ${d.hits.local}, p2p ${d.hits.p2p}, ipfs ${d.hits.ipfs})`],
@@ -44,6 +71,7 @@ function markdown(d, tiers) {
   ];
   if (d.corrupt > 0) rows.push(['bad entries dropped', d.corrupt]);
   if (d.errors > 0) rows.push(['errors', d.errors]);
+  rows.push(...budgetRows(rateLimits, nowMs));
   const lines = ['### ghcache', '', '| | |', '| --- | ---: |'];
   for (const [label, value] of rows) lines.push(`| ${label} | ${value} |`);
   const tiersLine = tiersText(tiers);
@@ -61,4 +89,4 @@ function notice(d) {
   );
 }
 
-module.exports = { delta, markdown, notice };
+module.exports = { budgetRows, delta, markdown, notice };

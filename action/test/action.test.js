@@ -333,6 +333,8 @@ test('main and post: gh through the shim, two identical calls reach GitHub once,
   assert.match(summary, /^\| revalidated \(304, free\) \| 0 \|$/m);
   assert.match(summary, /^\| stale answers served \| 0 \|$/m);
   assert.match(summary, /Tiers: P2P on \(daemon running, 1 peer connected\); IPFS off/);
+  // What GitHub said is left of the token's budget, from the fake GitHub's headers.
+  assert.match(summary, /^\| GitHub budget left, (token:[0-9a-f]{16}|repo:\S+) \(graphql\) \| \d+ of 5000, resets in \d+ min \|$/m);
   const notices = post.stdout.split('\n').filter((l) => l.startsWith('::notice'));
   assert.deepEqual(notices, [
     '::notice title=ghcache::1 of 2 gh requests answered from the cache (local 1, p2p 0, ipfs 0): 1 GitHub request saved, 0 revalidated (304), 0 stale served',
@@ -668,4 +670,27 @@ test('a target the release has no archive for: nothing installed, one notice, an
     `the ghcache ${VERSION} release has no build for ${TARGET} (it has: ${other}): nothing installed, gh runs as it is, without the cache`,
   );
   assert.deepEqual(served.slice(asked), []);
+});
+
+test('the summary shows what is left of each principal hourly budgets, and a pause', () => {
+  const summary = require('../lib/summary');
+  const now = 1_800_000_000_000;
+  const limits = [
+    {
+      principal: 'repo:o/r',
+      resources: {
+        core: { limit: 1000, remaining: 812, reset: now / 1000 + 600 },
+        search: { limit: 30, remaining: 2, reset: now / 1000 + 30 },
+      },
+      paused_until_ms: now + 4500,
+    },
+    { principal: 'token:0011223344556677', resources: { graphql: { limit: 5000, remaining: 1, reset: now / 1000 - 1 } } },
+  ];
+  assert.deepEqual(summary.budgetRows(limits, now), [
+    ['GitHub budget left, repo:o/r (core)', '812 of 1000, resets in 10 min'],
+    ['paused by a secondary rate limit, repo:o/r', '5 s more'],
+  ]);
+  assert.deepEqual(summary.budgetRows(undefined, now), []);
+  const md = summary.markdown(summary.delta({}, {}), undefined, limits, now);
+  assert.match(md, /^\| GitHub budget left, repo:o\/r \(core\) \| 812 of 1000, resets in 10 min \|$/m);
 });

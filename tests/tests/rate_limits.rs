@@ -194,3 +194,144 @@ fn a_job_tokens_budget_is_the_repositorys_and_not_a_pats() {
     assert!(world.github.request_count() > before);
     assert!(!asked.err().contains("GitHub not asked"), "{}", asked.err());
 }
+
+/// Until `machine`'s book (its `ghcache stats`) holds a pause, or `timeout` passes.
+fn wait_for_pause(machine: &Machine, timeout: Duration) -> bool {
+    ghcache_tests::wait_until(timeout, || {
+        machine.stats()["rate_limits"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|p| !p["paused_until_ms"].is_null()))
+    })
+}
+
+#[test]
+fn a_secondary_limit_on_one_runner_holds_back_the_other_runners_of_the_swarm() {
+    let world = World::new();
+    let key = world.swarm_key("team");
+    let a = world.machine("a");
+    let mut b = world.machine("b");
+    let da = a.daemon(&key, &[]);
+    let db = b.daemon(&key, &["--bootstrap", &da.addr]);
+    assert!(db.wait_peers(1), "{}", db.log());
+    // B holds a release list, which it will serve stale.
+    let fresh = b.cached(&RELEASES).ok();
+    b.set_env("GH_CACHE_TTL_RELEASE", "0");
+    world.github.clear_log();
+
+    // A meets a secondary limit (the same token, so the same principal as B's) and waits it
+    // out; its daemon tells the swarm.
+    world.github.refuse_next_as_secondary(1, 403, Some(4));
+    let on_a = {
+        let a = a.clone();
+        std::thread::spawn(move || a.cached(&ISSUES))
+    };
+    assert!(
+        wait_for_pause(&b, Duration::from_secs(3)),
+        "B never heard of A's pause: {}",
+        db.log()
+    );
+    assert_eq!(limited(&world), [Some(Limited::Secondary)]);
+
+    // B, within the pause: its stale answer, and not one request.
+    let stale = b.cached(&RELEASES);
+    assert_eq!(stale.code, 0, "{}", stale.err());
+    assert_eq!(stale.stdout, fresh.stdout);
+    assert!(stale.err().contains("GitHub not asked"), "{}", stale.err());
+    assert_eq!(world.github.request_count(), 1, "B did not send");
+
+    // B, with nothing stale: it waits for the pause to end, then sends.
+    let started = Instant::now();
+    let waited = b.cached(&["pr", "list", "-R", "o/r"]);
+    assert_eq!(waited.code, 0, "{}", waited.err());
+    assert!(
+        waited.err().contains("secondary rate limit: waiting"),
+        "{}",
+        waited.err()
+    );
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    let on_a = on_a
+        .join()
+        .unwrap_or_else(|_| panic!("A's command panicked"));
+    assert_eq!(on_a.code, 0, "{}", on_a.err());
+    assert_eq!(
+        limited(&world).iter().filter(|l| l.is_some()).count(),
+        1,
+        "nothing sent during the pause was refused: {:?}",
+        limited(&world)
+    );
+    drop((da, db));
+}
+
+/// The writes that reached the fake GitHub: REST methods other than GET/HEAD, and GraphQL
+/// mutations.
+fn writes(world: &World) -> Vec<fake_github::RequestRecord> {
+    world
+        .github
+        .requests()
+        .into_iter()
+        .filter(|r| match r.operation.as_deref() {
+            Some(operation) => operation == "mutation",
+            None => !matches!(r.method.as_str(), "GET" | "HEAD"),
+        })
+        .collect()
+}
+
+#[test]
+fn writes_of_one_principal_reach_github_a_second_apart() {
+    let world = World::new();
+    let machine = world.machine("writer");
+    let create = |title: &'static str| ["issue", "create", "-R", "o/r", "-t", title, "-b", "x"];
+    // Two writes at once, as two steps of a job started together would send them.
+    let first = {
+        let m = machine.clone();
+        std::thread::spawn(move || m.cached(&create("first")))
+    };
+    let second = machine.cached(&create("second"));
+    let first = first
+        .join()
+        .unwrap_or_else(|_| panic!("the first write panicked"));
+    assert_eq!(
+        (first.code, second.code),
+        (0, 0),
+        "{}{}",
+        first.err(),
+        second.err()
+    );
+    let sent = writes(&world);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let apart = sent[1].arrived_at.duration_since(sent[0].arrived_at);
+    assert!(
+        apart >= Duration::from_millis(950),
+        "the second write was sent {apart:?} after the first"
+    );
+    assert!(sent.iter().all(|w| w.limited.is_none()));
+}
+
+#[test]
+fn requests_in_flight_from_one_machine_stay_within_the_cap() {
+    let world = World::new();
+    world.github.set_limits(Limits {
+        concurrent: Some(2),
+        ..Limits::default()
+    });
+    world.github.set_latency(Duration::from_millis(600));
+    let mut machine = world.machine("busy");
+    machine.set_env("GH_CACHE_RATE_LIMIT_IN_FLIGHT", "2");
+    // Five gh runs at once, as a job's parallel steps would start them.
+    let runs: Vec<_> = (0..5)
+        .map(|i| {
+            let m = machine.clone();
+            std::thread::spawn(move || m.cached(&["api", &format!("repos/o/r?n={i}")]))
+        })
+        .collect();
+    for run in runs {
+        let run = run.join().unwrap_or_else(|_| panic!("a run panicked"));
+        assert_eq!(run.code, 0, "{}", run.err());
+    }
+    assert_eq!(world.github.request_count(), 5);
+    assert!(
+        limited(&world).iter().all(Option::is_none),
+        "GitHub refused none for too many at once: {:?}",
+        limited(&world)
+    );
+}

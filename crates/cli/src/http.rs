@@ -119,10 +119,11 @@ impl Run {
         settings.context_repo = Some(context_repo.to_owned()).filter(|r| !r.is_empty());
         settings.fresh_only = purpose == Purpose::Write;
         settings.debug = config.debug.value;
-        settings.job_token = context::declared_job_token(
+        let settings_job_token = context::declared_job_token(
             &|name| std::env::var(name).ok(),
             &context::host(&|name| std::env::var(name).ok()),
         );
+        settings.job_token = settings_job_token.clone();
         settings.rate_limit_wait = config.rate_limit_wait.value;
         settings.rate_limit_reserve = config.rate_limit_reserve.value;
         // gh reads this process's environment for its proxy: so does the way to GitHub.
@@ -145,7 +146,19 @@ impl Run {
         let ipfs_adds = remote.adds_to_ipfs();
         let writable = local.as_ref().is_some_and(|l| !l.is_read_only());
         if writable {
-            level = level.with_budget(Arc::new(local::BookFile::in_dir(dir)));
+            let mut gate = http::Gate::new(
+                Arc::new(local::BookFile::in_dir(dir)),
+                settings_job_token,
+                config.rate_limit_wait.value,
+            )
+            .with_in_flight(
+                Arc::new(local::InFlightFiles::in_dir(dir)),
+                usize::try_from(config.rate_limit_in_flight.value).unwrap_or(usize::MAX),
+            );
+            if let Some(share) = remote.budget_share() {
+                gate = gate.with_share(share);
+            }
+            level = level.with_gate(gate);
         }
         let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let invalidated = Arc::<Mutex<Vec<Selector>>>::default();
@@ -228,7 +241,7 @@ impl Run {
             gh.warn(&line);
         }
         if let Some(gate) = level.gate() {
-            gate.flush();
+            gate.flush().await;
         }
         let fetched = if self.ipfs_adds {
             level.fetched()

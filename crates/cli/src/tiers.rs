@@ -240,6 +240,16 @@ impl Tiers {
         tiers
     }
 
+    /// Where the machine's peers are told what GitHub said of a rate-limit budget: the daemon,
+    /// when one runs.
+    pub(crate) fn budget_share(&self) -> Option<Arc<dyn ghcache_core::budget::BudgetShare>> {
+        #[cfg(feature = "p2p")]
+        if let Some(peers) = &self.peers {
+            return Some(peers.clone() as Arc<dyn ghcache_core::budget::BudgetShare>);
+        }
+        None
+    }
+
     /// Whether the IPFS tier is on: what GitHub answered is then added to it.
     pub(crate) fn adds_to_ipfs(&self) -> bool {
         #[cfg(feature = "ipfs")]

@@ -13,7 +13,7 @@
 //!
 //! ```text
 //! book      "ghcache-budget" | version | u16 n | n × principal
-//! principal name | opt pause | u8 n | n × reading
+//! principal name | opt pause | u8 n | n × reading | u8 n | n × write time
 //! pause     since | until | strikes
 //! reading   resource | limit | remaining | used | reset | at
 //! ```
@@ -46,6 +46,12 @@ pub const LONGEST_PAUSE: Duration = Duration::from_secs(15 * 60);
 /// (the next pause is twice as long); later, a pause starts again at [`FIRST_PAUSE`].
 pub const STRIKE_MEMORY: Duration = Duration::from_secs(10 * 60);
 
+/// GitHub's advice for writes: "wait at least one second between each request".
+pub const WRITE_SPACING: Duration = Duration::from_secs(1);
+/// GitHub's secondary limit on content-creating requests: 80 a minute.
+pub const WRITES_PER_MINUTE: usize = 80;
+const MINUTE_MS: u64 = 60_000;
+
 /// The resources whose budget lasts an hour and that gh's commands draw on.
 pub const HOURLY: [&str; 2] = ["core", "graphql"];
 
@@ -75,6 +81,23 @@ impl Principal {
     /// How status lines and the book name it.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The principal named `name` as [`Principal::as_str`] writes it (from a peer or a file):
+    /// `None` for any other text.
+    pub fn parse(name: &str) -> Option<Principal> {
+        let valid = match name.split_once(':') {
+            Some(("repo", repo)) => {
+                !repo.is_empty()
+                    && repo.len() <= crate::MAX_REPO
+                    && !repo.contains(char::is_whitespace)
+            }
+            Some(("token", hash)) => {
+                hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+            }
+            _ => name == "anonymous",
+        };
+        valid.then(|| Principal(name.to_owned()))
     }
 }
 
@@ -218,13 +241,17 @@ pub struct Standing {
     pub readings: BTreeMap<String, Reading>,
     /// The latest secondary-limit pause, ended or not.
     pub pause: Option<Pause>,
+    /// When its writes were (or are due to be) sent, in epoch milliseconds, oldest first: the
+    /// last minute's, at most [`WRITES_PER_MINUTE`] (see [`Book::next_write`]).
+    pub writes: Vec<u64>,
 }
 
 impl Standing {
     /// When the latest reading of any resource came.
     fn heard_ms(&self) -> u64 {
         let read = self.readings.values().map(|r| r.at_ms).max().unwrap_or(0);
-        read.max(self.pause.map_or(0, |p| p.since_ms))
+        let wrote = self.writes.last().copied().unwrap_or(0);
+        read.max(self.pause.map_or(0, |p| p.since_ms)).max(wrote)
     }
 }
 
@@ -273,7 +300,40 @@ impl Book {
             if let Some(pause) = standing.pause {
                 self.pause(principal, pause);
             }
+            if !standing.writes.is_empty() {
+                let kept = self.principals.entry(principal.clone()).or_default();
+                kept.writes.extend(&standing.writes);
+                kept.writes.sort_unstable();
+                kept.writes.dedup();
+                let extra = kept.writes.len().saturating_sub(WRITES_PER_MINUTE);
+                kept.writes.drain(..extra);
+            }
         }
+        self.bound();
+    }
+
+    /// When a write of `principal` may be sent, if it is asked for at `now_ms`: at least
+    /// [`WRITE_SPACING`] after its last write, and no more than [`WRITES_PER_MINUTE`] in any
+    /// minute. The time is taken (recorded as a write), so that the next asker is spaced after
+    /// it: call it under [`BookStore::update`], which makes it one step across processes.
+    pub fn next_write(&mut self, principal: &Principal, now_ms: u64) -> u64 {
+        let standing = self.principals.entry(principal.clone()).or_default();
+        standing
+            .writes
+            .retain(|&at| at.saturating_add(MINUTE_MS) > now_ms);
+        let mut at = now_ms;
+        if let Some(&last) = standing.writes.last() {
+            at = at.max(last.saturating_add(WRITE_SPACING.as_millis() as u64));
+        }
+        if standing.writes.len() >= WRITES_PER_MINUTE {
+            let oldest = standing.writes[standing.writes.len() - WRITES_PER_MINUTE];
+            at = at.max(oldest.saturating_add(MINUTE_MS));
+        }
+        standing.writes.push(at);
+        let extra = standing.writes.len().saturating_sub(WRITES_PER_MINUTE);
+        standing.writes.drain(..extra);
+        self.bound();
+        at
     }
 
     /// What is known of `principal`.
@@ -338,7 +398,10 @@ impl Book {
             }) {
                 standing.pause = None;
             }
-            !standing.readings.is_empty() || standing.pause.is_some()
+            standing
+                .writes
+                .retain(|&at| at.saturating_add(MINUTE_MS) > now_ms);
+            !standing.readings.is_empty() || standing.pause.is_some() || !standing.writes.is_empty()
         });
     }
 
@@ -365,23 +428,7 @@ impl Book {
         out.push(BOOK_VERSION);
         out.extend_from_slice(&(self.principals.len() as u16).to_le_bytes());
         for (principal, standing) in &self.principals {
-            put_bytes(&mut out, principal.0.as_bytes());
-            match standing.pause {
-                Some(p) => {
-                    out.push(1);
-                    out.extend_from_slice(&p.since_ms.to_le_bytes());
-                    out.extend_from_slice(&p.until_ms.to_le_bytes());
-                    out.extend_from_slice(&p.strikes.to_le_bytes());
-                }
-                None => out.push(0),
-            }
-            out.push(standing.readings.len() as u8);
-            for r in standing.readings.values() {
-                put_bytes(&mut out, r.resource.as_bytes());
-                for n in [r.limit, r.remaining, r.used, r.reset_s, r.at_ms] {
-                    out.extend_from_slice(&n.to_le_bytes());
-                }
-            }
+            put_principal(&mut out, principal, standing);
         }
         out
     }
@@ -407,40 +454,54 @@ impl Book {
         }
         let mut book = Book::default();
         for _ in 0..n {
-            let principal = Principal(r.string(MAX_NAME)?);
-            let pause = match r.u8()? {
-                0 => None,
-                1 => Some(Pause {
-                    since_ms: r.u64()?,
-                    until_ms: r.u64()?,
-                    strikes: r.u32()?,
-                }),
-                _ => return Err(r.err("bad pause flag")),
-            };
-            let readings = r.u8()? as usize;
-            if readings > MAX_RESOURCES {
-                return Err(r.err("too many resources"));
-            }
-            let mut standing = Standing {
-                pause,
-                ..Standing::default()
-            };
-            for _ in 0..readings {
-                let resource = r.string(MAX_NAME)?;
-                let reading = Reading {
-                    resource: resource.clone(),
-                    limit: r.u64()?,
-                    remaining: r.u64()?,
-                    used: r.u64()?,
-                    reset_s: r.u64()?,
-                    at_ms: r.u64()?,
-                };
-                standing.readings.insert(resource, reading);
-            }
+            let (principal, standing) = read_principal(&mut r)?;
             book.principals.insert(principal, standing);
         }
         r.finish()?;
         Ok(book)
+    }
+}
+
+/// The largest encoded [`News`]: a principal, a pause and [`MAX_RESOURCES`] readings.
+pub const MAX_NEWS: usize =
+    4 + MAX_NAME + 1 + 20 + 1 + MAX_RESOURCES * (4 + MAX_NAME + 40) + 1 + WRITES_PER_MINUTE * 8;
+
+/// What one machine tells its peers of a principal's budget: its latest pause and readings.
+/// The receiver merges it into its own book ([`Book::merge`]: the newest of each wins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct News {
+    /// Whose budget.
+    pub principal: Principal,
+    /// What is known of it.
+    pub standing: Standing,
+}
+
+impl News {
+    /// Appends its encoding (as a book encodes one principal).
+    pub fn put(&self, out: &mut Vec<u8>) {
+        put_principal(out, &self.principal, &self.standing);
+    }
+
+    /// Reads what [`News::put`] wrote; a principal that [`Principal::parse`] refuses is an
+    /// error.
+    ///
+    /// # Errors
+    /// Malformed, over its bounds, or naming no principal.
+    pub fn read(r: &mut Reader<'_>) -> Result<News, DecodeError> {
+        let (principal, standing) = read_principal(r)?;
+        let principal =
+            Principal::parse(principal.as_str()).ok_or_else(|| r.err("not a principal"))?;
+        Ok(News {
+            principal,
+            standing,
+        })
+    }
+
+    /// A book that holds just this news.
+    pub fn into_book(self) -> Book {
+        let mut book = Book::default();
+        book.principals.insert(self.principal, self.standing);
+        book
     }
 }
 
@@ -485,6 +546,75 @@ impl Shortage {
     }
 }
 
+/// Appends one principal's part of a book (see the module doc).
+fn put_principal(out: &mut Vec<u8>, principal: &Principal, standing: &Standing) {
+    put_bytes(out, principal.0.as_bytes());
+    match standing.pause {
+        Some(p) => {
+            out.push(1);
+            out.extend_from_slice(&p.since_ms.to_le_bytes());
+            out.extend_from_slice(&p.until_ms.to_le_bytes());
+            out.extend_from_slice(&p.strikes.to_le_bytes());
+        }
+        None => out.push(0),
+    }
+    out.push(standing.readings.len() as u8);
+    for r in standing.readings.values() {
+        put_bytes(out, r.resource.as_bytes());
+        for n in [r.limit, r.remaining, r.used, r.reset_s, r.at_ms] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+    let writes = &standing.writes[standing.writes.len().saturating_sub(WRITES_PER_MINUTE)..];
+    out.push(writes.len() as u8);
+    for at in writes {
+        out.extend_from_slice(&at.to_le_bytes());
+    }
+}
+
+/// Reads what [`put_principal`] wrote.
+fn read_principal(r: &mut Reader<'_>) -> Result<(Principal, Standing), DecodeError> {
+    let principal = Principal(r.string(MAX_NAME)?);
+    let pause = match r.u8()? {
+        0 => None,
+        1 => Some(Pause {
+            since_ms: r.u64()?,
+            until_ms: r.u64()?,
+            strikes: r.u32()?,
+        }),
+        _ => return Err(r.err("bad pause flag")),
+    };
+    let readings = r.u8()? as usize;
+    if readings > MAX_RESOURCES {
+        return Err(r.err("too many resources"));
+    }
+    let mut standing = Standing {
+        pause,
+        ..Standing::default()
+    };
+    for _ in 0..readings {
+        let resource = r.string(MAX_NAME)?;
+        let reading = Reading {
+            resource: resource.clone(),
+            limit: r.u64()?,
+            remaining: r.u64()?,
+            used: r.u64()?,
+            reset_s: r.u64()?,
+            at_ms: r.u64()?,
+        };
+        standing.readings.insert(resource, reading);
+    }
+    let writes = r.u8()? as usize;
+    if writes > WRITES_PER_MINUTE {
+        return Err(r.err("too many writes"));
+    }
+    for _ in 0..writes {
+        standing.writes.push(r.u64()?);
+    }
+    standing.writes.sort_unstable();
+    Ok((principal, standing))
+}
+
 /// Where a machine keeps its book (the local tier keeps it as a file in the cache dir):
 /// shared by every process of the machine, so that what one gh run heard from GitHub holds
 /// back the next.
@@ -497,6 +627,28 @@ pub trait BookStore: Send + Sync {
     /// # Errors
     /// The book could not be stored; what was known before stays.
     fn update(&self, change: &mut dyn FnMut(&mut Book)) -> std::io::Result<()>;
+}
+
+/// Slots for a principal's requests in flight on this machine (the local tier keeps them as
+/// locked files in the cache dir, shared by every process): GitHub refuses more than 100 at
+/// once per principal, across every machine that uses its token.
+pub trait InFlight: Send + Sync {
+    /// Takes one of `principal`'s `cap` slots if one is free, without waiting; it is given
+    /// back when the value is dropped. `None`: all are taken (or none can be: a read-only or
+    /// unwritable cache dir, where the request goes without one).
+    fn try_take(&self, principal: &Principal, cap: usize) -> Option<Slot>;
+}
+
+/// A slot taken from [`InFlight::try_take`], held while the request is in flight.
+pub struct Slot(pub Box<dyn Send + Sync>);
+
+/// Where a machine tells its peers what GitHub said of a principal's budget (the p2p tier,
+/// through the machine's daemon): a pause at once, readings when a gh run is done.
+#[async_trait::async_trait]
+pub trait BudgetShare: Send + Sync {
+    /// Tells the peers `news`; a failure is the caller's to ignore (each machine still learns
+    /// from its own answers).
+    async fn share(&self, news: &News);
 }
 
 #[cfg(test)]

@@ -72,6 +72,9 @@ pub struct RequestRecord {
     /// The rate limit that refused it, if one did (the injected [`Fault::RateLimited`] is the
     /// primary limit, though charged).
     pub limited: Option<Limited>,
+    /// When it arrived (its answer may come later, after the latency): how far apart a
+    /// client sent its requests.
+    pub arrived_at: std::time::Instant,
 }
 
 /// A conditional request header: what a 304 was asked for with.

@@ -4,14 +4,21 @@
 //! of a paused principal waits the pause out, up to a bound, before it is sent.
 //!
 //! Readings are written to the book once per gh run ([`Gate::flush`]); a pause at once, so that
-//! a gh running beside this one holds back too.
+//! a gh running beside this one holds back too. Where the machine is in a swarm, both are told
+//! to its peers ([`BudgetShare`]): a pause at once, readings when the run is done.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ghcache_core::budget::{Book, BookStore, Pause, Principal, Refusal, Shortage};
+use ghcache_core::budget::{
+    Book, BookStore, BudgetShare, InFlight, News, Pause, Principal, Refusal, Shortage, Slot,
+    Standing,
+};
+
+/// How often a request waiting for a slot looks again.
+const SLOT_POLL: Duration = Duration::from_millis(10);
 use ghcache_core::{now_ms, TokenHash};
 use hyper::header::HeaderMap;
 
@@ -19,6 +26,10 @@ use hyper::header::HeaderMap;
 /// written into the book.
 pub struct Gate {
     store: Arc<dyn BookStore>,
+    /// Where the peers are told, if the machine is in a swarm.
+    share: Option<Arc<dyn BudgetShare>>,
+    /// The slots of requests in flight per principal on this machine, and how many.
+    in_flight: Option<(Arc<dyn InFlight>, usize)>,
     /// The declared job token and its repository, whose budget all its jobs share.
     job: Option<(TokenHash, String)>,
     /// The longest a request waits for a pause to end; a longer pause is not waited for (the
@@ -29,6 +40,11 @@ pub struct Gate {
     /// Requests that waited, and for how long in all (ms).
     waits: AtomicU64,
     waited_ms: AtomicU64,
+    /// Writes that waited to be spaced, and for how long in all (ms).
+    paced: AtomicU64,
+    paced_ms: AtomicU64,
+    /// Requests that found every slot of their principal taken.
+    crowded: AtomicU64,
     /// The pause whose wait was told on stderr (its end, ms): one line per pause.
     told: Mutex<Option<u64>>,
 }
@@ -52,12 +68,52 @@ impl Gate {
     ) -> Gate {
         Gate {
             store,
+            share: None,
+            in_flight: None,
             job,
             wait_max,
             heard: Mutex::default(),
             waits: AtomicU64::new(0),
             waited_ms: AtomicU64::new(0),
+            paced: AtomicU64::new(0),
+            paced_ms: AtomicU64::new(0),
+            crowded: AtomicU64::new(0),
             told: Mutex::default(),
+        }
+    }
+
+    /// Tells the peers through `share` what GitHub said (see the module doc).
+    pub fn with_share(mut self, share: Arc<dyn BudgetShare>) -> Gate {
+        self.share = Some(share);
+        self
+    }
+
+    /// Keeps at most `cap` requests of a principal in flight on this machine at once, in
+    /// `slots` (see [`Gate::slot`]).
+    pub fn with_in_flight(mut self, slots: Arc<dyn InFlight>, cap: usize) -> Gate {
+        self.in_flight = Some((slots, cap.max(1)));
+        self
+    }
+
+    /// A slot for a request of `principal`, held while it is in flight: taken at once when
+    /// one is free, else when one is given back (by this or another gh run of the machine),
+    /// waiting at most the bound; then the request goes without one (`None`).
+    pub async fn slot(&self, principal: &Principal) -> Option<Slot> {
+        let (slots, cap) = self.in_flight.as_ref()?;
+        let started = std::time::Instant::now();
+        let mut counted = false;
+        loop {
+            if let Some(slot) = slots.try_take(principal, *cap) {
+                return Some(slot);
+            }
+            if !counted {
+                counted = true;
+                self.crowded.fetch_add(1, Ordering::Relaxed);
+            }
+            if started.elapsed() >= self.wait_max {
+                return None;
+            }
+            tokio::time::sleep(SLOT_POLL).await;
         }
     }
 
@@ -114,10 +170,35 @@ impl Gate {
         tokio::time::sleep(wait).await;
     }
 
+    /// Waits until a write of `principal` may be sent: a second after the principal's last
+    /// write on this machine or a peer's it heard of, and no more than 80 in a minute
+    /// ([`Book::next_write`]), as GitHub asks of writes. Its time is taken at once, so that
+    /// writes of gh runs beside this one are spaced after it. A wait longer than the bound is
+    /// not made.
+    pub async fn before_write(&self, principal: &Principal) {
+        let now = now_ms();
+        let mut at = now;
+        if self
+            .store
+            .update(&mut |book| at = book.next_write(principal, now))
+            .is_err()
+        {
+            return;
+        }
+        let wait = Duration::from_millis(at.saturating_sub(now));
+        if wait.is_zero() || wait > self.wait_max {
+            return;
+        }
+        self.paced.fetch_add(1, Ordering::Relaxed);
+        self.paced_ms
+            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+        tokio::time::sleep(wait).await;
+    }
+
     /// Takes in what GitHub answered a request of `principal` with: its reading, and a
     /// secondary limit's pause (stored at once). `body` is what was read of the answer (a
     /// refusal's message).
-    pub(crate) fn heard(
+    pub(crate) async fn heard(
         &self,
         principal: &Principal,
         status: u16,
@@ -149,6 +230,20 @@ impl Gate {
             }
             pause = Some(next);
         }
+        if let (Some(share), Some(p)) = (&self.share, pause) {
+            let mut standing = self
+                .heard
+                .lock()
+                .ok()
+                .and_then(|heard| heard.standing(principal).cloned())
+                .unwrap_or_default();
+            standing.pause = Some(p);
+            let news = News {
+                principal: principal.clone(),
+                standing,
+            };
+            share.share(&news).await;
+        }
         match pause {
             Some(p) if Duration::from_millis(p.until_ms.saturating_sub(now)) <= self.wait_max => {
                 Next::Retry
@@ -157,14 +252,38 @@ impl Gate {
         }
     }
 
-    /// Writes this run's readings into the book (the newest per resource wins).
-    pub fn flush(&self) {
+    /// Writes this run's readings into the book (the newest per resource wins), and tells the
+    /// peers.
+    pub async fn flush(&self) {
         let heard = match self.heard.lock() {
             Ok(mut heard) => std::mem::take(&mut *heard),
             Err(_) => return,
         };
-        if heard.principals().next().is_some() {
-            let _ = self.store.update(&mut |book| book.merge(&heard));
+        if heard.principals().next().is_none() {
+            return;
+        }
+        let mut stored = Book::default();
+        let _ = self.store.update(&mut |book| {
+            book.merge(&heard);
+            stored = book.clone();
+        });
+        if let Some(share) = &self.share {
+            for (principal, standing) in heard.principals() {
+                // With the writes the book holds (this run's among them), so that peers space
+                // theirs after them.
+                let writes = stored
+                    .standing(principal)
+                    .map(|s| s.writes.clone())
+                    .unwrap_or_default();
+                let news = News {
+                    principal: principal.clone(),
+                    standing: Standing {
+                        writes,
+                        ..standing.clone()
+                    },
+                };
+                share.share(&news).await;
+            }
         }
     }
 
@@ -173,6 +292,14 @@ impl Gate {
         (
             self.waits.load(Ordering::Relaxed),
             self.waited_ms.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Writes that waited to be spaced, and the milliseconds they waited in all.
+    pub fn paced(&self) -> (u64, u64) {
+        (
+            self.paced.load(Ordering::Relaxed),
+            self.paced_ms.load(Ordering::Relaxed),
         )
     }
 }

@@ -23,7 +23,6 @@ use crate::origin::Forward;
 use crate::stats::{Counters, Counts};
 use crate::stored;
 use crate::upstream::{Route, Upstream};
-use ghcache_core::budget::BookStore;
 
 /// The largest GraphQL request body read to tell a query from a mutation; gh's are a few KiB.
 /// A larger one is passed on as a write.
@@ -98,14 +97,11 @@ impl Level {
         }
     }
 
-    /// Keeps GitHub's rate limits in `book` (see [`Gate`]): requests wait out a secondary
-    /// limit's pause, and reads short of budget prefer a stale answer within `max_stale`.
-    pub fn with_budget(mut self, book: Arc<dyn BookStore>) -> Level {
-        self.gate = Some(Arc::new(Gate::new(
-            book,
-            self.config.job_token.clone(),
-            self.config.rate_limit_wait,
-        )));
+    /// Keeps GitHub's rate limits through `gate` (see [`Gate`]): requests wait out a secondary
+    /// limit's pause, writes are spaced, requests in flight are capped, and reads short of
+    /// budget prefer a stale answer within `max_stale`.
+    pub fn with_gate(mut self, gate: Gate) -> Level {
+        self.gate = Some(Arc::new(gate));
         self
     }
 
@@ -235,6 +231,10 @@ impl Level {
             }
             Kind::Write(selector) => {
                 self.counters.writes.fetch_add(1, Ordering::Relaxed);
+                if let Some(gate) = &self.gate {
+                    let principal = gate.principal(token_hash(&headers).as_ref());
+                    gate.before_write(&principal).await;
+                }
                 let response = self
                     .forward(&route, &method, &path, headers, outgoing)
                     .await;
@@ -395,8 +395,10 @@ impl Level {
             .as_ref()
             .map(|gate| gate.principal(token_hash(&headers).as_ref()));
         *request.headers_mut() = headers;
+        let mut _slot = None;
         if let Some((gate, principal)) = self.gate.as_ref().zip(principal.as_ref()) {
             gate.before_send(principal).await;
+            _slot = gate.slot(principal).await;
         }
         match self.upstream.send(route, request, None).await {
             Ok(response) => {
@@ -420,7 +422,7 @@ impl Level {
                         }
                     }
                     // A write is not sent again: gh sees GitHub's refusal, as without ghcache.
-                    let _ = gate.heard(principal, status, &parts.headers, &prefix);
+                    let _ = gate.heard(principal, status, &parts.headers, &prefix).await;
                 }
                 let body = match incoming {
                     Some(incoming) => Body::streamed(prefix, incoming),

@@ -196,8 +196,10 @@ impl ghcache_core::Origin for Forward {
         // A read that a secondary limit refused is sent once more after the pause.
         let mut retried = false;
         let (parts, read) = loop {
+            let mut _slot = None;
             if let Some((gate, principal)) = &self.gate {
                 gate.before_send(principal).await;
+                _slot = gate.slot(principal).await;
             }
             let response = self
                 .upstream
@@ -207,7 +209,7 @@ impl ghcache_core::Origin for Forward {
             let (parts, incoming) = response.into_parts();
             if parts.status == StatusCode::NOT_MODIFIED && validator.is_some() {
                 if let Some((gate, principal)) = &self.gate {
-                    gate.heard(principal, 304, &parts.headers, &[]);
+                    gate.heard(principal, 304, &parts.headers, &[]).await;
                 }
                 return Ok(Fetched::NotModified);
             }
@@ -227,9 +229,11 @@ impl ghcache_core::Origin for Forward {
             let next = match (&self.gate, &read) {
                 (Some((gate, principal)), Read::Whole(bytes)) => {
                     gate.heard(principal, parts.status.as_u16(), &parts.headers, bytes)
+                        .await
                 }
                 (Some((gate, principal)), Read::Long(..)) => {
                     gate.heard(principal, parts.status.as_u16(), &parts.headers, &[])
+                        .await
                 }
                 (None, _) => Next::Pass,
             };

@@ -7,10 +7,10 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
-use ghcache_core::budget::{Book, BookStore, MAX_BOOK};
+use ghcache_core::budget::{Book, BookStore, InFlight, Principal, Slot, MAX_BOOK};
 use ghcache_core::cache_dir::BUDGET_FILE;
 use ghcache_core::now_ms;
 use rustix::fs::{flock, FlockOperation};
@@ -89,6 +89,60 @@ impl BookStore for BookFile {
     }
 }
 
+/// The slots of each principal's requests in flight on this machine: `cap` lock files in a
+/// directory of the cache dir per principal, each taken with a non-blocking exclusive `flock`
+/// and given back when its holder drops it (or its process ends).
+#[derive(Debug, Clone)]
+pub struct InFlightFiles {
+    dir: PathBuf,
+}
+
+impl InFlightFiles {
+    /// The slots in cache dir `dir` (made when first taken).
+    pub fn in_dir(dir: &Path) -> InFlightFiles {
+        InFlightFiles {
+            dir: dir.join(IN_FLIGHT_DIR),
+        }
+    }
+
+    fn take(&self, principal: &Principal, cap: usize) -> io::Result<Option<File>> {
+        // A principal's name has ':' and '/': hashed into a name of its own.
+        let name = blake3::hash(principal.as_str().as_bytes()).to_hex();
+        let dir = self.dir.join(&name.as_str()[..16]);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        for slot in 0..cap {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(dir.join(slot.to_string()))?;
+            if flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok() {
+                return Ok(Some(file));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl InFlight for InFlightFiles {
+    fn try_take(&self, principal: &Principal, cap: usize) -> Option<Slot> {
+        match self.take(principal, cap) {
+            Ok(Some(file)) => Some(Slot(Box::new(file))),
+            Ok(None) => None,
+            // Slots cannot be kept here: the request goes, as it would without ghcache.
+            Err(_) => Some(Slot(Box::new(()))),
+        }
+    }
+}
+
+/// The directory of the cache dir that holds the slots of requests in flight.
+const IN_FLIGHT_DIR: &str = "in-flight";
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -155,6 +209,24 @@ mod tests {
             std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn a_principal_has_at_most_cap_slots_and_a_dropped_one_is_free_again() {
+        let dir = tempfile::tempdir().must();
+        let slots = InFlightFiles::in_dir(dir.path());
+        let p = Principal::of(None, None);
+        let q = Principal::of(Some(&ghcache_core::Manifest::token_hash("t")), None);
+        let first = slots.try_take(&p, 2).must();
+        let second = slots.try_take(&p, 2).must();
+        assert!(slots.try_take(&p, 2).is_none(), "both taken");
+        assert!(
+            slots.try_take(&q, 2).is_some(),
+            "another principal's are its own"
+        );
+        drop(first);
+        assert!(slots.try_take(&p, 2).is_some(), "given back");
+        drop(second);
     }
 
     #[test]

@@ -36,7 +36,7 @@ mod record;
 mod stats;
 mod tier;
 
-pub use budget::BookFile;
+pub use budget::{BookFile, InFlightFiles};
 pub use config::{Config, NAME};
 pub use error::Error;
 pub use fence::{Fences, Moved};

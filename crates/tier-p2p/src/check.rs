@@ -1,14 +1,19 @@
 //! The checks of everything a peer sends before it is used, stored or passed on: entries
-//! (fetch responses), manifests (gossip announcements, directory replies) and gossip messages
-//! (what a message may say on a scope's topic, and which messages are forwarded).
+//! (fetch responses), manifests (gossip announcements, directory replies), gossip messages
+//! (what a message may say on a scope's topic, and which messages are forwarded) and the
+//! rate-limit news in them (what a pause, a reading or a write time may plausibly say: in
+//! `news`).
 //!
 //! Each refusal says why, and whether the peer must have lied: a forged signature, a digest that
 //! does not match, an entry of another scope or key cannot be an honest mistake, and the peer is
 //! disconnected; an untrusted producer or a stale entry can be (another trust list, another
 //! clock), and the peer is only counted.
 
+mod news;
+
 use std::time::Duration;
 
+use ghcache_core::budget::News;
 use ghcache_core::{now_ms, Body, Entry, Manifest, ScopeId};
 use libp2p::PeerId;
 
@@ -16,7 +21,10 @@ use crate::oidc::Binding;
 use crate::sign::{self, Rejection};
 use crate::wire::{self, FetchRequest, Gossip, Invalidation};
 
-/// Invalidations older than this are replays or very late: ignored.
+pub(crate) use news::{plausible, plausible_part};
+
+/// Invalidations older than this are replays or very late: ignored. Pauses of rate-limit news
+/// too (one is sent the moment GitHub asks for it).
 const INVALIDATION_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// Whom entries are taken from, and how far their clocks may run ahead of ours.
@@ -140,6 +148,22 @@ pub(crate) enum Heard {
         /// The peer that signed the message.
         source: PeerId,
     },
+    /// What GitHub said of a principal's rate-limit budget, as [`plausible`] takes it.
+    Budget {
+        /// Of the topic's scope, from a trusted peer, plausible.
+        news: News,
+        /// The peer that signed the message.
+        source: PeerId,
+    },
+    /// Rate-limit news of the topic's scope from a trusted peer that says what cannot be so (a
+    /// pause of a day, a reading from the future): not applied nor forwarded, but no lie to cut
+    /// the peer off for (its clock may be wrong).
+    ImplausibleBudget {
+        /// What [`plausible`] found.
+        reason: &'static str,
+        /// The peer that signed the message.
+        source: PeerId,
+    },
 }
 
 /// The checks of a gossip message on scope `scope_id`'s topic before anything in it is used
@@ -148,8 +172,9 @@ pub(crate) enum Heard {
 /// It must be signed and decode. An announcement's manifest is checked as [`manifest`] checks
 /// one. An invalidation must be of the topic's scope and, with a trust list, from a trusted
 /// peer; one older than [`INVALIDATION_MAX_AGE`], or dated further ahead than that, is a replay
-/// or a wrong clock. `Ok(None)` for a message that passes but is of no use (not
-/// forwarded either).
+/// or a wrong clock. Rate-limit news is held to the same scope and trust rules, then to
+/// [`plausible`]. `Ok(None)` for a message that passes but is of no use (not forwarded
+/// either).
 pub(crate) fn gossip(
     accept: &Acceptance,
     scope_id: &ScopeId,
@@ -172,9 +197,7 @@ pub(crate) fn gossip(
             if invalidation.scope_id != *scope_id {
                 return Err(lie("invalidation on another scope's topic"));
             }
-            if !accept.trusted.is_empty() && !accept.trusted.contains(&source) {
-                return Err((format!("invalidation from untrusted {source}"), false));
-            }
+            trusted(accept, &source, "invalidation")?;
             let now = now_ms();
             let too_old =
                 now.saturating_sub(invalidation.at_ms) > INVALIDATION_MAX_AGE.as_millis() as u64;
@@ -190,7 +213,26 @@ pub(crate) fn gossip(
                 source,
             }))
         }
+        Gossip::Budget { scope_id: of, news } => {
+            if of != *scope_id {
+                return Err(lie("budget news on another scope's topic"));
+            }
+            trusted(accept, &source, "budget news")?;
+            Ok(Some(match plausible(&news, now_ms(), accept.skew) {
+                Ok(()) => Heard::Budget { news, source },
+                Err(reason) => Heard::ImplausibleBudget { reason, source },
+            }))
+        }
     }
+}
+
+/// With a trust list, only its peers' invalidations and budget news (`what`) are taken.
+/// Another trust list is no lie: the peer is counted, not cut off.
+fn trusted(accept: &Acceptance, source: &PeerId, what: &str) -> Result<(), Refusal> {
+    if !accept.trusted.is_empty() && !accept.trusted.contains(source) {
+        return Err((format!("{what} from untrusted {source}"), false));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -502,5 +544,79 @@ mod tests {
             Err((FROM_THE_FUTURE.to_owned(), false))
         );
         Ok(())
+    }
+
+    /// News of anyone's budget: a pause that began now and lasts `lasts`.
+    fn paused(lasts: Duration) -> News {
+        let since_ms = now_ms();
+        let pause = ghcache_core::budget::Pause {
+            since_ms,
+            until_ms: since_ms + lasts.as_millis() as u64,
+            strikes: 0,
+        };
+        News {
+            principal: ghcache_core::budget::Principal::of(
+                Some(&ghcache_core::TokenHash([1; 32])),
+                None,
+            ),
+            standing: ghcache_core::budget::Standing {
+                pause: Some(pause),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn budget(scope_id: ScopeId, news: &News) -> Vec<u8> {
+        Gossip::Budget {
+            scope_id,
+            news: news.clone(),
+        }
+        .encode()
+    }
+
+    #[test]
+    fn budget_news_is_of_the_topic_scope_and_trusted() {
+        let scope = ScopeId::of("team");
+        let source = Keypair::generate_ed25519().public().to_peer_id();
+        let fresh = paused(Duration::from_secs(60));
+        let bytes = budget(scope, &fresh);
+        assert_eq!(
+            gossip(&accept(&[]), &scope, Some(source), &bytes),
+            Ok(Some(Heard::Budget {
+                news: fresh.clone(),
+                source
+            }))
+        );
+        assert_eq!(
+            gossip(&accept(&[]), &ScopeId::of("other"), Some(source), &bytes),
+            Err(("budget news on another scope's topic".to_owned(), true))
+        );
+        let stranger = Keypair::generate_ed25519().public().to_peer_id();
+        assert_eq!(
+            gossip(&accept(&[stranger]), &scope, Some(source), &bytes),
+            Err((format!("budget news from untrusted {source}"), false))
+        );
+        assert!(matches!(
+            gossip(&accept(&[source]), &scope, Some(source), &bytes),
+            Ok(Some(Heard::Budget { .. }))
+        ));
+        assert!(matches!(
+            gossip(&accept(&[]), &scope, None, &bytes),
+            Err((_, true))
+        ));
+    }
+
+    #[test]
+    fn implausible_budget_news_is_heard_but_not_taken() {
+        let scope = ScopeId::of("team");
+        let source = Keypair::generate_ed25519().public().to_peer_id();
+        let day = paused(Duration::from_secs(86_400));
+        assert_eq!(
+            gossip(&accept(&[]), &scope, Some(source), &budget(scope, &day)),
+            Ok(Some(Heard::ImplausibleBudget {
+                reason: "a pause longer than GitHub asks for",
+                source
+            }))
+        );
     }
 }

@@ -5,8 +5,10 @@
 //! settings and flags, and tests adjust it field by field. What the fields allow together is
 //! decided in one place, [`crate::role`], when the daemon starts.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use ghcache_core::budget::BookStore;
 use ghcache_core::producer::Identity;
 use ghcache_core::{CacheKey, ScopeId};
 use libp2p::{Multiaddr, PeerId};
@@ -16,7 +18,7 @@ use crate::swarm_key::SwarmKey;
 /// How a p2p daemon joins and behaves in the swarm.
 ///
 /// Built with [`Config::new`], then adjusted field by field.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// The private swarm's pre-shared key: only holders can connect.
@@ -77,6 +79,62 @@ pub struct Config {
     /// The heard TTLs this machine's commands apply (ms, by TTL class name), for `status` to
     /// tell: the daemon tells the commands which writes it hears, they apply their own TTLs.
     pub heard_ttl_ms: std::collections::BTreeMap<String, u64>,
+    /// The machine's rate-limit book (the one its commands keep in the cache dir): what a
+    /// command or a peer tells of GitHub's rate-limit budget is merged into it, so that every
+    /// gh run of the machine waits out a pause a peer met. `None`: news is passed on to peers
+    /// but kept nowhere here.
+    pub book: Option<Arc<dyn BookStore>>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field named, so that a new one is not forgotten here.
+        let Config {
+            swarm_key,
+            identity,
+            listen,
+            bootstrap,
+            mdns,
+            read_only,
+            keep,
+            scopes,
+            trusted_peers,
+            clock_skew,
+            fetch_timeout,
+            held,
+            metrics,
+            oidc_token_file,
+            produces_for,
+            oidc,
+            require_oidc,
+            recent_repos,
+            heard_ttl_ms,
+            book,
+        } = self;
+        f.debug_struct("Config")
+            .field("swarm_key", swarm_key)
+            .field("identity", identity)
+            .field("listen", listen)
+            .field("bootstrap", bootstrap)
+            .field("mdns", mdns)
+            .field("read_only", read_only)
+            .field("keep", keep)
+            .field("scopes", scopes)
+            .field("trusted_peers", trusted_peers)
+            .field("clock_skew", clock_skew)
+            .field("fetch_timeout", fetch_timeout)
+            .field("held", held)
+            .field("metrics", metrics)
+            .field("oidc_token_file", oidc_token_file)
+            .field("produces_for", produces_for)
+            .field("oidc", oidc)
+            .field("require_oidc", require_oidc)
+            .field("recent_repos", recent_repos)
+            .field("heard_ttl_ms", heard_ttl_ms)
+            // A book is a file or a test's memory: whether there is one is what tells.
+            .field("book", &book.as_ref().map(|_| "BookStore"))
+            .finish()
+    }
 }
 
 impl Config {
@@ -113,6 +171,7 @@ impl Config {
             require_oidc: false,
             recent_repos: None,
             heard_ttl_ms: std::collections::BTreeMap::new(),
+            book: None,
         }
     }
 }

@@ -415,6 +415,19 @@ async fn handle(shared: &Arc<Shared>, request: Control) -> Answer {
                 Reply::Error("daemon is shutting down".into())
             }
         }
+        Control::Budget { scope_id, news } => {
+            // Usually the command wrote it to the same book already: merging it again changes
+            // nothing then, and covers a command that could not write the book itself.
+            shared.book.push(news.clone(), false);
+            if !shared.role.shares_budget() {
+                return Reply::Ok.into();
+            }
+            if shared.send(Command::Budget { scope_id, news }).await {
+                Reply::Ok
+            } else {
+                Reply::Error("daemon is shutting down".into())
+            }
+        }
         Control::Status => {
             let (tx, rx) = oneshot::channel();
             if !shared.send(Command::Status { reply: tx }).await {

@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use ghcache_core::budget::News;
 use ghcache_core::event::HeardWrite;
 use ghcache_core::policy::Resources;
 use ghcache_core::{CacheKey, CacheTier, Manifest, ScopeId};
@@ -17,6 +18,7 @@ use libp2p::request_response::ResponseChannel;
 use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::budget::MachineBook;
 use crate::check;
 use crate::invalidations::Invalidations;
 use crate::role::Role;
@@ -114,6 +116,9 @@ pub(crate) enum Command {
         /// When the command recorded the write here (0: not given, now).
         at_ms: u64,
     },
+    /// A command told what GitHub said of a principal's rate-limit budget: tell `scope_id`'s
+    /// peers (the book has it already).
+    Budget { scope_id: ScopeId, news: News },
     /// A source of GitHub's own writes (number `source`, in the order given) told of `write`.
     HeardWrite { source: usize, write: HeardWrite },
     /// Reply with the status.
@@ -137,6 +142,8 @@ pub(crate) struct Shared {
     pub(crate) invalidations: Invalidations,
     /// Where the daemon's metrics are served, to be reported by `status`.
     pub(crate) metrics: Option<std::net::SocketAddr>,
+    /// The machine's rate-limit book, written to off the swarm task.
+    pub(crate) book: MachineBook,
 }
 
 impl Shared {

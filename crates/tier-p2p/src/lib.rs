@@ -10,6 +10,7 @@
 //! another user can write, or one that another user's process listens on, is not used.
 
 mod asks;
+mod budget;
 mod catch_up;
 mod check;
 mod config;

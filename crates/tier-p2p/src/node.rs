@@ -12,15 +12,18 @@
 //! The daemon's rooms: this file starts it and runs the swarm task's event loop, and its
 //! children hold the parts of the loop with a protocol or a phase of their own: `exchange` (the
 //! directory exchange), `keeping` (what a keeper follows and fetches), `tokens` (OIDC tokens
-//! shown and checked), `reach` (whether peers can dial this node: the dial-back) and `stop`
-//! (the handoff to keepers, and the stop); `state` is the state they share. [`crate::daemon`] is
-//! what the tasks beside the loop share with it and ask of it; [`crate::swarm`] builds the
-//! swarm, [`crate::check`] holds the checks of everything peers send (gossip validation among
-//! them), [`crate::control`] serves the CLI's socket, [`crate::fetches`] runs lookups and
-//! fetches, and [`mod@crate::status`] is what `status` reports. What one peer may take of the
-//! tables peers add to (a keeper's scope slots, the directory) is in [`crate::shares`]; the
-//! gossip topics followed, and why, in [`crate::topics`].
+//! shown and checked), `reach` (whether peers can dial this node: the dial-back), `budget`
+//! (rate-limit news sent and heard) and `stop` (the handoff to keepers, and the stop); `state`
+//! is the state they share. [`crate::daemon`] is what the tasks beside the loop share with it
+//! and ask of it; [`crate::swarm`] builds the swarm, [`crate::check`] holds the checks of
+//! everything peers send (gossip validation among them), [`crate::control`] serves the CLI's
+//! socket, [`crate::fetches`] runs lookups and fetches, [`crate::budget`] writes rate-limit
+//! news to the machine's book and paces what is sent, and [`mod@crate::status`] is what
+//! `status` reports. What one peer may take of the tables peers add to (a keeper's scope
+//! slots, the directory) is in [`crate::shares`]; the gossip topics followed, and why, in
+//! [`crate::topics`].
 
+mod budget;
 mod catch_up;
 mod exchange;
 mod gossip;
@@ -50,6 +53,7 @@ use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::budget::{MachineBook, SEND_HELD_EVERY};
 use crate::catch_up::CatchUpState;
 use crate::check;
 use crate::config::Config;
@@ -164,6 +168,7 @@ pub async fn run_with(
 
     let (commands, mut command_rx) = mpsc::channel(COMMAND_QUEUE);
     let counters = LiveCounters::default();
+    let book = MachineBook::new(config.book.clone(), counters.budget_news_applied.clone());
     let shared = Arc::new(Shared {
         store,
         keypair,
@@ -178,12 +183,15 @@ pub async fn run_with(
         commands,
         invalidations: Invalidations::default(),
         metrics: config.metrics,
+        book,
     });
     let acceptor = tokio::spawn(control::serve(listener, shared.clone()));
     let applier = shared.clone();
     let invalidator = tokio::spawn(async move {
         applier.invalidations.apply(applier.store.as_ref()).await;
     });
+    let writer = shared.clone();
+    let book_writer = tokio::spawn(async move { writer.book.write().await });
     let sources = Sources::start(sources, &shared.commands);
     let me = *swarm.local_peer_id();
     let mut node = Node {
@@ -216,6 +224,7 @@ pub async fn run_with(
         sources,
         catch_up: CatchUpState::start(dir, config.bootstrap.clone(), config.heard_ttl_ms.clone()),
         recent_repos: config.recent_repos.clone(),
+        outbox: Default::default(),
     };
     if role.provides() && !config.held.is_empty() {
         let held = config.held.len().min(MAX_PROVIDED_KEYS);
@@ -244,9 +253,11 @@ pub async fn run_with(
     node.close_connections().await;
     acceptor.abort();
     invalidator.abort();
+    book_writer.abort();
     // What peers asked to drop is dropped before the daemon goes: a lost invalidation would
-    // leave a stale entry for the CLI to serve.
+    // leave a stale entry for the CLI to serve. Likewise a pause a peer met is written down.
     node.drain_invalidations().await;
+    node.shared.book.drain().await;
     let _ = std::fs::remove_file(&socket);
     log(format_args!("stopped"));
     Ok(())
@@ -289,6 +300,7 @@ impl Node {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut sweep = tokio::time::interval_at(Instant::now() + SWEEP_EVERY, SWEEP_EVERY);
         let mut catch_up = tokio::time::interval(CATCH_UP_TICK);
+        let mut held_news = tokio::time::interval(SEND_HELD_EVERY);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -296,6 +308,7 @@ impl Node {
                 Some(command) = commands.recv() => self.on_command(command),
                 _ = sweep.tick() => self.sweep(Instant::now()),
                 _ = catch_up.tick() => self.catch_up_tick(Instant::now()),
+                _ = held_news.tick() => self.send_held_budget(Instant::now()),
             }
         }
     }
@@ -532,6 +545,7 @@ impl Node {
                 resources,
                 at_ms,
             } => self.on_own_write(scope_id, repo, resources, at_ms),
+            Command::Budget { scope_id, news } => self.on_own_budget(scope_id, news),
             Command::HeardWrite { source, write } => self.on_heard_write(source, write),
             Command::Status { reply } => {
                 let _ = reply.send(self.status());

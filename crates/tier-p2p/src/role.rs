@@ -54,6 +54,14 @@ impl Role {
         self != Role::ReadOnly
     }
 
+    /// Tells the scope's peers what GitHub said of a rate-limit budget on this machine. Not a
+    /// read-only node: its word is taken for nothing, and a pause it made up would hold back
+    /// the principal's requests fleet-wide. It still writes what its commands and peers tell
+    /// to its own machine's book.
+    pub(crate) fn shares_budget(self) -> bool {
+        self != Role::ReadOnly
+    }
+
     /// Before it leaves, waits for keepers to take what it announced lately: only a node that
     /// announced has anything to hand off.
     pub(crate) fn hands_off(self) -> bool {
@@ -87,6 +95,7 @@ mod tests {
         let role = Role::of(&config)?;
         assert!(!role.announces() && !role.provides() && !role.serves());
         assert!(!role.invalidates() && !role.hands_off() && !role.keeps());
+        assert!(!role.shares_budget());
         config.keep = true;
         assert!(Role::of(&config).is_err(), "a read-only keeper");
         config.read_only = false;

@@ -131,6 +131,18 @@ pub struct HeardStatus {
 pub struct Counters {
     /// Announcements received on gossip that passed their checks.
     pub announcements_received: u64,
+    /// Peers' rate-limit news written to this machine's book (in batches: a book that cannot
+    /// be written, or a daemon without one, applies none).
+    pub budget_news_applied: u64,
+    /// Rate-limit news received on gossip of the topic's scope from a trusted peer (news that
+    /// fails those checks is counted in `rejected`).
+    pub budget_news_received: u64,
+    /// Of those, news refused as implausible: a pause too long or not begun near now, a
+    /// reading from the future or of a window ending hours ahead, more left than the limit.
+    pub budget_news_refused: u64,
+    /// This machine's rate-limit news sent to its scopes' peers: a new pause at once, readings
+    /// at most every 10 s per principal and scope.
+    pub budget_news_sent: u64,
     /// Bytes the swarm's connections received.
     pub bytes_in: u64,
     /// Bytes the swarm's connections sent.
@@ -181,9 +193,13 @@ pub struct Counters {
 impl Counters {
     /// Every counter with its JSON name, in name order: how `ghcache daemon status` lists them
     /// and the metrics endpoint exports them.
-    pub fn named(&self) -> [(&'static str, u64); 18] {
+    pub fn named(&self) -> [(&'static str, u64); 22] {
         [
             ("announcements_received", self.announcements_received),
+            ("budget_news_applied", self.budget_news_applied),
+            ("budget_news_received", self.budget_news_received),
+            ("budget_news_refused", self.budget_news_refused),
+            ("budget_news_sent", self.budget_news_sent),
             ("bytes_in", self.bytes_in),
             ("bytes_out", self.bytes_out),
             ("clients_dropped", self.clients_dropped),
@@ -236,6 +252,11 @@ impl Keeping {
 #[derive(Debug, Default)]
 pub(crate) struct LiveCounters {
     pub(crate) announcements_received: AtomicU64,
+    /// Shared with the machine's book, which counts what it wrote.
+    pub(crate) budget_news_applied: Arc<AtomicU64>,
+    pub(crate) budget_news_received: AtomicU64,
+    pub(crate) budget_news_refused: AtomicU64,
+    pub(crate) budget_news_sent: AtomicU64,
     pub(crate) invalidations_received: AtomicU64,
     pub(crate) fetches_served: AtomicU64,
     pub(crate) lookups: AtomicU64,
@@ -260,6 +281,10 @@ impl LiveCounters {
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Counters {
             announcements_received: n(&self.announcements_received),
+            budget_news_applied: n(&self.budget_news_applied),
+            budget_news_received: n(&self.budget_news_received),
+            budget_news_refused: n(&self.budget_news_refused),
+            budget_news_sent: n(&self.budget_news_sent),
             bytes_in: traffic.bytes_in(),
             bytes_out: traffic.bytes_out(),
             clients_dropped: n(&self.clients_dropped),
@@ -294,6 +319,10 @@ mod tests {
         let mut counters = Counters::default();
         for (i, value) in [
             &mut counters.announcements_received,
+            &mut counters.budget_news_applied,
+            &mut counters.budget_news_received,
+            &mut counters.budget_news_refused,
+            &mut counters.budget_news_sent,
             &mut counters.bytes_in,
             &mut counters.bytes_out,
             &mut counters.clients_dropped,
@@ -379,11 +408,12 @@ mod tests {
         let expected = concat!(
             r#"{"bound_producers":["12D3KooWA"],"#,
             r#""connected_peers":["12D3KooWA","12D3KooWB"],"counters":{"#,
-            r#""announcements_received":1,"bytes_in":2,"bytes_out":3,"clients_dropped":4,"#,
-            r#""directories_served":5,"directory_learned":6,"fetches_served":7,"hits":8,"#,
-            r#""invalidations_received":9,"keep_missed":10,"kept":11,"local_stores":12,"#,
-            r#""lookups":13,"lookups_timed_out":14,"over_share":15,"rejected":16,"#,
-            r#""tokens_refused":17,"unbound":18},"#,
+            r#""announcements_received":1,"budget_news_applied":2,"budget_news_received":3,"#,
+            r#""budget_news_refused":4,"budget_news_sent":5,"bytes_in":6,"bytes_out":7,"#,
+            r#""clients_dropped":8,"directories_served":9,"directory_learned":10,"#,
+            r#""fetches_served":11,"hits":12,"invalidations_received":13,"keep_missed":14,"#,
+            r#""kept":15,"local_stores":16,"lookups":17,"lookups_timed_out":18,"#,
+            r#""over_share":19,"rejected":20,"tokens_refused":21,"unbound":22},"#,
             r#""directory_entries":7,"heard":[{"by":"this daemon","kind":"webhook","repo":null,"#,
             r#""resources":["issues"],"since_ms":1000,"scopes":0}],"heard_ttl_ms":{"list":600000},"#,
             r#""keep":{"bytes_in_flight":4096,"in_flight":2,"queued":3,"#,

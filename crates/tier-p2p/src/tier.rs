@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ghcache_core::budget::{BudgetShare, News};
 use ghcache_core::{
     Body, CacheKey, CacheTier, Digest, Entry, Lookup, Manifest, Mark, ScopeId, Selector, TierError,
 };
@@ -23,7 +24,7 @@ pub const NAME: &str = "p2p";
 /// swarm for the rest, so that its answer, a hit or a miss, arrives within the deadline instead
 /// of being cut off by it and counted as a failure.
 pub(crate) const REPLY_ALLOWANCE: Duration = Duration::from_millis(20);
-/// How long a publish or invalidation may take: the daemon only queues them.
+/// How long a publish, an invalidation or budget news may take: the daemon only queues them.
 const SHORT: Duration = Duration::from_secs(1);
 /// How long the daemon may take to store an entry for the CLI: a store through its open index
 /// takes a few milliseconds; past this the CLI stores the entry itself.
@@ -316,6 +317,35 @@ impl Tier {
                 reason: format!("unexpected reply to invalidate: {other:?}"),
             }),
         }
+    }
+
+    /// Tells the daemon what GitHub said of a principal's rate-limit budget: it merges `news`
+    /// into the machine's book and tells this tier's scope's peers (a new pause at once,
+    /// readings at most every few seconds per principal), who merge it into theirs.
+    ///
+    /// # Errors
+    /// The daemon could not be told (a daemon of an earlier release does not know the request).
+    pub async fn share_budget(&self, news: &News) -> Result<(), TierError> {
+        let request = Control::Budget {
+            scope_id: self.scope_id,
+            news: news.clone(),
+        };
+        match self.call(request, SHORT).await? {
+            Reply::Ok => Ok(()),
+            other => Err(TierError::Unavailable {
+                tier: NAME,
+                reason: format!("unexpected reply to budget news: {other:?}"),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl BudgetShare for Tier {
+    /// [`Tier::share_budget`]; a failure is ignored: each machine still learns from its own
+    /// answers.
+    async fn share(&self, news: &News) {
+        let _ = self.share_budget(news).await;
     }
 }
 

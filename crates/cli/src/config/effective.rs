@@ -97,6 +97,8 @@ pub struct Config {
     pub rate_limit_reserve: Setting<u64>,
     /// The longest a request waits out a secondary limit's pause.
     pub rate_limit_wait: Setting<Duration>,
+    /// The most requests of one principal in flight at once from this machine.
+    pub rate_limit_in_flight: Setting<u64>,
     /// How far another machine's clock may run ahead of this one's (`ghcache_core::CLOCK_SKEW`).
     pub clock_skew: Setting<Duration>,
     pub lock_timeout: Setting<Duration>,
@@ -195,6 +197,7 @@ impl Config {
             max_stale: Setting::default(Duration::from_secs(24 * 3600)),
             rate_limit_reserve: Setting::default(ghcache_http::Config::DEFAULT_RATE_LIMIT_RESERVE),
             rate_limit_wait: Setting::default(ghcache_http::Config::DEFAULT_RATE_LIMIT_WAIT),
+            rate_limit_in_flight: Setting::default(20),
             clock_skew: Setting::default(ghcache_core::CLOCK_SKEW),
             lock_timeout: Setting::default(Duration::from_secs(120)),
             ttl: TtlClass::ALL

@@ -351,6 +351,18 @@ pub(super) const ROWS: &[Row] = &[
         listed: true,
     },
     Row {
+        key: "rate_limit_in_flight",
+        file: Some("rate_limit_in_flight"),
+        env: var_blank_is_value("GH_CACHE_RATE_LIMIT_IN_FLIGHT"),
+        flags: "",
+        default: "`20`",
+        doc: "the most requests of one token (or a repository's job tokens) in flight at once from this machine; GitHub refuses more than 100 across all",
+        kind: Kind::Count(place!(rate_limit_in_flight)),
+        from_flags: None,
+        show: None,
+        listed: true,
+    },
+    Row {
         key: "clock_skew",
         file: Some("clock_skew"),
         env: var_blank_is_value("GH_CACHE_CLOCK_SKEW"),

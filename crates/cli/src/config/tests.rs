@@ -185,6 +185,7 @@ max_entry_size = 1000
 max_stale = "2h"
 rate_limit_reserve = 20
 rate_limit_wait = "30s"
+rate_limit_in_flight = 10
 clock_skew = 5
 lock_timeout = "1m"
 [ttl]
@@ -294,6 +295,7 @@ fn the_environment_sets_every_row_that_has_a_variable() {
         ("GH_CACHE_MAX_STALE", "2h"),
         ("GH_CACHE_RATE_LIMIT_RESERVE", "20"),
         ("GH_CACHE_RATE_LIMIT_WAIT", "30s"),
+        ("GH_CACHE_RATE_LIMIT_IN_FLIGHT", "10"),
         ("GH_CACHE_CLOCK_SKEW", "5s"),
         ("GH_CACHE_TTL_LIST", "1m"),
         ("GH_CACHE_TTL_VIEW", "1m"),

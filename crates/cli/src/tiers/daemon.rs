@@ -155,6 +155,8 @@ pub fn run(config: &mut Config, mut flags: Flags) -> Result<i32, Failure> {
         p2p_config.oidc_token_file = oidc.token_file;
         // What this machine already holds is findable again after a restart.
         p2p_config.held = store.keys(100_000).await.unwrap_or_default();
+        // The book this machine's commands keep: a pause a peer met holds them back too.
+        p2p_config.book = Some(Arc::new(local::BookFile::in_dir(&dir)));
         let store: Arc<dyn CacheTier> = Arc::new(store);
         if let Some(addr) = &config.p2p.metrics.value {
             let listener = tokio::net::TcpListener::bind(addr.as_str())

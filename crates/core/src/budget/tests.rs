@@ -271,18 +271,22 @@ fn any_book() -> impl Strategy<Value = Book> {
             "[a-z:/0-9]{1,20}",
             pause,
             proptest::collection::vec(reading, 0..4),
+            proptest::option::of(0..u64::MAX / 2),
         ),
         0..6,
     )
     .prop_map(|principals| {
         let mut book = Book::default();
-        for (name, pause, readings) in principals {
+        for (name, pause, readings, wrote) in principals {
             let p = Principal(name);
             for r in readings {
                 book.observe(&p, r);
             }
             if let Some(pause) = pause {
                 book.pause(&p, pause);
+            }
+            if let Some(at) = wrote {
+                book.next_write(&p, at);
             }
         }
         book
@@ -319,4 +323,77 @@ proptest! {
             prop_assert_eq!(s.pause.map(|p| p.since_ms), t.pause.map(|p| p.since_ms));
         }
     }
+}
+
+#[test]
+fn principals_parse_only_as_they_are_written() {
+    let token = Principal::of(Some(&Manifest::token_hash("t")), None);
+    assert_eq!(Principal::parse(token.as_str()), Some(token));
+    assert_eq!(
+        Principal::parse("repo:o/r").map(|p| p.as_str().to_owned()),
+        Some("repo:o/r".to_owned())
+    );
+    assert!(Principal::parse("anonymous").is_some());
+    for bad in [
+        "",
+        "token:xyz",
+        "token:0011",
+        "repo:",
+        "repo:o r",
+        "user:me",
+        "anonymous2",
+    ] {
+        assert_eq!(Principal::parse(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn news_round_trips_and_refuses_what_names_no_principal() {
+    let principal = Principal("repo:o/r".into());
+    let mut book = Book::default();
+    book.observe(&principal, reading("core", 7, 3));
+    book.pause(&principal, Pause::after(None, None, 5));
+    let standing = book.standing(&principal).cloned().must();
+    let news = News {
+        principal,
+        standing,
+    };
+    let mut bytes = Vec::new();
+    news.put(&mut bytes);
+    assert!(bytes.len() <= MAX_NEWS);
+    let read = News::read(&mut Reader::new(&bytes, "news")).must();
+    assert_eq!(read, news);
+    assert_eq!(read.into_book(), book);
+    let forged = News {
+        principal: Principal("root".into()),
+        standing: Standing::default(),
+    };
+    let mut bytes = Vec::new();
+    forged.put(&mut bytes);
+    assert!(News::read(&mut Reader::new(&bytes, "news")).is_err());
+}
+
+#[test]
+fn writes_are_spaced_a_second_apart_and_eighty_a_minute() {
+    let p = Principal("repo:o/r".into());
+    let mut book = Book::default();
+    assert_eq!(book.next_write(&p, 10_000), 10_000);
+    // Asked at once: a second after the last.
+    assert_eq!(book.next_write(&p, 10_000), 11_000);
+    assert_eq!(book.next_write(&p, 10_500), 12_000);
+    // Later than that: at once.
+    assert_eq!(book.next_write(&p, 20_000), 20_000);
+    // Spaced a second apart, one machine never reaches 80 a minute; peers' writes merged
+    // together can: the 81st of a minute waits for the first of them to be a minute old.
+    let mut crowded = Book::default();
+    crowded.principals.entry(p.clone()).or_default().writes = (0..WRITES_PER_MINUTE as u64)
+        .map(|i| 1_000 + i * 100)
+        .collect();
+    assert_eq!(crowded.next_write(&p, 9_000), 61_000);
+    // Peers' writes count: merged, they space this machine's next one.
+    let mut mine = Book::default();
+    let mut theirs = Book::default();
+    theirs.next_write(&p, 50_000);
+    mine.merge(&theirs);
+    assert_eq!(mine.next_write(&p, 50_200), 51_000);
 }

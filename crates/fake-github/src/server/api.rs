@@ -162,6 +162,7 @@ pub(super) async fn handle(shared: Shared, req: Request<Incoming>) -> Result<Rep
 
 /// Answers a request to GitHub's API, and records it.
 async fn api(shared: Shared, asked: Asked) -> Reply {
+    let arrived_at = Instant::now();
     let (operation, operation_name) = if asked.graphql && asked.method == "POST" {
         graphql::describe(&asked.body)
     } else {
@@ -224,6 +225,7 @@ async fn api(shared: Shared, asked: Asked) -> Reply {
             conditional: asked.conditional,
             token,
             limited: outcome.limited,
+            arrived_at,
         });
     }
     if shared.trace > 0 {

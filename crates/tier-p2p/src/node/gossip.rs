@@ -54,6 +54,14 @@ impl Node {
                     .push(inv.selector(), Some(inv.id()));
                 Accept
             }
+            Ok(Some(Heard::Budget { news, .. })) => {
+                self.on_budget_news(news);
+                Accept
+            }
+            Ok(Some(Heard::ImplausibleBudget { reason, source })) => {
+                self.on_implausible_budget(reason, source);
+                Ignore
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ use libp2p::{kad, PeerId, Swarm};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::budget::Outbox;
 use crate::catch_up::CatchUpState;
 use crate::daemon::{Candidates, Shared};
 use crate::dials::FailedDials;
@@ -117,6 +118,8 @@ pub(super) struct Node {
     pub(super) catch_up: CatchUpState,
     /// Where the repositories asked about lately are noted, for a follow source.
     pub(super) recent_repos: Option<Arc<RecentRepos>>,
+    /// When this machine's rate-limit news goes to the peers.
+    pub(super) outbox: Outbox,
 }
 
 impl Node {

@@ -6,6 +6,7 @@ use std::io;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use ghcache_core::budget::News;
 use ghcache_core::policy::Resources;
 use ghcache_core::wire::{put_bytes, Reader};
 use ghcache_core::{CacheKey, ScopeId, MAX_MANIFEST, MAX_REPO};
@@ -16,10 +17,11 @@ use super::entry::{pair, read_pair, MAX_BODY};
 use super::error::WireError;
 use super::fetch::MAX_FETCH_RESPONSE;
 use super::frame::{frame_len, FIRST_CHUNK};
+use super::gossip::MAX_BUDGET_MESSAGE;
 use super::invalidation::{resources_of, WHOLE_REPOSITORY};
 use super::tag::{
-    TAG_CTL_INVALIDATE, TAG_ERROR, TAG_GET, TAG_HIT, TAG_MANIFEST, TAG_MANIFEST_BYTES, TAG_MISS,
-    TAG_OK, TAG_PUBLISH, TAG_STATUS, TAG_STATUS_TEXT, TAG_STORE,
+    TAG_CTL_BUDGET, TAG_CTL_INVALIDATE, TAG_ERROR, TAG_GET, TAG_HIT, TAG_MANIFEST,
+    TAG_MANIFEST_BYTES, TAG_MISS, TAG_OK, TAG_PUBLISH, TAG_STATUS, TAG_STATUS_TEXT, TAG_STORE,
 };
 
 /// Largest control-socket frame: a reply carrying a whole entry. Requests have their own,
@@ -90,6 +92,14 @@ pub enum Control {
         /// store by the fence's time rule alone (`CacheTier::put`).
         mark: Option<u64>,
     },
+    /// What GitHub told a command of a principal's rate-limit budget: merge it into the
+    /// machine's book and tell the scope's peers (a new pause at once, readings now and then).
+    Budget {
+        /// The CLI's scope.
+        scope_id: ScopeId,
+        /// What the command knows of the principal.
+        news: News,
+    },
 }
 
 /// The daemon's answer to a [`Control`] request.
@@ -115,9 +125,9 @@ pub enum Reply {
 }
 
 /// Largest control request of the kind that `tag` (a request's first byte) names, or `None` when
-/// no request has that tag. Only a `Publish` and a `Store` carry an entry; every other request is a few
-/// fixed fields, so a frame that declares more than its kind can hold is refused before any of
-/// it is read.
+/// no request has that tag. Only a `Publish` and a `Store` carry an entry; a `Budget` carries one
+/// principal's news (a few KiB at most), every other request a few fixed fields, so a frame that
+/// declares more than its kind can hold is refused before any of it is read.
 pub fn control_request_cap(tag: u8) -> Option<usize> {
     match tag {
         TAG_GET => Some(1 + 32 + 32 + 4),
@@ -126,6 +136,7 @@ pub fn control_request_cap(tag: u8) -> Option<usize> {
         TAG_STATUS => Some(1),
         TAG_MANIFEST => Some(1 + 32 + 32),
         TAG_STORE => Some(MAX_CONTROL_REQUEST),
+        TAG_CTL_BUDGET => Some(MAX_BUDGET_MESSAGE),
         _ => None,
     }
 }
@@ -177,6 +188,11 @@ impl Control {
                 put_bytes(&mut out, manifest);
                 put_bytes(&mut out, body);
             }
+            Control::Budget { scope_id, news } => {
+                out.push(TAG_CTL_BUDGET);
+                out.extend_from_slice(scope_id.as_bytes());
+                news.put(&mut out);
+            }
         }
         out
     }
@@ -227,6 +243,10 @@ impl Control {
                     mark: has_mark.then_some(mark),
                 }
             }
+            TAG_CTL_BUDGET => Control::Budget {
+                scope_id: ScopeId(r.array()?),
+                news: News::read(&mut r)?,
+            },
             _ => return Err(r.err("unknown tag").into()),
         };
         r.finish()?;

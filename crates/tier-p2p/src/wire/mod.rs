@@ -1,9 +1,9 @@
 //! Every message this crate sends or receives, and their bounded encodings.
 //!
-//! Seven channels carry them. What peers send each other: gossipsub ([`Gossip`], in `gossip`),
-//! and five request-response protocols, `/ghcache/catch-up/2` ([`CatchUp`], [`CaughtUp`], in
-//! `catch_up`), `/ghcache/fetch/1` ([`FetchRequest`],
-//! [`FetchResponse`], in `fetch`), `/ghcache/directory/1` ([`DirectoryRequest`],
+//! Seven channels carry them. What peers send each other: gossipsub ([`Gossip`], in `gossip`:
+//! announcements, invalidations, rate-limit news), and five request-response protocols,
+//! `/ghcache/catch-up/2` ([`CatchUp`], [`CaughtUp`], in `catch_up`), `/ghcache/fetch/1`
+//! ([`FetchRequest`], [`FetchResponse`], in `fetch`), `/ghcache/directory/1` ([`DirectoryRequest`],
 //! [`DirectoryResponse`], in `directory`), `/ghcache/oidc/1` ([`Presentation`],
 //! [`Presented`], in `oidc`) and `/ghcache/reach/1` ([`DialBack`], [`DialedBack`], in
 //! `reach`). What local commands send: the daemon's Unix control socket

@@ -6,6 +6,7 @@
 
 pub(super) const TAG_ANNOUNCE: u8 = 0x11;
 pub(super) const TAG_INVALIDATE: u8 = 0x12;
+pub(super) const TAG_BUDGET: u8 = 0x13;
 pub(super) const TAG_FETCH: u8 = 0x21;
 pub(super) const TAG_FOUND: u8 = 0x22;
 pub(super) const TAG_NOT_FOUND: u8 = 0x23;
@@ -26,6 +27,7 @@ pub(super) const TAG_CTL_INVALIDATE: u8 = 0x33;
 pub(super) const TAG_STATUS: u8 = 0x34;
 pub(super) const TAG_MANIFEST: u8 = 0x35;
 pub(super) const TAG_STORE: u8 = 0x36;
+pub(super) const TAG_CTL_BUDGET: u8 = 0x37;
 pub(super) const TAG_HIT: u8 = 0x41;
 pub(super) const TAG_MISS: u8 = 0x42;
 pub(super) const TAG_OK: u8 = 0x43;

@@ -15,6 +15,8 @@ use tokio::io::AsyncWriteExt as _;
 use super::tag::*;
 use super::*;
 
+mod budget;
+
 fn samples() -> (Vec<Gossip>, Vec<FetchResponse>, Vec<Control>, Vec<Reply>) {
     let gossip = vec![
         Gossip::Announcement {
@@ -32,6 +34,10 @@ fn samples() -> (Vec<Gossip>, Vec<FetchResponse>, Vec<Control>, Vec<Reply>) {
             resources: None,
             at_ms: 43,
         }),
+        Gossip::Budget {
+            scope_id: ScopeId([3; 32]),
+            news: budget::news(),
+        },
     ];
     let fetch = vec![
         FetchResponse::Found {
@@ -70,6 +76,10 @@ fn samples() -> (Vec<Gossip>, Vec<FetchResponse>, Vec<Control>, Vec<Reply>) {
             manifest: vec![],
             body: vec![],
             mark: None,
+        },
+        Control::Budget {
+            scope_id: ScopeId([9; 32]),
+            news: budget::news(),
         },
     ];
     let replies = vec![
@@ -169,7 +179,7 @@ fn dial_backs_round_trip_and_stay_under_their_caps() {
 }
 
 /// Every tag of every message kind, for the fuzz test to start messages with.
-const ALL_TAGS: [u8; 28] = [
+const ALL_TAGS: [u8; 30] = [
     TAG_CATCH_UP,
     TAG_CAUGHT_UP,
     TAG_PRESENT,
@@ -181,6 +191,7 @@ const ALL_TAGS: [u8; 28] = [
     TAG_NOT_CHECKED,
     TAG_ANNOUNCE,
     TAG_INVALIDATE,
+    TAG_BUDGET,
     TAG_FETCH,
     TAG_FOUND,
     TAG_NOT_FOUND,
@@ -192,6 +203,7 @@ const ALL_TAGS: [u8; 28] = [
     TAG_STATUS,
     TAG_MANIFEST,
     TAG_STORE,
+    TAG_CTL_BUDGET,
     TAG_HIT,
     TAG_MISS,
     TAG_OK,
@@ -410,6 +422,10 @@ fn each_request_kind_fits_its_cap_exactly_at_its_largest() {
             body: vec![0; MAX_BODY],
             mark: Some(1),
         },
+        Control::Budget {
+            scope_id: ScopeId([9; 32]),
+            news: budget::largest_news(),
+        },
     ];
     for request in largest {
         let bytes = request.encode();
@@ -438,6 +454,7 @@ async fn a_request_longer_than_its_kind_allows_is_refused_after_its_tag() {
         (TAG_STATUS, 2),
         (TAG_MANIFEST, MAX_CONTROL_REQUEST as u32),
         (TAG_CTL_INVALIDATE, 1 << 20),
+        (TAG_CTL_BUDGET, 1 << 16),
     ] {
         let bytes = partial_request(tag, len, 64);
         let mut input: &[u8] = &bytes[4..];
