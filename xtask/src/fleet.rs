@@ -37,6 +37,7 @@
 mod floor;
 mod freshness;
 mod hearing;
+mod limits;
 mod options;
 mod outcome;
 mod outside;
@@ -158,6 +159,9 @@ fn replay(
     // there too.
     let github = fake_github::FakeGithub::start()?;
     github.set_latency(o.latency);
+    if o.rate_limits {
+        github.set_limits(limits::fake_limits(o));
+    }
     if o.outside_writes {
         // Payload times are then comparable with when answers were fetched, and every answer
         // can be checked afterwards against the world as it was.
@@ -203,6 +207,8 @@ fn replay(
         BTreeMap::new();
     let mut jobs_events: BTreeMap<usize, (Instant, &'static str)> = BTreeMap::new();
     let mut reads = Vec::new();
+    let mut answered = outcome::Answered::default();
+    let mut burst_began: Option<Instant> = None;
     let started = Instant::now();
     for (at, step) in steps {
         // Real time: an answer's TTL runs out in the replay when it would in production.
@@ -234,6 +240,16 @@ fn replay(
                 }
                 let name = format!("slot{slot}-job{job}");
                 let mut m = job_env.machine(&dir, &name, &github, *job, repo, t)?;
+                if o.rate_limits {
+                    match *job {
+                        // The release bot writes with a token of its own.
+                        trace::BOT_JOB => m.set_env("GH_TOKEN", limits::BOT_TOKEN),
+                        _ if topology == Topology::Hosted => {
+                            github.register_job_token(&format!("ghs_fleetjob{job:06}"), repo)
+                        }
+                        _ => {}
+                    }
+                }
                 hearing::enter_job(&mut m, setup, (*job, *run, repo), event)?;
                 let daemon = match &seed {
                     Some(seed) => Some(runner_daemon(&m, seed, runners, t)?),
@@ -258,6 +274,16 @@ fn replay(
             Step::Run { slot, argv } => {
                 let (m, _) = running.get(slot).context("a command outside a job")?;
                 let began = Instant::now();
+                if o.rate_limits {
+                    let bot = *slot == o.runners;
+                    limits_step(&mut outcome, &mut answered, m, setup, argv, &github, t)?;
+                    if bot {
+                        outcome.burst_ms = outcome
+                            .burst_ms
+                            .max(ms(burst_began.get_or_insert(began).elapsed()));
+                    }
+                    continue;
+                }
                 let stdout = run_step(&mut outcome, m, setup, argv, &github, t)?;
                 if let (true, Some(stdout)) = (o.outside_writes, stdout) {
                     reads.push(read(argv, began, stdout, jobs_events.get(slot).copied()));
@@ -282,6 +308,14 @@ fn replay(
     outcome.requests = log.len();
     outcome.charged = log.iter().filter(|r| r.charged).count();
     outcome.not_modified = log.iter().filter(|r| r.status == 304).count();
+    outcome.refused = (
+        log.iter()
+            .filter(|r| r.limited == Some(fake_github::Limited::Primary))
+            .count(),
+        log.iter()
+            .filter(|r| r.limited == Some(fake_github::Limited::Secondary))
+            .count(),
+    );
     let probes = log.iter().filter(|r| is_probe(r));
     outcome.probes = probes.clone().count();
     outcome.probes_not_modified = probes.filter(|r| r.status == 304).count();
@@ -323,6 +357,46 @@ fn read(
         stdout,
         event,
     }
+}
+
+/// Runs one of a job's commands under GitHub's rate limits and books how it ended
+/// ([`limits::Run`]); a failure is a result here, not the replay's end.
+fn limits_step(
+    outcome: &mut Outcome,
+    answered: &mut outcome::Answered,
+    m: &Machine,
+    setup: Setup,
+    argv: &[String],
+    github: &fake_github::FakeGithub,
+    t: &Tools<'_>,
+) -> Result<()> {
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let before = github.request_count();
+    let (out, _) = if setup == Setup::NoCache {
+        m.time(t.gh, &args)?
+    } else {
+        m.time_cached(&args)?
+    };
+    let log = github.requests();
+    let made = log.get(before..).unwrap_or_default();
+    let mut run = outcome::Run {
+        write: matches!(
+            ghcache_core::policy::classify(argv),
+            ghcache_core::policy::Decision::Write(_)
+        ),
+        failed: !out.status.success(),
+        primary: made
+            .iter()
+            .any(|r| r.limited == Some(fake_github::Limited::Primary)),
+        secondary: made
+            .iter()
+            .any(|r| r.limited == Some(fake_github::Limited::Secondary)),
+        ..outcome::Run::default()
+    };
+    run.read_stderr(&String::from_utf8_lossy(&out.stderr));
+    answered.book(argv, &mut run);
+    outcome.runs.push(run);
+    Ok(())
 }
 
 /// Runs one of a job's commands and books what it cost; returns what a read printed.
@@ -531,6 +605,14 @@ fn parse(args: &[String]) -> Result<Options> {
             "--quick" => {}
             "--no-listen" => o.no_listen = true,
             "--outside-writes" => o.outside_writes = true,
+            "--rate-limits" => o.rate_limits = true,
+            "--job-budget" => {
+                o.job_budget = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .filter(|n| *n > 0)
+                    .context("--job-budget needs a number of requests, 1 or more")?;
+            }
             "--outside-per-hour" => {
                 o.outside_per_hour = it
                     .next()
@@ -575,8 +657,11 @@ fn parse(args: &[String]) -> Result<Options> {
         }
     }
     // Outside writes are about GitHub-hosted runners unless another topology is asked for.
-    if o.outside_writes && !topology_given {
+    if (o.outside_writes || o.rate_limits) && !topology_given {
         o.topologies = vec![Topology::Hosted];
+    }
+    if o.outside_writes && o.rate_limits {
+        bail!("--outside-writes and --rate-limits are replays of their own: ask for one");
     }
     Ok(o)
 }
@@ -584,7 +669,7 @@ fn parse(args: &[String]) -> Result<Options> {
 /// The fleet's flags, for usage lines.
 pub const FLEET_USAGE: &str = "[--quick] [--topology hosted|self-hosted | --persistent] \
      [--no-listen] [--seed N] [--matrix W,W,...] [--write-percent P] \
-     [--outside-writes [--outside-per-hour N]]";
+     [--outside-writes [--outside-per-hour N] | --rate-limits [--job-budget N]]";
 
 /// `cargo xtask fleet [flags]`: sets up gh, a release build and a swarm key, replays, prints
 /// the tables and writes `target/bench/fleet.json` and `target/bench/fleet-github-requests.svg`
@@ -605,10 +690,10 @@ pub fn main(args: &[String]) -> Result<()> {
         swarm_key: &swarm_key,
     };
     let figures = run(&o, &tools)?;
-    let prefix = if o.outside_writes {
-        "fleet-outside-writes"
-    } else {
-        "fleet"
+    let prefix = match (o.outside_writes, o.rate_limits) {
+        (true, _) => "fleet-outside-writes",
+        (false, true) => "fleet-rate-limits",
+        (false, false) => "fleet",
     };
     let file = crate::sandbox::write_results(&format!("{prefix}.json"), &figures)?;
     let (name, svg) = chart(&figures);
@@ -645,6 +730,13 @@ mod tests {
             [Topology::Hosted],
             "hosted unless asked"
         );
+        let limits = parse(&words("--rate-limits --job-budget 50"));
+        let limits = limits.unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(limits.rate_limits && !limits.outside_writes && !o.rate_limits);
+        assert_eq!(
+            (limits.job_budget, limits.topologies.clone()),
+            (50, vec![Topology::Hosted])
+        );
         let both = parse(&words("--topology self-hosted --outside-writes"));
         assert_eq!(
             both.ok().map(|o| o.topologies),
@@ -659,6 +751,8 @@ mod tests {
             ("--outside-per-hour -1", "--outside-per-hour"),
             ("--outside-per-hour", "--outside-per-hour"),
             ("--wide", "--wide"),
+            ("--rate-limits --job-budget 0", "--job-budget"),
+            ("--outside-writes --rate-limits", "--rate-limits"),
         ] {
             let err = parse(&words(bad)).err().map(|e| format!("{e:#}"));
             assert!(

@@ -37,6 +37,13 @@ pub struct Options {
     pub outside_writes: bool,
     /// Writes by people and bots per hour across the fleet (`--outside-per-hour`).
     pub outside_per_hour: f64,
+    /// GitHub's rate limits enforced (`--rate-limits`): each repository's job tokens share a
+    /// budget of `job_budget` requests, and a release bot writes a burst ([`super::limits`]).
+    pub rate_limits: bool,
+    /// Requests a repository's job tokens may make in the replay (`--job-budget`).
+    pub job_budget: u64,
+    /// Writes in the release bot's burst.
+    pub burst_writes: usize,
 }
 
 impl Options {
@@ -58,6 +65,12 @@ impl Options {
             outside_writes: false,
             // Two for every run: the full trace's 12 runs in 3 minutes are 240 an hour.
             outside_per_hour: 480.0,
+            rate_limits: false,
+            // A repository's GITHUB_TOKEN has 1,000 an hour; the trace's 3 minutes of a
+            // fleet's busiest hour get a share that plain gh outruns on the busiest repository.
+            job_budget: 100,
+            // More than GitHub's 80 content-creating requests a minute, as plain gh sends them.
+            burst_writes: 100,
         }
     }
 
@@ -75,6 +88,8 @@ impl Options {
             // Its runs are squeezed into 4 s, and the writes of people and bots with them: one a
             // second, 4 in the trace.
             outside_per_hour: 3600.0,
+            job_budget: 12,
+            burst_writes: 10,
             ..Options::full()
         }
     }

@@ -1,6 +1,6 @@
 //! What a replay measured: per topology, each cache configuration and what it cost.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::floor::Cost;
@@ -49,11 +49,20 @@ impl Setup {
         Setup::KeeperEventWebhookHeard,
     ];
 
+    /// The configurations: plain gh; today's keeper, which caches commands' outputs but does not
+    /// see gh's requests; the keeper with the HTTP level, where the budget is kept.
+    pub(super) const LIMITS: [Setup; 3] = [
+        Setup::NoCache,
+        Setup::LocalP2pKeeper,
+        Setup::LocalP2pKeeperHttp,
+    ];
+
     /// The configurations `o` asks for.
     pub(super) fn asked(o: &Options) -> &'static [Setup] {
-        match o.outside_writes {
-            true => &Setup::OUTSIDE,
-            false => &Setup::ALL,
+        match (o.outside_writes, o.rate_limits) {
+            (true, _) => &Setup::OUTSIDE,
+            (false, true) => &Setup::LIMITS,
+            (false, false) => &Setup::ALL,
         }
     }
 
@@ -172,6 +181,61 @@ pub(super) struct Outcome {
     /// Webhook deliveries GitHub sent to the keeper, and how many it answered with a 2xx.
     pub(super) deliveries: usize,
     pub(super) deliveries_accepted: usize,
+    /// With GitHub's rate limits: every command's result, in trace order.
+    pub(super) runs: Vec<Run>,
+    /// Requests GitHub refused for the primary limit, for a secondary limit.
+    pub(super) refused: (usize, usize),
+    /// From the release bot's first write to its last answer, in ms.
+    pub(super) burst_ms: f64,
+}
+
+/// One command of the replay, as it ended.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Run {
+    pub(super) write: bool,
+    pub(super) failed: bool,
+    /// The same command (same arguments) had succeeded earlier in this replay: the fleet held
+    /// an answer for it.
+    pub(super) answered_before: bool,
+    /// GitHub refused one of its requests for the primary limit, for a secondary limit.
+    pub(super) primary: bool,
+    pub(super) secondary: bool,
+    /// Seconds it said it waited for a secondary limit's pause.
+    pub(super) waited_s: f64,
+    /// The age of the stale answer it served, in seconds.
+    pub(super) stale_s: Option<u64>,
+}
+
+impl Run {
+    /// What `stderr` says of waits and stale answers.
+    pub(super) fn read_stderr(&mut self, stderr: &str) {
+        for line in stderr.lines() {
+            if let Some(rest) = line.split("secondary rate limit: waiting ").nth(1) {
+                self.waited_s += rest
+                    .split('s')
+                    .next()
+                    .and_then(|n| n.parse::<f64>().ok())
+                    .unwrap_or(0.0);
+            }
+            if let Some(rest) = line.split("showing a cached answer from ").nth(1) {
+                self.stale_s = rest.split('s').next().and_then(|n| n.parse().ok());
+            }
+        }
+    }
+}
+
+/// Commands that succeeded so far in one configuration, by their arguments.
+#[derive(Debug, Default)]
+pub(super) struct Answered(BTreeSet<Vec<String>>);
+
+impl Answered {
+    /// Books `run` of `argv`: whether it was answered before, and now.
+    pub(super) fn book(&mut self, argv: &[String], run: &mut Run) {
+        run.answered_before = self.0.contains(argv);
+        if !run.failed {
+            self.0.insert(argv.to_vec());
+        }
+    }
 }
 
 /// One topology's replays.

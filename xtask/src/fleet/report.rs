@@ -65,14 +65,27 @@ pub fn report(o: &Options, steps: &[(Duration, Step)], replayed: &[Replayed]) ->
     );
     let mut topologies = Vec::new();
     for r in replayed {
-        let mut figures = topology(r, steps);
+        // Under GitHub's rate limits the replay books how commands ended, not what each
+        // read cost: its own table ([`super::limits`]) stands for the topology's.
+        let mut figures = match o.rate_limits {
+            true => json!({ "topology": r.topology.name(), "runners": r.runners }),
+            false => topology(r, steps),
+        };
         if o.outside_writes {
             figures["outside_writes"] = freshness::table(r, steps, o.outside_per_hour);
         }
+        if o.rate_limits {
+            figures["rate_limits"] = super::limits::table(r);
+        }
         topologies.push(figures);
     }
-    let by_traffic = floor::by_traffic(o);
-    print_by_traffic(&by_traffic);
+    let by_traffic = match o.rate_limits {
+        true => Vec::new(),
+        false => floor::by_traffic(o),
+    };
+    if !by_traffic.is_empty() {
+        print_by_traffic(&by_traffic);
+    }
     json!({
         "seed": o.seed,
         "runners": o.runners,
@@ -461,6 +474,17 @@ pub fn chart(fleet: &serde_json::Value) -> (&'static str, String) {
                     "{} charged",
                     c["charged_requests"].as_u64().unwrap_or(0)
                 )),
+            });
+        }
+        // Under GitHub's rate limits: what each configuration sent, and how many commands
+        // failed.
+        for c in rows(&t["rate_limits"]) {
+            let failed =
+                c["reads_failed"].as_u64().unwrap_or(0) + c["writes_failed"].as_u64().unwrap_or(0);
+            bars.push(Bar {
+                label: format!("{topology}: {}", c["configuration"].as_str().unwrap_or("?")),
+                value: number(&c["requests_to_github"]),
+                note: Some(format!("{failed} commands failed")),
             });
         }
         // The TTL floors; with outside writes, those of a cache that hears them too.

@@ -38,6 +38,34 @@ pub enum Step {
     Outside(Write),
 }
 
+/// The job number of the release bot's job (no run's job has it).
+pub(super) const BOT_JOB: usize = 1_000_000;
+
+/// The release bot's job: on a runner of its own (slot `o.runners`), halfway through the
+/// trace, `o.burst_writes` issues filed one after another.
+pub(super) fn burst(o: &Options) -> Vec<(Duration, Step)> {
+    let at = o.span / 2;
+    let slot = o.runners;
+    let repo = repo_name(0);
+    let mut steps = vec![(
+        at,
+        Step::Start {
+            slot,
+            job: BOT_JOB,
+            run: o.workflow_runs,
+            repo: repo.clone(),
+        },
+    )];
+    for n in 0..o.burst_writes {
+        let line =
+            format!("issue create -R {repo} -t release-note-{n} -b filed-by-the-release-bot");
+        let argv = line.split(' ').map(str::to_owned).collect();
+        steps.push((at, Step::Run { slot, argv }));
+    }
+    steps.push((at, Step::End { slot }));
+    steps
+}
+
 /// A workflow run's script: `len` distinct reads drawn by Zipf, in the order drawn.
 fn script(rng: &mut Rng, len: usize, repo: &str, pr: u64) -> Vec<Vec<String>> {
     let mut picked: Vec<usize> = Vec::new();
@@ -152,6 +180,11 @@ pub fn trace(o: &Options) -> Vec<(Duration, Step)> {
     if o.outside_writes {
         for (at, write) in outside::background(o) {
             timed.push((at, timed.len(), Step::Outside(write)));
+        }
+    }
+    if o.rate_limits {
+        for (at, step) in burst(o) {
+            timed.push((at, timed.len(), step));
         }
     }
     timed.sort_by_key(|(at, order, _)| (*at, *order));
