@@ -42,7 +42,7 @@ pub struct Report {
     /// The HTTP level's counters: gh's own API requests, a level of their own.
     http: ghcache_http::Counts,
     /// What GitHub last said of each principal's rate limits, and its pauses.
-    budget: ghcache_core::budget::Book,
+    budget: Vec<ghcache_core::budget::Summary>,
 }
 
 /// Reads the statistics of the cache `config` names.
@@ -68,7 +68,7 @@ pub fn report(config: &Config) -> Result<Report, Failure> {
         .cache_dir()
         .map(|dir| {
             use ghcache_core::budget::BookStore as _;
-            local::BookFile::in_dir(dir).load()
+            local::BookFile::in_dir(dir).load().summaries()
         })
         .unwrap_or_default();
     Ok(Report {
@@ -118,7 +118,7 @@ impl Report {
             "created_at_ms": stats.created_at_ms,
             "tiers": tiers_json(p2p, ipfs),
             "http": http_json(&self.http),
-            "rate_limits": budget_json(&self.budget),
+            "rate_limits": serde_json::to_value(&self.budget).unwrap_or_default(),
         })
     }
 
@@ -157,76 +157,19 @@ impl Report {
     }
 }
 
-/// Each principal's rate limits as `ghcache stats --json` shows them.
-fn budget_json(book: &ghcache_core::budget::Book) -> serde_json::Value {
-    let principals: Vec<serde_json::Value> = book
-        .principals()
-        .map(|(principal, standing)| {
-            let resources: serde_json::Map<String, serde_json::Value> = standing
-                .readings
-                .values()
-                .map(|r| {
-                    let reading = serde_json::json!({
-                        "limit": r.limit,
-                        "remaining": r.remaining,
-                        "used": r.used,
-                        "reset": r.reset_s,
-                        "read_at_ms": r.at_ms,
-                    });
-                    (r.resource.clone(), reading)
-                })
-                .collect();
-            serde_json::json!({
-                "principal": principal.as_str(),
-                "resources": resources,
-                "paused_until_ms": standing.pause.map(|p| p.until_ms),
-            })
-        })
-        .collect();
-    serde_json::Value::Array(principals)
-}
-
 /// The rate-limit rows of the `ghcache stats` table: what GitHub last said, per principal and
 /// resource, as of `now_ms`.
-fn budget_table(out: &mut String, book: &ghcache_core::budget::Book, now_ms: u64) {
+fn budget_table(out: &mut String, summaries: &[ghcache_core::budget::Summary], now_ms: u64) {
     let _ = writeln!(
         out,
         "GitHub's rate limits (as GitHub last told this machine):"
     );
-    let mut any = false;
-    for (principal, standing) in book.principals() {
-        for r in standing.readings.values().filter(|r| r.current(now_ms)) {
-            any = true;
-            let resets = (r.reset_s * 1000).saturating_sub(now_ms).div_ceil(1000);
-            let _ = writeln!(
-                out,
-                "  {principal} {}: {} of {} left, resets in {}",
-                r.resource,
-                r.remaining,
-                r.limit,
-                show_seconds(resets)
-            );
-        }
-        if let Some(until_ms) = book.paused_until(principal, now_ms) {
-            any = true;
-            let _ = writeln!(
-                out,
-                "  {principal}: paused by a secondary limit for {} more",
-                show_seconds((until_ms - now_ms).div_ceil(1000))
-            );
-        }
-    }
-    if !any {
+    let lines = crate::budget::lines(summaries, now_ms, |_| true);
+    if lines.is_empty() {
         let _ = writeln!(out, "  nothing heard yet");
     }
-}
-
-/// `90` as `1m30s`.
-fn show_seconds(seconds: u64) -> String {
-    match (seconds / 60, seconds % 60) {
-        (0, s) => format!("{s}s"),
-        (m, 0) => format!("{m}m"),
-        (m, s) => format!("{m}m{s}s"),
+    for line in lines {
+        let _ = writeln!(out, "  {line}");
     }
 }
 

@@ -6,7 +6,8 @@
 //! a build without a tier gets the same calls, which then find nothing to ask. Its rooms hold what
 //! only a tier's build needs: the swarm key and this machine's identity (`keys`), the IPFS tier's
 //! settings and messages (`ipfs`), the local store through the daemon (`daemon_store`), and the
-//! p2p tier's node itself, `ghcache daemon` (`daemon`, with the OIDC key set it uses, `oidc`).
+//! p2p tier's node itself, `ghcache daemon` (`daemon`, with the OIDC key set it uses, `oidc`,
+//! and the Prometheus endpoint it serves, `metrics`).
 //!
 //! ```text
 //! local (records, index) -> p2p (this cache dir's daemon) -> ipfs (lookups only) -> GitHub
@@ -22,6 +23,8 @@ mod follow;
 mod ipfs;
 #[cfg(any(feature = "p2p", feature = "ipfs"))]
 mod keys;
+#[cfg(feature = "p2p")]
+mod metrics;
 #[cfg(feature = "p2p")]
 mod oidc;
 #[cfg(feature = "p2p")]

@@ -9,7 +9,8 @@
 //! A [`Book`] keeps, per principal, the newest reading per resource and the [`Pause`] a
 //! secondary limit set. The HTTP level writes what GitHub said into the machine's book (a
 //! [`BookStore`]) and asks it before it sends anything; the CLI asks it before it runs gh. The
-//! book holds no token: a principal is named by a hash ([`Principal::of`]).
+//! book holds no token: a principal is named by a hash ([`Principal::of`]). Its readers (the
+//! statistics, the daemon's status and metrics) see it as [`Summary`]s ([`Book::summaries`]).
 //!
 //! ```text
 //! book      "ghcache-budget" | version | u16 n | n × principal
@@ -25,6 +26,10 @@ use crate::entry::TokenHash;
 use crate::error::DecodeError;
 use crate::hex;
 use crate::wire::{put_bytes, Reader};
+
+mod summary;
+
+pub use summary::{Balance, Summary};
 
 /// Version of the book's encoding.
 pub const BOOK_VERSION: u8 = 1;

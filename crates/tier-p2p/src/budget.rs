@@ -108,6 +108,17 @@ impl MachineBook {
         }
     }
 
+    /// The book as stored now (with news still waiting to be written left out), read off the
+    /// async threads; an empty one without a store.
+    pub(crate) async fn load(&self) -> Book {
+        let Some(store) = self.store.clone() else {
+            return Book::default();
+        };
+        tokio::task::spawn_blocking(move || store.load())
+            .await
+            .unwrap_or_default()
+    }
+
     /// Writes news to the book as it arrives, forever.
     pub(crate) async fn write(&self) {
         loop {

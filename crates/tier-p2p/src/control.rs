@@ -433,10 +433,14 @@ async fn handle(shared: &Arc<Shared>, request: Control) -> Answer {
             if !shared.send(Command::Status { reply: tx }).await {
                 return Reply::Error("daemon is shutting down".into()).into();
             }
-            match rx.await.map(|status| status.to_json()) {
-                Ok(Ok(json)) => Reply::Status(json),
-                Ok(Err(e)) => Reply::Error(format!("cannot write the status: {e}")),
-                Err(_) => Reply::Error("daemon is shutting down".into()),
+            let Ok(mut status) = rx.await else {
+                return Reply::Error("daemon is shutting down".into()).into();
+            };
+            // The book is a file: read here, not by the swarm task that made the rest.
+            status.rate_limits = shared.book.load().await.summaries();
+            match status.to_json() {
+                Ok(json) => Reply::Status(json),
+                Err(e) => Reply::Error(format!("cannot write the status: {e}")),
             }
         }
     };

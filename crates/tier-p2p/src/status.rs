@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use ghcache_core::budget::Summary;
 use serde::{Deserialize, Serialize};
 
 use crate::traffic::Traffic;
@@ -53,6 +54,10 @@ pub struct Status {
     pub peer_id: String,
     /// The daemon's process id.
     pub pid: u32,
+    /// What this machine's rate-limit book knows of each principal's budget (GitHub's latest
+    /// readings and pauses, told to this machine's commands or by its peers), as
+    /// `ghcache stats --json` shows it.
+    pub rate_limits: Vec<Summary>,
     /// Whether peers can dial the daemon: "dialable" (one connected to it), "not dialable" (a
     /// peer it asked could not dial it back: it stays out of the DHT), "not known yet", or
     /// "not listening"; empty from a daemon of an earlier release.
@@ -74,7 +79,7 @@ impl Status {
     /// The JSON text that travels over the control socket and `--json` prints.
     ///
     /// # Errors
-    /// None in practice: every field is a string, a number or a list of those.
+    /// None in practice: every field is a string, a number, or a list or map of those.
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string(self)
     }
@@ -313,7 +318,36 @@ pub(crate) fn bump(counter: &AtomicU64) {
 
 #[cfg(test)]
 mod tests {
+    use ghcache_core::budget::{Book, Pause, Principal, Reading};
+
     use super::*;
+
+    /// A book with one reading of a token's and one pause of a repository's.
+    fn book() -> Book {
+        let mut book = Book::default();
+        let (Some(token), Some(repo)) = (
+            Principal::parse("token:0123456789abcdef"),
+            Principal::parse("repo:o/r"),
+        ) else {
+            panic!("the principals parse");
+        };
+        let reading = Reading {
+            resource: "core".into(),
+            limit: 5000,
+            remaining: 4990,
+            used: 10,
+            reset_s: 3_600,
+            at_ms: 1_000,
+        };
+        book.observe(&token, reading);
+        let pause = Pause {
+            since_ms: 1_000,
+            until_ms: 61_000,
+            strikes: 0,
+        };
+        book.pause(&repo, pause);
+        book
+    }
 
     fn sample() -> Status {
         let mut counters = Counters::default();
@@ -373,6 +407,7 @@ mod tests {
             out_of_touch_since_ms: None,
             peer_id: "12D3KooWC".into(),
             pid: 4242,
+            rate_limits: book().summaries(),
             reach: "dialable".into(),
             read_only: false,
             scopes: 1,
@@ -421,6 +456,9 @@ mod tests {
             r#""listen_addrs":["/ip4/127.0.0.1/tcp/4001"],"#,
             r#""metrics_url":"http://127.0.0.1:9100/metrics","out_of_touch_since_ms":null,"#,
             r#""peer_id":"12D3KooWC","pid":4242,"#,
+            r#""rate_limits":[{"paused_until_ms":61000,"principal":"repo:o/r","resources":{}},"#,
+            r#"{"paused_until_ms":null,"principal":"token:0123456789abcdef","resources":{"#,
+            r#""core":{"limit":5000,"read_at_ms":1000,"remaining":4990,"reset":3600,"used":10}}}],"#,
             r#""reach":"dialable","read_only":false,"scopes":1,"trusted_peers":[],"unreachable_peers":0,"#,
             r#""write_sources":[{"name":"webhook on 127.0.0.1:8090","since_ms":1000,"writes":2,"#,
             r#""last_write_ms":3000,"counts":{"bad_signatures":1,"deliveries":2}}]}"#,
@@ -470,6 +508,7 @@ mod tests {
         assert_eq!(status.counters.hits, 3);
         assert_eq!(status.counters.lookups, 0);
         assert_eq!(status.keep, None);
+        assert!(status.rate_limits.is_empty(), "{status:?}");
         let newer = r#"{"peer_id":"p","a_field_from_later":{"x":1},"counters":{"new":1}}"#;
         assert_eq!(Status::from_json(newer)?.peer_id, "p");
         assert!(Status::from_json(r#"{"pid":"not a number"}"#).is_err());

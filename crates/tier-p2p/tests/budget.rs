@@ -146,7 +146,12 @@ async fn a_pause_met_on_one_runner_pauses_the_principal_on_the_other() -> TestRe
         "b's book has a's pause: {:?}",
         b.status().await
     );
-    assert!(b_book.load().paused_until(&token, now_ms()).is_some());
+    let until = b_book.load().paused_until(&token, now_ms());
+    assert!(until.is_some());
+    // B's status shows the pause its peer met, read from its machine's book.
+    let shown = b.status().await.rate_limits;
+    let of_token = shown.iter().find(|s| s.principal == token.as_str());
+    assert_eq!(of_token.and_then(|s| s.paused_until_ms), until, "{shown:?}");
     assert!(a_book.pause(&token).is_some(), "a's own book has it too");
     let counters = b.counters().await;
     assert!(counters.budget_news_received >= 1, "{counters:?}");

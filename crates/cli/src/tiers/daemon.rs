@@ -1,17 +1,14 @@
 //! `ghcache daemon`, `ghcache daemon status` and `ghcache swarm-key new`: the p2p tier's node.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use ghcache_core::policy::TtlClass;
 use ghcache_core::CacheTier;
 use ghcache_tier_local as local;
 use ghcache_tier_p2p as p2p;
 use ghcache_tier_p2p::SwarmKeyExt as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::sync::{oneshot, Semaphore};
 
 use crate::config::{Config, SwarmKeySource};
 use crate::error::Failure;
@@ -168,7 +165,7 @@ pub fn run(config: &mut Config, mut flags: Flags) -> Result<i32, Failure> {
                 .map_err(|e| Failure::Runtime(format!("--metrics {addr}: {e}")))?;
             eprintln!("ghcache daemon: metrics on http://{bound}/metrics");
             p2p_config.metrics = Some(bound);
-            tokio::spawn(serve_metrics(listener, dir.clone()));
+            tokio::spawn(super::metrics::serve(listener, dir.clone()));
         }
         let recent = Arc::new(p2p::RecentRepos::default());
         if config.p2p.follow.value {
@@ -424,10 +421,27 @@ pub fn status(config: &Config, json: bool) -> Result<i32, Failure> {
             println!("  {:<14} {n}", name.replace('_', " "));
         }
     }
+    print_rate_limits(&status);
     for (name, n) in status.counters.named() {
         println!("{:<16} {n}", name.replace('_', " "));
     }
     Ok(0)
+}
+
+/// What `daemon status` says of GitHub's rate limits, from this machine's book: each
+/// principal's hourly budgets (`core`, `graphql`) whose window is on, and a pause not over.
+fn print_rate_limits(status: &p2p::Status) {
+    let now = ghcache_core::now_ms();
+    let hourly = |resource: &str| ghcache_core::budget::HOURLY.contains(&resource);
+    let lines = crate::budget::lines(&status.rate_limits, now, hourly);
+    if lines.is_empty() {
+        println!("rate limits      nothing heard yet");
+        return;
+    }
+    println!("rate limits      as GitHub last told this machine or its peers");
+    for line in lines {
+        println!("  {line}");
+    }
 }
 
 /// What `daemon status` says of longer freshness: whether writes are heard, by which sources,
@@ -470,217 +484,4 @@ fn ago(at_ms: u64) -> String {
         60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
         _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
     }
-}
-
-/// Metrics connections served at once. A scraper sends its request as soon as it connects
-/// and is answered in milliseconds, so a few suffice.
-const METRICS_CONNECTIONS: usize = 16;
-/// Largest request head read from a scraper; Prometheus sends a few hundred bytes.
-const METRICS_HEAD_MAX: usize = 4096;
-/// How long a metrics connection may take to send its request.
-const METRICS_REQUEST_DEADLINE: Duration = Duration::from_secs(2);
-/// How long a scraper may take to read the answer.
-const METRICS_REPLY_DEADLINE: Duration = Duration::from_secs(5);
-/// At most one line per this interval about connections closed to make room.
-const METRICS_LOG_INTERVAL: Duration = Duration::from_secs(60);
-
-/// A minimal HTTP endpoint: `GET /metrics` in Prometheus text format, from the daemon's status
-/// and the cache's persisted statistics.
-///
-/// At most [`METRICS_CONNECTIONS`] are served at once, one task each. When all are taken, the
-/// connection that has waited longest without sending its request is closed to make room (a
-/// scraper sends at once, so that one is not a scraper); when every one is being answered, the
-/// newcomer waits in the listen backlog for one to finish. Refusing newcomers instead would let
-/// a handful of idle connections shut scrapes out.
-async fn serve_metrics(listener: tokio::net::TcpListener, dir: PathBuf) {
-    let slots = Arc::new(Semaphore::new(METRICS_CONNECTIONS));
-    let waiting = Arc::new(Waiting::default());
-    let mut last_log: Option<Instant> = None;
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                eprintln!("ghcache daemon: metrics accept failed: {e}");
-                // Out of file descriptors, most likely: do not spin on the error.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let permit = match slots.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                if waiting.evict_oldest()
-                    && last_log.is_none_or(|at| at.elapsed() >= METRICS_LOG_INTERVAL)
-                {
-                    last_log = Some(Instant::now());
-                    eprintln!(
-                        "ghcache daemon: metrics: {METRICS_CONNECTIONS} connections open; closed the one idle longest"
-                    );
-                }
-                match slots.clone().acquire_owned().await {
-                    Ok(permit) => permit,
-                    Err(_) => return,
-                }
-            }
-        };
-        let (id, evicted) = waiting.add();
-        let dir = dir.clone();
-        let waiting = waiting.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let mut stream = stream;
-            let mut head = vec![0u8; METRICS_HEAD_MAX];
-            let read = tokio::select! {
-                _ = evicted => None,
-                read = tokio::time::timeout(METRICS_REQUEST_DEADLINE, read_head(&mut stream, &mut head)) => Some(read),
-            };
-            waiting.remove(id);
-            let Some(Ok(Ok(n))) = read else { return };
-            let request = String::from_utf8_lossy(&head[..n]);
-            let path = request.split_whitespace().nth(1).unwrap_or("");
-            let (status, body) = if path == "/metrics" {
-                ("200 OK", metrics_text(&dir).await)
-            } else {
-                ("404 Not Found", "not found; try /metrics\n".to_owned())
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = tokio::time::timeout(
-                METRICS_REPLY_DEADLINE,
-                stream.write_all(response.as_bytes()),
-            )
-            .await;
-        });
-    }
-}
-
-/// Reads a request's head (request line and headers) into `head`, up to the blank line that ends
-/// it or until `head` is full; returns its length. A head may arrive in several reads: parsing
-/// only the first one would answer part of a request, and closing with the rest unread makes
-/// the kernel reset the connection before the client reads the answer.
-async fn read_head(stream: &mut tokio::net::TcpStream, head: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < head.len() {
-        let n = stream.read(&mut head[filled..]).await?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-        if head[..filled].windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
-        }
-    }
-    Ok(filled)
-}
-
-/// Metrics connections that have not sent their request yet, oldest first.
-#[derive(Default)]
-struct Waiting(Mutex<WaitQueue>);
-
-#[derive(Default)]
-struct WaitQueue {
-    next_id: u64,
-    /// Each connection's id, and the sender whose drop closes it.
-    open: VecDeque<(u64, oneshot::Sender<()>)>,
-}
-
-impl Waiting {
-    fn queue(&self) -> std::sync::MutexGuard<'_, WaitQueue> {
-        // One push, retain or pop at a time: a panic cannot leave the queue half-changed.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn add(&self) -> (u64, oneshot::Receiver<()>) {
-        let (tx, rx) = oneshot::channel();
-        let mut queue = self.queue();
-        let id = queue.next_id;
-        queue.next_id += 1;
-        queue.open.push_back((id, tx));
-        (id, rx)
-    }
-
-    fn remove(&self, id: u64) {
-        self.queue().open.retain(|(other, _)| *other != id);
-    }
-
-    /// Closes the connection that has waited longest; `false` if none is waiting.
-    fn evict_oldest(&self) -> bool {
-        self.queue().open.pop_front().is_some()
-    }
-}
-
-async fn metrics_text(dir: &Path) -> String {
-    let mut out = String::new();
-    let mut metric = |name: &str, help: &str, kind: &str, value: u64| {
-        out.push_str(&format!(
-            "# HELP ghcache_{name} {help}\n# TYPE ghcache_{name} {kind}\nghcache_{name} {value}\n"
-        ));
-    };
-    if let Ok(status) = p2p::status(dir).await {
-        let peers = status.connected_peers.len() as u64;
-        metric(
-            "p2p_connected_peers",
-            "Peers connected now.",
-            "gauge",
-            peers,
-        );
-        for (name, n) in status.counters.named() {
-            metric(
-                &format!("p2p_{name}_total"),
-                "Daemon counter.",
-                "counter",
-                n,
-            );
-        }
-        metric(
-            "heard_sources",
-            "Sources of GitHub's writes heard now (own or a connected peer's): answers live longer.",
-            "gauge",
-            status.heard.len() as u64,
-        );
-        // One source of each kind runs at most: its kind names the metric.
-        for source in &status.write_sources {
-            let kind = source.name.split_whitespace().next().unwrap_or("source");
-            metric(
-                &format!("{kind}_writes_total"),
-                "GitHub's own writes this source told of, sent to the swarm.",
-                "counter",
-                source.writes,
-            );
-            for (name, n) in &source.counts {
-                metric(
-                    &format!("{kind}_{name}_total"),
-                    "Counter of a source of GitHub's writes.",
-                    "counter",
-                    *n,
-                );
-            }
-        }
-    }
-    if let Ok(tier) = local::Tier::open(local::Config::new(dir)).await {
-        if let Ok(stats) = tier.stats().await {
-            // The tiers of a full build, in chain order, whichever this one was built with.
-            let hits = [local::NAME, p2p::NAME, super::IPFS]
-                .map(|tier| (format!("hits_{tier}"), stats.hits_of(tier)));
-            let rest = [
-                ("misses", stats.misses),
-                ("revalidated", stats.revalidated),
-                ("stale_served", stats.stale_served),
-                ("bypassed", stats.bypassed),
-            ];
-            let rows = [("requests".to_owned(), stats.requests)]
-                .into_iter()
-                .chain(hits)
-                .chain(rest.map(|(name, value)| (name.to_owned(), value)));
-            for (name, value) in rows {
-                metric(&format!("{name}_total"), "Cache counter.", "counter", value);
-            }
-            metric("entries", "Entries stored.", "gauge", stats.entries);
-            metric("bytes", "Bytes stored.", "gauge", stats.bytes);
-        }
-        tier.close().await;
-    }
-    out
 }

@@ -123,7 +123,6 @@ pub(super) struct Node {
 }
 
 impl Node {
-    /// What `status` reports now.
     /// Notes that an answer about `repo` was fetched or announced here.
     pub(super) fn note_repo(&self, repo: &str) {
         if let Some(repos) = &self.recent_repos {
@@ -131,6 +130,8 @@ impl Node {
         }
     }
 
+    /// What `status` reports now, but for the rate limits: the control socket reads them from
+    /// the book, a file, off the swarm task.
     pub(super) fn status(&self) -> Status {
         let strings = |peers: &mut dyn Iterator<Item = &PeerId>| -> Vec<String> {
             peers.map(|p| p.to_string()).collect()
@@ -153,6 +154,7 @@ impl Node {
             out_of_touch_since_ms: self.catch_up.gap.map(|gap| gap.from_ms),
             peer_id: self.local_id().to_string(),
             pid: std::process::id(),
+            rate_limits: Vec::new(),
             reach: self.dialability.label().to_owned(),
             read_only: self.shared.role == Role::ReadOnly,
             scopes: self.topics.len(),
