@@ -300,7 +300,8 @@ impl Chain {
         self.stats.record(Event::Miss);
         if let Some(reason) = &request.prefer_stale {
             if let Some(stale) = usable_stale(prior.clone(), request, now) {
-                return Ok(self.serve_stale_instead(stale, reason, warnings));
+                let why = format!("GitHub not asked ({reason})");
+                return Ok(self.serve_stale(stale, &why, warnings));
             }
         }
         let fetch_began = crate::now_ms();
@@ -308,7 +309,8 @@ impl Chain {
             Ok(fetched) => fetched,
             Err(err) => match usable_stale(prior, request, now) {
                 Some(stale) => {
-                    return Ok(self.serve_stale(stale, &err.to_string(), warnings));
+                    let why = format!("GitHub request failed ({err})");
+                    return Ok(self.serve_stale(stale, &why, warnings));
                 }
                 None => return Err(err),
             },
@@ -367,7 +369,8 @@ impl Chain {
                 if transient && !output.stdout_printed {
                     if let Some(stale) = usable_stale(prior, request, now) {
                         let reason = first_line(&output.stderr);
-                        return Ok(self.serve_stale(stale, &reason, warnings));
+                        let why = format!("GitHub request failed ({reason})");
+                        return Ok(self.serve_stale(stale, &why, warnings));
                     }
                 }
                 Ok(Resolved {
@@ -490,32 +493,12 @@ impl Chain {
         self.backfill(entry, self.tiers.len(), mark, warnings).await;
     }
 
-    /// Serves `entry` past its TTL without asking GitHub, which should not be asked now
-    /// ([`Request::prefer_stale`]).
-    fn serve_stale_instead(
-        &self,
-        entry: Entry,
-        reason: &str,
-        mut warnings: Vec<String>,
-    ) -> Resolved {
+    /// Serves `entry` past its TTL, saying `why` (GitHub failed, or should not be asked now:
+    /// [`Request::prefer_stale`]) and how old it is.
+    fn serve_stale(&self, entry: Entry, why: &str, mut warnings: Vec<String>) -> Resolved {
         self.stats.record(Event::StaleServed);
         let age = crate::now_ms().saturating_sub(entry.manifest.created_at_ms) / 1000;
-        warnings.push(format!(
-            "GitHub not asked ({reason}); showing a cached answer from {age}s ago"
-        ));
-        Resolved {
-            output: Output::of(&entry),
-            source: Source::Stale,
-            warnings,
-        }
-    }
-
-    fn serve_stale(&self, entry: Entry, reason: &str, mut warnings: Vec<String>) -> Resolved {
-        self.stats.record(Event::StaleServed);
-        let age = crate::now_ms().saturating_sub(entry.manifest.created_at_ms) / 1000;
-        warnings.push(format!(
-            "GitHub request failed ({reason}); showing a cached answer from {age}s ago"
-        ));
+        warnings.push(format!("{why}; showing a cached answer from {age}s ago"));
         Resolved {
             output: Output::of(&entry),
             source: Source::Stale,
